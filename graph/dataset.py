@@ -1,0 +1,352 @@
+"""Reading and validating a dataset folder into typed pandas tables.
+
+A `Dataset` is the in-memory form every stage works on: one DataFrame per table present,
+with the column types of graph/contract.py (ids and text as `str`, dates as datetime64[ns],
+amounts as float64, labels as int8), rows sorted by the table's key so that nothing
+depends on file order.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graph.contract import (
+    AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES, Kind, Table,
+)
+from riskgraph.errors import InvalidDataset, Problem
+
+MAX_REPORTED_PROBLEMS = 50
+_MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+@dataclass
+class Dataset:
+    """Typed, validated tables of one dataset, keyed by table name."""
+
+    tables: dict[str, pd.DataFrame]
+    content_hash: str = ""
+    skipped: list[str] = field(default_factory=list)  # notes on what could not be used
+
+    def has(self, name: str) -> bool:
+        return name in self.tables and len(self.tables[name]) > 0
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The table, or an empty frame with the contract's columns when absent."""
+        if name in self.tables:
+            return self.tables[name]
+        return empty_table(name)
+
+    def entity_ids(self, entity_type: str) -> pd.Index:
+        """Sorted ids of every entity of a type (empty when the table is absent)."""
+        df = self.table(ENTITY_TABLE[entity_type])
+        return pd.Index(df[ID_COLUMN[entity_type]].to_numpy(dtype=object), name="entity_id")
+
+    def row_counts(self) -> dict[str, int]:
+        return {k: int(len(v)) for k, v in sorted(self.tables.items())}
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    table = TABLES[name]
+    return pd.DataFrame({c.name: pd.Series([], dtype=_dtype(c.kind)) for c in table.columns})
+
+
+def _dtype(kind: Kind) -> str:
+    return {
+        Kind.DATE: "datetime64[ns]", Kind.AMOUNT: "float64", Kind.NUMBER: "float64",
+        Kind.LABEL: "int8",
+    }.get(kind, "str")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
+    """Map table name -> file in `folder`; CSV or Parquet, never both."""
+    files: dict[str, Path] = {}
+    problems: list[Problem] = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix.lower() not in (".csv", ".parquet"):
+            continue
+        name = path.stem
+        if name not in TABLES:
+            continue
+        if name in files:
+            problems.append(Problem(path.name, f"both {files[name].name} and {path.name} exist; keep one"))
+            continue
+        files[name] = path
+    return files, problems
+
+
+def _read_raw(path: Path) -> pd.DataFrame:
+    """Read a file with every column as nullable text, so parsing happens once, here."""
+    if path.suffix.lower() == ".csv":
+        if path.stat().st_size == 0:
+            raise _EmptyFile()
+        try:
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
+                             encoding="utf-8", skipinitialspace=False)
+        except pd.errors.EmptyDataError as exc:
+            raise _EmptyFile() from exc
+        except UnicodeDecodeError as exc:
+            raise _Unreadable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        except pd.errors.ParserError as exc:
+            raise _Unreadable(f"malformed CSV: {exc}") from exc
+        return df
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a corrupt file
+        raise _Unreadable(f"unreadable Parquet file: {exc}") from exc
+    return _as_text(df)
+
+
+def _as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Every column as text (missing stays missing), so typed input re-parses like a CSV."""
+    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    for col in df.columns:
+        s = df[col].reset_index(drop=True)
+        if pd.api.types.is_datetime64_any_dtype(s):
+            text = s.dt.strftime("%Y-%m-%d")
+        elif pd.api.types.is_float_dtype(s):
+            text = s.map(repr, na_action="ignore")
+        else:
+            text = s.astype("str")
+        out[col] = text.where(s.notna())
+    return out
+
+
+class _EmptyFile(Exception):
+    pass
+
+
+class _Unreadable(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and validation
+
+
+class _Collector:
+    """Collects problems; keeps the first MAX_REPORTED_PROBLEMS and counts the rest."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.total = 0
+
+    def add(self, problem: Problem) -> None:
+        self.total += 1
+        if len(self.problems) < MAX_REPORTED_PROBLEMS:
+            self.problems.append(problem)
+
+    def add_rows(self, file: str, column: str | None, rows: np.ndarray, message: str,
+                 values: pd.Series | None = None) -> None:
+        """One problem per offending row (0-based positions)."""
+        for i, pos in enumerate(rows[: MAX_REPORTED_PROBLEMS]):
+            shown = f" (got {values.iloc[i]!r})" if values is not None else ""
+            self.add(Problem(file, message + shown, int(pos) + 1, column))
+        self.total += max(0, len(rows) - MAX_REPORTED_PROBLEMS)
+
+
+def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: _Collector) -> pd.DataFrame | None:
+    cols = [str(c).strip() for c in raw.columns]
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    for c in dupes:
+        out.add(Problem(file, "column appears more than once", None, c))
+    raw.columns = cols
+    missing = [c for c in table.required if c not in raw.columns]
+    for c in missing:
+        out.add(Problem(file, "required column is missing", None, c))
+    if dupes or missing:
+        return None
+    if len(raw) == 0:
+        out.add(Problem(file, "file has a header but no rows; remove it if the table does not apply"))
+        return None
+
+    df = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    for name in raw.columns:
+        s = raw[name].astype("str").str.strip()
+        s = s.mask(s.isna() | (s == ""))
+        col = table.column(name)
+        if col is None:
+            if not table.extras_allowed:
+                out.add(Problem(file, "unexpected column (this table takes no extra columns)", None, name))
+                continue
+            df[name] = _parse_extra(s)
+            continue
+        if col.required:
+            bad = np.flatnonzero(s.isna().to_numpy())
+            if len(bad):
+                out.add_rows(file, name, bad, "required value is empty")
+        df[name] = _parse_column(col.kind, s, file, name, out)
+    for c in table.columns:  # absent optional columns exist, empty, with the right dtype
+        if c.name not in df.columns:
+            df[c.name] = pd.Series(np.nan, index=df.index).astype(_dtype(c.kind))
+    return df
+
+
+def _parse_extra(s: pd.Series) -> pd.Series:
+    """An extra column is numeric when every non-empty value is a number, else text."""
+    nums = pd.to_numeric(s, errors="coerce")
+    if s.notna().any() and nums[s.notna()].notna().all():
+        return nums.astype("float64")
+    return s
+
+
+def _parse_column(kind: Kind, s: pd.Series, file: str, name: str, out: _Collector) -> pd.Series:
+    present = s.notna().to_numpy()
+    if kind in (Kind.ID, Kind.TEXT):
+        return s
+    if kind == Kind.DATE:
+        parsed = pd.to_datetime(s, format="%Y-%m-%d", errors="coerce")
+        bad = np.flatnonzero(present & parsed.isna().to_numpy())
+        if len(bad):
+            out.add_rows(file, name, bad, "not a date in YYYY-MM-DD form", s.iloc[bad])
+        return parsed.astype("datetime64[ns]")
+    if kind == Kind.MONTH:
+        ok = s.fillna("").str.match(_MONTH_PATTERN).to_numpy()
+        bad = np.flatnonzero(present & ~ok)
+        if len(bad):
+            out.add_rows(file, name, bad, "not a month in YYYY-MM form", s.iloc[bad])
+        return s
+    if kind in (Kind.AMOUNT, Kind.NUMBER):
+        nums = pd.to_numeric(s, errors="coerce").astype("float64")
+        bad = np.flatnonzero(present & nums.isna().to_numpy())
+        if len(bad):
+            out.add_rows(file, name, bad, "not a number", s.iloc[bad])
+        if kind == Kind.AMOUNT:
+            neg = np.flatnonzero((nums < 0).to_numpy())
+            if len(neg):
+                out.add_rows(file, name, neg, "negative amount", s.iloc[neg])
+        return nums
+    if kind == Kind.LABEL:
+        ok = s.isin(["0", "1"]).to_numpy()
+        bad = np.flatnonzero(present & ~ok)
+        if len(bad):
+            out.add_rows(file, name, bad, "label must be 0 or 1", s.iloc[bad])
+        return s.where(ok, "0").fillna("0").astype("int8")
+    if kind == Kind.ENTITY_TYPE:
+        ok = s.isin(list(ENTITY_TYPES)).to_numpy()
+        bad = np.flatnonzero(present & ~ok)
+        if len(bad):
+            out.add_rows(file, name, bad, f"entity type must be one of {', '.join(ENTITY_TYPES)}", s.iloc[bad])
+        return s
+    raise AssertionError(kind)
+
+
+def _check_keys(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> None:
+    if not table.key:
+        return
+    dup = df.duplicated(list(table.key), keep="first").to_numpy()
+    rows = np.flatnonzero(dup)
+    if len(rows):
+        label = table.key[0] if len(table.key) == 1 else "+".join(table.key)
+        out.add_rows(file, label, rows, "duplicate id" if len(table.key) == 1 else "duplicate key",
+                     df.loc[rows, list(table.key)].astype(str).agg("/".join, axis=1))
+
+
+def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], out: _Collector) -> None:
+    known = {t: set(tables[ENTITY_TABLE[t]][ID_COLUMN[t]].dropna()) if ENTITY_TABLE[t] in tables else set()
+             for t in ENTITY_TYPES}
+    for name, df in tables.items():
+        table = TABLES[name]
+        for ref in table.references:
+            s = df[ref.column]
+            bad = np.flatnonzero((s.notna() & ~s.isin(known[ref.entity_type])).to_numpy())
+            if len(bad):
+                where = ENTITY_TABLE[ref.entity_type]
+                out.add_rows(files[name], ref.column, bad, f"unknown {ref.entity_type} id (not in {where})",
+                             s.iloc[bad])
+        if table.polymorphic_ref:
+            tcol, icol = table.polymorphic_ref
+            if name == "agency_links":
+                wrong = np.flatnonzero((df[tcol].notna() & ~df[tcol].isin(AGENCY_LINK_TYPES)).to_numpy())
+                if len(wrong):
+                    out.add_rows(files[name], tcol, wrong, "agency links name persons or employers only",
+                                 df[tcol].iloc[wrong])
+            for etype in ENTITY_TYPES:
+                mask = (df[tcol] == etype) & df[icol].notna()
+                bad = np.flatnonzero((mask & ~df[icol].isin(known[etype])).to_numpy())
+                if len(bad):
+                    out.add_rows(files[name], icol, bad,
+                                 f"unknown {etype} id (not in {ENTITY_TABLE[etype]})", df[icol].iloc[bad])
+
+
+def _sort(table: Table, df: pd.DataFrame) -> pd.DataFrame:
+    keys = list(table.key) or list(table.required)
+    return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
+
+
+def file_hash(files: dict[str, Path]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode())
+        with open(files[name], "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def load_dataset(folder: str | Path) -> Dataset:
+    """Read and validate every table in `folder`; raise InvalidDataset listing every problem."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InvalidDataset([Problem(str(folder), "dataset folder does not exist")])
+    paths, problems = find_table_files(folder)
+    out = _Collector()
+    for p in problems:
+        out.add(p)
+    if "persons" not in paths:
+        out.add(Problem("persons.csv", "the persons table is required (persons.csv or persons.parquet)"))
+    tables: dict[str, pd.DataFrame] = {}
+    names = {name: path.name for name, path in paths.items()}
+    for name, path in sorted(paths.items()):
+        try:
+            raw = _read_raw(path)
+        except _EmptyFile:
+            out.add(Problem(path.name, "file is empty; remove it if the table does not apply"))
+            continue
+        except _Unreadable as exc:
+            out.add(Problem(path.name, str(exc)))
+            continue
+        df = _parse_table(TABLES[name], raw, path.name, out)
+        if df is not None:
+            _check_keys(TABLES[name], df, path.name, out)
+            tables[name] = df
+    if out.total == 0:
+        _check_references(tables, names, out)
+    if out.total:
+        raise InvalidDataset(out.problems, out.total)
+    typed = {name: _sort(TABLES[name], df) for name, df in tables.items()}
+    return Dataset(typed, content_hash=file_hash(paths))
+
+
+def dataset_from_frames(frames: dict[str, pd.DataFrame]) -> Dataset:
+    """Validate in-memory tables (as text or typed) through the same checks as files."""
+    out = _Collector()
+    tables: dict[str, pd.DataFrame] = {}
+    for name, frame in sorted(frames.items()):
+        if name not in TABLES:
+            out.add(Problem(name, "not a table of the input contract"))
+            continue
+        raw = _as_text(frame)
+        df = _parse_table(TABLES[name], raw, name, out)
+        if df is not None:
+            _check_keys(TABLES[name], df, name, out)
+            tables[name] = df
+    if "persons" not in tables and out.total == 0:
+        out.add(Problem("persons", "the persons table is required"))
+    if out.total == 0:
+        _check_references(tables, {n: n for n in tables}, out)
+    if out.total:
+        raise InvalidDataset(out.problems, out.total)
+    typed = {name: _sort(TABLES[name], df) for name, df in tables.items()}
+    h = hashlib.sha256()
+    for name in sorted(typed):
+        h.update(name.encode())
+        h.update(pd.util.hash_pandas_object(typed[name].astype(str), index=False).to_numpy().tobytes())
+    return Dataset(typed, content_hash=h.hexdigest()[:16])

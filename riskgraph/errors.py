@@ -1,0 +1,85 @@
+"""Domain errors. Each carries the HTTP status it maps to; the API maps them to JSON in one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RiskGraphError(Exception):
+    """Base class of every error the product reports to a user."""
+
+    status_code = 500
+    code = "internal_error"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem, located as precisely as the input allows."""
+
+    file: str
+    message: str
+    row: int | None = None      # 1-based data row (CSV line = row + 1)
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.column is not None:
+            where += f" column '{self.column}'"
+        return f"{where}: {self.message}"
+
+
+class InvalidDataset(RiskGraphError):
+    """The dataset folder breaks the input contract; nothing was loaded."""
+
+    status_code = 422
+    code = "invalid_dataset"
+
+    def __init__(self, problems: list[Problem], total: int | None = None) -> None:
+        self.problems = problems
+        self.total = total if total is not None else len(problems)
+        lines = [str(p) for p in problems]
+        more = self.total - len(problems)
+        if more > 0:
+            lines.append(f"... and {more} more problems")
+        super().__init__("invalid dataset, nothing was loaded:\n  " + "\n  ".join(lines))
+
+
+class InvalidRulePack(RiskGraphError):
+    status_code = 422
+    code = "invalid_rule_pack"
+
+
+class EntityNotFound(RiskGraphError):
+    status_code = 404
+    code = "entity_not_found"
+
+
+class ModelNotFound(RiskGraphError):
+    status_code = 404
+    code = "model_not_found"
+
+
+class NoSnapshot(RiskGraphError):
+    """The store holds no loaded dataset yet."""
+
+    status_code = 503
+    code = "no_snapshot"
+
+
+class StoreUnavailable(RiskGraphError):
+    """The graph store cannot be reached or refused the credentials."""
+
+    status_code = 503
+    code = "store_unavailable"
+
+
+class InvalidStoreUrl(RiskGraphError):
+    status_code = 400
+    code = "invalid_store_url"
+
+
+class NotFitted(RiskGraphError):
+    """A model was used before `fit`."""
+
+    code = "not_fitted"
