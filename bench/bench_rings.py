@@ -1,0 +1,77 @@
+"""Benchmark ring detection: time, peak memory, recall/precision vs. truth and a Louvain baseline.
+
+    python bench/bench_rings.py --persons 20000 [--seed 1] [--data DIR] [--no-baseline]
+
+Generates a synthetic dataset with riskgraph.synth (unless --data names one that has
+truth/truth.csv) and prints one markdown table row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from features.rings import RingSettings, detect_rings, evaluate_rings, louvain_baseline  # noqa: E402
+from graph.dataset import load_dataset  # noqa: E402
+
+HEADER = ("| persons | rows | load s | rings s | peak GiB | rings | recall | precision "
+          "| baseline s | baseline recall | baseline precision | recall by pattern |")
+
+
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB on Linux
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--persons", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--data", type=Path, help="an existing dataset folder with truth/truth.csv")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the Louvain baseline")
+    ap.add_argument("--show", type=int, default=0, help="print the N top rings")
+    args = ap.parse_args(argv)
+
+    data = args.data
+    if data is None:
+        from riskgraph.synth import generate
+        data = Path(tempfile.mkdtemp(prefix="bench_rings_"))
+        generate(persons=args.persons, seed=args.seed, out=data)
+    t0 = time.perf_counter()
+    ds = load_dataset(data)
+    t_load = time.perf_counter() - t0
+    rows = sum(ds.row_counts().values())
+    truth = pd.read_csv(data / "truth" / "truth.csv", dtype=str, keep_default_na=False)
+
+    t0 = time.perf_counter()
+    result = detect_rings(ds, RingSettings())
+    t_rings = time.perf_counter() - t0
+    peak = _peak_gib()
+    ev = evaluate_rings(result.members, truth)
+    if args.show:
+        print(result.rings.head(args.show).to_string())
+
+    if args.no_baseline:
+        b_time, b_ev = float("nan"), {"recall": float("nan"), "precision": float("nan")}
+    else:
+        t0 = time.perf_counter()
+        base = louvain_baseline(ds)
+        b_time = time.perf_counter() - t0
+        b_ev = evaluate_rings(base, truth)
+    n_persons = len(ds.table("persons"))
+    print(HEADER)
+    print("|" + "---|" * (HEADER.count("|") - 1))
+    print(f"| {n_persons:,} | {rows:,} | {t_load:.1f} | {t_rings:.1f} | {peak:.2f} | "
+          f"{ev['n_detected']} | {ev['recall']:.3f} | {ev['precision']:.3f} | {b_time:.1f} | "
+          f"{b_ev['recall']:.3f} | {b_ev['precision']:.3f} | {json.dumps(ev['recall_by_pattern'])} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""report.html: per entity type out-of-fold metrics, calibration, importance, SHAP summary,
+grade distribution, ring summary, data and model versions. Plots are embedded PNGs."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from riskgraph.settings import Settings  # noqa: E402
+from scoring.grades import bands_text  # noqa: E402
+
+TOP_FEATURES = 15
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _calibration_plot(calibration: list[dict]) -> str:
+    fig, ax = plt.subplots(figsize=(4, 4))
+    pred = [c["predicted"] for c in calibration]
+    obs = [c["observed"] for c in calibration]
+    top = max(pred + obs + [0.01])
+    ax.plot([0, top], [0, top], "--", color="grey", lw=1)
+    ax.plot(pred, obs, "o-")
+    ax.set_xlabel("mean predicted (out-of-fold)")
+    ax.set_ylabel("observed rate")
+    ax.set_title("Calibration")
+    return _png(fig)
+
+
+def _importance_plot(importance: pd.Series) -> str:
+    imp = importance.head(TOP_FEATURES)[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(imp) + 1))
+    ax.barh(imp.index, imp.to_numpy())
+    ax.set_title("Feature importance (total gain)")
+    return _png(fig)
+
+
+def _shap_summary_plot(contrib: pd.DataFrame, X: pd.DataFrame) -> str:
+    """Beeswarm-style summary: each dot an explained entity, colour its feature value rank."""
+    order = contrib.abs().mean().sort_values(ascending=False).index[:TOP_FEATURES][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(order) + 1))
+    rng = np.random.default_rng(0)
+    for i, f in enumerate(order):
+        c = contrib[f].to_numpy()
+        v = pd.to_numeric(X[f], errors="coerce") if f in X else pd.Series(np.nan, index=X.index)
+        colour = v.rank(pct=True).fillna(0.5).to_numpy()
+        ax.scatter(c, i + rng.uniform(-0.25, 0.25, len(c)), c=colour, cmap="coolwarm", s=6, alpha=0.7)
+    ax.set_yticks(range(len(order)), order)
+    ax.axvline(0, color="grey", lw=1)
+    ax.set_xlabel("contribution to log-odds (SHAP, top explained entities)")
+    ax.set_title("SHAP summary (blue = low value, red = high)")
+    return _png(fig)
+
+
+def _grade_table(scores: pd.DataFrame) -> str:
+    counts = scores.groupby(["entity_type", "grade"]).size().unstack(fill_value=0)
+    return counts.reindex(columns=["A", "B", "C", "D"], fill_value=0).to_html()
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+
+
+def write_report(path: Path, *, scores: pd.DataFrame, models: dict[str, Any], rings: pd.DataFrame,
+                 manifest: dict[str, Any], settings: Settings) -> None:
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>RiskGraph model report</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "h2{border-bottom:2px solid #246;margin-top:2em}.plots img{margin:6px;vertical-align:top}</style></head><body>",
+        "<h1>RiskGraph model report</h1>",
+        f"<p>Version {html.escape(manifest['riskgraph_version'])} &middot; input hash "
+        f"<code>{html.escape(manifest['input_hash'])}</code> &middot; store "
+        f"<code>{html.escape(manifest['store'])}</code> &middot; loaded {html.escape(manifest['snapshot_loaded_at'])}</p>",
+        f"<p>Grade bands: {html.escape(bands_text(settings.bands))}; scorecard "
+        f"{settings.scorecard.base_points:g} points at {settings.scorecard.base_odds:g}:1 good:bad odds, "
+        f"{settings.scorecard.pdo:g} points to double the odds.</p>",
+        "<h2>Grade distribution</h2>", _grade_table(scores),
+    ]
+    for t, m in models.items():
+        parts.append(f"<h2>{html.escape(t)}: {html.escape(m.kind)} &middot; model {html.escape(m.model_version or 'none')}</h2>")
+        if m.kind == "empty":
+            parts.append("<p>No entities of this type in the dataset.</p>")
+            continue
+        met = m.metrics
+        if met:
+            parts.append("<table><tr><th>labelled</th><th>positives</th><th>ROC-AUC</th><th>PR-AUC</th><th>KS</th><th>Brier</th></tr>"
+                         f"<tr><td>{met.get('n')}</td><td>{met.get('positives')}</td><td>{_fmt(met.get('roc_auc'))}</td>"
+                         f"<td>{_fmt(met.get('pr_auc'))}</td><td>{_fmt(met.get('ks'))}</td><td>{_fmt(met.get('brier'))}</td></tr></table>"
+                         "<p>Metrics are out-of-fold: each labelled entity is scored by a model that never saw its label.</p>")
+            if met.get("note"):
+                parts.append(f"<p>{html.escape(met['note'])}</p>")
+        else:
+            parts.append("<p>Too few labels to train or to measure: scored by the documented unsupervised "
+                         "method (rule severities, ring membership, anomaly rank).</p>")
+        plots = []
+        if met.get("calibration"):
+            plots.append(_calibration_plot(met["calibration"]))
+        if m.importance is not None and len(m.importance):
+            plots.append(_importance_plot(m.importance))
+        if m.contributions is not None and len(m.contributions):
+            plots.append(_shap_summary_plot(m.contributions, m.explained_X))
+        parts.append("<div class='plots'>" + "".join(plots) + "</div>")
+    parts.append("<h2>Rings</h2>")
+    if len(rings):
+        summary = rings.groupby("ring_type").agg(rings=("ring_id", "size"), mean_score=("ring_score", "mean"))
+        parts.append(summary.to_html(float_format="%.3f"))
+        cols = [c for c in ("ring_id", "ring_type", "ring_score", "size", "money_at_stake", "why") if c in rings]
+        parts.append("<h3>Top rings</h3>" + rings.sort_values("ring_score", ascending=False).head(20)[cols]
+                     .to_html(index=False, float_format="%.3f"))
+    else:
+        parts.append("<p>No rings detected.</p>")
+    if manifest.get("skipped"):
+        parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in manifest["skipped"]) + "</ul>")
+    parts.append("</body></html>")
+    path.write_text("\n".join(parts), encoding="utf-8")

@@ -1,0 +1,205 @@
+"""The embedded default store: typed tables persisted as Parquet files under PATH.
+
+Layout: PATH/snapshots/<id>/<table>.parquet + meta.json, and PATH/CURRENT naming the
+snapshot in force. A load writes a new snapshot folder completely, then swaps CURRENT with
+an atomic rename, so a failed load leaves the previous snapshot untouched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import csgraph
+
+from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES
+from graph.dataset import Dataset, _dtype
+from graph.projection import REL_TYPES, Projection
+from graph.store import Edge, EntityRef, GraphStore, SnapshotInfo, Subgraph
+from riskgraph.errors import NoSnapshot
+
+
+class MemoryGraphStore(GraphStore):
+    """Tables in memory, persisted as Parquet; graph queries over the integer projection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._cache_id: str | None = None
+        self._dataset: Dataset | None = None
+        self._projection: Projection | None = None
+        self._adjacency: dict[tuple[str, ...] | None, Any] = {}
+
+    # -- snapshots ------------------------------------------------------------------------
+    def _current_id(self) -> str | None:
+        pointer = self.path / "CURRENT"
+        if not pointer.exists():
+            return None
+        return pointer.read_text().strip() or None
+
+    def load(self, dataset: Dataset) -> SnapshotInfo:
+        snapshots = self.path / "snapshots"
+        snapshots.mkdir(parents=True, exist_ok=True)
+        snap_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        staging = snapshots / f".staging-{snap_id}"
+        info = SnapshotInfo(dataset.content_hash, datetime.now(timezone.utc), dataset.row_counts())
+        try:
+            staging.mkdir()
+            for name, df in dataset.tables.items():
+                df.to_parquet(staging / f"{name}.parquet", index=False)
+            (staging / "meta.json").write_text(json.dumps({
+                "content_hash": info.content_hash, "loaded_at": info.loaded_at.isoformat(),
+                "row_counts": info.row_counts, "skipped": dataset.skipped,
+            }, indent=2))
+            os.replace(staging, snapshots / snap_id)
+            tmp_pointer = self.path / f".CURRENT.{snap_id}"
+            tmp_pointer.write_text(snap_id)
+            os.replace(tmp_pointer, self.path / "CURRENT")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        for old in snapshots.iterdir():
+            if old.name != snap_id:
+                shutil.rmtree(old, ignore_errors=True)
+        self._remember(snap_id, dataset)
+        return info
+
+    def snapshot(self) -> SnapshotInfo | None:
+        snap_id = self._current_id()
+        if snap_id is None:
+            return None
+        meta = json.loads((self.path / "snapshots" / snap_id / "meta.json").read_text())
+        return SnapshotInfo(meta["content_hash"], datetime.fromisoformat(meta["loaded_at"]),
+                            meta["row_counts"])
+
+    def dataset(self) -> Dataset:
+        snap_id = self._current_id()
+        if snap_id is None:
+            raise NoSnapshot(f"no dataset loaded in {self.path}; run `riskgraph pipeline --data DIR` first")
+        if self._cache_id != snap_id:
+            folder = self.path / "snapshots" / snap_id
+            meta = json.loads((folder / "meta.json").read_text())
+            tables = {}
+            for f in sorted(folder.glob("*.parquet")):
+                df = pd.read_parquet(f)
+                table = TABLES[f.stem]
+                for c in table.columns:
+                    if c.name in df.columns:
+                        df[c.name] = df[c.name].astype(_dtype(c.kind))
+                tables[f.stem] = df
+            self._remember(snap_id, Dataset(tables, meta["content_hash"], meta.get("skipped", [])))
+        assert self._dataset is not None
+        return self._dataset
+
+    def _remember(self, snap_id: str, dataset: Dataset) -> None:
+        self._cache_id, self._dataset = snap_id, dataset
+        self._projection = None
+        self._adjacency = {}
+
+    @property
+    def projection(self) -> Projection:
+        dataset = self.dataset()
+        if self._projection is None:
+            self._projection = Projection(dataset)
+        return self._projection
+
+    # -- graph reads ------------------------------------------------------------------------
+    def entity(self, ref: EntityRef) -> dict[str, Any] | None:
+        dataset = self.dataset()
+        if ref.type not in ENTITY_TYPES:
+            return {"id": ref.id} if self.projection.node_index(ref.type, ref.id) >= 0 else None
+        df = dataset.table(ENTITY_TABLE[ref.type])
+        pos = pd.Index(df[ID_COLUMN[ref.type]]).get_indexer([ref.id])[0]
+        if pos < 0:
+            return None
+        return _clean(df.iloc[pos].to_dict())
+
+    def _adj(self, rel_types: tuple[str, ...] | None):
+        key = tuple(sorted(rel_types)) if rel_types else None
+        if key not in self._adjacency:
+            self._adjacency[key] = self.projection.adjacency(key)
+        return self._adjacency[key]
+
+    def neighbours(self, ref: EntityRef, *, hops: int = 1, limit: int = 200,
+                   rel_types: tuple[str, ...] | None = None) -> Subgraph:
+        proj = self.projection
+        start = proj.node_index(ref.type, ref.id)
+        if start < 0:
+            return Subgraph()
+        adj = self._adj(rel_types)
+        seen = np.array([start], dtype=np.int64)
+        frontier = seen
+        truncated = False
+        for _ in range(hops):
+            if len(frontier) == 0:
+                break
+            nxt = np.unique(np.concatenate([adj.indices[adj.indptr[i]:adj.indptr[i + 1]] for i in frontier]))
+            nxt = np.setdiff1d(nxt, seen, assume_unique=True)
+            room = limit - len(seen)
+            if len(nxt) > room:
+                nxt, truncated = nxt[:max(room, 0)], True
+            seen = np.concatenate([seen, nxt])
+            frontier = nxt
+            if truncated:
+                break
+        return self._subgraph_of(seen, rel_types, truncated)
+
+    def shortest_path(self, source: EntityRef, target: EntityRef, *, max_hops: int = 6) -> Subgraph | None:
+        proj = self.projection
+        a, b = proj.node_index(source.type, source.id), proj.node_index(target.type, target.id)
+        if a < 0 or b < 0:
+            return None
+        if a == b:
+            return self._subgraph_of(np.array([a]), None, False)
+        _, pred = csgraph.breadth_first_order(self._adj(None), a, directed=False, return_predecessors=True)
+        if pred[b] < 0:
+            return None
+        path = [b]
+        while path[-1] != a:
+            path.append(int(pred[path[-1]]))
+        if len(path) - 1 > max_hops:
+            return None
+        path_nodes = np.array(path[::-1], dtype=np.int64)
+        sub = self._subgraph_of(path_nodes, None, False)
+        refs = [EntityRef(*proj.node_of(int(n))) for n in path_nodes]
+        pairs = {(refs[i], refs[i + 1]) for i in range(len(refs) - 1)}
+        sub.edges = [e for e in sub.edges if (e.source, e.target) in pairs or (e.target, e.source) in pairs]
+        return sub
+
+    def subgraph(self, refs: list[EntityRef]) -> Subgraph:
+        proj = self.projection
+        idx = np.array([i for i in (proj.node_index(r.type, r.id) for r in refs) if i >= 0], dtype=np.int64)
+        return self._subgraph_of(np.unique(idx), None, False)
+
+    def _subgraph_of(self, nodes: np.ndarray, rel_types: tuple[str, ...] | None, truncated: bool) -> Subgraph:
+        proj = self.projection
+        e = proj.edges
+        mask = e["source"].isin(nodes) & e["target"].isin(nodes)
+        if rel_types:
+            mask &= e["rel"].isin([REL_TYPES.index(r) for r in rel_types if r in REL_TYPES])
+        sub = Subgraph(truncated=truncated)
+        refs = {int(n): EntityRef(*proj.node_of(int(n))) for n in nodes}
+        for n, ref in refs.items():
+            sub.nodes[ref] = self.entity(ref) or {}
+        for s, t, r, c in e[mask].itertuples(index=False):
+            sub.edges.append(Edge(refs[int(s)], refs[int(t)], REL_TYPES[int(r)], int(c)))
+        return sub
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON-friendly attribute values: dates as YYYY-MM-DD, missing values dropped."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+            continue
+        if isinstance(v, pd.Timestamp):
+            v = v.strftime("%Y-%m-%d")
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v
+    return out

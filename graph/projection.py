@@ -1,0 +1,149 @@
+"""Integer-indexed projection of a dataset for analytics.
+
+Every node (entities and shared identifiers) gets a global integer index; within a type,
+nodes are sorted by id, so results never depend on load order. Each relationship type is a
+pair of int arrays (source, target) in global indices, and `matrix()` gives the sparse
+(source type x target type) count matrix that the feature and ring stages use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, IDENTIFIER_TYPES
+from graph.dataset import Dataset
+
+NODE_TYPES: tuple[str, ...] = ENTITY_TYPES + IDENTIFIER_TYPES
+
+# relationship type -> (table, source type, source column, target type, target column)
+EVENT_RELATIONSHIPS: dict[str, tuple[str, str, str, str, str]] = {
+    "EMPLOYED_BY": ("employment", "person", "person_id", "employer", "employer_id"),
+    "PLACED_BY": ("employment", "person", "person_id", "agency", "agency_id"),
+    "CONTRIBUTED": ("contributions", "employer", "employer_id", "person", "person_id"),
+    "VISITED": ("visits", "person", "person_id", "clinic", "clinic_id"),
+    "PURCHASED": ("purchases", "person", "person_id", "pharmacy", "pharmacy_id"),
+    "PRESCRIBED_AT": ("purchases", "pharmacy", "pharmacy_id", "clinic", "clinic_id"),
+}
+IDENTIFIER_RELATIONSHIPS: dict[str, str] = {
+    "phone": "HAS_PHONE", "address": "HAS_ADDRESS", "bank_account": "HAS_BANK_ACCOUNT",
+}
+REL_TYPES: tuple[str, ...] = tuple(EVENT_RELATIONSHIPS) + ("LINKED",) + tuple(IDENTIFIER_RELATIONSHIPS.values())
+
+
+@dataclass(frozen=True)
+class Relationship:
+    source_type: str
+    target_type: str
+    source: np.ndarray   # local index within source_type
+    target: np.ndarray   # local index within target_type
+
+
+class Projection:
+    """Node index and relationship arrays of one dataset."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.ids: dict[str, pd.Index] = {t: dataset.entity_ids(t) for t in ENTITY_TYPES}
+        holders = [dataset.table(ENTITY_TABLE[t]) for t in ("person", "employer")]
+        for ident in IDENTIFIER_TYPES:
+            values = pd.concat([h[ident] for h in holders]).dropna().unique()
+            self.ids[ident] = pd.Index(np.sort(np.asarray(values, dtype=object)), name="entity_id")
+        self.offsets: dict[str, int] = {}
+        total = 0
+        for t in NODE_TYPES:
+            self.offsets[t] = total
+            total += len(self.ids[t])
+        self.n_nodes = total
+        self.relationships: dict[str, list[Relationship]] = {}
+        self._build(dataset)
+
+    def _index(self, node_type: str, values: pd.Series) -> np.ndarray:
+        return self.ids[node_type].get_indexer(values.to_numpy(dtype=object))
+
+    def _add(self, rel: str, st: str, tt: str, s: np.ndarray, t: np.ndarray) -> None:
+        keep = (s >= 0) & (t >= 0)
+        self.relationships.setdefault(rel, []).append(
+            Relationship(st, tt, s[keep].astype(np.int64), t[keep].astype(np.int64)))
+
+    def _build(self, dataset: Dataset) -> None:
+        for rel, (table, st, sc, tt, tc) in EVENT_RELATIONSHIPS.items():
+            if not dataset.has(table):
+                continue
+            df = dataset.tables[table]
+            self._add(rel, st, tt, self._index(st, df[sc]), self._index(tt, df[tc]))
+        if dataset.has("agency_links"):
+            links = dataset.tables["agency_links"]
+            for et in ("person", "employer"):
+                part = links[links["entity_type"] == et]
+                self._add("LINKED", "agency", et, self._index("agency", part["agency_id"]),
+                          self._index(et, part["entity_id"]))
+        for et in ("person", "employer"):
+            df = dataset.table(ENTITY_TABLE[et])
+            for ident, rel in IDENTIFIER_RELATIONSHIPS.items():
+                self._add(rel, et, ident, np.arange(len(df)), self._index(ident, df[ident]))
+
+    # -- lookups ---------------------------------------------------------------------------
+    def node_index(self, node_type: str, node_id: str) -> int:
+        """Global index of a node, or -1 when absent."""
+        if node_type not in self.ids:
+            return -1
+        local = self.ids[node_type].get_indexer([node_id])[0]
+        return -1 if local < 0 else self.offsets[node_type] + int(local)
+
+    def node_of(self, index: int) -> tuple[str, str]:
+        """(type, id) of a global index."""
+        for t in reversed(NODE_TYPES):
+            if index >= self.offsets[t] and len(self.ids[t]):
+                return t, str(self.ids[t][index - self.offsets[t]])
+        raise IndexError(index)
+
+    def matrix(self, rel: str, source_type: str | None = None, target_type: str | None = None) -> sp.csr_matrix:
+        """Sparse count matrix (source nodes x target nodes) of one relationship type."""
+        parts = [r for r in self.relationships.get(rel, [])
+                 if (source_type is None or r.source_type == source_type)
+                 and (target_type is None or r.target_type == target_type)]
+        if not parts:
+            st = source_type or "person"
+            tt = target_type or "person"
+            return sp.csr_matrix((len(self.ids[st]), len(self.ids[tt])), dtype=np.float64)
+        st, tt = parts[0].source_type, parts[0].target_type
+        s = np.concatenate([p.source for p in parts])
+        t = np.concatenate([p.target for p in parts])
+        m = sp.csr_matrix((np.ones(len(s)), (s, t)), shape=(len(self.ids[st]), len(self.ids[tt])))
+        m.sum_duplicates()
+        return m
+
+    @cached_property
+    def edges(self) -> pd.DataFrame:
+        """Every relationship folded to one row per (source, target, type) in global indices."""
+        frames = []
+        for code, rel in enumerate(REL_TYPES):
+            for r in self.relationships.get(rel, []):
+                if len(r.source) == 0:
+                    continue
+                frames.append(pd.DataFrame({
+                    "source": r.source + self.offsets[r.source_type],
+                    "target": r.target + self.offsets[r.target_type],
+                    "rel": np.full(len(r.source), code, dtype=np.int16),
+                }))
+        if not frames:
+            return pd.DataFrame({"source": [], "target": [], "rel": [], "count": []}, dtype=np.int64)
+        df = pd.concat(frames, ignore_index=True)
+        return df.groupby(["source", "target", "rel"], sort=True).size().rename("count").reset_index()
+
+    def adjacency(self, rel_types: tuple[str, ...] | None = None) -> sp.csr_matrix:
+        """Symmetric 0/1 adjacency over all nodes, optionally restricted to some types."""
+        e = self.edges
+        if rel_types is not None:
+            codes = [REL_TYPES.index(r) for r in rel_types if r in REL_TYPES]
+            e = e[e["rel"].isin(codes)]
+        s = e["source"].to_numpy(dtype=np.int64)
+        t = e["target"].to_numpy(dtype=np.int64)
+        m = sp.csr_matrix((np.ones(2 * len(s), dtype=np.int8), (np.r_[s, t], np.r_[t, s])),
+                          shape=(self.n_nodes, self.n_nodes))
+        m.data[:] = 1
+        m.sort_indices()
+        return m

@@ -1,0 +1,185 @@
+"""The `riskgraph` command: one group, one subcommand per job."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from riskgraph.errors import RiskGraphError
+from riskgraph.settings import Settings
+
+
+class _Group(click.Group):
+    """Turns domain errors into one clear line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except RiskGraphError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.pass_context
+def cli(ctx: click.Context, log_level: str) -> None:
+    """RiskGraph: graph-based credit grading and fraud detection."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = Settings()
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+@cli.command()
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="dataset folder (CSV/Parquet)")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="output folder")
+@click.option("--store", "store", default=None, help="graph store URL (default memory://.riskgraph/store)")
+@pass_settings
+def pipeline(settings: Settings, data: Path, out: Path, store: str | None) -> None:
+    """Ingest, features, rules, rings, train, score and write the outputs."""
+    from riskgraph.pipeline import run_pipeline
+
+    result = run_pipeline(data=data, out=out, settings=settings, store_url=store)
+    m = result.manifest
+    click.echo(f"scored {len(result.scores):,} entities, {len(result.rule_hits):,} rule hits, "
+               f"{result.rings['ring_id'].nunique() if len(result.rings) else 0:,} rings -> {out}")
+    for t, info in m["models"].items():
+        auc = info["metrics"].get("roc_auc")
+        click.echo(f"  {t:9s} {info['kind']:12s} {info['version'] or '-':40s} "
+                   f"{'OOF ROC-AUC %.3f' % auc if auc is not None else ''}")
+    total = sum(m["timings_s"].values())
+    click.echo(f"  done in {total:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in m['timings_s'].items())})")
+
+
+@cli.command()
+@click.option("--persons", required=True, type=click.IntRange(min=50), help="number of persons")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path))
+@click.option("--label-share", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="share of the truth given as labels (past investigations)")
+@pass_settings
+def synth(settings: Settings, persons: int, seed: int, out: Path, label_share: float) -> None:
+    """Generate a synthetic dataset with planted fraud; the whole truth goes to OUT/truth/."""
+    from riskgraph.synth import generate
+
+    counts = generate(persons=persons, seed=seed, out=out, label_share=label_share, progress=settings.progress)
+    click.echo(f"wrote {sum(counts.values()):,} rows to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+@cli.command()
+@click.option("--store", "store", default=None, help="graph store URL")
+@click.option("--host", default=None, help="default 127.0.0.1")
+@click.option("--port", default=None, type=int, help="default 8000")
+@pass_settings
+def serve(settings: Settings, store: str | None, host: str | None, port: int | None) -> None:
+    """Serve the HTTP API and pages (default http://127.0.0.1:8000)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    if store:
+        settings = settings.model_copy(update={"store_url": store})
+    app = create_app(settings)
+    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="warning")
+
+
+@cli.group()
+def neo4j() -> None:
+    """A local Neo4j server for development and tests."""
+
+
+def _neo4j_home(settings: Settings) -> Path:
+    return settings.home / "neo4j"
+
+
+@neo4j.command("start")
+@click.option("--port", default=7687, show_default=True, type=int)
+@click.option("--password", default=None, help="require this password (default: auth off)")
+@click.option("--timeout", default=240.0, show_default=True, type=float, help="seconds to wait for Bolt")
+@pass_settings
+def neo4j_start(settings: Settings, port: int, password: str | None, timeout: float) -> None:
+    """Start Neo4j in the background (fetches its classpath once)."""
+    from graph import neo4j_server
+
+    st = neo4j_server.start(_neo4j_home(settings), port=port, password=password, timeout_s=timeout)
+    click.echo(f"neo4j running (pid {st.pid}) at {st.bolt_url}")
+
+
+@neo4j.command("stop")
+@pass_settings
+def neo4j_stop(settings: Settings) -> None:
+    """Stop the server started by `riskgraph neo4j start`."""
+    from graph import neo4j_server
+
+    click.echo("neo4j stopped" if neo4j_server.stop(_neo4j_home(settings)) else "neo4j was not running")
+
+
+@neo4j.command("status")
+@click.option("--port", default=7687, show_default=True, type=int)
+@pass_settings
+def neo4j_status(settings: Settings, port: int) -> None:
+    """Say whether the local server is running."""
+    from graph import neo4j_server
+
+    st = neo4j_server.status(_neo4j_home(settings), port=port)
+    click.echo(st.message)
+    sys.exit(0 if st.running else 1)
+
+
+@cli.group()
+def models() -> None:
+    """The model registry."""
+
+
+@models.command("list")
+@click.option("--entity-type", default=None)
+@pass_settings
+def models_list(settings: Settings, entity_type: str | None) -> None:
+    """Every model version, newest first (* = champion)."""
+    from riskgraph.results import ResultsDB
+    from scoring.registry import ModelRegistry
+
+    for r in ModelRegistry(ResultsDB(settings.results_database_url)).list(entity_type):
+        auc = r.metrics.get("roc_auc")
+        click.echo(f"{'*' if r.champion else ' '} {r.version:42s} {r.entity_type:9s} {r.kind:12s} "
+                   f"{r.created_at}  {'ROC-AUC %.3f' % auc if auc is not None else ''}")
+
+
+@models.command("show")
+@click.argument("version")
+@pass_settings
+def models_show(settings: Settings, version: str) -> None:
+    """One model version's record as JSON."""
+    from dataclasses import asdict
+
+    from riskgraph.results import ResultsDB
+    from scoring.registry import ModelRegistry
+
+    rec = ModelRegistry(ResultsDB(settings.results_database_url)).get(version)
+    click.echo(json.dumps(asdict(rec), indent=2, ensure_ascii=False, default=str))
+
+
+@models.command("promote")
+@click.argument("version")
+@pass_settings
+def models_promote(settings: Settings, version: str) -> None:
+    """Make VERSION the champion of its entity type."""
+    from riskgraph.results import ResultsDB
+    from scoring.registry import ModelRegistry
+
+    rec = ModelRegistry(ResultsDB(settings.results_database_url)).promote(version)
+    click.echo(f"{rec.version} is now the {rec.entity_type} champion")
+
+
+def main() -> None:
+    cli(prog_name="riskgraph")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""All configuration in one object, built once (from RISKGRAPH_* environment variables or
+defaults) and passed in. Nothing else in the code base reads the environment."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GradeBands(BaseModel):
+    """Minimum credit points for each grade; anything below the last band is D."""
+
+    A: float = 650
+    B: float = 550
+    C: float = 450
+
+    def grade(self, points: float) -> str:
+        if points >= self.A:
+            return "A"
+        if points >= self.B:
+            return "B"
+        if points >= self.C:
+            return "C"
+        return "D"
+
+
+class Scorecard(BaseModel):
+    """Scorecard scaling: `base_points` at `base_odds` good:bad, `pdo` points to double the odds."""
+
+    base_points: float = 600
+    base_odds: float = 20
+    pdo: float = 50
+    min_points: float = 300
+    max_points: float = 900
+
+
+class ModelSettings(BaseModel):
+    folds: int = 5
+    seed: int = 7
+    min_positives: int = 5          # fewer labelled positives (or negatives): unsupervised score
+    num_leaves: int = 31
+    learning_rate: float = 0.05
+    n_estimators: int = 300
+    min_child_samples: int = 10
+    feature_fraction: float = 0.8
+    threads: int = 2
+    monotone: dict[str, int] = Field(default_factory=dict)  # feature -> +1 / -1 constraint
+    explain_top: int = 10_000       # reasons computed for the riskiest N per entity type
+    reasons_per_entity: int = 5
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RISKGRAPH_", env_nested_delimiter="__")
+
+    home: Path = Path(".riskgraph")                 # model registry, results DB, Neo4j data
+    store_url: str = "memory://.riskgraph/store"
+    results_url: str = ""                           # default: sqlite under `home`
+    neo4j_user: str = "neo4j"
+    neo4j_password: str = ""
+    neo4j_database: str = ""
+    rule_packs: Path | None = None                  # default: the packs shipped in rules/packs
+    rule_overrides: dict[str, dict] = Field(default_factory=dict)
+    rules_disabled: list[str] = Field(default_factory=list)
+    scorecard: Scorecard = Field(default_factory=Scorecard)
+    bands: GradeBands = Field(default_factory=GradeBands)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    progress: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: dict[str, str] = Field(default_factory=dict)  # key -> role
+
+    @property
+    def results_database_url(self) -> str:
+        return self.results_url or f"sqlite:///{(self.home / 'results.db').as_posix()}"

@@ -1,0 +1,160 @@
+"""Evaluating rule packs over a whole dataset: hits with evidence, and per-entity hit features."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from graph.dataset import Dataset
+from rules.detectors import DETECTORS
+from rules.pack import PackProblem, Rule, RulePack, RulePackError, validate_params
+
+HIT_COLUMNS = ("rule_id", "entity_type", "entity_id", "severity", "evidence", "grade_cap")
+DEFAULT_EVIDENCE_LIMIT = 20  # records kept per hit; `n_records` in the evidence gives the full count
+OVERRIDES_SOURCE = "settings (rule overrides)"
+
+
+@dataclass
+class RuleResult:
+    """What a pack evaluation found: one hit per (rule, entity), and the rules that could not run."""
+
+    hits: pd.DataFrame
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (rule_id, why: missing data)
+    disabled: list[str] = field(default_factory=list)              # off in the pack or in settings
+    counts: dict[str, int] = field(default_factory=dict)           # rule_id -> hits, for rules that ran
+
+
+def empty_hits() -> pd.DataFrame:
+    return pd.DataFrame({
+        "rule_id": pd.Series([], dtype="str"), "entity_type": pd.Series([], dtype="str"),
+        "entity_id": pd.Series([], dtype="str"), "severity": pd.Series([], dtype="int64"),
+        "evidence": pd.Series([], dtype="str"), "grade_cap": pd.Series([], dtype="str"),
+    })
+
+
+def _rules(packs: RulePack | Sequence[RulePack]) -> list[tuple[Rule, str]]:
+    packs = [packs] if isinstance(packs, RulePack) else list(packs)
+    return [(r, p.file) for p in packs for r in p.rules]
+
+
+def check_overrides(packs: RulePack | Sequence[RulePack], overrides: Mapping[str, Mapping[str, Any]] | None,
+                    disabled: Iterable[str] = ()) -> None:
+    """Raise RulePackError if settings name unknown rules or give invalid parameters."""
+    rules = {r.id: r for r, _ in _rules(packs)}
+    problems: list[PackProblem] = []
+    for rid in sorted(set(disabled) - set(rules)):
+        problems.append(PackProblem(OVERRIDES_SOURCE, "cannot disable an unknown rule", rid))
+    for rid, params in (overrides or {}).items():
+        if rid not in rules:
+            problems.append(PackProblem(OVERRIDES_SOURCE, "override for an unknown rule", rid))
+            continue
+        if not isinstance(params, Mapping):
+            problems.append(PackProblem(OVERRIDES_SOURCE, "an override is a mapping of parameters", rid, "params"))
+            continue
+        try:
+            validate_params(rules[rid], {**rules[rid].params, **params}, OVERRIDES_SOURCE)
+        except RulePackError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise RulePackError(problems)
+
+
+def evaluate(dataset: Dataset, pack: RulePack | Sequence[RulePack], *,
+             overrides: Mapping[str, Mapping[str, Any]] | None = None,
+             disabled: Iterable[str] = frozenset(),
+             evidence_limit: int = DEFAULT_EVIDENCE_LIMIT) -> RuleResult:
+    """Run every enabled rule of the pack(s) over the dataset.
+
+    `overrides` maps rule id -> parameters replacing the pack's (validated like the pack);
+    `disabled` names rules not to run. Both are checked before anything runs.
+    """
+    disabled = set(disabled)
+    check_overrides(pack, overrides, disabled)
+    overrides = overrides or {}
+    frames: list[pd.DataFrame] = []
+    result = RuleResult(hits=empty_hits())
+    for rule, file in _rules(pack):
+        if not rule.enabled or rule.id in disabled:
+            result.disabled.append(rule.id)
+            continue
+        det = DETECTORS[rule.detector]
+        why = det.missing(dataset)
+        if why is not None:
+            result.skipped.append((rule.id, why))
+            continue
+        params = validate_params(rule, {**rule.params, **overrides.get(rule.id, {})}, file)
+        records = det.fn(dataset, params)
+        columns = list(rule.evidence or det.evidence)
+        hits = _hits(rule, records, columns, evidence_limit)
+        result.counts[rule.id] = len(hits)
+        frames.append(hits)
+    if frames:
+        hits = pd.concat(frames, ignore_index=True)
+        result.hits = hits.sort_values(["rule_id", "entity_type", "entity_id"], kind="mergesort") \
+            .reset_index(drop=True)
+    return result
+
+
+def _hits(rule: Rule, records: pd.DataFrame, columns: list[str], limit: int) -> pd.DataFrame:
+    """One row per entity, its evidence a JSON object {"n_records": N, "records": [first `limit`]}."""
+    if records.empty:
+        return empty_hits()
+    n = records.groupby("entity_id", sort=True).size()
+    kept = records[records.groupby("entity_id", sort=False).cumcount().to_numpy() < limit]
+    ev = kept[columns].copy()
+    for col in columns:
+        s = ev[col]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            ev[col] = s.dt.strftime("%Y-%m-%d")
+        elif pd.api.types.is_float_dtype(s):
+            ev[col] = s.round(2)
+    lines = ev.to_json(orient="records", lines=True, force_ascii=False, date_format="iso").splitlines()
+    joined = pd.Series(lines, index=kept["entity_id"].to_numpy()).groupby(level=0, sort=True).agg(",".join)
+    evidence = '{"n_records": ' + n.reindex(joined.index).astype(str) + ', "records": [' + joined + "]}"
+    return pd.DataFrame({
+        "rule_id": rule.id, "entity_type": rule.entity_type, "entity_id": joined.index.astype(str),
+        "severity": np.int64(rule.severity_level), "evidence": evidence.to_numpy(),
+        "grade_cap": rule.grade_cap or "",
+    }).astype({"rule_id": "str", "entity_type": "str", "entity_id": "str", "evidence": "str",
+               "grade_cap": "str", "severity": "int64"})
+
+
+def hit_features(hits: pd.DataFrame, entity_type: str, ids: Sequence[str] | pd.Index, *,
+                 rule_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per entity (in `ids` order): hit count, max and summed severity, and a 0/1 column per rule.
+
+    Pass `rule_ids` (e.g. every rule of the pack for this entity type) so that the columns do not
+    depend on which rules happened to fire.
+    """
+    index = pd.Index(ids, name="entity_id")
+    h = hits[hits["entity_type"] == entity_type]
+    h = h[h["entity_id"].isin(index)]
+    per = h.groupby("entity_id")["severity"]
+    out = pd.DataFrame({
+        "rule_hit_count": per.size().reindex(index).fillna(0).astype(np.int64),
+        "rule_severity_max": per.max().reindex(index).fillna(0).astype(np.int64),
+        "rule_severity_sum": per.sum().reindex(index).fillna(0).astype(np.int64),
+    }, index=index)
+    rules = sorted(rule_ids) if rule_ids is not None else sorted(h["rule_id"].unique())
+    if rules:
+        flags = pd.crosstab(h["entity_id"], h["rule_id"]).clip(upper=1)
+        flags = flags.reindex(index=index, columns=rules).fillna(0).astype(np.int64)
+        flags.columns = [f"rule_{r}" for r in rules]
+        out = out.join(flags)
+    return out
+
+
+def grade_caps(hits: pd.DataFrame) -> pd.DataFrame:
+    """The worst grade cap per entity: entity_type, entity_id, grade_cap, rule_ids that set it."""
+    h = hits[hits["grade_cap"].fillna("") != ""]
+    if h.empty:
+        return pd.DataFrame({"entity_type": pd.Series([], dtype="str"), "entity_id": pd.Series([], dtype="str"),
+                             "grade_cap": pd.Series([], dtype="str"), "rule_ids": pd.Series([], dtype="str")})
+    worst = h.groupby(["entity_type", "entity_id"])["grade_cap"].max()  # "D" > "C" > "B" > "A"
+    h = h.merge(worst.rename("worst").reset_index(), on=["entity_type", "entity_id"])
+    h = h[h["grade_cap"] == h["worst"]]
+    ids = h.groupby(["entity_type", "entity_id"])["rule_id"].agg(lambda s: ",".join(sorted(s)))
+    return pd.DataFrame({"grade_cap": worst, "rule_ids": ids}).reset_index()

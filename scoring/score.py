@@ -1,0 +1,230 @@
+"""Scoring one entity type: assemble the model matrix, train where labels allow (else the
+unsupervised score), turn probabilities into points and grades, apply rule caps, explain."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from explain.reasons import deviation_contributions, reasons_from_contributions
+from graph.dataset import Dataset
+from graph.projection import Projection
+from riskgraph.settings import Settings
+from scoring.grades import apply_caps, credit_points, grades
+from scoring.model import CrossFittedRiskModel, classification_metrics
+from scoring.registry import ModelRegistry
+from scoring.unsupervised import unsupervised_risk
+
+log = logging.getLogger("riskgraph.scoring")
+SCORE_COLUMNS = ["entity_type", "entity_id", "risk_score", "credit_points", "grade", "model_version",
+                 "reasons", "rule_hits"]
+
+
+@dataclass
+class EntityScores:
+    entity_type: str
+    kind: str                                   # supervised | unsupervised | empty
+    model_version: str
+    table: pd.DataFrame                         # SCORE_COLUMNS + grade_cap, score_grade
+    metrics: dict[str, Any] = field(default_factory=dict)
+    importance: pd.Series | None = None
+    contributions: pd.DataFrame | None = None   # for the explained top rows
+    explained_X: pd.DataFrame | None = None
+    model: CrossFittedRiskModel | None = None
+    oof: pd.DataFrame | None = None             # labelled rows: label, oof probability
+
+    def public_metrics(self) -> dict[str, Any]:
+        return {k: v for k, v in self.metrics.items() if k != "calibration"}
+
+
+def rule_features(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> pd.DataFrame:
+    """Per entity: hit count, severity sum and max, and one count column per rule."""
+    h = hits[hits["entity_type"] == entity_type] if len(hits) else hits
+    out = pd.DataFrame(index=ids)
+    if len(h) == 0:
+        out["rule_hits"] = 0.0
+        out["rule_severity_max"] = 0.0
+        out["rule_severity_sum"] = 0.0
+        return out
+    g = h.groupby("entity_id")["severity"]
+    out["rule_hits"] = g.size().reindex(ids).fillna(0).to_numpy(dtype=float)
+    out["rule_severity_max"] = g.max().reindex(ids).fillna(0).to_numpy(dtype=float)
+    out["rule_severity_sum"] = g.sum().reindex(ids).fillna(0).to_numpy(dtype=float)
+    per_rule = h.groupby(["entity_id", "rule_id"]).size().unstack(fill_value=0)
+    per_rule.columns = [f"rule_{c}" for c in per_rule.columns]
+    return out.join(per_rule.reindex(ids).fillna(0).astype(float))
+
+
+def ring_features(members: pd.DataFrame, entity_type: str, ids: pd.Index) -> pd.DataFrame:
+    """Label-free ring features: how many rings, the largest, and per ring type."""
+    out = pd.DataFrame(index=ids)
+    m = members[members["entity_type"] == entity_type] if len(members) else members
+    out["rings"] = 0.0
+    if len(m) == 0:
+        return out
+    out["rings"] = m.groupby("entity_id").size().reindex(ids).fillna(0).to_numpy(dtype=float)
+    size = members.groupby("ring_id").size()
+    out["ring_size_max"] = m.assign(size=m["ring_id"].map(size)).groupby("entity_id")["size"].max().reindex(ids).fillna(0).to_numpy(dtype=float)
+    for rtype, part in m.groupby("ring_type"):
+        out[f"ring_{rtype}"] = part.groupby("entity_id").size().reindex(ids).fillna(0).to_numpy(dtype=float)
+    return out
+
+
+def labelled_neighbour_features(proj: Projection, entity_type: str, label_vec: np.ndarray,
+                                known_vec: np.ndarray) -> pd.DataFrame:
+    """Share of an entity's labelled neighbours (1 hop, and 2 hops through shared counterparts
+    weighted 1/degree) that are confirmed bad. Callers mask out labels that must not be seen."""
+    adj = proj.adjacency().astype(np.float64)
+    lo = proj.offsets[entity_type]
+    rows = adj[lo:lo + len(proj.ids[entity_type])]
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
+    bad1, known1 = rows @ label_vec, rows @ known_vec
+    self_bad = label_vec[lo:lo + rows.shape[0]]
+    self_known = known_vec[lo:lo + rows.shape[0]]
+    # 2-hop sums include the walk back to the entity itself: remove it so no label leaks.
+    back = rows @ inv
+    bad2 = rows @ (inv * (adj @ label_vec)) - back * self_bad
+    known2 = rows @ (inv * (adj @ known_vec)) - back * self_known
+    return pd.DataFrame({
+        "labelled_neighbours": known1,
+        "labelled_neighbour_share": np.divide(bad1, known1, out=np.zeros_like(bad1), where=known1 > 0),
+        "labelled_2hop_share": np.divide(bad2, known2, out=np.zeros_like(bad2), where=known2 > 1e-9),
+    }, index=proj.ids[entity_type])
+
+
+def _label_vectors(proj: Projection, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Global node index, label, for every labelled entity."""
+    idx = np.full(len(labels), -1, dtype=np.int64)
+    for t, part in labels.groupby("entity_type"):
+        local = proj.ids[t].get_indexer(part["entity_id"].to_numpy(dtype=object))
+        idx[np.flatnonzero(labels["entity_type"].to_numpy() == t)] = np.where(local >= 0, local + proj.offsets[t], -1)
+    keep = idx >= 0
+    return idx[keep], labels["label"].to_numpy()[keep].astype(np.float64), np.flatnonzero(keep)
+
+
+def _out_of_fold_label_features(proj: Projection, entity_type: str, labels: pd.DataFrame,
+                                fold_of: pd.Series) -> pd.DataFrame:
+    """Label features where an entity in fold k only sees labels from the other folds."""
+    node, y, rows = _label_vectors(proj, labels)
+    n = proj.n_nodes
+    label_fold = np.full(len(node), -1)
+    own = labels["entity_type"].to_numpy()[rows] == entity_type
+    ids = labels["entity_id"].to_numpy(dtype=object)[rows]
+    label_fold[own] = fold_of.reindex(ids[own]).fillna(-1).to_numpy(dtype=int)
+
+    def features(hidden_fold: int | None) -> pd.DataFrame:
+        visible = np.ones(len(node), dtype=bool) if hidden_fold is None else label_fold != hidden_fold
+        lab = np.zeros(n)
+        known = np.zeros(n)
+        lab[node[visible]] = y[visible]
+        known[node[visible]] = 1.0
+        return labelled_neighbour_features(proj, entity_type, lab, known)
+
+    result = features(None)  # entities outside training see every label
+    for k in sorted(set(fold_of.to_numpy())):
+        members = fold_of.index[fold_of.to_numpy() == k]
+        result.loc[members] = features(int(k)).loc[members]
+    return result
+
+
+def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, features: pd.DataFrame,
+                      rule_result: Any, rings: pd.DataFrame, settings: Settings,
+                      registry: ModelRegistry) -> EntityScores:
+    """Score every entity of one type and record the model in the registry."""
+    ids = proj.ids[entity_type]
+    if len(ids) == 0:
+        return EntityScores(entity_type, "empty", "", pd.DataFrame(columns=SCORE_COLUMNS + ["grade_cap", "score_grade"]))
+    ms = settings.model
+    hits = rule_result.hits
+    X = features.join(rule_features(hits, entity_type, ids)).join(ring_features(rings, entity_type, ids))
+    labels = dataset.table("labels")
+    own = labels[labels["entity_type"] == entity_type].set_index("entity_id")["label"]
+    own = own[own.index.isin(ids)]
+    supervised = min(int(own.sum()), int((own == 0).sum())) >= ms.min_positives
+    importance = contributions = explained_X = model = oof_frame = None
+    metrics: dict[str, Any] = {}
+    if supervised:
+        y = own.reindex(ids).dropna().astype(int)
+        n_folds = int(max(2, min(ms.folds, y.sum(), len(y) - y.sum())))
+        folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=ms.seed)
+        fold_of = pd.Series(-1, index=y.index)
+        for k, (_, test) in enumerate(folds.split(np.zeros(len(y)), y.to_numpy())):
+            fold_of.iloc[test] = k
+        X = X.join(_out_of_fold_label_features(proj, entity_type, labels, fold_of))
+        model = CrossFittedRiskModel(ms)
+        model.fit(X.loc[y.index], y.to_numpy(), folds=fold_of.to_numpy())
+        risk = pd.Series(model.predict_proba(X), index=ids)
+        risk.loc[y.index] = model.oof_   # labelled entities keep their honest out-of-fold score
+        metrics = model.metrics_
+        importance = model.importance()
+        oof_frame = pd.DataFrame({"label": y.to_numpy(), "oof": model.oof_}, index=y.index)
+        kind = "supervised"
+    else:
+        sev = X["rule_severity_sum"].to_numpy()
+        ring_score = (rings[rings["entity_type"] == entity_type].groupby("entity_id")["ring_score"].max()
+                      .reindex(ids).fillna(0).to_numpy()) if len(rings) else np.zeros(len(ids))
+        parts = unsupervised_risk(X, sev, ring_score, ms.seed)
+        risk = parts["risk"]
+        if len(own) and 0 < own.sum() < len(own):
+            metrics = classification_metrics(own.to_numpy(), risk.reindex(own.index).to_numpy())
+            metrics["note"] = "unsupervised score checked against the few labels available"
+        kind = "unsupervised"
+    version = registry.register(
+        entity_type=entity_type, kind=kind, data_hash=dataset.content_hash, features=list(X.columns),
+        params=ms.model_dump() if supervised else {"method": "rules+rings+isolation_forest"},
+        metrics=metrics, model=model, promote=True).version
+
+    points = credit_points(risk.to_numpy(), settings.scorecard)
+    score_grade = pd.Series(grades(points, settings.bands), index=ids)
+    cap, cap_rule = _caps(hits, entity_type, ids)
+    final = apply_caps(score_grade, cap)
+
+    # Reasons for the riskiest entities (any other entity is explained on demand by the API).
+    top = risk.sort_values(ascending=False, kind="mergesort").index[: ms.explain_top]
+    if supervised:
+        contributions = model.contributions(X.loc[top])
+    else:
+        contributions = deviation_contributions(X.loc[top])
+        contributions["rule_severity_sum"] = parts.loc[top, "rules"] * 2
+        if "rings" in X:
+            contributions["rings"] = parts.loc[top, "rings"] * 2
+    explained_X = X.loc[top]
+    reasons = pd.Series("[]", index=ids)
+    reasons.loc[top] = reasons_from_contributions(contributions, explained_X.reindex(columns=contributions.columns), ms.reasons_per_entity)
+    capped = final != score_grade
+    if capped.any():
+        reasons.loc[capped] = [
+            json.dumps(json.loads(r) + [{"feature": "grade_cap", "value": c, "contribution": None,
+                                          "text": f"grade capped at {c} by rule {rid}",
+                                          "text_zh": f"规则 {rid} 将等级限定为 {c}"}], ensure_ascii=False)
+            for r, c, rid in zip(reasons[capped], cap[capped], cap_rule[capped])]
+    hit_lists = (hits[hits["entity_type"] == entity_type].groupby("entity_id")["rule_id"]
+                 .agg(lambda s: json.dumps(sorted(set(s)))) if len(hits) else pd.Series(dtype=str))
+    table = pd.DataFrame({
+        "entity_type": entity_type, "entity_id": ids.to_numpy(), "risk_score": risk.to_numpy().round(6),
+        "credit_points": points.round(1), "grade": final.to_numpy(), "model_version": version,
+        "reasons": reasons.to_numpy(), "rule_hits": hit_lists.reindex(ids).fillna("[]").to_numpy(),
+        "grade_cap": cap.fillna("").to_numpy(), "score_grade": score_grade.to_numpy(),
+    })
+    return EntityScores(entity_type, kind, version, table, metrics, importance, contributions,
+                        explained_X, model, oof_frame)
+
+
+def _caps(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> tuple[pd.Series, pd.Series]:
+    """The strictest grade cap any rule imposes on each entity, and the rule that set it."""
+    none = pd.Series(np.nan, index=ids, dtype=object)
+    if len(hits) == 0 or "grade_cap" not in hits:
+        return none, none
+    h = hits[(hits["entity_type"] == entity_type) & hits["grade_cap"].fillna("").ne("")]
+    if len(h) == 0:
+        return none, none
+    h = h.sort_values(["entity_id", "grade_cap", "rule_id"], ascending=[True, False, True], kind="mergesort")
+    first = h.drop_duplicates("entity_id").set_index("entity_id")
+    return first["grade_cap"].reindex(ids), first["rule_id"].reindex(ids)
+

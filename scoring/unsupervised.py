@@ -1,0 +1,39 @@
+"""Risk score for entity types without enough labels.
+
+Documented heuristic, not a calibrated probability: three signals, each mapped to 0..1, are
+combined as independent evidence, r = 1 - (1 - r_rules)(1 - r_rings)(1 - r_anomaly):
+- r_rules = 1 - exp(-sum of rule-hit severities / RULE_SCALE);
+- r_rings = the highest score of the rings the entity belongs to;
+- r_anomaly = ANOMALY_CEILING * q ** ANOMALY_POWER, q the entity's IsolationForest anomaly
+  quantile among its type, so only the most unusual few get noticeable risk.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import IsolationForest
+
+RULE_SCALE = 4.0
+ANOMALY_CEILING = 0.15
+ANOMALY_POWER = 8
+BASE_RISK = 0.005
+
+
+def anomaly_quantile(X: pd.DataFrame, seed: int) -> np.ndarray:
+    """0..1 rank of IsolationForest anomaly scores (1 = most unusual)."""
+    num = X.select_dtypes(include=[np.number]).astype(np.float64)
+    if len(num) < 10 or num.shape[1] == 0:
+        return np.zeros(len(X))
+    num = num.fillna(num.median()).fillna(0)
+    forest = IsolationForest(n_estimators=100, random_state=seed, n_jobs=1).fit(num)
+    score = -forest.score_samples(num)
+    return pd.Series(score).rank(pct=True, method="average").to_numpy()
+
+
+def unsupervised_risk(X: pd.DataFrame, severity_sum: np.ndarray, ring_score: np.ndarray, seed: int) -> pd.DataFrame:
+    """Risk and its three components per row of X."""
+    r_rules = 1 - np.exp(-np.asarray(severity_sum, dtype=float) / RULE_SCALE)
+    r_rings = np.clip(np.asarray(ring_score, dtype=float), 0, 1)
+    r_anom = ANOMALY_CEILING * anomaly_quantile(X, seed) ** ANOMALY_POWER
+    risk = 1 - (1 - BASE_RISK) * (1 - r_rules) * (1 - r_rings) * (1 - r_anom)
+    return pd.DataFrame({"risk": risk, "rules": r_rules, "rings": r_rings, "anomaly": r_anom}, index=X.index)

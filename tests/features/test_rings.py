@@ -1,0 +1,192 @@
+"""Ring detection on small hand-made datasets."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.rings import RingSettings, detect_rings, evaluate_rings, louvain_baseline
+from graph.dataset import Dataset, dataset_from_frames
+
+RING = [f"P{i:03d}" for i in range(1, 7)]
+IDENTITY = [f"P{i:03d}" for i in range(10, 14)]
+HOSPITAL_ADDRESS = "1 hospital road"
+
+
+def _frames(seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A collusion ring, a busy hospital with the pharmacy next door, a shared hospital address,
+    an identity ring and a family sharing only an address."""
+    rng = np.random.default_rng(seed)
+    n = 200
+    pid = [f"P{i:03d}" for i in range(n)]
+    phone = [f"139{i:05d}" for i in range(n)]
+    bank = [f"6222{i:06d}" for i in range(n)]
+    address = [f"{i} side street" for i in range(n)]
+    for i in range(100, 140):               # 40 strangers registered at the hospital's address
+        address[i] = HOSPITAL_ADDRESS
+    for i in range(10, 14):                 # identity ring: one phone, one bank account
+        phone[i], bank[i] = "13900000999", "62220000999"
+    for i in range(20, 23):                 # a family: same address only
+        address[i] = "7 family lane"
+    persons = pd.DataFrame({"person_id": pid, "phone": phone, "bank_account": bank,
+                            "address": address})
+    clinics = pd.DataFrame({"clinic_id": ["C_HOSP", "C_RING", "C_OTHER"], "beds": [800.0, 5.0, 20.0]})
+    pharmacies = pd.DataFrame({"pharmacy_id": ["F_NEXT", "F_RING", "F_OTHER"]})
+    visits, purchases = [], []
+    base = pd.Timestamp("2024-01-01")
+    ring_days = [base + pd.Timedelta(days=int(d)) for d in (10, 40, 70, 100, 130, 160)]
+    for p in RING:                          # ring members co-visit on the same six days
+        for d in ring_days:
+            visits.append((p, "C_RING", d, 300.0))
+            purchases.append((p, "F_RING", d, 200.0))
+    for i in range(30, n):                  # hospital patients: monthly, on their own days
+        days = rng.choice(365, size=8, replace=False)
+        for d in days:
+            day = base + pd.Timedelta(days=int(d))
+            visits.append((pid[i], "C_HOSP", day, 360.0))
+            purchases.append((pid[i], "F_NEXT", day, 80.0))
+    for p in RING:                          # camouflage: ring members also use the hospital
+        for d in rng.choice(365, size=3, replace=False):
+            day = base + pd.Timedelta(days=int(d))
+            visits.append((p, "C_HOSP", day, 360.0))
+            purchases.append((p, "F_NEXT", day, 80.0))
+    v = pd.DataFrame(visits, columns=["person_id", "clinic_id", "date", "claimed"])
+    v.insert(0, "visit_id", [f"V{i:05d}" for i in range(len(v))])
+    pu = pd.DataFrame(purchases, columns=["person_id", "pharmacy_id", "date", "claimed"])
+    pu.insert(0, "purchase_id", [f"U{i:05d}" for i in range(len(pu))])
+    labels = pd.DataFrame({"entity_type": ["person"], "entity_id": ["P001"], "label": [1]})
+    return {"persons": persons, "clinics": clinics, "pharmacies": pharmacies, "visits": v,
+            "purchases": pu, "labels": labels}
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return dataset_from_frames(_frames())
+
+
+@pytest.fixture(scope="module")
+def result(dataset):
+    return detect_rings(dataset)
+
+
+def _sets(members: pd.DataFrame) -> dict[str, set[tuple[str, str]]]:
+    return {rid: set(zip(g["entity_type"], g["entity_id"])) for rid, g in members.groupby("ring_id")}
+
+
+def test_collusion_ring_found_with_clinic_pharmacy_and_persons(result):
+    coll = result.rings[result.rings["ring_type"] == "collusion"]
+    assert len(coll) == 1
+    members = _sets(result.members)[coll["ring_id"].iloc[0]]
+    expected = {("person", p) for p in RING} | {("clinic", "C_RING"), ("pharmacy", "F_RING")}
+    assert members == expected
+    row = coll.iloc[0]
+    assert 0 < row["ring_score"] <= 1 and row["money_at_stake"] == pytest.approx(6 * 6 * 500.0)
+    assert row["why"]
+
+
+def test_busy_hospital_and_next_door_pharmacy_is_not_a_ring(result):
+    hospital = result.members[result.members["entity_id"].isin(["C_HOSP", "F_NEXT"])]
+    assert hospital.empty
+
+
+def test_common_address_does_not_chain_strangers(result):
+    strangers = {f"P{i:03d}" for i in range(100, 140)} | {"P020", "P021", "P022"}
+    ident = result.members[result.members["ring_type"] == "identity"]
+    assert not set(ident["entity_id"]) & strangers
+    assert list(_sets(ident).values()) == [{("person", p) for p in IDENTITY}]
+
+
+def test_evidence_subgraph(result):
+    rid = result.rings.loc[result.rings["ring_type"] == "collusion", "ring_id"].iloc[0]
+    ev = result.evidence(rid)
+    assert ev["ring_type"] == "collusion"
+    covisit = [e for e in ev["edges"] if e["relation"] == "covisit_days" and e["target_type"] == "clinic"]
+    assert len(covisit) == 6 and all(e["count"] == 6 for e in covisit)
+    with pytest.raises(KeyError):
+        result.evidence("nope")
+
+
+def test_deterministic_under_row_shuffling(result):
+    frames = _frames()
+    shuffled = {k: v.sample(frac=1.0, random_state=3).reset_index(drop=True) for k, v in frames.items()}
+    again = detect_rings(dataset_from_frames(shuffled))
+    pd.testing.assert_frame_equal(again.members, result.members)
+    pd.testing.assert_frame_equal(again.rings, result.rings)
+
+
+def test_size_cap_respected():
+    frames = _frames()
+    # 30 persons sharing one phone, chained pairwise by bank accounts: one big component.
+    p = frames["persons"].copy()
+    for i in range(140, 170):
+        p.loc[i, "bank_account"] = f"chain{(i - 140) // 2}"
+        p.loc[i, "phone"] = f"chainphone{(i - 139) // 2}"
+    frames["persons"] = p
+    s = RingSettings(max_ring_size=5)
+    res = detect_rings(dataset_from_frames(frames), s)
+    assert (res.rings["size"] <= 5).all()
+    assert (res.members.groupby("ring_id").size() <= 5).all()
+
+
+def test_evaluate_rings_toy():
+    truth = pd.DataFrame({
+        "entity_type": ["person"] * 7 + ["clinic"],
+        "entity_id": ["a", "b", "c", "d", "e", "f", "z", "c1"],
+        "pattern": ["collusion"] * 3 + ["identity_ring"] * 3 + ["lone"] + ["collusion"],
+        "ring_id": ["R1", "R1", "R1", "R2", "R2", "R2", "", "R1"],
+    })
+    members = pd.DataFrame({
+        "ring_id": ["x", "x", "x", "y", "y", "w", "w"],
+        "entity_type": ["person", "person", "clinic", "person", "person", "person", "person"],
+        "entity_id": ["a", "b", "c1", "d", "q", "z", "e"],
+    })
+    out = evaluate_rings(members, truth)
+    # x vs R1: 3/4 = 0.75 (found); y vs R2: 1/4 (not); w vs R2: 1/4 (not).
+    assert out["n_planted"] == 2 and out["n_detected"] == 3
+    assert out["recall"] == pytest.approx(0.5)
+    assert out["precision"] == pytest.approx(1 / 3)
+
+
+def test_louvain_baseline_runs(dataset):
+    base = louvain_baseline(dataset)
+    assert list(base.columns[:5]) == ["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]
+    assert len(base) > 0
+
+
+def _enrolment_broker_frames() -> dict[str, pd.DataFrame]:
+    n = 100
+    pid = [f"P{i:03d}" for i in range(n)]
+    phone = [f"139{i:05d}" for i in range(n)]
+    for i in range(60, 66):                  # broker: six cards on one phone
+        phone[i] = "13800000001"
+    persons = pd.DataFrame({"person_id": pid, "phone": phone})
+    employers = pd.DataFrame({"employer_id": ["E1", "E2", "E3", "E9"]})
+    agencies = pd.DataFrame({"agency_id": ["A1", "A2"]})
+    links = pd.DataFrame({"agency_id": ["A1", "A1", "A1", "A2"], "entity_type": "employer",
+                          "entity_id": ["E1", "E2", "E3", "E9"]})
+    shell = [(p, f"E{1 + k % 3}", "2023-01-01", "2023-05-31") for k, p in enumerate(pid[40:52])]
+    honest = [(p, "E9", "2015-01-01", None) for p in pid[0:20]]
+    employment = pd.DataFrame(shell + honest, columns=["person_id", "employer_id", "start_date", "end_date"])
+    benefits = pd.DataFrame({"person_id": pid[40:52] + pid[0:2], "month": "2023-07",
+                             "benefit_type": "unemployment", "amount": 1800.0})
+    pharmacies = pd.DataFrame({"pharmacy_id": [f"F{i}" for i in range(8)]})
+    rows = [(p, f"F{(k + j) % 8}", f"2024-0{1 + j}-1{k % 9}", 150.0)
+            for k, p in enumerate(pid[60:66]) for j in range(6)]
+    rows += [(p, "F0", "2024-03-03", 50.0) for p in pid[70:90]]
+    purchases = pd.DataFrame(rows, columns=["person_id", "pharmacy_id", "date", "claimed"])
+    purchases.insert(0, "purchase_id", [f"U{i:04d}" for i in range(len(purchases))])
+    return {"persons": persons, "employers": employers, "agencies": agencies, "agency_links": links,
+            "employment": employment, "benefits": benefits, "pharmacies": pharmacies,
+            "purchases": purchases}
+
+
+def test_enrolment_and_broker_rings():
+    res = detect_rings(dataset_from_frames(_enrolment_broker_frames()))
+    sets = _sets(res.members)
+    by_type = dict(zip(res.rings["ring_id"], res.rings["ring_type"]))
+    enrol = [sets[r] for r, t in by_type.items() if t == "enrolment"]
+    assert enrol == [{("agency", "A1"), ("employer", "E1"), ("employer", "E2"), ("employer", "E3")}
+                     | {("person", f"P{i:03d}") for i in range(40, 52)}]
+    broker = [sets[r] for r, t in by_type.items() if t == "broker"]
+    assert broker == [{("person", f"P{i:03d}") for i in range(60, 66)}]
+    assert "identity" not in set(by_type.values())   # the broker's phone is not reported twice
