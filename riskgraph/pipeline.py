@@ -31,7 +31,7 @@ from riskgraph.results import ResultsDB
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
 from riskgraph.settings import Settings
-from scoring.score import EntityScores, score_entity_type
+from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
 from scoring.registry import ModelRegistry
 
 log = logging.getLogger("riskgraph.pipeline")
@@ -112,15 +112,17 @@ def run_pipeline(*, data: Path, out: Path, settings: Settings, store_url: str | 
             }
             rings_members = ring_result.members
             files = {
-                "scores.csv": lambda p: scores.to_csv(p, index=False),
+                "scores.csv": lambda p: scores[SCORE_COLUMNS].to_csv(p, index=False),
                 "rule_hits.csv": lambda p: rule_result.hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
                 "rings.csv": lambda p: rings_members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(p, index=False),
                 "report.html": lambda p: write_report(p, scores=scores, models=models, rings=ring_result.rings,
                                                       manifest=manifest, settings=settings),
             }
             _write_outputs(out, files, manifest, timer)
+            save_feature_matrices(settings.home / "features", models)
             db.replace_results({"scores": scores, "rule_hits": rule_result.hits,
-                                "rings": ring_result.rings.assign(**{}), "ring_members": rings_members})
+                                "rings": ring_result.rings, "ring_members": rings_members, "ring_edges": ring_result.edges,
+                                "runs": pd.DataFrame([{"manifest": json.dumps(manifest, default=str)}])})
         bar.close()
         manifest["timings_s"] = timer.timings
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
@@ -134,6 +136,19 @@ def evaluate_rules(dataset: Dataset, settings: Settings) -> RuleResult:
     """Run the configured rule packs with the settings' overrides and disabled rules."""
     packs = load_packs(settings.rule_packs or DEFAULT_PACK_DIR)
     return evaluate(dataset, packs, overrides=settings.rule_overrides, disabled=settings.rules_disabled)
+
+
+def save_feature_matrices(folder: Path, models: dict[str, EntityScores]) -> None:
+    """Keep each type's model matrix so the API can explain any entity on demand."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, m in models.items():
+        target = folder / f"{t}.parquet"
+        if m.matrix is None:
+            target.unlink(missing_ok=True)
+            continue
+        tmp = folder / f".{t}.parquet.tmp"
+        m.matrix.to_parquet(tmp)
+        os.replace(tmp, target)
 
 
 def _write_outputs(out: Path, files: dict[str, Callable[[Path], Any]], manifest: dict, timer: StageTimer) -> None:

@@ -37,6 +37,7 @@ class EntityScores:
     explained_X: pd.DataFrame | None = None
     model: CrossFittedRiskModel | None = None
     oof: pd.DataFrame | None = None             # labelled rows: label, oof probability
+    matrix: pd.DataFrame | None = None          # the model matrix of every entity (for on-demand reasons)
 
     def public_metrics(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.items() if k != "calibration"}
@@ -213,7 +214,7 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
         "grade_cap": cap.fillna("").to_numpy(), "score_grade": score_grade.to_numpy(),
     })
     return EntityScores(entity_type, kind, version, table, metrics, importance, contributions,
-                        explained_X, model, oof_frame)
+                        explained_X, model, oof_frame, X)
 
 
 def _caps(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> tuple[pd.Series, pd.Series]:

@@ -14,7 +14,8 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
 /**
  * Runs a local Neo4j Community server (embedded DBMS with the Bolt connector) until SIGTERM.
  *
- * <p>Usage: {@code Launcher --home DIR [--port 7687] [--password PW] [--pagecache 512m]}.
+ * <p>Usage: {@code Launcher --home DIR [--port 7687] [--password PW] [--pagecache 512m]
+ * [--plugins DIR]}; the plugins folder holds the APOC and GDS jars (also on the classpath).
  * Without a password authentication is off; with one, user {@code neo4j} gets that password.
  * The settings are written to {@code DIR/conf/neo4j.conf} and loaded with strict validation,
  * so a misspelt key stops the start instead of being ignored.
@@ -33,8 +34,9 @@ public final class Launcher {
         int port = Integer.parseInt(opts.getOrDefault("port", "7687"));
         String password = opts.get("password");
         String pageCache = opts.getOrDefault("pagecache", "512m");
+        String plugins = opts.get("plugins");
 
-        Path conf = writeConfig(home, port, password != null, pageCache);
+        Path conf = writeConfig(home, port, password != null, pageCache, plugins);
         DatabaseManagementService service = new DatabaseManagementServiceBuilder(home)
                 .loadPropertiesFromFile(conf)
                 .build();
@@ -57,7 +59,8 @@ public final class Launcher {
         stopped.await();
     }
 
-    private static Path writeConfig(Path home, int port, boolean auth, String pageCache) throws IOException {
+    private static Path writeConfig(Path home, int port, boolean auth, String pageCache, String plugins)
+            throws IOException {
         Map<String, String> settings = new LinkedHashMap<>();
         settings.put("server.config.strict_validation.enabled", "true");
         settings.put("server.bolt.enabled", "true");
@@ -67,6 +70,9 @@ public final class Launcher {
         settings.put("server.memory.pagecache.size", pageCache);
         settings.put("dbms.usage_report.enabled", "false");
         settings.put("dbms.routing.enabled", "false");
+        if (plugins != null) {
+            settings.put("server.directories.plugins", Path.of(plugins).toAbsolutePath().toString());
+        }
         settings.put("dbms.security.procedures.unrestricted", "apoc.*,gds.*");
         settings.put("dbms.security.procedures.allowlist", "apoc.*,gds.*");
         // A development server: keep little transaction log history on disk.
