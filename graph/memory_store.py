@@ -167,8 +167,13 @@ class MemoryGraphStore(GraphStore):
         path_nodes = np.array(path[::-1], dtype=np.int64)
         sub = self._subgraph_of(path_nodes, None, False)
         refs = [EntityRef(*proj.node_of(int(n))) for n in path_nodes]
-        pairs = {(refs[i], refs[i + 1]) for i in range(len(refs) - 1)}
-        sub.edges = [e for e in sub.edges if (e.source, e.target) in pairs or (e.target, e.source) in pairs]
+        hops = [frozenset((refs[i], refs[i + 1])) for i in range(len(refs) - 1)]
+        chosen: dict[frozenset, Edge] = {}
+        for e in sub.edges:  # one edge per hop: the first relationship type in REL_TYPES order
+            key = frozenset((e.source, e.target))
+            if key in hops and (key not in chosen or REL_TYPES.index(e.type) < REL_TYPES.index(chosen[key].type)):
+                chosen[key] = e
+        sub.edges = [chosen[h] for h in hops]
         return sub
 
     def subgraph(self, refs: list[EntityRef]) -> Subgraph:

@@ -15,7 +15,7 @@ import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
  * Runs a local Neo4j Community server (embedded DBMS with the Bolt connector) until SIGTERM.
  *
  * <p>Usage: {@code Launcher --home DIR [--port 7687] [--password PW] [--pagecache 512m]
- * [--plugins DIR]}; the plugins folder holds the APOC and GDS jars (also on the classpath).
+ * [--plugins DIR]}; the plugins folder holds the APOC jar (also on the classpath).
  * Without a password authentication is off; with one, user {@code neo4j} gets that password.
  * The settings are written to {@code DIR/conf/neo4j.conf} and loaded with strict validation,
  * so a misspelt key stops the start instead of being ignored.
@@ -73,8 +73,7 @@ public final class Launcher {
         if (plugins != null) {
             settings.put("server.directories.plugins", Path.of(plugins).toAbsolutePath().toString());
         }
-        settings.put("dbms.security.procedures.unrestricted", "apoc.*,gds.*");
-        settings.put("dbms.security.procedures.allowlist", "apoc.*,gds.*");
+        settings.put("dbms.security.procedures.unrestricted", "apoc.*");
         // A development server: keep little transaction log history on disk.
         settings.put("db.tx_log.rotation.retention_policy", "256M size");
 

@@ -1,0 +1,79 @@
+"""Small hand-made datasets for tests."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def tiny_frames() -> dict[str, pd.DataFrame]:
+    """Every table of the contract, a handful of rows, as text (like a CSV)."""
+    return {
+        "persons": pd.DataFrame({
+            "person_id": ["P1", "P2", "P3", "P4"],
+            "name": ["Li Lei", "Han Meimei", "Wang Wu", "Zhao Liu"],
+            "id_number": ["110101195001010011", "110101196002020022", "110101197003030033", "110101198004040044"],
+            "gender": ["M", "F", "M", "F"],
+            "birth_date": ["1950-01-01", "1960-02-02", "1970-03-03", "1980-04-04"],
+            "region": ["north", "north", "south", "south"],
+            "phone": ["13800000001", "13800000001", "13800000003", None],
+            "address": ["1 Main St", "1 Main St", "3 Side St", "4 Hill Rd"],
+            "bank_account": ["6222001", "6222002", "6222003", "6222004"],
+            "death_date": [None, None, "2025-03-01", None],
+            "chronic": ["1", "0", "0", "1"],
+        }),
+        "employers": pd.DataFrame({
+            "employer_id": ["E1", "E2"], "name": ["Acme", "Shell Co"], "industry": ["retail", "services"],
+            "region": ["north", "south"], "registered_date": ["2010-01-01", "2024-06-01"],
+            "phone": ["13900000001", "13800000003"], "address": ["9 Market St", "3 Side St"],
+            "bank_account": ["7000001", "7000002"],
+        }),
+        "clinics": pd.DataFrame({"clinic_id": ["C1", "C2"], "level": ["3", "1"], "region": ["north", "south"], "beds": ["500", "10"]}),
+        "pharmacies": pd.DataFrame({"pharmacy_id": ["H1", "H2"], "region": ["north", "south"]}),
+        "agencies": pd.DataFrame({"agency_id": ["A1"], "license_no": ["L-001"], "region": ["south"]}),
+        "employment": pd.DataFrame({
+            "person_id": ["P1", "P2", "P3"], "employer_id": ["E1", "E1", "E2"],
+            "start_date": ["2020-01-01", "2021-05-01", "2025-01-01"], "end_date": [None, None, "2025-06-30"],
+            "monthly_wage": ["6000", "5000", "3000"], "agency_id": [None, None, "A1"],
+        }),
+        "contributions": pd.DataFrame({
+            "employer_id": ["E1", "E1", "E2", "E2"], "person_id": ["P1", "P2", "P3", "P3"],
+            "month": ["2025-01", "2025-01", "2025-01", "2025-02"],
+            "base": ["6000", "5000", "2000", "2000"], "due": ["1200", "1000", "400", "400"],
+            "paid": ["1200", "1000", "0", "400"],
+        }),
+        "benefits": pd.DataFrame({
+            "person_id": ["P3", "P4"], "month": ["2025-05", "2025-02"],
+            "benefit_type": ["pension", "unemployment"], "amount": ["3000", "1800"],
+        }),
+        "visits": pd.DataFrame({
+            "visit_id": ["V1", "V2", "V3", "V4"], "person_id": ["P1", "P1", "P2", "P4"],
+            "clinic_id": ["C1", "C2", "C1", "C2"],
+            "date": ["2025-02-01", "2025-02-01", "2025-02-03", "2025-03-10"],
+            "kind": ["outpatient", "outpatient", "inpatient", "outpatient"],
+            "discharge_date": [None, None, "2025-02-10", None], "diagnosis": ["J20", "J20", "I10", "E11"],
+            "amount": ["300", "250", "9000", "120"], "claimed": ["240", "200", "7200", "96"],
+        }),
+        "purchases": pd.DataFrame({
+            "purchase_id": ["U1", "U2", "U3"], "person_id": ["P1", "P2", "P4"],
+            "pharmacy_id": ["H1", "H1", "H2"], "date": ["2025-02-01", "2025-02-05", "2025-03-10"],
+            "amount": ["80", "120", "60"], "claimed": ["64", "96", "48"], "drug_code": ["D1", "D2", "D1"],
+            "quantity": ["1", "2", "1"], "days_supply": ["5", "30", "7"], "clinic_id": ["C1", "C1", "C2"],
+        }),
+        "agency_links": pd.DataFrame({
+            "agency_id": ["A1", "A1"], "entity_type": ["person", "employer"], "entity_id": ["P3", "E2"],
+            "relation": ["placed", "represents"], "start_date": ["2025-01-01", "2024-06-01"],
+        }),
+        "labels": pd.DataFrame({
+            "entity_type": ["person", "person", "employer"], "entity_id": ["P1", "P2", "E2"],
+            "label": ["1", "0", "1"], "as_of": ["2025-12-31", "2025-12-31", "2025-12-31"],
+        }),
+    }
+
+
+def write_dataset(folder: Path, frames: dict[str, pd.DataFrame] | None = None) -> Path:
+    """Write frames as CSV files of a dataset folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, df in (frames if frames is not None else tiny_frames()).items():
+        df.to_csv(folder / f"{name}.csv", index=False)
+    return folder

@@ -1,0 +1,117 @@
+"""Input contract validation: every failure names file, row and column, and loads nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from graph.dataset import load_dataset
+from graph.memory_store import MemoryGraphStore
+from riskgraph.errors import InvalidDataset
+from tests.factories import tiny_frames, write_dataset
+
+
+def _problems(folder: Path) -> list[str]:
+    with pytest.raises(InvalidDataset) as exc:
+        load_dataset(folder)
+    return [str(p) for p in exc.value.problems]
+
+
+def test_valid_dataset_is_typed_and_sorted(tmp_path: Path) -> None:
+    frames = tiny_frames()
+    frames["persons"] = frames["persons"].iloc[::-1]
+    ds = load_dataset(write_dataset(tmp_path, frames))
+    persons = ds.tables["persons"]
+    assert list(persons["person_id"]) == ["P1", "P2", "P3", "P4"]
+    assert str(persons["birth_date"].dtype) == "datetime64[ns]"
+    assert persons["chronic"].dtype == "float64"          # numeric extra column
+    assert ds.tables["labels"]["entity_id"].tolist() == ["E2", "P1", "P2"]  # sorted by key
+    assert ds.tables["labels"]["label"].tolist() == [1, 1, 0]
+    assert ds.tables["contributions"]["paid"].dtype == "float64"
+    assert len(ds.content_hash) == 16
+
+
+def test_parquet_reads_like_csv(tmp_path: Path) -> None:
+    frames = tiny_frames()
+    write_dataset(tmp_path / "csv", frames)
+    (tmp_path / "pq").mkdir()
+    for name, df in frames.items():
+        df.to_parquet(tmp_path / "pq" / f"{name}.parquet", index=False)
+    a, b = load_dataset(tmp_path / "csv"), load_dataset(tmp_path / "pq")
+    for name in frames:
+        pd.testing.assert_frame_equal(a.tables[name], b.tables[name])
+
+
+@pytest.mark.parametrize("tables", [("persons", "labels"), ("persons", "clinics", "visits")])
+def test_few_tables_are_enough(tmp_path: Path, tables: tuple[str, ...]) -> None:
+    frames = {k: v for k, v in tiny_frames().items() if k in tables}
+    if "labels" in frames:
+        frames["labels"] = frames["labels"][frames["labels"]["entity_type"] == "person"]
+    if "visits" in frames:  # no dates nor amounts at all
+        frames["visits"] = frames["visits"][["visit_id", "person_id", "clinic_id"]]
+    ds = load_dataset(write_dataset(tmp_path, frames))
+    assert set(ds.tables) == set(tables)
+
+
+@pytest.mark.parametrize(("mutate", "expected"), [
+    (lambda f: f.__setitem__("persons", f["persons"].drop(columns=["person_id"])),
+     "persons.csv column 'person_id': required column is missing"),
+    (lambda f: f["persons"].loc.__setitem__((3, "person_id"), "P1"),
+     "persons.csv row 4 column 'person_id': duplicate id (got 'P1')"),
+    (lambda f: f["visits"].loc.__setitem__((1, "clinic_id"), "C9"),
+     "visits.csv row 2 column 'clinic_id': unknown clinic id (not in clinics) (got 'C9')"),
+    (lambda f: f["visits"].loc.__setitem__((0, "date"), "2025-02-30"),
+     "visits.csv row 1 column 'date': not a date in YYYY-MM-DD form (got '2025-02-30')"),
+    (lambda f: f["contributions"].loc.__setitem__((2, "month"), "2025-13"),
+     "contributions.csv row 3 column 'month': not a month in YYYY-MM form (got '2025-13')"),
+    (lambda f: f["purchases"].loc.__setitem__((0, "amount"), "-5"),
+     "purchases.csv row 1 column 'amount': negative amount (got '-5')"),
+    (lambda f: f["labels"].loc.__setitem__((1, "label"), "yes"),
+     "labels.csv row 2 column 'label': label must be 0 or 1 (got 'yes')"),
+    (lambda f: f["labels"].loc.__setitem__((0, "entity_id"), "P99"),
+     "labels.csv row 1 column 'entity_id': unknown person id (not in persons) (got 'P99')"),
+    (lambda f: f["benefits"].loc.__setitem__((0, "amount"), None),
+     "benefits.csv row 1 column 'amount': required value is empty"),
+    (lambda f: f["visits"].loc.__setitem__((0, "amount"), "abc"),
+     "visits.csv row 1 column 'amount': not a number (got 'abc')"),
+    (lambda f: f.pop("persons"),
+     "persons.csv: the persons table is required (persons.csv or persons.parquet)"),
+])
+def test_bad_input_is_named_and_nothing_loads(tmp_path: Path, mutate, expected: str) -> None:
+    store = MemoryGraphStore(tmp_path / "store")
+    before = store.load(load_dataset(write_dataset(tmp_path / "good")))
+    frames = tiny_frames()
+    mutate(frames)
+    folder = write_dataset(tmp_path / "bad", frames)
+    assert expected in _problems(folder)
+    after = store.snapshot()
+    assert after is not None and after.content_hash == before.content_hash
+    assert store.dataset().row_counts() == before.row_counts
+
+
+def test_empty_file_and_header_only(tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path, {k: v for k, v in tiny_frames().items() if k in ("persons", "clinics")})
+    (folder / "clinics.csv").write_text("")
+    assert "clinics.csv: file is empty; remove it if the table does not apply" in _problems(folder)
+    (folder / "clinics.csv").write_text("clinic_id,level\n")
+    assert any("clinics.csv: file has a header but no rows" in p for p in _problems(folder))
+
+
+def test_csv_and_parquet_of_one_table_conflict(tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path, {"persons": tiny_frames()["persons"]})
+    tiny_frames()["persons"].to_parquet(folder / "persons.parquet")
+    assert any("both persons.csv and persons.parquet exist" in p for p in _problems(folder))
+
+
+def test_many_problems_are_counted(tmp_path: Path) -> None:
+    persons = pd.DataFrame({"person_id": [f"P{i}" for i in range(200)], "birth_date": ["bad"] * 200})
+    folder = write_dataset(tmp_path, {"persons": persons})
+    with pytest.raises(InvalidDataset) as exc:
+        load_dataset(folder)
+    assert exc.value.total == 200
+    assert "and 150 more problems" in str(exc.value)
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    assert "dataset folder does not exist" in _problems(tmp_path / "nope")[0]
