@@ -69,15 +69,18 @@ class RingSettings:
     leiden_retries: int = 4           # resolution doubles on each retry while a piece is too big
     seed: int = 42                    # Leiden seed: same input, same rings
     # Identity rings
-    identifier_max_degree: int = 8    # identifier values shared by more entities are too common
+    identifier_max_degree: int = 50   # identifier values shared by more entities are too common
+    identity_min_size: int = 2        # two strangers sharing a phone and a bank account is a ring
     phone_weight: float = 1.0         # link weight of a shared phone
     bank_account_weight: float = 1.0  # link weight of a shared bank account
-    address_weight: float = 0.5       # link weight of a shared address (families share these)
+    address_weight: float = 0.0       # an address alone never links (families share them)
     identity_min_link: float = 1.0    # two entities are linked from this shared weight up
     # Collusion rings
     min_covisit_days: int = 3         # k: same-day clinic+pharmacy days to count as repeated
     min_covisit_overlap: float = 0.5  # shared days / smaller member's days at the pair
     min_pair_lift: float = 2.0        # clinic-pharmacy same-day patients vs. their sizes
+    prescription_is_visit: bool = False  # a purchase naming a clinic counts as a visit there
+    #                                   (off: regular refills would look like repeated co-visits)
     max_event_persons: int = 1000     # (clinic, pharmacy, day) events larger are skipped (cost)
     pair_share: float = 0.25          # clinic-pharmacy pairs with this share of a ring's links join it
     fraudar_c: float = 5.0            # event weight 1/log(event size + c): big days count less
@@ -88,10 +91,12 @@ class RingSettings:
     shell_min_enrolees: int = 2       # a shell employer carries at least this many suspicious
     enrolment_min_shells: int = 2     # an agency runs at least this many shells
     # Broker rings
-    broker_min_cards: int = 4         # cards tied to one phone/bank account or buying together
-    broker_min_pharmacies: int = 4    # distinct pharmacies per card (median over the ring)
-    broker_min_codays: int = 3        # same (pharmacy, day) purchases linking two cards
-    duplicate_jaccard: float = 0.5   # a ring this close to one of a more specific type is dropped
+    broker_min_cards: int = 3         # broker + cards tied by phones / bank accounts
+    broker_min_pharmacies: int = 4    # distinct pharmacies the group buys at
+    broker_min_codays: int = 3        # pharmacy-days with several of the group's cards buying
+    duplicate_share: float = 0.5      # a ring with this share of its members inside a ring of a
+    #                                   more specific type (collusion > enrolment > broker > identity)
+    #                                   repeats it and is dropped
     # Scoring
     money_scale: float = 50_000.0     # money at stake where its component reaches 1 - 1/e
     weight_density: float = 0.25
@@ -210,8 +215,10 @@ def _symmetric(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> sp.cs
     return a.tocsr()
 
 
-def _group(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings) -> np.ndarray:
+def _group(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings,
+           min_size: int | None = None) -> np.ndarray:
     """Group linked nodes: components, Leiden-split when too big or too sparse; -1 = no group."""
+    min_size = s.min_ring_size if min_size is None else min_size
     labels = np.full(n, -1, dtype=np.int64)
     if len(src) == 0:
         return labels
@@ -221,7 +228,7 @@ def _group(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSetti
     possible = np.maximum(sizes * (sizes - 1) / 2, 1)
     density = n_edges / possible
     split = (sizes > s.max_ring_size) | ((sizes >= s.split_check_size) & (density < s.min_density))
-    keep = ~split & (sizes >= s.min_ring_size)
+    keep = ~split & (sizes >= min_size)
     labels = np.where(keep[comp], comp, -1)
     next_label = len(sizes)
     for c in np.flatnonzero(split):  # loops over oversized components only
@@ -236,7 +243,7 @@ def _group(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSetti
     valid = labels >= 0
     if valid.any():
         counts = np.bincount(labels[valid])
-        small = counts[labels[valid]] < s.min_ring_size
+        small = counts[labels[valid]] < min_size
         idx = np.flatnonzero(valid)
         labels[idx[small]] = -1
     return labels
@@ -311,28 +318,47 @@ def _identifier_label(id_type: pd.Series, value: pd.Series) -> pd.Series:
                       for t, x in zip(id_type.to_numpy(), text)], index=id_type.index)
 
 
-def _identity_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
+def _identity_links(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, pd.Index, np.ndarray,
+                                                             np.ndarray, np.ndarray] | None:
+    """Entity pairs linked by shared phones / bank accounts, households excepted.
+
+    Returns the identifier rows used, the node names ("type<SEP>id"), and link arrays
+    (src, dst, weight) over node codes. Identifier values held by more than
+    `identifier_max_degree` entities are too common to link anyone. Entities that also share an
+    address are a household (an elder using a relative's phone, a couple's joint account) and are
+    not linked; an address alone never links.
+    """
     rows = _identifier_rows(dataset, IDENTIFIER_TYPES)
     if rows.empty:
         return None
     weights = {"phone": s.phone_weight, "bank_account": s.bank_account_weight,
                "address": s.address_weight}
-    node_key = rows["entity_type"] + _SEP + rows["entity_id"]
-    ident_key = rows["id_type"] + _SEP + rows["value"]
-    node, node_names = pd.factorize(node_key, sort=True)
-    ident, _ = pd.factorize(ident_key, sort=True)
+    node, node_names = pd.factorize(rows["entity_type"] + _SEP + rows["entity_id"], sort=True)
+    ident, _ = pd.factorize(rows["id_type"] + _SEP + rows["value"], sort=True)
     degree = np.bincount(ident)
     ok = (degree[ident] >= 2) & (degree[ident] <= s.identifier_max_degree)
-    if not ok.any():
+    is_addr = (rows["id_type"] == "address").to_numpy()
+    strong = ok & ~is_addr
+    if not strong.any():
         return None
+    shape = (len(node_names), degree.size)
     w = rows["id_type"].map(weights).fillna(0.0).to_numpy("float64")
-    b = sp.csr_matrix((np.ones(ok.sum()), (node[ok], ident[ok])),
-                      shape=(len(node_names), degree.size))
-    bw = sp.csr_matrix((w[ok], (node[ok], ident[ok])), shape=b.shape)
+    b = sp.csr_matrix((np.ones(strong.sum()), (node[strong], ident[strong])), shape=shape)
+    bw = sp.csr_matrix((w[strong], (node[strong], ident[strong])), shape=shape)
     shared = sp.triu(bw @ b.T, k=1).tocoo()
-    link = shared.data >= s.identity_min_link
-    src, dst, lw = shared.row[link], shared.col[link], shared.data[link]
-    labels = _group(len(node_names), src, dst, lw, s)
+    addr = is_addr & (degree[ident] >= 2)
+    ba = sp.csr_matrix((np.ones(addr.sum()), (node[addr], ident[addr])), shape=shape)
+    same_home = np.asarray((ba[shared.row].multiply(ba[shared.col])).sum(axis=1)).ravel() > 0
+    link = (shared.data >= s.identity_min_link) & ~same_home
+    return rows[strong], pd.Index(node_names), shared.row[link], shared.col[link], shared.data[link]
+
+
+def _identity_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
+    got = _identity_links(dataset, s)
+    if got is None:
+        return None
+    rows, node_names, src, dst, lw = got
+    labels = _group(len(node_names), src, dst, lw, s, min_size=s.identity_min_size)
     if (labels < 0).all():
         return None
     nodes = pd.Series(node_names).str.split(_SEP, n=1, expand=True)
@@ -341,15 +367,16 @@ def _identity_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
                             "entity_type": nodes[0].to_numpy()[in_ring],
                             "entity_id": nodes[1].to_numpy()[in_ring]})
     # Evidence: member -> identifier edges of identifiers shared inside the ring.
-    er = rows[ok].assign(ring=labels[node[ok]])
+    er = rows.assign(ring=labels[node_names.get_indexer(rows["entity_type"] + _SEP + rows["entity_id"])])
     er = er[er["ring"] >= 0]
     per = er.groupby(["ring", "id_type", "value"])["entity_id"].transform("size")
     er = er[per >= 2]
+    weights = {"phone": s.phone_weight, "bank_account": s.bank_account_weight}
     edges = pd.DataFrame({
         "ring": er["ring"].to_numpy(), "source_type": er["entity_type"].to_numpy(),
         "source_id": er["entity_id"].to_numpy(), "target_type": er["id_type"].to_numpy(),
         "target_id": _identifier_label(er["id_type"], er["value"]).to_numpy(),
-        "relation": "has_" + er["id_type"], "count": 1.0,
+        "relation": ("has_" + er["id_type"]).to_numpy(), "count": 1.0,
         "weight": er["id_type"].map(weights).to_numpy()})
     link_ring = labels[src]
     same = (link_ring >= 0) & (link_ring == labels[dst])
@@ -357,10 +384,15 @@ def _identity_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
     kinds = er.groupby("ring")["id_type"].agg(lambda x: ", ".join(sorted(set(x))))
     counts = edges.groupby("ring")["target_id"].nunique()
     size = members.groupby("ring").size()
+    # Money at stake: benefits drawn by ring members.
+    ben = dataset.table("benefits")
+    pm = members[members["entity_type"] == "person"].rename(columns={"entity_id": "person_id"})
+    money = ben.merge(pm[["ring", "person_id"]], on="person_id").groupby("ring")["amount"].sum()
     info = pd.DataFrame({"ring": size.index, "ring_type": "identity"})
     info["strength"] = np.clip(strength.reindex(size.index).fillna(0).to_numpy() / 2.0, 0, 1)
-    info["money_at_stake"] = 0.0
-    info["why"] = [f"{n} persons/employers share {c} identifier value(s) ({k}) that few others use"
+    info["money_at_stake"] = money.reindex(size.index).fillna(0.0).to_numpy()
+    info["why"] = [f"{n} persons/employers at different addresses share {c} phone or bank "
+                   f"account value(s) ({k})"
                    for n, c, k in zip(size.to_numpy(), counts.reindex(size.index).fillna(0).astype(int),
                                       kinds.reindex(size.index).fillna(""))]
     return _Found(members, info, edges)
@@ -370,7 +402,7 @@ def _identity_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
 # Collusion rings
 
 
-def _covisits(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, pd.Index]] | None:
+def _covisits(dataset: Dataset, prescriptions: bool) -> tuple[pd.DataFrame, dict[str, pd.Index]] | None:
     """Distinct same-day (person, clinic, pharmacy, day) co-occurrences as integer codes."""
     visits = dataset.table("visits")
     purchases = dataset.table("purchases")
@@ -393,7 +425,7 @@ def _covisits(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, pd.Index]] | No
     right = pd.DataFrame({"k": pk, "f": pf}).drop_duplicates()
     same_day = left.merge(right, on="k")
     frames = [same_day]
-    rx = p["clinic_id"].notna().to_numpy()
+    rx = p["clinic_id"].notna().to_numpy() & prescriptions
     if rx.any():
         frames.append(pd.DataFrame({"k": pk[rx], "c": clinics.get_indexer(p["clinic_id"][rx]),
                                     "f": pf[rx]}))
@@ -408,7 +440,7 @@ def _covisits(dataset: Dataset) -> tuple[pd.DataFrame, dict[str, pd.Index]] | No
 
 
 def _collusion_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
-    got = _covisits(dataset)
+    got = _covisits(dataset, s.prescription_is_visit)
     if got is None:
         return None
     t, ctx = got
@@ -654,94 +686,54 @@ def _enrolment_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
 
 def _broker_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
     purchases = dataset.table("purchases")
-    if purchases.empty:
+    got = _identity_links(dataset, s)
+    if purchases.empty or got is None:
         return None
-    persons = pd.Index(dataset.entity_ids("person"))
-    pharmacies = pd.Index(dataset.entity_ids("pharmacy"))
-    pp = persons.get_indexer(purchases["person_id"])
-    pf = pharmacies.get_indexer(purchases["pharmacy_id"])
-    spread = pd.DataFrame({"p": pp, "f": pf}).drop_duplicates().groupby("p").size()
-    n_pharm = np.zeros(len(persons), dtype=np.int64)
-    n_pharm[spread.index.to_numpy()] = spread.to_numpy()
-    wide = n_pharm >= s.broker_min_pharmacies
-    if not wide.any():
+    rows, node_names, src, dst, lw = got
+    person_nodes = node_names.str.startswith("person" + _SEP)
+    keep_link = person_nodes[src] & person_nodes[dst]
+    src, dst, lw = src[keep_link], dst[keep_link], lw[keep_link]
+    labels = _group(len(node_names), src, dst, lw, s, min_size=s.broker_min_cards)
+    if (labels < 0).all():
         return None
-    src_parts, dst_parts, w_parts, rel_parts = [], [], [], []
-    # (a) cards tied to one phone or bank account (no degree cap: brokers hold many cards).
-    rows = _identifier_rows(dataset, ("phone", "bank_account"))
-    rows = rows[rows["entity_type"] == "person"]
-    if not rows.empty:
-        p = persons.get_indexer(rows["entity_id"])
-        ident, _ = pd.factorize(rows["id_type"] + _SEP + rows["value"], sort=True)
-        holders = np.bincount(ident)
-        wide_holders = np.bincount(ident, weights=wide[p].astype(float))
-        ok = (holders[ident] >= s.broker_min_cards) & (holders[ident] <= s.max_ring_size) \
-            & (wide_holders[ident] >= s.broker_min_cards) & (wide_holders[ident] >= 0.5 * holders[ident])
-        if ok.any():
-            # Star: every card to the first card (sorted) of its identifier.
-            order = np.lexsort((p[ok], ident[ok]))
-            ip, ii = p[ok][order], ident[ok][order]
-            first = np.r_[True, ii[1:] != ii[:-1]]
-            hub = ip[first][np.cumsum(first) - 1]
-            m = ip != hub
-            src_parts.append(hub[m])
-            dst_parts.append(ip[m])
-            w_parts.append(np.ones(m.sum()))
-            rel_parts.append(np.full(m.sum(), "shared_identifier"))
-    # (b) wide-spread cards buying at the same pharmacy on the same days, repeatedly.
-    dated = purchases["date"].notna().to_numpy() & wide[pp]
-    if dated.any():
-        d = _days(purchases["date"][dated])
-        ek = pf[dated].astype("int64") * (int(d.max() - d.min()) + 1) + (d - d.min())
-        ev, _ = pd.factorize(ek, sort=True)
-        cards, card_ids = pd.factorize(pp[dated], sort=True)
-        b = sp.csr_matrix((np.ones(len(ev), dtype=np.float32), (cards, ev)),
-                          shape=(len(card_ids), int(ev.max()) + 1))
-        b.data[:] = 1.0
-        co = sp.triu(b @ b.T, k=1).tocoo()
-        link = co.data >= s.broker_min_codays
-        src_parts.append(card_ids[co.row[link]])
-        dst_parts.append(card_ids[co.col[link]])
-        w_parts.append(co.data[link].astype(float))
-        rel_parts.append(np.full(link.sum(), "same_day_purchases"))
-    if not src_parts or sum(len(x) for x in src_parts) == 0:
+    in_ring = np.flatnonzero(labels >= 0)
+    ring_of = pd.DataFrame({"person_id": node_names[in_ring].str.slice(len("person" + _SEP)),
+                            "ring": labels[in_ring]})
+    pur = purchases.assign(m=_money(purchases)).merge(ring_of, on="person_id")
+    # Cards of one group buying at one pharmacy on one day ("several cards on one day").
+    together = pur[pur["date"].notna()].groupby(["ring", "pharmacy_id", "date"])["person_id"].nunique()
+    together = together[together >= 2].groupby("ring").size()
+    spread = pur.groupby("ring")["pharmacy_id"].nunique()
+    stats = pd.DataFrame({"together": together, "spread": spread}).fillna(0)
+    good = stats[(stats["together"] >= s.broker_min_codays)
+                 & (stats["spread"] >= s.broker_min_pharmacies)].index.to_numpy()
+    if not len(good):
         return None
-    src, dst = np.concatenate(src_parts), np.concatenate(dst_parts)
-    w, rel = np.concatenate(w_parts), np.concatenate(rel_parts)
-    nodes = np.union1d(src, dst)
-    a, b_ = np.searchsorted(nodes, src), np.searchsorted(nodes, dst)
-    lab = _group(len(nodes), a, b_, w, s)
-    # Keep groups whose cards are mostly wide-spread.
-    valid = lab >= 0
-    if not valid.any():
-        return None
-    wide_share = pd.Series(wide[nodes[valid]].astype(float)).groupby(lab[valid]).mean()
-    med_pharm = pd.Series(n_pharm[nodes[valid]]).groupby(lab[valid]).median()
-    good = wide_share[(wide_share >= 0.5) & (med_pharm >= s.broker_min_pharmacies)].index
-    keep = valid.copy()
-    keep[valid] = np.isin(lab[valid], good)
-    if not keep.any():
-        return None
-    members = pd.DataFrame({"ring": lab[keep], "ring_type": "broker", "entity_type": "person",
-                            "entity_id": persons[nodes[keep]].to_numpy()})
-    la, lb = lab[a], lab[b_]
-    inside = (la >= 0) & (la == lb) & np.isin(la, good)
-    edges = pd.DataFrame({"ring": la[inside], "source_type": "person",
-                          "source_id": persons[src[inside]].to_numpy(), "target_type": "person",
-                          "target_id": persons[dst[inside]].to_numpy(), "relation": rel[inside],
-                          "count": w[inside], "weight": 1.0})
-    pur = purchases.assign(m=_money(purchases))
-    money = pur.merge(members.rename(columns={"entity_id": "person_id"})[["ring", "person_id"]],
-                      on="person_id")
-    n_ph = money.groupby("ring")["pharmacy_id"].nunique()
-    money = money.groupby("ring")["m"].sum()
+    ring_of = ring_of[ring_of["ring"].isin(good)]
+    members = pd.DataFrame({"ring": ring_of["ring"].to_numpy(), "ring_type": "broker",
+                            "entity_type": "person", "entity_id": ring_of["person_id"].to_numpy()})
+    er = rows.merge(ring_of.rename(columns={"person_id": "entity_id"}), on="entity_id")
+    er = er[er["entity_type"] == "person"]
+    er = er[er.groupby(["ring", "id_type", "value"])["entity_id"].transform("size") >= 2]
+    e1 = pd.DataFrame({"ring": er["ring"].to_numpy(), "source_type": "person",
+                       "source_id": er["entity_id"].to_numpy(), "target_type": er["id_type"].to_numpy(),
+                       "target_id": _identifier_label(er["id_type"], er["value"]).to_numpy(),
+                       "relation": ("has_" + er["id_type"]).to_numpy(), "count": 1.0, "weight": 1.0})
+    bought = pur[pur["ring"].isin(good)].groupby(["ring", "person_id", "pharmacy_id"], as_index=False).size()
+    e2 = pd.DataFrame({"ring": bought["ring"].to_numpy(), "source_type": "person",
+                       "source_id": bought["person_id"].to_numpy(), "target_type": "pharmacy",
+                       "target_id": bought["pharmacy_id"].to_numpy(), "relation": "purchases",
+                       "count": bought["size"].to_numpy(float), "weight": 1.0})
+    edges = pd.concat([e1, e2], ignore_index=True)
+    money = pur[pur["ring"].isin(good)].groupby("ring")["m"].sum()
     size = members.groupby("ring").size()
+    st = stats.reindex(size.index)
     info = pd.DataFrame({"ring": size.index, "ring_type": "broker"})
-    info["strength"] = np.clip(med_pharm.reindex(size.index).to_numpy() / (2.0 * s.broker_min_pharmacies), 0, 1)
+    info["strength"] = np.clip(st["spread"].to_numpy() / (2.0 * s.broker_min_pharmacies), 0, 1)
     info["money_at_stake"] = money.reindex(size.index).fillna(0.0).to_numpy()
-    info["why"] = [f"{n} cards tied together (shared phone/bank account or buying together) "
-                   f"buy across {int(k)} pharmacies"
-                   for n, k in zip(size.to_numpy(), n_ph.reindex(size.index).fillna(0).to_numpy())]
+    info["why"] = [f"{n} cards tied to one phone or bank account buy across {int(k)} pharmacies, "
+                   f"several cards together on {int(t)} pharmacy-days"
+                   for n, k, t in zip(size.to_numpy(), st["spread"].to_numpy(), st["together"].to_numpy())]
     return _Found(members, info, edges)
 
 
@@ -760,11 +752,11 @@ def _duplicates(members: pd.DataFrame, s: RingSettings) -> np.ndarray:
     m = sp.csr_matrix((np.ones(len(key)), (ring, key)), shape=(len(ring_ids), int(key.max()) + 1))
     size = np.asarray(m.sum(axis=1)).ravel()
     inter = sp.triu(m @ m.T, k=1).tocoo()
-    jac = inter.data / (size[inter.row] + size[inter.col] - inter.data)
     rtype = members.groupby("ring")["ring_type"].first().reindex(ring_ids).map(_TYPE_PRIORITY).to_numpy()
-    close = jac >= s.duplicate_jaccard
-    a, b = inter.row[close], inter.col[close]
+    a, b = inter.row, inter.col
     loser = np.where(rtype[a] <= rtype[b], b, a)
+    close = inter.data / size[loser] >= s.duplicate_share
+    loser = loser[close & (rtype[a] != rtype[b])]
     return ring_ids[np.unique(loser)].to_numpy()
 
 

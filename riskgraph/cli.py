@@ -177,6 +177,55 @@ def models_promote(settings: Settings, version: str) -> None:
     click.echo(f"{rec.version} is now the {rec.entity_type} champion")
 
 
+@cli.group()
+def rules() -> None:
+    """Rule packs: list them, try them on a dataset."""
+
+
+@rules.command("list")
+@pass_settings
+def rules_list(settings: Settings) -> None:
+    """Every rule of the configured packs, with pack version and thresholds."""
+    from rules.cli import list_rules
+    from rules.pack import DEFAULT_PACK_DIR
+
+    table = list_rules(settings.rule_packs or DEFAULT_PACK_DIR)
+    cols = ["pack", "version", "rule_id", "entity_type", "severity_level", "grade_cap", "enabled", "title_en"]
+    click.echo(table[cols].to_string(index=False))
+
+
+@rules.command("test")
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path))
+@pass_settings
+def rules_test(settings: Settings, data: Path) -> None:
+    """Hits per rule on a dataset folder (nothing is stored)."""
+    from graph.dataset import load_dataset
+    from rules.cli import test_rules
+    from rules.pack import DEFAULT_PACK_DIR, load_packs
+
+    table = test_rules(load_dataset(data), load_packs(settings.rule_packs or DEFAULT_PACK_DIR),
+                       overrides=settings.rule_overrides, disabled=settings.rules_disabled)
+    click.echo(table.to_string(index=False))
+
+
+@cli.command("rings")
+@click.option("--data", "data", required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="write rings.csv here")
+def rings_cmd(data: Path, out: Path | None) -> None:
+    """Detect rings in a dataset folder and print a summary."""
+    from features.rings import detect_rings
+    from graph.dataset import load_dataset
+
+    result = detect_rings(load_dataset(data))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(out, index=False)
+    cols = [c for c in ("ring_id", "ring_type", "ring_score", "size", "money_at_stake", "why") if c in result.rings]
+    click.echo(f"{len(result.rings)} rings")
+    if len(result.rings):
+        click.echo(result.rings.sort_values("ring_score", ascending=False)[cols].head(30).to_string(index=False))
+
+
 def main() -> None:
     cli(prog_name="riskgraph")
 

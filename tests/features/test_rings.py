@@ -170,7 +170,7 @@ def _enrolment_broker_frames() -> dict[str, pd.DataFrame]:
     benefits = pd.DataFrame({"person_id": pid[40:52] + pid[0:2], "month": "2023-07",
                              "benefit_type": "unemployment", "amount": 1800.0})
     pharmacies = pd.DataFrame({"pharmacy_id": [f"F{i}" for i in range(8)]})
-    rows = [(p, f"F{(k + j) % 8}", f"2024-0{1 + j}-1{k % 9}", 150.0)
+    rows = [(p, f"F{(j + k // 3) % 8}", f"2024-0{1 + j}-10", 150.0)  # cards in pairs, same days
             for k, p in enumerate(pid[60:66]) for j in range(6)]
     rows += [(p, "F0", "2024-03-03", 50.0) for p in pid[70:90]]
     purchases = pd.DataFrame(rows, columns=["person_id", "pharmacy_id", "date", "claimed"])

@@ -1,0 +1,28 @@
+# Two entry points for a fresh machine: `make run` and `make test` (see README.md).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test env clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt -e .
+	touch $(STAMP)
+
+env: $(STAMP)
+
+# The main job on the bundled sample with the embedded store, then the API and pages.
+run: $(STAMP)
+	$(BIN)/riskgraph pipeline --data data_samples --out out
+	$(BIN)/riskgraph serve
+
+# The whole test suite, against a real Neo4j server started (and stopped) here.
+test: $(STAMP)
+	$(BIN)/riskgraph neo4j start
+	$(BIN)/python -m pytest -q; status=$$?; $(BIN)/riskgraph neo4j stop; exit $$status
+
+clean:
+	rm -rf $(VENV) out .riskgraph
