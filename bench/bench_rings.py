@@ -19,10 +19,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from features.rings import RingSettings, detect_rings, evaluate_rings, louvain_baseline  # noqa: E402
+from features.rings import RING_PATTERNS, RingSettings, detect_rings, evaluate_rings, louvain_baseline  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
 
-HEADER = ("| persons | rows | load s | rings s | peak GiB | rings | recall | precision "
+HEADER = ("| persons | rows | load s | rings s | peak GiB | rings | recall (4 ring types) | recall (all planted) | precision "
           "| baseline s | baseline recall | baseline precision | recall by pattern |")
 
 
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     t_rings = time.perf_counter() - t0
     peak = _peak_gib()
     ev = evaluate_rings(result.members, truth)
+    ev4 = evaluate_rings(result.members, truth, patterns=RING_PATTERNS)
     if args.show:
         print(result.rings.head(args.show).to_string())
 
@@ -64,12 +65,12 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         base = louvain_baseline(ds)
         b_time = time.perf_counter() - t0
-        b_ev = evaluate_rings(base, truth)
+        b_ev = evaluate_rings(base, truth, patterns=RING_PATTERNS)
     n_persons = len(ds.table("persons"))
     print(HEADER)
     print("|" + "---|" * (HEADER.count("|") - 1))
     print(f"| {n_persons:,} | {rows:,} | {t_load:.1f} | {t_rings:.1f} | {peak:.2f} | "
-          f"{ev['n_detected']} | {ev['recall']:.3f} | {ev['precision']:.3f} | {b_time:.1f} | "
+          f"{ev['n_detected']} | {ev4['recall']:.3f} | {ev['recall']:.3f} | {ev['precision']:.3f} | {b_time:.1f} | "
           f"{b_ev['recall']:.3f} | {b_ev['precision']:.3f} | {json.dumps(ev['recall_by_pattern'])} |")
 
 

@@ -829,8 +829,18 @@ def _finish(dataset: Dataset, members: pd.DataFrame, info: pd.DataFrame, edges: 
 # Evaluation and baseline
 
 
-def evaluate_rings(members: pd.DataFrame, truth: pd.DataFrame, min_jaccard: float = 0.5) -> dict[str, Any]:
-    """Ring recall and precision against planted rings (a match is Jaccard >= `min_jaccard`)."""
+RING_PATTERNS = ("collusion", "fake_enrolment", "card_broker", "identity_ring")
+
+
+def evaluate_rings(members: pd.DataFrame, truth: pd.DataFrame, min_jaccard: float = 0.5,
+                   patterns: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Ring recall and precision against planted rings (a match is Jaccard >= `min_jaccard`).
+
+    `patterns` limits the planted rings to those patterns (e.g. RING_PATTERNS); precision is
+    always over every detected ring.
+    """
+    if patterns is not None:
+        truth = truth[truth["pattern"].isin(patterns)]
     rid = truth["ring_id"].astype("str").str.strip()
     t = truth[truth["ring_id"].notna() & (rid != "") & (rid.str.lower() != "nan")]
     t = t.assign(ring_id=t["ring_id"].astype("str").str.strip())

@@ -83,3 +83,41 @@ class NotFitted(RiskGraphError):
     """A model was used before `fit`."""
 
     code = "not_fitted"
+
+
+class Neo4jServerError(RiskGraphError):
+    """The local development Neo4j server (`riskgraph neo4j start`) could not be run."""
+
+    status_code = 503
+    code = "neo4j_server_error"
+
+
+class JavaNotFound(Neo4jServerError):
+    """No `java` (17+) or `mvn` on PATH, so the local Neo4j server cannot be built or run."""
+
+    code = "java_not_found"
+
+
+class Neo4jPortInUse(Neo4jServerError):
+    """Another process already listens on the requested Bolt port."""
+
+    code = "neo4j_port_in_use"
+
+
+class Neo4jStartFailed(Neo4jServerError):
+    """Building the classpath failed, or the server process exited during start."""
+
+    code = "neo4j_start_failed"
+
+
+class Neo4jStartTimeout(Neo4jServerError):
+    """The server did not answer on Bolt within the start timeout."""
+
+    code = "neo4j_start_timeout"
+
+
+class StoreLoadFailed(RiskGraphError):
+    """The graph store rejected a load; the previous snapshot is still the current one."""
+
+    status_code = 500
+    code = "store_load_failed"

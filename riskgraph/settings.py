@@ -73,3 +73,21 @@ class Settings(BaseSettings):
     @property
     def results_database_url(self) -> str:
         return self.results_url or f"sqlite:///{(self.home / 'results.db').as_posix()}"
+    # -- HTTP API (api/) ----------------------------------------------------------------------
+    api_scheduler: bool = True                # run the scheduled jobs inside `riskgraph serve`
+    api_audit_flush_ms: int = 200             # audit queue flushed at least this often ...
+    api_audit_batch_rows: int = 500           # ... or as soon as this many rows wait
+    api_audit_max_pending: int = 50_000       # beyond this, a request waits for a flush (never drops)
+    api_max_body_bytes: int = 1_000_000       # larger request bodies get 413
+    api_batch_max: int = 1_000                # entities per POST /v1/credit/batch
+    api_page_max: int = 500                   # rows per page of any list
+    api_export_max_rows: int = 1_000_000      # rows per CSV export
+    api_neighbour_limit_max: int = 1_000      # nodes per neighbourhood answer
+    api_path_max_hops: int = 6
+    api_results_poll_s: float = 30.0          # reload served results when another process rewrote them
+    # -- scheduled jobs (api/jobs.py), crontab syntax -----------------------------------------
+    job_timezone: str = "UTC"
+    job_rescore_cron: str = "0 2 * * *"       # nightly re-scoring with the champion models
+    job_retrain_cron: str = "0 3 * * sun"     # weekly retraining: new candidate versions
+    job_rings_cron: str = "0 1 * * *"         # ring refresh
+    job_stale_after_s: float = 6 * 3600       # a 'running' job row older than this is ignored

@@ -69,6 +69,7 @@ WINDOW_MONTHS = np.arange(FIRST_WINDOW_MONTH, 12)
 EPOCH_OFFSET = int((np.datetime64(f"{YEAR}-01-01") - np.datetime64("1970-01-01")).astype(int))
 AS_OF = f"{YEAR}-12-31"
 ONGOING = 10**6  # end day of an employment spell that has not ended
+MIN_PERSONS = 50  # the CLI's floor; every pattern still gets planted
 
 PATTERNS = (
     "multi_hospital", "collusion", "card_broker", "pension_after_death",
@@ -104,7 +105,7 @@ OUTPATIENT, INPATIENT = 0, 1
 class Magnitudes:
     """Named magnitudes of the synthetic population (DOMAIN.md, compressed to ~10 rows/person)."""
 
-    persons_per_region: int = 25_000
+    region_scale: float = 20.0            # regions ~ sqrt(persons) / region_scale
     min_regions: int = 4
     max_regions: int = 40
     pensioner_share: float = 0.25
@@ -176,9 +177,13 @@ M = Magnitudes()
 
 def generate(*, persons: int, seed: int, out: Path, label_share: float = 0.3,
              negative_share: float = 0.05, progress: bool = True) -> dict[str, int]:
-    """Write a synthetic dataset folder with planted fraud to `out`; return row counts per table."""
-    if persons < 500:
-        raise ValueError("persons must be at least 500 to plant every pattern")
+    """Write a synthetic dataset folder with planted fraud to `out`; return row counts per table.
+
+    Every pattern is planted at least once, so below ~2,000 persons fraud shares run far above
+    DOMAIN.md's magnitudes (fine for smoke tests, not for model evaluation).
+    """
+    if persons < MIN_PERSONS:
+        raise ValueError(f"persons must be at least {MIN_PERSONS}")
     if not (0.0 <= label_share <= 1.0 and 0.0 <= negative_share <= 1.0):
         raise ValueError("label_share and negative_share must be between 0 and 1")
     out = Path(out)
@@ -210,9 +215,10 @@ class _Rows:
         self.parts: list[dict[str, np.ndarray]] = []
 
     def add(self, **values: np.ndarray | float | int) -> None:
-        n = max(np.size(v) for v in values.values())
-        if n == 0:
+        lengths = [np.size(v) for v in values.values() if np.ndim(v) > 0]
+        if not lengths or min(lengths) == 0:
             return
+        n = max(lengths)
         assert set(values) == set(self.columns), set(values) ^ set(self.columns)
         self.parts.append({k: np.broadcast_to(np.asarray(v), (n,)).copy() for k, v in values.items()})
 
@@ -304,7 +310,8 @@ class _Generator:
     def __init__(self, n: int, seed: int, m: Magnitudes) -> None:
         self.n, self.m = n, m
         self.rng = np.random.default_rng(seed)
-        self.n_regions = int(np.clip(round(math.sqrt(n) / 20), m.min_regions, m.max_regions))
+        self.n_regions = int(np.clip(round(math.sqrt(n) / m.region_scale), m.min_regions,
+                                     m.max_regions))
         self.truth: list[tuple[str, np.ndarray, str, str]] = []
         self.n_rings = 0
         self.taken = np.zeros(n, dtype=bool)  # persons already given a fraud role
@@ -443,7 +450,8 @@ class _Generator:
         self.jobless = working & ~employed & ~quitter  # pool for identity rings and fake enrolment
 
         def month_day(month: np.ndarray) -> np.ndarray:
-            return MONTH_STARTS[month] + (rng.random(len(month)) * (MONTH_STARTS[month + 1] - MONTH_STARTS[month])).astype(int)
+            length = MONTH_STARTS[month + 1] - MONTH_STARTS[month]
+            return MONTH_STARTS[month] + (rng.random(len(month)) * length).astype(int)
 
         def past(k: int) -> np.ndarray:  # start dates 1 month to 15 years back
             return -rng.integers(30, 365 * 15, k)
@@ -651,7 +659,8 @@ class _Generator:
         keep = count > 0
         p, count = p[keep], count[keep]
         spacing = alive_days[p] / count
-        supply = np.select([spacing >= 31, spacing >= 17], [28, 14], np.minimum(7, np.maximum(1, spacing - 3)))
+        supply = np.select([spacing >= 31, spacing >= 17], [28, 14],
+                           np.minimum(7, np.maximum(1, spacing - 3)))
         short = rng.random(len(p)) >= m.long_prescription_share
         supply = np.where(short, np.minimum(supply, 7), supply).astype(np.int64)
         offset = rng.random(len(p)) * np.maximum(spacing - supply - 1, 0)
@@ -713,7 +722,8 @@ class _Generator:
                 ring_persons += self._card_broker_ring()
             kinds += 1
         # some ring members also act alone (one entity, several patterns)
-        members = np.concatenate([i for t, i, pat, _ in self.truth if t == "person" and pat == "collusion"])
+        members = np.concatenate([i for t, i, pat, _ in self.truth
+                                  if t == "person" and pat == "collusion"])
         both = rng.choice(members, size=max(1, len(members) // 10), replace=False)
         self._multi_hospital(both)
         self._truth("person", both, "multi_hospital")
@@ -744,9 +754,7 @@ class _Generator:
         self._multi_hospital(p)
         self._truth("person", p, "multi_hospital")
         p = self._pick(self.alive, self.lone["over_prescribing"])
-        for person in p:
-            pharmacies = self.pharmacy_sampler.pick(np.full(rng.integers(1, 4), self.region[person]), rng)
-            self._over_supply(np.array([person]), pharmacies)
+        self._over_supply(p)
         self._truth("person", p, "over_prescribing")
         p = self._pick(self.alive, self.lone["phantom_stay"])
         clinic = self.clinic_sampler.pick(self.region[p], rng)
@@ -754,7 +762,8 @@ class _Generator:
         stay = rng.integers(7, 16, len(p))
         self._add_visits(p, clinic, admit, INPATIENT, stay=stay)
         for _ in range(2):
-            self._add_acute_purchases(p, self.home_pharmacy[p], admit + rng.integers(1, stay), np.full(len(p), -1))
+            self._add_acute_purchases(p, self.home_pharmacy[p], admit + rng.integers(1, stay),
+                                      np.full(len(p), -1))
         self._truth("person", p, "phantom_stay")
         # claims for the dead: some cards keep buying after death
         dead = self.after_death[rng.random(len(self.after_death)) < 0.3]
@@ -771,29 +780,44 @@ class _Generator:
         person, day = np.repeat(person, per_day), np.repeat(day, per_day)
         nth = np.arange(len(person)) - np.repeat(np.cumsum(per_day) - per_day, per_day)
         first = np.repeat(self.clinic_sampler.pick(self.region[p].repeat(days), rng), per_day)
-        clinic = (first + nth * rng.integers(1, max(2, self.n_clinics // 3), len(person))) % self.n_clinics
+        step = rng.integers(1, max(2, self.n_clinics // 3), len(person))
+        clinic = (first + nth * step) % self.n_clinics
         clinic = np.where(nth == 0, first, clinic)
         clinic = np.where((nth > 0) & (clinic == first), (first + nth) % self.n_clinics, clinic)
         self._add_visits(person, clinic, day, OUTPATIENT)
 
-    def _over_supply(self, person: np.ndarray, pharmacies: np.ndarray) -> None:
-        """4-8 purchases of one drug, each 30-90 days' supply, every 7-15 days (overlapping)."""
+    def _over_supply(self, person: np.ndarray, pharmacy: int | None = None) -> None:
+        """4-8 purchases of one drug, each 30-90 days' supply, every 7-15 days (overlapping).
+
+        At `pharmacy` when given (a complicit pharmacy), else at the home or a nearby pharmacy.
+        """
         rng = self.rng
-        for p in person:
-            k = int(rng.integers(4, 9))
-            day = np.minimum(364, rng.integers(0, 200) + np.cumsum(rng.integers(7, 16, k)))
-            supply = rng.choice([30, 60, 90], size=k)
-            self.purchases.add(
-                person=p, pharmacy=rng.choice(pharmacies, size=k), day=day,
-                amount=_money(rng.lognormal(math.log(150), 0.3, k) * supply / 14),
-                drug=int(rng.integers(0, N_DRUGS)), quantity=supply // 7, days_supply=supply,
-                clinic=np.where(rng.random(k) < 0.5, self.home_clinic[p], -1))
+        count = rng.integers(4, 9, len(person))
+        row = np.repeat(np.arange(len(person)), count)
+        p = person[row]
+        gap = rng.integers(7, 16, len(row))
+        cum = np.cumsum(gap)
+        group_start = np.repeat(np.cumsum(count) - count, count)
+        day = rng.integers(0, 200, len(person))[row] + cum - cum[group_start] + gap[group_start]
+        k = len(row)
+        supply = rng.choice([30, 60, 90], size=k)
+        if pharmacy is None:
+            where = np.where(rng.random(k) < 0.5, self.home_pharmacy[p],
+                             self.pharmacy_sampler.pick(self.region[p], rng))
+        else:
+            where = np.full(k, pharmacy)
+        self.purchases.add(
+            person=p, pharmacy=where, day=np.minimum(364, day),
+            amount=_money(rng.lognormal(math.log(150), 0.3, k) * supply / 14),
+            drug=rng.integers(0, N_DRUGS, len(person))[row], quantity=supply // 7,
+            days_supply=supply, clinic=np.where(rng.random(k) < 0.5, self.home_clinic[p], -1))
 
     def _collusion_ring(self) -> int:
         rng = self.rng
         clinic = self._free_facility(self.c_used, self.c_level < 2)
         region = int(self.c_region[clinic])
-        pharmacy = self._free_facility(self.h_used, np.ones(self.n_pharmacies, bool), self.h_region, region)
+        pharmacy = self._free_facility(self.h_used, np.ones(self.n_pharmacies, bool),
+                                       self.h_region, region)
         members = self._members(self._ring_size(minimum=3) + 2, region)
         sessions = int(rng.integers(6, 13))
         days = np.sort(rng.choice(DAYS_IN_YEAR, size=sessions, replace=False))
@@ -822,7 +846,8 @@ class _Generator:
             stay = rng.integers(4, 11, admissions)
             gap = rng.integers(1, 15, admissions)
             admit = int(rng.integers(0, 250)) + np.r_[0, np.cumsum(stay + gap)[:-1]]
-            diag = len(CHRONIC_DIAGNOSES) + len(ACUTE_DIAGNOSES) + int(rng.integers(0, len(INPATIENT_DIAGNOSES)))
+            diag = (len(CHRONIC_DIAGNOSES) + len(ACUTE_DIAGNOSES)
+                    + int(rng.integers(0, len(INPATIENT_DIAGNOSES))))
             self._add_visits(np.full(admissions, p), np.full(admissions, clinic), admit, INPATIENT,
                              stay=stay, diag=np.full(admissions, diag))
         ring = self._ring()
@@ -853,7 +878,7 @@ class _Generator:
     def _over_prescribing_ring(self) -> int:
         pharmacy = self._free_facility(self.h_used, np.ones(self.n_pharmacies, bool))
         members = self._members(self._ring_size(minimum=3), int(self.h_region[pharmacy]))
-        self._over_supply(members, np.array([pharmacy]))
+        self._over_supply(members, pharmacy)
         ring = self._ring()
         self._truth("pharmacy", pharmacy, "over_prescribing", ring)
         self._truth("person", members, "over_prescribing", ring)
@@ -901,7 +926,8 @@ class _Generator:
     def _staff_headcount(self) -> None:
         s = self.spells.concat()
         size = np.bincount(s["employer"], minlength=self.n_employers)
-        self.e_staff = np.maximum(1, np.round(size * self.rng.uniform(0.9, 1.15, self.n_employers))).astype(np.int64)
+        staff = np.round(size * self.rng.uniform(0.9, 1.15, self.n_employers))
+        self.e_staff = np.maximum(1, staff).astype(np.int64)
 
     def _fake_enrolment_scheme(self) -> None:
         m, rng = self.m, self.rng
@@ -965,7 +991,8 @@ class _Generator:
         run = np.zeros(n_e, dtype=np.int64)
         run[arrears] = rng.integers(3, 7, k)
         run_start = FIRST_WINDOW_MONTH + (rng.random(n_e) * (7 - np.maximum(run, 1))).astype(int)
-        hit = (run[employer] > 0) & (month >= run_start[employer]) & (month < run_start[employer] + run[employer])
+        since = month - run_start[employer]
+        hit = (since >= 0) & (since < run[employer])
         paid[hit] = _money(due[hit] * rng.uniform(0.0, 0.5, hit.sum()))
         self._truth("employer", arrears, "arrears")
         # fake enrolment near retirement: a lump-sum back payment of 10-15 years
@@ -993,7 +1020,8 @@ class _Generator:
                 n_neg = max(1, n_neg)
             pos = np.sort(rng.choice(fraud, size=n_pos, replace=False))
             neg = np.sort(rng.choice(clean, size=min(n_neg, len(clean)), replace=False))
-            labels[etype] = np.stack([np.r_[pos, neg], np.r_[np.ones(len(pos)), np.zeros(len(neg))]]).astype(np.int64)
+            label = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+            labels[etype] = np.stack([np.r_[pos, neg], label]).astype(np.int64)
         return labels
 
     # -- writing -------------------------------------------------------------------------------
@@ -1051,7 +1079,8 @@ class _Generator:
             "region": _text(region_names, self.e_region),
             "registered_date": _dates(self.e_registered),
             "phone": _join("0", _str(e_phone)),
-            "address": _join(_text(region_names, self.e_region), " Business Park Unit ", _str(contact + 1)),
+            "address": _join(_text(region_names, self.e_region), " Business Park Unit ",
+                             _str(contact + 1)),
             "bank_account": _str(_unique_codes(rng, n_e, 6_228_000_000_000_000, 6_228_999_999_999_999)),
             "staff_headcount": self.e_staff, "insured_headcount": self.e_insured})
 
@@ -1064,13 +1093,15 @@ class _Generator:
                           _str(np.arange(1, self.n_clinics + 1))),
             "level": _text(LEVELS, self.c_level), "region": _text(region_names, self.c_region),
             "beds": self.c_beds.astype(np.int64),
-            "address": _join(_text(region_names, self.c_region), " Medical Street ", _str(self.c_address + 1))})
+            "address": _join(_text(region_names, self.c_region), " Medical Street ",
+                             _str(self.c_address + 1))})
         counts["pharmacies"] = _write_csv(out / "pharmacies.csv", {
             "pharmacy_id": hid,
             "name": _join(_text(STREETS, np.arange(self.n_pharmacies) % len(STREETS)), " Pharmacy ",
                           _str(np.arange(1, self.n_pharmacies + 1))),
             "region": _text(region_names, self.h_region),
-            "address": _join(_text(region_names, self.h_region), " Medical Street ", _str(self.h_address + 1))})
+            "address": _join(_text(region_names, self.h_region), " Medical Street ",
+                             _str(self.h_address + 1))})
         counts["agencies"] = _write_csv(out / "agencies.csv", {
             "agency_id": aid,
             "name": _join(_text(STREETS, np.arange(self.n_agencies) % len(STREETS)), " Staffing ",
@@ -1130,7 +1161,8 @@ class _Generator:
         entity = pc.coalesce(_take(pid, np.where(a["etype"] == 0, a["entity"], -1)),
                              _take(eid, np.where(a["etype"] == 1, a["entity"], -1)))
         counts["agency_links"] = _write_csv(out / "agency_links.csv", {
-            "agency_id": _take(aid, a["agency"]), "entity_type": _text(("person", "employer"), a["etype"]),
+            "agency_id": _take(aid, a["agency"]),
+            "entity_type": _text(("person", "employer"), a["etype"]),
             "entity_id": entity, "relation": _text(("placed", "represents"), a["relation"]),
             "start_date": _dates(a["start"])})
 
@@ -1138,11 +1170,14 @@ class _Generator:
         types = list(labels)
         lab_type = np.concatenate([np.full(labels[t].shape[1], i) for i, t in enumerate(types)])
         lab_idx = np.concatenate([labels[t][0] for t in types])
-        lab_ids = pa.concat_arrays([_take(ids[t], labels[t][0]) for t in types]) if len(lab_idx) else pa.array([], pa.string())
-        counts["labels"] = _write_csv(out / "labels.csv", {
-            "entity_type": _text(types, lab_type), "entity_id": lab_ids,
-            "label": np.concatenate([labels[t][1] for t in types]),
-            "as_of": pa.array([AS_OF] * len(lab_idx), pa.string())})
+        lab_ids = pa.concat_arrays([_take(ids[t], labels[t][0]) for t in types])
+        if len(lab_idx) == 0:  # a header-only file breaks the contract: no labels, no file
+            (out / "labels.csv").unlink(missing_ok=True)
+        else:
+            counts["labels"] = _write_csv(out / "labels.csv", {
+                "entity_type": _text(types, lab_type), "entity_id": lab_ids,
+                "label": np.concatenate([labels[t][1] for t in types]),
+                "as_of": pa.array([AS_OF] * len(lab_idx), pa.string())})
         frame = pd.DataFrame({
             "entity_type": np.concatenate([np.full(len(i), t) for t, i, _, _ in self.truth]),
             "entity_idx": np.concatenate([i for _, i, _, _ in self.truth]),

@@ -102,8 +102,15 @@ def _hits(rule: Rule, records: pd.DataFrame, columns: list[str], limit: int) -> 
     """One row per entity, its evidence a JSON object {"n_records": N, "records": [first `limit`]}."""
     if records.empty:
         return empty_hits()
-    n = records.groupby("entity_id", sort=True).size()
-    kept = records[records.groupby("entity_id", sort=False).cumcount().to_numpy() < limit]
+    if not records["entity_id"].is_monotonic_increasing:
+        records = records.sort_values("entity_id", kind="mergesort")
+    ent = records["entity_id"].to_numpy()
+    first = np.ones(len(ent), dtype=bool)
+    first[1:] = ent[1:] != ent[:-1]
+    starts = np.flatnonzero(first)
+    n_records = np.diff(np.append(starts, len(ent)))
+    rank = np.arange(len(ent)) - np.repeat(starts, n_records)
+    kept = records[rank < limit]
     ev = kept[columns].copy()
     for col in columns:
         s = ev[col]
@@ -111,12 +118,19 @@ def _hits(rule: Rule, records: pd.DataFrame, columns: list[str], limit: int) -> 
             ev[col] = s.dt.strftime("%Y-%m-%d")
         elif pd.api.types.is_float_dtype(s):
             ev[col] = s.round(2)
-    lines = ev.to_json(orient="records", lines=True, force_ascii=False, date_format="iso").splitlines()
-    joined = pd.Series(lines, index=kept["entity_id"].to_numpy()).groupby(level=0, sort=True).agg(",".join)
-    evidence = '{"n_records": ' + n.reindex(joined.index).astype(str) + ', "records": [' + joined + "]}"
+    lines = np.array(ev.to_json(orient="records", lines=True, force_ascii=False).split("\n")[:len(kept)], dtype=object)
+    # Join each entity's records into one JSON list in a single pass: JSON text never holds a
+    # raw control character (to_json escapes them), so RS (0x1e) safely separates the entities.
+    k_first = first[rank < limit]
+    k_last = np.append(k_first[1:], True)
+    pieces = np.where(k_first, "[", ",").astype(object) + lines + np.where(k_last, "]\x1e", "").astype(object)
+    lists = "".join(pieces.tolist()).split("\x1e")[:-1]
+    evidence = ('{"n_records": ' + n_records.astype(str).astype(object) + ', "records": '
+                + np.array(lists, dtype=object) + "}")
+    entity_ids = ent[starts]
     return pd.DataFrame({
-        "rule_id": rule.id, "entity_type": rule.entity_type, "entity_id": joined.index.astype(str),
-        "severity": np.int64(rule.severity_level), "evidence": evidence.to_numpy(),
+        "rule_id": rule.id, "entity_type": rule.entity_type, "entity_id": entity_ids,
+        "severity": np.int64(rule.severity_level), "evidence": evidence,
         "grade_cap": rule.grade_cap or "",
     }).astype({"rule_id": "str", "entity_type": "str", "entity_id": "str", "evidence": "str",
                "grade_cap": "str", "severity": "int64"})

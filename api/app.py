@@ -1,0 +1,229 @@
+"""The FastAPI application: `create_app(settings)` wires state, routers, error mapping (one place),
+middleware (request-size limit, metrics, structured access log), background tasks and scheduler."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import riskgraph
+from api.audit import AuditWriter
+from api.explainer import Explainer
+from api.jobs import JobRunner, build_scheduler
+from api.metrics import Metrics
+from api.routers import admin, credit, graph, health, risk
+from api.security import load_keyring
+from api.state import AppState
+from graph.factory import open_store
+from riskgraph.errors import RiskGraphError
+from riskgraph.results import ResultsDB
+from riskgraph.settings import Settings
+from scoring.registry import ModelRegistry
+
+log = logging.getLogger("riskgraph.api")
+access_log = logging.getLogger("riskgraph.api.access")
+STATIC_DIR = Path(__file__).parent / "static"
+
+DESCRIPTION = """Credit grades, risk lists, investigation graph and model operations.
+Authenticate with an `X-API-Key` header; the key's role (inspector, approval_system, investigator,
+model_owner, admin) decides what you may call. Errors are `{"error": {"code", "message"}}`."""
+
+
+def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    return {"error": body}
+
+
+def build_state(settings: Settings) -> AppState:
+    """Open the results DB and graph store and load the served results."""
+    keyring = load_keyring(settings)
+    db = ResultsDB(settings.results_database_url)
+    registry = ModelRegistry(db)
+    metrics = Metrics()
+    audit = AuditWriter(db, flush_ms=settings.api_audit_flush_ms, batch_rows=settings.api_audit_batch_rows,
+                        max_pending=settings.api_audit_max_pending)
+    state = AppState(settings=settings, db=db, registry=registry, store=open_store(settings.store_url, settings),
+                     keyring=keyring, audit=audit, runner=JobRunner(settings, db), metrics=metrics,
+                     explainer=Explainer(features_dir=settings.home / "features", registry=registry,
+                                         per_entity=settings.model.reasons_per_entity))
+    state.runner.on_success = lambda job_id: state.load_results()
+    state.load_results()
+    state.load_rules()
+    if keyring.dev_mode:
+        log.warning("no API keys configured: development keys from %s (loopback clients only)", keyring.source)
+    return state
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API application for `settings` (results are loaded here; tasks start with the lifespan)."""
+    state = build_state(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.audit.start()
+        poller = asyncio.get_running_loop().create_task(_poll_results(state), name="results-poller")
+        if settings.api_scheduler:
+            state.scheduler = build_scheduler(settings, state.runner)
+            state.scheduler.start()
+        try:
+            yield
+        finally:
+            if state.scheduler is not None:
+                state.scheduler.shutdown(wait=False)
+                state.scheduler = None
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            await state.audit.stop()
+            state.store.close()
+
+    app = FastAPI(title="RiskGraph API", version=riskgraph.__version__, description=DESCRIPTION,
+                  lifespan=lifespan, openapi_tags=[
+                      {"name": "credit", "description": "approval systems: audited credit grades"},
+                      {"name": "risk", "description": "inspectors: ranked risk lists and CSV export"},
+                      {"name": "investigation", "description": "investigators: entities, graph, paths, rings"},
+                      {"name": "models", "description": "model owners: registry, retraining, promotion"},
+                      {"name": "jobs", "description": "scheduled jobs and their history"},
+                      {"name": "rules", "description": "rule packs and versions"},
+                      {"name": "audit", "description": "who was told what, when"},
+                      {"name": "operations", "description": "health, readiness, metrics"}])
+    app.state.riskgraph = state
+    _add_error_handlers(app)
+    app.add_middleware(ServiceMiddleware, metrics=state.metrics, max_body=settings.api_max_body_bytes)
+    for r in (credit.router, risk.router, graph.router, admin.router, health.router):
+        app.include_router(r)
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+        if (STATIC_DIR / "index.html").is_file():
+            @app.get("/", include_in_schema=False)
+            async def index() -> FileResponse:
+                return FileResponse(STATIC_DIR / "index.html")
+    return app
+
+
+async def _poll_results(state: AppState) -> None:
+    """Pick up results rewritten by another process (pipeline, `riskgraph jobs run`)."""
+    while True:
+        await asyncio.sleep(state.settings.api_results_poll_s)
+        try:
+            if await anyio.to_thread.run_sync(state.reload_if_changed):
+                log.info("results reloaded: %d scores", len(state.book.credit))
+        except Exception:
+            log.exception("results reload failed; still serving the previous results")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error becomes `{"error": {"code", "message"}}` here, and only here."""
+
+    @app.exception_handler(RiskGraphError)
+    async def domain_error(request: Request, exc: RiskGraphError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        return JSONResponse(error_body("invalid_request", "request parameters failed validation", detail),
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled %s on %s", type(exc).__name__, _route(request.scope), exc_info=exc)
+        return JSONResponse(error_body("internal_error", "internal error; see the server log"), status_code=500)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+class ServiceMiddleware:
+    """Pure ASGI (cheap on the hot path): body-size limit, Prometheus metrics, JSON access log
+    (route template, status, latency, actor id; never parameters or bodies)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+        started = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.max_body:
+                    await _send_json(send, 413, error_body("payload_too_large",
+                                                           f"request body over {self.max_body} bytes"))
+                    self._observe(scope, 413, t0)
+                    return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                status = 413
+                await _send_json(send, 413, error_body("payload_too_large", f"request body over {self.max_body} bytes"))
+        finally:
+            self._observe(scope, status, t0)
+
+    def _observe(self, scope: Scope, status: int, t0: float) -> None:
+        elapsed = time.perf_counter() - t0
+        route = _route(scope)
+        self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+        self.metrics.latency.labels(route).observe(elapsed)
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(json.dumps({"method": scope["method"], "route": route, "status": status,
+                                        "ms": round(elapsed * 1000, 2),
+                                        "actor": scope.get("state", {}).get("actor")}))
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    raw = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
+    await send({"type": "http.response.body", "body": raw})

@@ -1,0 +1,153 @@
+"""The served results, loaded once per pipeline/job run: credit answers pre-encoded as JSON bytes
+(no database read on the hot path) and per-type risk frames for the inspectors' lists."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+
+from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
+from graph.dataset import Dataset
+from riskgraph.results import ResultsDB, models_table
+from riskgraph.settings import Settings
+
+log = logging.getLogger("riskgraph.api.book")
+
+
+@dataclass(frozen=True)
+class CreditEntry:
+    """One entity's ready answer plus what the audit row needs."""
+
+    body: bytes
+    model_version: str
+    grade: str
+    audit_detail: str
+    needs_reasons: bool          # stored reasons are empty: explain on demand
+
+
+@dataclass
+class ResultsBook:
+    credit: dict[tuple[str, str], CreditEntry] = field(default_factory=dict)
+    risk: dict[str, pd.DataFrame] = field(default_factory=dict)     # per type, riskiest first
+    rule_hits: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ring_members: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ring_edges: pd.DataFrame = field(default_factory=pd.DataFrame)
+    as_of: str = ""
+    fingerprint: str = ""
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self.credit)
+
+
+def results_fingerprint(db: ResultsDB) -> str:
+    """Changes whenever a run rewrites the results (the `runs` manifest is replaced each time)."""
+    runs = db.read("runs")
+    if runs.empty:
+        return ""
+    return hashlib.sha256("".join(runs["manifest"].astype(str)).encode()).hexdigest()[:16]
+
+
+def load_book(*, db: ResultsDB, settings: Settings, dataset: Dataset | None) -> ResultsBook:
+    """Read the results tables and build the in-memory book (empty when nothing was scored)."""
+    scores = db.read("scores")
+    runs = db.read("runs")
+    manifest = json.loads(runs["manifest"].iloc[-1]) if len(runs) else {}
+    book = ResultsBook(fingerprint=results_fingerprint(db))
+    book.rule_hits = db.read("rule_hits")
+    book.rings = db.read("rings")
+    book.ring_members = db.read("ring_members")
+    book.ring_edges = db.read("ring_edges")
+    book.as_of = str(manifest.get("scored_at") or _models_time(db, scores) or manifest.get("snapshot_loaded_at") or "")
+    if scores.empty:
+        return book
+    bands = settings.bands.model_dump()
+    scores = scores.fillna({"grade_cap": "", "reasons": "[]", "rule_hits": "[]", "model_version": ""})
+    book.credit = _credit_entries(scores, bands, book.as_of)
+    book.risk = _risk_frames(scores, book.ring_members, dataset)
+    log.info("loaded %d scores, %d rings", len(scores), len(book.rings))
+    return book
+
+
+def _models_time(db: ResultsDB, scores: pd.DataFrame) -> str | None:
+    """When the serving models were registered: the scoring time of a pipeline run."""
+    versions = [v for v in scores["model_version"].dropna().unique().tolist() if v] if len(scores) else []
+    if not versions:
+        return None
+    with db.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(models_table.c.created_at))
+                            .where(models_table.c.version.in_(versions))).scalar()
+
+
+def credit_body(row: dict, bands: dict, as_of: str, reasons_json: str) -> bytes:
+    """The JSON answer of GET /v1/credit for one scores row (reasons spliced in unparsed)."""
+    cap = row["grade_cap"] or None
+    return orjson.dumps({
+        "entity_type": row["entity_type"], "entity_id": row["entity_id"], "grade": row["grade"],
+        "credit_points": float(row["credit_points"]), "probability": float(row["risk_score"]),
+        "score_grade": row["score_grade"], "grade_cap": cap, "cap_applied": row["grade"] != row["score_grade"],
+        "model_version": row["model_version"], "reasons": orjson.Fragment(reasons_json),
+        "rule_hits": orjson.Fragment(row["rule_hits"]), "bands": bands, "as_of": as_of,
+    })
+
+
+def audit_detail(reasons_json: str) -> str:
+    """What the audit log keeps of the reasons: a digest, enough to prove what was served."""
+    return '{"reasons_sha256":"' + hashlib.sha256(reasons_json.encode()).hexdigest()[:16] + '"}'
+
+
+def _credit_entries(scores: pd.DataFrame, bands: dict, as_of: str) -> dict[tuple[str, str], CreditEntry]:
+    if "score_grade" not in scores:
+        scores = scores.assign(score_grade=scores["grade"])
+    out: dict[tuple[str, str], CreditEntry] = {}
+    cols = ["entity_type", "entity_id", "grade", "credit_points", "risk_score", "score_grade", "grade_cap",
+            "model_version", "reasons", "rule_hits"]
+    for row in scores[cols].to_dict("records"):
+        row["entity_id"] = str(row["entity_id"])
+        reasons = row["reasons"]
+        out[(row["entity_type"], row["entity_id"])] = CreditEntry(
+            credit_body(row, bands, as_of, reasons), row["model_version"], row["grade"],
+            audit_detail(reasons), reasons == "[]")
+    return out
+
+
+def _risk_frames(scores: pd.DataFrame, members: pd.DataFrame, dataset: Dataset | None) -> dict[str, pd.DataFrame]:
+    """Per type: one row per entity, riskiest first (ties by id), with region and ring ids."""
+    ring_lists = (members.groupby(["entity_type", "entity_id"])["ring_id"].agg(lambda s: sorted(set(s)))
+                  if len(members) else pd.Series(dtype=object))
+    frames = {}
+    for t in ENTITY_TYPES:
+        s = scores[scores["entity_type"] == t].copy()
+        s["entity_id"] = s["entity_id"].astype(str)
+        s["region"] = _regions(dataset, t, s["entity_id"])
+        s["rule_list"] = [json.loads(v) for v in s["rule_hits"]]
+        if len(ring_lists):
+            keys = pd.MultiIndex.from_arrays([np.full(len(s), t), s["entity_id"].to_numpy()])
+            rl = ring_lists.reindex(keys).to_numpy()
+            s["ring_list"] = [v if isinstance(v, list) else [] for v in rl]
+        else:
+            s["ring_list"] = [[] for _ in range(len(s))]
+        s = s.sort_values(["risk_score", "entity_id"], ascending=[False, True], kind="mergesort")
+        s["rank"] = np.arange(1, len(s) + 1)
+        frames[t] = s.reset_index(drop=True)
+    return frames
+
+
+def _regions(dataset: Dataset | None, entity_type: str, ids: pd.Series) -> pd.Series:
+    if dataset is None or not dataset.has(ENTITY_TABLE[entity_type]):
+        return pd.Series([None] * len(ids), index=ids.index, dtype=object)
+    table = dataset.table(ENTITY_TABLE[entity_type])
+    if "region" not in table:
+        return pd.Series([None] * len(ids), index=ids.index, dtype=object)
+    region = table.set_index(table[ID_COLUMN[entity_type]].astype(str))["region"]
+    region = region[~region.index.duplicated()]
+    vals = region.reindex(ids.to_numpy()).to_numpy(dtype=object)
+    return pd.Series([None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in vals],
+                     index=ids.index, dtype=object)

@@ -1,0 +1,40 @@
+"""Credit grades for approval systems (the audited hot path)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path
+from fastapi.responses import Response
+
+from api import services
+from api.deps import CreditCaller, StateDep
+from api.schemas import (PERSON_EXAMPLE, CreditBatchRequest, CreditBatchResponse, CreditResponse, EntityType,
+                         ErrorResponse)
+
+router = APIRouter(prefix="/v1/credit", tags=["credit"],
+                   responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
+                              503: {"model": ErrorResponse}})
+
+
+@router.get("/{entity_type}/{entity_id}", response_model=CreditResponse,
+            responses={404: {"model": ErrorResponse, "description": "entity not scored"}},
+            summary="Credit grade of one entity (audited)")
+async def get_credit(
+    entity_type: EntityType,  # type: ignore[valid-type]
+    entity_id: Annotated[str, Path(min_length=1, max_length=128, examples=["P0000001"])],
+    caller: CreditCaller, state: StateDep,
+) -> Response:
+    """Grade, points, probability, model version, reasons, rule hits, cap, bands and as-of time."""
+    body = await services.credit_one(state=state, principal=caller, entity_type=entity_type.value, entity_id=entity_id)
+    return Response(body, media_type="application/json")
+
+
+@router.post("/batch", response_model=CreditBatchResponse, summary="Credit grades of many entities (audited)")
+async def post_credit_batch(
+    request: Annotated[CreditBatchRequest, Body(openapi_examples={"two entities": {"value": {"items": [PERSON_EXAMPLE]}}})],
+    caller: CreditCaller, state: StateDep,
+) -> Response:
+    """Answers in request order; entities without a score are listed in `not_found`."""
+    body = await services.credit_batch(state=state, principal=caller,
+                                       items=[(i.entity_type.value, i.entity_id) for i in request.items])
+    return Response(body, media_type="application/json")

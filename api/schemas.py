@@ -1,0 +1,269 @@
+"""Request and response models of the HTTP API (separate from internal objects)."""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from graph.contract import ENTITY_TYPES, IDENTIFIER_TYPES
+from graph.projection import REL_TYPES
+
+EntityType = Enum("EntityType", {t: t for t in ENTITY_TYPES}, type=str)  # type: ignore[misc]
+NodeType = Enum("NodeType", {t: t for t in ENTITY_TYPES + IDENTIFIER_TYPES}, type=str)  # type: ignore[misc]
+RelType = Enum("RelType", {t: t for t in REL_TYPES}, type=str)  # type: ignore[misc]
+Grade = Literal["A", "B", "C", "D"]
+EntityId = Annotated[str, Field(min_length=1, max_length=128, examples=["P0000001"])]
+
+PERSON_EXAMPLE = {"entity_type": "person", "entity_id": "P0000001"}
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["entity_not_found"])
+    message: str = Field(examples=["no person 'P9' in the scored results"])
+    detail: Any | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Bands(BaseModel):
+    A: float = 650
+    B: float = 550
+    C: float = 450
+
+
+class Reason(BaseModel):
+    feature: str
+    value: Any | None = None
+    contribution: float | None = None
+    text: str
+    text_zh: str | None = None
+
+
+class CreditResponse(BaseModel):
+    """One entity's credit grade, with everything needed to justify a decision."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "entity_type": "person", "entity_id": "P0000001", "grade": "D", "credit_points": 412.3,
+        "probability": 0.4123, "score_grade": "C", "grade_cap": "D", "cap_applied": True,
+        "model_version": "person-20260101T020000-ab12cd",
+        "reasons": [{"feature": "rings", "value": 1.0, "contribution": 1.14, "text": "member of 1 suspected rings",
+                     "text_zh": "属于 1 个疑似团伙"}],
+        "rule_hits": ["ben_fraud_over_10000"], "bands": {"A": 650, "B": 550, "C": 450},
+        "as_of": "2026-01-01T02:00:00+00:00"}]})
+
+    entity_type: str
+    entity_id: str
+    grade: Grade
+    credit_points: float = Field(description="300..900, higher is more trustworthy")
+    probability: float = Field(description="calibrated probability of fraud or serious discredit")
+    score_grade: Grade = Field(description="the grade the points alone give, before any rule cap")
+    grade_cap: Grade | None = Field(description="the strictest cap a rule imposes, if any")
+    cap_applied: bool
+    model_version: str
+    reasons: list[Reason]
+    rule_hits: list[str]
+    bands: Bands
+    as_of: str = Field(description="when these scores were computed (ISO 8601, UTC)")
+
+
+class EntityKey(BaseModel):
+    entity_type: EntityType  # type: ignore[valid-type]
+    entity_id: EntityId
+
+
+class CreditBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"items": [PERSON_EXAMPLE, {"entity_type": "employer", "entity_id": "E0001"}]}]})
+
+    items: list[EntityKey] = Field(min_length=1, description="at most `api_batch_max` (default 1000)")
+
+
+class CreditBatchResponse(BaseModel):
+    results: list[CreditResponse]
+    not_found: list[EntityKey]
+
+
+class RiskItem(BaseModel):
+    entity_type: str
+    entity_id: str
+    rank: int
+    risk_score: float
+    credit_points: float
+    grade: Grade
+    grade_cap: Grade | None
+    region: str | None
+    rule_hits: list[str]
+    rings: list[str]
+    model_version: str
+
+
+class RiskPage(BaseModel):
+    items: list[RiskItem]
+    total: int = Field(description="rows matching the filters")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+    as_of: str
+
+
+class RuleHitOut(BaseModel):
+    rule_id: str
+    severity: int
+    grade_cap: Grade | None
+    evidence: Any
+
+
+class RingRef(BaseModel):
+    ring_id: str
+    ring_type: str
+    ring_score: float
+
+
+class EntityDetail(BaseModel):
+    entity_type: str
+    entity_id: str
+    attributes: dict[str, Any] = Field(description="personal data masked unless the role may see it")
+    masked: bool
+    credit: CreditResponse | None
+    rule_hits: list[RuleHitOut]
+    rings: list[RingRef]
+
+
+class NodeOut(BaseModel):
+    type: str
+    id: str
+    attributes: dict[str, Any]
+    grade: Grade | None = None
+    risk_score: float | None = None
+
+
+class EdgeOut(BaseModel):
+    source_type: str
+    source_id: str
+    target_type: str
+    target_id: str
+    relation: str
+    count: float = 1
+
+
+class GraphOut(BaseModel):
+    nodes: list[NodeOut]
+    edges: list[EdgeOut]
+    truncated: bool = False
+    masked: bool
+
+
+class PathOut(GraphOut):
+    found: bool
+    hops: int | None
+
+
+class RingSummary(BaseModel):
+    ring_id: str
+    ring_type: str
+    ring_score: float
+    size: int
+    money_at_stake: float | None = None
+    why: str
+
+
+class RingPage(BaseModel):
+    items: list[RingSummary]
+    total: int
+    next_cursor: str | None
+
+
+class RingDetail(RingSummary):
+    members: list[NodeOut]
+    subgraph: GraphOut
+
+
+class ModelOut(BaseModel):
+    version: str
+    entity_type: str
+    kind: str
+    created_at: str
+    data_hash: str
+    champion: bool
+    n_features: int
+    metrics: dict[str, Any] = Field(description="headline metrics (calibration table omitted)")
+
+
+class ModelDetail(ModelOut):
+    features: list[str]
+    params: dict[str, Any]
+
+
+class ModelMetrics(BaseModel):
+    version: str
+    entity_type: str
+    kind: str
+    metrics: dict[str, Any]
+
+
+class RuleOut(BaseModel):
+    pack: str
+    version: str
+    rule_id: str
+    entity_type: str
+    severity: str
+    severity_level: int
+    detector: str
+    params: dict[str, Any]
+    grade_cap: str | None
+    enabled: bool
+    title_en: str
+    title_zh: str
+
+
+class JobRunOut(BaseModel):
+    run_id: int
+    job_id: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    message: str | None
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    schedule: str
+    next_run_at: str | None
+    running: bool
+    last_run: JobRunOut | None
+
+
+class JobDetail(JobOut):
+    history: list[JobRunOut]
+
+
+class JobStarted(BaseModel):
+    run_id: int
+    job_id: str
+    status: Literal["running"] = "running"
+
+
+class AuditRow(BaseModel):
+    id: int
+    at: str
+    actor: str
+    role: str
+    action: str
+    entity_type: str | None
+    entity_id: str | None
+    model_version: str | None
+    grade: str | None
+    detail: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRow]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, Any] = Field(default_factory=dict)
