@@ -186,18 +186,25 @@ class ServiceMiddleware:
                     self._observe(scope, 413, t0)
                     return
         seen = 0
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
+                    too_large = True
                     raise _BodyTooLarge()
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal status, started
+            if too_large:  # whatever the app made of the aborted body, the answer is 413
+                if message["type"] == "http.response.start" and not started:
+                    status, started = 413, True
+                    await _send_json(send, 413, error_body("payload_too_large", f"request body over {self.max_body} bytes"))
+                return
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
             await send(message)
@@ -206,7 +213,7 @@ class ServiceMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                status = 413
+                status, started = 413, True
                 await _send_json(send, 413, error_body("payload_too_large", f"request body over {self.max_body} bytes"))
         finally:
             self._observe(scope, status, t0)

@@ -106,8 +106,10 @@ def _group_starts(keys: np.ndarray) -> np.ndarray:
 
 
 def _records(entity: pd.Series | np.ndarray, cols: dict[str, Any], sort: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame({"entity_id": np.asarray(entity, dtype=object), **{
-        k: (v.to_numpy() if isinstance(v, pd.Series) else v) for k, v in cols.items()}})
+    """Evidence records sorted by entity then `sort`, so hits and their evidence are deterministic."""
+    def plain(v: Any) -> Any:
+        return v.reset_index(drop=True) if isinstance(v, pd.Series) else v
+    df = pd.DataFrame({"entity_id": plain(entity), **{k: plain(v) for k, v in cols.items()}})
     df["entity_id"] = df["entity_id"].astype("str")
     return df.sort_values(["entity_id", *sort], kind="mergesort").reset_index(drop=True)
 
@@ -309,11 +311,12 @@ def overlapping_supply(ds: Dataset, p: OverlapSupplyParams) -> pd.DataFrame:
     e = e[e["date"].notna() & e["drug_code"].notna() & e["days_supply"].notna()]
     if e.empty:
         return _empty(OVERLAP_EVIDENCE)
-    e = e.sort_values(["person_id", "drug_code", "date", "purchase_id"], kind="mergesort")
     person, drug = _codes(e["person_id"])[0], _codes(e["drug_code"])[0]
     group = person.astype(np.int64) * (int(drug.max()) + 1) + drug
-    same = _group_starts(group)
     day = _days(e["date"])
+    order = np.lexsort((day, group))  # integer sort; ties keep the table's purchase_id order
+    e, group, day = e.iloc[order], group[order], day[order]
+    same = _group_starts(group)
     end = day + np.floor(e["days_supply"].to_numpy()).astype(np.int64)
     overlap = np.roll(end, 1) - day
     fire = same & (overlap >= p.min_overlap_days)

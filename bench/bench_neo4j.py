@@ -1,0 +1,98 @@
+"""Neo4j store benchmark: ingest throughput and 2-hop neighbourhood latency.
+
+    python bench/bench_neo4j.py --persons 100000 --seed 7            # synthetic data (riskgraph.synth)
+    python bench/bench_neo4j.py --data DIR [--batch-sizes 2000,5000,10000,20000]
+
+Needs a running server (`riskgraph neo4j start`). Ingest is timed on an emptied store, so the
+figure is writing the snapshot plus flipping the pointer (no old snapshot to delete).
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from graph.dataset import Dataset, load_dataset  # noqa: E402
+from graph.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jGraphStore  # noqa: E402
+from graph.store import EntityRef  # noqa: E402
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def ingest(url: str, dataset: Dataset, batch_size: int) -> tuple[float, int]:
+    """Seconds to load `dataset` into an emptied store, and the relationships written."""
+    store = Neo4jGraphStore(url, batch_size=batch_size)
+    try:
+        store.clear()
+        started = time.perf_counter()
+        store.load(dataset)
+        elapsed = time.perf_counter() - started
+        rels = store._run("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
+        return elapsed, rels
+    finally:
+        store.close()
+
+
+def two_hop_latency(url: str, dataset: Dataset, queries: int, limit: int, seed: int) -> list[float]:
+    store = Neo4jGraphStore(url)
+    try:
+        ids = list(dataset.entity_ids("person"))
+        rng = random.Random(seed)
+        picks = [rng.choice(ids) for _ in range(queries)]
+        store.neighbours(EntityRef("person", picks[0]), hops=2, limit=limit)  # warm the plan cache
+        times = []
+        for pid in picks:
+            started = time.perf_counter()
+            store.neighbours(EntityRef("person", pid), hops=2, limit=limit)
+            times.append((time.perf_counter() - started) * 1000)
+        return times
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, help="dataset folder (else one is generated)")
+    ap.add_argument("--persons", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--url", default="bolt://127.0.0.1:7687")
+    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    ap.add_argument("--batch-sizes", default="", help="comma-separated sizes to compare, e.g. 2000,5000,10000")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--limit", type=int, default=200)
+    args = ap.parse_args(argv)
+
+    if args.data is None:
+        from riskgraph.synth import generate
+
+        args.data = Path(tempfile.mkdtemp(prefix="bench-neo4j-"))
+        print(f"generating {args.persons} persons (seed {args.seed}) into {args.data} ...", flush=True)
+        generate(persons=args.persons, seed=args.seed, out=args.data, progress=False)
+    dataset = load_dataset(args.data)
+    rows = sum(dataset.row_counts().values())
+    print(f"dataset {args.data}: {rows} rows in {len(dataset.tables)} tables", flush=True)
+
+    sizes = [int(s) for s in args.batch_sizes.split(",") if s] or [args.batch_size]
+    for size in sizes:
+        seconds, rels = ingest(args.url, dataset, size)
+        print(f"ingest batch_size={size:>6}: {rels} relationships in {seconds:.1f}s = "
+              f"{rels / seconds:,.0f} relationships/s", flush=True)
+
+    times = two_hop_latency(args.url, dataset, args.queries, args.limit, args.seed)
+    print(f"2-hop neighbourhood (limit {args.limit}, {len(times)} random persons): "
+          f"p50 {_percentile(times, 0.5):.1f} ms, p99 {_percentile(times, 0.99):.1f} ms, "
+          f"mean {statistics.fmean(times):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Credit grades: single, batch, on-demand reasons, audit rows."""
+from __future__ import annotations
+
+import json
+
+from fastapi.testclient import TestClient
+
+from riskgraph.results import ResultsDB
+from tests.api.conftest import headers
+
+
+def _scores(client: TestClient):
+    return ResultsDB(client.app.state.riskgraph.settings.results_database_url).read("scores")
+
+
+def test_credit_one_has_the_whole_decision(client: TestClient) -> None:
+    row = _scores(client).iloc[0]
+    r = client.get(f"/v1/credit/{row.entity_type}/{row.entity_id}", headers=headers("approval_system"))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["grade"] == row.grade and body["credit_points"] == row.credit_points
+    assert body["probability"] == row.risk_score and body["model_version"] == row.model_version
+    assert body["bands"] == {"A": 650, "B": 550, "C": 450} and body["as_of"]
+    assert body["rule_hits"] == json.loads(row.rule_hits)
+    assert isinstance(body["reasons"], list)
+
+
+def test_capped_grade_says_so(client: TestClient) -> None:
+    s = _scores(client)
+    capped = s[s["grade"] != s["score_grade"]]
+    if capped.empty:
+        return
+    row = capped.iloc[0]
+    body = client.get(f"/v1/credit/{row.entity_type}/{row.entity_id}", headers=headers("admin")).json()
+    assert body["cap_applied"] and body["grade_cap"] == row.grade_cap
+    assert any(r["feature"] == "grade_cap" for r in body["reasons"])
+
+
+def test_reasons_computed_on_demand_when_not_stored(client: TestClient) -> None:
+    s = _scores(client)
+    row = s[(s["reasons"] == "[]") & (s["entity_type"] == "person")].iloc[0]
+    body = client.get(f"/v1/credit/person/{row.entity_id}", headers=headers("approval_system")).json()
+    assert body["reasons"], "an unexplained entity gets reasons on demand"
+    assert {"feature", "value", "contribution", "text"} <= set(body["reasons"][0])
+
+
+def test_unknown_entity_is_404_and_bad_type_422(client: TestClient) -> None:
+    r = client.get("/v1/credit/person/NOPE", headers=headers("approval_system"))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "entity_not_found"
+    r = client.get("/v1/credit/martian/P1", headers=headers("approval_system"))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    r = client.get("/v1/credit/person/" + "x" * 200, headers=headers("approval_system"))
+    assert r.status_code == 422
+
+
+def test_batch_keeps_order_and_lists_missing(client: TestClient) -> None:
+    s = _scores(client).head(3)
+    items = [{"entity_type": t, "entity_id": i} for t, i in zip(s.entity_type, s.entity_id)]
+    items.insert(1, {"entity_type": "clinic", "entity_id": "missing"})
+    r = client.post("/v1/credit/batch", json={"items": items}, headers=headers("approval_system"))
+    assert r.status_code == 200
+    body = r.json()
+    assert [x["entity_id"] for x in body["results"]] == list(s.entity_id)
+    assert body["not_found"] == [{"entity_type": "clinic", "entity_id": "missing"}]
+
+
+def test_batch_validation(client: TestClient) -> None:
+    h = headers("approval_system")
+    assert client.post("/v1/credit/batch", json={"items": []}, headers=h).status_code == 422
+    assert client.post("/v1/credit/batch", json={"items": [{"entity_type": "x", "entity_id": "1"}]}, headers=h).status_code == 422
+    assert client.post("/v1/credit/batch", content=b"not json", headers={**h, "content-type": "application/json"}).status_code == 422
+    too_many = {"items": [{"entity_type": "person", "entity_id": str(i)} for i in range(1001)]}
+    r = client.post("/v1/credit/batch", json=too_many, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_parameter"
+
+
+def test_every_decision_is_audited(client: TestClient) -> None:
+    row = _scores(client).iloc[5]
+    client.get(f"/v1/credit/person/{row.entity_id}", headers=headers("approval_system"))
+    client.post("/v1/credit/batch", json={"items": [{"entity_type": "person", "entity_id": row.entity_id}]},
+                headers=headers("approval_system"))
+    r = client.get("/v1/audit", params={"entity_id": row.entity_id}, headers=headers("model_owner"))
+    rows = r.json()["items"]
+    assert {x["action"] for x in rows} >= {"credit", "credit_batch"}
+    x = rows[0]
+    assert x["role"] == "approval_system" and x["actor"].startswith("approval_system:")
+    assert "test-key" not in x["actor"]
+    assert x["model_version"] == row.model_version and x["grade"] == row.grade
+    assert "reasons_sha256" in json.loads(x["detail"])

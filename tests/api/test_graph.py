@@ -1,0 +1,74 @@
+"""Entity detail, neighbours, paths and rings."""
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import headers
+
+H = headers("investigator")
+
+
+def test_entity_detail(client: TestClient) -> None:
+    body = client.get("/v1/entities/person/P0000001", headers=H).json()
+    assert body["attributes"]["person_id"] == "P0000001"
+    assert body["credit"]["entity_id"] == "P0000001"
+    for hit in body["rule_hits"]:
+        assert {"rule_id", "severity", "evidence"} <= set(hit)
+    assert client.get("/v1/entities/person/NOPE", headers=H).status_code == 404
+    assert client.get("/v1/entities/phone/123", headers=H).status_code == 422
+
+
+def test_neighbours_hops_and_limit(client: TestClient) -> None:
+    one = client.get("/v1/entities/person/P0000001/neighbours", headers=H).json()
+    two = client.get("/v1/entities/person/P0000001/neighbours", params={"hops": 2}, headers=H).json()
+    assert len(two["nodes"]) >= len(one["nodes"]) > 1
+    small = client.get("/v1/entities/person/P0000001/neighbours", params={"hops": 3, "limit": 3}, headers=H).json()
+    assert len(small["nodes"]) <= 3 and small["truncated"]
+    only = client.get("/v1/entities/person/P0000001/neighbours", params={"rel_type": "VISITED"}, headers=H).json()
+    assert all(e["relation"] == "VISITED" for e in only["edges"])
+    for params in ({"hops": 4}, {"hops": 0}, {"limit": 0}, {"limit": 5000}, {"rel_type": "LOVES"}):
+        assert client.get("/v1/entities/person/P0000001/neighbours", params=params, headers=H).status_code == 422
+    assert client.get("/v1/entities/person/NOPE/neighbours", headers=H).status_code == 404
+
+
+def test_paths(client: TestClient) -> None:
+    nb = client.get("/v1/entities/person/P0000001/neighbours", params={"hops": 2}, headers=H).json()
+    other = next(n for n in nb["nodes"] if n["type"] == "person" and n["id"] != "P0000001")
+    r = client.get("/v1/paths", params={"source_type": "person", "source_id": "P0000001", "target_type": "person",
+                                        "target_id": other["id"]}, headers=H).json()
+    assert r["found"] and 1 <= r["hops"] <= 2 and len(r["edges"]) == r["hops"]
+    r = client.get("/v1/paths", params={"source_type": "person", "source_id": "P0000001", "target_type": "person",
+                                        "target_id": "NOPE"}, headers=H)
+    assert r.status_code == 404
+    r = client.get("/v1/paths", params={"source_type": "person", "source_id": "P0000001"}, headers=H)
+    assert r.status_code == 422
+
+
+def test_rings_list_and_detail(client: TestClient) -> None:
+    page = client.get("/v1/rings", params={"limit": 1}, headers=H).json()
+    assert page["total"] >= 1 and len(page["items"]) == 1
+    scores = [x["ring_score"] for x in client.get("/v1/rings", headers=H).json()["items"]]
+    assert scores == sorted(scores, reverse=True)
+    ring = page["items"][0]
+    detail = client.get(f"/v1/rings/{ring['ring_id']}", headers=H).json()
+    assert detail["size"] == ring["size"] and detail["members"] and detail["subgraph"]["edges"]
+    member = detail["members"][0]
+    mine = client.get("/v1/rings", params={"entity_type": member["type"], "entity_id": member["id"]}, headers=H).json()
+    assert ring["ring_id"] in [x["ring_id"] for x in mine["items"]]
+    if page["next_cursor"]:
+        nxt = client.get("/v1/rings", params={"limit": 1, "cursor": page["next_cursor"]}, headers=H).json()
+        assert nxt["items"][0]["ring_id"] != ring["ring_id"]
+    assert client.get("/v1/rings/nope", headers=H).status_code == 404
+    assert client.get("/v1/rings", params={"entity_id": "P1"}, headers=H).status_code == 422
+
+
+def test_ring_identifiers_masked_for_inspectors(client: TestClient) -> None:
+    items = client.get("/v1/rings", params={"ring_type": "identity"}, headers=H).json()["items"]
+    if not items:
+        return
+    rid = items[0]["ring_id"]
+    shown = client.get(f"/v1/rings/{rid}", headers=H).json()
+    hidden = client.get(f"/v1/rings/{rid}", headers=headers("inspector")).json()
+    ident = [n["id"] for n in hidden["subgraph"]["nodes"] if n["type"] in ("phone", "address", "bank_account")]
+    assert all(i.startswith("masked-") for i in ident)
+    assert len(shown["subgraph"]["nodes"]) == len(hidden["subgraph"]["nodes"])

@@ -1,0 +1,119 @@
+"""`riskgraph neo4j start|stop|status` for real: a second server with a password on a free port.
+
+The module starts its own server (about a minute on a busy machine), used for the wrong-password,
+mid-load failure and stop tests; the shared test server (conftest_neo4j) is only used for the
+port-taken check.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from graph import neo4j_server
+from graph.dataset import dataset_from_frames
+from graph.neo4j_store import Neo4jGraphStore
+from riskgraph.errors import Neo4jPortInUse, StoreUnavailable
+from tests.graph.conftest_neo4j import neo4j_url, small_frames  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.neo4j
+PASSWORD = "riskgraph-test-pw"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, neo4j_server.ServerStatus]]:
+    home = tmp_path_factory.mktemp("neo4j-auth")
+    status = neo4j_server.start(home, port=_free_port(), password=PASSWORD, timeout_s=300)
+    yield home, status
+    neo4j_server.stop(home)
+
+
+def test_start_reports_running_and_is_not_started_twice(server) -> None:
+    home, status = server
+    assert status.running and status.pid and (home / "neo4j.pid").read_text().strip() == str(status.pid)
+    again = neo4j_server.start(home, port=status.port, password=PASSWORD)
+    assert again.pid == status.pid
+    assert neo4j_server.status(home).running
+
+
+def test_wrong_password_is_a_clear_error(server) -> None:
+    _, status = server
+    store = Neo4jGraphStore(status.bolt_url, user="neo4j", password="not-the-password")
+    try:
+        assert not store.ping()
+        with pytest.raises(StoreUnavailable, match="refused the credentials"):
+            store.snapshot()
+    finally:
+        store.close()
+    time.sleep(6)  # Neo4j locks the user for 5 s after repeated failures
+    good = Neo4jGraphStore(status.bolt_url, user="neo4j", password=PASSWORD)
+    try:
+        assert good.ping()
+    finally:
+        good.close()
+
+
+def test_port_taken_is_a_clear_error(tmp_path: Path, neo4j_url: str) -> None:
+    port = urlparse(neo4j_url).port or 7687
+    with pytest.raises(Neo4jPortInUse, match=f"port {port}.*already in use"):
+        neo4j_server.start(tmp_path / "other", port=port, timeout_s=10)
+
+
+def test_server_dying_mid_load_keeps_previous_snapshot_then_stop(server) -> None:
+    home, status = server
+    store = Neo4jGraphStore(status.bolt_url, password=PASSWORD, batch_size=1)
+    small = dataset_from_frames(small_frames())
+    try:
+        store.load(small)
+        big_frames = small_frames()
+        n = 3000
+        big_frames["benefits"] = big_frames["benefits"].sample(n, replace=True, random_state=1)
+        errors: list[BaseException] = []
+
+        def load_big() -> None:
+            try:
+                store.load(dataset_from_frames(big_frames))
+            except BaseException as exc:  # noqa: BLE001 (handed to the test thread)
+                errors.append(exc)
+
+        worker = threading.Thread(target=load_big)
+        worker.start()
+        time.sleep(3)  # one row per transaction: still loading
+        assert neo4j_server.stop(home)
+        worker.join(120)
+        assert errors and isinstance(errors[0], StoreUnavailable), errors
+        assert "previous snapshot stays current" in str(errors[0])
+        assert not (home / "neo4j.pid").exists()
+        assert neo4j_server.status(home, port=status.port).running is False
+
+        restarted = neo4j_server.start(home, port=status.port, password=PASSWORD, timeout_s=300)
+        assert restarted.pid != status.pid
+    finally:
+        store.close()
+    store = Neo4jGraphStore(status.bolt_url, password=PASSWORD)
+    try:
+        assert store.snapshot().content_hash == small.content_hash
+        store.load(small)  # the next load removes the partial snapshot left by the crash
+        snaps = store._run("MATCH (s:RiskGraphSnapshot) RETURN count(s) AS n")[0]["n"]
+        assert snaps == 1
+    finally:
+        store.close()
+
+
+def test_stop_without_server(tmp_path: Path) -> None:
+    assert neo4j_server.stop(tmp_path) is False
+    st = neo4j_server.status(tmp_path, port=_free_port())
+    assert not st.running and "not running" in st.message
+    assert os.environ.get("JAVA_HOME", "") is not None

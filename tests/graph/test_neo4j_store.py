@@ -1,0 +1,116 @@
+"""Neo4jGraphStore against the real server (`riskgraph neo4j start`)."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from graph.dataset import Dataset, dataset_from_frames
+from graph.neo4j_store import Neo4jGraphStore
+from graph.store import EntityRef
+from riskgraph.errors import NoSnapshot, StoreLoadFailed, StoreUnavailable
+from tests.graph.conftest_neo4j import neo4j_store, neo4j_url, small_frames  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.neo4j
+
+
+def _counts(store: Neo4jGraphStore) -> tuple[int, int]:
+    rows = store._run("MATCH (n) WHERE n._snapshot IS NOT NULL RETURN count(n) AS n")
+    rels = store._run("MATCH ()-[r]->() WHERE r._snapshot IS NOT NULL RETURN count(r) AS n")
+    return rows[0]["n"], rels[0]["n"]
+
+
+def _assert_same(a: Dataset, b: Dataset) -> None:
+    assert sorted(a.tables) == sorted(b.tables)
+    for name in a.tables:
+        pd.testing.assert_frame_equal(a.tables[name], b.tables[name], check_exact=True)
+
+
+def test_load_and_read_back_round_trip(neo4j_store: Neo4jGraphStore) -> None:
+    ds = dataset_from_frames(small_frames())
+    info = neo4j_store.load(ds)
+    assert info.row_counts == ds.row_counts()
+    fresh = Neo4jGraphStore(neo4j_store.url)  # no cache: really read from the server
+    try:
+        _assert_same(ds, fresh.dataset())
+        snap = fresh.snapshot()
+        assert snap is not None and snap.content_hash == ds.content_hash and snap.row_counts == ds.row_counts()
+        assert fresh.entity(EntityRef("person", "p3")) == {
+            "person_id": "p3", "name": "A", "birth_date": "1990-01-02", "phone": "111",
+            "bank_account": "b1", "score": 1.5, "segment": "x"}
+        assert fresh.entity(EntityRef("phone", "111")) == {"id": "111"}
+        assert fresh.entity(EntityRef("person", "nobody")) is None
+    finally:
+        fresh.close()
+
+
+def test_graph_reads(neo4j_store: Neo4jGraphStore) -> None:
+    neo4j_store.load(dataset_from_frames(small_frames()))
+    p1 = EntityRef("person", "p1")
+    one = neo4j_store.neighbours(p1, hops=1)
+    assert set(one.nodes) == {p1, EntityRef("employer", "e1"), EntityRef("agency", "a1"),
+                              EntityRef("clinic", "c1"), EntityRef("bank_account", "b1")}
+    folded = {(e.source, e.target, e.type): e.count for e in one.edges}
+    assert folded[(p1, EntityRef("employer", "e1"), "EMPLOYED_BY")] == 2   # two employment rows
+    assert folded[(EntityRef("employer", "e1"), p1, "CONTRIBUTED")] == 2
+    limited = neo4j_store.neighbours(p1, hops=2, limit=3)
+    assert limited.truncated and len(limited.nodes) == 3
+    path = neo4j_store.shortest_path(EntityRef("person", "p3"), EntityRef("employer", "e2"), max_hops=6)
+    assert path is not None
+    assert len(path.edges) == len(path.nodes) - 1
+    assert neo4j_store.shortest_path(EntityRef("person", "p3"), EntityRef("employer", "e2"), max_hops=1) is None
+    sub = neo4j_store.subgraph([p1, EntityRef("employer", "e1"), EntityRef("person", "ghost")])
+    assert set(sub.nodes) == {p1, EntityRef("employer", "e1")}
+    assert {e.type for e in sub.edges} == {"EMPLOYED_BY", "CONTRIBUTED"}
+
+
+def test_reload_same_dataset_is_idempotent(neo4j_store: Neo4jGraphStore) -> None:
+    ds = dataset_from_frames(small_frames())
+    neo4j_store.load(ds)
+    before = _counts(neo4j_store)
+    neo4j_store.load(ds)
+    assert _counts(neo4j_store) == before
+    _assert_same(ds, neo4j_store.dataset())
+
+
+def test_failed_load_keeps_previous_snapshot(neo4j_store: Neo4jGraphStore) -> None:
+    good = dataset_from_frames(small_frames())
+    neo4j_store.load(good)
+    before = _counts(neo4j_store)
+    bad_tables = dict(good.tables)
+    employers = good.tables["employers"]
+    # Duplicate employer ids break the uniqueness constraint after the persons are written.
+    bad_tables["employers"] = pd.concat([employers, employers], ignore_index=True)
+    with pytest.raises(StoreLoadFailed, match="previous snapshot stays current"):
+        neo4j_store.load(Dataset(bad_tables, content_hash="broken"))
+    assert neo4j_store.snapshot().content_hash == good.content_hash
+    assert _counts(neo4j_store) == before            # the partial snapshot was removed
+    fresh = Neo4jGraphStore(neo4j_store.url)
+    try:
+        _assert_same(good, fresh.dataset())
+    finally:
+        fresh.close()
+
+
+def test_server_down_gives_clear_error() -> None:
+    store = Neo4jGraphStore("bolt://127.0.0.1:1")  # nothing listens on port 1
+    try:
+        assert store.ping() is False
+        with pytest.raises(StoreUnavailable, match="(?s)not reachable.*riskgraph neo4j start"):
+            store.dataset()
+        with pytest.raises(StoreUnavailable):
+            store.load(dataset_from_frames(small_frames()))
+    finally:
+        store.close()
+
+
+def test_empty_store_raises_no_snapshot(neo4j_store: Neo4jGraphStore) -> None:
+    assert neo4j_store.ping()
+    # Community has a single user database, shared by the tests: point the meta node nowhere.
+    neo4j_store.load(dataset_from_frames(small_frames()))
+    neo4j_store._write("MATCH (m:RiskGraphMeta) SET m.current = 'none'")
+    try:
+        with pytest.raises(NoSnapshot):
+            Neo4jGraphStore(neo4j_store.url).dataset()
+        assert neo4j_store.snapshot() is None
+    finally:
+        neo4j_store.load(dataset_from_frames(small_frames()))
