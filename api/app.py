@@ -170,6 +170,7 @@ class ServiceMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labelled metrics, per app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -221,8 +222,13 @@ class ServiceMiddleware:
     def _observe(self, scope: Scope, status: int, t0: float) -> None:
         elapsed = time.perf_counter() - t0
         route = _route(scope)
-        self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-        self.metrics.latency.labels(route).observe(elapsed)
+        key = (scope["method"], route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.metrics.requests.labels(scope["method"], route, str(status)), self.metrics.latency.labels(route))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(json.dumps({"method": scope["method"], "route": route, "status": status,
                                         "ms": round(elapsed * 1000, 2),

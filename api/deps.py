@@ -14,8 +14,17 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="API key; its role decides what the caller may do")
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     return request.app.state.riskgraph
+
+
+def authenticate(request: Request, key: str | None, allowed: frozenset[str]) -> Principal:
+    """The caller behind the X-API-Key header, required to hold one of the `allowed` roles."""
+    state: AppState = request.app.state.riskgraph
+    principal = state.keyring.authenticate(key, request.client.host if request.client else None)
+    request.scope.setdefault("state", {})["actor"] = principal.actor
+    authorize(principal, allowed)
+    return principal
 
 
 def caller(*roles: str) -> Callable[..., Awaitable[Principal]]:
@@ -23,16 +32,15 @@ def caller(*roles: str) -> Callable[..., Awaitable[Principal]]:
     allowed = frozenset(roles)
 
     async def dependency(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
-        state: AppState = request.app.state.riskgraph
-        principal = state.keyring.authenticate(key, request.client.host if request.client else None)
-        request.state.actor = principal.actor
-        authorize(principal, allowed)
-        return principal
+        return authenticate(request, key, allowed)
     return dependency
 
 
+CREDIT_ROLES = frozenset({"approval_system", "inspector", "investigator", "admin"})
+
+
 StateDep = Annotated[AppState, Depends(get_state)]
-CreditCaller = Annotated[Principal, Depends(caller("approval_system", "inspector", "investigator", "admin"))]
+CreditCaller = Annotated[Principal, Depends(caller(*CREDIT_ROLES))]
 RiskCaller = Annotated[Principal, Depends(caller("inspector", "investigator", "model_owner", "admin"))]
 GraphCaller = Annotated[Principal, Depends(caller("inspector", "investigator", "admin"))]
 RulesCaller = Annotated[Principal, Depends(caller("inspector", "investigator", "model_owner", "admin"))]

@@ -74,7 +74,7 @@ def _audit_credit(*, state: AppState, principal: Principal, entity_type: str, en
     state.audit.record(actor=principal.actor, role=principal.role, action=action, entity_type=entity_type,
                        entity_id=entity_id, model_version=entry.model_version, grade=entry.grade,
                        detail=entry.audit_detail)
-    state.metrics.credit_decisions.labels(entry.grade).inc()
+    state.metrics.credit_by_grade[entry.grade].inc()
 
 
 async def _explained(*, state: AppState, book: ResultsBook, entity_type: str, entity_id: str,

@@ -17,6 +17,7 @@ are kept in the (:RiskGraphSnapshot) node, so `dataset()` rebuilds identical fra
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 from neo4j import Driver, GraphDatabase
 from neo4j.exceptions import (
-    AuthError, ConfigurationError, DriverError, Neo4jError, ServiceUnavailable, SessionExpired,
+    AuthError, ConfigurationError, DriverError, Neo4jError, TransientError,
 )
 
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, IDENTIFIER_TYPES
@@ -34,6 +35,8 @@ from graph.dataset import Dataset
 from graph.projection import NODE_TYPES, REL_TYPES
 from graph.store import Edge, EntityRef, GraphStore, SnapshotInfo, Subgraph
 from riskgraph.errors import NoSnapshot, StoreLoadFailed, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 # Rows per UNWIND transaction; measured with bench/bench_neo4j.py --batch-sizes (see its docstring).
 DEFAULT_BATCH_SIZE = 10_000
@@ -75,6 +78,8 @@ def _q(name: str) -> str:
 def _unavailable(url: str, exc: Exception) -> StoreUnavailable:
     if isinstance(exc, AuthError):
         return StoreUnavailable(f"Neo4j at {url} refused the credentials (wrong user or password): {exc.message}")
+    if isinstance(exc, TransientError):
+        return StoreUnavailable(f"Neo4j at {url} is unavailable ({exc.message or exc}); is it shutting down?")
     return StoreUnavailable(f"Neo4j at {url} is not reachable ({exc}); is the server running? "
                             "For a local one: `riskgraph neo4j start`")
 
@@ -101,16 +106,14 @@ class Neo4jGraphStore(GraphStore):
     def _run(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
         try:
             records, _, _ = self._driver.execute_query(cypher, params, database_=self.database)
-        except (AuthError, ServiceUnavailable, SessionExpired, OSError) as exc:
-            raise _unavailable(self.url, exc) from exc
-        except DriverError as exc:
+        except (AuthError, TransientError, OSError, DriverError) as exc:
             raise _unavailable(self.url, exc) from exc
         return [r.data() for r in records]
 
     def _write(self, cypher: str, **params: Any) -> None:
         try:
             self._driver.execute_query(cypher, params, database_=self.database)
-        except (AuthError, ServiceUnavailable, SessionExpired, OSError, DriverError) as exc:
+        except (AuthError, TransientError, OSError, DriverError) as exc:
             raise _unavailable(self.url, exc) from exc
 
     def _autocommit(self, cypher: str, **params: Any) -> None:
@@ -118,7 +121,7 @@ class Neo4jGraphStore(GraphStore):
         try:
             with self._driver.session(database=self.database) as session:
                 session.run(cypher, params).consume()
-        except (AuthError, ServiceUnavailable, SessionExpired, OSError, DriverError) as exc:
+        except (AuthError, TransientError, OSError, DriverError) as exc:
             raise _unavailable(self.url, exc) from exc
 
     def ping(self) -> bool:
@@ -201,7 +204,10 @@ class Neo4jGraphStore(GraphStore):
             raise
         old = previous[0]["old"] if previous else None
         if old and old != snap:
-            self._delete_snapshot(old)
+            try:
+                self._delete_snapshot(old)
+            except StoreUnavailable as exc:  # the new snapshot is in force; the next load retries
+                log.warning("could not delete the previous snapshot %s yet: %s", old, exc)
         self._cache = (snap, dataset)
         return info
 

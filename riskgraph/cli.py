@@ -83,10 +83,11 @@ def serve(settings: Settings, store: str | None, host: str | None, port: int | N
 
     from api.app import create_app
 
-    if store:
-        settings = settings.model_copy(update={"store_url": store})
+    settings = settings.model_copy(update={"store_url": store or settings.store_url,
+                                           "host": host or settings.host, "port": port or settings.port})
     app = create_app(settings)
-    uvicorn.run(app, host=host or settings.host, port=port or settings.port, log_level="warning")
+    click.echo(f"serving on http://{settings.host}:{settings.port}/", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 
 @cli.group()
@@ -224,6 +225,15 @@ def rings_cmd(data: Path, out: Path | None) -> None:
     click.echo(f"{len(result.rings)} rings")
     if len(result.rings):
         click.echo(result.rings.sort_values("ring_score", ascending=False)[cols].head(30).to_string(index=False))
+
+
+def _add_jobs() -> None:
+    from api.jobs_cli import jobs
+
+    cli.add_command(jobs)
+
+
+_add_jobs()
 
 
 def main() -> None:

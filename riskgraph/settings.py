@@ -39,12 +39,13 @@ class ModelSettings(BaseModel):
     folds: int = 5
     seed: int = 7
     min_positives: int = 5          # fewer labelled positives (or negatives): unsupervised score
-    num_leaves: int = 31
-    learning_rate: float = 0.05
-    n_estimators: int = 300
-    min_child_samples: int = 10
+    num_leaves: int = 15
+    learning_rate: float = 0.06
+    n_estimators: int = 200
+    min_child_samples: int = 20
     feature_fraction: float = 0.8
     threads: int = 2
+    small_training_rows: int = 20_000  # train on one thread below this many labelled rows
     monotone: dict[str, int] = Field(default_factory=dict)  # feature -> +1 / -1 constraint
     explain_top: int = 10_000       # reasons computed for the riskiest N per entity type
     reasons_per_entity: int = 5

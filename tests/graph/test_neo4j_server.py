@@ -116,4 +116,3 @@ def test_stop_without_server(tmp_path: Path) -> None:
     assert neo4j_server.stop(tmp_path) is False
     st = neo4j_server.status(tmp_path, port=_free_port())
     assert not st.running and "not running" in st.message
-    assert os.environ.get("JAVA_HOME", "") is not None

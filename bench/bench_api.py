@@ -1,0 +1,179 @@
+"""Load test of GET /v1/credit/{type}/{id} (with API-key auth and audit) against a bare endpoint
+on the same stack, one uvicorn worker on 127.0.0.1, load from `wrk` (apt-get install wrk).
+
+    python bench/bench_api.py [--home DIR] [--persons 2000] [--duration 10] [--connections 32]
+
+Without --home it generates a synthetic dataset and runs the pipeline into a temporary home.
+Targets: >= 2,000 req/s, p99 <= 30 ms, and >= 0.4x the bare endpoint's throughput."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "bench-approval-key"
+
+
+def serve_app():  # uvicorn --factory entry point for the real API (settings from RISKGRAPH_* env)
+    from api.app import create_app
+    from riskgraph.settings import Settings
+
+    return create_app(Settings())
+
+
+def bare_app():  # uvicorn --factory entry point: the same stack with nothing behind one route
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
+    app = FastAPI()
+    body = b'{"grade":"A"}'
+
+    @app.get("/bare/{entity_type}/{entity_id}")
+    async def bare(entity_type: str, entity_id: str) -> Response:
+        return Response(body, media_type="application/json")
+    return app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prepare(home: Path, persons: int) -> None:
+    from riskgraph.pipeline import run_pipeline
+    from riskgraph.settings import Settings
+    from riskgraph.synth import generate
+
+    data = home.parent / "data"
+    generate(persons=persons, seed=5, out=data, progress=False)
+    run_pipeline(data=data, out=home.parent / "out", settings=_settings(home))
+
+
+def _env(home: Path) -> dict[str, str]:
+    return {"RISKGRAPH_HOME": str(home), "RISKGRAPH_STORE_URL": f"memory://{home / 'store'}",
+            "RISKGRAPH_API_KEYS": json.dumps({KEY: "approval_system"}), "RISKGRAPH_API_SCHEDULER": "false",
+            "RISKGRAPH_PROGRESS": "false"}
+
+
+def _settings(home: Path):
+    from riskgraph.settings import Settings
+
+    return Settings(home=home, store_url=f"memory://{home / 'store'}", progress=False)
+
+
+def _start(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
+           "--workers", "1", "--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"server {factory} exited with {proc.returncode}")
+            time.sleep(0.2)
+    proc.terminate()
+    raise SystemExit(f"server {factory} did not start")
+
+
+def _wrk(url_base: str, paths: list[str], *, duration: int, connections: int, headers: dict[str, str]) -> dict:
+    lua = "paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n" + (
+        "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+        "  return wrk.format('GET', paths[i], {" + ",".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in headers.items())
+        + "})\nend\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(lua)
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", fh.name, url_base],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(fh.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    return {"rps": round(rps), "requests": total, "p50_ms": ms("50"), "p99_ms": ms("99"),
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--home", type=Path, help="an already scored RiskGraph home (default: build one)")
+    ap.add_argument("--persons", type=int, default=2000)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    sys.path.insert(0, str(ROOT))
+    tmp = None
+    home = args.home
+    if home is None:
+        tmp = Path(tempfile.mkdtemp(prefix="riskgraph-bench-"))
+        home = tmp / "home"
+        print(f"building a {args.persons}-person scored home in {home} ...", flush=True)
+        _prepare(home, args.persons)
+    from riskgraph.results import ResultsDB
+
+    db = ResultsDB(_settings(home).results_database_url)
+    scores = db.read("scores")
+    paths = [f"/v1/credit/{t}/{i}" for t, i in zip(scores["entity_type"], scores["entity_id"])][:5000]
+    audit_before = int(db.query("SELECT count(*) AS n FROM audit")["n"].iloc[0])
+    results = {}
+    try:
+        port = _free_port()
+        server = _start("bench.bench_api:serve_app", port, _env(home))
+        try:
+            base = f"http://127.0.0.1:{port}"
+            _wrk(base, paths, duration=2, connections=args.connections, headers={"X-API-Key": KEY})  # warm-up
+            results["credit"] = _wrk(base, paths, duration=args.duration, connections=args.connections,
+                                     headers={"X-API-Key": KEY})
+        finally:
+            server.terminate()
+            server.wait(30)
+        audit_after = int(db.query("SELECT count(*) AS n FROM audit")["n"].iloc[0])
+        port = _free_port()
+        bare = _start("bench.bench_api:bare_app", port, {})
+        try:
+            base = f"http://127.0.0.1:{port}"
+            bare_paths = [p.replace("/v1/credit/", "/bare/") for p in paths]
+            _wrk(base, bare_paths, duration=2, connections=args.connections, headers={})
+            results["bare"] = _wrk(base, bare_paths, duration=args.duration, connections=args.connections, headers={})
+        finally:
+            bare.terminate()
+            bare.wait(30)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    credit, bare_r = results["credit"], results["bare"]
+    served = credit["requests"]
+    audited = audit_after - audit_before
+    ratio = credit["rps"] / bare_r["rps"]
+    report = {"entities": len(scores), "connections": args.connections, "duration_s": args.duration,
+              "credit": credit, "bare": bare_r, "ratio_to_bare": round(ratio, 2),
+              "audit_rows_written": audited, "audit_rows_expected_at_least": served,
+              "targets": {"rps>=2000": credit["rps"] >= 2000, "p99<=30ms": credit["p99_ms"] <= 30,
+                          "ratio>=0.4": ratio >= 0.4, "all_audited": audited >= served,
+                          "no_errors": credit["non_2xx"] == 0}}
+    print(json.dumps(report, indent=2))
+    sys.exit(0 if all(report["targets"].values()) else 1)
+
+
+if __name__ == "__main__":
+    main()
