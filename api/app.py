@@ -25,7 +25,7 @@ from api.explainer import Explainer
 from api.jobs import JobRunner, build_scheduler
 from api.metrics import Metrics
 from api.routers import admin, credit, graph, health, risk
-from api.security import load_keyring
+from api.security import LOOPBACK_HOSTS, load_keyring
 from api.state import AppState
 from graph.factory import open_store
 from riskgraph.errors import RiskGraphError
@@ -113,6 +113,13 @@ def create_app(settings: Settings) -> FastAPI:
             @app.get("/", include_in_schema=False)
             async def index() -> FileResponse:
                 return FileResponse(STATIC_DIR / "index.html")
+
+        @app.get("/pages/config", include_in_schema=False)
+        async def pages_config(request: Request) -> dict[str, Any]:
+            """What the pages need before a key: where the dev keys are (loopback clients, dev mode only)."""
+            local = request.client is not None and request.client.host in LOOPBACK_HOSTS
+            return {"version": riskgraph.__version__,
+                    "dev_keys_file": state.keyring.source if state.keyring.dev_mode and local else None}
     return app
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -22,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from features.rings import RING_PATTERNS, RingSettings, detect_rings, evaluate_rings, louvain_baseline  # noqa: E402
 from graph.dataset import load_dataset  # noqa: E402
 
-HEADER = ("| persons | rows | load s | rings s | peak GiB | rings | recall (4 ring types) | recall (all planted) | precision "
-          "| baseline s | baseline recall | baseline precision | recall by pattern |")
+HEADER = ("| persons | rows | load s | rings s | load avg (1 min, before/after) | peak GiB (after load / after rings) "
+          "| rings | rings by type | recall (4 ring types) | recall (all planted) | precision "
+          "| baseline s | baseline recall (all) | baseline precision | recall by pattern |")
 
 
 def _peak_gib() -> float:
@@ -50,10 +52,14 @@ def main(argv: list[str] | None = None) -> None:
     rows = sum(ds.row_counts().values())
     truth = pd.read_csv(data / "truth" / "truth.csv", dtype=str, keep_default_na=False)
 
+    peak_load = _peak_gib()
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     result = detect_rings(ds, RingSettings())
     t_rings = time.perf_counter() - t0
+    load_after = os.getloadavg()[0]
     peak = _peak_gib()
+    by_type = result.rings["ring_type"].value_counts().sort_index()
     ev = evaluate_rings(result.members, truth)
     ev4 = evaluate_rings(result.members, truth, patterns=RING_PATTERNS)
     if args.show:
@@ -65,12 +71,14 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         base = louvain_baseline(ds)
         b_time = time.perf_counter() - t0
-        b_ev = evaluate_rings(base, truth, patterns=RING_PATTERNS)
+        b_ev = evaluate_rings(base, truth)
     n_persons = len(ds.table("persons"))
     print(HEADER)
     print("|" + "---|" * (HEADER.count("|") - 1))
-    print(f"| {n_persons:,} | {rows:,} | {t_load:.1f} | {t_rings:.1f} | {peak:.2f} | "
-          f"{ev['n_detected']} | {ev4['recall']:.3f} | {ev['recall']:.3f} | {ev['precision']:.3f} | {b_time:.1f} | "
+    types = ", ".join(f"{t} {n}" for t, n in by_type.items())
+    print(f"| {n_persons:,} | {rows:,} | {t_load:.1f} | {t_rings:.1f} | {load_before:.1f} / {load_after:.1f} | "
+          f"{peak_load:.2f} / {peak:.2f} | {ev['n_detected']} | {types} | {ev4['recall']:.3f} | {ev['recall']:.3f} | "
+          f"{ev['precision']:.3f} | {b_time:.1f} | "
           f"{b_ev['recall']:.3f} | {b_ev['precision']:.3f} | {json.dumps(ev['recall_by_pattern'])} |")
 
 

@@ -69,16 +69,19 @@ def _value(v: object) -> object:
 
 
 def reasons_from_contributions(contrib: pd.DataFrame, X: pd.DataFrame, top: int) -> pd.Series:
-    """JSON list of the `top` features raising each row's score (positive contributions only)."""
+    """JSON list of the `top` features raising each row's score, or lowering it when none raise it."""
     values = contrib.to_numpy()
     order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+    lowest = np.argsort(values, axis=1, kind="stable")[:, :top]
     cols = np.asarray(contrib.columns)
     out = []
     for i, row in enumerate(order):
         items = []
-        for j in row:
+        # An entity with nothing raising its risk is explained by what lowers it most.
+        raising = values[i, row[0]] > 0 if len(row) else False
+        for j in (row if raising else lowest[i]):
             c = float(values[i, j])
-            if c <= 0:
+            if (c <= 0) if raising else (c >= 0):
                 break
             f = str(cols[j])
             v = X.iat[i, X.columns.get_loc(f)]

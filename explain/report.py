@@ -81,7 +81,7 @@ def write_report(path: Path, *, scores: pd.DataFrame, models: dict[str, Any], ri
         "<!doctype html><html><head><meta charset='utf-8'><title>RiskGraph model report</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-        "h2{border-bottom:2px solid #246;margin-top:2em}.plots img{margin:6px;vertical-align:top}</style></head><body>",
+        "h2{border-bottom:2px solid #246;margin-top:2em}.plots figure{display:inline-block;margin:6px;vertical-align:top}</style></head><body>",
         "<h1>RiskGraph model report</h1>",
         f"<p>Version {html.escape(manifest['riskgraph_version'])} &middot; input hash "
         f"<code>{html.escape(manifest['input_hash'])}</code> &middot; store "
@@ -109,11 +109,14 @@ def write_report(path: Path, *, scores: pd.DataFrame, models: dict[str, Any], ri
                          "method (rule severities, ring membership, anomaly rank).</p>")
         plots = []
         if met.get("calibration"):
-            plots.append(_calibration_plot(met["calibration"]))
+            plots.append("<figure><figcaption>Calibration (out-of-fold)</figcaption>"
+                         + _calibration_plot(met["calibration"]) + "</figure>")
         if m.importance is not None and len(m.importance):
-            plots.append(_importance_plot(m.importance))
+            plots.append("<figure><figcaption>Feature importance</figcaption>"
+                         + _importance_plot(m.importance) + "</figure>")
         if m.contributions is not None and len(m.contributions):
-            plots.append(_shap_summary_plot(m.contributions, m.explained_X))
+            plots.append("<figure><figcaption>SHAP summary</figcaption>"
+                         + _shap_summary_plot(m.contributions, m.explained_X) + "</figure>")
         parts.append("<div class='plots'>" + "".join(plots) + "</div>")
     parts.append("<h2>Rings</h2>")
     if len(rings):

@@ -44,7 +44,8 @@ def _per_entity(index: pd.Index, keys: pd.Series, values: pd.Series | None = Non
     return agg.reindex(index).fillna(0).to_numpy(dtype=np.float64)
 
 
-def _attributes(dataset: Dataset, entity_type: str, ref: pd.Timestamp | None) -> pd.DataFrame:
+def attributes(dataset: Dataset, entity_type: str, ref: pd.Timestamp | None) -> pd.DataFrame:
+    """The entity table's own columns as features (personal data and ids excluded)."""
     table = TABLES[ENTITY_TABLE[entity_type]]
     df = dataset.table(table.name)
     idcol = ID_COLUMN[entity_type]
@@ -93,7 +94,7 @@ def _two_hop_reach(m: sp.csr_matrix) -> np.ndarray:
 
 def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None) -> pd.DataFrame:
     idx = proj.ids["person"]
-    f = _attributes(dataset, "person", ref)
+    f = attributes(dataset, "person", ref)
     death = dataset.table("persons").set_index("person_id")["death_date"]
     if dataset.has("visits"):
         v = dataset.tables["visits"]
@@ -167,7 +168,7 @@ def _same_day_pairs_per_person(dataset: Dataset, idx: pd.Index) -> np.ndarray:
 
 def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None) -> pd.DataFrame:
     idx = proj.ids["employer"]
-    f = _attributes(dataset, "employer", ref)
+    f = attributes(dataset, "employer", ref)
     if dataset.has("employment"):
         e = dataset.tables["employment"]
         f["employees"] = np.diff(proj.matrix("EMPLOYED_BY", "person", "employer").T.tocsr().indptr)
@@ -216,7 +217,7 @@ def _same_day_clinic_pharmacy(dataset: Dataset) -> pd.DataFrame:
 
 def clinic_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, pairs: pd.DataFrame) -> pd.DataFrame:
     idx = proj.ids["clinic"]
-    f = _attributes(dataset, "clinic", ref)
+    f = attributes(dataset, "clinic", ref)
     if dataset.has("visits"):
         v = dataset.tables["visits"]
         m = proj.matrix("VISITED", "person", "clinic")
@@ -247,7 +248,7 @@ def _admissions_per_bed(v: pd.DataFrame, idx: pd.Index, beds: pd.Series) -> np.n
 
 def pharmacy_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, pairs: pd.DataFrame) -> pd.DataFrame:
     idx = proj.ids["pharmacy"]
-    f = _attributes(dataset, "pharmacy", ref)
+    f = attributes(dataset, "pharmacy", ref)
     if dataset.has("purchases"):
         p = dataset.tables["purchases"]
         f["purchases"] = _per_entity(idx, p["pharmacy_id"])
@@ -264,7 +265,7 @@ def pharmacy_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
 
 def agency_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None) -> pd.DataFrame:
     idx = proj.ids["agency"]
-    f = _attributes(dataset, "agency", ref)
+    f = attributes(dataset, "agency", ref)
     if dataset.has("agency_links"):
         links = dataset.tables["agency_links"]
         for et in ("person", "employer"):

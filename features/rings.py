@@ -1,4 +1,4 @@
-"""Ring detection: identity, medical-collusion, fake-enrolment and card-broker rings.
+"""Ring detection: identity, medical-collusion, facility, fake-enrolment and card-broker rings.
 
 `detect_rings(dataset)` is a pure function of the dataset: the same tables give the same rings
 and ring ids whatever the input row order. Every ring has a type, members, a 0..1 score and an
@@ -22,6 +22,13 @@ oversized components, never over events):
   enrolling ("shell" employers), and the agency runs several shells.
 - broker: many cards (persons) tied to one phone or bank account, or buying together at the same
   pharmacies on the same days, whose purchases are spread over many pharmacies.
+- facility: a clinic or pharmacy plus its patients whose rule hits concentrate there: split
+  admissions (same-diagnosis readmission within `readmit_days`), visits or purchases during an
+  inpatient stay, overlapping long supplies of one drug. Per facility and kind of hit, the count
+  of persons is tested against the population rate over the facility's base (its inpatients or
+  customers, leaving the facility out of the rate): a big hospital with a few legitimate
+  readmissions has a large expected count and is not a ring; regular 14/28-day refills never
+  overlap and never count; a person's hits must mostly be at that facility.
 
 Linked entities are grouped by connected components; components above `max_ring_size` or too
 sparse are split by seeded Leiden (deterministic), and pieces still above the cap are dropped.
@@ -94,6 +101,13 @@ class RingSettings:
     broker_min_cards: int = 3         # broker + cards tied by phones / bank accounts
     broker_min_pharmacies: int = 4    # distinct pharmacies the group buys at
     broker_min_codays: int = 3        # pharmacy-days with several of the group's cards buying
+    # Facility rings (split admissions, phantom stays, over-prescribing at one clinic/pharmacy)
+    readmit_days: int = 15            # same-diagnosis readmission within this many days of discharge
+    oversupply_min_days: float = 7.0  # a supply above this many days, overlapping the next refill
+    facility_min_persons: int = 3     # persons with such events at one facility
+    facility_min_lift: float = 5.0    # their share of the facility's base vs. the population's
+    facility_max_pvalue: float = 1e-3  # Poisson tail of the count given the population rate
+    facility_min_concentration: float = 0.6  # share of a person's events of the kind at the facility
     duplicate_share: float = 0.5      # a ring with this share of its members inside a ring of a
     #                                   more specific type (collusion > enrolment > broker > identity)
     #                                   repeats it and is dropped
@@ -149,6 +163,7 @@ def detect_rings(dataset: Dataset, settings: RingSettings | None = None) -> Ring
         _collusion_rings(dataset, s),
         _enrolment_rings(dataset, s),
         _broker_rings(dataset, s),
+        _facility_rings(dataset, s),
     ]
     found = [f for f in found if f is not None and len(f.members)]
     if not found:
@@ -738,10 +753,198 @@ def _broker_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Facility rings
+
+
+_FACILITY_KINDS = {"split_admission": "clinic", "phantom_stay": "clinic", "over_prescribing": "pharmacy"}
+
+
+def _facility_events(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """Rule hits tied to one facility: (kind, f, p, money) rows over integer codes.
+
+    - split_admission: an inpatient readmission at the same clinic with the same diagnosis
+      within `readmit_days` of the previous discharge (facility: that clinic);
+    - phantom_stay: an outpatient visit or a pharmacy purchase strictly between admission and
+      discharge of an inpatient stay (facility: the clinic of the stay);
+    - over_prescribing: a purchase of a drug while an earlier purchase of the same drug by the
+      same person, of more than `oversupply_min_days` days' supply, still covers that day
+      (facility: the pharmacy that sold it). Regular 14- or 28-day refills that do not overlap
+      never count.
+
+    Also returns the facility bases for the population rate: distinct inpatients per clinic and
+    distinct customers per pharmacy.
+    """
+    persons = pd.Index(dataset.entity_ids("person"))
+    clinics = pd.Index(dataset.entity_ids("clinic"))
+    pharmacies = pd.Index(dataset.entity_ids("pharmacy"))
+    visits = dataset.table("visits")
+    purchases = dataset.table("purchases")
+    frames = []
+    v = visits[visits["date"].notna()]
+    vp = persons.get_indexer(v["person_id"])
+    vc = clinics.get_indexer(v["clinic_id"])
+    vd = _days(v["date"])
+    out = np.where(v["discharge_date"].notna().to_numpy(),
+                   _days(v["discharge_date"].fillna(v["date"])), vd)
+    kind = v["kind"].fillna("").astype("str").str.strip().str.lower().to_numpy()
+    inpatient = (kind == "inpatient") | (v["discharge_date"].notna().to_numpy() & (kind != "outpatient"))
+    inpatient &= (vp >= 0) & (vc >= 0)
+    vm = _money(v)
+    stays = pd.DataFrame({"p": vp[inpatient], "f": vc[inpatient], "a": vd[inpatient],
+                          "o": np.maximum(out[inpatient], vd[inpatient]),
+                          "dx": v["diagnosis"].fillna("").astype("str").to_numpy()[inpatient],
+                          "m": vm[inpatient]})
+    # Split admissions: previous stay of the same person, clinic and diagnosis.
+    if len(stays):
+        st = stays[stays["dx"] != ""].sort_values(["p", "f", "dx", "a", "o"], kind="mergesort")
+        same = ((st["p"].to_numpy()[1:] == st["p"].to_numpy()[:-1])
+                & (st["f"].to_numpy()[1:] == st["f"].to_numpy()[:-1])
+                & (st["dx"].to_numpy()[1:] == st["dx"].to_numpy()[:-1]))
+        gap = st["a"].to_numpy()[1:] - st["o"].to_numpy()[:-1]
+        hit = np.r_[False, same & (gap <= s.readmit_days) & (st["a"].to_numpy()[1:] > st["a"].to_numpy()[:-1])]
+        frames.append(pd.DataFrame({"kind": "split_admission", "f": st["f"].to_numpy()[hit],
+                                    "p": st["p"].to_numpy()[hit], "m": st["m"].to_numpy()[hit]}))
+        # Phantom stays: other activity of the person strictly inside the stay.
+        who = np.unique(stays["p"].to_numpy())
+        ok_v = ~inpatient & (vp >= 0) & np.isin(vp, who)
+        p = purchases[purchases["date"].notna()]
+        pp = persons.get_indexer(p["person_id"])
+        ok_p = (pp >= 0) & np.isin(pp, who)
+        ev = pd.DataFrame({"p": np.r_[vp[ok_v], pp[ok_p]], "d": np.r_[vd[ok_v], _days(p["date"])[ok_p]]})
+        ev = ev.drop_duplicates()
+        hit = ev.merge(stays[["p", "f", "a", "o", "m"]], on="p")
+        hit = hit[(hit["d"] > hit["a"]) & (hit["d"] < hit["o"])]
+        hit = hit.drop_duplicates(["p", "f", "a"])
+        frames.append(pd.DataFrame({"kind": "phantom_stay", "f": hit["f"].to_numpy(),
+                                    "p": hit["p"].to_numpy(), "m": hit["m"].to_numpy()}))
+    # Over-prescribing: overlapping long supplies of one drug.
+    pu = purchases[purchases["date"].notna() & purchases["drug_code"].notna()
+                   & purchases["days_supply"].notna()]
+    if len(pu):
+        q = pd.DataFrame({"p": persons.get_indexer(pu["person_id"]),
+                          "f": pharmacies.get_indexer(pu["pharmacy_id"]),
+                          "drug": pu["drug_code"].astype("str").to_numpy(), "d": _days(pu["date"]),
+                          "sup": pu["days_supply"].to_numpy("float64"), "m": _money(pu)})
+        q = q[(q["p"] >= 0) & (q["f"] >= 0)]
+        # Only persons with some long supply can overlap one.
+        q = q[q["p"].isin(q.loc[q["sup"] > s.oversupply_min_days, "p"].unique())]
+        q = q.sort_values(["p", "drug", "d", "f"], kind="mergesort")
+        same = (q["p"].to_numpy()[1:] == q["p"].to_numpy()[:-1]) & (q["drug"].to_numpy()[1:] == q["drug"].to_numpy()[:-1])
+        prev_sup = q["sup"].to_numpy()[:-1]
+        covers = q["d"].to_numpy()[:-1] + prev_sup > q["d"].to_numpy()[1:]
+        hit = np.r_[False, same & (prev_sup > s.oversupply_min_days) & covers]
+        frames.append(pd.DataFrame({"kind": "over_prescribing", "f": q["f"].to_numpy()[hit],
+                                    "p": q["p"].to_numpy()[hit], "m": q["m"].to_numpy()[hit]}))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return None
+    events = pd.concat(frames, ignore_index=True)
+    events["ftype"] = events["kind"].map(_FACILITY_KINDS)
+    # Bases: distinct inpatients per clinic; distinct customers per pharmacy.
+    inp = pd.DataFrame({"p": stays["p"], "f": stays["f"]}).drop_duplicates()
+    cust = pd.DataFrame({"p": persons.get_indexer(purchases["person_id"]),
+                         "f": pharmacies.get_indexer(purchases["pharmacy_id"])}).drop_duplicates()
+    cust = cust[(cust["p"] >= 0) & (cust["f"] >= 0)]
+    ctx = {"person": persons, "clinic": clinics, "pharmacy": pharmacies,
+           "base": {"clinic": np.bincount(inp["f"].to_numpy(), minlength=len(clinics)),
+                    "pharmacy": np.bincount(cust["f"].to_numpy(), minlength=len(pharmacies))}}
+    return events, ctx
+
+
+def _facility_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
+    """A clinic or pharmacy plus the persons whose rule hits concentrate there.
+
+    Per facility and kind of hit, the persons with such hits there (and at least
+    `facility_min_concentration` of their hits of that kind there, so a lone over-supplied
+    customer shopping around is not pinned on one pharmacy) are compared with the population
+    rate of the same kind over the same base (inpatients of a clinic, customers of a pharmacy),
+    leaving the facility itself out of the rate. A facility is a ring when the count reaches
+    `facility_min_persons`, is `facility_min_lift` times the expected count, and its Poisson
+    tail is at most `facility_max_pvalue`: a big hospital with a few legitimate readmissions
+    has a large base and so a large expected count, and is not a ring.
+    """
+    from scipy.stats import poisson
+
+    got = _facility_events(dataset, s)
+    if got is None:
+        return None
+    ev, ctx = got
+    per = ev.groupby(["kind", "ftype", "f", "p"], as_index=False).agg(n=("m", "size"), m=("m", "sum"))
+    per["conc"] = per["n"] / per.groupby(["kind", "p"])["n"].transform("sum")
+    per = per[per["conc"] >= s.facility_min_concentration]
+    obs = per.groupby(["kind", "ftype", "f"], as_index=False).agg(obs=("p", "size"))
+    total = obs.groupby("kind")["obs"].transform("sum").to_numpy(float)
+    base = np.zeros(len(obs))
+    base_total = np.zeros(len(obs))
+    for ft in ("clinic", "pharmacy"):
+        sel = (obs["ftype"] == ft).to_numpy()
+        base[sel] = ctx["base"][ft][obs.loc[sel, "f"].to_numpy()]
+        base_total[sel] = ctx["base"][ft].sum()
+    base = np.maximum(base, obs["obs"].to_numpy(float))   # a base never below its own hits
+    # Leave-one-out population rate: a ring must not raise its own yardstick.
+    rate = (total - obs["obs"].to_numpy(float)) / np.maximum(base_total - base, 1.0)
+    rate = np.maximum(rate, 1.0 / np.maximum(base_total, 1.0))
+    lam = rate * base
+    obs["expected"] = lam
+    obs["lift"] = obs["obs"] / np.maximum(lam, 1e-12)
+    obs["pvalue"] = poisson.sf(obs["obs"].to_numpy() - 1, lam)
+    obs["share"] = obs["obs"] / base
+    ring_kinds = obs[(obs["obs"] >= s.facility_min_persons) & (obs["lift"] >= s.facility_min_lift)
+                     & (obs["pvalue"] <= s.facility_max_pvalue)]
+    if ring_kinds.empty:
+        return None
+    fac = ring_kinds[["ftype", "f"]].drop_duplicates().sort_values(["ftype", "f"], kind="mergesort")
+    fac = fac.reset_index(drop=True).assign(ring=lambda x: np.arange(len(x)))
+    # Members: the facility and the persons with hits of any kind concentrated there.
+    mp = per.merge(fac, on=["ftype", "f"])
+    mp = mp.groupby(["ring", "ftype", "f", "p"], as_index=False).agg(n=("n", "sum"), m=("m", "sum"))
+    # Above the cap, keep the persons with the most hits (ties by person code: deterministic).
+    mp = mp.sort_values(["ring", "n", "p"], ascending=[True, False, True], kind="mergesort")
+    mp = mp[mp.groupby("ring").cumcount() < s.max_ring_size - 1]
+    fac_ids = np.array([ctx[t][f] for t, f in zip(fac["ftype"], fac["f"])], dtype=object)  # per ring
+    fac = fac.assign(fid=fac_ids)
+    mp = mp.merge(fac[["ring", "fid"]], on="ring")
+    pid = ctx["person"][mp["p"].to_numpy()].to_numpy()
+    members = pd.concat([
+        pd.DataFrame({"ring": fac["ring"].to_numpy(), "entity_type": fac["ftype"].to_numpy(),
+                      "entity_id": fac["fid"].to_numpy()}),
+        pd.DataFrame({"ring": mp["ring"].to_numpy(), "entity_type": "person", "entity_id": pid}),
+    ], ignore_index=True).drop_duplicates().assign(ring_type="facility")
+    # Evidence: person -> facility edges, one per kind of hit, counted in hits.
+    ek = per.merge(fac, on=["ftype", "f"])
+    ek = ek.merge(mp[["ring", "p"]], on=["ring", "p"])
+    edges = pd.DataFrame({"ring": ek["ring"].to_numpy(), "source_type": "person",
+                          "source_id": ctx["person"][ek["p"].to_numpy()].to_numpy(),
+                          "target_type": ek["ftype"].to_numpy(), "target_id": ek["fid"].to_numpy(),
+                          "relation": ek["kind"].to_numpy(), "count": ek["n"].to_numpy(float),
+                          "weight": 1.0})
+    rk = ring_kinds.merge(fac, on=["ftype", "f"])
+    best = rk.sort_values(["ring", "pvalue"], kind="mergesort").drop_duplicates("ring").set_index("ring")
+    money = mp.groupby("ring")["m"].sum()
+    n_p = mp.groupby("ring").size()
+    what = {"split_admission": "same-diagnosis readmissions within {d} days",
+            "phantom_stay": "visits or purchases during their inpatient stay",
+            "over_prescribing": "overlapping supplies of one drug above {o:g} days"}
+    info = pd.DataFrame({"ring": fac["ring"].to_numpy(), "ring_type": "facility"})
+    pv = best["pvalue"].reindex(info["ring"]).to_numpy()
+    info["strength"] = np.clip(-np.log10(np.maximum(pv, 1e-300)) / 10.0, 0, 1)
+    info["money_at_stake"] = money.reindex(info["ring"]).fillna(0.0).to_numpy()
+    info["why"] = [
+        f"{int(n)} of the {ft}'s {'inpatients' if ft == 'clinic' else 'customers'} have "
+        f"{what[k].format(d=s.readmit_days, o=s.oversupply_min_days)} there "
+        f"({sh:.1%} of {int(b)}; {lf:.0f}x the {ex:.2f} expected at the population rate)"
+        for n, ft, k, sh, b, lf, ex in zip(
+            n_p.reindex(info["ring"]).fillna(0).to_numpy(), fac["ftype"], best["kind"].reindex(info["ring"]),
+            best["share"].reindex(info["ring"]), (best["obs"] / best["share"]).reindex(info["ring"]),
+            best["lift"].reindex(info["ring"]), best["expected"].reindex(info["ring"]))]
+    return _Found(members, info, edges)
+
+
+# ---------------------------------------------------------------------------------------------
 # Scoring and assembly
 
 
-_TYPE_PRIORITY = {"collusion": 0, "enrolment": 1, "broker": 2, "identity": 3}
+_TYPE_PRIORITY = {"collusion": 0, "facility": 1, "enrolment": 2, "broker": 3, "identity": 4}
 
 
 def _duplicates(members: pd.DataFrame, s: RingSettings) -> np.ndarray:
@@ -830,6 +1033,7 @@ def _finish(dataset: Dataset, members: pd.DataFrame, info: pd.DataFrame, edges: 
 
 
 RING_PATTERNS = ("collusion", "fake_enrolment", "card_broker", "identity_ring")
+FACILITY_PATTERNS = ("split_admission", "phantom_stay", "over_prescribing")  # ring type "facility"
 
 
 def evaluate_rings(members: pd.DataFrame, truth: pd.DataFrame, min_jaccard: float = 0.5,

@@ -30,6 +30,7 @@ PLUGINS_DIR = LIB_DIR / "plugins"
 CLASSES_DIR = LAUNCHER_DIR / "target" / "classes"
 BUILD_STAMP = LIB_DIR / ".build-stamp"
 MAIN_CLASS = "org.riskgraph.neo4j.Launcher"
+READY_MARKER = b"RISKGRAPH_NEO4J_READY"   # printed by the launcher once the password is set
 JVM_FLAGS = (
     "--add-opens=java.base/java.nio=ALL-UNNAMED",
     "--add-opens=java.base/java.io=ALL-UNNAMED",
@@ -157,8 +158,8 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _bolt_answers(port: int, password: str | None) -> bool:
-    """True when a Bolt server answers the handshake on `port` (wrong credentials still count)."""
+def _bolt_answers(port: int, password: str | None, *, login: bool = False) -> bool:
+    """True when a Bolt server answers on `port`; with `login`, only when the credentials work."""
     from neo4j import GraphDatabase
     from neo4j.exceptions import AuthError, DriverError, Neo4jError
 
@@ -169,7 +170,7 @@ def _bolt_answers(port: int, password: str | None) -> bool:
             driver.verify_connectivity()
         return True
     except AuthError:
-        return True
+        return not login
     except (DriverError, Neo4jError, OSError):
         return False
 
@@ -216,7 +217,7 @@ def start(home: Path, *, port: int = DEFAULT_PORT, password: str | None = None,
     if current.running:
         return current
     if current.pid is not None:  # alive but not answering yet: a start in progress elsewhere
-        return _wait_ready(home, current.pid, current.port, password, timeout_s, None, progress)
+        return _wait_ready(home, current.pid, current.port, None, timeout_s, None, progress)
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise Neo4jStartFailed(f"the Neo4j password must have at least {MIN_PASSWORD_LENGTH} characters")
     java = shutil.which("java")
@@ -234,16 +235,29 @@ def start(home: Path, *, port: int = DEFAULT_PORT, password: str | None = None,
     if password is not None:
         args += ["--password", password]
     progress(f"neo4j: starting the server on {bolt_url(port)} (data and log in {home})...")
+    log_offset = _log_file(home).stat().st_size if _log_file(home).exists() else 0
     with open(_log_file(home), "ab") as log:
         proc = subprocess.Popen(args, cwd=home, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     _pid_file(home).write_text(f"{proc.pid}\n")
     _state_file(home).write_text(json.dumps({"pid": proc.pid, "port": port, "auth": password is not None}))
-    return _wait_ready(home, proc.pid, port, password, timeout_s, proc, progress)
+    return _wait_ready(home, proc.pid, port, password, timeout_s, proc, progress, log_offset)
+
+
+def _launcher_ready(home: Path, log_offset: int) -> bool:
+    """The launcher printed its ready line in this start's part of the log."""
+    try:
+        with open(_log_file(home), "rb") as f:
+            f.seek(log_offset)
+            return READY_MARKER in f.read()
+    except FileNotFoundError:
+        return False
 
 
 def _wait_ready(home: Path, pid: int, port: int, password: str | None, timeout_s: float,
-                proc: subprocess.Popen | None, progress: Progress) -> ServerStatus:
+                proc: subprocess.Popen | None, progress: Progress, log_offset: int | None = None) -> ServerStatus:
+    """Wait for Bolt. For our own start, also for the launcher's ready line: Bolt opens before the
+    password is set, and logging in too early would lock the user out for a while."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if proc is not None and proc.poll() is not None:
@@ -253,7 +267,8 @@ def _wait_ready(home: Path, pid: int, port: int, password: str | None, timeout_s
         if proc is None and not _is_our_server(pid):
             raise Neo4jStartFailed(f"the Neo4j server (pid {pid}) exited during start; "
                                    f"last lines of {_log_file(home)}:\n{_log_tail(home)}")
-        if _bolt_answers(port, password):
+        ours_ready = log_offset is None or _launcher_ready(home, log_offset)
+        if ours_ready and _bolt_answers(port, password, login=log_offset is not None):
             progress(f"neo4j: ready at {bolt_url(port)} after {time.monotonic() - started:.0f}s")
             return ServerStatus(True, pid, port, bolt_url(port), f"running (pid {pid}) at {bolt_url(port)}")
         time.sleep(POLL_INTERVAL_S)

@@ -1,10 +1,12 @@
 """The fixed registry of built-in, vectorised detectors that rule packs can name.
 
-A detector is a plain function `(dataset, params) -> DataFrame`: one row per evidence record,
-column `entity_id` (the entity the rule fires for) plus the record's columns. It works on whole
-tables with merges, group-bys and numpy, never a Python loop over entities. Its parameters are a
-pydantic model (unknown keys rejected), and it declares the table columns it needs so that the
-engine can skip it, and say why, on datasets without them.
+A detector is a plain function `(dataset, params, cache) -> DataFrame`: one row per evidence
+record, column `entity_id` (the entity the rule fires for) plus the record's columns. It works on
+whole tables with integer keys, sorts and numpy, never a Python loop over entities: ids are integer
+codes from the per-evaluation `Cache` (rules/cache.py, shared by all detectors of one run), and
+string columns are only gathered for the rows that fire. Its parameters are a pydantic model
+(unknown keys rejected), and it declares the table columns it needs so that the engine can skip
+it, and say why, on datasets without them.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph.dataset import Dataset
+from rules.cache import NAT, Cache, parse_months
 
 
 class Params(BaseModel):
@@ -31,11 +34,15 @@ class Detector:
     name: str
     entity_type: str
     params: type[Params]
-    fn: Callable[[Dataset, Any], pd.DataFrame]
+    fn: Callable[[Dataset, Any, Cache], pd.DataFrame]
     evidence: tuple[str, ...]          # record columns it returns, in order
     needs: tuple[str, ...]             # "table.column" that must all have values
     needs_any: tuple[str, ...] = ()    # at least one of these must have values
     doc: str = ""
+
+    def run(self, dataset: Dataset, params: Any, cache: Cache | None = None) -> pd.DataFrame:
+        """The evidence records; pass the evaluation's cache to share codes across detectors."""
+        return self.fn(dataset, params, cache if cache is not None else Cache(dataset))
 
     def missing(self, dataset: Dataset) -> str | None:
         """Why the detector cannot run on this dataset, or None when it can."""
@@ -73,13 +80,7 @@ def _months_of_dates(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype="datetime64[ns]").astype("datetime64[M]").astype(np.int64)
 
 
-def _months(s: pd.Series) -> np.ndarray:
-    """Months since 1970-01 of 'YYYY-MM' strings; -1 where missing. Parses each distinct month once."""
-    codes, uniques = pd.factorize(s)
-    if len(uniques) == 0:
-        return np.full(len(s), -1, dtype=np.int64)
-    u = np.array([(int(m[:4]) - 1970) * 12 + int(m[5:7]) - 1 for m in uniques], dtype=np.int64)
-    return np.where(codes >= 0, u[np.maximum(codes, 0)], -1)
+_months = parse_months
 
 
 def _month_text(m: np.ndarray) -> np.ndarray:
@@ -123,6 +124,60 @@ def _dead(ds: Dataset) -> pd.DataFrame:
     return p.loc[p["death_date"].notna(), ["person_id", "death_date"]]
 
 
+def _death_ns(cx: Cache) -> np.ndarray:
+    """Death date (int64 ns, NAT when alive or unknown) per person code, plus a NAT slot for code -1."""
+    def build() -> np.ndarray:
+        out = np.full(cx.n("person") + 1, NAT, dtype=np.int64)
+        ok = cx.notna("persons", "death_date")
+        out[cx.codes("persons", "person_id", "person")[ok]] = cx.ns("persons", "death_date")[ok]
+        out[-1] = NAT
+        return out
+    return cx.memo("death_ns", build)
+
+
+def _ns_to_date(ns: np.ndarray) -> np.ndarray:
+    return np.asarray(ns, dtype=np.int64).view("datetime64[ns]")
+
+
+def _ns_days(ns: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of int64 nanoseconds (like _days on the same dates)."""
+    return _ns_to_date(ns).astype("datetime64[D]").astype(np.int64)
+
+
+def _ns_months(ns: np.ndarray) -> np.ndarray:
+    return _ns_to_date(ns).astype("datetime64[M]").astype(np.int64)
+
+
+def _pair_key(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One int64 key per row of two int arrays, equal iff both values are equal.
+
+    Keys are only comparable within one call: join two tables by passing both sides
+    concatenated and splitting the result.
+    """
+    if not len(a):
+        return np.zeros(0, dtype=np.int64)
+    a = a.astype(np.int64) - a.min()
+    b = b.astype(np.int64) - b.min()
+    nb = int(b.max()) + 1
+    if int(a.max()) >= (2 ** 62) // nb:
+        return pd.factorize(pd.MultiIndex.from_arrays([a, b]))[0].astype(np.int64)
+    return a * nb + b
+
+
+def _join_keys(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Comparable pair keys for two tables' (a, b) columns."""
+    k = _pair_key(np.concatenate([a1, a2]), np.concatenate([b1, b2]))
+    return k[:len(a1)], k[len(a1):]
+
+
+def _in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of values found in sorted unique keys, their positions there)."""
+    if len(sorted_keys) == 0:
+        return np.zeros(len(values), dtype=bool), np.zeros(len(values), dtype=np.int64)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[pos] == values, pos
+
+
 # ---------------------------------------------------------------------------------------------
 # Medical insurance: visits and purchases
 
@@ -136,27 +191,28 @@ class MultiClinicParams(Params):
 MULTI_CLINIC_EVIDENCE = ("visit_id", "clinic_id", "date", "kind", "amount", "claimed", "n_clinics")
 
 
-def multi_clinic_visits(ds: Dataset, p: MultiClinicParams) -> pd.DataFrame:
+def multi_clinic_visits(ds: Dataset, p: MultiClinicParams, cx: Cache) -> pd.DataFrame:
     """Persons visiting >= min_clinics different clinics within one day or calendar month."""
     v = ds.table("visits")
-    v = v[v["date"].notna()]
+    ok = cx.notna("visits", "date")
     if p.kinds is not None:
-        v = v[v["kind"].isin(p.kinds)]
-    if v.empty:
+        ok = ok & v["kind"].isin(p.kinds).to_numpy()
+    rows = np.flatnonzero(ok)
+    if not len(rows):
         return _empty(MULTI_CLINIC_EVIDENCE)
-    period = _days(v["date"]) if p.window == "day" else _months_of_dates(v["date"])
-    person, clinic = _codes(v["person_id"])[0], _codes(v["clinic_id"])[0]
-    span = int(period.max() - period.min() + 1)
-    pt = person.astype(np.int64) * span + (period - period.min())
-    distinct = pd.DataFrame({"pt": pt, "c": clinic}).drop_duplicates()
-    counts = distinct["pt"].value_counts()
-    fired = counts[counts >= p.min_clinics]
-    mask = np.isin(pt, fired.index.to_numpy())
-    f = v[mask]
+    period = (cx.days("visits", "date") if p.window == "day" else cx.date_months("visits", "date"))[rows]
+    person = cx.codes("visits", "person_id", "person")[rows]
+    clinic = cx.codes("visits", "clinic_id", "clinic")[rows]
+    pt = _pair_key(person, period)                          # one key per (person, day or month)
+    _, first = np.unique(_pair_key(pt, clinic), return_index=True)   # distinct (person, period, clinic)
+    keys, n = np.unique(pt[first], return_counts=True)     # distinct clinics per (person, period)
+    fired_keys, fired_n = keys[n >= p.min_clinics], n[n >= p.min_clinics]
+    mask, pos = _in_sorted(pt, fired_keys)
+    f = v.iloc[rows[mask]]
     return _records(f["person_id"], {
         "visit_id": f["visit_id"], "clinic_id": f["clinic_id"], "date": f["date"], "kind": f["kind"],
         "amount": f["amount"], "claimed": f["claimed"],
-        "n_clinics": fired.reindex(pt[mask]).to_numpy(dtype=np.int64),
+        "n_clinics": fired_n[pos[mask]].astype(np.int64),
     }, ["date", "clinic_id", "visit_id"])
 
 
@@ -170,12 +226,13 @@ SPLIT_EVIDENCE = ("visit_id", "clinic_id", "date", "discharge_date", "diagnosis"
                   "prev_visit_id", "prev_clinic_id", "prev_date", "prev_discharge_date", "gap_days")
 
 
-def split_admission(ds: Dataset, p: SplitAdmissionParams) -> pd.DataFrame:
+def split_admission(ds: Dataset, p: SplitAdmissionParams, cx: Cache) -> pd.DataFrame:
     """Inpatient readmissions (same person, same diagnosis) within max_gap_days of the last discharge."""
     v = ds.table("visits")
-    v = v[(v["kind"] == p.inpatient_kind) & v["date"].notna()]
+    ok = cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date")
     if p.same_diagnosis:
-        v = v[v["diagnosis"].notna()]
+        ok = ok & cx.notna("visits", "diagnosis")
+    v = v.iloc[np.flatnonzero(ok)]
     if v.empty:
         return _empty(SPLIT_EVIDENCE)
     keys = ["person_id", "diagnosis"] if p.same_diagnosis else ["person_id"]
@@ -211,33 +268,43 @@ STAY_EVIDENCE = ("source", "record_id", "place_id", "date", "amount", "stay_visi
                  "stay_clinic_id", "stay_date", "stay_discharge_date")
 
 
-def activity_during_stay(ds: Dataset, p: DuringStayParams) -> pd.DataFrame:
+def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.DataFrame:
     """Visits or purchases strictly between an inpatient stay's admission and discharge dates."""
     v = ds.table("visits")
-    stays = v[(v["kind"] == p.inpatient_kind) & v["date"].notna() & v["discharge_date"].notna()]
-    stays = stays[_days(stays["discharge_date"]) - _days(stays["date"]) >= 2]  # has an inner day
-    events = []
-    if "visits" in p.sources:
-        e = v[v["date"].notna()]
-        events.append(pd.DataFrame({"person_id": e["person_id"], "source": "visits", "record_id": e["visit_id"],
-                                    "place_id": e["clinic_id"], "date": e["date"], "amount": e["amount"]}))
-    if "purchases" in p.sources and ds.has("purchases"):
-        e = ds.tables["purchases"]
-        e = e[e["date"].notna()]
-        events.append(pd.DataFrame({"person_id": e["person_id"], "source": "purchases",
-                                    "record_id": e["purchase_id"], "place_id": e["pharmacy_id"],
-                                    "date": e["date"], "amount": e["amount"]}))
-    if stays.empty or not events:
+    ok = cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date") & cx.notna("visits", "discharge_date")
+    srows = np.flatnonzero(ok)
+    srows = srows[cx.days("visits", "discharge_date")[srows] - cx.days("visits", "date")[srows] >= 2]  # inner day
+    sources = [t for t in ("visits", "purchases") if t in p.sources and (t == "visits" or ds.has(t))]
+    if not len(srows) or not sources:
         return _empty(STAY_EVIDENCE)
-    ev = pd.concat(events, ignore_index=True)
-    ev = ev[ev["person_id"].isin(stays["person_id"].unique())]
-    s = pd.DataFrame({"person_id": stays["person_id"], "stay_visit_id": stays["visit_id"],
-                      "stay_clinic_id": stays["clinic_id"], "stay_date": stays["date"],
-                      "stay_discharge_date": stays["discharge_date"]})
-    m = ev.merge(s, on="person_id", how="inner")
-    inside = (m["date"] > m["stay_date"]) & (m["date"] < m["stay_discharge_date"]) & (
-        m["record_id"] != m["stay_visit_id"])
-    m = m[inside]
+    # Stays grouped by person (table order within a person), then each event of a person with a
+    # stay paired with that person's stays by integer codes; strings only for the pairs inside.
+    s_person = cx.codes("visits", "person_id", "person")[srows]
+    order = np.argsort(s_person, kind="stable")
+    srows, s_person = srows[order], s_person[order]
+    has_stay = cx.flags("person", s_person)
+    s_start, s_end = cx.ns("visits", "date")[srows], cx.ns("visits", "discharge_date")[srows]
+    parts = []
+    for table in sources:
+        rid, place = ("visit_id", "clinic_id") if table == "visits" else ("purchase_id", "pharmacy_id")
+        person = cx.codes(table, "person_id", "person")
+        erows = np.flatnonzero(cx.notna(table, "date") & has_stay[person])
+        ep = person[erows]
+        lo, hi = np.searchsorted(s_person, ep, "left"), np.searchsorted(s_person, ep, "right")
+        n = hi - lo
+        ev_i = np.repeat(np.arange(len(erows)), n)
+        st_i = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+        day = cx.ns(table, "date")[erows][ev_i]
+        inside = (day > s_start[st_i]) & (day < s_end[st_i])
+        ev_i, st_i = ev_i[inside], st_i[inside]
+        e, st = ds.tables[table].iloc[erows[ev_i]], v.iloc[srows[st_i]]
+        m = pd.DataFrame({"person_id": e["person_id"].to_numpy(), "source": table,
+                          "record_id": e[rid].to_numpy(), "place_id": e[place].to_numpy(),
+                          "date": e["date"].to_numpy(), "amount": e["amount"].to_numpy(),
+                          "stay_visit_id": st["visit_id"].to_numpy(), "stay_clinic_id": st["clinic_id"].to_numpy(),
+                          "stay_date": st["date"].to_numpy(), "stay_discharge_date": st["discharge_date"].to_numpy()})
+        parts.append(m[(m["record_id"] != m["stay_visit_id"]).to_numpy()])
+    m = pd.concat(parts, ignore_index=True)
     return _records(m["person_id"], {c: m[c] for c in STAY_EVIDENCE}, ["date", "source", "record_id"])
 
 
@@ -250,23 +317,29 @@ class AfterDeathParams(Params):
 DEATH_EVIDENCE = ("source", "record_id", "place_id", "date", "month", "amount", "death_date")
 
 
-def activity_after_death(ds: Dataset, p: AfterDeathParams) -> pd.DataFrame:
+def activity_after_death(ds: Dataset, p: AfterDeathParams, cx: Cache) -> pd.DataFrame:
     """Visits or purchases dated after the death date; benefits for a month after the death month."""
-    dead = _dead(ds)
+    death = _death_ns(cx)
     parts = []
     for table, rid, place in (("visits", "visit_id", "clinic_id"), ("purchases", "purchase_id", "pharmacy_id")):
         if table not in p.sources or not ds.has(table):
             continue
-        e = ds.tables[table]
-        e = e[e["date"].notna()].merge(dead, on="person_id", how="inner")
-        e = e[_days(e["date"]) > _days(e["death_date"]) + p.grace_days]
+        d = death[cx.codes(table, "person_id", "person")]
+        rows = np.flatnonzero(cx.notna(table, "date") & (d != NAT))
+        after = cx.days(table, "date")[rows] > _ns_days(d[rows]) + p.grace_days
+        rows = rows[after]
+        d = d[rows]
+        e = ds.tables[table].iloc[rows]
         parts.append(pd.DataFrame({
             "person_id": e["person_id"], "source": table, "record_id": e[rid], "place_id": e[place],
             "date": e["date"], "month": _month_text(_months_of_dates(e["date"])), "amount": e["amount"],
-            "death_date": e["death_date"]}))
+            "death_date": pd.Series(_ns_to_date(d), index=e.index)}))
     if "benefits" in p.sources and ds.has("benefits"):
-        b = ds.tables["benefits"].merge(dead, on="person_id", how="inner")
-        b = b[_months(b["month"]) > _months_of_dates(b["death_date"])]
+        d = death[cx.codes("benefits", "person_id", "person")]
+        rows = np.flatnonzero(d != NAT)
+        after = cx.months("benefits", "month")[rows] > _ns_months(d[rows])
+        rows = rows[after]
+        b = ds.tables["benefits"].iloc[rows].assign(death_date=_ns_to_date(d[rows]))
         parts.append(pd.DataFrame({
             "person_id": b["person_id"], "source": "benefits", "record_id": pd.NA, "place_id": b["benefit_type"],
             "date": pd.NaT, "month": b["month"], "amount": b["amount"], "death_date": b["death_date"]}))
@@ -287,12 +360,15 @@ OVER_SUPPLY_EVIDENCE = ("purchase_id", "pharmacy_id", "clinic_id", "date", "drug
                         "days_supply", "amount")
 
 
-def over_prescribing(ds: Dataset, p: OverSupplyParams) -> pd.DataFrame:
+def over_prescribing(ds: Dataset, p: OverSupplyParams, cx: Cache) -> pd.DataFrame:
     """Purchases supplying more than max_days_supply days (persons with >= min_purchases of them)."""
     e = ds.table("purchases")
-    e = e[e["days_supply"] > p.max_days_supply]
-    counts = e["person_id"].value_counts()
-    e = e[e["person_id"].isin(counts.index[counts >= p.min_purchases])]
+    rows = np.flatnonzero((e["days_supply"] > p.max_days_supply).to_numpy())
+    if p.min_purchases > 1:
+        person = cx.codes("purchases", "person_id", "person")[rows]
+        counts = np.bincount(person + 1, minlength=cx.n("person") + 1)
+        rows = rows[counts[person + 1] >= p.min_purchases]
+    e = e.iloc[rows]
     return _records(e["person_id"], {c: e[c] for c in OVER_SUPPLY_EVIDENCE}, ["date", "purchase_id"])
 
 
@@ -305,30 +381,32 @@ OVERLAP_EVIDENCE = ("purchase_id", "pharmacy_id", "date", "drug_code", "days_sup
                     "prev_purchase_id", "prev_pharmacy_id", "prev_date", "prev_days_supply", "overlap_days")
 
 
-def overlapping_supply(ds: Dataset, p: OverlapSupplyParams) -> pd.DataFrame:
+def overlapping_supply(ds: Dataset, p: OverlapSupplyParams, cx: Cache) -> pd.DataFrame:
     """A purchase of a drug before the previous purchase's supply (date + days_supply) ran out."""
     e = ds.table("purchases")
-    e = e[e["date"].notna() & e["drug_code"].notna() & e["days_supply"].notna()]
-    if e.empty:
+    supply = e["days_supply"].to_numpy(dtype=np.float64)
+    rows = np.flatnonzero(cx.notna("purchases", "date") & cx.notna("purchases", "drug_code") & ~np.isnan(supply))
+    if not len(rows):
         return _empty(OVERLAP_EVIDENCE)
-    person, drug = _codes(e["person_id"])[0], _codes(e["drug_code"])[0]
-    group = person.astype(np.int64) * (int(drug.max()) + 1) + drug
-    day = _days(e["date"])
+    person = cx.codes("purchases", "person_id", "person")[rows]
+    group = _pair_key(person, cx.factor("purchases", "drug_code")[rows])
+    day = cx.days("purchases", "date")[rows]
     order = np.lexsort((day, group))  # integer sort; ties keep the table's purchase_id order
-    e, group, day = e.iloc[order], group[order], day[order]
+    rows, group, day, person = rows[order], group[order], day[order], person[order]
     same = _group_starts(group)
-    end = day + np.floor(e["days_supply"].to_numpy()).astype(np.int64)
+    end = day + np.floor(supply[rows]).astype(np.int64)
     overlap = np.roll(end, 1) - day
     fire = same & (overlap >= p.min_overlap_days)
-    cur, prev = e.iloc[np.flatnonzero(fire)], e.iloc[np.flatnonzero(fire) - 1]
-    counts = cur["person_id"].value_counts()
-    keep = cur["person_id"].isin(counts.index[counts >= p.min_overlaps]).to_numpy()
-    cur, prev = cur[keep], prev[keep]
+    at = np.flatnonzero(fire)
+    if p.min_overlaps > 1:
+        counts = np.bincount(person[at] + 1, minlength=cx.n("person") + 1)
+        at = at[counts[person[at] + 1] >= p.min_overlaps]
+    cur, prev = e.iloc[rows[at]], e.iloc[rows[at - 1]]
     return _records(cur["person_id"], {
         "purchase_id": cur["purchase_id"], "pharmacy_id": cur["pharmacy_id"], "date": cur["date"],
         "drug_code": cur["drug_code"], "days_supply": cur["days_supply"],
         "prev_purchase_id": prev["purchase_id"], "prev_pharmacy_id": prev["pharmacy_id"],
-        "prev_date": prev["date"], "prev_days_supply": prev["days_supply"], "overlap_days": overlap[fire][keep],
+        "prev_date": prev["date"], "prev_days_supply": prev["days_supply"], "overlap_days": overlap[at],
     }, ["drug_code", "date", "purchase_id"])
 
 
@@ -341,11 +419,12 @@ class OverCapacityParams(Params):
 CAPACITY_EVIDENCE = ("date_from", "date_to", "days", "inpatients", "beds")
 
 
-def clinic_over_capacity(ds: Dataset, p: OverCapacityParams) -> pd.DataFrame:
+def clinic_over_capacity(ds: Dataset, p: OverCapacityParams, cx: Cache) -> pd.DataFrame:
     """Clinics with more inpatients on a day (admitted on or before it, discharged after it) than beds."""
     beds = ds.table("clinics").set_index("clinic_id")["beds"].dropna()
     v = ds.table("visits")
-    v = v[(v["kind"] == p.inpatient_kind) & v["date"].notna() & v["clinic_id"].isin(beds.index)]
+    v = v.iloc[np.flatnonzero(cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date"))]
+    v = v[v["clinic_id"].isin(beds.index)]
     if v.empty:
         return _empty(CAPACITY_EVIDENCE)
     start = _days(v["date"])
@@ -384,13 +463,22 @@ class BenefitWhileContributingParams(Params):
 CONTRIB_BENEFIT_EVIDENCE = ("month", "benefit_type", "amount", "employer_id", "paid")
 
 
-def benefit_while_contributing(ds: Dataset, p: BenefitWhileContributingParams) -> pd.DataFrame:
+def benefit_while_contributing(ds: Dataset, p: BenefitWhileContributingParams, cx: Cache) -> pd.DataFrame:
     """Benefits (unemployment by default) for a month in which an employer paid contributions for the person."""
     b = ds.table("benefits")
-    b = b[b["benefit_type"].isin(p.benefit_types)]
+    brows = np.flatnonzero(b["benefit_type"].isin(p.benefit_types).to_numpy())
+    bp = cx.codes("benefits", "person_id", "person")[brows]
     c = ds.table("contributions")
-    c = c[(c["paid"] > p.min_paid) & c["person_id"].isin(b["person_id"].unique())]
-    m = b.merge(c[["person_id", "month", "employer_id", "paid"]], on=["person_id", "month"], how="inner")
+    cp = cx.codes("contributions", "person_id", "person")
+    crows = np.flatnonzero((c["paid"] > p.min_paid).to_numpy() & cx.flags("person", bp)[cp])
+    # join on integer (person, month) keys; months are validated YYYY-MM text, so equal text = equal number
+    bkey, ckey = _join_keys(bp, cx.months("benefits", "month")[brows], cp[crows],
+                            cx.months("contributions", "month")[crows])
+    j = pd.DataFrame({"k": bkey, "b": brows}).merge(pd.DataFrame({"k": ckey, "c": crows}), on="k", how="inner")
+    bj, cj = b.iloc[j["b"].to_numpy()], c.iloc[j["c"].to_numpy()]
+    m = pd.DataFrame({"person_id": bj["person_id"].to_numpy(), "month": bj["month"].to_numpy(),
+                      "benefit_type": bj["benefit_type"].to_numpy(), "amount": bj["amount"].to_numpy(),
+                      "employer_id": cj["employer_id"].to_numpy(), "paid": cj["paid"].to_numpy()})
     return _records(m["person_id"], {k: m[k] for k in CONTRIB_BENEFIT_EVIDENCE},
                     ["month", "benefit_type", "employer_id"])
 
@@ -403,13 +491,15 @@ class BenefitAfterDeathParams(Params):
 BENEFIT_DEATH_EVIDENCE = ("month", "benefit_type", "amount", "death_date", "months_after_death")
 
 
-def benefit_after_death(ds: Dataset, p: BenefitAfterDeathParams) -> pd.DataFrame:
+def benefit_after_death(ds: Dataset, p: BenefitAfterDeathParams, cx: Cache) -> pd.DataFrame:
     """Benefits of the given types paid for a month at least min_months_after the death month."""
     b = ds.table("benefits")
-    b = b[b["benefit_type"].isin(p.benefit_types)].merge(_dead(ds), on="person_id", how="inner")
-    after = _months(b["month"]) - _months_of_dates(b["death_date"])
+    d = _death_ns(cx)[cx.codes("benefits", "person_id", "person")]
+    rows = np.flatnonzero((d != NAT) & b["benefit_type"].isin(p.benefit_types).to_numpy())
+    after = cx.months("benefits", "month")[rows] - _ns_months(d[rows])
     keep = after >= p.min_months_after
-    b = b[keep]
+    rows = rows[keep]
+    b = b.iloc[rows].assign(death_date=_ns_to_date(d[rows]))
     return _records(b["person_id"], {
         "month": b["month"], "benefit_type": b["benefit_type"], "amount": b["amount"],
         "death_date": b["death_date"], "months_after_death": after[keep]}, ["month", "benefit_type"])
@@ -425,7 +515,7 @@ class IneligibleBenefitParams(Params):
 INELIGIBLE_EVIDENCE = ("month", "benefit_type", "amount", "reason", "total_amount", "n_months")
 
 
-def ineligible_benefits(ds: Dataset, p: IneligibleBenefitParams) -> pd.DataFrame:
+def ineligible_benefits(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> pd.DataFrame:
     """Benefits drawn while not eligible (after death; while employed) over an amount or month count.
 
     'While employed' means contributions with paid > 0 for that person and month, or an employment
@@ -435,42 +525,65 @@ def ineligible_benefits(ds: Dataset, p: IneligibleBenefitParams) -> pd.DataFrame
     b = ds.table("benefits").reset_index(drop=True)
     if b.empty:
         return _empty(INELIGIBLE_EVIDENCE)
-    month = _months(b["month"])
-    reason = pd.Series(pd.NA, index=b.index, dtype="str")
-    if p.after_death:
-        d = b[["person_id"]].merge(_dead(ds), on="person_id", how="left")["death_date"]
-        ok = d.notna().to_numpy()
-        dead = np.zeros(len(b), dtype=bool)
-        dead[ok] = month[ok] > _months_of_dates(d[ok])
-        reason[dead] = "after_death"
-    emp_rows = np.flatnonzero(b["benefit_type"].isin(p.while_employed_types).to_numpy() & reason.isna().to_numpy())
-    if len(emp_rows):
-        cand = pd.DataFrame({"row": emp_rows, "person_id": b["person_id"].to_numpy()[emp_rows],
-                             "month": b["month"].to_numpy()[emp_rows], "m": month[emp_rows]})
-        employed = np.zeros(len(b), dtype=bool)
-        c = ds.table("contributions")
-        c = c[(c["paid"] > 0) & c["person_id"].isin(cand["person_id"].unique())][["person_id", "month"]]
-        hit = cand.merge(c.drop_duplicates(), on=["person_id", "month"], how="inner")["row"].to_numpy()
-        employed[hit] = True
-        e = ds.table("employment")
-        e = e[e["start_date"].notna() & e["person_id"].isin(cand["person_id"].unique())]
-        spells = cand.merge(e[["person_id", "start_date", "end_date"]], on="person_id", how="inner")
-        if len(spells):
-            first = spells["m"].to_numpy().astype("datetime64[M]").astype("datetime64[ns]")
-            last = (spells["m"].to_numpy() + 1).astype("datetime64[M]").astype("datetime64[ns]") - np.timedelta64(1, "D")
-            covers = (spells["start_date"].to_numpy() <= first) & (
-                spells["end_date"].isna().to_numpy() | (spells["end_date"].to_numpy() >= last))
-            employed[spells["row"].to_numpy()[covers]] = True
-        reason[employed] = "while_employed"
-    bad = reason.notna().to_numpy()
-    f = b[bad].assign(reason=reason[bad].to_numpy(), m=month[bad])
-    total = f.groupby("person_id")["amount"].transform("sum")
-    n_months = f.groupby("person_id")["m"].transform("nunique")
+    reason = cx.memo(("ineligible", p.after_death, tuple(p.while_employed_types)),
+                     lambda: _ineligible_reason(ds, p, cx))
+    bad = np.flatnonzero(reason > 0)
+    person, month = cx.codes("benefits", "person_id", "person")[bad], cx.months("benefits", "month")[bad]
+    g = pd.DataFrame({"p": person, "amount": b["amount"].to_numpy()[bad], "m": month}).groupby("p")
+    total, n_months = g["amount"].transform("sum"), g["m"].transform("nunique")
     keep = ((total > p.amount_over) & (n_months > p.months_over)).to_numpy()
-    f, total, n_months = f[keep], total[keep], n_months[keep]
+    rows = bad[keep]
+    f = b.iloc[rows]
     return _records(f["person_id"], {
-        "month": f["month"], "benefit_type": f["benefit_type"], "amount": f["amount"], "reason": f["reason"],
-        "total_amount": total, "n_months": n_months.astype(np.int64)}, ["month", "benefit_type"])
+        "month": f["month"], "benefit_type": f["benefit_type"], "amount": f["amount"],
+        "reason": np.array(["", "after_death", "while_employed"], dtype=object)[reason[rows]],
+        "total_amount": total.to_numpy()[keep], "n_months": n_months.to_numpy()[keep].astype(np.int64)},
+        ["month", "benefit_type"])
+
+
+def _ineligible_reason(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> np.ndarray:
+    """Per benefit row: 0 eligible, 1 after the death month, 2 (otherwise) while employed."""
+    b = ds.table("benefits")
+    reason = np.zeros(len(b), dtype=np.int8)
+    person = cx.codes("benefits", "person_id", "person")
+    month = cx.months("benefits", "month")
+    if p.after_death:
+        d = _death_ns(cx)[person]
+        ok = d != NAT
+        dead = np.zeros(len(b), dtype=bool)
+        dead[ok] = month[ok] > _ns_months(d[ok])
+        reason[dead] = 1
+    emp_rows = np.flatnonzero(b["benefit_type"].isin(p.while_employed_types).to_numpy() & (reason == 0))
+    if len(emp_rows):
+        cand_p, cand_m = person[emp_rows], month[emp_rows]
+        is_cand = cx.flags("person", cand_p)
+        employed = np.zeros(len(b), dtype=bool)
+        # a contribution with paid > 0 for the person and month (months compared as numbers)
+        c = ds.table("contributions")
+        cp = cx.codes("contributions", "person_id", "person")
+        crows = np.flatnonzero((c["paid"] > 0).to_numpy() & is_cand[cp])
+        bkey, ckey = _join_keys(cand_p, cand_m, cp[crows], cx.months("contributions", "month")[crows])
+        found, _ = _in_sorted(bkey, np.unique(ckey))
+        employed[emp_rows[found]] = True
+        # an employment spell covering the whole month
+        ep = cx.codes("employment", "person_id", "person")
+        erows = np.flatnonzero(cx.notna("employment", "start_date") & is_cand[ep])
+        if len(erows):
+            e_person = ep[erows]
+            order = np.argsort(e_person, kind="stable")
+            erows, e_person = erows[order], e_person[order]
+            lo, hi = np.searchsorted(e_person, cand_p, "left"), np.searchsorted(e_person, cand_p, "right")
+            n = hi - lo
+            ci = np.repeat(np.arange(len(emp_rows)), n)
+            si = erows[np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))]
+            first = cand_m[ci].astype("datetime64[M]").astype("datetime64[ns]").view(np.int64)
+            last = ((cand_m[ci] + 1).astype("datetime64[M]").astype("datetime64[ns]")
+                    - np.timedelta64(1, "D")).view(np.int64)
+            start, stop = cx.ns("employment", "start_date")[si], cx.ns("employment", "end_date")[si]
+            covers = (start <= first) & ((stop == NAT) | (stop >= last))
+            employed[emp_rows[ci[covers]]] = True
+        reason[employed] = 2
+    return reason
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ class CrossFittedRiskModel:
         threads = 1 if len(y) < s.small_training_rows else s.threads
         params = {
             "objective": "binary", "learning_rate": s.learning_rate, "num_leaves": s.num_leaves,
-            "min_child_samples": s.min_child_samples, "feature_fraction": s.feature_fraction,
+            # tiny training sets still get splits: leaves of at least 5% of the rows
+            "min_child_samples": int(min(s.min_child_samples, max(3, len(y) // 20))), "feature_fraction": s.feature_fraction,
             "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
             "scale_pos_weight": min((len(y) - pos) / pos, 50.0),
             "seed": s.seed, "deterministic": True, "force_row_wise": True,

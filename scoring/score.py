@@ -14,7 +14,7 @@ from sklearn.model_selection import StratifiedKFold
 from explain.reasons import deviation_contributions, reasons_from_contributions
 from graph.dataset import Dataset
 from graph.projection import Projection
-from riskgraph.settings import Settings
+from riskgraph.settings import ModelSettings, Settings
 from scoring.grades import apply_caps, credit_points, grades
 from scoring.model import CrossFittedRiskModel, classification_metrics
 from scoring.registry import ModelRegistry
@@ -134,6 +134,23 @@ def _out_of_fold_label_features(proj: Projection, entity_type: str, labels: pd.D
     return result
 
 
+def labels_of(dataset: Dataset, entity_type: str, ids: pd.Index) -> pd.Series:
+    """Label (0/1) of each labelled entity of the type, in `ids` order."""
+    labels = dataset.table("labels")
+    own = labels[labels["entity_type"] == entity_type].set_index("entity_id")["label"]
+    return own.reindex(ids).dropna().astype(int)
+
+
+def assign_folds(y: pd.Series, ms: ModelSettings) -> pd.Series:
+    """Stratified fold number of each labelled entity (fixed seed)."""
+    n_folds = int(max(2, min(ms.folds, y.sum(), len(y) - y.sum())))
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=ms.seed)
+    fold_of = pd.Series(-1, index=y.index)
+    for k, (_, test) in enumerate(folds.split(np.zeros(len(y)), y.to_numpy())):
+        fold_of.iloc[test] = k
+    return fold_of
+
+
 def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, features: pd.DataFrame,
                       rule_result: Any, rings: pd.DataFrame, settings: Settings,
                       registry: ModelRegistry) -> EntityScores:
@@ -152,11 +169,7 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
     metrics: dict[str, Any] = {}
     if supervised:
         y = own.reindex(ids).dropna().astype(int)
-        n_folds = int(max(2, min(ms.folds, y.sum(), len(y) - y.sum())))
-        folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=ms.seed)
-        fold_of = pd.Series(-1, index=y.index)
-        for k, (_, test) in enumerate(folds.split(np.zeros(len(y)), y.to_numpy())):
-            fold_of.iloc[test] = k
+        fold_of = assign_folds(y, ms)
         X = X.join(_out_of_fold_label_features(proj, entity_type, labels, fold_of))
         model = CrossFittedRiskModel(ms)
         model.fit(X.loc[y.index], y.to_numpy(), folds=fold_of.to_numpy())

@@ -190,3 +190,105 @@ def test_enrolment_and_broker_rings():
     broker = [sets[r] for r, t in by_type.items() if t == "broker"]
     assert broker == [{("person", f"P{i:03d}") for i in range(60, 66)}]
     assert "identity" not in set(by_type.values())   # the broker's phone is not reported twice
+
+
+def _facility_frames() -> dict[str, pd.DataFrame]:
+    """A split-admission clinic, a phantom-stay clinic and an over-prescribing pharmacy, among
+    look-alikes: a big hospital with a few legitimate readmissions, ordinary clinics with one
+    each, chronic patients on regular 28-day refills and over-supplied persons who shop around."""
+    n = 600
+    pid = [f"P{i:03d}" for i in range(n)]
+    persons = pd.DataFrame({"person_id": pid, "phone": [f"139{i:05d}" for i in range(n)],
+                            "chronic": [1 if 300 <= i < 400 else 0 for i in range(n)]})
+    others = [f"C_OTHER{k}" for k in range(8)]
+    clinics = pd.DataFrame({"clinic_id": ["C_HOSP", "C_SPLIT", "C_PHANTOM"] + others,
+                            "beds": [800.0, 30.0, 4.0] + [40.0] * 8})
+    pharmacies = pd.DataFrame({"pharmacy_id": ["F_RING", "F_HOME"] + [f"F_OTHER{k}" for k in range(4)]})
+    base = pd.Timestamp("2025-01-01")
+    day = lambda d: base + pd.Timedelta(days=int(d))  # noqa: E731
+    visits, purchases = [], []
+
+    def stay(p, clinic, admit, length, dx="I63"):
+        visits.append((p, clinic, day(admit), "inpatient", day(admit + length), dx, 9000.0))
+
+    for i in range(200):                      # big hospital: 200 inpatients, 3 readmitted
+        stay(pid[i], "C_HOSP", i, 8)
+        if i < 3:
+            stay(pid[i], "C_HOSP", i + 20, 6)
+    for k, c in enumerate(others):            # ordinary clinics: 30 inpatients, one readmitted
+        for j in range(30):
+            p = pid[200 + k * 30 + j] if k * 30 + j < 100 else pid[400 + (k * 30 + j) % 200]
+            stay(p, c, 10 * k + j, 5, dx="J18")
+        stay(pid[200 + k], c, 10 * k + 12, 5, dx="J18")
+    split = pid[500:505]                      # split-admission ring: 5 patients, 3 stays each
+    for j, p in enumerate(split):
+        for r in range(3):
+            stay(p, "C_SPLIT", 40 + j + r * 12, 6, dx="K35")
+    for j in range(6):                        # the clinic's ordinary inpatients
+        stay(pid[510 + j], "C_SPLIT", 100 + j * 20, 4, dx="S72")
+    phantom = pid[520:526]                    # phantom stays: 6 "inpatients", 4 beds
+    for j, p in enumerate(phantom):
+        stay(p, "C_PHANTOM", 200 + j, 15)
+        visits.append((p, "C_OTHER0", day(205 + j), "outpatient", pd.NaT, "J06", 300.0))
+        purchases.append((p, "F_OTHER1", day(207 + j), "D020", 5.0, 80.0))
+    for i in range(n):                        # everybody buys acute drugs now and then
+        for d in (30 + i % 50, 150 + i % 70):
+            purchases.append((pid[i], "F_HOME" if i % 2 else f"F_OTHER{i % 4}", day(d), "D030", 5.0, 60.0))
+    for i in range(300, 400):                 # chronic patients: 28-day refills, never overlapping
+        for r in range(10):
+            purchases.append((pid[i], "F_HOME", day(5 + i % 3 + 30 * r), "D001", 28.0, 300.0))
+    for p in pid[530:535]:                    # over-prescribing ring: all at F_RING
+        for r in range(6):
+            purchases.append((p, "F_RING", day(20 + 10 * r), "D002", 60.0, 600.0))
+    for j, p in enumerate(pid[540:546]):      # over-supplied persons shopping around
+        for r in range(6):
+            purchases.append((p, ["F_HOME", f"F_OTHER{j % 4}", "F_RING"][r % 3] if j < 2
+                              else ["F_HOME", f"F_OTHER{j % 4}"][r % 2], day(50 + 10 * r), "D003", 30.0, 400.0))
+    v = pd.DataFrame(visits, columns=["person_id", "clinic_id", "date", "kind", "discharge_date",
+                                      "diagnosis", "claimed"])
+    v.insert(0, "visit_id", [f"V{i:05d}" for i in range(len(v))])
+    pu = pd.DataFrame(purchases, columns=["person_id", "pharmacy_id", "date", "drug_code",
+                                          "days_supply", "claimed"])
+    pu.insert(0, "purchase_id", [f"U{i:05d}" for i in range(len(pu))])
+    return {"persons": persons, "clinics": clinics, "pharmacies": pharmacies, "visits": v,
+            "purchases": pu}
+
+
+@pytest.fixture(scope="module")
+def facility_result():
+    return detect_rings(dataset_from_frames(_facility_frames()))
+
+
+def _facility_sets(res) -> dict[str, set[tuple[str, str]]]:
+    fac = res.rings.loc[res.rings["ring_type"] == "facility", "ring_id"]
+    return {rid: m for rid, m in _sets(res.members).items() if rid in set(fac)}
+
+
+def test_facility_rings_found(facility_result):
+    got = sorted(_facility_sets(facility_result).values(), key=lambda m: sorted(m))
+    split = {("clinic", "C_SPLIT")} | {("person", f"P{i:03d}") for i in range(500, 505)}
+    phantom = {("clinic", "C_PHANTOM")} | {("person", f"P{i:03d}") for i in range(520, 526)}
+    pharmacy = {("pharmacy", "F_RING")} | {("person", f"P{i:03d}") for i in range(530, 535)}
+    assert got == sorted([split, phantom, pharmacy], key=lambda m: sorted(m))
+    rows = facility_result.rings[facility_result.rings["ring_type"] == "facility"]
+    assert (rows["ring_score"] > 0).all() and (rows["money_at_stake"] > 0).all()
+    assert rows["why"].str.contains("expected at the population rate").all()
+    rid = rows.loc[rows["n_pharmacies"] == 1, "ring_id"].iloc[0]
+    ev = facility_result.evidence(rid)
+    assert {e["relation"] for e in ev["edges"]} == {"over_prescribing"}
+    assert all(e["target_id"] == "F_RING" for e in ev["edges"])
+
+
+def test_big_hospital_and_regular_refills_are_not_facility_rings(facility_result):
+    members = facility_result.members[facility_result.members["ring_type"] == "facility"]
+    assert not set(members["entity_id"]) & {"C_HOSP", "F_HOME", *(f"C_OTHER{k}" for k in range(8))}
+    chronic = {f"P{i:03d}" for i in range(300, 400)}
+    shoppers = {f"P{i:03d}" for i in range(540, 546)}
+    assert not set(members["entity_id"]) & (chronic | shoppers)
+
+
+def test_facility_ring_needs_enough_persons():
+    frames = _facility_frames()
+    s = RingSettings(facility_min_persons=7)
+    res = detect_rings(dataset_from_frames(frames), s)
+    assert "facility" not in set(res.rings["ring_type"])

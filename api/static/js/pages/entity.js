@@ -1,0 +1,86 @@
+// The entity page: details (masked by role), grade and reasons, rule evidence, rings, graph explorer, path search.
+import { api, roleHint } from "../api.js";
+import { createExplorer } from "../explorer.js";
+import { t } from "../i18n.js";
+import { loadRules, ruleTitle } from "../rules.js";
+import { errorBox, fmtNum, fmtScore, fmtTime, gradeBadge, h, loading, reasonText, table, typeLabel, valueCell } from "../ui.js";
+import { pathForm } from "./path.js";
+
+export async function entityPage(main, { type, id }) {
+  main.replaceChildren(loading());
+  let detail;
+  try {
+    detail = await api(`/v1/entities/${encodeURIComponent(type)}/${encodeURIComponent(id)}`);
+  } catch (err) {
+    main.replaceChildren(errorBox(err));
+    return;
+  }
+  const rules = await loadRules();
+  const credit = detail.credit;
+  const explorer = createExplorer({ root: { type, id }, onPathEnd: (end, node) => paths.setEnd(end, node) });
+  const paths = pathForm({ source: { type, id }, onResult: (g) => explorer.overlay(g, "path") });
+
+  const header = h("section", { class: "panel entity-head", "data-testid": "entity-head", dataset: { type, id } },
+    h("div", { class: "entity-title" },
+      h("span", { class: `type-pill type-${type}` }, typeLabel(type)),
+      h("h2", {}, id, detail.attributes.name && detail.attributes.name !== "***" ? ` · ${detail.attributes.name}` : ""),
+      credit ? gradeBadge(credit.grade, { cap: credit.grade_cap, scoreGrade: credit.score_grade, large: true }) : null),
+    credit ? h("div", { class: "headline" },
+      h("div", {}, h("strong", { "data-testid": "credit-points" }, fmtNum(credit.credit_points, 1)), " ", t("entity.points")),
+      h("div", {}, h("strong", {}, fmtScore(credit.probability)), " ", t("entity.prob")),
+      h("div", { class: "muted small" }, `${t("entity.scoregrade")}: ${credit.score_grade}`,
+        credit.grade_cap ? ` · ${t("entity.cap")}: ${credit.grade_cap}${credit.cap_applied ? " ✓" : ""}` : "",
+        ` · ${t("entity.bands")}: A ≥ ${credit.bands.A}, B ≥ ${credit.bands.B}, C ≥ ${credit.bands.C}`),
+      h("div", { class: "muted small" }, `${t("entity.model")}: ${credit.model_version} · ${t("entity.asof")} ${fmtTime(credit.as_of)}`))
+      : h("p", { class: "muted" }, t("entity.notscored")),
+    detail.masked ? h("div", { class: "alert alert-warn", "data-testid": "masked-banner" }, t("entity.masked"),
+      roleHint() ? ` (${roleHint()})` : "") : null);
+
+  const attrs = Object.entries(detail.attributes);
+  const details = h("section", { class: "panel", "data-testid": "entity-details" }, h("h3", {}, t("entity.details")),
+    h("dl", { class: "kv" }, attrs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", { dataset: { attr: k } }, valueCell(v))])));
+
+  const reasons = credit && credit.reasons.length
+    ? h("ol", { class: "reasons-list", "data-testid": "reasons" }, credit.reasons.map((r) => {
+      const c = Number(r.contribution) || 0;
+      return h("li", { class: c >= 0 ? "up" : "down" }, h("span", { class: "reason-text" }, reasonText(r)),
+        h("span", { class: "contrib", title: `${r.feature} = ${r.value}` },
+          h("span", { class: "contrib-bar", style: `width:${Math.min(100, Math.abs(c) * 30).toFixed(0)}px` }),
+          `${c >= 0 ? "+" : ""}${fmtNum(c, 2)}`));
+    }))
+    : h("p", { class: "muted" }, t("entity.noreasons"));
+  const creditPanel = h("section", { class: "panel" }, h("h3", {}, t("entity.credit")), reasons);
+
+  const rulesPanel = h("section", { class: "panel", "data-testid": "rule-evidence" }, h("h3", {}, t("entity.rules")),
+    detail.rule_hits.length ? detail.rule_hits.map((hit) => h("div", { class: "rule-hit", dataset: { rule: hit.rule_id } },
+      h("h4", {}, ruleTitle(rules, hit.rule_id), " ", h("code", { class: "muted" }, hit.rule_id)),
+      h("div", { class: "muted small" }, `${t("entity.severity")} ${hit.severity}`, hit.grade_cap ? ` · ${t("entity.cap")} ${hit.grade_cap}` : ""),
+      evidenceView(hit.evidence))) : h("p", { class: "muted" }, t("entity.norules")));
+
+  const ringsPanel = h("section", { class: "panel", "data-testid": "entity-rings" }, h("h3", {}, t("entity.rings")),
+    detail.rings.length ? h("ul", { class: "ring-list" }, detail.rings.map((r) => h("li", { dataset: { ring: r.ring_id } },
+      h("a", { href: `#/ring/${encodeURIComponent(r.ring_id)}`, class: "ring-link" }, r.ring_id), " ",
+      h("span", { class: "chip" }, r.ring_type), ` ${t("ring.score")} ${fmtScore(r.ring_score)} `,
+      h("button", { type: "button", "data-action": "show-ring", onclick: async () => {
+        try { explorer.overlay((await api(`/v1/rings/${encodeURIComponent(r.ring_id)}`)).subgraph, "member"); }
+        catch (err) { ringsPanel.append(errorBox(err)); }
+      } }, t("entity.showring")))))
+      : h("p", { class: "muted" }, t("entity.norings")));
+
+  main.replaceChildren(header,
+    h("div", { class: "grid-2" }, h("div", {}, creditPanel, rulesPanel, ringsPanel), details),
+    h("h3", { class: "section-title" }, t("graph.title")), explorer.element, paths.element);
+  explorer.reload();
+}
+
+/** Rule evidence: a table when it holds records, else the JSON. */
+function evidenceView(evidence) {
+  if (evidence && Array.isArray(evidence.records) && evidence.records.length && typeof evidence.records[0] === "object") {
+    const cols = [...new Set(evidence.records.flatMap((r) => Object.keys(r)))];
+    const rest = Object.entries(evidence).filter(([k]) => k !== "records");
+    return h("div", { class: "evidence" },
+      rest.length ? h("p", { class: "small muted" }, rest.map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ")) : null,
+      table(cols, evidence.records.map((r) => h("tr", {}, cols.map((c) => h("td", {}, valueCell(r[c]))))), { cls: "data small" }));
+  }
+  return h("pre", { class: "evidence" }, JSON.stringify(evidence, null, 2));
+}

@@ -1,0 +1,65 @@
+// Models for model owners: versions per entity type, metrics, detail and promotion.
+import { api } from "../api.js";
+import { t } from "../i18n.js";
+import { errorBox, fmtNum, fmtTime, h, loading, table, typeLabel } from "../ui.js";
+
+const HEADLINE = ["roc_auc", "pr_auc", "ks", "brier", "n", "positives"];
+
+export async function modelsPage(main) {
+  main.replaceChildren(loading());
+  let models;
+  try {
+    models = await api("/v1/models");
+  } catch (err) {
+    main.replaceChildren(errorBox(err));
+    return;
+  }
+  const message = h("div", { "aria-live": "polite", "data-testid": "models-message" });
+  const detail = h("section", { class: "panel", "data-testid": "model-detail", hidden: true });
+  const byType = new Map();
+  for (const m of models) {
+    if (!byType.has(m.entity_type)) byType.set(m.entity_type, []);
+    byType.get(m.entity_type).push(m);
+  }
+  const sections = [...byType.entries()].map(([type, list]) => h("section", { class: "panel", dataset: { type } },
+    h("h3", {}, typeLabel(type)),
+    table([t("models.version"), t("models.kind"), t("models.created"), "", t("models.features"), ...HEADLINE, ""],
+      list.map((m) => h("tr", { dataset: { version: m.version, champion: String(m.champion) } },
+        h("td", {}, h("button", { type: "button", class: "linkish", onclick: () => showDetail(m.version, detail) }, m.version)),
+        h("td", {}, m.kind), h("td", {}, fmtTime(m.created_at)),
+        h("td", {}, h("span", { class: m.champion ? "chip chip-champion" : "chip" }, m.champion ? t("models.champion") : t("models.candidate"))),
+        h("td", { class: "num" }, m.n_features),
+        HEADLINE.map((k) => h("td", { class: "num" }, typeof m.metrics[k] === "number" ? fmtNum(m.metrics[k], 3) : "–")),
+        h("td", {}, m.champion ? null : h("button", { type: "button", "data-action": "promote", onclick: async () => {
+          if (!window.confirm(t("models.confirm", { v: m.version, t: typeLabel(type) }))) return;
+          try {
+            await api(`/v1/models/${encodeURIComponent(m.version)}/promote`, { method: "POST" });
+            await modelsPage(main);
+            main.querySelector("[data-testid=models-message]").replaceChildren(
+              h("div", { class: "alert alert-ok" }, t("models.promoted", { v: m.version })));
+          } catch (err) { message.replaceChildren(errorBox(err)); }
+        } }, t("models.promote")))))),
+    list[0].metrics.note ? h("p", { class: "muted small" }, list[0].metrics.note) : null));
+  main.replaceChildren(h("h2", {}, t("models.title")), message,
+    h("p", { class: "muted" }, t("models.report")), ...sections, detail);
+}
+
+async function showDetail(version, panel) {
+  panel.hidden = false;
+  panel.replaceChildren(loading());
+  try {
+    const [d, m] = await Promise.all([api(`/v1/models/${encodeURIComponent(version)}`),
+      api(`/v1/models/${encodeURIComponent(version)}/metrics`)]);
+    const scalar = Object.entries(m.metrics).filter(([, v]) => typeof v !== "object" || v === null);
+    const nested = Object.entries(m.metrics).filter(([, v]) => typeof v === "object" && v !== null);
+    panel.replaceChildren(h("h3", {}, t("models.detail"), " ", version),
+      h("dl", { class: "kv" }, scalar.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "number" ? fmtNum(v, 4) : String(v))])),
+      nested.map(([k, v]) => h("details", {}, h("summary", {}, k === "calibration" ? t("models.calibration") : k),
+        h("pre", {}, JSON.stringify(v, null, 1)))),
+      h("details", {}, h("summary", {}, `${t("models.features")} (${d.features.length})`), h("p", { class: "small" }, d.features.join(", "))),
+      h("details", {}, h("summary", {}, "params"), h("pre", {}, JSON.stringify(d.params, null, 1))));
+    panel.scrollIntoView({ behavior: "smooth" });
+  } catch (err) {
+    panel.replaceChildren(errorBox(err));
+  }
+}
