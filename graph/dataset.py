@@ -191,10 +191,18 @@ def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: _Collector) ->
 
 def _parse_extra(s: pd.Series) -> pd.Series:
     """An extra column is numeric when every non-empty value is a number, else text."""
-    nums = pd.to_numeric(s, errors="coerce")
+    nums = _to_float(s)
     if s.notna().any() and nums[s.notna()].notna().all():
         return nums.astype("float64")
     return s
+
+
+def _to_float(s: pd.Series) -> pd.Series:
+    """Numbers from text; unparsable values become NaN. Tries the fast vectorised cast first."""
+    try:
+        return s.astype("float64")
+    except (ValueError, TypeError):
+        return pd.to_numeric(s, errors="coerce").astype("float64")
 
 
 def _parse_column(kind: Kind, s: pd.Series, file: str, name: str, out: _Collector) -> pd.Series:
@@ -214,7 +222,7 @@ def _parse_column(kind: Kind, s: pd.Series, file: str, name: str, out: _Collecto
             out.add_rows(file, name, bad, "not a month in YYYY-MM form", s.iloc[bad])
         return s
     if kind in (Kind.AMOUNT, Kind.NUMBER):
-        nums = pd.to_numeric(s, errors="coerce").astype("float64")
+        nums = _to_float(s)
         bad = np.flatnonzero(present & nums.isna().to_numpy())
         if len(bad):
             out.add_rows(file, name, bad, "not a number", s.iloc[bad])
@@ -250,13 +258,13 @@ def _check_keys(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> N
 
 
 def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], out: _Collector) -> None:
-    known = {t: set(tables[ENTITY_TABLE[t]][ID_COLUMN[t]].dropna()) if ENTITY_TABLE[t] in tables else set()
-             for t in ENTITY_TYPES}
+    known = {t: pd.Index(tables[ENTITY_TABLE[t]][ID_COLUMN[t]].dropna().unique()) if ENTITY_TABLE[t] in tables
+             else pd.Index([], dtype="str") for t in ENTITY_TYPES}
     for name, df in tables.items():
         table = TABLES[name]
         for ref in table.references:
             s = df[ref.column]
-            bad = np.flatnonzero((s.notna() & ~s.isin(known[ref.entity_type])).to_numpy())
+            bad = np.flatnonzero(s.notna().to_numpy() & (known[ref.entity_type].get_indexer(s) < 0))
             if len(bad):
                 where = ENTITY_TABLE[ref.entity_type]
                 out.add_rows(files[name], ref.column, bad, f"unknown {ref.entity_type} id (not in {where})",
@@ -270,7 +278,7 @@ def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], ou
                                  df[tcol].iloc[wrong])
             for etype in ENTITY_TYPES:
                 mask = (df[tcol] == etype) & df[icol].notna()
-                bad = np.flatnonzero((mask & ~df[icol].isin(known[etype])).to_numpy())
+                bad = np.flatnonzero(mask.to_numpy() & (known[etype].get_indexer(df[icol]) < 0))
                 if len(bad):
                     out.add_rows(files[name], icol, bad,
                                  f"unknown {etype} id (not in {ENTITY_TABLE[etype]})", df[icol].iloc[bad])

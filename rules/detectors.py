@@ -598,23 +598,24 @@ class ArrearsParams(Params):
 ARREARS_EVIDENCE = ("month", "due", "paid", "shortfall", "persons")
 
 
-def employer_arrears(ds: Dataset, p: ArrearsParams) -> pd.DataFrame:
+def employer_arrears(ds: Dataset, p: ArrearsParams, cx: Cache) -> pd.DataFrame:
     """Employers with >= min_months months whose paid contributions fall short of what was due."""
     c = ds.table("contributions")
-    c = c[c["due"].notna()]
-    if c.empty:
+    rows = np.flatnonzero(cx.notna("contributions", "due"))
+    if not len(rows):
         return _empty(ARREARS_EVIDENCE)
-    emp_codes, emp_names = pd.factorize(c["employer_id"])
-    month = _months(c["month"])
-    g = pd.DataFrame({"e": emp_codes, "m": month, "due": c["due"].to_numpy(),
-                      "paid": c["paid"].fillna(0).to_numpy()})
-    agg = g.groupby(["e", "m"], sort=True).agg(due=("due", "sum"), paid=("paid", "sum"), persons=("due", "size"))
-    agg = agg.reset_index()
+    emp = cx.codes("contributions", "employer_id", "employer")[rows]
+    month = cx.months("contributions", "month")[rows]
+    key = _pair_key(emp, month)
+    g = pd.DataFrame({"k": key, "due": c["due"].to_numpy()[rows], "paid": c["paid"].fillna(0).to_numpy()[rows]})
+    agg = g.groupby("k", sort=True).agg(due=("due", "sum"), paid=("paid", "sum"), persons=("due", "size"))
+    first = np.unique(key, return_index=True)[1]   # a row of each (employer, month), in key order
+    agg = agg.reset_index(drop=True).assign(e=emp[first], m=month[first])
     agg["shortfall"] = agg["due"] - agg["paid"]
     agg = agg[agg["shortfall"] > p.min_shortfall + 1e-9]
     n = agg.groupby("e")["m"].transform("size")
     agg = agg[n >= p.min_months]
-    return _records(emp_names[agg["e"].to_numpy()], {
+    return _records(cx.ids("employer", agg["e"].to_numpy()), {
         "month": _month_text(agg["m"].to_numpy()), "due": agg["due"], "paid": agg["paid"],
         "shortfall": agg["shortfall"], "persons": agg["persons"].astype(np.int64)}, ["month"])
 
@@ -627,25 +628,33 @@ class BaseBelowWageParams(Params):
 BASE_EVIDENCE = ("person_id", "month", "base", "monthly_wage", "base_to_wage")
 
 
-def base_below_wage(ds: Dataset, p: BaseBelowWageParams) -> pd.DataFrame:
+def base_below_wage(ds: Dataset, p: BaseBelowWageParams, cx: Cache) -> pd.DataFrame:
     """Employers declaring a contribution base below ratio x the wage on the person's employment record.
 
     The wage is that of the person's latest employment spell at the same employer.
     """
-    e = ds.table("employment")
-    e = e[e["monthly_wage"].notna()].sort_values(["employer_id", "person_id", "start_date"], kind="mergesort")
-    wage = e.drop_duplicates(["employer_id", "person_id"], keep="last")
+    wage = ds.table("employment")["monthly_wage"].to_numpy(dtype=np.float64)
+    erows = np.flatnonzero(~np.isnan(wage))
     c = ds.table("contributions")
-    c = c[c["base"].notna()]
-    if c.empty or wage.empty:
+    base = c["base"].to_numpy(dtype=np.float64)
+    crows = np.flatnonzero(~np.isnan(base))
+    if not len(crows) or not len(erows):
         return _empty(BASE_EVIDENCE)
-    ce, cp, we, wp = _codes(c["employer_id"], c["person_id"], wage["employer_id"], wage["person_id"])
-    n = int(max(cp.max(), wp.max())) + 1
-    ckey = ce.astype(np.int64) * n + cp
-    wkey = pd.Series(wage["monthly_wage"].to_numpy(), index=we.astype(np.int64) * n + wp)
-    w = wkey.reindex(ckey).to_numpy()
-    low = c["base"].to_numpy() < p.ratio * w  # NaN wage compares False
-    f, fw = c[low], w[low]
+    wkey, ckey = _join_keys(cx.codes("employment", "employer_id", "employer")[erows],
+                            cx.codes("employment", "person_id", "person")[erows],
+                            cx.codes("contributions", "employer_id", "employer")[crows],
+                            cx.codes("contributions", "person_id", "person")[crows])
+    # the latest spell per (employer, person): sort by start date (missing last, ties in table order)
+    start = cx.ns("employment", "start_date")[erows]
+    start = np.where(start == NAT, np.iinfo(np.int64).max, start)
+    order = np.lexsort((start, wkey))
+    wkey, wrow = wkey[order], erows[order]
+    last = np.ones(len(wkey), dtype=bool)
+    last[:-1] = wkey[1:] != wkey[:-1]
+    wkey, wrow = wkey[last], wrow[last]
+    found, pos = _in_sorted(ckey, wkey)
+    low = found & (base[crows] < p.ratio * wage[wrow[pos]])
+    f, fw = c.iloc[crows[low]], wage[wrow[pos[low]]]
     persons = f.groupby("employer_id")["person_id"].transform("nunique")
     keep = (persons >= p.min_persons).to_numpy()
     f, fw = f[keep], fw[keep]
@@ -664,7 +673,23 @@ class HeadcountParams(Params):
 HEADCOUNT_EVIDENCE = ("peak_month", "insured", "headcount", "headcount_source", "excess")
 
 
-def headcount_inflation(ds: Dataset, p: HeadcountParams) -> pd.DataFrame:
+def _employer_persons(ds: Dataset, cx: Cache) -> pd.Series:
+    """Distinct persons on employment records per employer id (employers with a record only)."""
+    def build() -> pd.Series:
+        e = ds.table("employment")
+        emp = cx.codes("employment", "employer_id", "employer")
+        person = cx.codes("employment", "person_id", "person")
+        ok = emp >= 0
+        present = np.unique(emp[ok])
+        has_person = ok & (person >= 0)
+        _, first = np.unique(_pair_key(emp[has_person], person[has_person]), return_index=True)
+        counts = np.bincount(emp[has_person][first], minlength=cx.n("employer"))[present]
+        return pd.Series(counts.astype(np.int64), index=pd.Index(cx.ids("employer", present), name="employer_id",
+                                                                  dtype=e["employer_id"].dtype), name="person_id")
+    return cx.memo("employer_persons", build)
+
+
+def headcount_inflation(ds: Dataset, p: HeadcountParams, cx: Cache) -> pd.DataFrame:
     """Employers insuring far more persons in a month than they really employ.
 
     Insured = the most persons with a contribution row in any one month. Real headcount = the
@@ -674,11 +699,8 @@ def headcount_inflation(ds: Dataset, p: HeadcountParams) -> pd.DataFrame:
     c = ds.table("contributions")
     if c.empty:
         return _empty(HEADCOUNT_EVIDENCE)
-    per_month = pd.DataFrame({"employer_id": c["employer_id"].to_numpy(), "m": _months(c["month"])}) \
-        .groupby(["employer_id", "m"]).size().rename("insured").reset_index()
-    per_month = per_month.sort_values(["employer_id", "insured", "m"], ascending=[True, False, True], kind="mergesort")
-    peak = per_month.drop_duplicates("employer_id").set_index("employer_id")
-    employed = ds.table("employment").groupby("employer_id")["person_id"].nunique()
+    peak = cx.memo("peak_insured", lambda: _peak_insured(ds, cx))
+    employed = _employer_persons(ds, cx)
     head = employed.reindex(peak.index).fillna(0)
     source = pd.Series("employment", index=peak.index, dtype="str")
     emp = ds.table("employers")
@@ -695,6 +717,23 @@ def headcount_inflation(ds: Dataset, p: HeadcountParams) -> pd.DataFrame:
         "headcount_source": source[fire], "excess": excess[fire]}, [])
 
 
+def _peak_insured(ds: Dataset, cx: Cache) -> pd.DataFrame:
+    """Per employer id (sorted): the most contribution rows in one month ("insured") and the first such month."""
+    emp = cx.codes("contributions", "employer_id", "employer")
+    month = cx.months("contributions", "month")
+    ok = emp >= 0
+    emp, month = emp[ok], month[ok]
+    _, first, size = np.unique(_pair_key(emp, month), return_index=True, return_counts=True)
+    e, m = emp[first], month[first]
+    order = np.lexsort((m, -size, e))             # per employer: most rows first, then earliest month
+    e, m, size = e[order], m[order], size[order]
+    top = np.ones(len(e), dtype=bool)
+    top[1:] = e[1:] != e[:-1]
+    e, m, size = e[top], m[top], size[top]
+    index = pd.Index(cx.ids("employer", e), name="employer_id", dtype=ds.table("contributions")["employer_id"].dtype)
+    return pd.DataFrame({"m": m, "insured": size.astype(np.int64)}, index=index)
+
+
 class AgencyRoutingParams(Params):
     min_persons: int = Field(20, ge=1)
     min_employers: int = Field(5, ge=1)
@@ -704,7 +743,7 @@ class AgencyRoutingParams(Params):
 AGENCY_EVIDENCE = ("employer_id", "persons_placed", "employer_size")
 
 
-def agency_shell_routing(ds: Dataset, p: AgencyRoutingParams) -> pd.DataFrame:
+def agency_shell_routing(ds: Dataset, p: AgencyRoutingParams, cx: Cache) -> pd.DataFrame:
     """Agencies placing >= min_persons persons into >= min_employers small employers.
 
     Placements come from employment.agency_id, and from agency_links (relation 'placed', entity
@@ -718,7 +757,7 @@ def agency_shell_routing(ds: Dataset, p: AgencyRoutingParams) -> pd.DataFrame:
         parts.append(links[["agency_id", "entity_id"]].rename(columns={"entity_id": "person_id"})
                      .merge(e[["person_id", "employer_id"]], on="person_id", how="inner"))
     placed = pd.concat(parts, ignore_index=True).drop_duplicates()
-    size = e.groupby("employer_id")["person_id"].nunique()
+    size = _employer_persons(ds, cx)
     small = size[size <= p.max_employer_size]
     placed = placed[placed["employer_id"].isin(small.index)]
     persons = placed.groupby("agency_id")["person_id"].transform("nunique")

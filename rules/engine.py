@@ -1,6 +1,7 @@
 """Evaluating rule packs over a whole dataset: hits with evidence, and per-entity hit features."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from graph.dataset import Dataset
+from rules.cache import Cache
 from rules.detectors import DETECTORS
 from rules.pack import PackProblem, Rule, RulePack, RulePackError, validate_params
 
@@ -25,6 +27,7 @@ class RuleResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (rule_id, why: missing data)
     disabled: list[str] = field(default_factory=list)              # off in the pack or in settings
     counts: dict[str, int] = field(default_factory=dict)           # rule_id -> hits, for rules that ran
+    seconds: dict[str, float] = field(default_factory=dict)        # rule_id -> run time, for rules that ran
 
 
 def empty_hits() -> pd.DataFrame:
@@ -76,6 +79,7 @@ def evaluate(dataset: Dataset, pack: RulePack | Sequence[RulePack], *,
     overrides = overrides or {}
     frames: list[pd.DataFrame] = []
     result = RuleResult(hits=empty_hits())
+    cache = Cache(dataset)   # id codes, dates and months shared by all the rules of this run
     for rule, file in _rules(pack):
         if not rule.enabled or rule.id in disabled:
             result.disabled.append(rule.id)
@@ -86,9 +90,11 @@ def evaluate(dataset: Dataset, pack: RulePack | Sequence[RulePack], *,
             result.skipped.append((rule.id, why))
             continue
         params = validate_params(rule, {**rule.params, **overrides.get(rule.id, {})}, file)
-        records = det.fn(dataset, params)
+        t0 = time.perf_counter()
+        records = det.run(dataset, params, cache)
         columns = list(rule.evidence or det.evidence)
         hits = _hits(rule, records, columns, evidence_limit)
+        result.seconds[rule.id] = time.perf_counter() - t0
         result.counts[rule.id] = len(hits)
         frames.append(hits)
     if frames:

@@ -106,6 +106,8 @@ def api_get(server: str, keys: dict[str, str]) -> Any:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
+    for old in ARTIFACTS.glob("*.png"):  # this run's screenshots only
+        old.unlink()
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=_chromium(), args=["--disable-dev-shm-usage"])
         yield b

@@ -19,7 +19,7 @@ def graph_counts(page: Any) -> dict[str, int]:
 
 def wait_graph(page: Any, more_than: int = 1) -> dict[str, int]:
     page.wait_for_function(f"n => {{ const c = document.querySelector('{GRAPH}');"
-                           " return c && c.rgGraph && c.rgGraph.counts().nodes > n; }}", arg=more_than)
+                           " return c && c.rgGraph && c.rgGraph.counts().nodes > n; }", arg=more_than)
     return graph_counts(page)
 
 

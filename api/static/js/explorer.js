@@ -58,7 +58,7 @@ export function createExplorer({ root = null, onPathEnd = null } = {}) {
     if (!node) { info.replaceChildren(h("p", { class: "muted" }, t("graph.noselection"))); return; }
     const entity = isEntityType(node.type);
     const attrs = Object.entries(node.attributes || {}).filter(([k]) => k !== "member");
-    info.replaceChildren(
+    info.replaceChildren(...[
       h("div", { class: "sel-head" }, h("strong", {}, `${typeLabel(node.type)} ${node.id}`), " ", node.grade ? gradeBadge(node.grade) : null),
       entity ? null : h("p", { class: "muted small" }, t("graph.identifier")),
       attrs.length ? h("dl", { class: "kv small" }, attrs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, valueCell(v))])) : null,
@@ -66,7 +66,8 @@ export function createExplorer({ root = null, onPathEnd = null } = {}) {
         h("button", { type: "button", "data-action": "expand", onclick: () => expand(node) }, t("graph.expand")),
         h("a", { class: "button", href: entityHref(node.type, node.id) }, t("graph.open")),
         onPathEnd ? h("button", { type: "button", onclick: () => onPathEnd("source", node) }, t("graph.pathfrom")) : null,
-        onPathEnd ? h("button", { type: "button", onclick: () => onPathEnd("target", node) }, t("graph.pathto")) : null) : null);
+        onPathEnd ? h("button", { type: "button", onclick: () => onPathEnd("target", node) }, t("graph.pathto")) : null) : null,
+    ].filter(Boolean));
   }
 
   function ensureView() {
