@@ -183,16 +183,19 @@ class MemoryGraphStore(GraphStore):
 
     def _subgraph_of(self, nodes: np.ndarray, rel_types: tuple[str, ...] | None, truncated: bool) -> Subgraph:
         proj = self.projection
-        e = proj.edges
-        mask = e["source"].isin(nodes) & e["target"].isin(nodes)
+        src, tgt, rel, cnt = proj.edge_arrays
+        # Edges are sorted by source: slice each node's run, then keep targets inside the set.
+        lo, hi = np.searchsorted(src, nodes, "left"), np.searchsorted(src, nodes, "right")
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]) if len(nodes) else np.zeros(0, int)
+        rows = rows[np.isin(tgt[rows], nodes)]
         if rel_types:
-            mask &= e["rel"].isin([REL_TYPES.index(r) for r in rel_types if r in REL_TYPES])
+            rows = rows[np.isin(rel[rows], [REL_TYPES.index(r) for r in rel_types if r in REL_TYPES])]
         sub = Subgraph(truncated=truncated)
         refs = {int(n): EntityRef(*proj.node_of(int(n))) for n in nodes}
         for n, ref in refs.items():
             sub.nodes[ref] = self.entity(ref) or {}
-        for s, t, r, c in e[mask].itertuples(index=False):
-            sub.edges.append(Edge(refs[int(s)], refs[int(t)], REL_TYPES[int(r)], int(c)))
+        for i in rows:
+            sub.edges.append(Edge(refs[int(src[i])], refs[int(tgt[i])], REL_TYPES[int(rel[i])], int(cnt[i])))
         return sub
 
 

@@ -134,8 +134,22 @@ class Projection:
         df = pd.concat(frames, ignore_index=True)
         return df.groupby(["source", "target", "rel"], sort=True).size().rename("count").reset_index()
 
+    @cached_property
+    def edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`edges` as numpy arrays (source, target, rel code, count), sorted by source."""
+        e = self.edges
+        return (e["source"].to_numpy(np.int64), e["target"].to_numpy(np.int64),
+                e["rel"].to_numpy(np.int16), e["count"].to_numpy(np.int64))
+
+    @cached_property
+    def _full_adjacency(self) -> sp.csr_matrix:
+        return self._build_adjacency(None)
+
     def adjacency(self, rel_types: tuple[str, ...] | None = None) -> sp.csr_matrix:
         """Symmetric 0/1 adjacency over all nodes, optionally restricted to some types."""
+        return self._full_adjacency if rel_types is None else self._build_adjacency(rel_types)
+
+    def _build_adjacency(self, rel_types: tuple[str, ...] | None) -> sp.csr_matrix:
         e = self.edges
         if rel_types is not None:
             codes = [REL_TYPES.index(r) for r in rel_types if r in REL_TYPES]

@@ -3,7 +3,7 @@ import { t } from "./i18n.js";
 import { h, typeLabel } from "./ui.js";
 
 export const TYPE_COLOURS = {
-  person: "#4e79a7", employer: "#f28e2b", clinic: "#e15759", pharmacy: "#59a14f", agency: "#b07aa1",
+  person: "#4e79a7", employer: "#f28e2b", clinic: "#d37295", pharmacy: "#59a14f", agency: "#8c6d31",
   phone: "#9c9c9c", address: "#b5a48f", bank_account: "#8fa4b5",
 };
 export const GRADE_COLOURS = { A: "#2e7d32", B: "#9ab23a", C: "#ef8a17", D: "#c62828" };
@@ -118,6 +118,7 @@ export class GraphView {
     const layout = cy.layout({ name: "cose", animate: false, randomize: !around, fit, padding: 24,
       nodeRepulsion: () => 9000, idealEdgeLength: () => 70, numIter: 600 });
     layout.run();
+    if (fit && cy.zoom() > 1.3) { cy.zoom(1.3); cy.center(); }   // small graphs: no giant nodes
     cy.nodes().forEach((n) => n.removeData("fresh"));
   }
 
@@ -156,7 +157,10 @@ export class GraphView {
     if (n.nonempty()) { n.select(); this.onSelect(n.data("node")); }
   }
 
-  fit() { this.cy.fit(undefined, 24); }
+  fit() {
+    this.cy.fit(undefined, 24);
+    if (this.cy.zoom() > 1.3) { this.cy.zoom(1.3); this.cy.center(); }
+  }
 
   counts() {
     const visible = this.cy.elements().filter((e) => !e.hasClass("hidden"));

@@ -54,7 +54,7 @@ async function showDetail(version, panel) {
     const nested = Object.entries(m.metrics).filter(([, v]) => typeof v === "object" && v !== null);
     panel.replaceChildren(h("h3", {}, t("models.detail"), " ", version),
       h("dl", { class: "kv" }, scalar.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "number" ? fmtNum(v, 4) : String(v))])),
-      nested.map(([k, v]) => h("details", {}, h("summary", {}, k === "calibration" ? t("models.calibration") : k),
+      ...nested.map(([k, v]) => h("details", {}, h("summary", {}, k === "calibration" ? t("models.calibration") : k),
         h("pre", {}, JSON.stringify(v, null, 1)))),
       h("details", {}, h("summary", {}, `${t("models.features")} (${d.features.length})`), h("p", { class: "small" }, d.features.join(", "))),
       h("details", {}, h("summary", {}, "params"), h("pre", {}, JSON.stringify(d.params, null, 1))));
