@@ -21,6 +21,7 @@ run: $(STAMP)
 
 # The whole test suite, against a real Neo4j server started (and stopped) here.
 test: $(STAMP)
+	bash tests/pages/setup.sh $(BIN)/python
 	$(BIN)/riskgraph neo4j start
 	$(BIN)/python -m pytest -q; status=$$?; $(BIN)/riskgraph neo4j stop; exit $$status
 

@@ -41,6 +41,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "rings": ("member of {v:.0f} suspected rings", "属于 {v:.0f} 个疑似团伙"),
     "rule_hits": ("{v:.0f} rule hits", "触发 {v:.0f} 条规则"),
     "rule_severity_max": ("a rule of severity {v:.0f} fired", "触发严重程度 {v:.0f} 的规则"),
+    "rule_severity_sum": ("rule hits of total severity {v:.0f}", "触发规则严重程度合计 {v:.0f}"),
     "labelled_neighbour_share": ("{v:.0%} of its linked entities were confirmed as fraud", "{v:.0%} 的关联主体被认定欺诈"),
 }
 

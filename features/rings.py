@@ -106,8 +106,10 @@ class RingSettings:
     oversupply_min_days: float = 7.0  # a supply above this many days, overlapping the next refill
     facility_min_persons: int = 3     # persons with such events at one facility
     facility_min_lift: float = 5.0    # their share of the facility's base vs. the population's
-    facility_max_pvalue: float = 1e-3  # Poisson tail of the count given the population rate
-    facility_min_concentration: float = 0.6  # share of a person's events of the kind at the facility
+    facility_alpha: float = 0.25      # Poisson tail of the count at the population rate must be
+    #                                   <= alpha / facilities of the type (Bonferroni: about alpha
+    #                                   false facility rings per kind of hit, whatever the scale)
+    facility_min_concentration: float = 0.8  # share of a person's hits of the kind at the facility
     duplicate_share: float = 0.5      # a ring with this share of its members inside a ring of a
     #                                   more specific type (collusion > enrolment > broker > identity)
     #                                   repeats it and is dropped
@@ -801,7 +803,8 @@ def _facility_events(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, d
                 & (st["f"].to_numpy()[1:] == st["f"].to_numpy()[:-1])
                 & (st["dx"].to_numpy()[1:] == st["dx"].to_numpy()[:-1]))
         gap = st["a"].to_numpy()[1:] - st["o"].to_numpy()[:-1]
-        hit = np.r_[False, same & (gap <= s.readmit_days) & (st["a"].to_numpy()[1:] > st["a"].to_numpy()[:-1])]
+        later = st["a"].to_numpy()[1:] > st["a"].to_numpy()[:-1]
+        hit = np.r_[False, same & (gap <= s.readmit_days) & later]
         frames.append(pd.DataFrame({"kind": "split_admission", "f": st["f"].to_numpy()[hit],
                                     "p": st["p"].to_numpy()[hit], "m": st["m"].to_numpy()[hit]}))
         # Phantom stays: other activity of the person strictly inside the stay.
@@ -829,7 +832,8 @@ def _facility_events(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, d
         # Only persons with some long supply can overlap one.
         q = q[q["p"].isin(q.loc[q["sup"] > s.oversupply_min_days, "p"].unique())]
         q = q.sort_values(["p", "drug", "d", "f"], kind="mergesort")
-        same = (q["p"].to_numpy()[1:] == q["p"].to_numpy()[:-1]) & (q["drug"].to_numpy()[1:] == q["drug"].to_numpy()[:-1])
+        qp, qdrug = q["p"].to_numpy(), q["drug"].to_numpy()
+        same = (qp[1:] == qp[:-1]) & (qdrug[1:] == qdrug[:-1])
         prev_sup = q["sup"].to_numpy()[:-1]
         covers = q["d"].to_numpy()[:-1] + prev_sup > q["d"].to_numpy()[1:]
         hit = np.r_[False, same & (prev_sup > s.oversupply_min_days) & covers]
@@ -860,8 +864,8 @@ def _facility_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
     rate of the same kind over the same base (inpatients of a clinic, customers of a pharmacy),
     leaving the facility itself out of the rate. A facility is a ring when the count reaches
     `facility_min_persons`, is `facility_min_lift` times the expected count, and its Poisson
-    tail is at most `facility_max_pvalue`: a big hospital with a few legitimate readmissions
-    has a large base and so a large expected count, and is not a ring.
+    tail is at most `facility_alpha` / (facilities of its type): a big hospital with a few
+    legitimate readmissions has a large base and so a large expected count, and is not a ring.
     """
     from scipy.stats import poisson
 
@@ -889,8 +893,9 @@ def _facility_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
     obs["lift"] = obs["obs"] / np.maximum(lam, 1e-12)
     obs["pvalue"] = poisson.sf(obs["obs"].to_numpy() - 1, lam)
     obs["share"] = obs["obs"] / base
+    n_tested = obs["ftype"].map({t: max(len(ctx[t]), 1) for t in ("clinic", "pharmacy")})
     ring_kinds = obs[(obs["obs"] >= s.facility_min_persons) & (obs["lift"] >= s.facility_min_lift)
-                     & (obs["pvalue"] <= s.facility_max_pvalue)]
+                     & (obs["pvalue"] <= s.facility_alpha / n_tested)]
     if ring_kinds.empty:
         return None
     fac = ring_kinds[["ftype", "f"]].drop_duplicates().sort_values(["ftype", "f"], kind="mergesort")

@@ -241,9 +241,9 @@ def _facility_frames() -> dict[str, pd.DataFrame]:
         for r in range(6):
             purchases.append((p, "F_RING", day(20 + 10 * r), "D002", 60.0, 600.0))
     for j, p in enumerate(pid[540:546]):      # over-supplied persons shopping around
+        shops = ["F_HOME", f"F_OTHER{j % 4}", "F_RING"] if j < 2 else ["F_HOME", f"F_OTHER{j % 4}"]
         for r in range(6):
-            purchases.append((p, ["F_HOME", f"F_OTHER{j % 4}", "F_RING"][r % 3] if j < 2
-                              else ["F_HOME", f"F_OTHER{j % 4}"][r % 2], day(50 + 10 * r), "D003", 30.0, 400.0))
+            purchases.append((p, shops[r % len(shops)], day(50 + 10 * r), "D003", 30.0, 400.0))
     v = pd.DataFrame(visits, columns=["person_id", "clinic_id", "date", "kind", "discharge_date",
                                       "diagnosis", "claimed"])
     v.insert(0, "visit_id", [f"V{i:05d}" for i in range(len(v))])

@@ -1,0 +1,121 @@
+"""Benchmark the rules engine: time and peak memory of evaluate() with the default pack.
+
+    python bench/bench_rules.py --persons 1000000 [--seed 1] [--keep]
+    python bench/bench_rules.py --data DIR
+
+With --persons, generates a synthetic dataset with riskgraph.synth into a temporary folder
+(deleted afterwards unless --keep). Generation and loading are timed separately and are not
+part of the evaluate figure. Prints per-rule seconds and hits, then one markdown table row.
+The machine may be shared: the load average is printed with the figures, and CPU seconds of
+the process next to wall seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from graph.dataset import load_dataset  # noqa: E402
+from rules import default_pack, evaluate  # noqa: E402
+
+HEADER = ("| persons | rows | load s | evaluate s (wall) | evaluate s (CPU) | peak RSS GiB (process) "
+          "| peak RSS GiB (during evaluate) | hits | load average (1 min) |")
+
+
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB on Linux
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark to the current RSS (Linux >= 4.0), so that the peak seen
+    after evaluate() is evaluate's own (with the dataset in memory), not the loader's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _vm_hwm_gib() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024 ** 2
+    except OSError:
+        pass
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--persons", type=int, default=100_000, help="generate a synthetic dataset of N persons")
+    src.add_argument("--data", type=Path, help="an existing dataset folder")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the generated dataset (its path is printed)")
+    args = ap.parse_args(argv)
+
+    tmp: Path | None = None
+    data = args.data
+    persons = None
+    if data is None:
+        from riskgraph.synth import generate
+        persons = args.persons
+        tmp = Path(tempfile.mkdtemp(prefix="bench_rules_"))
+        data = tmp / "data"
+        t0 = time.perf_counter()
+        generate(persons=persons, seed=args.seed, out=data, progress=False)
+        print(f"generated {persons:,} persons in {time.perf_counter() - t0:.1f} s: {data}", flush=True)
+    try:
+        t0 = time.perf_counter()
+        ds = load_dataset(data)
+        t_load = time.perf_counter() - t0
+        rows = sum(ds.row_counts().values())
+        persons = persons if persons is not None else len(ds.table("persons"))
+        print(f"loaded {rows:,} rows in {t_load:.1f} s: {ds.row_counts()}", flush=True)
+        peak_load = _peak_gib()
+        reset = _reset_peak()
+
+        pack = default_pack()
+        load_before = os.getloadavg()[0]
+        cpu0, t0 = _cpu_s(), time.perf_counter()
+        result = evaluate(ds, pack)
+        t_eval, cpu_eval = time.perf_counter() - t0, _cpu_s() - cpu0
+        load_after = os.getloadavg()[0]
+        peak_eval = _vm_hwm_gib() if reset else None
+        peak = max(_peak_gib(), peak_load)
+
+        print(f"\n{'rule':40s} {'seconds':>8s} {'hits':>8s}")
+        for rule in pack.rules:
+            if rule.id in result.seconds:
+                print(f"{rule.id:40s} {result.seconds[rule.id]:8.2f} {result.counts[rule.id]:8,d}")
+            else:
+                print(f"{rule.id:40s} {'-':>8s} {'skipped':>8s}")
+        rest = t_eval - sum(result.seconds.values())
+        print(f"{'(validation, concat and sort of hits)':40s} {rest:8.2f}")
+        print(f"\nevaluate: {t_eval:.1f} s wall, {cpu_eval:.1f} s CPU; {len(result.hits):,} hits; "
+              f"load average {load_before:.1f} before, {load_after:.1f} after (2 cores: > 2 means contention)\n")
+        print(HEADER)
+        print("|" + "---|" * (HEADER.count("|") - 1))
+        eval_peak = f"{peak_eval:.2f}" if peak_eval is not None else "n/a"
+        print(f"| {persons:,} | {rows:,} | {t_load:.0f} | {t_eval:.1f} | {cpu_eval:.1f} | {peak:.2f} | {eval_peak} "
+              f"| {len(result.hits):,} | {load_before:.1f} / {load_after:.1f} |")
+    finally:
+        if tmp is not None and not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
