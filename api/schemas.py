@@ -98,6 +98,8 @@ class RiskItem(BaseModel):
     rule_hits: list[str]
     rings: list[str]
     model_version: str
+    top_reasons: list[Reason] = Field(default_factory=list,
+                                      description="up to 3 stored reasons (empty when the pipeline did not explain it)")
 
 
 class RiskPage(BaseModel):

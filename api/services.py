@@ -135,11 +135,15 @@ def _filtered_risk(*, state: AppState, entity_type: str, region: str | None, gra
     return frame[mask]
 
 
+TOP_REASONS_IN_LIST = 3
+
+
 def _risk_item(row: dict[str, Any], entity_type: str) -> dict[str, Any]:
     return {"entity_type": entity_type, "entity_id": row["entity_id"], "rank": int(row["rank"]),
             "risk_score": float(row["risk_score"]), "credit_points": float(row["credit_points"]),
             "grade": row["grade"], "grade_cap": row["grade_cap"] or None, "region": row["region"],
-            "rule_hits": row["rule_list"], "rings": row["ring_list"], "model_version": row["model_version"]}
+            "rule_hits": row["rule_list"], "rings": row["ring_list"], "model_version": row["model_version"],
+            "top_reasons": json.loads(row.get("reasons") or "[]")[:TOP_REASONS_IN_LIST]}
 
 
 def risk_page(*, state: AppState, entity_type: str, region: str | None = None, grades: list[str] | None = None,

@@ -51,8 +51,9 @@ def pipeline(settings: Settings, data: Path, out: Path, store: str | None) -> No
                f"{result.rings['ring_id'].nunique() if len(result.rings) else 0:,} rings -> {out}")
     for t, info in m["models"].items():
         auc = info["metrics"].get("roc_auc")
+        what = "OOF ROC-AUC" if info["kind"] == "supervised" else "ROC-AUC on its few labels"
         click.echo(f"  {t:9s} {info['kind']:12s} {info['version'] or '-':40s} "
-                   f"{'OOF ROC-AUC %.3f' % auc if auc is not None else ''}")
+                   f"{f'{what} {auc:.3f}' if auc is not None else ''}")
     total = sum(m["timings_s"].values())
     click.echo(f"  done in {total:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in m['timings_s'].items())})")
 
