@@ -8,7 +8,9 @@ column into day numbers, each month column into month numbers, each at most once
 
 A vocabulary is the sorted entity table's id column, so codes sort like the ids themselves. Ids
 that the entity table lacks (impossible in a validated dataset, handled anyway) extend it.
-The cache assumes the dataset is not changed while an evaluation runs.
+If such ids turn up after codes of that entity type were handed out, the cache forgets everything
+and raises VocabularyChanged; `Detector.run` then runs the detector again (rare: never on a
+validated dataset). The cache assumes the dataset is not changed while an evaluation runs.
 """
 from __future__ import annotations
 
@@ -24,6 +26,10 @@ from graph.contract import ENTITY_TABLE, ID_COLUMN
 from graph.dataset import Dataset
 
 NAT = np.iinfo(np.int64).min   # what a missing date becomes as int64
+
+
+class VocabularyChanged(Exception):
+    """Ids missing from their entity table were met after codes had been handed out: start over."""
 
 
 class Cache:
@@ -61,13 +67,34 @@ class Cache:
             return self._memo[key]
         a = _arrow(self.ds.table(table)[column])
         vocab = self.vocab(kind)
+        if a.null_count == 0 and len(a) == len(vocab) and a.equals(vocab):   # the entity table itself
+            codes = np.arange(len(a), dtype=np.int64)
+            self._memo[key] = codes
+            return codes
+        # Tables sorted by this column have long runs of one id: look up each run once.
+        runs = None
+        if len(a) > 1 and a.null_count == 0:
+            change = pc.not_equal(a.slice(1), a.slice(0, len(a) - 1)).to_numpy(zero_copy_only=False)
+            starts = np.flatnonzero(np.concatenate([[True], change]))
+            if len(starts) * 2 < len(a):
+                runs = starts
+        if runs is not None:
+            head = pc.index_in(a.take(pa.array(runs)), value_set=vocab)
+            if head.null_count == 0:
+                codes = np.repeat(head.to_numpy().astype(np.int64), np.diff(np.append(runs, len(a))))
+                self._memo[key] = codes
+                return codes
         found = pc.index_in(a, value_set=vocab)
         unknown = pc.and_(pc.is_null(found), pc.is_valid(a))
-        if pc.any(unknown).as_py():   # extend the vocabulary; codes computed so far are stale
+        if pc.any(unknown).as_py():
+            # Extend the vocabulary. Codes of this kind handed out before (and anything derived
+            # from them) are stale then: forget everything and make the detector start over.
+            stale = any(isinstance(k, tuple) and k[:1] == ("codes",) and k[3] == kind for k in self._memo)
             self._vocab[kind] = pc.unique(pa.concat_arrays([vocab, a.filter(unknown)])).sort()
             self._names.pop(kind, None)
-            for k in [k for k in self._memo if isinstance(k, tuple) and k[:1] == ("codes",) and k[3] == kind]:
-                del self._memo[k]
+            if stale:
+                self._memo.clear()
+                raise VocabularyChanged(kind)
             return self.codes(table, column, kind)
         codes = pc.fill_null(found, -1).to_numpy().astype(np.int64)
         self._memo[key] = codes

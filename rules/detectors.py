@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph.dataset import Dataset
-from rules.cache import NAT, Cache, parse_months
+from rules.cache import NAT, Cache, VocabularyChanged
 
 
 class Params(BaseModel):
@@ -42,7 +42,12 @@ class Detector:
 
     def run(self, dataset: Dataset, params: Any, cache: Cache | None = None) -> pd.DataFrame:
         """The evidence records; pass the evaluation's cache to share codes across detectors."""
-        return self.fn(dataset, params, cache if cache is not None else Cache(dataset))
+        cache = cache if cache is not None else Cache(dataset)
+        while True:
+            try:
+                return self.fn(dataset, params, cache)
+            except VocabularyChanged:   # ids outside the entity tables: the cache was reset, run again
+                continue
 
     def missing(self, dataset: Dataset) -> str | None:
         """Why the detector cannot run on this dataset, or None when it can."""
@@ -80,9 +85,6 @@ def _months_of_dates(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype="datetime64[ns]").astype("datetime64[M]").astype(np.int64)
 
 
-_months = parse_months
-
-
 def _month_text(m: np.ndarray) -> np.ndarray:
     return np.asarray(m, dtype=np.int64).astype("datetime64[M]").astype(str)
 
@@ -117,11 +119,6 @@ def _records(entity: pd.Series | np.ndarray, cols: dict[str, Any], sort: list[st
 
 def _empty(evidence: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({"entity_id": pd.Series([], dtype="str"), **{c: [] for c in evidence}})
-
-
-def _dead(ds: Dataset) -> pd.DataFrame:
-    p = ds.table("persons")
-    return p.loc[p["death_date"].notna(), ["person_id", "death_date"]]
 
 
 def _death_ns(cx: Cache) -> np.ndarray:
