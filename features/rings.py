@@ -104,6 +104,8 @@ class RingSettings:
     # Facility rings (split admissions, phantom stays, over-prescribing at one clinic/pharmacy)
     readmit_days: int = 15            # same-diagnosis readmission within this many days of discharge
     oversupply_min_days: float = 7.0  # a supply above this many days, overlapping the next refill
+    oversupply_min_hits: int = 2      # overlapping refills of a person at one pharmacy (one alone
+    #                                   is a slip, or a card of a broker buying around)
     facility_min_persons: int = 3     # persons with such events at one facility
     facility_min_lift: float = 5.0    # their share of the facility's base vs. the population's
     facility_alpha: float = 0.25      # Poisson tail of the count at the population rate must be
@@ -111,8 +113,8 @@ class RingSettings:
     #                                   false facility rings per kind of hit, whatever the scale)
     facility_min_concentration: float = 0.8  # share of a person's hits of the kind at the facility
     duplicate_share: float = 0.5      # a ring with this share of its members inside a ring of a
-    #                                   more specific type (collusion > enrolment > broker > identity)
-    #                                   repeats it and is dropped
+    #                                   more specific type (collusion > enrolment > facility >
+    #                                   broker > identity) repeats it and is dropped
     # Scoring
     money_scale: float = 50_000.0     # money at stake where its component reaches 1 - 1/e
     weight_density: float = 0.25
@@ -798,7 +800,7 @@ def _facility_events(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, d
                           "m": vm[inpatient]})
     # Split admissions: previous stay of the same person, clinic and diagnosis.
     if len(stays):
-        st = stays[stays["dx"] != ""].sort_values(["p", "f", "dx", "a", "o"], kind="mergesort")
+        st = stays[stays["dx"] != ""].sort_values(["p", "f", "dx", "a", "o", "m"], kind="mergesort")
         same = ((st["p"].to_numpy()[1:] == st["p"].to_numpy()[:-1])
                 & (st["f"].to_numpy()[1:] == st["f"].to_numpy()[:-1])
                 & (st["dx"].to_numpy()[1:] == st["dx"].to_numpy()[:-1]))
@@ -817,7 +819,7 @@ def _facility_events(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, d
         ev = ev.drop_duplicates()
         hit = ev.merge(stays[["p", "f", "a", "o", "m"]], on="p")
         hit = hit[(hit["d"] > hit["a"]) & (hit["d"] < hit["o"])]
-        hit = hit.drop_duplicates(["p", "f", "a"])
+        hit = hit.sort_values(["p", "f", "a", "o", "m"], kind="mergesort").drop_duplicates(["p", "f", "a"])
         frames.append(pd.DataFrame({"kind": "phantom_stay", "f": hit["f"].to_numpy(),
                                     "p": hit["p"].to_numpy(), "m": hit["m"].to_numpy()}))
     # Over-prescribing: overlapping long supplies of one drug.
@@ -831,7 +833,7 @@ def _facility_events(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, d
         q = q[(q["p"] >= 0) & (q["f"] >= 0)]
         # Only persons with some long supply can overlap one.
         q = q[q["p"].isin(q.loc[q["sup"] > s.oversupply_min_days, "p"].unique())]
-        q = q.sort_values(["p", "drug", "d", "f"], kind="mergesort")
+        q = q.sort_values(["p", "drug", "d", "f", "sup", "m"], kind="mergesort")
         qp, qdrug = q["p"].to_numpy(), q["drug"].to_numpy()
         same = (qp[1:] == qp[:-1]) & (qdrug[1:] == qdrug[:-1])
         prev_sup = q["sup"].to_numpy()[:-1]
@@ -860,7 +862,8 @@ def _facility_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
 
     Per facility and kind of hit, the persons with such hits there (and at least
     `facility_min_concentration` of their hits of that kind there, so a lone over-supplied
-    customer shopping around is not pinned on one pharmacy) are compared with the population
+    customer shopping around is not pinned on one pharmacy; for over-prescribing at least
+    `oversupply_min_hits` overlapping refills there) are compared with the population
     rate of the same kind over the same base (inpatients of a clinic, customers of a pharmacy),
     leaving the facility itself out of the rate. A facility is a ring when the count reaches
     `facility_min_persons`, is `facility_min_lift` times the expected count, and its Poisson
@@ -875,7 +878,8 @@ def _facility_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
     ev, ctx = got
     per = ev.groupby(["kind", "ftype", "f", "p"], as_index=False).agg(n=("m", "size"), m=("m", "sum"))
     per["conc"] = per["n"] / per.groupby(["kind", "p"])["n"].transform("sum")
-    per = per[per["conc"] >= s.facility_min_concentration]
+    per = per[(per["conc"] >= s.facility_min_concentration)
+              & ((per["kind"] != "over_prescribing") | (per["n"] >= s.oversupply_min_hits))]
     obs = per.groupby(["kind", "ftype", "f"], as_index=False).agg(obs=("p", "size"))
     total = obs.groupby("kind")["obs"].transform("sum").to_numpy(float)
     base = np.zeros(len(obs))
@@ -885,17 +889,32 @@ def _facility_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
         base[sel] = ctx["base"][ft][obs.loc[sel, "f"].to_numpy()]
         base_total[sel] = ctx["base"][ft].sum()
     base = np.maximum(base, obs["obs"].to_numpy(float))   # a base never below its own hits
-    # Leave-one-out population rate: a ring must not raise its own yardstick.
-    rate = (total - obs["obs"].to_numpy(float)) / np.maximum(base_total - base, 1.0)
-    rate = np.maximum(rate, 1.0 / np.maximum(base_total, 1.0))
-    lam = rate * base
+    n_tested = obs["ftype"].map({t: max(len(ctx[t]), 1) for t in ("clinic", "pharmacy")}).to_numpy()
+    kind_code, _ = pd.factorize(obs["kind"])
+    count = obs["obs"].to_numpy(float)
+    # Population rate of each kind, leaving out the facility itself and the facilities already
+    # found to be rings (rings must not raise their own yardstick); repeated until stable.
+    ring = np.zeros(len(obs), dtype=bool)
+    for _ in range(5):
+        out_obs = np.bincount(kind_code, weights=count * ring)[kind_code]
+        out_base = np.bincount(kind_code, weights=base * ring)[kind_code]
+        num = total - out_obs - np.where(ring, 0.0, count)
+        den = base_total - out_base - np.where(ring, 0.0, base)
+        rate = np.maximum(num, 0.0) / np.maximum(den, 1.0)
+        rate = np.maximum(rate, 1.0 / np.maximum(base_total, 1.0))
+        lam = rate * base
+        pvalue = poisson.sf(count - 1, lam)
+        lift = count / np.maximum(lam, 1e-12)
+        new = ((count >= s.facility_min_persons) & (lift >= s.facility_min_lift)
+               & (pvalue <= s.facility_alpha / n_tested))
+        if (new == ring).all():
+            break
+        ring = new
     obs["expected"] = lam
-    obs["lift"] = obs["obs"] / np.maximum(lam, 1e-12)
-    obs["pvalue"] = poisson.sf(obs["obs"].to_numpy() - 1, lam)
+    obs["lift"] = lift
+    obs["pvalue"] = pvalue
     obs["share"] = obs["obs"] / base
-    n_tested = obs["ftype"].map({t: max(len(ctx[t]), 1) for t in ("clinic", "pharmacy")})
-    ring_kinds = obs[(obs["obs"] >= s.facility_min_persons) & (obs["lift"] >= s.facility_min_lift)
-                     & (obs["pvalue"] <= s.facility_alpha / n_tested)]
+    ring_kinds = obs[new]
     if ring_kinds.empty:
         return None
     fac = ring_kinds[["ftype", "f"]].drop_duplicates().sort_values(["ftype", "f"], kind="mergesort")
@@ -949,7 +968,7 @@ def _facility_rings(dataset: Dataset, s: RingSettings) -> _Found | None:
 # Scoring and assembly
 
 
-_TYPE_PRIORITY = {"collusion": 0, "facility": 1, "enrolment": 2, "broker": 3, "identity": 4}
+_TYPE_PRIORITY = {"collusion": 0, "enrolment": 1, "facility": 2, "broker": 3, "identity": 4}  # as scoring.RING_PREFERENCE
 
 
 def _duplicates(members: pd.DataFrame, s: RingSettings) -> np.ndarray:

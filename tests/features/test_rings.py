@@ -292,3 +292,11 @@ def test_facility_ring_needs_enough_persons():
     s = RingSettings(facility_min_persons=7)
     res = detect_rings(dataset_from_frames(frames), s)
     assert "facility" not in set(res.rings["ring_type"])
+
+
+def test_facility_rings_deterministic_under_row_shuffling(facility_result):
+    frames = _facility_frames()
+    shuffled = {k: v.sample(frac=1.0, random_state=5).reset_index(drop=True) for k, v in frames.items()}
+    again = detect_rings(dataset_from_frames(shuffled))
+    pd.testing.assert_frame_equal(again.members, facility_result.members)
+    pd.testing.assert_frame_equal(again.rings, facility_result.rings)
