@@ -92,7 +92,8 @@ def _two_hop_reach(m: sp.csr_matrix) -> np.ndarray:
     return np.diff(co.indptr) - (b.getnnz(axis=1) > 0)
 
 
-def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None) -> pd.DataFrame:
+def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None,
+                    pairs: pd.DataFrame | None = None) -> pd.DataFrame:
     idx = proj.ids["person"]
     f = attributes(dataset, "person", ref)
     death = dataset.table("persons").set_index("person_id")["death_date"]
@@ -125,6 +126,8 @@ def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
             f["purchases_after_death"] = _per_entity(idx, p["person_id"], after.astype(float), "sum")
             if dataset.has("visits") and dataset.tables["visits"]["date"].notna().any():
                 f["same_day_visit_purchase_days"] = _same_day_pairs_per_person(dataset, idx)
+                if pairs is not None and len(pairs):
+                    f["top_pair_same_days"] = _top_pair_days(pairs, idx)
     if dataset.has("contributions"):
         c = dataset.tables["contributions"]
         f["contribution_months"] = _per_entity(idx, c["person_id"])
@@ -164,6 +167,26 @@ def _same_day_pairs_per_person(dataset: Dataset, idx: pd.Index) -> np.ndarray:
     p = dataset.tables["purchases"][["person_id", "date"]].dropna().drop_duplicates()
     both = v.merge(p, on=["person_id", "date"])
     return _per_entity(idx, both["person_id"])
+
+
+def _top_pair_days(pairs: pd.DataFrame, idx: pd.Index) -> np.ndarray:
+    """Per person: days on which they visited one clinic and bought at one pharmacy the same day,
+    for their most repeated (clinic, pharmacy) pair (collusion rings repeat one pair)."""
+    days = pairs.groupby(["person_id", "clinic_id", "pharmacy_id"], sort=False)["date"].nunique()
+    return days.groupby(level=0).max().reindex(idx).fillna(0).to_numpy(dtype=np.float64)
+
+
+def top_partners(pairs: pd.DataFrame, key: str, partner: str) -> pd.DataFrame:
+    """Per `key` entity: its top same-day partner, and the share of the key's persons who met
+    that partner on the same day (ties broken by id, so the result is deterministic)."""
+    if len(pairs) == 0:
+        return pd.DataFrame(columns=["partner", "persons", "share"])
+    per = pairs.groupby([key, partner], sort=True)["person_id"].nunique().rename("persons").reset_index()
+    per = per.sort_values([key, "persons", partner], ascending=[True, False, True], kind="mergesort")
+    top = per.drop_duplicates(key).set_index(key)
+    total = pairs.groupby(key)["person_id"].nunique()
+    return pd.DataFrame({"partner": top[partner], "persons": top["persons"].astype(float),
+                         "share": top["persons"] / total.reindex(top.index)})
 
 
 def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None) -> pd.DataFrame:
@@ -206,13 +229,21 @@ def _top_partner_share(pairs: pd.DataFrame, key: str, partner: str, idx: pd.Inde
     return (top / total).reindex(idx).fillna(0).to_numpy()
 
 
-def _same_day_clinic_pharmacy(dataset: Dataset) -> pd.DataFrame:
-    """(person, date, clinic, pharmacy) rows where a visit and a purchase fall on one day."""
+def same_day_clinic_pharmacy(dataset: Dataset, *, person_id: pd.Index | None = None,
+                             clinic_id: pd.Index | None = None, pharmacy_id: pd.Index | None = None) -> pd.DataFrame:
+    """(person, date, clinic, pharmacy) rows where a visit and a purchase fall on one day,
+    optionally only for some persons, clinics or pharmacies."""
     if not (dataset.has("visits") and dataset.has("purchases")):
         return pd.DataFrame(columns=["person_id", "date", "clinic_id", "pharmacy_id"])
-    v = dataset.tables["visits"][["person_id", "date", "clinic_id"]].dropna().drop_duplicates()
-    p = dataset.tables["purchases"][["person_id", "date", "pharmacy_id"]].dropna().drop_duplicates()
-    return v.merge(p, on=["person_id", "date"])
+    v = dataset.tables["visits"][["person_id", "date", "clinic_id"]]
+    p = dataset.tables["purchases"][["person_id", "date", "pharmacy_id"]]
+    if person_id is not None:
+        v, p = v[v["person_id"].isin(person_id)], p[p["person_id"].isin(person_id)]
+    if clinic_id is not None:
+        v = v[v["clinic_id"].isin(clinic_id)]
+    if pharmacy_id is not None:
+        p = p[p["pharmacy_id"].isin(pharmacy_id)]
+    return v.dropna().drop_duplicates().merge(p.dropna().drop_duplicates(), on=["person_id", "date"])
 
 
 def clinic_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -231,6 +262,10 @@ def clinic_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
         if len(pairs):
             f["same_day_pharmacy_share"] = _per_entity(idx, pairs["clinic_id"]) / np.maximum(f["visits"], 1)
             f["top_pharmacy_share"] = _top_partner_share(pairs, "clinic_id", "pharmacy_id", idx)
+            top = top_partners(pairs, "clinic_id", "pharmacy_id")
+            f["top_pharmacy_patient_share"] = (top["persons"].reindex(idx).fillna(0).to_numpy()
+                                               / np.maximum(f["patients"].to_numpy(), 1))
+            f["top_pharmacy_repeat_patients"] = _repeat_pair_persons(pairs, "clinic_id", top, idx)
         if v["date"].notna().any():
             day = v.dropna(subset=["date"]).groupby(["person_id", "date"])["clinic_id"].transform("nunique")
             multi = v.dropna(subset=["date"])[day >= 2]
@@ -238,6 +273,18 @@ def clinic_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
         if "beds" in f and v["discharge_date"].notna().any():
             f["max_daily_admissions_per_bed"] = _admissions_per_bed(v, idx, f["beds"])
     return f
+
+
+REPEAT_PAIR_DAYS = 3  # same-day clinic+pharmacy days that make a person a repeat co-visitor
+
+
+def _repeat_pair_persons(pairs: pd.DataFrame, key: str, top: pd.DataFrame, idx: pd.Index) -> np.ndarray:
+    """Persons who met the entity and its top partner on the same day on >= REPEAT_PAIR_DAYS days."""
+    partner = "pharmacy_id" if key == "clinic_id" else "clinic_id"
+    p = pairs[pairs[partner].to_numpy() == top["partner"].reindex(pairs[key]).to_numpy()]
+    days = p.groupby([key, "person_id"], sort=False)["date"].nunique()
+    repeat = (days >= REPEAT_PAIR_DAYS).groupby(level=0).sum()
+    return repeat.reindex(idx).fillna(0).to_numpy(dtype=np.float64)
 
 
 def _admissions_per_bed(v: pd.DataFrame, idx: pd.Index, beds: pd.Series) -> np.ndarray:
@@ -260,6 +307,10 @@ def pharmacy_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
         if len(pairs):
             f["same_day_clinic_share"] = _per_entity(idx, pairs["pharmacy_id"]) / np.maximum(f["purchases"], 1)
             f["top_clinic_share"] = _top_partner_share(pairs, "pharmacy_id", "clinic_id", idx)
+            top = top_partners(pairs, "pharmacy_id", "clinic_id")
+            f["top_clinic_customer_share"] = (top["persons"].reindex(idx).fillna(0).to_numpy()
+                                              / np.maximum(f["customers"].to_numpy(), 1))
+            f["top_clinic_repeat_customers"] = _repeat_pair_persons(pairs, "pharmacy_id", top, idx)
     return f
 
 
@@ -284,9 +335,9 @@ def agency_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
 def build_features(dataset: Dataset, proj: Projection) -> dict[str, pd.DataFrame]:
     """Feature table per entity type (rows in the projection's sorted id order)."""
     ref = reference_date(dataset)
-    pairs = _same_day_clinic_pharmacy(dataset)
+    pairs = same_day_clinic_pharmacy(dataset)
     out = {
-        "person": person_features(dataset, proj, ref),
+        "person": person_features(dataset, proj, ref, pairs),
         "employer": employer_features(dataset, proj, ref),
         "clinic": clinic_features(dataset, proj, ref, pairs),
         "pharmacy": pharmacy_features(dataset, proj, ref, pairs),

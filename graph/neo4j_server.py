@@ -273,7 +273,14 @@ def _wait_ready(home: Path, pid: int, port: int, password: str | None, timeout_s
             return ServerStatus(True, pid, port, bolt_url(port), f"running (pid {pid}) at {bolt_url(port)}")
         time.sleep(POLL_INTERVAL_S)
     if proc is not None:  # ours: do not leave a half-started server behind
-        stop(home)
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        _pid_file(home).unlink(missing_ok=True)
+        _state_file(home).unlink(missing_ok=True)
     raise Neo4jStartTimeout(f"Neo4j did not answer on {bolt_url(port)} within {timeout_s:.0f}s; "
                             f"last lines of {_log_file(home)}:\n{_log_tail(home)}")
 

@@ -11,10 +11,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from explain.reasons import deviation_contributions, reasons_from_contributions
+from explain.reasons import RING_TYPES, deviation_contributions, reasons_from_contributions
+from features.build import same_day_clinic_pharmacy, top_partners
+from features.rings import RingSettings
 from graph.dataset import Dataset
 from graph.projection import Projection
 from riskgraph.settings import ModelSettings, Settings
+from rules.pack import DEFAULT_PACK_DIR, load_packs
 from scoring.grades import apply_caps, credit_points, grades
 from scoring.model import CrossFittedRiskModel, classification_metrics
 from scoring.registry import ModelRegistry
@@ -76,6 +79,15 @@ def ring_features(members: pd.DataFrame, entity_type: str, ids: pd.Index) -> pd.
     return out
 
 
+IDENTIFIER_HOLDERS = ("person", "employer")
+IDENTIFIER_RELATIONS = (("phone", "HAS_PHONE"), ("bank_account", "HAS_BANK_ACCOUNT"), ("address", "HAS_ADDRESS"))
+# Ring types from the most to the least specific: an entity's reasons name its most specific ring.
+RING_PREFERENCE = ("collusion", "enrolment", "facility", "broker", "identity")
+ENTITY_WORDS = {"person": ("person", "persons", "人员"), "employer": ("employer", "employers", "单位"),
+                "clinic": ("clinic", "clinics", "医疗机构"), "pharmacy": ("pharmacy", "pharmacies", "药店"),
+                "agency": ("agency", "agencies", "中介机构")}
+
+
 def labelled_neighbour_features(proj: Projection, entity_type: str, label_vec: np.ndarray,
                                 known_vec: np.ndarray) -> pd.DataFrame:
     """Share of an entity's labelled neighbours (1 hop, and 2 hops through shared counterparts
@@ -92,11 +104,21 @@ def labelled_neighbour_features(proj: Projection, entity_type: str, label_vec: n
     back = rows @ inv
     bad2 = rows @ (inv * (adj @ label_vec)) - back * self_bad
     known2 = rows @ (inv * (adj @ known_vec)) - back * self_known
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "labelled_neighbours": known1,
         "labelled_neighbour_share": np.divide(bad1, known1, out=np.zeros_like(bad1), where=known1 > 0),
         "labelled_2hop_share": np.divide(bad2, known2, out=np.zeros_like(bad2), where=known2 > 1e-9),
     }, index=proj.ids[entity_type])
+    if entity_type in IDENTIFIER_HOLDERS:
+        for ident, rel in IDENTIFIER_RELATIONS:
+            own = proj.matrix(rel, entity_type, ident)
+            if own.nnz == 0:
+                continue
+            bad_per_value = sum(proj.matrix(rel, h, ident).T @ label_vec[proj.offsets[h]:proj.offsets[h] + len(proj.ids[h])]
+                                for h in IDENTIFIER_HOLDERS)
+            count = own @ bad_per_value - self_bad * np.asarray(own.sum(axis=1)).ravel()
+            out[f"confirmed_fraud_sharing_{ident}"] = np.maximum(count, 0)
+    return out
 
 
 def _label_vectors(proj: Projection, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -181,8 +203,7 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
         kind = "supervised"
     else:
         sev = X["rule_severity_sum"].to_numpy()
-        ring_score = (rings[rings["entity_type"] == entity_type].groupby("entity_id")["ring_score"].max()
-                      .reindex(ids).fillna(0).to_numpy()) if len(rings) else np.zeros(len(ids))
+        ring_score = ring_scores_without_own_label(rings, labels, entity_type, ids)
         parts = unsupervised_risk(X, sev, ring_score, ms.seed)
         risk = parts["risk"]
         if len(own) and 0 < own.sum() < len(own):
@@ -210,7 +231,9 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
             contributions["rings"] = parts.loc[top, "rings"] * 2
     explained_X = X.loc[top]
     reasons = pd.Series("[]", index=ids)
-    reasons.loc[top] = reasons_from_contributions(contributions, explained_X.reindex(columns=contributions.columns), ms.reasons_per_entity)
+    reasons.loc[top] = reasons_from_contributions(
+        contributions, explained_X.reindex(columns=contributions.columns), ms.reasons_per_entity,
+        context=reason_context(dataset, entity_type, top, rings), rule_titles=rule_titles(settings))
     capped = final != score_grade
     if capped.any():
         reasons.loc[capped] = [
@@ -228,6 +251,95 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
     })
     return EntityScores(entity_type, kind, version, table, metrics, importance, contributions,
                         explained_X, model, oof_frame, X)
+
+
+def ring_scores_without_own_label(members: pd.DataFrame, labels: pd.DataFrame, entity_type: str,
+                                  ids: pd.Index) -> np.ndarray:
+    """Each entity's best ring score with its own label taken out of the ring's label share.
+
+    ring_score weighs in the share of members labelled 1 (features/rings.py, default weights);
+    an entity's own label must not raise its own score, so its 1/size part of that share is
+    removed. Other members' labels stay: they are evidence about the entity, not its label.
+    """
+    m = members[members["entity_type"] == entity_type] if len(members) else members
+    if len(m) == 0:
+        return np.zeros(len(ids))
+    rs = RingSettings()
+    w_labels = rs.weight_labels / (rs.weight_density + rs.weight_size + rs.weight_money
+                                   + rs.weight_strength + rs.weight_labels)
+    size = members.groupby("ring_id").size()
+    pos = labels.loc[(labels["entity_type"] == entity_type) & (labels["label"] == 1), "entity_id"]
+    own_pos = m["entity_id"].isin(pos).to_numpy(dtype=float)
+    score = m["ring_score"].to_numpy() - w_labels * own_pos / m["ring_id"].map(size).to_numpy(dtype=float)
+    best = pd.Series(np.clip(score, 0, 1), index=m["entity_id"].to_numpy()).groupby(level=0).max()
+    return best.reindex(ids).fillna(0).to_numpy()
+
+
+def rule_titles(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Rule id -> (English, Chinese) title, from the configured rule packs."""
+    packs = load_packs(settings.rule_packs or DEFAULT_PACK_DIR)
+    return {r.id: (r.title_en, r.title_zh) for p in packs for r in p.rules}
+
+
+def _ring_descriptions(members: pd.DataFrame, entity_type: str, ids: pd.Index) -> pd.DataFrame:
+    """Per entity: its most specific ring (type order RING_PREFERENCE, then score) described in
+    words, naming the ring's other non-person members (the clinic and pharmacy of a collusion)."""
+    m = members[(members["entity_type"] == entity_type) & members["entity_id"].isin(ids)]
+    if len(m) == 0:
+        return pd.DataFrame(index=ids, columns=["ring", "ring_type"])
+    rank = {t: i for i, t in enumerate(RING_PREFERENCE)}
+    m = m.assign(rank=m["ring_type"].map(rank).fillna(len(rank)))
+    best = m.sort_values(["entity_id", "rank", "ring_score", "ring_id"], ascending=[True, True, False, True],
+                         kind="mergesort").drop_duplicates("entity_id")
+    rings = members[members["ring_id"].isin(best["ring_id"])]
+    counts = rings.groupby(["ring_id", "entity_type"]).size().unstack(fill_value=0)
+    facilities = rings[rings["entity_type"] != "person"].sort_values(["ring_id", "entity_type", "entity_id"])
+    texts_en, texts_zh = [], []
+    for eid, rid, rtype in zip(best["entity_id"], best["ring_id"], best["ring_type"]):
+        en, zh = RING_TYPES.get(rtype, (f"a suspected {rtype} ring", f"疑似{rtype}团伙"))
+        c = counts.loc[rid]
+        parts_en = [f"{int(c[t])} {ENTITY_WORDS[t][0] if c[t] == 1 else ENTITY_WORDS[t][1]}"
+                    for t in ENTITY_WORDS if t in c and c[t] > 0]
+        parts_zh = [f"{ENTITY_WORDS[t][2]} {int(c[t])} 个" for t in ENTITY_WORDS if t in c and c[t] > 0]
+        others = facilities[(facilities["ring_id"] == rid) & (facilities["entity_id"] != eid)].head(3)
+        named_en = " and ".join(f"{ENTITY_WORDS[t][0]} {i}" for t, i in zip(others["entity_type"], others["entity_id"]))
+        named_zh = "、".join(f"{ENTITY_WORDS[t][2]} {i}" for t, i in zip(others["entity_type"], others["entity_id"]))
+        texts_en.append(f"{en}{' with ' + named_en if named_en else ''} (ring {rid}, {int(c.sum())} members: "
+                        f"{', '.join(parts_en)})")
+        texts_zh.append(f"{zh}{'（涉及' + named_zh + '）' if named_zh else ''}（团伙 {rid}，成员 {int(c.sum())} 个："
+                        f"{'、'.join(parts_zh)}）")
+    out = pd.DataFrame({"ring": list(zip(texts_en, texts_zh)), "ring_type": best["ring_type"].to_numpy()},
+                       index=best["entity_id"].to_numpy())
+    return out.reindex(ids)
+
+
+def _partner_context(dataset: Dataset, entity_type: str, ids: pd.Index) -> pd.DataFrame:
+    """Same-day partners: a clinic's top pharmacy, a pharmacy's top clinic, a person's top pair."""
+    if entity_type not in ("person", "clinic", "pharmacy"):
+        return pd.DataFrame(index=ids)
+    key = {"person": "person_id", "clinic": "clinic_id", "pharmacy": "pharmacy_id"}[entity_type]
+    pairs = same_day_clinic_pharmacy(dataset, **{key: ids})
+    if len(pairs) == 0:
+        return pd.DataFrame(index=ids)
+    if entity_type == "person":
+        days = pairs.groupby(["person_id", "clinic_id", "pharmacy_id"])["date"].nunique().rename("days").reset_index()
+        top = days.sort_values(["person_id", "days", "clinic_id", "pharmacy_id"], ascending=[True, False, True, True],
+                               kind="mergesort").drop_duplicates("person_id").set_index("person_id")
+        return pd.DataFrame({
+            "pair_clinic": [(f"clinic {c}", f"医疗机构 {c}") for c in top["clinic_id"]],
+            "pair_pharmacy": [(f"pharmacy {h}", f"药店 {h}") for h in top["pharmacy_id"]],
+            "pair_days": top["days"].astype(float),
+        }, index=top.index).reindex(ids)
+    partner, word = ("pharmacy_id", ("pharmacy", "药店")) if entity_type == "clinic" else ("clinic_id", ("clinic", "医疗机构"))
+    top = top_partners(pairs, key, partner)
+    field = "top_pharmacy" if entity_type == "clinic" else "top_clinic"
+    return pd.DataFrame({field: [(f"{word[0]} {p}", f"{word[1]} {p}") for p in top["partner"]]},
+                        index=top.index).reindex(ids)
+
+
+def reason_context(dataset: Dataset, entity_type: str, ids: pd.Index, members: pd.DataFrame) -> pd.DataFrame:
+    """Context fields of the reason templates (explain/reasons.py) for the explained entities."""
+    return _ring_descriptions(members, entity_type, ids).join(_partner_context(dataset, entity_type, ids))
 
 
 def _caps(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> tuple[pd.Series, pd.Series]:

@@ -3,7 +3,9 @@
 Documented heuristic, not a calibrated probability: three signals, each mapped to 0..1, are
 combined as independent evidence, r = 1 - (1 - r_rules)(1 - r_rings)(1 - r_anomaly):
 - r_rules = 1 - exp(-sum of rule-hit severities / RULE_SCALE);
-- r_rings = the highest score of the rings the entity belongs to;
+- r_rings = the highest score of the rings the entity belongs to, with the entity's own label
+  taken out of the ring's label share (scoring/score.py `ring_scores_without_own_label`), so
+  the few labels a type has can honestly check the ranking;
 - r_anomaly = ANOMALY_CEILING * q ** ANOMALY_POWER, q the entity's IsolationForest anomaly
   quantile among its type, so only the most unusual few get noticeable risk.
 """

@@ -6,8 +6,9 @@ port-taken check.
 """
 from __future__ import annotations
 
-import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,11 +34,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, neo4j_server.ServerStatus]]:
-    home = tmp_path_factory.mktemp("neo4j-auth")
-    status = neo4j_server.start(home, port=_free_port(), password=PASSWORD, timeout_s=300)
-    yield home, status
-    neo4j_server.stop(home)
+def server() -> Iterator[tuple[Path, neo4j_server.ServerStatus]]:
+    # Not tmp_path_factory: a concurrent pytest run may rotate its base folder away while this
+    # server still writes there.
+    home = Path(tempfile.mkdtemp(prefix="riskgraph-neo4j-test-"))
+    try:
+        status = neo4j_server.start(home, port=_free_port(), password=PASSWORD, timeout_s=300)
+        yield home, status
+    finally:
+        neo4j_server.stop(home)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_start_reports_running_and_is_not_started_twice(server) -> None:

@@ -1,0 +1,57 @@
+"""No entity's own label reaches its own features or its own unsupervised score."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from features.rings import detect_rings
+from riskgraph.settings import ModelSettings
+from scoring.score import (_out_of_fold_label_features, assign_folds, labels_of,
+                           ring_scores_without_own_label)
+from tests.scoring.conftest import Scored
+
+
+def _flip(labels: pd.DataFrame, entity_type: str, entity_id: str) -> pd.DataFrame:
+    out = labels.copy()
+    row = (out["entity_type"] == entity_type) & (out["entity_id"] == entity_id)
+    out.loc[row, "label"] = 1 - out.loc[row, "label"]
+    return out
+
+
+def test_flipping_an_entitys_own_label_leaves_its_label_features_unchanged(sample: Scored) -> None:
+    labels = sample.dataset.table("labels")
+    ids = sample.proj.ids["person"]
+    y = labels_of(sample.dataset, "person", ids)
+    fold_of = assign_folds(y, ModelSettings())
+    before = _out_of_fold_label_features(sample.proj, "person", labels, fold_of)
+    # Persons whose label features are not trivially zero: they have labelled neighbours.
+    candidates = [e for e in y.index if before.loc[e, "labelled_2hop_share"] > 0][:10]
+    assert candidates
+    changed_elsewhere = False
+    for e in candidates:
+        after = _out_of_fold_label_features(sample.proj, "person", _flip(labels, "person", e), fold_of)
+        pd.testing.assert_series_equal(before.loc[e], after.loc[e])
+        # ... while entities of other folds do see the flipped label (the features use labels).
+        others = fold_of.index[fold_of.to_numpy() != fold_of[e]]
+        changed_elsewhere |= not before.loc[others].equals(after.loc[others])
+    assert changed_elsewhere
+
+
+def test_unsupervised_ring_score_ignores_the_entitys_own_label(sample: Scored) -> None:
+    members = sample.rings.members
+    facility = members[members["entity_type"].isin(["clinic", "pharmacy"])]
+    assert len(facility), "the sample has rings with clinics or pharmacies"
+    for entity_type, eid in facility[["entity_type", "entity_id"]].drop_duplicates().head(3).itertuples(index=False):
+        labels = sample.dataset.table("labels")
+        labels = labels[~((labels["entity_type"] == entity_type) & (labels["entity_id"] == eid))]
+        scores = []
+        for label in (0, 1):
+            lab = pd.concat([labels, pd.DataFrame({"entity_type": [entity_type], "entity_id": [eid],
+                                                   "label": [label], "as_of": [pd.NaT]})], ignore_index=True)
+            tables = {**sample.dataset.tables, "labels": lab}
+            rings = detect_rings(dataclasses.replace(sample.dataset, tables=tables)).members
+            ids = pd.Index([eid])
+            scores.append(ring_scores_without_own_label(rings, lab, entity_type, ids)[0])
+        np.testing.assert_allclose(scores[0], scores[1], atol=2e-6)
