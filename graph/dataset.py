@@ -7,12 +7,16 @@ depends on file order.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from graph.contract import (
     AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES, Kind, Table,
@@ -88,20 +92,38 @@ def _read_raw(path: Path) -> pd.DataFrame:
         if path.stat().st_size == 0:
             raise _EmptyFile()
         try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                             encoding="utf-8", skipinitialspace=False)
-        except pd.errors.EmptyDataError as exc:
-            raise _EmptyFile() from exc
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                header = next(csv.reader(f), [])
         except UnicodeDecodeError as exc:
             raise _Unreadable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-        except pd.errors.ParserError as exc:
-            raise _Unreadable(f"malformed CSV: {exc}") from exc
+        names = [c.strip() for c in header] if header else []
+        if not names:
+            raise _EmptyFile()
+        try:
+            table = pacsv.read_csv(
+                path, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))], skip_rows=1,
+                                                     encoding="utf-8"),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={f"c{i}": pa.string() for i in range(len(names))},
+                    strings_can_be_null=True, null_values=[""]))
+        except pa.ArrowInvalid as exc:
+            raise _Unreadable(_arrow_message(exc)) from exc
+        df = table.to_pandas()
+        df.columns = names
         return df
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a corrupt file
         raise _Unreadable(f"unreadable Parquet file: {exc}") from exc
     return _as_text(df)
+
+
+def _arrow_message(exc: Exception) -> str:
+    text = str(exc)
+    if "invalid UTF8" in text or "UTF8" in text:
+        return "not UTF-8 text"
+    return f"malformed CSV: {text.splitlines()[0]}"
 
 
 def _as_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -258,13 +280,19 @@ def _check_keys(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> N
 
 
 def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], out: _Collector) -> None:
-    known = {t: pd.Index(tables[ENTITY_TABLE[t]][ID_COLUMN[t]].dropna().unique()) if ENTITY_TABLE[t] in tables
-             else pd.Index([], dtype="str") for t in ENTITY_TYPES}
+    known = {t: pa.array(tables[ENTITY_TABLE[t]][ID_COLUMN[t]].dropna().to_numpy(dtype=object), type=pa.string())
+             if ENTITY_TABLE[t] in tables else pa.array([], type=pa.string()) for t in ENTITY_TYPES}
+
+    def unknown(values: pd.Series, etype: str) -> np.ndarray:
+        """True where a present value is not an id of `etype` (set membership in Arrow)."""
+        found = pc.is_in(pa.array(values, type=pa.string(), from_pandas=True), value_set=known[etype])
+        return values.notna().to_numpy() & ~found.to_numpy(zero_copy_only=False)
+
     for name, df in tables.items():
         table = TABLES[name]
         for ref in table.references:
             s = df[ref.column]
-            bad = np.flatnonzero(s.notna().to_numpy() & (known[ref.entity_type].get_indexer(s) < 0))
+            bad = np.flatnonzero(unknown(s, ref.entity_type))
             if len(bad):
                 where = ENTITY_TABLE[ref.entity_type]
                 out.add_rows(files[name], ref.column, bad, f"unknown {ref.entity_type} id (not in {where})",
@@ -278,7 +306,7 @@ def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], ou
                                  df[tcol].iloc[wrong])
             for etype in ENTITY_TYPES:
                 mask = (df[tcol] == etype) & df[icol].notna()
-                bad = np.flatnonzero(mask.to_numpy() & (known[etype].get_indexer(df[icol]) < 0))
+                bad = np.flatnonzero(mask.to_numpy() & unknown(df[icol], etype))
                 if len(bad):
                     out.add_rows(files[name], icol, bad,
                                  f"unknown {etype} id (not in {ENTITY_TABLE[etype]})", df[icol].iloc[bad])

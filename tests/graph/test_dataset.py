@@ -115,3 +115,20 @@ def test_many_problems_are_counted(tmp_path: Path) -> None:
 
 def test_missing_folder(tmp_path: Path) -> None:
     assert "dataset folder does not exist" in _problems(tmp_path / "nope")[0]
+
+
+def test_malformed_csv_and_bad_encoding_are_named(tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path, {"persons": tiny_frames()["persons"]})
+    (folder / "clinics.csv").write_text("clinic_id,level\nC1,3\nC2,1,extra\n")
+    assert any(p.startswith("clinics.csv: malformed CSV") and "C2,1,extra" in p for p in _problems(folder))
+    (folder / "clinics.csv").write_bytes(b"clinic_id,level\nC1,\xff\xfe\n")
+    assert any(p.startswith("clinics.csv: not UTF-8 text") for p in _problems(folder))
+
+
+def test_byte_order_mark_and_spaces_are_tolerated(tmp_path: Path) -> None:
+    folder = tmp_path / "bom"
+    folder.mkdir()
+    (folder / "persons.csv").write_bytes("\ufeffperson_id, region\n P1 ,north\nP2,\n".encode("utf-8"))
+    ds = load_dataset(folder)
+    assert ds.tables["persons"]["person_id"].tolist() == ["P1", "P2"]
+    assert ds.tables["persons"]["region"].isna().tolist() == [False, True]
