@@ -1,11 +1,35 @@
 """Entity detail, neighbours, paths and rings."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import headers
+from api.app import create_app
+from riskgraph.pipeline import run_pipeline
+from tests.api.conftest import headers, make_settings
+from tests.graph.test_store_contract import NEO4J_URL
 
 H = headers("investigator")
+
+
+@pytest.fixture(scope="module", params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def client(request: pytest.FixtureRequest, scored_home: Path,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """The investigator endpoints over each graph store: the same tests pass on both."""
+    if request.param == "memory":
+        settings = make_settings(scored_home)
+    else:
+        from graph.neo4j_store import Neo4jGraphStore
+
+        Neo4jGraphStore(NEO4J_URL).clear()
+        home = tmp_path_factory.mktemp("api-neo4j")
+        settings = make_settings(home, store_url=NEO4J_URL)
+        run_pipeline(data=scored_home.parent / "data", out=home / "out", settings=settings)
+    with TestClient(create_app(settings)) as c:
+        yield c
 
 
 def test_entity_detail(client: TestClient) -> None:
