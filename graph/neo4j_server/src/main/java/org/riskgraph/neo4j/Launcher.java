@@ -49,14 +49,35 @@ public final class Launcher {
         }, "riskgraph-neo4j-shutdown"));
 
         if (password != null) {
-            // Embedded access to the system database runs without authentication, so it can set
-            // the initial password (a fresh store) or reset it (a store started before).
-            service.database("system").executeTransactionally(
-                    "ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED", Map.of("pw", password));
+            try {
+                setPassword(service, password);
+            } catch (RuntimeException e) {
+                e.printStackTrace();
+                System.exit(1);  // runs the shutdown hook; Neo4j's threads would keep the JVM alive
+            }
         }
         System.out.println(READY + " bolt://127.0.0.1:" + port + (password != null ? " auth=on" : " auth=off"));
         System.out.flush();
         stopped.await();
+    }
+
+    /**
+     * Embedded access to the system database runs without authentication, so it can set the
+     * initial password (a fresh store) or reset it (a store started before with another one).
+     */
+    private static void setPassword(DatabaseManagementService service, String password) {
+        try {
+            service.database("system").executeTransactionally(
+                    "ALTER USER neo4j SET PASSWORD $pw CHANGE NOT REQUIRED", Map.of("pw", password));
+        } catch (RuntimeException e) {
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                String msg = t.getMessage();
+                if (msg != null && msg.contains("Old password and new password cannot be the same")) {
+                    return;  // a restart with the same password
+                }
+            }
+            throw e;
+        }
     }
 
     private static Path writeConfig(Path home, int port, boolean auth, String pageCache, String plugins)
