@@ -12,6 +12,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, IDENTIFIER_TYPES
@@ -46,11 +48,31 @@ class Projection:
     """Node index and relationship arrays of one dataset."""
 
     def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
         self.ids: dict[str, pd.Index] = {t: dataset.entity_ids(t) for t in ENTITY_TYPES}
-        holders = [dataset.table(ENTITY_TABLE[t]) for t in ("person", "employer")]
+        # Each type's ids as one Arrow array (same order as `ids`), for fast string -> code lookups.
+        self._vocab: dict[str, pa.Array] = {
+            t: _arrow(dataset.table(ENTITY_TABLE[t])[ID_COLUMN[t]]) for t in ENTITY_TYPES}
+        self._codes: dict[tuple[str, str, str], np.ndarray] = {}
+        holder_tables = [ENTITY_TABLE[t] for t in ("person", "employer")]
         for ident in IDENTIFIER_TYPES:
-            values = pd.concat([h[ident] for h in holders]).dropna().unique()
-            self.ids[ident] = pd.Index(np.sort(np.asarray(values, dtype=object)), name="entity_id")
+            # One hashing pass gives both the distinct values and every holder row's code.
+            parts = [_arrow(dataset.table(t)[ident]) for t in holder_tables]
+            enc = pc.dictionary_encode(pa.concat_arrays(parts))
+            order = pc.array_sort_indices(enc.dictionary).to_numpy()  # code-point order, like np.sort
+            values = enc.dictionary.take(pa.array(order, type=pa.int64()))
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            local = pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64)
+            codes = np.where(local >= 0, rank[np.maximum(local, 0)] if len(rank) else -1, -1)
+            start = 0
+            for t, part in zip(holder_tables, parts):
+                c = codes[start:start + len(part)]
+                c.flags.writeable = False
+                self._codes[(t, ident, ident)] = c
+                start += len(part)
+            self._vocab[ident] = values
+            self.ids[ident] = pd.Index(values.to_numpy(zero_copy_only=False).astype(object), name="entity_id")
         self.offsets: dict[str, int] = {}
         total = 0
         for t in NODE_TYPES:
@@ -58,10 +80,20 @@ class Projection:
             total += len(self.ids[t])
         self.n_nodes = total
         self.relationships: dict[str, list[Relationship]] = {}
+        self._matrices: dict[tuple[str, str | None, str | None], sp.csr_matrix] = {}
         self._build(dataset)
 
-    def _index(self, node_type: str, values: pd.Series) -> np.ndarray:
-        return self.ids[node_type].get_indexer(values.to_numpy(dtype=object))
+    def codes(self, table: str, column: str, node_type: str) -> np.ndarray:
+        """int64 local index into `ids[node_type]` of each row's value of `table.column`
+        (-1 where the value is missing or unknown). Computed once per (table, column, type);
+        the returned array is shared: do not modify it."""
+        key = (table, column, node_type)
+        out = self._codes.get(key)
+        if out is None:
+            out = _lookup(_arrow(self.dataset.table(table)[column]), self._vocab[node_type])
+            out.flags.writeable = False
+            self._codes[key] = out
+        return out
 
     def _add(self, rel: str, st: str, tt: str, s: np.ndarray, t: np.ndarray) -> None:
         keep = (s >= 0) & (t >= 0)
@@ -72,18 +104,21 @@ class Projection:
         for rel, (table, st, sc, tt, tc) in EVENT_RELATIONSHIPS.items():
             if not dataset.has(table):
                 continue
-            df = dataset.tables[table]
-            self._add(rel, st, tt, self._index(st, df[sc]), self._index(tt, df[tc]))
+            self._add(rel, st, tt, self.codes(table, sc, st), self.codes(table, tc, tt))
         if dataset.has("agency_links"):
             links = dataset.tables["agency_links"]
+            is_type = {et: (links["entity_type"] == et).to_numpy(dtype=bool, na_value=False)
+                       for et in ("person", "employer")}
+            agency = self.codes("agency_links", "agency_id", "agency")
             for et in ("person", "employer"):
-                part = links[links["entity_type"] == et]
-                self._add("LINKED", "agency", et, self._index("agency", part["agency_id"]),
-                          self._index(et, part["entity_id"]))
+                part = is_type[et]
+                self._add("LINKED", "agency", et, agency[part],
+                          self.codes("agency_links", "entity_id", et)[part])
         for et in ("person", "employer"):
-            df = dataset.table(ENTITY_TABLE[et])
+            table = ENTITY_TABLE[et]
+            n = len(dataset.table(table))
             for ident, rel in IDENTIFIER_RELATIONSHIPS.items():
-                self._add(rel, et, ident, np.arange(len(df)), self._index(ident, df[ident]))
+                self._add(rel, et, ident, np.arange(n), self.codes(table, ident, ident))
 
     # -- lookups ---------------------------------------------------------------------------
     def node_index(self, node_type: str, node_id: str) -> int:
@@ -101,7 +136,15 @@ class Projection:
         raise IndexError(index)
 
     def matrix(self, rel: str, source_type: str | None = None, target_type: str | None = None) -> sp.csr_matrix:
-        """Sparse count matrix (source nodes x target nodes) of one relationship type."""
+        """Sparse count matrix (source nodes x target nodes) of one relationship type.
+        Built once per arguments and shared between callers: do not modify it in place."""
+        key = (rel, source_type, target_type)
+        m = self._matrices.get(key)
+        if m is None:
+            m = self._matrices[key] = self._build_matrix(rel, source_type, target_type)
+        return m
+
+    def _build_matrix(self, rel: str, source_type: str | None, target_type: str | None) -> sp.csr_matrix:
         parts = [r for r in self.relationships.get(rel, [])
                  if (source_type is None or r.source_type == source_type)
                  and (target_type is None or r.target_type == target_type)]
@@ -131,8 +174,18 @@ class Projection:
                 }))
         if not frames:
             return pd.DataFrame({"source": [], "target": [], "rel": [], "count": []}, dtype=np.int64)
-        df = pd.concat(frames, ignore_index=True)
-        return df.groupby(["source", "target", "rel"], sort=True).size().rename("count").reset_index()
+        n, k = max(self.n_nodes, 1), len(REL_TYPES)
+        if n * n * k >= 2**62:  # the packed key below would overflow
+            df = pd.concat(frames, ignore_index=True)
+            return df.groupby(["source", "target", "rel"], sort=True).size().rename("count").reset_index()
+        # One int64 key per row, ordered like (source, target, rel): np.unique sorts and counts.
+        key = np.concatenate([(f["source"].to_numpy() * n + f["target"].to_numpy()) * k
+                              + f["rel"].to_numpy().astype(np.int64) for f in frames])
+        key, count = np.unique(key, return_counts=True)
+        st, rel = np.divmod(key, k)
+        source, target = np.divmod(st, n)
+        return pd.DataFrame({"source": source, "target": target, "rel": rel.astype(np.int16),
+                             "count": count.astype(np.int64)})
 
     @cached_property
     def edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -161,3 +214,33 @@ class Projection:
         m.data[:] = 1
         m.sort_indices()
         return m
+
+
+def _arrow(s: pd.Series) -> pa.Array:
+    """A text column as one contiguous Arrow large_string array (missing -> null)."""
+    try:
+        a = pa.array(s.array)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        a = pa.array(s.to_numpy(dtype=object), from_pandas=True)
+    if isinstance(a, pa.ChunkedArray):
+        a = a.combine_chunks()
+    if a.type != pa.large_string():
+        a = a.cast(pa.large_string())
+    return a
+
+
+def _lookup(values: pa.Array, vocab: pa.Array) -> np.ndarray:
+    """Position of each value in `vocab` (unique strings) as int64, -1 where missing/absent.
+    Tables are often sorted by the looked-up column: then each run of one value is looked up once."""
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if values.null_count == 0 and n == len(vocab) and values.equals(vocab):
+        return np.arange(n, dtype=np.int64)
+    if n > 1 and values.null_count == 0:
+        change = pc.not_equal(values.slice(1), values.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+        starts = np.flatnonzero(np.concatenate([[True], change]))
+        if len(starts) * 2 < n:
+            head = pc.fill_null(pc.index_in(values.take(pa.array(starts)), value_set=vocab), -1)
+            return np.repeat(head.to_numpy().astype(np.int64), np.diff(np.append(starts, n)))
+    return pc.fill_null(pc.index_in(values, value_set=vocab), -1).to_numpy().astype(np.int64)

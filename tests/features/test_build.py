@@ -60,3 +60,35 @@ def test_same_day_pairs_can_be_restricted() -> None:
     all_pairs = same_day_clinic_pharmacy(dataset)
     only = same_day_clinic_pharmacy(dataset, person_id=pd.Index(["P4"]))
     assert set(only["person_id"]) <= {"P4"} and len(only) <= len(all_pairs)
+
+
+def test_projection_codes_point_at_the_ids() -> None:
+    frames = tiny_frames()
+    dataset = dataset_from_frames(frames)
+    proj = Projection(dataset)
+    for table, column, kind in (("visits", "person_id", "person"), ("visits", "clinic_id", "clinic"),
+                                ("persons", "phone", "phone")):
+        if not dataset.has(table):
+            continue
+        codes = proj.codes(table, column, kind)
+        values = dataset.tables[table][column]
+        assert (codes >= 0).sum() == values.notna().sum()
+        found = codes >= 0
+        assert list(proj.ids[kind][codes[found]]) == list(values[found])
+        assert codes is proj.codes(table, column, kind)      # computed once
+
+
+def test_multi_clinic_days_and_month_counts() -> None:
+    frames = tiny_frames()
+    frames["visits"] = pd.DataFrame({
+        "visit_id": [f"V{i}" for i in range(5)], "person_id": ["P1", "P1", "P1", "P2", "P2"],
+        "clinic_id": ["C1", "C2", "C1", "C1", "C1"],
+        "date": ["2025-02-01", "2025-02-01", "2025-02-01", "2025-02-03", "2025-02-20"],
+        "kind": "outpatient", "discharge_date": None, "diagnosis": "J20", "amount": "100", "claimed": "80"})
+    dataset = dataset_from_frames(frames)
+    f = build_features(dataset, Projection(dataset))
+    p, c = f["person"], f["clinic"]
+    assert p.loc["P1", "max_clinics_one_day"] == 2 and p.loc["P1", "days_multi_clinic"] == 1
+    assert p.loc["P2", "max_clinics_one_day"] == 1 and p.loc["P2", "days_multi_clinic"] == 0
+    assert p.loc["P1", "visits"] == 3 and p.loc["P2", "max_clinics_one_month"] == 1
+    assert c.loc["C1", "multi_clinic_day_visits"] == 2 / 4 and c.loc["C2", "multi_clinic_day_visits"] == 1.0
