@@ -52,12 +52,12 @@ class Projection:
         self.ids: dict[str, pd.Index] = {t: dataset.entity_ids(t) for t in ENTITY_TYPES}
         # Each type's ids as one Arrow array (same order as `ids`), for fast string -> code lookups.
         self._vocab: dict[str, pa.Array] = {
-            t: _arrow(dataset.table(ENTITY_TABLE[t])[ID_COLUMN[t]]) for t in ENTITY_TYPES}
+            t: arrow_text(dataset.table(ENTITY_TABLE[t])[ID_COLUMN[t]]) for t in ENTITY_TYPES}
         self._codes: dict[tuple[str, str, str], np.ndarray] = {}
         holder_tables = [ENTITY_TABLE[t] for t in ("person", "employer")]
         for ident in IDENTIFIER_TYPES:
             # One hashing pass gives both the distinct values and every holder row's code.
-            parts = [_arrow(dataset.table(t)[ident]) for t in holder_tables]
+            parts = [arrow_text(dataset.table(t)[ident]) for t in holder_tables]
             enc = pc.dictionary_encode(pa.concat_arrays(parts))
             order = pc.array_sort_indices(enc.dictionary).to_numpy()  # code-point order, like np.sort
             values = enc.dictionary.take(pa.array(order, type=pa.int64()))
@@ -90,7 +90,7 @@ class Projection:
         key = (table, column, node_type)
         out = self._codes.get(key)
         if out is None:
-            out = _lookup(_arrow(self.dataset.table(table)[column]), self._vocab[node_type])
+            out = _lookup(arrow_text(self.dataset.table(table)[column]), self._vocab[node_type])
             out.flags.writeable = False
             self._codes[key] = out
         return out
@@ -216,7 +216,7 @@ class Projection:
         return m
 
 
-def _arrow(s: pd.Series) -> pa.Array:
+def arrow_text(s: pd.Series) -> pa.Array:
     """A text column as one contiguous Arrow large_string array (missing -> null)."""
     try:
         a = pa.array(s.array)

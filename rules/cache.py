@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from graph.contract import ENTITY_TABLE, ID_COLUMN
 from graph.dataset import Dataset
+from graph.projection import arrow_text
 
 NAT = np.iinfo(np.int64).min   # what a missing date becomes as int64
 
@@ -54,7 +55,7 @@ class Cache:
         if kind not in self._vocab:
             ids = self.ds.table(ENTITY_TABLE[kind])[ID_COLUMN[kind]]
             ids = ids[ids.notna()]
-            a = _arrow(ids)
+            a = arrow_text(ids)
             if not (ids.is_unique and ids.is_monotonic_increasing):
                 a = pc.unique(a).sort()
             self._vocab[kind] = a
@@ -65,7 +66,7 @@ class Cache:
         key = ("codes", table, column, kind)
         if key in self._memo:
             return self._memo[key]
-        a = _arrow(self.ds.table(table)[column])
+        a = arrow_text(self.ds.table(table)[column])
         vocab = self.vocab(kind)
         if a.null_count == 0 and len(a) == len(vocab) and a.equals(vocab):   # the entity table itself
             codes = np.arange(len(a), dtype=np.int64)
@@ -158,16 +159,3 @@ def parse_months(s: pd.Series) -> np.ndarray:
         return np.full(len(s), -1, dtype=np.int64)
     u = np.array([(int(m[:4]) - 1970) * 12 + int(m[5:7]) - 1 for m in uniques], dtype=np.int64)
     return np.where(codes >= 0, u[np.maximum(codes, 0)], -1)
-
-
-def _arrow(s: pd.Series) -> pa.Array:
-    """A text column as one contiguous pyarrow large_string array (missing -> null)."""
-    try:
-        a = pa.array(s.array)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        a = pa.array(s.to_numpy(dtype=object), from_pandas=True)
-    if isinstance(a, pa.ChunkedArray):
-        a = a.combine_chunks()
-    if a.type != pa.large_string():
-        a = a.cast(pa.large_string())
-    return a
