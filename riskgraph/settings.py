@@ -43,6 +43,7 @@ class ModelSettings(BaseModel):
     learning_rate: float = 0.06
     n_estimators: int = 200
     min_child_samples: int = 20
+    max_bin: int = 63               # histogram bins per feature (LightGBM default 255; 63 trains ~2x faster)
     feature_fraction: float = 0.8
     threads: int = 2
     small_training_rows: int = 20_000  # train on one thread below this many labelled rows

@@ -37,7 +37,7 @@ class CrossFittedRiskModel:
             "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
             "scale_pos_weight": min((len(y) - pos) / pos, 50.0),
             "seed": s.seed, "deterministic": True, "force_row_wise": True,
-            "num_threads": threads, "verbose": -1,
+            "num_threads": threads, "verbose": -1, "max_bin": s.max_bin,
         }
         if s.monotone:
             params["monotone_constraints"] = [int(s.monotone.get(f, 0)) for f in features]
@@ -60,13 +60,14 @@ class CrossFittedRiskModel:
         self.boosters_: list[lgb.Booster] = []
         oof_margin = np.zeros(len(y))
         self.fold_of_ = folds
+        # Bin the feature matrix once (label-free) and train every fold on a subset of it.
+        full = lgb.Dataset(X, y, params=params, free_raw_data=False).construct()
         for k in np.unique(folds):
             train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-            data = lgb.Dataset(X.iloc[train], y[train], free_raw_data=True)
-            booster = lgb.train(params, data, num_boost_round=self.settings.n_estimators)
+            booster = lgb.train(params, full.subset(train), num_boost_round=self.settings.n_estimators)
             oof_margin[test] = booster.predict(X.iloc[test], raw_score=True)
             self.boosters_.append(booster)
-        self.final_ = lgb.train(params, lgb.Dataset(X, y), num_boost_round=self.settings.n_estimators)
+        self.final_ = lgb.train(params, full, num_boost_round=self.settings.n_estimators)
         self.calibrator_ = LogisticRegression(C=1e6).fit(oof_margin.reshape(-1, 1), y)
         self.oof_ = self._calibrate(oof_margin)
         self.metrics_ = classification_metrics(y, self.oof_)
