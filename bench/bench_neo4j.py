@@ -1,7 +1,8 @@
 """Neo4j store benchmark: ingest throughput and 2-hop neighbourhood latency.
 
     python bench/bench_neo4j.py --persons 100000 --seed 7            # synthetic data (riskgraph.synth)
-    python bench/bench_neo4j.py --data DIR [--batch-sizes 2000,5000,10000,20000]
+    python bench/bench_neo4j.py --data DIR [--batch-sizes 2000,5000,10000,20000] [--sessions 2]
+    python bench/bench_neo4j.py --url bolt://127.0.0.1:7691 ...   # another server than the default
 
 Needs a running server (`riskgraph neo4j start`). Ingest is timed on an emptied store, so the
 figure is writing the snapshot plus flipping the pointer (no old snapshot to delete).
@@ -9,6 +10,7 @@ figure is writing the snapshot plus flipping the pointer (no old snapshot to del
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -20,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from graph.dataset import Dataset, load_dataset  # noqa: E402
-from graph.neo4j_store import DEFAULT_BATCH_SIZE, Neo4jGraphStore  # noqa: E402
+from graph.neo4j_store import DEFAULT_BATCH_SIZE, DEFAULT_SESSIONS, Neo4jGraphStore  # noqa: E402
 from graph.store import EntityRef  # noqa: E402
 
 
@@ -29,9 +31,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def ingest(url: str, dataset: Dataset, batch_size: int) -> tuple[float, int]:
+def ingest(url: str, dataset: Dataset, batch_size: int, sessions: int = DEFAULT_SESSIONS) -> tuple[float, int]:
     """Seconds to load `dataset` into an emptied store, and the relationships written."""
-    store = Neo4jGraphStore(url, batch_size=batch_size)
+    store = Neo4jGraphStore(url, batch_size=batch_size, sessions=sessions)
     try:
         store.clear()
         started = time.perf_counter()
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--url", default="bolt://127.0.0.1:7687")
     ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     ap.add_argument("--batch-sizes", default="", help="comma-separated sizes to compare, e.g. 2000,5000,10000")
+    ap.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS,
+                    help="concurrent sessions writing independent tables")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--limit", type=int, default=200)
     args = ap.parse_args(argv)
@@ -84,9 +88,11 @@ def main(argv: list[str] | None = None) -> None:
 
     sizes = [int(s) for s in args.batch_sizes.split(",") if s] or [args.batch_size]
     for size in sizes:
-        seconds, rels = ingest(args.url, dataset, size)
-        print(f"ingest batch_size={size:>6}: {rels} relationships in {seconds:.1f}s = "
-              f"{rels / seconds:,.0f} relationships/s", flush=True)
+        load = os.getloadavg()[0]
+        seconds, rels = ingest(args.url, dataset, size, args.sessions)
+        print(f"ingest batch_size={size:>6} sessions={args.sessions}: {rels} relationships in {seconds:.1f}s = "
+              f"{rels / seconds:,.0f} relationships/s (load average {load:.2f} -> {os.getloadavg()[0]:.2f} "
+              f"on {os.cpu_count()} cores)", flush=True)
 
     times = two_hop_latency(args.url, dataset, args.queries, args.limit, args.seed)
     print(f"2-hop neighbourhood (limit {args.limit}, {len(times)} random persons): "

@@ -19,7 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from functools import partial
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,6 +43,9 @@ log = logging.getLogger(__name__)
 
 # Rows per UNWIND transaction; measured with bench/bench_neo4j.py --batch-sizes (see its docstring).
 DEFAULT_BATCH_SIZE = 10_000
+# Concurrent sessions (threads) writing independent tables of one load. 1 by default: with 2,
+# lock contention on shared end nodes doubled the server CPU per relationship (bench_neo4j.py).
+DEFAULT_SESSIONS = 1
 READ_BATCH_SIZE = 20_000
 DELETE_BATCH_SIZE = 20_000
 CONNECTION_TIMEOUT_S = 5.0
@@ -68,6 +74,8 @@ META_KEY = "riskgraph"
 TYPE_RANK = {t: i for i, t in enumerate(NODE_TYPES)}
 REL_RANK = {r: i for i, r in enumerate(REL_TYPES)}
 INTERNAL = ("_snapshot", "_id", "_row")
+SEP = "\x1f"   # joins a column's values into one string per batch (see _Column)
+NULL = "\x1e"  # a missing text value inside such a string
 
 
 def _q(name: str) -> str:
@@ -84,14 +92,21 @@ def _unavailable(url: str, exc: Exception) -> StoreUnavailable:
                             "For a local one: `riskgraph neo4j start`")
 
 
+class _Cancelled(Exception):
+    """A concurrent ingest job stopped because another one failed."""
+
+
 class Neo4jGraphStore(GraphStore):
     """A graph store in a Neo4j 5.x database (Community or Enterprise, or Aura)."""
 
     def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
-                 database: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+                 database: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 sessions: int = DEFAULT_SESSIONS) -> None:
         self.url = url
         self.database = database or None
         self.batch_size = int(batch_size)
+        self.sessions = max(1, int(sessions))
+        self._cancel = threading.Event()
         auth = (user or "neo4j", password) if password else None
         try:
             self._driver: Driver = GraphDatabase.driver(url, auth=auth, connection_timeout=CONNECTION_TIMEOUT_S,
@@ -244,85 +259,165 @@ class Neo4jGraphStore(GraphStore):
         self._write("MATCH (s:RiskGraphSnapshot {id: $s}) DELETE s", s=snap)
 
     # -- ingest ---------------------------------------------------------------------------------
-    def _batches(self, columns: dict[str, list[Any]], n: int) -> Iterator[dict[str, list[Any]]]:
-        for lo in range(0, n, self.batch_size):
-            yield {k: v[lo:lo + self.batch_size] for k, v in columns.items()}
+    # Throughput notes (bench/bench_neo4j.py): packing values one by one is the driver's main cost
+    # in pure Python (~4-5 us each), so most columns travel as ONE string per batch, joined with
+    # SEP and split once per transaction on the server (see _Column). Relationships find their
+    # end nodes by internal node id (NodeByIdSeek): the ids come back from the node CREATEs, so
+    # no second lookup of the (_snapshot, _id) unique index per end node is needed.
 
-    def _unwind(self, snap: str, body: str, columns: dict[str, list[Any]], n: int) -> None:
-        """Run `body` for each row i of the columnar batch ($c.<col>[i] is row i's value)."""
-        cypher = f"UNWIND range(0, size($c._row) - 1) AS i {body}"
-        for batch in self._batches(columns, n):
-            self._write(cypher, c=batch, s=snap)
+    def _create(self, snap: str, head: str, columns: list[_Column], n: int, *, ids: bool = False) -> list[int]:
+        """Run `head` (a clause using the columns' expressions) for rows 0..n-1 in batches; with
+        `ids`, `head` binds node `n` and the internal ids of the created nodes come back in row order."""
+        prelude = ", ".join(f"{c.prelude} AS {c.var}" for c in columns)
+        cypher = (f"WITH {prelude} UNWIND range(0, $n - 1) AS i {head}"
+                  + (" RETURN collect(i) AS rows, collect(id(n)) AS ids" if ids else ""))
+        out: list[int] = [0] * n if ids else []
+        for lo in range(0, n, self.batch_size):
+            if self._cancel.is_set():
+                raise _Cancelled()
+            hi = min(n, lo + self.batch_size)
+            params = {c.var: c.batch(lo, hi) for c in columns}
+            if ids:
+                rows = self._run(cypher, n=hi - lo, s=snap, sep=SEP, null=NULL, **params)
+                for i, node_id in zip(rows[0]["rows"], rows[0]["ids"]):
+                    out[lo + i] = node_id
+            else:
+                self._write(cypher, n=hi - lo, s=snap, sep=SEP, null=NULL, **params)
+        return out
+
+    def _create_nodes(self, snap: str, label: str, columns: list[_Column], n: int) -> list[int]:
+        _named(columns)
+        props = ", ".join(f"{_q(c.name)}: {c.expr}" for c in columns)
+        return self._create(snap, f"CREATE (n:{label} {{_snapshot: $s, {props}}})", columns, n, ids=True)
+
+    def _create_rels(self, snap: str, rel: str, src: list[int | None], dst: list[int | None],
+                     columns: list[_Column]) -> None:
+        """One relationship per row with both ends present (a row whose end is missing makes none,
+        as a MATCH on a missing node would); `columns` hold every row, _row included."""
+        keep = [j for j, (a, b) in enumerate(zip(src, dst)) if a is not None and b is not None]
+        if len(keep) < len(src):
+            columns = [c.take(keep) for c in columns]
+            src, dst = [src[j] for j in keep], [dst[j] for j in keep]
+        ends = [_Column.ints("_a", src), _Column.ints("_b", dst)]
+        _named(ends + columns)
+        props = ", ".join(f"{_q(c.name)}: {c.expr}" for c in columns)
+        a, b = ends[0].expr, ends[1].expr
+        self._create(snap, f"MATCH (x) WHERE id(x) = {a} MATCH (y) WHERE id(y) = {b} "
+                           f"CREATE (x)-[:{rel} {{_snapshot: $s, {props}}}]->(y)", ends + columns, len(src))
+
+    def _run_jobs(self, jobs: list[tuple[int, Callable[[], None]]]) -> None:
+        """Run (size, job) pairs, largest first, on up to self.sessions threads (one session each:
+        the server spreads concurrent transactions over its cores). The first failure stops the
+        other jobs at their next batch and is raised once every job has returned."""
+        jobs = sorted(jobs, key=lambda j: -j[0])
+        if self.sessions <= 1 or len(jobs) <= 1:
+            for _, job in jobs:
+                job()
+            return
+        self._cancel.clear()
+        with ThreadPoolExecutor(max_workers=self.sessions, thread_name_prefix="neo4j-ingest") as pool:
+            futures = [pool.submit(job) for _, job in jobs]
+            try:
+                wait(futures, return_when=FIRST_EXCEPTION)
+            finally:  # a failure (or an interrupt) ends the other jobs at their next batch
+                if not all(f.done() and f.exception() is None for f in futures):
+                    self._cancel.set()
+                wait(futures)
+        self._cancel.clear()
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise next((e for e in errors if not isinstance(e, _Cancelled)), errors[0])
 
     def _ingest(self, snap: str, dataset: Dataset) -> None:
-        for etype in ENTITY_TYPES:
-            table = ENTITY_TABLE[etype]
-            if table not in dataset.tables:
-                continue
-            df = dataset.tables[table]
-            cols = _columns(df)
-            cols["_id"] = cols[ID_COLUMN[etype]]
-            props = ", ".join(f"{_q(c)}: $c.{_q(c)}[i]" for c in cols)
-            self._unwind(snap, f"CREATE (:{LABELS[etype]} {{_snapshot: $s, {props}}})", cols, len(df))
-        self._ingest_identifiers(snap, dataset)
-        for table, (rel, st, sc, tt, tc) in EVENT_TABLES.items():
-            if table not in dataset.tables:
-                continue
-            df = dataset.tables[table]
-            cols = _columns(df)
-            props = ", ".join(f"{_q(c)}: $c.{_q(c)}[i]" for c in cols)
-            self._unwind(snap, f"MATCH (a:{LABELS[st]} {{_snapshot: $s, _id: $c.{_q(sc)}[i]}}) "
-                               f"MATCH (b:{LABELS[tt]} {{_snapshot: $s, _id: $c.{_q(tc)}[i]}}) "
-                               f"CREATE (a)-[:{rel} {{_snapshot: $s, {props}}}]->(b)", cols, len(df))
-        for table, rel, st, sc, tt, tc in DERIVED_RELS:
-            if table not in dataset.tables:
-                continue
-            df = dataset.tables[table]
-            part = df[df[sc].notna() & df[tc].notna()]
-            cols = {"src": _values(part[sc]), "dst": _values(part[tc]), "_row": list(range(len(part)))}
-            self._unwind(snap, f"MATCH (a:{LABELS[st]} {{_snapshot: $s, _id: $c.src[i]}}) "
-                               f"MATCH (b:{LABELS[tt]} {{_snapshot: $s, _id: $c.dst[i]}}) "
-                               f"CREATE (a)-[:{rel} {{_snapshot: $s, _row: $c._row[i]}}]->(b)", cols, len(part))
-        if "agency_links" in dataset.tables:
-            df = dataset.tables["agency_links"]
-            cols = _columns(df)
-            props = ", ".join(f"{_q(c)}: $c.{_q(c)}[i]" for c in cols)
-            for etype in ("person", "employer"):
-                mask = (df["entity_type"] == etype).to_numpy()
-                idx = np.flatnonzero(mask)
-                part = {k: [v[j] for j in idx] for k, v in cols.items()}
-                self._unwind(snap, f"MATCH (a:Agency {{_snapshot: $s, _id: $c.agency_id[i]}}) "
-                                   f"MATCH (b:{LABELS[etype]} {{_snapshot: $s, _id: $c.entity_id[i]}}) "
-                                   f"CREATE (a)-[:LINKED {{_snapshot: $s, {props}}}]->(b)", part, len(idx))
-        for table, label in FACT_LABELS.items():
-            if table not in dataset.tables:
-                continue
-            df = dataset.tables[table]
-            cols = _columns(df)
-            props = ", ".join(f"{_q(c)}: $c.{_q(c)}[i]" for c in cols)
-            self._unwind(snap, f"CREATE (:{label} {{_snapshot: $s, {props}}})", cols, len(df))
+        tables = dataset.tables
+        node_ids: dict[str, dict[Any, int]] = {}  # node type -> {_id: internal id}
 
-    def _ingest_identifiers(self, snap: str, dataset: Dataset) -> None:
-        holders = [(et, dataset.tables[ENTITY_TABLE[et]]) for et in ("person", "employer")
-                   if ENTITY_TABLE[et] in dataset.tables]
+        # 1. nodes: entities, and the shared identifiers (their values come from persons/employers)
+        def entity_nodes(etype: str) -> None:
+            df = tables[ENTITY_TABLE[etype]]
+            columns = _table_columns(df) + [_Column.of("_id", df[ID_COLUMN[etype]])]
+            node_ids[etype] = dict(zip(_values(df[ID_COLUMN[etype]]),
+                                       self._create_nodes(snap, LABELS[etype], columns, len(df))))
+
+        holders = [(et, tables[ENTITY_TABLE[et]]) for et in ("person", "employer") if ENTITY_TABLE[et] in tables]
+        identifier_values: dict[str, list[str]] = {}
         for ident in IDENTIFIER_TYPES:
             present = [df[ident].dropna() for _, df in holders if ident in df.columns]
             values = np.sort(pd.concat(present).unique().astype(object)) if present else np.array([], dtype=object)
-            if len(values) == 0:
-                continue
-            vals = [str(v) for v in values]
-            self._unwind(snap, f"CREATE (:{LABELS[ident]} {{_snapshot: $s, _id: $c._id[i], _row: $c._row[i]}})",
-                         {"_id": vals, "_row": list(range(len(vals)))}, len(vals))
-            row = 0
+            if len(values):
+                identifier_values[ident] = [str(v) for v in values]
+
+        def identifier_nodes(ident: str) -> None:
+            vals = identifier_values[ident]
+            created = self._create_nodes(snap, LABELS[ident], [
+                _Column.of("_id", pd.Series(vals, dtype=object)), _Column.ints("_row", list(range(len(vals))))],
+                len(vals))
+            node_ids[ident] = dict(zip(vals, created))
+
+        jobs: list[tuple[int, Callable[[], None]]] = []
+        for etype in ENTITY_TYPES:
+            if ENTITY_TABLE[etype] in tables:
+                jobs.append((len(tables[ENTITY_TABLE[etype]]), partial(entity_nodes, etype)))
+        for ident, vals in identifier_values.items():
+            jobs.append((len(vals), partial(identifier_nodes, ident)))
+        self._run_jobs(jobs)
+
+        # 2. relationships (by internal ids of their end nodes) and the unconnected fact nodes
+        def ends(etype: str, values: list[Any]) -> list[int | None]:
+            ids = node_ids.get(etype, {})
+            return [ids.get(v) for v in values]
+
+        def event_rels(table: str) -> None:
+            rel, st, sc, tt, tc = EVENT_TABLES[table]
+            df = tables[table]
+            self._create_rels(snap, rel, ends(st, _values(df[sc])), ends(tt, _values(df[tc])), _table_columns(df))
+
+        def derived_rels(table: str, rel: str, st: str, sc: str, tt: str, tc: str) -> None:
+            df = tables[table]
+            part = df[df[sc].notna() & df[tc].notna()]
+            self._create_rels(snap, rel, ends(st, _values(part[sc])), ends(tt, _values(part[tc])),
+                              [_Column.ints("_row", list(range(len(part))))])
+
+        def linked_rels(etype: str) -> None:
+            df = tables["agency_links"]
+            idx = np.flatnonzero((df["entity_type"] == etype).to_numpy())
+            part = df.iloc[idx]
+            columns = _table_columns(part)
+            columns[-1] = _Column.ints("_row", idx.tolist())  # rows of the whole table
+            self._create_rels(snap, "LINKED", ends("agency", _values(part["agency_id"])),
+                              ends(etype, _values(part["entity_id"])), columns)
+
+        def identifier_rels(ident: str) -> None:
+            row = 0  # one row numbering over all holders, persons first
             for et, df in holders:
                 part = df[df[ident].notna()]
-                cols = {"src": _values(part[ID_COLUMN[et]]), "dst": _values(part[ident]),
-                        "_row": list(range(row, row + len(part)))}
+                self._create_rels(snap, IDENTIFIER_RELS[ident], ends(et, _values(part[ID_COLUMN[et]])),
+                                  ends(ident, _values(part[ident])),
+                                  [_Column.ints("_row", list(range(row, row + len(part))))])
                 row += len(part)
-                self._unwind(snap, f"MATCH (a:{LABELS[et]} {{_snapshot: $s, _id: $c.src[i]}}) "
-                                   f"MATCH (b:{LABELS[ident]} {{_snapshot: $s, _id: $c.dst[i]}}) "
-                                   f"CREATE (a)-[:{IDENTIFIER_RELS[ident]} {{_snapshot: $s, _row: $c._row[i]}}]->(b)",
-                             cols, len(part))
+
+        def fact_nodes(table: str, label: str) -> None:
+            columns = _named(_table_columns(tables[table]))
+            props = ", ".join(f"{_q(c.name)}: {c.expr}" for c in columns)
+            self._create(snap, f"CREATE (:{label} {{_snapshot: $s, {props}}})", columns, len(tables[table]))
+
+        jobs = []
+        for table in EVENT_TABLES:
+            if table in tables:
+                jobs.append((len(tables[table]), partial(event_rels, table)))
+        for table, *spec in DERIVED_RELS:
+            if table in tables:
+                jobs.append((len(tables[table]), partial(derived_rels, table, *spec)))
+        if "agency_links" in tables:
+            for etype in ("person", "employer"):
+                jobs.append((len(tables["agency_links"]), partial(linked_rels, etype)))
+        for ident in identifier_values:
+            jobs.append((sum(int(df[ident].notna().sum()) for _, df in holders if ident in df.columns),
+                         partial(identifier_rels, ident)))
+        for table, label in FACT_LABELS.items():
+            if table in tables:
+                jobs.append((len(tables[table]), partial(fact_nodes, table, label)))
+        self._run_jobs(jobs)
 
     # -- reading the snapshot back ------------------------------------------------------------------
     def _require_current(self) -> dict[str, Any]:
@@ -515,10 +610,79 @@ def _values(s: pd.Series) -> list[Any]:
     return arr.tolist()
 
 
-def _columns(df: pd.DataFrame) -> dict[str, list[Any]]:
-    cols = {c: _values(df[c]) for c in df.columns}
-    cols["_row"] = list(range(len(df)))
-    return cols
+def _named(columns: list[_Column]) -> list[_Column]:
+    """Give the columns of one query their variables c0, c1, ... (same text each load: plan cache)."""
+    for j, c in enumerate(columns):
+        c.var = f"c{j}"
+    return columns
+
+
+def _table_columns(df: pd.DataFrame) -> list[_Column]:
+    """Every column of `df` then `_row` (0..len-1), ready for _create."""
+    out = [_Column.of(c, df[c]) for c in df.columns]
+    out.append(_Column.ints("_row", list(range(len(df)))))
+    return out
+
+
+class _Column:
+    """One property column of an ingest, sent per batch in its cheapest exact form:
+    - "str": text values joined with SEP into one string (a missing value is NULL);
+    - "float" / "int": repr() of each value joined with SEP ('' when missing), read back with
+      toFloat / toInteger (repr round-trips a double exactly, and so does Java's parser);
+    - "date": YYYY-MM-DD joined with SEP ('' when missing), stored as a native date();
+    - "list": anything else (or text containing SEP/NULL), as a plain Bolt list.
+    The server splits each joined string once per batch (`prelude`); `expr` is row i's value."""
+
+    def __init__(self, name: str, kind: str, items: list[Any], has_null: bool) -> None:
+        self.name, self.kind, self.items, self.has_null = name, kind, items, has_null
+        self.var = ""  # its parameter and variable in the query, set by _named()
+
+    @classmethod
+    def of(cls, name: str, s: pd.Series) -> _Column:
+        missing = s.isna().to_numpy()
+        has_null = bool(missing.any())
+        if pd.api.types.is_datetime64_any_dtype(s) and getattr(s.dt, "tz", None) is None:
+            text = s.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(str).astype(object)
+            text[missing] = ""
+            return cls(name, "date", text.tolist(), has_null)
+        if pd.api.types.is_integer_dtype(s) and not has_null:
+            return cls.ints(name, s.astype("int64").tolist())
+        if pd.api.types.is_float_dtype(s):
+            arr = s.to_numpy(dtype="float64", na_value=np.nan)
+            if not np.isinf(arr).any():
+                return cls(name, "float", ["" if v != v else repr(v) for v in arr.tolist()], has_null)
+        values = _values(s)
+        if (pd.api.types.is_string_dtype(s) and all(v is None or type(v) is str for v in values)
+                and not any(v is not None and (SEP in v or NULL in v) for v in values)):
+            return cls(name, "str", [NULL if v is None else v for v in values], has_null)
+        return cls(name, "list", values, has_null)
+
+    @classmethod
+    def ints(cls, name: str, values: list[int]) -> _Column:
+        return cls(name, "int", [str(v) for v in values], False)
+
+    def take(self, rows: list[int]) -> _Column:
+        return _Column(self.name, self.kind, [self.items[j] for j in rows], self.has_null)
+
+    def batch(self, lo: int, hi: int) -> Any:
+        return self.items[lo:hi] if self.kind == "list" else SEP.join(self.items[lo:hi])
+
+    @property
+    def prelude(self) -> str:
+        return f"${self.var}" if self.kind == "list" else f"split(${self.var}, $sep)"
+
+    @property
+    def expr(self) -> str:
+        v = f"{self.var}[i]"
+        if self.kind == "str":
+            return f"CASE {v} WHEN $null THEN null ELSE {v} END" if self.has_null else v
+        if self.kind == "float":
+            return f"toFloat({v})"
+        if self.kind == "int":
+            return f"toInteger({v})"
+        if self.kind == "date":
+            return f"CASE {v} WHEN '' THEN null ELSE date({v}) END" if self.has_null else f"date({v})"
+        return v
 
 
 def _attributes(node_type: str, props: dict[str, Any], order: dict[str, list[str]]) -> dict[str, Any]:
