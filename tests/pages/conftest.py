@@ -30,9 +30,13 @@ def _chromium() -> str | None:
     return os.environ.get("RISKGRAPH_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright missing: run tests/pages/setup.sh")
+# The page tests never skip: a missing browser or driver is a failure with the fix in its message.
+try:
+    from playwright import sync_api
+except ImportError as exc:
+    raise RuntimeError("python playwright missing: run tests/pages/setup.sh (make test does)") from exc
 if _chromium() is None:
-    pytest.skip("no chromium on PATH: run tests/pages/setup.sh", allow_module_level=True)
+    raise RuntimeError("no chromium on PATH: run tests/pages/setup.sh (make test does)")
 
 
 def page_settings(home: Path) -> Settings:
