@@ -51,7 +51,6 @@ def _free_port() -> int:
 
 def _prepare(home: Path, persons: int) -> None:
     from riskgraph.pipeline import run_pipeline
-    from riskgraph.settings import Settings
     from riskgraph.synth import generate
 
     data = home.parent / "data"

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -118,7 +117,7 @@ def run_pipeline(*, data: Path, out: Path, settings: Settings, store_url: str | 
                 "report.html": lambda p: write_report(p, scores=scores, models=models, rings=ring_result.rings,
                                                       manifest=manifest, settings=settings),
             }
-            _write_outputs(out, files, manifest, timer)
+            _write_outputs(out, files)
             save_feature_matrices(settings.home / "features", models)
             db.replace_results({"scores": scores, "rule_hits": rule_result.hits,
                                 "rings": ring_result.rings, "ring_members": rings_members, "ring_edges": ring_result.edges,
@@ -151,7 +150,7 @@ def save_feature_matrices(folder: Path, models: dict[str, EntityScores]) -> None
         os.replace(tmp, target)
 
 
-def _write_outputs(out: Path, files: dict[str, Callable[[Path], Any]], manifest: dict, timer: StageTimer) -> None:
+def _write_outputs(out: Path, files: dict[str, Callable[[Path], Any]]) -> None:
     """Write every file into a staging folder, then move them in: no half-written output."""
     out.mkdir(parents=True, exist_ok=True)
     staging = out / ".staging"

@@ -2,7 +2,6 @@
 the columns of the entity table (a classic credit table). The graph model must beat it."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from features.build import attributes, reference_date
