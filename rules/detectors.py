@@ -38,7 +38,11 @@ class Detector:
     evidence: tuple[str, ...]          # record columns it returns, in order
     needs: tuple[str, ...]             # "table.column" that must all have values
     needs_any: tuple[str, ...] = ()    # at least one of these must have values
-    doc: str = ""
+
+    @property
+    def doc(self) -> str:
+        """What the detector finds: its function's docstring."""
+        return self.fn.__doc__ or ""
 
     def run(self, dataset: Dataset, params: Any, cache: Cache | None = None) -> pd.DataFrame:
         """The evidence records; pass the evaluation's cache to share codes across detectors."""
@@ -771,35 +775,31 @@ def agency_shell_routing(ds: Dataset, p: AgencyRoutingParams, cx: Cache) -> pd.D
 
 DETECTORS: MappingProxyType[str, Detector] = MappingProxyType({d.name: d for d in (
     Detector("multi_clinic_visits", "person", MultiClinicParams, multi_clinic_visits, MULTI_CLINIC_EVIDENCE,
-             ("visits.date",), doc=multi_clinic_visits.__doc__ or ""),
+             ("visits.date",)),
     Detector("split_admission", "person", SplitAdmissionParams, split_admission, SPLIT_EVIDENCE,
-             ("visits.date", "visits.kind", "visits.diagnosis"), doc=split_admission.__doc__ or ""),
+             ("visits.date", "visits.kind", "visits.diagnosis")),
     Detector("activity_during_stay", "person", DuringStayParams, activity_during_stay, STAY_EVIDENCE,
-             ("visits.date", "visits.kind", "visits.discharge_date"), doc=activity_during_stay.__doc__ or ""),
+             ("visits.date", "visits.kind", "visits.discharge_date")),
     Detector("activity_after_death", "person", AfterDeathParams, activity_after_death, DEATH_EVIDENCE,
-             ("persons.death_date",), ("visits.date", "purchases.date", "benefits.month"),
-             doc=activity_after_death.__doc__ or ""),
+             ("persons.death_date",), ("visits.date", "purchases.date", "benefits.month")),
     Detector("over_prescribing", "person", OverSupplyParams, over_prescribing, OVER_SUPPLY_EVIDENCE,
-             ("purchases.days_supply",), doc=over_prescribing.__doc__ or ""),
+             ("purchases.days_supply",)),
     Detector("overlapping_supply", "person", OverlapSupplyParams, overlapping_supply, OVERLAP_EVIDENCE,
-             ("purchases.date", "purchases.drug_code", "purchases.days_supply"), doc=overlapping_supply.__doc__ or ""),
+             ("purchases.date", "purchases.drug_code", "purchases.days_supply")),
     Detector("clinic_over_capacity", "clinic", OverCapacityParams, clinic_over_capacity, CAPACITY_EVIDENCE,
-             ("clinics.beds", "visits.date", "visits.kind"), doc=clinic_over_capacity.__doc__ or ""),
+             ("clinics.beds", "visits.date", "visits.kind")),
     Detector("benefit_while_contributing", "person", BenefitWhileContributingParams, benefit_while_contributing,
-             CONTRIB_BENEFIT_EVIDENCE, ("benefits.month", "contributions.paid"),
-             doc=benefit_while_contributing.__doc__ or ""),
+             CONTRIB_BENEFIT_EVIDENCE, ("benefits.month", "contributions.paid")),
     Detector("benefit_after_death", "person", BenefitAfterDeathParams, benefit_after_death,
-             BENEFIT_DEATH_EVIDENCE, ("benefits.month", "persons.death_date"), doc=benefit_after_death.__doc__ or ""),
+             BENEFIT_DEATH_EVIDENCE, ("benefits.month", "persons.death_date")),
     Detector("ineligible_benefits", "person", IneligibleBenefitParams, ineligible_benefits, INELIGIBLE_EVIDENCE,
-             ("benefits.month",), ("persons.death_date", "contributions.paid", "employment.start_date"),
-             doc=ineligible_benefits.__doc__ or ""),
+             ("benefits.month",), ("persons.death_date", "contributions.paid", "employment.start_date")),
     Detector("employer_arrears", "employer", ArrearsParams, employer_arrears, ARREARS_EVIDENCE,
-             ("contributions.due",), doc=employer_arrears.__doc__ or ""),
+             ("contributions.due",)),
     Detector("base_below_wage", "employer", BaseBelowWageParams, base_below_wage, BASE_EVIDENCE,
-             ("contributions.base", "employment.monthly_wage"), doc=base_below_wage.__doc__ or ""),
+             ("contributions.base", "employment.monthly_wage")),
     Detector("headcount_inflation", "employer", HeadcountParams, headcount_inflation, HEADCOUNT_EVIDENCE,
-             ("contributions.month",), doc=headcount_inflation.__doc__ or ""),
+             ("contributions.month",)),
     Detector("agency_shell_routing", "agency", AgencyRoutingParams, agency_shell_routing, AGENCY_EVIDENCE,
-             ("employment.employer_id",), ("employment.agency_id", "agency_links.agency_id"),
-             doc=agency_shell_routing.__doc__ or ""),
+             ("employment.employer_id",), ("employment.agency_id", "agency_links.agency_id")),
 )})
