@@ -185,7 +185,13 @@ def reasons_from_contributions(contrib: pd.DataFrame, X: pd.DataFrame, top: int,
     cols = np.asarray(contrib.columns)
     ctx = (context.reindex(contrib.index).to_dict("records") if context is not None and len(context.columns)
            else [{}] * len(contrib))
-    xcol = {c: X.columns.get_loc(c) for c in cols if c in X.columns}
+    xcols: dict[str, np.ndarray | None] = {}   # a feature's values, taken out of X when first needed
+
+    def value(f: str, i: int) -> object:
+        if f not in xcols:
+            xcols[f] = X[f].to_numpy() if f in X.columns else None
+        column = xcols[f]
+        return None if column is None else column[i]
     out = []
     for i, row in enumerate(order):
         items: list[dict] = []
@@ -195,7 +201,7 @@ def reasons_from_contributions(contrib: pd.DataFrame, X: pd.DataFrame, top: int,
             if c <= 0 or len(items) >= top:
                 break
             f = str(cols[j])
-            v = X.iat[i, xcol[f]] if f in xcol else None
+            v = value(f, i)
             en, zh = describe(f, v, ctx[i], rule_titles)
             if en in seen:
                 seen[en]["contribution"] = round(seen[en]["contribution"] + c, 4)

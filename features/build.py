@@ -14,6 +14,7 @@ int64 keys (code * size + other code). Codes of entities missing from their enti
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -142,8 +143,8 @@ def _distinct_per_group(key: np.ndarray, per: int) -> tuple[np.ndarray, np.ndarr
 
 @dataclass(frozen=True)
 class SameDayPairs:
-    """(person, day, clinic, pharmacy) codes of same-day visit + purchase combinations:
-    `same_day_clinic_pharmacy` without the strings."""
+    """(person, day, clinic, pharmacy) codes of same-day visit + purchase combinations: each
+    distinct (person, day, clinic) visit joined with each distinct (person, day, pharmacy) purchase."""
 
     person: np.ndarray
     day: np.ndarray
@@ -152,6 +153,10 @@ class SameDayPairs:
 
     def __len__(self) -> int:
         return len(self.person)
+
+
+# Same-day pairs per projection (weak keys: they go when the projection goes).
+_PAIRS: "weakref.WeakKeyDictionary[Projection, SameDayPairs]" = weakref.WeakKeyDictionary()
 
 
 class _Columns:
@@ -276,8 +281,8 @@ class _VisitDays:
 
 
 def _same_day_pairs(cols: _Columns) -> SameDayPairs:
-    """Integer version of same_day_clinic_pharmacy: distinct (person, day, clinic) visits joined
-    with distinct (person, day, pharmacy) purchases on (person, day)."""
+    """Distinct (person, day, clinic) visits joined with distinct (person, day, pharmacy)
+    purchases on (person, day), all as integer codes."""
     empty = np.zeros(0, dtype=np.int64)
     if not (cols.ds.has("visits") and cols.ds.has("purchases")):
         return SameDayPairs(empty, empty, empty, empty)
@@ -309,7 +314,7 @@ def _pair_counts(a: np.ndarray, na: int, b: np.ndarray, nb: int) -> tuple[np.nda
 
 def _top_partner(pairs: SameDayPairs, key: str, partner: str, cols: _Columns) -> tuple[np.ndarray, np.ndarray]:
     """Per `key` entity: its top same-day partner (code, -1 if none) and the number of distinct
-    persons who met it there; ties go to the partner with the smallest id (as top_partners)."""
+    persons who met it there; ties go to the partner with the smallest id."""
     kt, pt = key.removesuffix("_id"), partner.removesuffix("_id")
     nk, npn, nper = cols.n(kt), max(cols.n(pt), 1), cols.n("person")
     k, q = getattr(pairs, kt), getattr(pairs, pt)
@@ -509,19 +514,6 @@ def _top_pair_days(pairs: SameDayPairs, cols: _Columns) -> np.ndarray:
     return _group_max(key // (nc * nh), n, days).astype(np.float64)
 
 
-def top_partners(pairs: pd.DataFrame, key: str, partner: str) -> pd.DataFrame:
-    """Per `key` entity: its top same-day partner, and the share of the key's persons who met
-    that partner on the same day (ties broken by id, so the result is deterministic)."""
-    if len(pairs) == 0:
-        return pd.DataFrame(columns=["partner", "persons", "share"])
-    per = pairs.groupby([key, partner], sort=True)["person_id"].nunique().rename("persons").reset_index()
-    per = per.sort_values([key, "persons", partner], ascending=[True, False, True], kind="mergesort")
-    top = per.drop_duplicates(key).set_index(key)
-    total = pairs.groupby(key)["person_id"].nunique()
-    return pd.DataFrame({"partner": top[partner], "persons": top["persons"].astype(float),
-                         "share": top["persons"] / total.reindex(top.index)})
-
-
 def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None,
                       cols: _Columns | None = None) -> pd.DataFrame:
     cols = cols or _Columns(dataset, proj)
@@ -567,21 +559,45 @@ def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
     return f
 
 
-def same_day_clinic_pharmacy(dataset: Dataset, *, person_id: pd.Index | None = None,
-                             clinic_id: pd.Index | None = None, pharmacy_id: pd.Index | None = None) -> pd.DataFrame:
-    """(person, date, clinic, pharmacy) rows where a visit and a purchase fall on one day,
-    optionally only for some persons, clinics or pharmacies."""
-    if not (dataset.has("visits") and dataset.has("purchases")):
-        return pd.DataFrame(columns=["person_id", "date", "clinic_id", "pharmacy_id"])
-    v = dataset.tables["visits"][["person_id", "date", "clinic_id"]]
-    p = dataset.tables["purchases"][["person_id", "date", "pharmacy_id"]]
-    if person_id is not None:
-        v, p = v[v["person_id"].isin(person_id)], p[p["person_id"].isin(person_id)]
-    if clinic_id is not None:
-        v = v[v["clinic_id"].isin(clinic_id)]
-    if pharmacy_id is not None:
-        p = p[p["pharmacy_id"].isin(pharmacy_id)]
-    return v.dropna().drop_duplicates().merge(p.dropna().drop_duplicates(), on=["person_id", "date"])
+def same_day_pairs(dataset: Dataset, proj: Projection) -> SameDayPairs:
+    """Same-day (person, day, clinic, pharmacy) codes of the projection, computed once and kept
+    for as long as the projection lives (features and reasons both use them)."""
+    pairs = _PAIRS.get(proj)
+    if pairs is None:
+        pairs = _PAIRS[proj] = _Columns(dataset, proj).pairs
+    return pairs
+
+
+def same_day_partners(dataset: Dataset, proj: Projection, entity_type: str) -> pd.DataFrame:
+    """Who each entity meets on the same day, for reasons: a clinic's top pharmacy and a
+    pharmacy's top clinic (most distinct persons; ties to the smaller id), with those persons;
+    a person's most repeated (clinic, pharmacy) pair and its days (ties to the smaller ids).
+    Rows only for entities with a same-day co-occurrence, indexed by id."""
+    cols = _Columns(dataset, proj)
+    pairs = same_day_pairs(dataset, proj)
+    ids = proj.ids[entity_type]
+    if entity_type in ("clinic", "pharmacy"):
+        partner = "pharmacy" if entity_type == "clinic" else "clinic"
+        top, persons = _top_partner(pairs, f"{entity_type}_id", f"{partner}_id", cols)
+        has = np.flatnonzero(top >= 0)
+        return pd.DataFrame({"partner": proj.ids[partner].to_numpy(dtype=object)[top[has]],
+                             "persons": persons[has]}, index=ids[has])
+    if entity_type != "person":
+        raise ValueError(f"same-day partners are defined for persons, clinics and pharmacies, not {entity_type}")
+    n, nc, nh = cols.n("person"), max(cols.n("clinic"), 1), max(cols.n("pharmacy"), 1)
+    rc, rh = cols.rank("clinic"), cols.rank("pharmacy")
+    # pairs rows are distinct (person, day, clinic, pharmacy): rows per triple = distinct days.
+    # Keys hold id ranks, so among equal days the smallest key is the smallest (clinic, pharmacy).
+    keys, days = _unique_counts(_pack([(pairs.person, n), (rc[pairs.clinic], nc), (rh[pairs.pharmacy], nh)]))
+    person = keys // (nc * nh)
+    order = np.lexsort((keys, -days, person))
+    first = order[np.concatenate(([True], person[order][1:] != person[order][:-1]))] if len(order) else order
+    clinic_rank, pharmacy_rank = np.divmod(keys[first] % (nc * nh), nh)
+    return pd.DataFrame({
+        "clinic": proj.ids["clinic"].to_numpy(dtype=object)[np.argsort(rc)[clinic_rank]],
+        "pharmacy": proj.ids["pharmacy"].to_numpy(dtype=object)[np.argsort(rh)[pharmacy_rank]],
+        "days": days[first].astype(np.float64),
+    }, index=ids[person[first]])
 
 
 def clinic_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, pairs: SameDayPairs,
@@ -704,7 +720,7 @@ def build_features(dataset: Dataset, proj: Projection) -> dict[str, pd.DataFrame
     """Feature table per entity type (rows in the projection's sorted id order)."""
     ref = reference_date(dataset)
     cols = _Columns(dataset, proj)
-    pairs = cols.pairs
+    pairs = _PAIRS[proj] = cols.pairs
     out = {
         "person": person_features(dataset, proj, ref, pairs, cols),
         "employer": employer_features(dataset, proj, ref, cols),

@@ -12,7 +12,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from explain.reasons import RING_TYPES, deviation_contributions, reasons_from_contributions
-from features.build import same_day_clinic_pharmacy, top_partners
+from features.build import same_day_partners
 from features.rings import RingSettings
 from graph.dataset import Dataset
 from graph.projection import Projection
@@ -91,34 +91,59 @@ ENTITY_WORDS = {"person": ("person", "persons", "人员"), "employer": ("employe
 def labelled_neighbour_features(proj: Projection, entity_type: str, label_vec: np.ndarray,
                                 known_vec: np.ndarray) -> pd.DataFrame:
     """Share of an entity's labelled neighbours (1 hop, and 2 hops through shared counterparts
-    weighted 1/degree) that are confirmed bad. Callers mask out labels that must not be seen."""
-    adj = proj.adjacency().astype(np.float64)
-    lo = proj.offsets[entity_type]
-    rows = adj[lo:lo + len(proj.ids[entity_type])]
-    deg = np.asarray(adj.sum(axis=1)).ravel()
-    inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
-    bad1, known1 = rows @ label_vec, rows @ known_vec
-    self_bad = label_vec[lo:lo + rows.shape[0]]
-    self_known = known_vec[lo:lo + rows.shape[0]]
-    # 2-hop sums include the walk back to the entity itself: remove it so no label leaks.
-    back = rows @ inv
-    bad2 = rows @ (inv * (adj @ label_vec)) - back * self_bad
-    known2 = rows @ (inv * (adj @ known_vec)) - back * self_known
-    out = pd.DataFrame({
-        "labelled_neighbours": known1,
-        "labelled_neighbour_share": np.divide(bad1, known1, out=np.zeros_like(bad1), where=known1 > 0),
-        "labelled_2hop_share": np.divide(bad2, known2, out=np.zeros_like(bad2), where=known2 > 1e-9),
-    }, index=proj.ids[entity_type])
-    if entity_type in IDENTIFIER_HOLDERS:
-        for ident, rel in IDENTIFIER_RELATIONS:
-            own = proj.matrix(rel, entity_type, ident)
-            if own.nnz == 0:
-                continue
-            bad_per_value = sum(proj.matrix(rel, h, ident).T @ label_vec[proj.offsets[h]:proj.offsets[h] + len(proj.ids[h])]
-                                for h in IDENTIFIER_HOLDERS)
-            count = own @ bad_per_value - self_bad * np.asarray(own.sum(axis=1)).ravel()
-            out[f"confirmed_fraud_sharing_{ident}"] = np.maximum(count, 0)
-    return out
+    weighted 1/degree) that are confirmed bad. Callers mask out labels that must not be seen.
+    `label_vec` / `known_vec` may be (nodes, k) matrices: k label views at the cost of one pass;
+    the result then holds k frames' columns side by side, view j's under suffix `@j`."""
+    return _LabelPropagation(proj, entity_type).features(label_vec, known_vec)
+
+
+class _LabelPropagation:
+    """The label-free parts of labelled_neighbour_features (adjacency, degrees, identifier
+    matrices), built once per entity type and applied to any number of label views."""
+
+    def __init__(self, proj: Projection, entity_type: str) -> None:
+        adj = proj.adjacency().astype(np.float64)
+        self.ids = proj.ids[entity_type]
+        self.lo = proj.offsets[entity_type]
+        self.hi = self.lo + len(self.ids)
+        self.adj = adj
+        self.rows = adj[self.lo:self.hi]
+        deg = np.asarray(adj.sum(axis=1)).ravel()
+        self.inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
+        self.back = self.rows @ self.inv   # 2-hop walks that return to the entity itself
+        self.identifiers = []
+        if entity_type in IDENTIFIER_HOLDERS:
+            for ident, rel in IDENTIFIER_RELATIONS:
+                own = proj.matrix(rel, entity_type, ident)
+                if own.nnz == 0:
+                    continue
+                holders = [(proj.matrix(rel, h, ident).T.tocsr(), proj.offsets[h], proj.offsets[h] + len(proj.ids[h]))
+                           for h in IDENTIFIER_HOLDERS]
+                self.identifiers.append((ident, own, np.asarray(own.sum(axis=1)).ravel(), holders))
+
+    def features(self, label: np.ndarray, known: np.ndarray) -> pd.DataFrame:
+        single = label.ndim == 1
+        lab = label.reshape(len(label), -1)
+        kno = known.reshape(len(known), -1)
+        both = np.hstack([lab, kno])
+        k = lab.shape[1]
+        hop1 = self.rows @ both
+        hop2 = self.rows @ (self.inv[:, None] * (self.adj @ both))
+        # 2-hop sums include the walk back to the entity itself: remove it so no label leaks.
+        hop2 -= self.back[:, None] * both[self.lo:self.hi]
+        bad1, known1, bad2, known2 = hop1[:, :k], hop1[:, k:], hop2[:, :k], hop2[:, k:]
+        cols: dict[str, np.ndarray] = {
+            "labelled_neighbours": known1,
+            "labelled_neighbour_share": np.divide(bad1, known1, out=np.zeros_like(bad1), where=known1 > 0),
+            "labelled_2hop_share": np.divide(bad2, known2, out=np.zeros_like(bad2), where=known2 > 1e-9),
+        }
+        self_bad = lab[self.lo:self.hi]
+        for ident, own, own_count, holders in self.identifiers:
+            bad_per_value = sum(m @ lab[a:b] for m, a, b in holders)
+            cols[f"confirmed_fraud_sharing_{ident}"] = np.maximum(own @ bad_per_value - self_bad * own_count[:, None], 0)
+        if single:
+            return pd.DataFrame({name: v[:, 0] for name, v in cols.items()}, index=self.ids)
+        return pd.DataFrame({f"{name}@{j}": v[:, j] for j in range(k) for name, v in cols.items()}, index=self.ids)
 
 
 def _label_vectors(proj: Projection, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,19 +166,23 @@ def _out_of_fold_label_features(proj: Projection, entity_type: str, labels: pd.D
     ids = labels["entity_id"].to_numpy(dtype=object)[rows]
     label_fold[own] = fold_of.reindex(ids[own]).fillna(-1).to_numpy(dtype=int)
 
-    def features(hidden_fold: int | None) -> pd.DataFrame:
-        visible = np.ones(len(node), dtype=bool) if hidden_fold is None else label_fold != hidden_fold
-        lab = np.zeros(n)
-        known = np.zeros(n)
-        lab[node[visible]] = y[visible]
-        known[node[visible]] = 1.0
-        return labelled_neighbour_features(proj, entity_type, lab, known)
-
-    result = features(None)  # entities outside training see every label
-    for k in sorted(set(fold_of.to_numpy())):
-        members = fold_of.index[fold_of.to_numpy() == k]
-        result.loc[members] = features(int(k)).loc[members]
-    return result
+    # One label view per fold (its own fold's labels hidden) plus one with every label, for the
+    # entities outside training; all views go through the graph in one sparse pass.
+    folds = sorted(set(fold_of.to_numpy()))
+    lab = np.zeros((n, len(folds) + 1))
+    known = np.zeros((n, len(folds) + 1))
+    for j, hidden in enumerate([None, *folds]):
+        visible = np.ones(len(node), dtype=bool) if hidden is None else label_fold != hidden
+        lab[node[visible], j] = y[visible]
+        known[node[visible], j] = 1.0
+    views = _LabelPropagation(proj, entity_type).features(lab, known)
+    names = [c.removesuffix("@0") for c in views.columns if c.endswith("@0")]
+    out = np.column_stack([views[f"{c}@0"].to_numpy() for c in names])
+    position = proj.ids[entity_type].get_indexer(fold_of.index)
+    for j, k in enumerate(folds, start=1):
+        members = position[fold_of.to_numpy() == k]
+        out[members] = np.column_stack([views[f"{c}@{j}"].to_numpy()[members] for c in names])
+    return pd.DataFrame(out, index=proj.ids[entity_type], columns=names)
 
 
 def labels_of(dataset: Dataset, entity_type: str, ids: pd.Index) -> pd.Series:
@@ -185,7 +214,7 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
     X = features.join(rule_features(hits, entity_type, ids)).join(ring_features(rings, entity_type, ids))
     labels = dataset.table("labels")
     own = labels[labels["entity_type"] == entity_type].set_index("entity_id")["label"]
-    own = own[own.index.isin(ids)]
+    own = own[ids.get_indexer(own.index) >= 0]   # Index.isin on Arrow strings is ~30x slower
     supervised = min(int(own.sum()), int((own == 0).sum())) >= ms.min_positives
     importance = contributions = explained_X = model = oof_frame = None
     metrics: dict[str, Any] = {}
@@ -233,7 +262,7 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
     reasons = pd.Series("[]", index=ids)
     reasons.loc[top] = reasons_from_contributions(
         contributions, explained_X.reindex(columns=contributions.columns), ms.reasons_per_entity,
-        context=reason_context(dataset, entity_type, top, rings), rule_titles=rule_titles(settings))
+        context=reason_context(dataset, proj, entity_type, top, rings), rule_titles=rule_titles(settings))
     capped = final != score_grade
     if capped.any():
         reasons.loc[capped] = [
@@ -241,8 +270,7 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
                                           "text": f"grade capped at {c} by rule {rid}",
                                           "text_zh": f"规则 {rid} 将等级限定为 {c}"}], ensure_ascii=False)
             for r, c, rid in zip(reasons[capped], cap[capped], cap_rule[capped])]
-    hit_lists = (hits[hits["entity_type"] == entity_type].groupby("entity_id")["rule_id"]
-                 .agg(lambda s: json.dumps(sorted(set(s)))) if len(hits) else pd.Series(dtype=str))
+    hit_lists = _rule_lists(hits, entity_type)
     table = pd.DataFrame({
         "entity_type": entity_type, "entity_id": ids.to_numpy(), "risk_score": risk.to_numpy().round(6),
         "credit_points": points.round(1), "grade": final.to_numpy(), "model_version": version,
@@ -251,6 +279,18 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
     })
     return EntityScores(entity_type, kind, version, table, metrics, importance, contributions,
                         explained_X, model, oof_frame, X)
+
+
+def _rule_lists(hits: pd.DataFrame, entity_type: str) -> pd.Series:
+    """Per entity with hits: JSON list of its distinct rule ids, sorted."""
+    if len(hits) == 0:
+        return pd.Series(dtype=str)
+    h = hits.loc[hits["entity_type"] == entity_type, ["entity_id", "rule_id"]].drop_duplicates()
+    h = h.sort_values(["entity_id", "rule_id"], kind="mergesort")
+    # json.dumps of each id (rule ids are validated names, but quoting stays exact for any text)
+    quoted = pd.Series([json.dumps(r) for r in h["rule_id"].unique()], index=h["rule_id"].unique())
+    h = h.assign(q=h["rule_id"].map(quoted))
+    return "[" + h.groupby("entity_id", sort=False)["q"].agg(", ".join) + "]"
 
 
 def ring_scores_without_own_label(members: pd.DataFrame, labels: pd.DataFrame, entity_type: str,
@@ -291,55 +331,60 @@ def _ring_descriptions(members: pd.DataFrame, entity_type: str, ids: pd.Index) -
     m = m.assign(rank=m["ring_type"].map(rank).fillna(len(rank)))
     best = m.sort_values(["entity_id", "rank", "ring_score", "ring_id"], ascending=[True, True, False, True],
                          kind="mergesort").drop_duplicates("entity_id")
-    rings = members[members["ring_id"].isin(best["ring_id"])]
-    counts = rings.groupby(["ring_id", "entity_type"]).size().unstack(fill_value=0)
-    facilities = rings[rings["entity_type"] != "person"].sort_values(["ring_id", "entity_type", "entity_id"])
+    rings = members[members["ring_id"].isin(best["ring_id"].unique())]
+    # Per ring, once: member counts by type, and its first 4 non-person members (the entity
+    # itself may be one of them; the 3 others are named).
+    per_ring: dict[str, dict[str, int]] = {}
+    for (rid, t), n in rings.groupby(["ring_id", "entity_type"]).size().items():
+        per_ring.setdefault(rid, {})[t] = int(n)
+    summary: dict[str, tuple[int, str, str]] = {}
+    for rid, c in per_ring.items():
+        present = [t for t in ENTITY_WORDS if c.get(t, 0) > 0]
+        parts_en = ", ".join(f"{c[t]} {ENTITY_WORDS[t][0] if c[t] == 1 else ENTITY_WORDS[t][1]}" for t in present)
+        parts_zh = "、".join(f"{ENTITY_WORDS[t][2]} {c[t]} 个" for t in present)
+        summary[rid] = (sum(c.values()), parts_en, parts_zh)
+    facilities = (rings[rings["entity_type"] != "person"]
+                  .sort_values(["ring_id", "entity_type", "entity_id"], kind="mergesort"))
+    facilities = facilities[facilities.groupby("ring_id").cumcount() < 4]
+    named: dict[str, list[tuple[str, str]]] = {}
+    for rid, t, i in zip(facilities["ring_id"], facilities["entity_type"], facilities["entity_id"]):
+        named.setdefault(rid, []).append((t, i))
     texts_en, texts_zh = [], []
     for eid, rid, rtype in zip(best["entity_id"], best["ring_id"], best["ring_type"]):
         en, zh = RING_TYPES.get(rtype, (f"a suspected {rtype} ring", f"疑似{rtype}团伙"))
-        c = counts.loc[rid]
-        parts_en = [f"{int(c[t])} {ENTITY_WORDS[t][0] if c[t] == 1 else ENTITY_WORDS[t][1]}"
-                    for t in ENTITY_WORDS if t in c and c[t] > 0]
-        parts_zh = [f"{ENTITY_WORDS[t][2]} {int(c[t])} 个" for t in ENTITY_WORDS if t in c and c[t] > 0]
-        others = facilities[(facilities["ring_id"] == rid) & (facilities["entity_id"] != eid)].head(3)
-        named_en = " and ".join(f"{ENTITY_WORDS[t][0]} {i}" for t, i in zip(others["entity_type"], others["entity_id"]))
-        named_zh = "、".join(f"{ENTITY_WORDS[t][2]} {i}" for t, i in zip(others["entity_type"], others["entity_id"]))
-        texts_en.append(f"{en}{' with ' + named_en if named_en else ''} (ring {rid}, {int(c.sum())} members: "
-                        f"{', '.join(parts_en)})")
-        texts_zh.append(f"{zh}{'（涉及' + named_zh + '）' if named_zh else ''}（团伙 {rid}，成员 {int(c.sum())} 个："
-                        f"{'、'.join(parts_zh)}）")
+        size, parts_en, parts_zh = summary[rid]
+        others = [(t, i) for t, i in named.get(rid, []) if i != eid][:3]
+        named_en = " and ".join(f"{ENTITY_WORDS[t][0]} {i}" for t, i in others)
+        named_zh = "、".join(f"{ENTITY_WORDS[t][2]} {i}" for t, i in others)
+        texts_en.append(f"{en}{' with ' + named_en if named_en else ''} (ring {rid}, {size} members: {parts_en})")
+        texts_zh.append(f"{zh}{'（涉及' + named_zh + '）' if named_zh else ''}（团伙 {rid}，成员 {size} 个：{parts_zh}）")
     out = pd.DataFrame({"ring": list(zip(texts_en, texts_zh)), "ring_type": best["ring_type"].to_numpy()},
                        index=best["entity_id"].to_numpy())
     return out.reindex(ids)
 
 
-def _partner_context(dataset: Dataset, entity_type: str, ids: pd.Index) -> pd.DataFrame:
+def _partner_context(dataset: Dataset, proj: Projection, entity_type: str, ids: pd.Index) -> pd.DataFrame:
     """Same-day partners: a clinic's top pharmacy, a pharmacy's top clinic, a person's top pair."""
     if entity_type not in ("person", "clinic", "pharmacy"):
         return pd.DataFrame(index=ids)
-    key = {"person": "person_id", "clinic": "clinic_id", "pharmacy": "pharmacy_id"}[entity_type]
-    pairs = same_day_clinic_pharmacy(dataset, **{key: ids})
-    if len(pairs) == 0:
-        return pd.DataFrame(index=ids)
+    top = same_day_partners(dataset, proj, entity_type)
+    top = top[ids.get_indexer(top.index) >= 0]
     if entity_type == "person":
-        days = pairs.groupby(["person_id", "clinic_id", "pharmacy_id"])["date"].nunique().rename("days").reset_index()
-        top = days.sort_values(["person_id", "days", "clinic_id", "pharmacy_id"], ascending=[True, False, True, True],
-                               kind="mergesort").drop_duplicates("person_id").set_index("person_id")
         return pd.DataFrame({
-            "pair_clinic": [(f"clinic {c}", f"医疗机构 {c}") for c in top["clinic_id"]],
-            "pair_pharmacy": [(f"pharmacy {h}", f"药店 {h}") for h in top["pharmacy_id"]],
+            "pair_clinic": [(f"clinic {c}", f"医疗机构 {c}") for c in top["clinic"]],
+            "pair_pharmacy": [(f"pharmacy {h}", f"药店 {h}") for h in top["pharmacy"]],
             "pair_days": top["days"].astype(float),
         }, index=top.index).reindex(ids)
-    partner, word = ("pharmacy_id", ("pharmacy", "药店")) if entity_type == "clinic" else ("clinic_id", ("clinic", "医疗机构"))
-    top = top_partners(pairs, key, partner)
+    word = ("pharmacy", "药店") if entity_type == "clinic" else ("clinic", "医疗机构")
     field = "top_pharmacy" if entity_type == "clinic" else "top_clinic"
     return pd.DataFrame({field: [(f"{word[0]} {p}", f"{word[1]} {p}") for p in top["partner"]]},
                         index=top.index).reindex(ids)
 
 
-def reason_context(dataset: Dataset, entity_type: str, ids: pd.Index, members: pd.DataFrame) -> pd.DataFrame:
+def reason_context(dataset: Dataset, proj: Projection, entity_type: str, ids: pd.Index,
+                   members: pd.DataFrame) -> pd.DataFrame:
     """Context fields of the reason templates (explain/reasons.py) for the explained entities."""
-    return _ring_descriptions(members, entity_type, ids).join(_partner_context(dataset, entity_type, ids))
+    return _ring_descriptions(members, entity_type, ids).join(_partner_context(dataset, proj, entity_type, ids))
 
 
 def _caps(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> tuple[pd.Series, pd.Series]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.build import build_features, same_day_clinic_pharmacy, top_partners
+from features.build import build_features, same_day_partners
 from graph.dataset import dataset_from_frames
 from graph.projection import Projection
 from tests.factories import tiny_frames
@@ -48,18 +48,48 @@ def test_same_day_partner_features() -> None:
     assert c.loc["C2", "top_pharmacy_patient_share"] == 0.0
 
 
-def test_top_partners_breaks_ties_by_id() -> None:
-    pairs = pd.DataFrame({"person_id": ["P1", "P2"], "date": ["d", "d"], "clinic_id": ["C1", "C1"],
-                          "pharmacy_id": ["H2", "H1"]})
-    top = top_partners(pairs, "clinic_id", "pharmacy_id")
-    assert top.loc["C1", "partner"] == "H1" and top.loc["C1", "share"] == 0.5
+def _reference_partners(dataset, entity_type: str) -> pd.DataFrame:
+    """same_day_partners written plainly in pandas, over the id strings."""
+    v = dataset.tables["visits"][["person_id", "date", "clinic_id"]].dropna().drop_duplicates()
+    p = dataset.tables["purchases"][["person_id", "date", "pharmacy_id"]].dropna().drop_duplicates()
+    pairs = v.merge(p, on=["person_id", "date"])
+    if entity_type == "person":
+        days = pairs.groupby(["person_id", "clinic_id", "pharmacy_id"])["date"].nunique().rename("days").reset_index()
+        top = days.sort_values(["person_id", "days", "clinic_id", "pharmacy_id"], ascending=[True, False, True, True],
+                               kind="mergesort").drop_duplicates("person_id").set_index("person_id")
+        return pd.DataFrame({"clinic": top["clinic_id"], "pharmacy": top["pharmacy_id"], "days": top["days"]})
+    key, partner = (("clinic_id", "pharmacy_id") if entity_type == "clinic" else ("pharmacy_id", "clinic_id"))
+    per = pairs.groupby([key, partner])["person_id"].nunique().rename("persons").reset_index()
+    top = per.sort_values([key, "persons", partner], ascending=[True, False, True],
+                          kind="mergesort").drop_duplicates(key).set_index(key)
+    return pd.DataFrame({"partner": top[partner], "persons": top["persons"]})
 
 
-def test_same_day_pairs_can_be_restricted() -> None:
-    dataset = dataset_from_frames(tiny_frames())
-    all_pairs = same_day_clinic_pharmacy(dataset)
-    only = same_day_clinic_pharmacy(dataset, person_id=pd.Index(["P4"]))
-    assert set(only["person_id"]) <= {"P4"} and len(only) <= len(all_pairs)
+def test_same_day_partners_match_a_plain_pandas_reference() -> None:
+    frames = tiny_frames()
+    # ties: P1 meets (C1, H2) and (C2, H1) on one day each; P3 meets C1 with H1 and H2 (one person each)
+    frames["visits"] = pd.DataFrame({
+        "visit_id": [f"V{i}" for i in range(6)], "person_id": ["P1", "P1", "P3", "P3", "P4", "P2"],
+        "clinic_id": ["C2", "C1", "C1", "C1", "C1", "C2"],
+        "date": ["2025-02-01", "2025-03-01", "2025-04-01", "2025-04-02", "2025-02-01", "2025-02-03"],
+        "kind": "outpatient", "discharge_date": None, "diagnosis": "J20", "amount": "100", "claimed": "80"})
+    frames["purchases"] = pd.DataFrame({
+        "purchase_id": [f"U{i}" for i in range(6)], "person_id": ["P1", "P1", "P3", "P3", "P4", "P2"],
+        "pharmacy_id": ["H1", "H2", "H2", "H1", "H2", "H2"],
+        "date": ["2025-02-01", "2025-03-01", "2025-04-01", "2025-04-02", "2025-02-01", "2025-02-09"],
+        "amount": "50", "claimed": "40", "drug_code": "D1", "quantity": "1", "days_supply": "5", "clinic_id": "C1"})
+    dataset = dataset_from_frames(frames)
+    proj = Projection(dataset)
+    for entity_type in ("person", "clinic", "pharmacy"):
+        ours = same_day_partners(dataset, proj, entity_type)
+        ref = _reference_partners(dataset, entity_type)
+        assert list(ours.index) == list(ref.index), entity_type
+        for col in ref.columns:
+            assert list(ours[col].astype(object)) == list(ref[col].astype(ours[col].dtype).astype(object)), (entity_type, col)
+    person = same_day_partners(dataset, proj, "person")
+    assert person.loc["P1", "clinic"] == "C1" and person.loc["P1", "pharmacy"] == "H2"   # tie: smaller clinic
+    clinic = same_day_partners(dataset, proj, "clinic")
+    assert clinic.loc["C1", "partner"] == "H2" and clinic.loc["C1", "persons"] == 3     # P1, P3, P4
 
 
 def test_projection_codes_point_at_the_ids() -> None:

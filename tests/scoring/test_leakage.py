@@ -8,8 +8,8 @@ import pandas as pd
 
 from features.rings import detect_rings
 from riskgraph.settings import ModelSettings
-from scoring.score import (_out_of_fold_label_features, assign_folds, labels_of,
-                           ring_scores_without_own_label)
+from scoring.score import (_label_vectors, _out_of_fold_label_features, assign_folds, labels_of,
+                           labelled_neighbour_features, ring_scores_without_own_label)
 from tests.scoring.conftest import Scored
 
 
@@ -37,6 +37,23 @@ def test_flipping_an_entitys_own_label_leaves_its_label_features_unchanged(sampl
         others = fold_of.index[fold_of.to_numpy() != fold_of[e]]
         changed_elsewhere |= not before.loc[others].equals(after.loc[others])
     assert changed_elsewhere
+
+
+def test_all_folds_in_one_pass_equal_each_fold_computed_alone(sample: Scored) -> None:
+    labels = sample.dataset.table("labels")
+    ids = sample.proj.ids["person"]
+    fold_of = assign_folds(labels_of(sample.dataset, "person", ids), ModelSettings())
+    together = _out_of_fold_label_features(sample.proj, "person", labels, fold_of)
+    node, y, rows = _label_vectors(sample.proj, labels)
+    is_person = (labels["entity_type"].to_numpy()[rows] == "person")
+    own_fold = fold_of.reindex(labels["entity_id"].to_numpy(dtype=object)[rows]).to_numpy()
+    for k in sorted(set(fold_of)):
+        hidden = is_person & (own_fold == k)
+        lab, known = np.zeros(sample.proj.n_nodes), np.zeros(sample.proj.n_nodes)
+        lab[node[~hidden]], known[node[~hidden]] = y[~hidden], 1.0
+        alone = labelled_neighbour_features(sample.proj, "person", lab, known)
+        members = fold_of.index[fold_of.to_numpy() == k]
+        pd.testing.assert_frame_equal(together.loc[members], alone.loc[members], check_exact=False, rtol=1e-12)
 
 
 def test_unsupervised_ring_score_ignores_the_entitys_own_label(sample: Scored) -> None:
