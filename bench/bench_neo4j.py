@@ -1,7 +1,7 @@
 """Neo4j store benchmark: ingest throughput and 2-hop neighbourhood latency.
 
     python bench/bench_neo4j.py --persons 100000 --seed 7            # synthetic data (riskgraph.synth)
-    python bench/bench_neo4j.py --data DIR [--batch-sizes 2000,5000,10000,20000] [--sessions 2]
+    python bench/bench_neo4j.py --data DIR [--batch-sizes 2000,5000,10000,20000] [--sessions 1] [--repeat 3]
     python bench/bench_neo4j.py --url bolt://127.0.0.1:7691 ...   # another server than the default
 
 Needs a running server (`riskgraph neo4j start`). Ingest is timed on an emptied store, so the
@@ -71,7 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     ap.add_argument("--batch-sizes", default="", help="comma-separated sizes to compare, e.g. 2000,5000,10000")
     ap.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS,
-                    help="concurrent sessions writing independent tables")
+                    help="concurrent sessions writing each table (split by end node)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="loads per batch size: on a freshly started server the first one runs on a cold JVM "
+                         "(JIT compilation, store files growing); later ones show the steady state")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--limit", type=int, default=200)
     args = ap.parse_args(argv)
@@ -88,11 +91,12 @@ def main(argv: list[str] | None = None) -> None:
 
     sizes = [int(s) for s in args.batch_sizes.split(",") if s] or [args.batch_size]
     for size in sizes:
-        load = os.getloadavg()[0]
-        seconds, rels = ingest(args.url, dataset, size, args.sessions)
-        print(f"ingest batch_size={size:>6} sessions={args.sessions}: {rels} relationships in {seconds:.1f}s = "
-              f"{rels / seconds:,.0f} relationships/s (load average {load:.2f} -> {os.getloadavg()[0]:.2f} "
-              f"on {os.cpu_count()} cores)", flush=True)
+        for attempt in range(1, args.repeat + 1):
+            load = os.getloadavg()[0]
+            seconds, rels = ingest(args.url, dataset, size, args.sessions)
+            print(f"ingest {attempt}/{args.repeat} batch_size={size:>6} sessions={args.sessions}: {rels} relationships "
+                  f"in {seconds:.1f}s = {rels / seconds:,.0f} relationships/s (load average {load:.2f} -> "
+                  f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)", flush=True)
 
     times = two_hop_latency(args.url, dataset, args.queries, args.limit, args.seed)
     print(f"2-hop neighbourhood (limit {args.limit}, {len(times)} random persons): "

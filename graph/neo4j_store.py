@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from neo4j import Driver, GraphDatabase
 from neo4j.exceptions import (
     AuthError, ConfigurationError, DriverError, Neo4jError, TransientError,
@@ -43,9 +44,13 @@ log = logging.getLogger(__name__)
 
 # Rows per UNWIND transaction; measured with bench/bench_neo4j.py --batch-sizes (see its docstring).
 DEFAULT_BATCH_SIZE = 10_000
-# Concurrent sessions (threads) writing independent tables of one load. 1 by default: with 2,
-# lock contention on shared end nodes doubled the server CPU per relationship (bench_neo4j.py).
-DEFAULT_SESSIONS = 1
+# Concurrent sessions (threads) writing one table's rows, split by end node (see _partition_key).
+# 2 on this 2-core machine: ~1.9x one session (bench_neo4j.py); tables still go one at a time,
+# since two tables at once lock the same persons from both sessions (that was slower than one).
+DEFAULT_SESSIONS = 2
+# Neo4j's db.relationship_grouping_threshold default: nodes with more relationships are "dense" and
+# take concurrent relationship inserts without an exclusive node lock.
+DENSE_NODE_DEGREE = 50
 READ_BATCH_SIZE = 20_000
 DELETE_BATCH_SIZE = 20_000
 CONNECTION_TIMEOUT_S = 5.0
@@ -265,24 +270,39 @@ class Neo4jGraphStore(GraphStore):
     # end nodes by internal node id (NodeByIdSeek): the ids come back from the node CREATEs, so
     # no second lookup of the (_snapshot, _id) unique index per end node is needed.
 
-    def _create(self, snap: str, head: str, columns: list[_Column], n: int, *, ids: bool = False) -> list[int]:
+    def _create(self, snap: str, head: str, columns: list[_Column], n: int, *, ids: bool = False,
+                partition: np.ndarray | None = None) -> list[int]:
         """Run `head` (a clause using the columns' expressions) for rows 0..n-1 in batches; with
-        `ids`, `head` binds node `n` and the internal ids of the created nodes come back in row order."""
+        `ids`, `head` binds node `n` and the internal ids of the created nodes come back in row order.
+
+        Rows are written in order of `partition` (an end node per row: consecutive rows then touch
+        the same nodes, which alone is ~25% faster) by self.sessions concurrent sessions, each
+        taking a contiguous run of keys, so no key's node is written by two sessions."""
+        order = None
+        if partition is not None and n > 1:
+            order = np.argsort(partition, kind="stable")
+            columns = [c.take(order) for c in columns]
+        chunks = _chunks(n, self.sessions, None if order is None else partition[order], self.batch_size)
         prelude = ", ".join(f"{c.prelude} AS {c.var}" for c in columns)
         cypher = (f"WITH {prelude} UNWIND range(0, $n - 1) AS i {head}"
                   + (" RETURN collect(i) AS rows, collect(id(n)) AS ids" if ids else ""))
         out: list[int] = [0] * n if ids else []
-        for lo in range(0, n, self.batch_size):
-            if self._cancel.is_set():
-                raise _Cancelled()
-            hi = min(n, lo + self.batch_size)
-            params = {c.var: c.batch(lo, hi) for c in columns}
-            if ids:
-                rows = self._run(cypher, n=hi - lo, s=snap, sep=SEP, null=NULL, **params)
-                for i, node_id in zip(rows[0]["rows"], rows[0]["ids"]):
-                    out[lo + i] = node_id
-            else:
-                self._write(cypher, n=hi - lo, s=snap, sep=SEP, null=NULL, **params)
+        row_of = range(n) if order is None else order.tolist()
+
+        def write(lo_chunk: int, hi_chunk: int) -> None:
+            for lo in range(lo_chunk, hi_chunk, self.batch_size):
+                if self._cancel.is_set():
+                    raise _Cancelled()
+                hi = min(hi_chunk, lo + self.batch_size)
+                params = {c.var: c.batch(lo, hi) for c in columns}
+                if ids:
+                    rows = self._run(cypher, n=hi - lo, s=snap, sep=SEP, null=NULL, **params)
+                    for i, node_id in zip(rows[0]["rows"], rows[0]["ids"]):
+                        out[row_of[lo + i]] = node_id
+                else:
+                    self._write(cypher, n=hi - lo, s=snap, sep=SEP, null=NULL, **params)
+
+        self._in_parallel([partial(write, lo, hi) for lo, hi in chunks])
         return out
 
     def _create_nodes(self, snap: str, label: str, columns: list[_Column], n: int) -> list[int]:
@@ -290,36 +310,35 @@ class Neo4jGraphStore(GraphStore):
         props = ", ".join(f"{_q(c.name)}: {c.expr}" for c in columns)
         return self._create(snap, f"CREATE (n:{label} {{_snapshot: $s, {props}}})", columns, n, ids=True)
 
-    def _create_rels(self, snap: str, rel: str, src: list[int | None], dst: list[int | None],
-                     columns: list[_Column]) -> None:
-        """One relationship per row with both ends present (a row whose end is missing makes none,
-        as a MATCH on a missing node would); `columns` hold every row, _row included."""
-        keep = [j for j, (a, b) in enumerate(zip(src, dst)) if a is not None and b is not None]
+    def _create_rels(self, snap: str, rel: str, src: np.ndarray, dst: np.ndarray, columns: list[_Column]) -> None:
+        """One relationship per row with both ends present (internal ids; -1 for a missing end, whose
+        row makes none, as a MATCH on a missing node would); `columns` hold every row, _row included."""
+        keep = np.flatnonzero((src >= 0) & (dst >= 0))
         if len(keep) < len(src):
             columns = [c.take(keep) for c in columns]
-            src, dst = [src[j] for j in keep], [dst[j] for j in keep]
+            src, dst = src[keep], dst[keep]
         ends = [_Column.ints("_a", src), _Column.ints("_b", dst)]
         _named(ends + columns)
         props = ", ".join(f"{_q(c.name)}: {c.expr}" for c in columns)
         a, b = ends[0].expr, ends[1].expr
         self._create(snap, f"MATCH (x) WHERE id(x) = {a} MATCH (y) WHERE id(y) = {b} "
-                           f"CREATE (x)-[:{rel} {{_snapshot: $s, {props}}}]->(y)", ends + columns, len(src))
+                           f"CREATE (x)-[:{rel} {{_snapshot: $s, {props}}}]->(y)", ends + columns, len(src),
+                     partition=_partition_key(src, dst))
 
-    def _run_jobs(self, jobs: list[tuple[int, Callable[[], None]]]) -> None:
-        """Run (size, job) pairs, largest first, on up to self.sessions threads (one session each:
-        the server spreads concurrent transactions over its cores). The first failure stops the
-        other jobs at their next batch and is raised once every job has returned."""
-        jobs = sorted(jobs, key=lambda j: -j[0])
-        if self.sessions <= 1 or len(jobs) <= 1:
-            for _, job in jobs:
-                job()
+    def _in_parallel(self, work: list[Callable[[], None]]) -> None:
+        """Run the callables on one thread each (one session each: the server spreads concurrent
+        transactions over its cores). The first failure stops the others at their next batch and
+        is raised once every one has returned."""
+        if len(work) <= 1:
+            for w in work:
+                w()
             return
         self._cancel.clear()
-        with ThreadPoolExecutor(max_workers=self.sessions, thread_name_prefix="neo4j-ingest") as pool:
-            futures = [pool.submit(job) for _, job in jobs]
+        with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="neo4j-ingest") as pool:
+            futures = [pool.submit(w) for w in work]
             try:
                 wait(futures, return_when=FIRST_EXCEPTION)
-            finally:  # a failure (or an interrupt) ends the other jobs at their next batch
+            finally:  # a failure (or an interrupt) ends the others at their next batch
                 if not all(f.done() and f.exception() is None for f in futures):
                     self._cancel.set()
                 wait(futures)
@@ -330,14 +349,14 @@ class Neo4jGraphStore(GraphStore):
 
     def _ingest(self, snap: str, dataset: Dataset) -> None:
         tables = dataset.tables
-        node_ids: dict[str, dict[Any, int]] = {}  # node type -> {_id: internal id}
+        node_ids: dict[str, tuple[pd.Index, np.ndarray]] = {}  # node type -> (_id values, internal ids)
 
         # 1. nodes: entities, and the shared identifiers (their values come from persons/employers)
         def entity_nodes(etype: str) -> None:
             df = tables[ENTITY_TABLE[etype]]
             columns = _table_columns(df) + [_Column.of("_id", df[ID_COLUMN[etype]])]
-            node_ids[etype] = dict(zip(_values(df[ID_COLUMN[etype]]),
-                                       self._create_nodes(snap, LABELS[etype], columns, len(df))))
+            created = self._create_nodes(snap, LABELS[etype], columns, len(df))
+            node_ids[etype] = (pd.Index(df[ID_COLUMN[etype]]), np.asarray(created, dtype=np.int64))
 
         holders = [(et, tables[ENTITY_TABLE[et]]) for et in ("person", "employer") if ENTITY_TABLE[et] in tables]
         identifier_values: dict[str, list[str]] = {}
@@ -350,9 +369,9 @@ class Neo4jGraphStore(GraphStore):
         def identifier_nodes(ident: str) -> None:
             vals = identifier_values[ident]
             created = self._create_nodes(snap, LABELS[ident], [
-                _Column.of("_id", pd.Series(vals, dtype=object)), _Column.ints("_row", list(range(len(vals))))],
+                _Column.of("_id", pd.Series(vals, dtype=object)), _Column.ints("_row", np.arange(len(vals)))],
                 len(vals))
-            node_ids[ident] = dict(zip(vals, created))
+            node_ids[ident] = (pd.Index(vals, dtype=object), np.asarray(created, dtype=np.int64))
 
         jobs: list[tuple[int, Callable[[], None]]] = []
         for etype in ENTITY_TYPES:
@@ -360,40 +379,44 @@ class Neo4jGraphStore(GraphStore):
                 jobs.append((len(tables[ENTITY_TABLE[etype]]), partial(entity_nodes, etype)))
         for ident, vals in identifier_values.items():
             jobs.append((len(vals), partial(identifier_nodes, ident)))
-        self._run_jobs(jobs)
+        for _, job in jobs:
+            job()
 
         # 2. relationships (by internal ids of their end nodes) and the unconnected fact nodes
-        def ends(etype: str, values: list[Any]) -> list[int | None]:
-            ids = node_ids.get(etype, {})
-            return [ids.get(v) for v in values]
+        def ends(etype: str, values: pd.Series) -> np.ndarray:
+            """Internal node id of each value's node, -1 where there is none."""
+            if etype not in node_ids:
+                return np.full(len(values), -1, dtype=np.int64)
+            index, internal = node_ids[etype]
+            pos = index.get_indexer(values)
+            return np.where(pos >= 0, internal[np.maximum(pos, 0)] if len(internal) else -1, -1)
 
         def event_rels(table: str) -> None:
             rel, st, sc, tt, tc = EVENT_TABLES[table]
             df = tables[table]
-            self._create_rels(snap, rel, ends(st, _values(df[sc])), ends(tt, _values(df[tc])), _table_columns(df))
+            self._create_rels(snap, rel, ends(st, df[sc]), ends(tt, df[tc]), _table_columns(df))
 
         def derived_rels(table: str, rel: str, st: str, sc: str, tt: str, tc: str) -> None:
             df = tables[table]
             part = df[df[sc].notna() & df[tc].notna()]
-            self._create_rels(snap, rel, ends(st, _values(part[sc])), ends(tt, _values(part[tc])),
-                              [_Column.ints("_row", list(range(len(part))))])
+            self._create_rels(snap, rel, ends(st, part[sc]), ends(tt, part[tc]),
+                              [_Column.ints("_row", np.arange(len(part)))])
 
         def linked_rels(etype: str) -> None:
             df = tables["agency_links"]
             idx = np.flatnonzero((df["entity_type"] == etype).to_numpy())
             part = df.iloc[idx]
             columns = _table_columns(part)
-            columns[-1] = _Column.ints("_row", idx.tolist())  # rows of the whole table
-            self._create_rels(snap, "LINKED", ends("agency", _values(part["agency_id"])),
-                              ends(etype, _values(part["entity_id"])), columns)
+            columns[-1] = _Column.ints("_row", idx)  # rows of the whole table
+            self._create_rels(snap, "LINKED", ends("agency", part["agency_id"]), ends(etype, part["entity_id"]), columns)
 
         def identifier_rels(ident: str) -> None:
             row = 0  # one row numbering over all holders, persons first
             for et, df in holders:
                 part = df[df[ident].notna()]
-                self._create_rels(snap, IDENTIFIER_RELS[ident], ends(et, _values(part[ID_COLUMN[et]])),
-                                  ends(ident, _values(part[ident])),
-                                  [_Column.ints("_row", list(range(row, row + len(part))))])
+                self._create_rels(snap, IDENTIFIER_RELS[ident], ends(et, part[ID_COLUMN[et]]),
+                                  ends(ident, part[ident].astype(str)),
+                                  [_Column.ints("_row", np.arange(row, row + len(part)))])
                 row += len(part)
 
         def fact_nodes(table: str, label: str) -> None:
@@ -417,7 +440,8 @@ class Neo4jGraphStore(GraphStore):
         for table, label in FACT_LABELS.items():
             if table in tables:
                 jobs.append((len(tables[table]), partial(fact_nodes, table, label)))
-        self._run_jobs(jobs)
+        for _, job in jobs:
+            job()
 
     # -- reading the snapshot back ------------------------------------------------------------------
     def _require_current(self) -> dict[str, Any]:
@@ -597,6 +621,40 @@ class Neo4jGraphStore(GraphStore):
 
 # -- conversions ---------------------------------------------------------------------------------
 
+def _partition_key(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The end (source or target node of each row) to split a relationship ingest by.
+
+    Sessions holding disjoint runs of the key never touch the same key node; nodes of the other end
+    may be shared. That costs nothing for dense nodes (concurrent inserts) nor for nodes in one row
+    only, but a node in 2..DENSE_NODE_DEGREE-1 rows is locked by both sessions: pick the end whose
+    other end has fewer such rows (persons for visits; the phone for HAS_PHONE)."""
+    def shared(other: np.ndarray) -> int:
+        if len(other) == 0:
+            return 0
+        _, inverse, counts = np.unique(other, return_inverse=True, return_counts=True)
+        c = counts[inverse]
+        return int(((c >= 2) & (c < DENSE_NODE_DEGREE)).sum())
+    return src if shared(dst) <= shared(src) else dst
+
+
+def _chunks(n: int, parts: int, keys: np.ndarray | None, batch: int) -> list[tuple[int, int]]:
+    """Split rows 0..n-1 into up to `parts` contiguous runs of about equal size, moving each cut
+    to the next change of `keys` (sorted) so that a key never spans two runs. Fewer rows than
+    two batches stay in one run."""
+    if parts <= 1 or n < 2 * batch:
+        return [(0, n)] if n else []
+    cuts = [0]
+    for k in range(1, parts):
+        cut = max(k * n // parts, cuts[-1])
+        if keys is not None:
+            cut = int(np.searchsorted(keys, keys[cut], side="left")) if cut < n else n
+            if cut <= cuts[-1]:
+                cut = int(np.searchsorted(keys, keys[min(k * n // parts, n - 1)], side="right"))
+        cuts.append(min(cut, n))
+    cuts.append(n)
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
 def _values(s: pd.Series) -> list[Any]:
     """A column as Bolt-ready Python values: None for missing, datetime.date for dates."""
     if pd.api.types.is_datetime64_any_dtype(s):
@@ -620,20 +678,21 @@ def _named(columns: list[_Column]) -> list[_Column]:
 def _table_columns(df: pd.DataFrame) -> list[_Column]:
     """Every column of `df` then `_row` (0..len-1), ready for _create."""
     out = [_Column.of(c, df[c]) for c in df.columns]
-    out.append(_Column.ints("_row", list(range(len(df)))))
+    out.append(_Column.ints("_row", np.arange(len(df))))
     return out
 
 
 class _Column:
     """One property column of an ingest, sent per batch in its cheapest exact form:
     - "str": text values joined with SEP into one string (a missing value is NULL);
-    - "float" / "int": repr() of each value joined with SEP ('' when missing), read back with
-      toFloat / toInteger (repr round-trips a double exactly, and so does Java's parser);
+    - "float" / "int": the shortest exact text of each value joined with SEP ('' when missing),
+      read back with toFloat / toInteger (it round-trips a double exactly, and so does Java's parser);
     - "date": YYYY-MM-DD joined with SEP ('' when missing), stored as a native date();
     - "list": anything else (or text containing SEP/NULL), as a plain Bolt list.
-    The server splits each joined string once per batch (`prelude`); `expr` is row i's value."""
+    The server splits each joined string once per batch (`prelude`); `expr` is row i's value.
+    `items` is an object array of Python values, built without per-value Python code."""
 
-    def __init__(self, name: str, kind: str, items: list[Any], has_null: bool) -> None:
+    def __init__(self, name: str, kind: str, items: np.ndarray, has_null: bool) -> None:
         self.name, self.kind, self.items, self.has_null = name, kind, items, has_null
         self.var = ""  # its parameter and variable in the query, set by _named()
 
@@ -644,28 +703,35 @@ class _Column:
         if pd.api.types.is_datetime64_any_dtype(s) and getattr(s.dt, "tz", None) is None:
             text = s.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(str).astype(object)
             text[missing] = ""
-            return cls(name, "date", text.tolist(), has_null)
+            return cls(name, "date", text, has_null)
         if pd.api.types.is_integer_dtype(s) and not has_null:
-            return cls.ints(name, s.astype("int64").tolist())
+            return cls.ints(name, s.to_numpy(dtype=np.int64))
         if pd.api.types.is_float_dtype(s):
             arr = s.to_numpy(dtype="float64", na_value=np.nan)
             if not np.isinf(arr).any():
-                return cls(name, "float", ["" if v != v else repr(v) for v in arr.tolist()], has_null)
-        values = _values(s)
-        if (pd.api.types.is_string_dtype(s) and all(v is None or type(v) is str for v in values)
-                and not any(v is not None and (SEP in v or NULL in v) for v in values)):
-            return cls(name, "str", [NULL if v is None else v for v in values], has_null)
+                text = _as_text(arr)   # the shortest text that parses back to the same double
+                text[missing] = ""
+                return cls(name, "float", text, has_null)
+        values = np.asarray(_values(s), dtype=object)
+        if isinstance(s.dtype, pd.StringDtype) or pd.api.types.is_string_dtype(s):
+            text = values[~missing]
+            if all(type(v) is str for v in text[:1]) and _plain_text(text):
+                out = values.copy()
+                out[missing] = NULL
+                return cls(name, "str", out, has_null)
         return cls(name, "list", values, has_null)
 
     @classmethod
-    def ints(cls, name: str, values: list[int]) -> _Column:
-        return cls(name, "int", [str(v) for v in values], False)
+    def ints(cls, name: str, values: np.ndarray) -> _Column:
+        return cls(name, "int", _as_text(np.asarray(values, dtype=np.int64)), False)
 
-    def take(self, rows: list[int]) -> _Column:
-        return _Column(self.name, self.kind, [self.items[j] for j in rows], self.has_null)
+    def take(self, rows: np.ndarray) -> _Column:
+        out = _Column(self.name, self.kind, self.items[np.asarray(rows, dtype=np.int64)], self.has_null)
+        out.var = self.var
+        return out
 
     def batch(self, lo: int, hi: int) -> Any:
-        return self.items[lo:hi] if self.kind == "list" else SEP.join(self.items[lo:hi])
+        return self.items[lo:hi].tolist() if self.kind == "list" else SEP.join(self.items[lo:hi])
 
     @property
     def prelude(self) -> str:
@@ -683,6 +749,20 @@ class _Column:
         if self.kind == "date":
             return f"CASE {v} WHEN '' THEN null ELSE date({v}) END" if self.has_null else f"date({v})"
         return v
+
+
+def _as_text(values: np.ndarray) -> np.ndarray:
+    """Numbers as an object array of str (Arrow's cast: shortest round-trip text, ~4x numpy's)."""
+    return pa.array(values).cast(pa.string()).to_numpy(zero_copy_only=False)
+
+
+def _plain_text(values: np.ndarray) -> bool:
+    """All values are str and none holds SEP or NULL (checked on one joined string, at C speed)."""
+    try:
+        joined = "".join(values)
+    except TypeError:   # a value that is not text
+        return False
+    return SEP not in joined and NULL not in joined
 
 
 def _attributes(node_type: str, props: dict[str, Any], order: dict[str, list[str]]) -> dict[str, Any]:
