@@ -41,7 +41,7 @@ JVM_FLAGS = (
 )
 DEFAULT_PORT = 7687
 DEFAULT_HEAP = "4g"
-DEFAULT_PAGE_CACHE = "1g"
+DEFAULT_PAGE_CACHE = "512m"   # DESIGN.md: the development server caps it at ~512m
 MIN_PASSWORD_LENGTH = 8          # Neo4j's dbms.security.auth_minimum_password_length default
 STOP_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 1.0
