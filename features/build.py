@@ -102,6 +102,15 @@ def _int_or_float(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     return np.where(present, values, 0).astype(np.float64)
 
 
+def _per_entity(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """`values` of distinct entity codes `groups`, spread over entities 0..n-1 (see _int_or_float)."""
+    out = np.zeros(n, dtype=np.int64)
+    out[groups] = values
+    present = np.zeros(n, dtype=bool)
+    present[groups] = True
+    return _int_or_float(out, present)
+
+
 def _group_max(groups: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     out = np.zeros(n, dtype=np.int64)
     np.maximum.at(out, groups, values)
@@ -537,11 +546,7 @@ def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
         f["paid_share"] = np.where(f["due_total"] > 0, f["paid_total"] / f["due_total"].where(f["due_total"] > 0, 1), 1.0)
         short = (np.nan_to_num(paid) < np.nan_to_num(due)) & (ce >= 0) & (cm >= 0)
         emp, months = _distinct_per_group(_pack([(ce[short], n), (cm[short], TEXT_MONTH_SPAN)]), TEXT_MONTH_SPAN)
-        arrears = np.zeros(n, dtype=np.int64)
-        arrears[emp] = months
-        present = np.zeros(n, dtype=bool)
-        present[emp] = True
-        f["arrears_months"] = _int_or_float(arrears, present)
+        f["arrears_months"] = _per_entity(emp, months, n)
         f["mean_base"] = _agg(ce, n, cols.floats("contributions", "base"), "mean")
         ok = (cp >= 0) & (cm >= 0)
         person, months = _distinct_per_group(_pack([(cp[ok], cols.n("person")), (cm[ok], TEXT_MONTH_SPAN)]),
@@ -559,12 +564,12 @@ def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
     return f
 
 
-def same_day_pairs(dataset: Dataset, proj: Projection) -> SameDayPairs:
+def same_day_pairs(dataset: Dataset, proj: Projection, cols: _Columns | None = None) -> SameDayPairs:
     """Same-day (person, day, clinic, pharmacy) codes of the projection, computed once and kept
     for as long as the projection lives (features and reasons both use them)."""
     pairs = _PAIRS.get(proj)
     if pairs is None:
-        pairs = _PAIRS[proj] = _Columns(dataset, proj).pairs
+        pairs = _PAIRS[proj] = (cols or _Columns(dataset, proj)).pairs
     return pairs
 
 
@@ -574,7 +579,7 @@ def same_day_partners(dataset: Dataset, proj: Projection, entity_type: str) -> p
     a person's most repeated (clinic, pharmacy) pair and its days (ties to the smaller ids).
     Rows only for entities with a same-day co-occurrence, indexed by id."""
     cols = _Columns(dataset, proj)
-    pairs = same_day_pairs(dataset, proj)
+    pairs = same_day_pairs(dataset, proj, cols)
     ids = proj.ids[entity_type]
     if entity_type in ("clinic", "pharmacy"):
         partner = "pharmacy" if entity_type == "clinic" else "clinic"
@@ -703,11 +708,7 @@ def agency_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
         f["placements"] = _count(ea, n, placed)
         ok = placed & (ea >= 0) & (ee >= 0)
         agency, employers = _distinct_per_group(_pack([(ea[ok], n), (ee[ok], ne)]), ne)
-        placed_employers = np.zeros(n, dtype=np.int64)
-        placed_employers[agency] = employers
-        present = np.zeros(n, dtype=bool)
-        present[agency] = True
-        f["placed_employers"] = _int_or_float(placed_employers, present)
+        f["placed_employers"] = _per_entity(agency, employers, n)
         ok = (ee >= 0) & (ep >= 0)
         emp, persons = _distinct_per_group(_pack([(ee[ok], ne), (ep[ok], cols.n("person"))]), cols.n("person"))
         size = np.full(ne + 1, np.nan)   # last slot: code -1
@@ -720,7 +721,7 @@ def build_features(dataset: Dataset, proj: Projection) -> dict[str, pd.DataFrame
     """Feature table per entity type (rows in the projection's sorted id order)."""
     ref = reference_date(dataset)
     cols = _Columns(dataset, proj)
-    pairs = _PAIRS[proj] = cols.pairs
+    pairs = same_day_pairs(dataset, proj, cols)
     out = {
         "person": person_features(dataset, proj, ref, pairs, cols),
         "employer": employer_features(dataset, proj, ref, cols),

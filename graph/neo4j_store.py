@@ -638,21 +638,17 @@ def _partition_key(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _chunks(n: int, parts: int, keys: np.ndarray | None, batch: int) -> list[tuple[int, int]]:
-    """Split rows 0..n-1 into up to `parts` contiguous runs of about equal size, moving each cut
-    to the next change of `keys` (sorted) so that a key never spans two runs. Fewer rows than
-    two batches stay in one run."""
+    """Split rows 0..n-1 into up to `parts` contiguous runs of about equal size, each cut moved
+    back to the start of its `keys` run (sorted) so that a key never spans two runs. Fewer rows
+    than two batches stay in one run."""
     if parts <= 1 or n < 2 * batch:
         return [(0, n)] if n else []
-    cuts = [0]
+    cuts = {0, n}
     for k in range(1, parts):
-        cut = max(k * n // parts, cuts[-1])
-        if keys is not None:
-            cut = int(np.searchsorted(keys, keys[cut], side="left")) if cut < n else n
-            if cut <= cuts[-1]:
-                cut = int(np.searchsorted(keys, keys[min(k * n // parts, n - 1)], side="right"))
-        cuts.append(min(cut, n))
-    cuts.append(n)
-    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+        cut = k * n // parts
+        cuts.add(int(np.searchsorted(keys, keys[cut], side="left")) if keys is not None else cut)
+    ordered = sorted(cuts)
+    return [(a, b) for a, b in zip(ordered, ordered[1:]) if b > a]
 
 
 def _values(s: pd.Series) -> list[Any]:
@@ -713,9 +709,8 @@ class _Column:
                 text[missing] = ""
                 return cls(name, "float", text, has_null)
         values = np.asarray(_values(s), dtype=object)
-        if isinstance(s.dtype, pd.StringDtype) or pd.api.types.is_string_dtype(s):
-            text = values[~missing]
-            if all(type(v) is str for v in text[:1]) and _plain_text(text):
+        if pd.api.types.is_string_dtype(s):
+            if _plain_text(values[~missing]):
                 out = values.copy()
                 out[missing] = NULL
                 return cls(name, "str", out, has_null)

@@ -91,10 +91,9 @@ ENTITY_WORDS = {"person": ("person", "persons", "人员"), "employer": ("employe
 def labelled_neighbour_features(proj: Projection, entity_type: str, label_vec: np.ndarray,
                                 known_vec: np.ndarray) -> pd.DataFrame:
     """Share of an entity's labelled neighbours (1 hop, and 2 hops through shared counterparts
-    weighted 1/degree) that are confirmed bad. Callers mask out labels that must not be seen.
-    `label_vec` / `known_vec` may be (nodes, k) matrices: k label views at the cost of one pass;
-    the result then holds k frames' columns side by side, view j's under suffix `@j`."""
-    return _LabelPropagation(proj, entity_type).features(label_vec, known_vec)
+    weighted 1/degree) that are confirmed bad. Callers mask out labels that must not be seen."""
+    views = _LabelPropagation(proj, entity_type).views(label_vec[:, None], known_vec[:, None])
+    return pd.DataFrame({name: v[:, 0] for name, v in views.items()}, index=proj.ids[entity_type])
 
 
 class _LabelPropagation:
@@ -103,9 +102,8 @@ class _LabelPropagation:
 
     def __init__(self, proj: Projection, entity_type: str) -> None:
         adj = proj.adjacency().astype(np.float64)
-        self.ids = proj.ids[entity_type]
         self.lo = proj.offsets[entity_type]
-        self.hi = self.lo + len(self.ids)
+        self.hi = self.lo + len(proj.ids[entity_type])
         self.adj = adj
         self.rows = adj[self.lo:self.hi]
         deg = np.asarray(adj.sum(axis=1)).ravel()
@@ -121,18 +119,17 @@ class _LabelPropagation:
                            for h in IDENTIFIER_HOLDERS]
                 self.identifiers.append((ident, own, np.asarray(own.sum(axis=1)).ravel(), holders))
 
-    def features(self, label: np.ndarray, known: np.ndarray) -> pd.DataFrame:
-        single = label.ndim == 1
-        lab = label.reshape(len(label), -1)
-        kno = known.reshape(len(known), -1)
-        both = np.hstack([lab, kno])
+    def views(self, lab: np.ndarray, kno: np.ndarray) -> dict[str, np.ndarray]:
+        """Feature name -> (entities, k) values, for k label views (columns of `lab` / `kno`,
+        node-indexed) at the cost of one pass over the graph."""
         k = lab.shape[1]
+        both = np.hstack([lab, kno])
         hop1 = self.rows @ both
         hop2 = self.rows @ (self.inv[:, None] * (self.adj @ both))
         # 2-hop sums include the walk back to the entity itself: remove it so no label leaks.
         hop2 -= self.back[:, None] * both[self.lo:self.hi]
         bad1, known1, bad2, known2 = hop1[:, :k], hop1[:, k:], hop2[:, :k], hop2[:, k:]
-        cols: dict[str, np.ndarray] = {
+        out: dict[str, np.ndarray] = {
             "labelled_neighbours": known1,
             "labelled_neighbour_share": np.divide(bad1, known1, out=np.zeros_like(bad1), where=known1 > 0),
             "labelled_2hop_share": np.divide(bad2, known2, out=np.zeros_like(bad2), where=known2 > 1e-9),
@@ -140,10 +137,8 @@ class _LabelPropagation:
         self_bad = lab[self.lo:self.hi]
         for ident, own, own_count, holders in self.identifiers:
             bad_per_value = sum(m @ lab[a:b] for m, a, b in holders)
-            cols[f"confirmed_fraud_sharing_{ident}"] = np.maximum(own @ bad_per_value - self_bad * own_count[:, None], 0)
-        if single:
-            return pd.DataFrame({name: v[:, 0] for name, v in cols.items()}, index=self.ids)
-        return pd.DataFrame({f"{name}@{j}": v[:, j] for j in range(k) for name, v in cols.items()}, index=self.ids)
+            out[f"confirmed_fraud_sharing_{ident}"] = np.maximum(own @ bad_per_value - self_bad * own_count[:, None], 0)
+        return out
 
 
 def _label_vectors(proj: Projection, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -175,14 +170,12 @@ def _out_of_fold_label_features(proj: Projection, entity_type: str, labels: pd.D
         visible = np.ones(len(node), dtype=bool) if hidden is None else label_fold != hidden
         lab[node[visible], j] = y[visible]
         known[node[visible], j] = 1.0
-    views = _LabelPropagation(proj, entity_type).features(lab, known)
-    names = [c.removesuffix("@0") for c in views.columns if c.endswith("@0")]
-    out = np.column_stack([views[f"{c}@0"].to_numpy() for c in names])
-    position = proj.ids[entity_type].get_indexer(fold_of.index)
-    for j, k in enumerate(folds, start=1):
-        members = position[fold_of.to_numpy() == k]
-        out[members] = np.column_stack([views[f"{c}@{j}"].to_numpy()[members] for c in names])
-    return pd.DataFrame(out, index=proj.ids[entity_type], columns=names)
+    views = _LabelPropagation(proj, entity_type).views(lab, known)
+    # each entity takes view 0 (every label) unless it is in a fold: then its fold's view
+    view_of = np.zeros(len(proj.ids[entity_type]), dtype=np.int64)
+    view_of[proj.ids[entity_type].get_indexer(fold_of.index)] = 1 + np.searchsorted(folds, fold_of.to_numpy())
+    rows = np.arange(len(view_of))
+    return pd.DataFrame({name: v[rows, view_of] for name, v in views.items()}, index=proj.ids[entity_type])
 
 
 def labels_of(dataset: Dataset, entity_type: str, ids: pd.Index) -> pd.Series:

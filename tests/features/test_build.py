@@ -10,20 +10,28 @@ from graph.projection import Projection
 from tests.factories import tiny_frames
 
 
-def _features() -> dict[str, pd.DataFrame]:
+def _with_visits_and_purchases(persons: list[str], clinics: list[str], visit_dates: list[str],
+                               pharmacies: list[str], purchase_dates: list[str]):
+    """The tiny dataset with row i: persons[i] visits clinics[i] on visit_dates[i] and buys at
+    pharmacies[i] on purchase_dates[i]."""
     frames = tiny_frames()
-    # P1 and P4 each visit C1 and buy at H1 the same day, P1 on three days.
+    n = len(persons)
     frames["visits"] = pd.DataFrame({
-        "visit_id": [f"V{i}" for i in range(5)], "person_id": ["P1", "P1", "P1", "P4", "P2"],
-        "clinic_id": ["C1", "C1", "C1", "C1", "C2"],
-        "date": ["2025-02-01", "2025-03-01", "2025-04-01", "2025-02-01", "2025-02-03"],
+        "visit_id": [f"V{i}" for i in range(n)], "person_id": persons, "clinic_id": clinics, "date": visit_dates,
         "kind": "outpatient", "discharge_date": None, "diagnosis": "J20", "amount": "100", "claimed": "80"})
     frames["purchases"] = pd.DataFrame({
-        "purchase_id": [f"U{i}" for i in range(5)], "person_id": ["P1", "P1", "P1", "P4", "P2"],
-        "pharmacy_id": ["H1", "H1", "H1", "H1", "H2"],
-        "date": ["2025-02-01", "2025-03-01", "2025-04-01", "2025-02-01", "2025-02-09"],
-        "amount": "50", "claimed": "40", "drug_code": "D1", "quantity": "1", "days_supply": "5", "clinic_id": "C1"})
-    dataset = dataset_from_frames(frames)
+        "purchase_id": [f"U{i}" for i in range(n)], "person_id": persons, "pharmacy_id": pharmacies,
+        "date": purchase_dates, "amount": "50", "claimed": "40", "drug_code": "D1", "quantity": "1",
+        "days_supply": "5", "clinic_id": "C1"})
+    return dataset_from_frames(frames)
+
+
+def _features() -> dict[str, pd.DataFrame]:
+    # P1 and P4 each visit C1 and buy at H1 the same day, P1 on three days.
+    dataset = _with_visits_and_purchases(
+        ["P1", "P1", "P1", "P4", "P2"], ["C1", "C1", "C1", "C1", "C2"],
+        ["2025-02-01", "2025-03-01", "2025-04-01", "2025-02-01", "2025-02-03"],
+        ["H1", "H1", "H1", "H1", "H2"], ["2025-02-01", "2025-03-01", "2025-04-01", "2025-02-01", "2025-02-09"])
     return build_features(dataset, Projection(dataset))
 
 
@@ -66,19 +74,12 @@ def _reference_partners(dataset, entity_type: str) -> pd.DataFrame:
 
 
 def test_same_day_partners_match_a_plain_pandas_reference() -> None:
-    frames = tiny_frames()
     # ties: P1 meets (C1, H2) and (C2, H1) on one day each; P3 meets C1 with H1 and H2 (one person each)
-    frames["visits"] = pd.DataFrame({
-        "visit_id": [f"V{i}" for i in range(6)], "person_id": ["P1", "P1", "P3", "P3", "P4", "P2"],
-        "clinic_id": ["C2", "C1", "C1", "C1", "C1", "C2"],
-        "date": ["2025-02-01", "2025-03-01", "2025-04-01", "2025-04-02", "2025-02-01", "2025-02-03"],
-        "kind": "outpatient", "discharge_date": None, "diagnosis": "J20", "amount": "100", "claimed": "80"})
-    frames["purchases"] = pd.DataFrame({
-        "purchase_id": [f"U{i}" for i in range(6)], "person_id": ["P1", "P1", "P3", "P3", "P4", "P2"],
-        "pharmacy_id": ["H1", "H2", "H2", "H1", "H2", "H2"],
-        "date": ["2025-02-01", "2025-03-01", "2025-04-01", "2025-04-02", "2025-02-01", "2025-02-09"],
-        "amount": "50", "claimed": "40", "drug_code": "D1", "quantity": "1", "days_supply": "5", "clinic_id": "C1"})
-    dataset = dataset_from_frames(frames)
+    dataset = _with_visits_and_purchases(
+        ["P1", "P1", "P3", "P3", "P4", "P2"], ["C2", "C1", "C1", "C1", "C1", "C2"],
+        ["2025-02-01", "2025-03-01", "2025-04-01", "2025-04-02", "2025-02-01", "2025-02-03"],
+        ["H1", "H2", "H2", "H1", "H2", "H2"],
+        ["2025-02-01", "2025-03-01", "2025-04-01", "2025-04-02", "2025-02-01", "2025-02-09"])
     proj = Projection(dataset)
     for entity_type in ("person", "clinic", "pharmacy"):
         ours = same_day_partners(dataset, proj, entity_type)
