@@ -5,7 +5,12 @@
     python bench/bench_neo4j.py --url bolt://127.0.0.1:7691 ...   # another server than the default
 
 Needs a running server (`riskgraph neo4j start`). Ingest is timed on an emptied store, so the
-figure is writing the snapshot plus flipping the pointer (no old snapshot to delete).
+figure is writing the snapshot plus flipping the pointer; emptying the store (deleting the
+previous snapshot, which a re-load also does) is timed and printed apart.
+
+JVM benchmark practice: `--warmup` loads (default 1) run first and are printed but not counted;
+on a freshly started server the first load also pays the JIT compilation of Neo4j's write path
+(~35-40 s of compiler-thread CPU on 2 cores). The summary is the median of the `--repeat` loads.
 """
 from __future__ import annotations
 
@@ -31,16 +36,19 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def ingest(url: str, dataset: Dataset, batch_size: int, sessions: int = DEFAULT_SESSIONS) -> tuple[float, int]:
-    """Seconds to load `dataset` into an emptied store, and the relationships written."""
+def ingest(url: str, dataset: Dataset, batch_size: int, sessions: int = DEFAULT_SESSIONS) -> tuple[float, int, float]:
+    """Seconds to load `dataset` into an emptied store, the relationships written, and the seconds
+    emptying the store took."""
     store = Neo4jGraphStore(url, batch_size=batch_size, sessions=sessions)
     try:
+        started = time.perf_counter()
         store.clear()
+        cleared = time.perf_counter() - started
         started = time.perf_counter()
         store.load(dataset)
         elapsed = time.perf_counter() - started
         rels = store._run("MATCH ()-[r]->() RETURN count(r) AS n")[0]["n"]
-        return elapsed, rels
+        return elapsed, rels, cleared
     finally:
         store.close()
 
@@ -72,9 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-sizes", default="", help="comma-separated sizes to compare, e.g. 2000,5000,10000")
     ap.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS,
                     help="concurrent sessions writing each table (split by end node)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="loads per batch size: on a freshly started server the first one runs on a cold JVM "
-                         "(JIT compilation, store files growing); later ones show the steady state")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="loads run first and not counted (on a freshly started server the first one runs on "
+                         "a cold JVM: JIT compilation of the write path)")
+    ap.add_argument("--repeat", type=int, default=3, help="counted loads per batch size (the median is reported)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--limit", type=int, default=200)
     args = ap.parse_args(argv)
@@ -90,13 +99,22 @@ def main(argv: list[str] | None = None) -> None:
     print(f"dataset {args.data}: {rows} rows in {len(dataset.tables)} tables", flush=True)
 
     sizes = [int(s) for s in args.batch_sizes.split(",") if s] or [args.batch_size]
-    for size in sizes:
-        for attempt in range(1, args.repeat + 1):
+    for number, size in enumerate(sizes):
+        warmups = args.warmup if number == 0 else 0
+        rates = []
+        for attempt in range(1, warmups + args.repeat + 1):
             load = os.getloadavg()[0]
-            seconds, rels = ingest(args.url, dataset, size, args.sessions)
-            print(f"ingest {attempt}/{args.repeat} batch_size={size:>6} sessions={args.sessions}: {rels} relationships "
-                  f"in {seconds:.1f}s = {rels / seconds:,.0f} relationships/s (load average {load:.2f} -> "
+            seconds, rels, cleared = ingest(args.url, dataset, size, args.sessions)
+            kind = "warm-up" if attempt <= warmups else "ingest"
+            if attempt > warmups:
+                rates.append(rels / seconds)
+            print(f"{kind} {attempt}/{warmups + args.repeat} batch_size={size:>6} sessions={args.sessions}: "
+                  f"{rels} relationships in {seconds:.1f}s = {rels / seconds:,.0f} relationships/s "
+                  f"(emptying the store first: {cleared:.1f}s; load average {load:.2f} -> "
                   f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)", flush=True)
+        if rates:
+            print(f"batch_size={size}: median {statistics.median(rates):,.0f} relationships/s over {len(rates)} "
+                  f"loads (min {min(rates):,.0f}, max {max(rates):,.0f})", flush=True)
 
     times = two_hop_latency(args.url, dataset, args.queries, args.limit, args.seed)
     print(f"2-hop neighbourhood (limit {args.limit}, {len(times)} random persons): "

@@ -1,13 +1,16 @@
 """The Neo4j backend: the graph model of graph/store.py in a Neo4j 5.x database, over Bolt.
 
-Layout. Every node and relationship carries `_snapshot` (the load it belongs to) and `_row`
-(its row in the source table, so tables read back in their exact order):
+Layout. Every node and every relationship with a table row carries `_snapshot` (the load it
+belongs to: a small integer, stored inline, where a text id took a whole property record) and
+`_row` (its row in the source table, so tables read back in their exact order):
 - entity nodes :Person :Employer :Clinic :Pharmacy :Agency and identifier nodes :Phone
   :Address :BankAccount, keyed by `_id` (unique per snapshot); entity nodes hold their table's
   columns (missing values are simply absent properties; dates are native Neo4j dates);
-- one relationship per event row (EMPLOYED_BY, CONTRIBUTED, VISITED, PURCHASED, LINKED) with all
-  the row's columns; derived ones as in graph/projection.py (PLACED_BY, PRESCRIBED_AT,
-  HAS_PHONE, HAS_ADDRESS, HAS_BANK_ACCOUNT);
+- one relationship per event row (EMPLOYED_BY, CONTRIBUTED, VISITED, PURCHASED, LINKED) with the
+  row's columns but the two that name its end nodes (those are the ends' `_id`);
+- derived relationships as in graph/projection.py (PLACED_BY, PRESCRIBED_AT, HAS_PHONE,
+  HAS_ADDRESS, HAS_BANK_ACCOUNT) with no property at all: their ends say which snapshot they
+  belong to, and a relationship's property record is the main cost of writing it;
 - benefits and labels are unconnected fact nodes :Benefit and :RiskLabel (never traversed).
 A load writes a new snapshot id, then flips the single (:RiskGraphMeta).current pointer in one
 transaction and deletes the old snapshot; a failed load deletes its partial snapshot, and any
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -34,7 +36,7 @@ from neo4j.exceptions import (
     AuthError, ConfigurationError, DriverError, Neo4jError, TransientError,
 )
 
-from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, IDENTIFIER_TYPES
+from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, IDENTIFIER_TYPES
 from graph.dataset import Dataset
 from graph.projection import NODE_TYPES, REL_TYPES
 from graph.store import Edge, EntityRef, GraphStore, SnapshotInfo, Subgraph
@@ -70,6 +72,14 @@ EVENT_TABLES: dict[str, tuple[str, str, str, str, str]] = {
     "visits": ("VISITED", "person", "person_id", "clinic", "clinic_id"),
     "purchases": ("PURCHASED", "person", "person_id", "pharmacy", "pharmacy_id"),
 }
+# Columns of a relationship table kept only as its end nodes' `_id` (source, target): read back
+# from the ends, which saves two property blocks per row.
+END_COLUMNS: dict[str, tuple[str, str]] = {
+    **{table: (sc, tc) for table, (_, _, sc, _, tc) in EVENT_TABLES.items()},
+    "agency_links": ("agency_id", "entity_id"),
+}
+# relationships holding a table's rows (the others are derived, without properties)
+ROW_RELS: tuple[str, ...] = tuple(rel for rel, *_ in EVENT_TABLES.values()) + ("LINKED",)
 # derived relationships (no table of their own): (table, rel, source type/col, target type/col)
 DERIVED_RELS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("employment", "PLACED_BY", "person", "person_id", "agency", "agency_id"),
@@ -175,7 +185,7 @@ class Neo4jGraphStore(GraphStore):
         for label in FACT_LABELS.values():
             statements.append(f"CREATE INDEX rg_{label.lower()}_row IF NOT EXISTS "
                               f"FOR (n:{label}) ON (n._snapshot, n._row)")
-        for rel in REL_TYPES:
+        for rel in ROW_RELS:
             statements.append(f"CREATE INDEX rg_rel_{rel.lower()}_row IF NOT EXISTS "
                               f"FOR ()-[r:{rel}]-() ON (r._snapshot, r._row)")
         for s in statements:
@@ -198,7 +208,9 @@ class Neo4jGraphStore(GraphStore):
     def load(self, dataset: Dataset) -> SnapshotInfo:
         self.ensure_schema()
         self._delete_stale()
-        snap = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        snap = self._run(
+            "MERGE (m:RiskGraphMeta {key: $key}) SET m.seq = coalesce(m.seq, 0) + 1 RETURN m.seq AS seq",
+            key=META_KEY)[0]["seq"]
         info = SnapshotInfo(dataset.content_hash, datetime.now(timezone.utc), dataset.row_counts())
         schema = {name: [[c, str(df[c].dtype)] for c in df.columns] for name, df in dataset.tables.items()}
         self._write("CREATE (:RiskGraphSnapshot {id: $id, status: 'loading', content_hash: $hash, "
@@ -236,10 +248,10 @@ class Neo4jGraphStore(GraphStore):
         self.ensure_schema()
         for r in self._run("MATCH (s:RiskGraphSnapshot) RETURN s.id AS id"):
             self._delete_snapshot(r["id"])
-        self._write("MATCH (m:RiskGraphMeta {key: $key}) DELETE m", key=META_KEY)
+        self._write("MATCH (m:RiskGraphMeta {key: $key}) REMOVE m.current", key=META_KEY)  # seq stays
         self._cache = None
 
-    def _cleanup_quietly(self, snap: str) -> None:
+    def _cleanup_quietly(self, snap: int) -> None:
         try:
             self._delete_snapshot(snap)
         except (StoreUnavailable, Neo4jError):
@@ -253,8 +265,9 @@ class Neo4jGraphStore(GraphStore):
         for r in rows:
             self._delete_snapshot(r["id"])
 
-    def _delete_snapshot(self, snap: str) -> None:
-        for rel in REL_TYPES:
+    def _delete_snapshot(self, snap: int) -> None:
+        """Row relationships by their index, then nodes (DETACH: with the derived relationships)."""
+        for rel in ROW_RELS:
             self._autocommit(f"MATCH ()-[r:{rel}]->() WHERE r._snapshot = $s AND r._row IS NOT NULL "
                         f"CALL (r) {{ DELETE r }} IN TRANSACTIONS OF {DELETE_BATCH_SIZE} ROWS", s=snap)
         for label in list(LABELS.values()) + list(FACT_LABELS.values()):
@@ -270,7 +283,7 @@ class Neo4jGraphStore(GraphStore):
     # end nodes by internal node id (NodeByIdSeek): the ids come back from the node CREATEs, so
     # no second lookup of the (_snapshot, _id) unique index per end node is needed.
 
-    def _create(self, snap: str, head: str, columns: list[_Column], n: int, *, ids: bool = False,
+    def _create(self, snap: int, head: str, columns: list[_Column], n: int, *, ids: bool = False,
                 partition: np.ndarray | None = None) -> list[int]:
         """Run `head` (a clause using the columns' expressions) for rows 0..n-1 in batches; with
         `ids`, `head` binds node `n` and the internal ids of the created nodes come back in row order.
@@ -305,24 +318,26 @@ class Neo4jGraphStore(GraphStore):
         self._in_parallel([partial(write, lo, hi) for lo, hi in chunks])
         return out
 
-    def _create_nodes(self, snap: str, label: str, columns: list[_Column], n: int) -> list[int]:
+    def _create_nodes(self, snap: int, label: str, columns: list[_Column], n: int) -> list[int]:
         _named(columns)
         props = ", ".join(f"{_q(c.name)}: {c.expr}" for c in columns)
         return self._create(snap, f"CREATE (n:{label} {{_snapshot: $s, {props}}})", columns, n, ids=True)
 
-    def _create_rels(self, snap: str, rel: str, src: np.ndarray, dst: np.ndarray, columns: list[_Column]) -> None:
+    def _create_rels(self, snap: int, rel: str, src: np.ndarray, dst: np.ndarray, columns: list[_Column]) -> None:
         """One relationship per row with both ends present (internal ids; -1 for a missing end, whose
-        row makes none, as a MATCH on a missing node would); `columns` hold every row, _row included."""
+        row makes none, as a MATCH on a missing node would); `columns` hold every row, _row included,
+        or are empty for a derived relationship (no properties at all)."""
         keep = np.flatnonzero((src >= 0) & (dst >= 0))
         if len(keep) < len(src):
             columns = [c.take(keep) for c in columns]
             src, dst = src[keep], dst[keep]
         ends = [_Column.ints("_a", src), _Column.ints("_b", dst)]
         _named(ends + columns)
-        props = ", ".join(f"{_q(c.name)}: {c.expr}" for c in columns)
+        props = "".join(f", {_q(c.name)}: {c.expr}" for c in columns)
         a, b = ends[0].expr, ends[1].expr
+        body = f" {{_snapshot: $s{props}}}" if columns else ""
         self._create(snap, f"MATCH (x) WHERE id(x) = {a} MATCH (y) WHERE id(y) = {b} "
-                           f"CREATE (x)-[:{rel} {{_snapshot: $s, {props}}}]->(y)", ends + columns, len(src),
+                           f"CREATE (x)-[:{rel}{body}]->(y)", ends + columns, len(src),
                      partition=_partition_key(src, dst))
 
     def _in_parallel(self, work: list[Callable[[], None]]) -> None:
@@ -347,16 +362,44 @@ class Neo4jGraphStore(GraphStore):
         if errors:
             raise next((e for e in errors if not isinstance(e, _Cancelled)), errors[0])
 
-    def _ingest(self, snap: str, dataset: Dataset) -> None:
+    def _ingest(self, snap: int, dataset: Dataset) -> None:
+        """Nodes, then relationships (by the internal ids of their end nodes), then fact nodes.
+
+        Each job is split into a client-side part (building its columns) and the writes: the next
+        job's columns are built while the current job writes, so the server is not left idle."""
         tables = dataset.tables
         node_ids: dict[str, tuple[pd.Index, np.ndarray]] = {}  # node type -> (_id values, internal ids)
+        Write = Callable[[], None]
+
+        def ends(etype: str, values: pd.Series) -> np.ndarray:
+            """Internal node id of each value's node, -1 where there is none."""
+            if etype not in node_ids:
+                return np.full(len(values), -1, dtype=np.int64)
+            index, internal = node_ids[etype]
+            pos = index.get_indexer(values)
+            return np.where(pos >= 0, internal[np.maximum(pos, 0)] if len(internal) else -1, -1)
+
+        def stored_ends(table: str, df: pd.DataFrame, st: str, sc: str, tt: str, tc: str) -> tuple[np.ndarray, np.ndarray]:
+            """End nodes of rows whose end ids are kept only as those nodes (see END_COLUMNS): every
+            row needs both, or it would be lost (a validated dataset always has them)."""
+            src, dst = ends(st, df[sc]), ends(tt, df[tc])
+            missing = np.flatnonzero((src < 0) | (dst < 0))
+            if len(missing):
+                i = int(missing[0])
+                col, value = (sc, df[sc].iloc[i]) if src[i] < 0 else (tc, df[tc].iloc[i])
+                raise StoreLoadFailed(f"{table}: {col} {value!r} names no loaded entity ({len(missing)} such "
+                                      "rows); the load is undone and the previous snapshot stays current")
+            return src, dst
 
         # 1. nodes: entities, and the shared identifiers (their values come from persons/employers)
-        def entity_nodes(etype: str) -> None:
+        def entity_nodes(etype: str) -> Write:
             df = tables[ENTITY_TABLE[etype]]
             columns = _table_columns(df) + [_Column.of("_id", df[ID_COLUMN[etype]])]
-            created = self._create_nodes(snap, LABELS[etype], columns, len(df))
-            node_ids[etype] = (pd.Index(df[ID_COLUMN[etype]]), np.asarray(created, dtype=np.int64))
+
+            def write() -> None:
+                created = self._create_nodes(snap, LABELS[etype], columns, len(df))
+                node_ids[etype] = (pd.Index(df[ID_COLUMN[etype]]), np.asarray(created, dtype=np.int64))
+            return write
 
         holders = [(et, tables[ENTITY_TABLE[et]]) for et in ("person", "employer") if ENTITY_TABLE[et] in tables]
         identifier_values: dict[str, list[str]] = {}
@@ -366,82 +409,67 @@ class Neo4jGraphStore(GraphStore):
             if len(values):
                 identifier_values[ident] = [str(v) for v in values]
 
-        def identifier_nodes(ident: str) -> None:
+        def identifier_nodes(ident: str) -> Write:
             vals = identifier_values[ident]
-            created = self._create_nodes(snap, LABELS[ident], [
-                _Column.of("_id", pd.Series(vals, dtype=object)), _Column.ints("_row", np.arange(len(vals)))],
-                len(vals))
-            node_ids[ident] = (pd.Index(vals, dtype=object), np.asarray(created, dtype=np.int64))
+            columns = [_Column.of("_id", pd.Series(vals, dtype=object)), _Column.ints("_row", np.arange(len(vals)))]
 
-        jobs: list[tuple[int, Callable[[], None]]] = []
-        for etype in ENTITY_TYPES:
-            if ENTITY_TABLE[etype] in tables:
-                jobs.append((len(tables[ENTITY_TABLE[etype]]), partial(entity_nodes, etype)))
-        for ident, vals in identifier_values.items():
-            jobs.append((len(vals), partial(identifier_nodes, ident)))
-        for _, job in jobs:
-            job()
+            def write() -> None:
+                created = self._create_nodes(snap, LABELS[ident], columns, len(vals))
+                node_ids[ident] = (pd.Index(vals, dtype=object), np.asarray(created, dtype=np.int64))
+            return write
 
-        # 2. relationships (by internal ids of their end nodes) and the unconnected fact nodes
-        def ends(etype: str, values: pd.Series) -> np.ndarray:
-            """Internal node id of each value's node, -1 where there is none."""
-            if etype not in node_ids:
-                return np.full(len(values), -1, dtype=np.int64)
-            index, internal = node_ids[etype]
-            pos = index.get_indexer(values)
-            return np.where(pos >= 0, internal[np.maximum(pos, 0)] if len(internal) else -1, -1)
-
-        def event_rels(table: str) -> None:
+        # 2. relationships; their end ids are looked up at write time, once the nodes exist
+        def event_rels(table: str) -> Write:
             rel, st, sc, tt, tc = EVENT_TABLES[table]
             df = tables[table]
-            self._create_rels(snap, rel, ends(st, df[sc]), ends(tt, df[tc]), _table_columns(df))
+            columns = _table_columns(df, without=(sc, tc))
+            return lambda: self._create_rels(snap, rel, *stored_ends(table, df, st, sc, tt, tc), columns)
 
-        def derived_rels(table: str, rel: str, st: str, sc: str, tt: str, tc: str) -> None:
+        def derived_rels(table: str, rel: str, st: str, sc: str, tt: str, tc: str) -> Write:
             df = tables[table]
             part = df[df[sc].notna() & df[tc].notna()]
-            self._create_rels(snap, rel, ends(st, part[sc]), ends(tt, part[tc]),
-                              [_Column.ints("_row", np.arange(len(part)))])
+            return lambda: self._create_rels(snap, rel, ends(st, part[sc]), ends(tt, part[tc]), [])
 
-        def linked_rels(etype: str) -> None:
+        def linked_rels(etype: str) -> Write:
             df = tables["agency_links"]
             idx = np.flatnonzero((df["entity_type"] == etype).to_numpy())
             part = df.iloc[idx]
-            columns = _table_columns(part)
+            columns = _table_columns(part, without=("agency_id", "entity_id"))
             columns[-1] = _Column.ints("_row", idx)  # rows of the whole table
-            self._create_rels(snap, "LINKED", ends("agency", part["agency_id"]), ends(etype, part["entity_id"]), columns)
+            return lambda: self._create_rels(
+                snap, "LINKED", *stored_ends("agency_links", part, "agency", "agency_id", etype, "entity_id"), columns)
 
-        def identifier_rels(ident: str) -> None:
-            row = 0  # one row numbering over all holders, persons first
-            for et, df in holders:
-                part = df[df[ident].notna()]
-                self._create_rels(snap, IDENTIFIER_RELS[ident], ends(et, part[ID_COLUMN[et]]),
-                                  ends(ident, part[ident].astype(str)),
-                                  [_Column.ints("_row", np.arange(row, row + len(part)))])
-                row += len(part)
+        def identifier_rels(ident: str) -> Write:
+            parts = [(et, df[df[ident].notna()]) for et, df in holders if ident in df.columns]
 
-        def fact_nodes(table: str, label: str) -> None:
+            def write() -> None:
+                for et, part in parts:
+                    self._create_rels(snap, IDENTIFIER_RELS[ident], ends(et, part[ID_COLUMN[et]]),
+                                      ends(ident, part[ident].astype(str)), [])
+            return write
+
+        # 3. the unconnected fact nodes
+        def fact_nodes(table: str, label: str) -> Write:
             columns = _named(_table_columns(tables[table]))
             props = ", ".join(f"{_q(c.name)}: {c.expr}" for c in columns)
-            self._create(snap, f"CREATE (:{label} {{_snapshot: $s, {props}}})", columns, len(tables[table]))
+            return lambda: self._create(snap, f"CREATE (:{label} {{_snapshot: $s, {props}}})", columns,
+                                        len(tables[table]))
 
-        jobs = []
-        for table in EVENT_TABLES:
-            if table in tables:
-                jobs.append((len(tables[table]), partial(event_rels, table)))
-        for table, *spec in DERIVED_RELS:
-            if table in tables:
-                jobs.append((len(tables[table]), partial(derived_rels, table, *spec)))
+        jobs: list[Callable[[], Write]] = []
+        jobs += [partial(entity_nodes, t) for t in ENTITY_TYPES if ENTITY_TABLE[t] in tables]
+        jobs += [partial(identifier_nodes, ident) for ident in identifier_values]
+        jobs += [partial(event_rels, table) for table in EVENT_TABLES if table in tables]
+        jobs += [partial(derived_rels, table, *spec) for table, *spec in DERIVED_RELS if table in tables]
         if "agency_links" in tables:
-            for etype in ("person", "employer"):
-                jobs.append((len(tables["agency_links"]), partial(linked_rels, etype)))
-        for ident in identifier_values:
-            jobs.append((sum(int(df[ident].notna().sum()) for _, df in holders if ident in df.columns),
-                         partial(identifier_rels, ident)))
-        for table, label in FACT_LABELS.items():
-            if table in tables:
-                jobs.append((len(tables[table]), partial(fact_nodes, table, label)))
-        for _, job in jobs:
-            job()
+            jobs += [partial(linked_rels, etype) for etype in AGENCY_LINK_TYPES]
+        jobs += [partial(identifier_rels, ident) for ident in identifier_values]
+        jobs += [partial(fact_nodes, table, label) for table, label in FACT_LABELS.items() if table in tables]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="neo4j-prepare") as prepare:
+            upcoming = prepare.submit(jobs[0]) if jobs else None
+            for k in range(len(jobs)):
+                write = upcoming.result()
+                upcoming = prepare.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
+                write()
 
     # -- reading the snapshot back ------------------------------------------------------------------
     def _require_current(self) -> dict[str, Any]:
@@ -462,21 +490,24 @@ class Neo4jGraphStore(GraphStore):
         self._cache = (s["id"], dataset)
         return dataset
 
-    def _read_table(self, snap: str, name: str, cols: list[list[str]], n: int) -> pd.DataFrame:
+    def _read_table(self, snap: int, name: str, cols: list[list[str]], n: int) -> pd.DataFrame:
         etype = next((t for t in ENTITY_TYPES if ENTITY_TABLE[t] == name), None)
         if etype is not None:
             match = f"MATCH (x:{LABELS[etype]}) WHERE x._snapshot = $s AND x._id IS NOT NULL"
-            order, page = f"x.{_q(ID_COLUMN[etype])}", "x._id > $after"
+            page = "x._id > $after"
         elif name in FACT_LABELS:
             match = f"MATCH (x:{FACT_LABELS[name]}) WHERE x._snapshot = $s"
-            order, page = "x._row", "x._row >= $lo AND x._row < $hi"
+            page = "x._row >= $lo AND x._row < $hi"
         else:
             rel = "LINKED" if name == "agency_links" else EVENT_TABLES[name][0]
-            match = f"MATCH ()-[x:{rel}]->() WHERE x._snapshot = $s"
-            order, page = "x._row", "x._row >= $lo AND x._row < $hi"
-        fields = ", ".join(
-            (f"toString(x.{_q(c)})" if dtype.startswith("datetime64") else f"x.{_q(c)}") + f" AS {_q(c)}"
-            for c, dtype in cols)
+            match = f"MATCH (a)-[x:{rel}]->(b) WHERE x._snapshot = $s"
+            page = "x._row >= $lo AND x._row < $hi"
+        source_of = dict(zip(END_COLUMNS.get(name, ()), ("a._id", "b._id")))
+
+        def field(c: str, dtype: str) -> str:
+            value = source_of.get(c) or f"x.{_q(c)}"
+            return (f"toString({value})" if dtype.startswith("datetime64") else value) + f" AS {_q(c)}"
+        fields = ", ".join(field(c, dtype) for c, dtype in cols)
         parts: list[pd.DataFrame] = []
         if etype is not None:  # entity ids are unique: page by id (keyset pagination)
             after = ""
@@ -524,7 +555,7 @@ class Neo4jGraphStore(GraphStore):
         schema = json.loads(s["tables"])
         return {t: [c for c, _ in schema.get(ENTITY_TABLE[t], [])] for t in ENTITY_TYPES}
 
-    def _node_ids(self, snap: str, refs: list[EntityRef]) -> dict[str, EntityRef]:
+    def _node_ids(self, snap: int, refs: list[EntityRef]) -> dict[str, EntityRef]:
         """elementId -> ref for the refs that exist in the snapshot."""
         found: dict[str, EntityRef] = {}
         by_type: dict[str, list[str]] = {}
@@ -671,9 +702,9 @@ def _named(columns: list[_Column]) -> list[_Column]:
     return columns
 
 
-def _table_columns(df: pd.DataFrame) -> list[_Column]:
-    """Every column of `df` then `_row` (0..len-1), ready for _create."""
-    out = [_Column.of(c, df[c]) for c in df.columns]
+def _table_columns(df: pd.DataFrame, without: tuple[str, ...] = ()) -> list[_Column]:
+    """Every column of `df` (but `without`) then `_row` (0..len-1), ready for _create."""
+    out = [_Column.of(c, df[c]) for c in df.columns if c not in without]
     out.append(_Column.ints("_row", np.arange(len(df))))
     return out
 

@@ -91,6 +91,35 @@ def test_failed_load_keeps_previous_snapshot(neo4j_store: Neo4jGraphStore) -> No
         fresh.close()
 
 
+def test_event_rows_name_their_ends_by_the_end_nodes_only(neo4j_store: Neo4jGraphStore) -> None:
+    ds = dataset_from_frames(small_frames())
+    neo4j_store.load(ds)
+    snap = neo4j_store._run("MATCH (m:RiskGraphMeta) RETURN m.current AS id")[0]["id"]
+    assert isinstance(snap, int)  # stored inline, not as a text property record
+    visits = neo4j_store._run("MATCH (p)-[v:VISITED]->(c) WHERE v._snapshot = $s "
+                              "RETURN p._id AS person, c._id AS clinic, keys(v) AS keys ORDER BY v._row", s=snap)
+    assert [(v["person"], v["clinic"]) for v in visits] == list(
+        zip(ds.tables["visits"]["person_id"], ds.tables["visits"]["clinic_id"]))
+    assert all("person_id" not in v["keys"] and "clinic_id" not in v["keys"] and "visit_id" in v["keys"]
+               for v in visits)
+    links = neo4j_store._run("MATCH ()-[x:LINKED]->() WHERE x._snapshot = $s RETURN keys(x) AS keys", s=snap)
+    assert links and all({"agency_id", "entity_id"}.isdisjoint(x["keys"]) for x in links)
+
+
+def test_dangling_reference_fails_the_load_cleanly(neo4j_store: Neo4jGraphStore) -> None:
+    good = dataset_from_frames(small_frames())
+    neo4j_store.load(good)
+    before = _counts(neo4j_store)
+    tables = dict(good.tables)
+    visits = good.tables["visits"].copy()
+    visits.loc[1, "person_id"] = "ghost"   # load_dataset rejects this; a Dataset built in code may not
+    tables["visits"] = visits
+    with pytest.raises(StoreLoadFailed, match="visits: person_id 'ghost' names no loaded entity.*previous snapshot"):
+        neo4j_store.load(Dataset(tables, content_hash="dangling"))
+    assert neo4j_store.snapshot().content_hash == good.content_hash
+    assert _counts(neo4j_store) == before
+
+
 def test_server_down_gives_clear_error() -> None:
     store = Neo4jGraphStore("bolt://127.0.0.1:1")  # nothing listens on port 1
     try:
