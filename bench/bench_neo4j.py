@@ -116,6 +116,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"batch_size={size}: median {statistics.median(rates):,.0f} relationships/s over {len(rates)} "
                   f"loads (min {min(rates):,.0f}, max {max(rates):,.0f})", flush=True)
 
+    reader = Neo4jGraphStore(args.url)  # no cache: the whole dataset read back from the server
+    try:
+        started = time.perf_counter()
+        back = reader.dataset()
+        print(f"read back (dataset(), {sum(back.row_counts().values())} rows): "
+              f"{time.perf_counter() - started:.1f}s", flush=True)
+    finally:
+        reader.close()
+
     times = two_hop_latency(args.url, dataset, args.queries, args.limit, args.seed)
     print(f"2-hop neighbourhood (limit {args.limit}, {len(times)} random persons): "
           f"p50 {_percentile(times, 0.5):.1f} ms, p99 {_percentile(times, 0.99):.1f} ms, "

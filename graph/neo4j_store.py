@@ -12,6 +12,8 @@ belongs to: a small integer, stored inline, where a text id took a whole propert
   HAS_ADDRESS, HAS_BANK_ACCOUNT) with no property at all: their ends say which snapshot they
   belong to, and a relationship's property record is the main cost of writing it;
 - benefits and labels are unconnected fact nodes :Benefit and :RiskLabel (never traversed).
+Only nodes are indexed: a relationship table reads back by pages of its end nodes, and a snapshot
+is deleted node by node (DETACH DELETE); an index on relationships cost every write ~10%.
 A load writes a new snapshot id, then flips the single (:RiskGraphMeta).current pointer in one
 transaction and deletes the old snapshot; a failed load deletes its partial snapshot, and any
 leftover of a crashed load is removed by the next one. Column order and dtypes of every table
@@ -78,8 +80,6 @@ END_COLUMNS: dict[str, tuple[str, str]] = {
     **{table: (sc, tc) for table, (_, _, sc, _, tc) in EVENT_TABLES.items()},
     "agency_links": ("agency_id", "entity_id"),
 }
-# relationships holding a table's rows (the others are derived, without properties)
-ROW_RELS: tuple[str, ...] = tuple(rel for rel, *_ in EVENT_TABLES.values()) + ("LINKED",)
 # derived relationships (no table of their own): (table, rel, source type/col, target type/col)
 DERIVED_RELS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("employment", "PLACED_BY", "person", "person_id", "agency", "agency_id"),
@@ -185,9 +185,8 @@ class Neo4jGraphStore(GraphStore):
         for label in FACT_LABELS.values():
             statements.append(f"CREATE INDEX rg_{label.lower()}_row IF NOT EXISTS "
                               f"FOR (n:{label}) ON (n._snapshot, n._row)")
-        for rel in ROW_RELS:
-            statements.append(f"CREATE INDEX rg_rel_{rel.lower()}_row IF NOT EXISTS "
-                              f"FOR ()-[r:{rel}]-() ON (r._snapshot, r._row)")
+        for rel in REL_TYPES:  # relationship indexes of earlier versions: they slowed every write ~10%
+            statements.append(f"DROP INDEX rg_rel_{rel.lower()}_row IF EXISTS")
         for s in statements:
             self._write(s)
         self._write("CALL db.awaitIndexes(300)")
@@ -266,14 +265,15 @@ class Neo4jGraphStore(GraphStore):
             self._delete_snapshot(r["id"])
 
     def _delete_snapshot(self, snap: int) -> None:
-        """Row relationships by their index, then nodes (DETACH: with the derived relationships)."""
-        for rel in ROW_RELS:
-            self._autocommit(f"MATCH ()-[r:{rel}]->() WHERE r._snapshot = $s AND r._row IS NOT NULL "
-                        f"CALL (r) {{ DELETE r }} IN TRANSACTIONS OF {DELETE_BATCH_SIZE} ROWS", s=snap)
+        """DETACH DELETE the snapshot's nodes (with their relationships), entities first, in
+        transactions of about DELETE_BATCH_SIZE relationships each."""
+        rows = self._run("MATCH (s:RiskGraphSnapshot {id: $s}) RETURN s.row_counts AS counts", s=snap)
+        per_tx = _delete_batches(json.loads(rows[0]["counts"]) if rows and rows[0]["counts"] else {})
         for label in list(LABELS.values()) + list(FACT_LABELS.values()):
             prop = "_id" if label in NODE_TYPE_OF_LABEL else "_row"
             self._autocommit(f"MATCH (n:{label}) WHERE n._snapshot = $s AND n.{prop} IS NOT NULL "
-                        f"CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF {DELETE_BATCH_SIZE} ROWS", s=snap)
+                             f"CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF {per_tx.get(label, DELETE_BATCH_SIZE)} "
+                             "ROWS", s=snap)
         self._write("MATCH (s:RiskGraphSnapshot {id: $s}) DELETE s", s=snap)
 
     # -- ingest ---------------------------------------------------------------------------------
@@ -484,23 +484,19 @@ class Neo4jGraphStore(GraphStore):
             return self._cache[1]
         schema: dict[str, list[list[str]]] = json.loads(s["tables"])
         counts: dict[str, int] = json.loads(s["row_counts"])
-        tables = {name: self._read_table(s["id"], name, cols, counts.get(name, 0))
+        tables = {name: self._read_table(s["id"], name, cols, counts)
                   for name, cols in schema.items()}
         dataset = Dataset(tables, content_hash=s["content_hash"], skipped=list(s.get("skipped") or []))
         self._cache = (s["id"], dataset)
         return dataset
 
-    def _read_table(self, snap: int, name: str, cols: list[list[str]], n: int) -> pd.DataFrame:
+    def _read_table(self, snap: int, name: str, cols: list[list[str]], counts: dict[str, int]) -> pd.DataFrame:
         etype = next((t for t in ENTITY_TYPES if ENTITY_TABLE[t] == name), None)
         if etype is not None:
             match = f"MATCH (x:{LABELS[etype]}) WHERE x._snapshot = $s AND x._id IS NOT NULL"
             page = "x._id > $after"
         elif name in FACT_LABELS:
             match = f"MATCH (x:{FACT_LABELS[name]}) WHERE x._snapshot = $s"
-            page = "x._row >= $lo AND x._row < $hi"
-        else:
-            rel = "LINKED" if name == "agency_links" else EVENT_TABLES[name][0]
-            match = f"MATCH (a)-[x:{rel}]->(b) WHERE x._snapshot = $s"
             page = "x._row >= $lo AND x._row < $hi"
         source_of = dict(zip(END_COLUMNS.get(name, ()), ("a._id", "b._id")))
 
@@ -518,14 +514,19 @@ class Neo4jGraphStore(GraphStore):
                     break
                 parts.append(pd.DataFrame.from_records(rows))
                 after = rows[-1]["_key"]
-        else:
+        elif name in FACT_LABELS:
+            n = counts.get(name, 0)
             for lo in range(0, n, READ_BATCH_SIZE):
                 rows = self._run(f"{match} AND {page} RETURN x._row AS _key, {fields} ORDER BY x._row",
                                  s=snap, lo=lo, hi=lo + READ_BATCH_SIZE)
                 parts.append(pd.DataFrame.from_records(rows))
+        else:
+            parts = self._read_relationships(snap, name, fields, counts)
         raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         if etype is not None and len(raw):  # the loaded table's order: its key, like graph/dataset.py
             raw = raw.sort_values(ID_COLUMN[etype], kind="mergesort").reset_index(drop=True)
+        elif etype is None and len(raw):    # rows come back grouped by node: put them in table order
+            raw = raw.sort_values("_key", kind="mergesort").reset_index(drop=True)
         out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
         for c, dtype in cols:
             values = raw[c] if c in raw.columns else pd.Series([None] * len(raw), dtype=object)
@@ -536,6 +537,32 @@ class Neo4jGraphStore(GraphStore):
             else:
                 out[c] = pd.Series(values.to_numpy(dtype=object)).astype(dtype)
         return out
+
+    def _read_relationships(self, snap: int, name: str, fields: str, counts: dict[str, int]) -> list[pd.DataFrame]:
+        """A relationship table's rows (start node `a`, relationship `x`, end node `b`), by pages of
+        the nodes of one end (relationships have no index: it would cost every write ~10%)."""
+        if name == "agency_links":
+            rel, side, etype = "LINKED", "a", "agency"
+        else:
+            rel, st, _, tt, _ = EVENT_TABLES[name]
+            nodes_of = {t: counts.get(ENTITY_TABLE[t], 0) for t in (st, tt)}
+            side, etype = ("a", st) if nodes_of[st] >= nodes_of[tt] else ("b", tt)
+        label = LABELS[etype]
+        # about READ_BATCH_SIZE rows a page: nodes per page = rows per page / mean rows per node
+        per_page = max(1, READ_BATCH_SIZE * counts.get(ENTITY_TABLE[etype], 0) // max(1, counts.get(name, 0)))
+        parts: list[pd.DataFrame] = []
+        after = ""
+        while True:
+            ids = self._run(f"MATCH ({side}:{label}) WHERE {side}._snapshot = $s AND {side}._id > $after "
+                            f"RETURN {side}._id AS id ORDER BY {side}._id LIMIT {per_page}", s=snap, after=after)
+            if not ids:
+                return parts
+            after = ids[-1]["id"]
+            rows = self._run(f"UNWIND $ids AS id MATCH ({side}:{label} {{_snapshot: $s, _id: id}}) "
+                             f"MATCH (a)-[x:{rel}]->(b) RETURN x._row AS _key, {fields}",
+                             s=snap, ids=[r["id"] for r in ids])
+            if rows:
+                parts.append(pd.DataFrame.from_records(rows))
 
     # -- graph reads --------------------------------------------------------------------------
     def _snap_id(self) -> str:
@@ -648,6 +675,23 @@ class Neo4jGraphStore(GraphStore):
         rels.sort(key=lambda r: (index[r["a"]], index[r["b"]], REL_RANK.get(r["t"], len(REL_RANK))))
         sub.edges = [Edge(nodes[r["a"]], nodes[r["b"]], r["t"], int(r["n"])) for r in rels]
         return sub
+
+
+def _delete_batches(counts: dict[str, int]) -> dict[str, int]:
+    """Nodes per delete transaction for each entity label: DELETE_BATCH_SIZE relationships over the
+    most relationships its nodes can have on average (from the table row counts). Identifier and
+    fact nodes have none left once the entities are gone."""
+    touching = {t: 0 for t in ENTITY_TYPES}
+    ends = [(table, st, tt) for table, (_, st, _, tt, _) in EVENT_TABLES.items()]
+    ends += [(table, st, tt) for table, _, st, _, tt, _ in DERIVED_RELS]
+    ends += [("agency_links", "agency", t) for t in AGENCY_LINK_TYPES]
+    for table, st, tt in ends:
+        touching[st] += counts.get(table, 0)
+        touching[tt] += counts.get(table, 0)
+    for holder in ("person", "employer"):
+        touching[holder] += len(IDENTIFIER_TYPES) * counts.get(ENTITY_TABLE[holder], 0)
+    return {LABELS[t]: max(1, min(DELETE_BATCH_SIZE, DELETE_BATCH_SIZE * counts.get(ENTITY_TABLE[t], 0)
+                                  // max(1, touching[t]))) for t in ENTITY_TYPES}
 
 
 # -- conversions ---------------------------------------------------------------------------------

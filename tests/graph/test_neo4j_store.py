@@ -106,6 +106,35 @@ def test_event_rows_name_their_ends_by_the_end_nodes_only(neo4j_store: Neo4jGrap
     assert links and all({"agency_id", "entity_id"}.isdisjoint(x["keys"]) for x in links)
 
 
+def test_reads_back_across_many_pages_and_has_no_relationship_index(
+        neo4j_store: Neo4jGraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import graph.neo4j_store as module
+    ds = dataset_from_frames(small_frames())
+    neo4j_store.load(ds)
+    monkeypatch.setattr(module, "READ_BATCH_SIZE", 1)  # one node (or row) a page
+    fresh = Neo4jGraphStore(neo4j_store.url)
+    try:
+        _assert_same(ds, fresh.dataset())
+    finally:
+        fresh.close()
+    rel_indexes = neo4j_store._run("SHOW INDEXES YIELD name, entityType WHERE entityType = 'RELATIONSHIP' "
+                                   "AND name STARTS WITH 'rg_' RETURN name")
+    assert rel_indexes == []
+
+
+def test_delete_batches_bound_relationships_per_transaction() -> None:
+    from graph.neo4j_store import DELETE_BATCH_SIZE, _delete_batches
+    counts = {"persons": 100_000, "employers": 3_000, "clinics": 200, "pharmacies": 250, "agencies": 20,
+              "visits": 340_000, "purchases": 200_000, "employment": 70_000, "contributions": 350_000,
+              "agency_links": 5_000}
+    per_tx = _delete_batches(counts)
+    # a person has at most: visits, purchases, employment (and its agency), contributions, agency
+    # links, 3 identifier links: 1,335,000 relationships over 100,000 persons
+    assert per_tx["Person"] == DELETE_BATCH_SIZE * 100_000 // 1_335_000 == 1_498
+    assert per_tx["Clinic"] == DELETE_BATCH_SIZE * 200 // (340_000 + 200_000) == 7   # visits, prescriptions
+    assert _delete_batches({})["Person"] == 1 and set(per_tx) == {"Person", "Employer", "Clinic", "Pharmacy", "Agency"}
+
+
 def test_dangling_reference_fails_the_load_cleanly(neo4j_store: Neo4jGraphStore) -> None:
     good = dataset_from_frames(small_frames())
     neo4j_store.load(good)
