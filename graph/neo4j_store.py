@@ -491,45 +491,43 @@ class Neo4jGraphStore(GraphStore):
         return dataset
 
     def _read_table(self, snap: int, name: str, cols: list[list[str]], counts: dict[str, int]) -> pd.DataFrame:
+        """One table of the snapshot. Each page comes back as ONE record holding a list per row
+        (not a record per row: decoding those was most of the read time)."""
         etype = next((t for t in ENTITY_TYPES if ENTITY_TABLE[t] == name), None)
-        if etype is not None:
-            match = f"MATCH (x:{LABELS[etype]}) WHERE x._snapshot = $s AND x._id IS NOT NULL"
-            page = "x._id > $after"
-        elif name in FACT_LABELS:
-            match = f"MATCH (x:{FACT_LABELS[name]}) WHERE x._snapshot = $s"
-            page = "x._row >= $lo AND x._row < $hi"
         source_of = dict(zip(END_COLUMNS.get(name, ()), ("a._id", "b._id")))
 
-        def field(c: str, dtype: str) -> str:
-            value = source_of.get(c) or f"x.{_q(c)}"
-            return (f"toString({value})" if dtype.startswith("datetime64") else value) + f" AS {_q(c)}"
-        fields = ", ".join(field(c, dtype) for c, dtype in cols)
-        parts: list[pd.DataFrame] = []
+        def value(c: str, dtype: str) -> str:
+            v = source_of.get(c) or f"x.{_q(c)}"
+            return f"toString({v})" if dtype.startswith("datetime64") else v
+        names = ["_key"] + [c for c, _ in cols]
+
+        def row(key: str) -> str:
+            return "collect([" + ", ".join([key] + [value(c, dtype) for c, dtype in cols]) + "]) AS rows"
+        pages: list[list[list[Any]]] = []
         if etype is not None:  # entity ids are unique: page by id (keyset pagination)
             after = ""
             while True:
-                rows = self._run(f"{match} AND {page} RETURN x._id AS _key, {fields} ORDER BY x._id "
-                                 f"LIMIT {READ_BATCH_SIZE}", s=snap, after=after)
+                rows = self._run(f"MATCH (x:{LABELS[etype]}) WHERE x._snapshot = $s AND x._id > $after "
+                                 f"WITH x ORDER BY x._id LIMIT {READ_BATCH_SIZE} RETURN {row('x._id')}",
+                                 s=snap, after=after)[0]["rows"]
                 if not rows:
                     break
-                parts.append(pd.DataFrame.from_records(rows))
-                after = rows[-1]["_key"]
+                pages.append(rows)
+                after = rows[-1][0]
         elif name in FACT_LABELS:
-            n = counts.get(name, 0)
-            for lo in range(0, n, READ_BATCH_SIZE):
-                rows = self._run(f"{match} AND {page} RETURN x._row AS _key, {fields} ORDER BY x._row",
-                                 s=snap, lo=lo, hi=lo + READ_BATCH_SIZE)
-                parts.append(pd.DataFrame.from_records(rows))
+            for lo in range(0, counts.get(name, 0), READ_BATCH_SIZE):
+                pages.append(self._run(f"MATCH (x:{FACT_LABELS[name]}) WHERE x._snapshot = $s AND x._row >= $lo "
+                                       f"AND x._row < $hi RETURN {row('x._row')}",
+                                       s=snap, lo=lo, hi=lo + READ_BATCH_SIZE)[0]["rows"])
         else:
-            parts = self._read_relationships(snap, name, fields, counts)
-        raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        if etype is not None and len(raw):  # the loaded table's order: its key, like graph/dataset.py
-            raw = raw.sort_values(ID_COLUMN[etype], kind="mergesort").reset_index(drop=True)
-        elif etype is None and len(raw):    # rows come back grouped by node: put them in table order
-            raw = raw.sort_values("_key", kind="mergesort").reset_index(drop=True)
+            pages = self._read_relationships(snap, name, row("x._row"), counts)
+        raw = pd.DataFrame([r for page in pages for r in page], columns=names)
+        # the loaded table's order: an entity table's key (like graph/dataset.py), else its rows
+        order = ID_COLUMN[etype] if etype is not None else "_key"
+        raw = raw.sort_values(order, kind="mergesort").reset_index(drop=True)
         out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
         for c, dtype in cols:
-            values = raw[c] if c in raw.columns else pd.Series([None] * len(raw), dtype=object)
+            values = raw[c]
             if dtype.startswith("datetime64"):
                 out[c] = pd.to_datetime(values, format="%Y-%m-%d").astype(dtype)
             elif dtype == "str":
@@ -538,9 +536,9 @@ class Neo4jGraphStore(GraphStore):
                 out[c] = pd.Series(values.to_numpy(dtype=object)).astype(dtype)
         return out
 
-    def _read_relationships(self, snap: int, name: str, fields: str, counts: dict[str, int]) -> list[pd.DataFrame]:
-        """A relationship table's rows (start node `a`, relationship `x`, end node `b`), by pages of
-        the nodes of one end (relationships have no index: it would cost every write ~10%)."""
+    def _read_relationships(self, snap: int, name: str, rows: str, counts: dict[str, int]) -> list[list[list[Any]]]:
+        """A relationship table's pages of rows (start node `a`, relationship `x`, end node `b`), by
+        pages of the nodes of one end (relationships have no index: it would cost every write ~10%)."""
         if name == "agency_links":
             rel, side, etype = "LINKED", "a", "agency"
         else:
@@ -550,19 +548,17 @@ class Neo4jGraphStore(GraphStore):
         label = LABELS[etype]
         # about READ_BATCH_SIZE rows a page: nodes per page = rows per page / mean rows per node
         per_page = max(1, READ_BATCH_SIZE * counts.get(ENTITY_TABLE[etype], 0) // max(1, counts.get(name, 0)))
-        parts: list[pd.DataFrame] = []
+        pages: list[list[list[Any]]] = []
         after = ""
         while True:
             ids = self._run(f"MATCH ({side}:{label}) WHERE {side}._snapshot = $s AND {side}._id > $after "
-                            f"RETURN {side}._id AS id ORDER BY {side}._id LIMIT {per_page}", s=snap, after=after)
+                            f"WITH {side}._id AS id ORDER BY id LIMIT {per_page} RETURN collect(id) AS ids",
+                            s=snap, after=after)[0]["ids"]
             if not ids:
-                return parts
-            after = ids[-1]["id"]
-            rows = self._run(f"UNWIND $ids AS id MATCH ({side}:{label} {{_snapshot: $s, _id: id}}) "
-                             f"MATCH (a)-[x:{rel}]->(b) RETURN x._row AS _key, {fields}",
-                             s=snap, ids=[r["id"] for r in ids])
-            if rows:
-                parts.append(pd.DataFrame.from_records(rows))
+                return pages
+            after = ids[-1]
+            pages.append(self._run(f"UNWIND $ids AS id MATCH ({side}:{label} {{_snapshot: $s, _id: id}}) "
+                                   f"MATCH (a)-[x:{rel}]->(b) RETURN {rows}", s=snap, ids=ids)[0]["rows"])
 
     # -- graph reads --------------------------------------------------------------------------
     def _snap_id(self) -> str:
