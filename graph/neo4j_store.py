@@ -88,7 +88,6 @@ DERIVED_RELS: tuple[tuple[str, str, str, str, str, str], ...] = (
 META_KEY = "riskgraph"
 TYPE_RANK = {t: i for i, t in enumerate(NODE_TYPES)}
 REL_RANK = {r: i for i, r in enumerate(REL_TYPES)}
-INTERNAL = ("_snapshot", "_id", "_row")
 SEP = "\x1f"   # joins a column's values into one string per batch (see _Column)
 NULL = "\x1e"  # a missing text value inside such a string
 
@@ -561,9 +560,6 @@ class Neo4jGraphStore(GraphStore):
                                    f"MATCH (a)-[x:{rel}]->(b) RETURN {rows}", s=snap, ids=ids)[0]["rows"])
 
     # -- graph reads --------------------------------------------------------------------------
-    def _snap_id(self) -> str:
-        return self._require_current()["id"]
-
     def entity(self, ref: EntityRef) -> dict[str, Any] | None:
         if ref.type not in LABELS:
             return None
