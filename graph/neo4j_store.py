@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from functools import partial
 from datetime import datetime, timezone
@@ -503,16 +503,11 @@ class Neo4jGraphStore(GraphStore):
         def row(key: str) -> str:
             return "collect([" + ", ".join([key] + [value(c, dtype) for c, dtype in cols]) + "]) AS rows"
         pages: list[list[list[Any]]] = []
-        if etype is not None:  # entity ids are unique: page by id (keyset pagination)
-            after = ""
-            while True:
-                rows = self._run(f"MATCH (x:{LABELS[etype]}) WHERE x._snapshot = $s AND x._id > $after "
-                                 f"WITH x ORDER BY x._id LIMIT {READ_BATCH_SIZE} RETURN {row('x._id')}",
-                                 s=snap, after=after)[0]["rows"]
-                if not rows:
-                    break
-                pages.append(rows)
-                after = rows[-1][0]
+        if etype is not None:
+            label = LABELS[etype]
+            for ids in self._id_pages(snap, label, READ_BATCH_SIZE):
+                pages.append(self._run(f"UNWIND $ids AS id MATCH (x:{label} {{_snapshot: $s, _id: id}}) "
+                                       f"RETURN {row('x._id')}", s=snap, ids=ids)[0]["rows"])
         elif name in FACT_LABELS:
             for lo in range(0, counts.get(name, 0), READ_BATCH_SIZE):
                 pages.append(self._run(f"MATCH (x:{FACT_LABELS[name]}) WHERE x._snapshot = $s AND x._row >= $lo "
@@ -547,17 +542,22 @@ class Neo4jGraphStore(GraphStore):
         label = LABELS[etype]
         # about READ_BATCH_SIZE rows a page: nodes per page = rows per page / mean rows per node
         per_page = max(1, READ_BATCH_SIZE * counts.get(ENTITY_TABLE[etype], 0) // max(1, counts.get(name, 0)))
-        pages: list[list[list[Any]]] = []
+        return [self._run(f"UNWIND $ids AS id MATCH ({side}:{label} {{_snapshot: $s, _id: id}}) "
+                          f"MATCH (a)-[x:{rel}]->(b) RETURN {rows}", s=snap, ids=ids)[0]["rows"]
+                for ids in self._id_pages(snap, label, per_page)]
+
+    def _id_pages(self, snap: int, label: str, size: int) -> Iterator[list[Any]]:
+        """The `_id`s of the snapshot's `label` nodes, ascending, `size` a page (keyset pagination
+        on the unique (_snapshot, _id) index)."""
         after = ""
         while True:
-            ids = self._run(f"MATCH ({side}:{label}) WHERE {side}._snapshot = $s AND {side}._id > $after "
-                            f"WITH {side}._id AS id ORDER BY id LIMIT {per_page} RETURN collect(id) AS ids",
+            ids = self._run(f"MATCH (n:{label}) WHERE n._snapshot = $s AND n._id > $after "
+                            f"WITH n._id AS id ORDER BY id LIMIT {size} RETURN collect(id) AS ids",
                             s=snap, after=after)[0]["ids"]
             if not ids:
-                return pages
+                return
+            yield ids
             after = ids[-1]
-            pages.append(self._run(f"UNWIND $ids AS id MATCH ({side}:{label} {{_snapshot: $s, _id: id}}) "
-                                   f"MATCH (a)-[x:{rel}]->(b) RETURN {rows}", s=snap, ids=ids)[0]["rows"])
 
     # -- graph reads --------------------------------------------------------------------------
     def entity(self, ref: EntityRef) -> dict[str, Any] | None:
