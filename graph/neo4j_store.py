@@ -1,8 +1,8 @@
 """The Neo4j backend: the graph model of graph/store.py in a Neo4j 5.x database, over Bolt.
 
-Layout. Every node and every relationship with a table row carries `_snapshot` (the load it
-belongs to: a small integer, stored inline, where a text id took a whole property record) and
-`_row` (its row in the source table, so tables read back in their exact order):
+Layout. Every node and every relationship holding a table row carries `_snapshot` (the load it
+belongs to: a small integer, stored inline, where a text id took a whole property record); those
+holding a table row also carry `_row` (its row there, so tables read back in their exact order):
 - entity nodes :Person :Employer :Clinic :Pharmacy :Agency and identifier nodes :Phone
   :Address :BankAccount, keyed by `_id` (unique per snapshot); entity nodes hold their table's
   columns (missing values are simply absent properties; dates are native Neo4j dates);
@@ -283,7 +283,7 @@ class Neo4jGraphStore(GraphStore):
     # no second lookup of the (_snapshot, _id) unique index per end node is needed.
 
     def _create(self, snap: int, head: str, columns: list[_Column], n: int, *, ids: bool = False,
-                partition: np.ndarray | None = None) -> list[int]:
+                partition: np.ndarray | None = None) -> np.ndarray:
         """Run `head` (a clause using the columns' expressions) for rows 0..n-1 in batches; with
         `ids`, `head` binds node `n` and the internal ids of the created nodes come back in row order.
 
@@ -298,8 +298,7 @@ class Neo4jGraphStore(GraphStore):
         prelude = ", ".join(f"{c.prelude} AS {c.var}" for c in columns)
         cypher = (f"WITH {prelude} UNWIND range(0, $n - 1) AS i {head}"
                   + (" RETURN collect(i) AS rows, collect(id(n)) AS ids" if ids else ""))
-        out: list[int] = [0] * n if ids else []
-        row_of = range(n) if order is None else order.tolist()
+        out = np.zeros(n if ids else 0, dtype=np.int64)
 
         def write(lo_chunk: int, hi_chunk: int) -> None:
             for lo in range(lo_chunk, hi_chunk, self.batch_size):
@@ -308,16 +307,16 @@ class Neo4jGraphStore(GraphStore):
                 hi = min(hi_chunk, lo + self.batch_size)
                 params = {c.var: c.batch(lo, hi) for c in columns}
                 if ids:
-                    rows = self._run(cypher, n=hi - lo, s=snap, sep=SEP, null=NULL, **params)
-                    for i, node_id in zip(rows[0]["rows"], rows[0]["ids"]):
-                        out[row_of[lo + i]] = node_id
+                    created = self._run(cypher, n=hi - lo, s=snap, sep=SEP, null=NULL, **params)[0]
+                    rows = lo + np.asarray(created["rows"], dtype=np.int64)
+                    out[rows if order is None else order[rows]] = created["ids"]
                 else:
                     self._write(cypher, n=hi - lo, s=snap, sep=SEP, null=NULL, **params)
 
         self._in_parallel([partial(write, lo, hi) for lo, hi in chunks])
         return out
 
-    def _create_nodes(self, snap: int, label: str, columns: list[_Column], n: int) -> list[int]:
+    def _create_nodes(self, snap: int, label: str, columns: list[_Column], n: int) -> np.ndarray:
         _named(columns)
         props = ", ".join(f"{_q(c.name)}: {c.expr}" for c in columns)
         return self._create(snap, f"CREATE (n:{label} {{_snapshot: $s, {props}}})", columns, n, ids=True)
@@ -397,24 +396,23 @@ class Neo4jGraphStore(GraphStore):
 
             def write() -> None:
                 created = self._create_nodes(snap, LABELS[etype], columns, len(df))
-                node_ids[etype] = (pd.Index(df[ID_COLUMN[etype]]), np.asarray(created, dtype=np.int64))
+                node_ids[etype] = (pd.Index(df[ID_COLUMN[etype]]), created)
             return write
 
         holders = [(et, tables[ENTITY_TABLE[et]]) for et in ("person", "employer") if ENTITY_TABLE[et] in tables]
-        identifier_values: dict[str, list[str]] = {}
+        identifier_values: dict[str, np.ndarray] = {}  # sorted distinct values, as str
         for ident in IDENTIFIER_TYPES:
             present = [df[ident].dropna() for _, df in holders if ident in df.columns]
             values = np.sort(pd.concat(present).unique().astype(object)) if present else np.array([], dtype=object)
             if len(values):
-                identifier_values[ident] = [str(v) for v in values]
+                identifier_values[ident] = values.astype(str).astype(object)
 
         def identifier_nodes(ident: str) -> Write:
             vals = identifier_values[ident]
-            columns = [_Column.of("_id", pd.Series(vals, dtype=object)), _Column.ints("_row", np.arange(len(vals)))]
+            columns = [_Column.of("_id", pd.Series(vals, dtype=object))]
 
             def write() -> None:
-                created = self._create_nodes(snap, LABELS[ident], columns, len(vals))
-                node_ids[ident] = (pd.Index(vals, dtype=object), np.asarray(created, dtype=np.int64))
+                node_ids[ident] = (pd.Index(vals, dtype=object), self._create_nodes(snap, LABELS[ident], columns, len(vals)))
             return write
 
         # 2. relationships; their end ids are looked up at write time, once the nodes exist
@@ -433,10 +431,11 @@ class Neo4jGraphStore(GraphStore):
             df = tables["agency_links"]
             idx = np.flatnonzero((df["entity_type"] == etype).to_numpy())
             part = df.iloc[idx]
-            columns = _table_columns(part, without=("agency_id", "entity_id"))
+            agency_col, entity_col = END_COLUMNS["agency_links"]
+            columns = _table_columns(part, without=(agency_col, entity_col))
             columns[-1] = _Column.ints("_row", idx)  # rows of the whole table
             return lambda: self._create_rels(
-                snap, "LINKED", *stored_ends("agency_links", part, "agency", "agency_id", etype, "entity_id"), columns)
+                snap, "LINKED", *stored_ends("agency_links", part, "agency", agency_col, etype, entity_col), columns)
 
         def identifier_rels(ident: str) -> Write:
             parts = [(et, df[df[ident].notna()]) for et, df in holders if ident in df.columns]
