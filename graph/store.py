@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from collections.abc import Collection
 
 from graph.dataset import Dataset
 
@@ -53,22 +54,52 @@ class SnapshotInfo:
     content_hash: str
     loaded_at: datetime
     row_counts: dict[str, int]
+    id: str = ""                    # the snapshot's id in its store (text, whatever the backend)
 
 
 class GraphStore(ABC):
-    """A graph store holding one dataset snapshot at a time."""
+    """A graph store holding dataset snapshots, one of them current (the one graph queries read).
+
+    A run writes its snapshot with `stage` (invisible to readers), and makes it current with
+    `commit` only once the whole run has succeeded; `retain` deletes the ones no longer kept.
+    `lease` keeps a second writer out of the same store while a run holds it."""
 
     @abstractmethod
+    def stage(self, dataset: Dataset) -> SnapshotInfo:
+        """Write `dataset` as a new complete snapshot that is not yet current (all or nothing:
+        a failed stage leaves nothing behind but what the next `retain` removes)."""
+
+    @abstractmethod
+    def commit(self, snapshot_id: str) -> None:
+        """Make a staged or retained snapshot the current one (idempotent)."""
+
+    @abstractmethod
+    def retain(self, keep: Collection[str]) -> None:
+        """Delete every snapshot that is neither current nor in `keep` (incomplete ones included)."""
+
+    @abstractmethod
+    def snapshot_ids(self) -> list[str]:
+        """Ids of every complete snapshot held, oldest first."""
+
     def load(self, dataset: Dataset) -> SnapshotInfo:
-        """Replace the snapshot with `dataset`, all or nothing: on failure the old one stays."""
+        """Stage `dataset`, make it current and drop every other snapshot."""
+        info = self.stage(dataset)
+        self.commit(info.id)
+        self.retain([info.id])
+        return info
 
     @abstractmethod
-    def snapshot(self) -> SnapshotInfo | None:
-        """What is loaded now, or None when the store is empty."""
+    def snapshot(self, snapshot_id: str | None = None) -> SnapshotInfo | None:
+        """The current snapshot (or the named one), or None when there is none."""
 
     @abstractmethod
-    def dataset(self) -> Dataset:
-        """The whole snapshot as typed tables (raises NoSnapshot when empty)."""
+    def dataset(self, snapshot_id: str | None = None) -> Dataset:
+        """The current (or named) snapshot as typed tables (raises NoSnapshot when absent)."""
+
+    def lease(self, holder: str) -> "StoreLease":
+        """Exclusive right to write this store until released; raises StoreBusy naming the
+        holder when another run has it. The default (single-process stores) takes no lease."""
+        return StoreLease()
 
     @abstractmethod
     def entity(self, ref: EntityRef) -> dict[str, Any] | None:
@@ -93,3 +124,13 @@ class GraphStore(ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class StoreLease:
+    """A held store lease: `renew` while the run is alive, `release` when done."""
+
+    def renew(self) -> None:
+        """Extend the lease (called with the run's heartbeat)."""
+
+    def release(self) -> None:
+        """Give the lease up."""

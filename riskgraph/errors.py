@@ -121,3 +121,10 @@ class StoreLoadFailed(RiskGraphError):
 
     status_code = 500
     code = "store_load_failed"
+
+
+class StoreBusy(RiskGraphError):
+    """Another run holds the store's (or home's) write lease."""
+
+    status_code = 409
+    code = "store_busy"
