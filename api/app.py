@@ -30,6 +30,7 @@ from api.state import AppState
 from graph.factory import open_store
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
+from riskgraph.runs import try_recover
 from riskgraph.settings import Settings
 from scoring.registry import ModelRegistry
 
@@ -55,11 +56,13 @@ def build_state(settings: Settings) -> AppState:
     db = ResultsDB(settings.results_database_url)
     registry = ModelRegistry(db)
     metrics = Metrics()
-    audit = AuditWriter(db, flush_ms=settings.api_audit_flush_ms, batch_rows=settings.api_audit_batch_rows,
-                        max_pending=settings.api_audit_max_pending)
-    state = AppState(settings=settings, db=db, registry=registry, store=open_store(settings.store_url, settings),
+    audit = AuditWriter(db, flush_ms=settings.api_audit_flush_ms, max_pending=settings.api_audit_max_pending,
+                        fault=settings.fault)
+    store = open_store(settings.store, settings)
+    try_recover(settings, db, store)  # finishes a commit cut short (no-op while a run is going)
+    state = AppState(settings=settings, db=db, registry=registry, store=store,
                      keyring=keyring, audit=audit, runner=JobRunner(settings, db), metrics=metrics,
-                     explainer=Explainer(features_dir=settings.home / "features", registry=registry,
+                     explainer=Explainer(features_dir=settings.home / "runs", registry=registry,
                                          per_entity=settings.model.reasons_per_entity))
     state.runner.on_success = lambda job_id: state.load_results()
     state.load_results()

@@ -1,79 +1,135 @@
-"""The audit log writer: requests append rows to an in-memory queue; a background task writes
-them in batches (every `api_audit_flush_ms` or `api_audit_batch_rows`), and on shutdown."""
+"""The audit log writer, a group commit: a request that discloses a decision queues its rows and
+waits until they are durable (`decide`); one background task writes whatever is queued in ONE
+transaction, so concurrent requests share one fsync. Other rows (`record`: promotions, job
+starts) are written by the same task without holding their request."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import time
 from datetime import datetime, timezone
 from typing import Any
 
 import anyio
 
+from riskgraph import faults
+from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
 
 log = logging.getLogger("riskgraph.api.audit")
+
+
+class AuditUnavailable(RiskGraphError):
+    """The audit row of a decision could not be made durable, so the answer is withheld."""
+
+    status_code = 503
+    code = "audit_unavailable"
 
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class AuditWriter:
-    """Batches audit rows; never drops one (a write failure keeps the rows for the next flush)."""
+def new_decision_id() -> str:
+    """32 hex characters, time-ordered (milliseconds first), unguessable."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
 
-    def __init__(self, db: ResultsDB, *, flush_ms: int, batch_rows: int, max_pending: int) -> None:
+
+class AuditWriter:
+    """Writes audit rows in group commits; a decision's row is durable before its answer leaves."""
+
+    def __init__(self, db: ResultsDB, *, flush_ms: int, max_pending: int, fault: str = "") -> None:
         self.db = db
         self.flush_s = flush_ms / 1000
-        self.batch_rows = batch_rows
         self.max_pending = max_pending
+        self.fault = fault
         self.rows: list[dict[str, Any]] = []
+        self.waiters: list[asyncio.Future[None]] = []
         self.written = 0
         self.failures = 0
-        self._wake = asyncio.Event()
+        self.batches = 0
+        self._wake: asyncio.Event | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
 
-    def record(self, *, actor: str, role: str, action: str, entity_type: str | None = None,
-               entity_id: str | None = None, model_version: str | None = None, grade: str | None = None,
-               detail: str | None = None) -> None:
-        """Queue one row (no I/O here)."""
-        self.rows.append({"at": utc_now(), "actor": actor, "role": role, "action": action,
-                          "entity_type": entity_type, "entity_id": entity_id, "model_version": model_version,
-                          "grade": grade, "detail": detail})
-        if len(self.rows) >= self.batch_rows:
-            self._wake.set()
+    @staticmethod
+    def row(*, actor: str, role: str, action: str, entity_type: str | None = None, entity_id: str | None = None,
+            model_version: str | None = None, grade: str | None = None, detail: str | None = None,
+            decision_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
+        return {"at": utc_now(), "actor": actor, "role": role, "action": action, "entity_type": entity_type,
+                "entity_id": entity_id, "model_version": model_version, "grade": grade, "detail": detail,
+                "decision_id": decision_id, "run_id": run_id}
+
+    def record(self, **fields: Any) -> None:
+        """Queue one row that needs no wait (written within `flush_ms`)."""
+        self.rows.append(self.row(**fields))
+
+    async def decide(self, rows: list[dict[str, Any]]) -> None:
+        """Queue decision rows and return once they are committed (raises AuditUnavailable)."""
+        if not rows:
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self.rows.extend(rows)
+        self.waiters.append(done)
+        if self._task is None:          # no writer task (a bare app in tests): write inline
+            await self.flush()
+        else:
+            self._event().set()
+        await done
 
     @property
     def overloaded(self) -> bool:
         return len(self.rows) >= self.max_pending
 
+    def _event(self) -> asyncio.Event:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
     async def flush(self) -> int:
-        """Write every queued row now; returns how many were written."""
+        """Write every queued row now in one transaction; returns how many were written."""
         async with self._lock:
             if not self.rows:
                 return 0
             batch, self.rows = self.rows, []
+            waiters, self.waiters = self.waiters, []
             try:
-                await anyio.to_thread.run_sync(self.db.append_audit, batch)
-            except Exception:
+                await anyio.to_thread.run_sync(self._write, batch)
+            except Exception as exc:
                 self.failures += 1
-                self.rows[:0] = batch
-                log.exception("audit write of %d rows failed; kept for the next flush", len(batch))
+                log.exception("audit write of %d rows failed", len(batch))
+                # decisions whose answer is withheld are dropped; the rest wait for the next flush
+                self.rows[:0] = [r for r in batch if r.get("decision_id") is None]
+                for w in waiters:
+                    if not w.done():
+                        w.set_exception(AuditUnavailable(f"the audit log could not be written ({type(exc).__name__}); "
+                                                         "the answer is withheld"))
                 raise
             self.written += len(batch)
+            self.batches += 1
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
             return len(batch)
 
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        faults.reach(self.fault, "audit_write")
+        self.db.append_audit(batch)
+
     async def _loop(self) -> None:
+        wake = self._event()
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.flush_s)
+                await asyncio.wait_for(wake.wait(), timeout=self.flush_s)
             except asyncio.TimeoutError:
                 pass
-            self._wake.clear()
+            wake.clear()
             try:
                 await self.flush()
             except Exception:
-                await asyncio.sleep(self.flush_s)
+                await asyncio.sleep(min(self.flush_s, 0.05))
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="audit-writer")

@@ -5,16 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
 import pandas as pd
-import sqlalchemy as sa
 
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from graph.dataset import Dataset
-from riskgraph.results import ResultsDB, models_table
+from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
 
 log = logging.getLogger("riskgraph.api.book")
@@ -41,6 +41,8 @@ class ResultsBook:
     ring_edges: pd.DataFrame = field(default_factory=pd.DataFrame)
     as_of: str = ""
     fingerprint: str = ""
+    run_id: str = ""
+    snapshot_id: str | None = None
 
     @property
     def loaded(self) -> bool:
@@ -48,54 +50,54 @@ class ResultsBook:
 
 
 def results_fingerprint(db: ResultsDB) -> str:
-    """Changes whenever a run rewrites the results (the `runs` manifest is replaced each time)."""
-    runs = db.read("runs")
-    if runs.empty:
-        return ""
-    return hashlib.sha256("".join(runs["manifest"].astype(str)).encode()).hexdigest()[:16]
+    """Changes at every commit or rollback (the served pointer's sequence number moves)."""
+    served = db.served()
+    return f"{served[0]}#{served[1]}" if served else ""
 
 
-def load_book(*, db: ResultsDB, settings: Settings, dataset: Dataset | None) -> ResultsBook:
-    """Read the results tables and build the in-memory book (empty when nothing was scored)."""
-    scores = db.read("scores")
-    runs = db.read("runs")
-    manifest = json.loads(runs["manifest"].iloc[-1]) if len(runs) else {}
-    book = ResultsBook(fingerprint=results_fingerprint(db))
-    book.rule_hits = db.read("rule_hits")
-    book.rings = db.read("rings")
-    book.ring_members = db.read("ring_members")
-    book.ring_edges = db.read("ring_edges")
-    book.as_of = str(manifest.get("scored_at") or _models_time(db, scores) or manifest.get("snapshot_loaded_at") or "")
+def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | None], Dataset | None]) -> ResultsBook:
+    """Read the served run's tables and build the in-memory book (empty before the first run).
+    `dataset_of(snapshot_id)` gives that run's store snapshot (for regions)."""
+    served = db.served()
+    if served is None:
+        return ResultsBook()
+    run_id = served[0]
+    run = db.run(run_id) or {}
+    manifest = json.loads(run.get("manifest") or "{}")
+    book = ResultsBook(fingerprint=f"{run_id}#{served[1]}", run_id=run_id, snapshot_id=run.get("snapshot_id"))
+    scores = db.read_run_table(run_id, "scores")
+    book.rule_hits = db.read_run_table(run_id, "rule_hits")
+    book.rings = db.read_run_table(run_id, "rings")
+    book.ring_members = db.read_run_table(run_id, "ring_members")
+    book.ring_edges = db.read_run_table(run_id, "ring_edges")
+    book.as_of = str(run.get("committed_at") or manifest.get("snapshot_loaded_at") or "")
     if scores.empty:
         return book
+    dataset = dataset_of(book.snapshot_id)
     bands = settings.bands.model_dump()
     scores = scores.fillna({"grade_cap": "", "reasons": "[]", "rule_hits": "[]", "model_version": ""})
-    book.credit = _credit_entries(scores, bands, book.as_of)
+    book.credit = _credit_entries(scores, bands, book.as_of, run_id)
     book.risk = _risk_frames(scores, book.ring_members, dataset)
     log.info("loaded %d scores, %d rings", len(scores), len(book.rings))
     return book
 
 
-def _models_time(db: ResultsDB, scores: pd.DataFrame) -> str | None:
-    """When the serving models were registered: the scoring time of a pipeline run."""
-    versions = [v for v in scores["model_version"].dropna().unique().tolist() if v] if len(scores) else []
-    if not versions:
-        return None
-    with db.engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.max(models_table.c.created_at))
-                            .where(models_table.c.version.in_(versions))).scalar()
-
-
-def credit_body(row: dict, bands: dict, as_of: str, reasons_json: str) -> bytes:
-    """The JSON answer of GET /v1/credit for one scores row (reasons spliced in unparsed)."""
+def credit_body(row: dict, bands: dict, as_of: str, reasons_json: str, run_id: str) -> bytes:
+    """The JSON answer of GET /v1/credit for one scores row (reasons spliced in unparsed; the
+    per-request `decision_id` is put in front when served, see `with_decision`)."""
     cap = row["grade_cap"] or None
     return orjson.dumps({
         "entity_type": row["entity_type"], "entity_id": row["entity_id"], "grade": row["grade"],
         "credit_points": float(row["credit_points"]), "probability": float(row["risk_score"]),
         "score_grade": row["score_grade"], "grade_cap": cap, "cap_applied": row["grade"] != row["score_grade"],
         "model_version": row["model_version"], "reasons": orjson.Fragment(reasons_json),
-        "rule_hits": orjson.Fragment(row["rule_hits"]), "bands": bands, "as_of": as_of,
+        "rule_hits": orjson.Fragment(row["rule_hits"]), "bands": bands, "as_of": as_of, "run_id": run_id,
     })
+
+
+def with_decision(body: bytes, decision_id: str) -> bytes:
+    """A stored answer with its decision id as the first field (no re-encoding)."""
+    return b'{"decision_id":"' + decision_id.encode() + b'",' + body[1:]
 
 
 def audit_detail(reasons_json: str) -> str:
@@ -103,7 +105,7 @@ def audit_detail(reasons_json: str) -> str:
     return '{"reasons_sha256":"' + hashlib.sha256(reasons_json.encode()).hexdigest()[:16] + '"}'
 
 
-def _credit_entries(scores: pd.DataFrame, bands: dict, as_of: str) -> dict[tuple[str, str], CreditEntry]:
+def _credit_entries(scores: pd.DataFrame, bands: dict, as_of: str, run_id: str) -> dict[tuple[str, str], CreditEntry]:
     if "score_grade" not in scores:
         scores = scores.assign(score_grade=scores["grade"])
     out: dict[tuple[str, str], CreditEntry] = {}
@@ -113,7 +115,7 @@ def _credit_entries(scores: pd.DataFrame, bands: dict, as_of: str) -> dict[tuple
         row["entity_id"] = str(row["entity_id"])
         reasons = row["reasons"]
         out[(row["entity_type"], row["entity_id"])] = CreditEntry(
-            credit_body(row, bands, as_of, reasons), row["model_version"], row["grade"],
+            credit_body(row, bands, as_of, reasons, run_id), row["model_version"], row["grade"],
             audit_detail(reasons), reasons == "[]")
     return out
 

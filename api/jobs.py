@@ -4,86 +4,49 @@ refresh. `JobRunner` runs them without overlap; `build_scheduler` schedules them
 3.x, job store persisted in the results database)."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
 from api.errors import JobAlreadyRunning, UnknownJob
-from explain.reasons import reasons_from_contributions
-from features.build import build_features
-from features.graph_features import add_graph_features
-from features.rings import RingResult, detect_rings
-from graph.contract import ENTITY_TYPES
-from graph.dataset import Dataset
-from graph.factory import open_store
-from graph.projection import Projection
-from riskgraph.pipeline import evaluate_rules, save_feature_matrices
-from riskgraph.results import ResultsDB, jobs_table, now_iso
+from riskgraph.pipeline import ModelSource, run_pipeline
+from riskgraph.results import ResultsDB, jobs_table
+from riskgraph.runs import live_runs
 from riskgraph.settings import Settings
-from scoring.grades import apply_caps, credit_points, grades
-from scoring.registry import ModelRecord, ModelRegistry
-from scoring.score import EntityScores, score_entity_type
 
 log = logging.getLogger("riskgraph.api.jobs")
 
 
-# -- the jobs -----------------------------------------------------------------------------------
+# -- the jobs: each is one composer run (riskgraph/pipeline.py), committed once --------------------
 
 def rescore(settings: Settings) -> str:
-    """Re-run features, rules, rings and scoring on the store's current snapshot with the champion
-    models (no new versions unless a type has no champion yet) and replace the served results."""
-    db = ResultsDB(settings.results_database_url)
-    registry = ModelRegistry(db)
-    dataset = _current_dataset(settings)
-    rules, rings, models = _score(dataset, settings, _ScratchRegistry(db))
-    tables = []
-    for t, es in models.items():
-        if es.table.empty:
-            continue
-        champ = registry.champion(t)
-        if champ is None:  # first model of this type: register it like the pipeline does
-            champ = registry.register(entity_type=t, kind=es.kind, data_hash=dataset.content_hash,
-                                      features=list(es.matrix.columns) if es.matrix is not None else [],
-                                      params={}, metrics=es.metrics, model=es.model, promote=True)
-        tables.append(_with_champion(es, champ, registry.load(champ.version) if champ.kind == "supervised" else None,
-                                     settings))
-    scores = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    manifest = {"job": "rescore", "scored_at": now_iso(), "input_hash": dataset.content_hash,
-                "models": {t: es.kind for t, es in models.items()}}
-    save_feature_matrices(settings.home / "features", models)
-    db.replace_results({"scores": scores, "rule_hits": rules.hits, "rings": rings.rings,
-                        "ring_members": rings.members, "ring_edges": rings.edges,
-                        "runs": pd.DataFrame([{"manifest": json.dumps(manifest)}])})
-    return f"rescored {len(scores)} entities with {len(tables)} champion models"
+    """Re-run features, rules, rings and scoring on the served run's snapshot with the champion
+    models (a type without a champion gets its first model) and serve the result as a new run."""
+    result = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION,
+                          kind="nightly-rescore")
+    return f"run {result.run_id}: rescored {len(result.scores)} entities with the champion models"
 
 
 def retrain(settings: Settings) -> str:
-    """Train new model versions on the current snapshot; they stay candidates until promoted."""
-    db = ResultsDB(settings.results_database_url)
-    dataset = _current_dataset(settings)
-    _, _, models = _score(dataset, settings, _CandidateRegistry(db))
-    made = [es.model_version for es in models.values() if es.model_version]
-    return "new candidate versions: " + (", ".join(made) or "none")
+    """Train new model versions on the served run's snapshot; they are committed as candidates
+    (never promoted here) and the served results do not change."""
+    result = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CANDIDATE,
+                          kind="weekly-retrain")
+    made = [m.model_version for m in result.models.values() if m.model_version and m.fitted]
+    return f"run {result.run_id}: new candidate versions: " + (", ".join(made) or "none")
 
 
 def refresh_rings(settings: Settings) -> str:
-    """Detect rings again on the current snapshot and replace the ring tables."""
-    db = ResultsDB(settings.results_database_url)
-    rings = detect_rings(_current_dataset(settings))
-    manifest = db.read("runs")
-    manifest_json = json.loads(manifest["manifest"].iloc[-1]) if len(manifest) else {}
-    manifest_json["rings_refreshed_at"] = now_iso()
-    db.replace_results({"rings": rings.rings, "ring_members": rings.members, "ring_edges": rings.edges,
-                        "runs": pd.DataFrame([{"manifest": json.dumps(manifest_json, default=str)}])})
-    return f"{len(rings.rings)} rings"
+    """Detect rings again on the served snapshot. Ring features feed the scores, so this is a
+    whole re-scoring run with the champion models: rings and grades always come from one run."""
+    result = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION,
+                          kind="ring-refresh")
+    return f"run {result.run_id}: {result.rings['ring_id'].nunique() if len(result.rings) else 0} rings"
 
 
 @dataclass(frozen=True)
@@ -103,77 +66,6 @@ JOBS: dict[str, JobSpec] = {spec.id: spec for spec in (
     JobSpec("ring-refresh", "Ring refresh", refresh_rings.__doc__ or "", refresh_rings,
             lambda s: s.job_rings_cron),
 )}
-
-
-# -- stages -------------------------------------------------------------------------------------
-
-def _current_dataset(settings: Settings) -> Dataset:
-    store = open_store(settings.store_url, settings)
-    try:
-        return store.dataset()
-    finally:
-        store.close()
-
-
-def _score(dataset: Dataset, settings: Settings, registry: ModelRegistry) -> tuple[Any, RingResult, dict[str, EntityScores]]:
-    proj = Projection(dataset)
-    features = add_graph_features(build_features(dataset, proj), proj)
-    rules = evaluate_rules(dataset, settings)
-    rings = detect_rings(dataset)
-    models = {t: score_entity_type(t, dataset=dataset, proj=proj, features=features[t], rule_result=rules,
-                                   rings=rings.members, settings=settings, registry=registry)
-              for t in ENTITY_TYPES}
-    return rules, rings, models
-
-
-class _ScratchRegistry(ModelRegistry):
-    """Registers nothing: the version of a scratch fit is a placeholder replaced by the champion's."""
-
-    def register(self, *, entity_type: str, kind: str, data_hash: str, features: list[str],
-                 params: dict[str, Any], metrics: dict[str, Any], model: Any | None,
-                 promote: bool = False) -> ModelRecord:
-        return ModelRecord(f"scratch-{entity_type}", entity_type, kind, now_iso(), data_hash, features,
-                           params, metrics, False)
-
-
-class _CandidateRegistry(ModelRegistry):
-    """Registers every new version without promoting it (unless the type has no champion at all)."""
-
-    def register(self, *, entity_type: str, kind: str, data_hash: str, features: list[str],
-                 params: dict[str, Any], metrics: dict[str, Any], model: Any | None,
-                 promote: bool = False) -> ModelRecord:
-        return super().register(entity_type=entity_type, kind=kind, data_hash=data_hash, features=features,
-                                params=params, metrics=metrics, model=model, promote=False)
-
-
-def _with_champion(es: EntityScores, champ: ModelRecord, model: Any | None, settings: Settings) -> pd.DataFrame:
-    """The scores table of a scratch fit, re-scored by the champion model where it has one."""
-    table = es.table.copy()
-    table["model_version"] = champ.version
-    if model is None or es.matrix is None:
-        return table
-    X = es.matrix.reindex(index=table["entity_id"])
-    risk = np.asarray(model.predict_proba(X), dtype=float)
-    points = credit_points(risk, settings.scorecard)
-    score_grade = pd.Series(grades(points, settings.bands), index=table.index)
-    cap = table["grade_cap"].replace("", np.nan)
-    final = apply_caps(score_grade, cap)
-    cap_items = table["reasons"].map(lambda r: [i for i in json.loads(r) if i.get("feature") == "grade_cap"])
-    reasons = pd.Series("[]", index=table.index)
-    top = pd.Series(risk, index=table.index).sort_values(ascending=False, kind="mergesort").index[: settings.model.explain_top]
-    if len(top):
-        Xt = X.iloc[top].set_axis(top)
-        contrib = model.contributions(Xt)
-        reasons.loc[top] = reasons_from_contributions(contrib, Xt.reindex(columns=contrib.columns),
-                                                      settings.model.reasons_per_entity).to_numpy()
-    with_caps = [json.dumps(json.loads(r) + c, ensure_ascii=False) if c and g != sg else r
-                 for r, c, g, sg in zip(reasons, cap_items, final, score_grade)]
-    table["risk_score"] = risk.round(6)
-    table["credit_points"] = points.round(1)
-    table["score_grade"] = score_grade.to_numpy()
-    table["grade"] = final.to_numpy()
-    table["reasons"] = with_caps
-    return table
 
 
 # -- running without overlap ---------------------------------------------------------------------
@@ -250,12 +142,8 @@ class JobRunner:
         return status
 
     def _running_elsewhere(self, job_id: str) -> bool:
-        since = (datetime.now(timezone.utc) - timedelta(seconds=self.settings.job_stale_after_s)).isoformat(timespec="seconds")
-        with self.db.engine.connect() as conn:
-            row = conn.execute(sa.select(jobs_table.c.id).where(
-                (jobs_table.c.job_id == job_id) & (jobs_table.c.status == "running")
-                & (jobs_table.c.started_at >= since)).limit(1)).first()
-        return row is not None
+        """A run of this job with a fresh heartbeat (a killed one stops beating: stale in 3 min)."""
+        return bool(live_runs(self.db, self.settings, kind=job_id))
 
     def history(self, job_id: str | None = None, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(jobs_table).order_by(jobs_table.c.id.desc()).limit(limit)

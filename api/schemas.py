@@ -52,8 +52,11 @@ class CreditResponse(BaseModel):
         "reasons": [{"feature": "rings", "value": 1.0, "contribution": 1.14, "text": "member of 1 suspected rings",
                      "text_zh": "属于 1 个疑似团伙"}],
         "rule_hits": ["ben_fraud_over_10000"], "bands": {"A": 650, "B": 550, "C": 450},
-        "as_of": "2026-01-01T02:00:00+00:00"}]})
+        "as_of": "2026-01-01T02:00:00+00:00", "run_id": "20260101T020000-ab12cd",
+        "decision_id": "019b7c1f2a3b8e0c4d5f6a7b8c9d0e1f"}]})
 
+    decision_id: str | None = Field(default=None, description="this answer's id in the audit log "
+                                                              "(credit calls; durable before the answer is sent)")
     entity_type: str
     entity_id: str
     grade: Grade
@@ -66,7 +69,8 @@ class CreditResponse(BaseModel):
     reasons: list[Reason]
     rule_hits: list[str]
     bands: Bands
-    as_of: str = Field(description="when these scores were computed (ISO 8601, UTC)")
+    as_of: str = Field(description="when these scores were committed (ISO 8601, UTC)")
+    run_id: str = Field(description="the committed run these scores come from")
 
 
 class EntityKey(BaseModel):
@@ -84,6 +88,7 @@ class CreditBatchRequest(BaseModel):
 class CreditBatchResponse(BaseModel):
     results: list[CreditResponse]
     not_found: list[EntityKey]
+    run_id: str
 
 
 class RiskItem(BaseModel):
@@ -107,6 +112,7 @@ class RiskPage(BaseModel):
     total: int = Field(description="rows matching the filters")
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
     as_of: str
+    run_id: str = Field(description="the committed run these rows come from")
 
 
 class RuleHitOut(BaseModel):

@@ -17,7 +17,8 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
-from api.book import CreditEntry, ResultsBook, audit_detail
+from api.audit import new_decision_id
+from api.book import CreditEntry, ResultsBook, audit_detail, with_decision
 from api.errors import InvalidParameter, ResultsNotLoaded, RingNotFound
 from api.jobs import JOBS, next_run_times
 from api.security import Principal, mask_attributes, mask_evidence, mask_value
@@ -35,25 +36,27 @@ RISK_CSV_COLUMNS = ["rank", "entity_type", "entity_id", "risk_score", "credit_po
 # -- credit (approval systems, hot path) ----------------------------------------------------------
 
 async def credit_one(*, state: AppState, principal: Principal, entity_type: str, entity_id: str) -> bytes:
-    """The encoded credit answer for one entity, audited."""
+    """The encoded credit answer for one entity, sent only once its audit row is durable."""
     book = _book(state)
     entry = book.credit.get((entity_type, entity_id))
     if entry is None:
         raise EntityNotFound(f"no {entity_type} {entity_id!r} in the scored results")
     if entry.needs_reasons:
         entry = await _explained(state=state, book=book, entity_type=entity_type, entity_id=entity_id, entry=entry)
-    _audit_credit(state=state, principal=principal, entity_type=entity_type, entity_id=entity_id, entry=entry)
-    if state.audit.overloaded:
-        await state.audit.flush()
-    return entry.body
+    decision_id = new_decision_id()
+    await state.audit.decide([_credit_row(state=state, principal=principal, entity_type=entity_type,
+                                          entity_id=entity_id, entry=entry, decision_id=decision_id,
+                                          run_id=book.run_id)])
+    return with_decision(entry.body, decision_id)
 
 
 async def credit_batch(*, state: AppState, principal: Principal, items: list[tuple[str, str]]) -> bytes:
-    """Encoded answers for many entities; unknown ones are listed, not an error."""
+    """Encoded answers for many entities, each with its own decision id; unknown ones are listed,
+    not an error. Every answer's audit row is durable before the response leaves."""
     if len(items) > state.settings.api_batch_max:
         raise InvalidParameter(f"at most {state.settings.api_batch_max} items per batch, got {len(items)}")
     book = _book(state)
-    bodies, missing = [], []
+    bodies, missing, rows = [], [], []
     for entity_type, entity_id in items:
         entry = book.credit.get((entity_type, entity_id))
         if entry is None:
@@ -61,20 +64,20 @@ async def credit_batch(*, state: AppState, principal: Principal, items: list[tup
             continue
         if entry.needs_reasons:
             entry = await _explained(state=state, book=book, entity_type=entity_type, entity_id=entity_id, entry=entry)
-        _audit_credit(state=state, principal=principal, entity_type=entity_type, entity_id=entity_id,
-                      entry=entry, action="credit_batch")
-        bodies.append(orjson.Fragment(entry.body))
-    if state.audit.overloaded:
-        await state.audit.flush()
-    return orjson.dumps({"results": bodies, "not_found": missing})
+        decision_id = new_decision_id()
+        rows.append(_credit_row(state=state, principal=principal, entity_type=entity_type, entity_id=entity_id,
+                                entry=entry, decision_id=decision_id, run_id=book.run_id, action="credit_batch"))
+        bodies.append(orjson.Fragment(with_decision(entry.body, decision_id)))
+    await state.audit.decide(rows)
+    return orjson.dumps({"results": bodies, "not_found": missing, "run_id": book.run_id})
 
 
-def _audit_credit(*, state: AppState, principal: Principal, entity_type: str, entity_id: str,
-                  entry: CreditEntry, action: str = "credit") -> None:
-    state.audit.record(actor=principal.actor, role=principal.role, action=action, entity_type=entity_type,
-                       entity_id=entity_id, model_version=entry.model_version, grade=entry.grade,
-                       detail=entry.audit_detail)
+def _credit_row(*, state: AppState, principal: Principal, entity_type: str, entity_id: str, entry: CreditEntry,
+                decision_id: str, run_id: str, action: str = "credit") -> dict[str, Any]:
     state.metrics.credit_by_grade[entry.grade].inc()
+    return state.audit.row(actor=principal.actor, role=principal.role, action=action, entity_type=entity_type,
+                           entity_id=entity_id, model_version=entry.model_version, grade=entry.grade,
+                           detail=entry.audit_detail, decision_id=decision_id, run_id=run_id)
 
 
 async def _explained(*, state: AppState, book: ResultsBook, entity_type: str, entity_id: str,
@@ -164,7 +167,8 @@ def risk_page(*, state: AppState, entity_type: str, region: str | None = None, g
     items = [_risk_item(r, entity_type) for r in page.to_dict("records")]
     more = len(rows) > limit
     nxt = _encode_cursor([float(page["risk_score"].iloc[-1]), page["entity_id"].iloc[-1]]) if more and len(page) else None
-    return {"items": items, "total": total, "next_cursor": nxt, "as_of": state.book.as_of}
+    return {"items": items, "total": total, "next_cursor": nxt, "as_of": state.book.as_of,
+            "run_id": state.book.run_id}
 
 
 def risk_csv(*, state: AppState, entity_type: str, region: str | None = None, grades: list[str] | None = None,

@@ -19,6 +19,7 @@ from graph.dataset import Dataset
 from graph.store import GraphStore
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
+from riskgraph.runs import run_dir
 from riskgraph.settings import Settings
 from rules.cli import list_rules
 from rules.pack import DEFAULT_PACK_DIR
@@ -48,10 +49,9 @@ class AppState:
     def load_results(self) -> None:
         """(Re)build the served results from the results DB and the store's snapshot."""
         with self.reload_lock:
-            dataset = self._dataset_or_none()
-            book = load_book(db=self.db, settings=self.settings, dataset=dataset)
-            self.explainer = Explainer(features_dir=self.settings.home / "features", registry=self.registry,
-                                       per_entity=self.settings.model.reasons_per_entity)
+            book = load_book(db=self.db, settings=self.settings, dataset_of=self._dataset_or_none)
+            self.explainer = Explainer(features_dir=run_dir(self.settings, book.run_id) / "features",
+                                       registry=self.registry, per_entity=self.settings.model.reasons_per_entity)
             self.book = book
             self.metrics.scores_loaded.set(len(book.credit))
 
@@ -70,10 +70,10 @@ class AppState:
         self.load_results()
         return True
 
-    def _dataset_or_none(self) -> Dataset | None:
+    def _dataset_or_none(self, snapshot_id: str | None) -> Dataset | None:
         try:
             with self.store_lock:
-                return self.store.dataset()
+                return self.store.dataset(snapshot_id)
         except RiskGraphError as exc:
             log.warning("store has no readable snapshot (%s); regions unavailable", exc.code)
             return None

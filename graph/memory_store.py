@@ -12,6 +12,7 @@ import shutil
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -42,47 +43,78 @@ class MemoryGraphStore(GraphStore):
             return None
         return pointer.read_text().strip() or None
 
-    def load(self, dataset: Dataset) -> SnapshotInfo:
+    def stage(self, dataset: Dataset) -> SnapshotInfo:
         snapshots = self.path / "snapshots"
-        snapshots.mkdir(parents=True, exist_ok=True)
+        snapshots.mkdir(parents=True, exist_ok=True, mode=0o700)
         snap_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         staging = snapshots / f".staging-{snap_id}"
-        info = SnapshotInfo(dataset.content_hash, datetime.now(timezone.utc), dataset.row_counts())
+        info = SnapshotInfo(dataset.content_hash, datetime.now(timezone.utc), dataset.row_counts(), snap_id)
         try:
-            staging.mkdir()
+            staging.mkdir(mode=0o700)
             for name, df in dataset.tables.items():
                 df.to_parquet(staging / f"{name}.parquet", index=False)
             (staging / "meta.json").write_text(json.dumps({
                 "content_hash": info.content_hash, "loaded_at": info.loaded_at.isoformat(),
                 "row_counts": info.row_counts, "skipped": dataset.skipped,
             }, indent=2))
+            _fsync_tree(staging)
             os.replace(staging, snapshots / snap_id)
-            tmp_pointer = self.path / f".CURRENT.{snap_id}"
-            tmp_pointer.write_text(snap_id)
-            os.replace(tmp_pointer, self.path / "CURRENT")
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        for old in snapshots.iterdir():
-            if old.name != snap_id:
-                shutil.rmtree(old, ignore_errors=True)
-        self._remember(snap_id, dataset)
         return info
 
-    def snapshot(self) -> SnapshotInfo | None:
-        snap_id = self._current_id()
+    def commit(self, snapshot_id: str) -> None:
+        if not (self.path / "snapshots" / snapshot_id / "meta.json").exists():
+            raise NoSnapshot(f"no complete snapshot {snapshot_id!r} in {self.path}")
+        if self._current_id() == snapshot_id:
+            return
+        tmp_pointer = self.path / f".CURRENT.{snapshot_id}"
+        with open(tmp_pointer, "w") as f:
+            f.write(snapshot_id)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_pointer, self.path / "CURRENT")
+        _fsync_dir(self.path)
+
+    def retain(self, keep: Collection[str]) -> None:
+        snapshots = self.path / "snapshots"
+        if not snapshots.exists():
+            return
+        wanted = set(keep) | {self._current_id()}
+        for old in snapshots.iterdir():
+            if old.name not in wanted:
+                shutil.rmtree(old, ignore_errors=True)
+        for tmp in self.path.glob(".CURRENT.*"):
+            tmp.unlink(missing_ok=True)
+
+    def snapshot_ids(self) -> list[str]:
+        snapshots = self.path / "snapshots"
+        if not snapshots.exists():
+            return []
+        return sorted(p.name for p in snapshots.iterdir() if (p / "meta.json").exists() and not p.name.startswith("."))
+
+    def snapshot(self, snapshot_id: str | None = None) -> SnapshotInfo | None:
+        snap_id = snapshot_id or self._current_id()
         if snap_id is None:
             return None
-        meta = json.loads((self.path / "snapshots" / snap_id / "meta.json").read_text())
+        meta_path = self.path / "snapshots" / snap_id / "meta.json"
+        if not meta_path.exists():
+            return None
+        meta = json.loads(meta_path.read_text())
         return SnapshotInfo(meta["content_hash"], datetime.fromisoformat(meta["loaded_at"]),
-                            meta["row_counts"])
+                            meta["row_counts"], snap_id)
 
-    def dataset(self) -> Dataset:
-        snap_id = self._current_id()
+    def dataset(self, snapshot_id: str | None = None) -> Dataset:
+        snap_id = snapshot_id or self._current_id()
         if snap_id is None:
             raise NoSnapshot(f"no dataset loaded in {self.path}; run `riskgraph pipeline --data DIR` first")
+        if snapshot_id is not None and snap_id == self._cache_id and self._dataset is not None:
+            return self._dataset
+        folder = self.path / "snapshots" / snap_id
+        if not (folder / "meta.json").exists():
+            raise NoSnapshot(f"snapshot {snap_id!r} is not held in {self.path} (deleted by retention?)")
         if self._cache_id != snap_id:
-            folder = self.path / "snapshots" / snap_id
             meta = json.loads((folder / "meta.json").read_text())
             tables = {}
             for f in sorted(folder.glob("*.parquet")):
@@ -92,7 +124,10 @@ class MemoryGraphStore(GraphStore):
                     if c.name in df.columns:
                         df[c.name] = df[c.name].astype(_dtype(c.kind))
                 tables[f.stem] = df
-            self._remember(snap_id, Dataset(tables, meta["content_hash"], meta.get("skipped", [])))
+            dataset = Dataset(tables, meta["content_hash"], meta.get("skipped", []))
+            if snapshot_id is not None and snap_id != self._current_id():
+                return dataset  # an older or staged snapshot: read, not cached for graph queries
+            self._remember(snap_id, dataset)
         assert self._dataset is not None
         return self._dataset
 
@@ -211,3 +246,19 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
             v = v.item()
         out[k] = v
     return out
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush a freshly written folder's files and the folder itself to disk."""
+    for f in folder.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 import click
 
+from riskgraph import faults
 from riskgraph.errors import RiskGraphError
 from riskgraph.settings import Settings
 
@@ -21,6 +23,10 @@ class _Group(click.Group):
         except RiskGraphError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:  # a full or read-only disk met mid-run: the run was not committed
+            where = f" ({exc.filename})" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}; the served state is unchanged", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=_Group)
@@ -30,7 +36,9 @@ class _Group(click.Group):
 def cli(ctx: click.Context, log_level: str) -> None:
     """RiskGraph: graph-based credit grading and fraud detection."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.umask(0o077)  # everything a command writes (personal data included) is private to its user
     ctx.obj = Settings()
+    faults.check(ctx.obj.fault)
 
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -39,15 +47,20 @@ pass_settings = click.make_pass_decorator(Settings)
 @cli.command()
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="dataset folder (CSV/Parquet)")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="output folder")
-@click.option("--store", "store", default=None, help="graph store URL (default memory://.riskgraph/store)")
+@click.option("--store", "store", default=None, help="graph store URL (default memory://<home>/store)")
+@click.option("--models", "models", default="fit", show_default=True, type=click.Choice(["fit", "champion", "candidate"]),
+              help="fit new models and promote them, score with the champions, or fit candidates only")
+@click.option("--wait", is_flag=True, help="wait for a run holding the home instead of refusing")
 @pass_settings
-def pipeline(settings: Settings, data: Path, out: Path, store: str | None) -> None:
-    """Ingest, features, rules, rings, train, score and write the outputs."""
-    from riskgraph.pipeline import run_pipeline
+def pipeline(settings: Settings, data: Path, out: Path, store: str | None, models: str, wait: bool) -> None:
+    """Ingest, features, rules, rings, train, score and write the outputs, committed as one run."""
+    from riskgraph.pipeline import ModelSource, run_pipeline
 
-    result = run_pipeline(data=data, out=out, settings=settings, store_url=store)
+    result = run_pipeline(data=data, out=out, settings=settings, store_url=store, models=ModelSource(models),
+                          wait=wait)
     m = result.manifest
-    click.echo(f"scored {len(result.scores):,} entities, {len(result.rule_hits):,} rule hits, "
+    click.echo(f"run {result.run_id} committed: scored {len(result.scores):,} entities, "
+               f"{len(result.rule_hits):,} rule hits, "
                f"{result.rings['ring_id'].nunique() if len(result.rings) else 0:,} rings -> {out}")
     for t, info in m["models"].items():
         auc = info["metrics"].get("roc_auc")
@@ -84,7 +97,7 @@ def serve(settings: Settings, store: str | None, host: str | None, port: int | N
 
     from api.app import create_app
 
-    settings = settings.model_copy(update={"store_url": store or settings.store_url,
+    settings = settings.model_copy(update={"store_url": store or settings.store,
                                            "host": host or settings.host, "port": port or settings.port})
     app = create_app(settings)
     click.echo(f"serving on http://{settings.host}:{settings.port}/", err=True)
@@ -226,6 +239,47 @@ def rings_cmd(data: Path, out: Path | None) -> None:
     click.echo(f"{len(result.rings)} rings")
     if len(result.rings):
         click.echo(result.rings.sort_values("ring_score", ascending=False)[cols].head(30).to_string(index=False))
+
+
+@cli.group()
+def runs() -> None:
+    """Committed runs: list them, serve an earlier one again."""
+
+
+@runs.command("list")
+@click.option("--all", "show_all", is_flag=True, help="failed and expired runs too")
+@pass_settings
+def runs_list(settings: Settings, show_all: bool) -> None:
+    """Runs, newest first (* = served)."""
+    from riskgraph.results import ResultsDB
+
+    db = ResultsDB(settings.results_database_url)
+    served = db.served_run_id()
+    for r in db.runs():
+        if not show_all and r["status"] not in ("committed", "running"):
+            continue
+        click.echo(f"{'*' if r['run_id'] == served else ' '} {r['run_id']:24s} {r['kind']:16s} {r['status']:10s} "
+                   f"started {r['started_at']}  committed {r['committed_at'] or '-'}  "
+                   f"snapshot {r['snapshot_id'] or '-'}{'  ' + (r['message'] or '')[:80] if show_all else ''}")
+
+
+@runs.command("rollback")
+@click.argument("run_id")
+@click.option("--wait", is_flag=True, help="wait for a run holding the home instead of refusing")
+@pass_settings
+def runs_rollback(settings: Settings, run_id: str, wait: bool) -> None:
+    """Serve the retained run RUN_ID again (results, store snapshot, champions, output files)."""
+    from graph.factory import open_store
+    from riskgraph.results import ResultsDB
+    from riskgraph.runs import rollback
+
+    store = open_store(settings.store, settings)
+    try:
+        run = rollback(settings, ResultsDB(settings.results_database_url), store, run_id, wait=wait)
+    finally:
+        store.close()
+    click.echo(f"run {run['run_id']} is served again (snapshot {run['snapshot_id']}, "
+               f"outputs restored in {run['out_dir'] or '-'})")
 
 
 def _add_jobs() -> None:

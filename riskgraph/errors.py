@@ -128,3 +128,24 @@ class StoreBusy(RiskGraphError):
 
     status_code = 409
     code = "store_busy"
+
+
+class RunLocked(RiskGraphError):
+    """Another run holds the home (or the store, or the results database)."""
+
+    status_code = 409
+    code = "run_locked"
+
+
+class PreflightFailed(RiskGraphError):
+    """The run cannot start: an output or home folder is not writable or too full."""
+
+    status_code = 507
+    code = "preflight_failed"
+
+
+class RunNotFound(RiskGraphError):
+    """No such run, or it is no longer retained."""
+
+    status_code = 404
+    code = "run_not_found"

@@ -1,16 +1,21 @@
-"""The end-to-end job: ingest -> store -> projection -> features -> rules -> rings -> scores
--> explanations -> outputs. Each stage is a plain function; `run_pipeline` times them."""
+"""The composer: the only place that runs the stages, for the `pipeline` command and every
+scheduled job alike.
+
+ingest -> store snapshot (staged) -> projection -> features -> rules -> rings -> scores ->
+explanations -> outputs (staged) -> ONE commit (riskgraph/runs.py). Nothing of a run is visible
+before its commit; a failure anywhere leaves the served state as the last committed run left it.
+"""
 from __future__ import annotations
 
 import json
 import logging
 import os
 import platform
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +23,51 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from explain.report import write_report
 from features.build import build_features
 from features.graph_features import add_graph_features
 from features.rings import detect_rings
-from explain.report import write_report
 from graph.contract import ENTITY_TYPES
 from graph.dataset import Dataset, load_dataset
 from graph.factory import open_store
 from graph.projection import Projection
-from riskgraph.results import ResultsDB
+from riskgraph.errors import NoSnapshot
+from riskgraph.results import RESULT_TABLES, ResultsDB
+from riskgraph.runs import Run, preflight, private_dir
+from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
-from riskgraph.settings import Settings
-from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
 from scoring.registry import ModelRegistry
+from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
 
 log = logging.getLogger("riskgraph.pipeline")
+
+
+class ModelSource(str, Enum):
+    """Where a run's models come from."""
+
+    FIT = "fit"                  # fit new versions and promote them at the commit (the default)
+    CHAMPION = "champion"        # score with each type's champion (fit only a type without one)
+    CANDIDATE = "candidate"      # fit new versions, commit them as candidates; serve nothing new
 
 
 @dataclass
 class StageTimer:
     timings: dict[str, float] = field(default_factory=dict)
-    progress: bool = True
 
     @contextmanager
-    def stage(self, name: str, bar: tqdm | None = None) -> Iterator[None]:
+    def stage(self, name: str, bar: tqdm) -> Iterator[None]:
         t0 = time.perf_counter()
-        if bar is not None:
-            bar.set_description(name)
+        bar.set_description(name)
         yield
         self.timings[name] = round(time.perf_counter() - t0, 3)
         log.info("stage %s done in %.2fs", name, self.timings[name])
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
 
 
 @dataclass
 class PipelineResult:
+    run_id: str
     dataset: Dataset
     scores: pd.DataFrame
     rule_hits: pd.DataFrame
@@ -63,72 +76,120 @@ class PipelineResult:
     manifest: dict[str, Any]
 
 
-STAGES = ("ingest", "read", "projection", "features", "rules", "rings", "scoring", "outputs")
+STAGES = ("ingest", "read", "projection", "features", "rules", "rings", "scoring", "outputs", "commit")
 
 
-def run_pipeline(*, data: Path, out: Path, settings: Settings, store_url: str | None = None) -> PipelineResult:
-    """Run every stage and write the output contract into `out`."""
-    timer = StageTimer(progress=settings.progress)
-    store = open_store(store_url or settings.store_url, settings)
+def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, store_url: str | None = None,
+                 models: ModelSource = ModelSource.FIT, kind: str = "pipeline", wait: bool = False) -> PipelineResult:
+    """One run, committed once. `data` None re-scores the served run's snapshot (the jobs);
+    `out` None keeps the output files only in the run's folder under the home."""
+    url = store_url or settings.store
+    folders = {"home": settings.home} | ({"output": out} if out is not None else {})
+    preflight(folders, settings.min_free_bytes)
+    db = ResultsDB(settings.results_database_url)
+    store = open_store(url, settings)
+    timer = StageTimer()
     bar = tqdm(total=len(STAGES), disable=not settings.progress, unit="stage", leave=False)
+    serves = models is not ModelSource.CANDIDATE
     try:
-        with timer.stage("ingest", bar):
-            loaded = load_dataset(data)
-            snapshot = store.load(loaded)
-        with timer.stage("read", bar):
-            dataset = store.dataset()
-        with timer.stage("projection", bar):
-            proj = Projection(dataset)
-        with timer.stage("features", bar):
-            features = build_features(dataset, proj)
-            features = add_graph_features(features, proj)
-        with timer.stage("rules", bar):
-            rule_result = evaluate_rules(dataset, settings)
-        with timer.stage("rings", bar):
-            ring_result = detect_rings(dataset)
-        with timer.stage("scoring", bar):
-            db = ResultsDB(settings.results_database_url)
-            registry = ModelRegistry(db)
-            models = {
-                t: score_entity_type(t, dataset=dataset, proj=proj, features=features[t],
-                                     rule_result=rule_result, rings=ring_result.members,
-                                     settings=settings, registry=registry)
-                for t in ENTITY_TYPES
-            }
-            scores = pd.concat([m.table for m in models.values()], ignore_index=True)
-        with timer.stage("outputs", bar):
+        with Run(settings, db, store, kind=kind, serves=serves, wait=wait, out_dir=out) as run:
+            with timer.stage("ingest", bar):
+                if data is not None:
+                    loaded = load_dataset(data)
+                    snapshot = store.stage(loaded)
+                    content_hash, source = loaded.content_hash, str(data)
+                else:
+                    snapshot = _served_snapshot(db, store)
+                    content_hash, source = snapshot.content_hash, f"snapshot {snapshot.id} of run {db.served_run_id()}"
+                run.snapshot_id = snapshot.id if serves else None
+                run.fault("after_ingest")
+            with timer.stage("read", bar):
+                dataset = store.dataset(snapshot.id)
+            with timer.stage("projection", bar):
+                proj = Projection(dataset)
+            with timer.stage("features", bar):
+                features = add_graph_features(build_features(dataset, proj), proj)
+            with timer.stage("rules", bar):
+                rule_result = evaluate_rules(dataset, settings)
+            with timer.stage("rings", bar):
+                ring_result = detect_rings(dataset)
+            with timer.stage("scoring", bar):
+                registry = ModelRegistry(db)
+                scored = {t: score_entity_type(t, dataset=dataset, proj=proj, features=features[t],
+                                               rule_result=rule_result, rings=ring_result.members,
+                                               settings=settings, registry=registry, run_id=run.run_id,
+                                               use_champion=models is ModelSource.CHAMPION)
+                          for t in ENTITY_TYPES}
+                scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
+                run.fault("after_scoring")
             manifest = {
+                "run_id": run.run_id, "kind": kind, "models_from": models.value,
                 "riskgraph_version": riskgraph.__version__,
-                "input": str(data), "input_hash": loaded.content_hash,
-                "store": _redact(store_url or settings.store_url),
+                "input": source, "input_hash": content_hash,
+                "store": _redact(url), "snapshot_id": snapshot.id,
                 "snapshot_loaded_at": snapshot.loaded_at.isoformat(),
                 "row_counts": dataset.row_counts(),
                 "skipped": dataset.skipped + [f"rule {r}: {why}" for r, why in rule_result.skipped],
-                "models": {t: {"version": m.model_version, "kind": m.kind, "metrics": m.public_metrics()}
-                           for t, m in models.items()},
+                "models": {t: {"version": m.model_version, "kind": m.kind, "fitted": m.fitted,
+                               "metrics": m.public_metrics()} for t, m in scored.items()},
                 "bands": settings.bands.model_dump(), "scorecard": settings.scorecard.model_dump(),
                 "python": platform.python_version(),
             }
-            rings_members = ring_result.members
-            files = {
-                "scores.csv": lambda p: scores[SCORE_COLUMNS].to_csv(p, index=False),
-                "rule_hits.csv": lambda p: rule_result.hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
-                "rings.csv": lambda p: rings_members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(p, index=False),
-                "report.html": lambda p: write_report(p, scores=scores, models=models, rings=ring_result.rings,
-                                                      manifest=manifest, settings=settings),
-            }
-            _write_outputs(out, files)
-            save_feature_matrices(settings.home / "features", models)
-            db.replace_results({"scores": scores, "rule_hits": rule_result.hits,
-                                "rings": ring_result.rings, "ring_members": rings_members, "ring_edges": ring_result.edges,
-                                "runs": pd.DataFrame([{"manifest": json.dumps(manifest, default=str)}])})
-        bar.close()
+            tables: list[str] = []
+            with timer.stage("outputs", bar):
+                if serves:
+                    save_feature_matrices(private_dir(run.folder / "features"), scored)
+                    _stage_outputs(run.out_staging or private_dir(run.folder / "out"),
+                                   _output_files(scores, rule_result, ring_result, scored, manifest, settings))
+                    frames = {"scores": scores, "rule_hits": rule_result.hits, "rings": ring_result.rings,
+                              "ring_members": ring_result.members, "ring_edges": ring_result.edges}
+                    for i, name in enumerate(RESULT_TABLES):
+                        if i == 2:
+                            run.fault("mid_results")
+                        tables.append(db.write_run_table(run.run_id, name, frames[name]))
+            manifest["timings_s"] = timer.timings
+            if serves:
+                _write_json(run.out_staging or run.folder / "out", "manifest.json", manifest)
+            with timer.stage("commit", bar):
+                run.commit(manifest=manifest, tables=tables,
+                           champions=_champions(scored) if serves else {},
+                           promote={t: m.model_version for t, m in scored.items()
+                                    if m.model_version and (m.fitted and models is ModelSource.FIT
+                                                            or registry.champion(t) is None)})
         manifest["timings_s"] = timer.timings
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
-        return PipelineResult(dataset, scores, rule_result.hits, rings_members, models, manifest)
+        return PipelineResult(run.run_id, dataset, scores, rule_result.hits, ring_result.members, scored, manifest)
     finally:
         bar.close()
         store.close()
+
+
+def _served_snapshot(db: ResultsDB, store: Any) -> Any:
+    """The store snapshot of the served run (what the jobs re-score)."""
+    run_id = db.served_run_id()
+    run = db.run(run_id) if run_id else None
+    if run is None or not run["snapshot_id"]:
+        raise NoSnapshot("nothing is served yet: run `riskgraph pipeline --data DIR --out DIR` first")
+    info = store.snapshot(run["snapshot_id"])
+    if info is None:
+        raise NoSnapshot(f"the served run {run_id}'s snapshot {run['snapshot_id']} is missing from the store")
+    return info
+
+
+def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:
+    """The champion of each type while this run is served (what a rollback restores)."""
+    return {t: m.model_version for t, m in scored.items() if m.model_version}
+
+
+def _output_files(scores: pd.DataFrame, rule_result: RuleResult, ring_result: Any, scored: dict[str, EntityScores],
+                  manifest: dict[str, Any], settings: Settings) -> dict[str, Callable[[Path], Any]]:
+    members = ring_result.members
+    return {
+        "scores.csv": lambda p: scores[SCORE_COLUMNS].to_csv(p, index=False),
+        "rule_hits.csv": lambda p: rule_result.hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
+        "rings.csv": lambda p: members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(p, index=False),
+        "report.html": lambda p: write_report(p, scores=scores, models=scored, rings=ring_result.rings,
+                                              manifest=manifest, settings=settings),
+    }
 
 
 def evaluate_rules(dataset: Dataset, settings: Settings) -> RuleResult:
@@ -139,30 +200,23 @@ def evaluate_rules(dataset: Dataset, settings: Settings) -> RuleResult:
 
 def save_feature_matrices(folder: Path, models: dict[str, EntityScores]) -> None:
     """Keep each type's model matrix so the API can explain any entity on demand."""
-    folder.mkdir(parents=True, exist_ok=True)
     for t, m in models.items():
-        target = folder / f"{t}.parquet"
-        if m.matrix is None:
-            target.unlink(missing_ok=True)
-            continue
-        tmp = folder / f".{t}.parquet.tmp"
-        m.matrix.to_parquet(tmp)
-        os.replace(tmp, target)
+        if m.matrix is not None:
+            m.matrix.to_parquet(folder / f"{t}.parquet")
 
 
-def _write_outputs(out: Path, files: dict[str, Callable[[Path], Any]]) -> None:
-    """Write every file into a staging folder, then move them in: no half-written output."""
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        for name, write in files.items():
-            write(staging / name)
-        for name in files:
-            os.replace(staging / name, out / name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+def _stage_outputs(staging: Path, files: dict[str, Callable[[Path], Any]]) -> None:
+    """Write every output file into the run's staging folder (moved in at the commit)."""
+    private_dir(staging)
+    for name, write in files.items():
+        write(staging / name)
+
+
+def _write_json(folder: Path, name: str, value: Any) -> None:
+    path = folder / name
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def _redact(url: str) -> str:

@@ -1,16 +1,30 @@
-"""The results database (SQLite by default, any SQLAlchemy URL): scores, rule hits, rings,
-the model registry, the audit log and job history."""
+"""The results database (SQLite in WAL mode by default, PostgreSQL for servers, any SQLAlchemy
+URL): each run's result tables, the run log and the served-run pointer, the model registry, the
+audit log and job history.
+
+A run writes its result tables under its own names (`rs_<run>_<table>`), invisible to readers.
+Its commit is ONE transaction that moves the `served` pointer (and the champions, see
+`commit_run`), so a reader sees one whole run or the previous one, never a mix."""
 from __future__ import annotations
 
 import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
+log = logging.getLogger("riskgraph.results")
 metadata = sa.MetaData()
+T = TypeVar("T")
 
 models_table = sa.Table(
     "models", metadata,
@@ -24,6 +38,8 @@ models_table = sa.Table(
     sa.Column("metrics", sa.Text, nullable=False),                # JSON
     sa.Column("champion", sa.Boolean, nullable=False, default=False),
     sa.Column("artifact", sa.LargeBinary, nullable=True),
+    sa.Column("run_id", sa.String(40)),                           # the run that trained it
+    sa.Column("staged", sa.Boolean, nullable=False, default=False),  # its run has not committed yet
 )
 
 audit_table = sa.Table(
@@ -38,6 +54,8 @@ audit_table = sa.Table(
     sa.Column("model_version", sa.String(64)),
     sa.Column("grade", sa.String(2)),
     sa.Column("detail", sa.Text),
+    sa.Column("decision_id", sa.String(40), index=True),
+    sa.Column("run_id", sa.String(40)),
 )
 
 jobs_table = sa.Table(
@@ -48,54 +66,220 @@ jobs_table = sa.Table(
     sa.Column("finished_at", sa.String(32)),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("message", sa.Text),
+    sa.Column("run_id", sa.String(40)),
 )
 
-RESULT_TABLES = ("scores", "rule_hits", "rings", "runs")
+run_log_table = sa.Table(
+    "run_log", metadata,
+    sa.Column("run_id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),             # pipeline | nightly-rescore | ...
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # running|committed|failed|expired
+    sa.Column("holder", sa.String(200), nullable=False),          # host, pid
+    sa.Column("started_at", sa.String(32), nullable=False),
+    sa.Column("heartbeat_at", sa.String(32), nullable=False),
+    sa.Column("finished_at", sa.String(32)),
+    sa.Column("committed_at", sa.String(32)),
+    sa.Column("serves", sa.Boolean, nullable=False, default=True),  # False: a run that commits models only
+    sa.Column("snapshot_id", sa.String(64)),
+    sa.Column("store", sa.String(500)),
+    sa.Column("out_dir", sa.Text),
+    sa.Column("outputs_pending", sa.Boolean, nullable=False, default=False),
+    sa.Column("tables", sa.Text),                                 # JSON list of the run's result tables
+    sa.Column("champions", sa.Text),                              # JSON: entity type -> model version
+    sa.Column("manifest", sa.Text),
+    sa.Column("message", sa.Text),
+)
+
+served_table = sa.Table(
+    "served", metadata,
+    sa.Column("key", sa.String(16), primary_key=True),            # always 'served'
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),                 # +1 at every commit or rollback
+    sa.Column("changed_at", sa.String(32), nullable=False),
+)
+
+# Result tables every serving run writes (empty ones included).
+RESULT_TABLES = ("scores", "rule_hits", "rings", "ring_members", "ring_edges")
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def run_table(run_id: str, name: str) -> str:
+    """The database table holding result table `name` of run `run_id`."""
+    return "rs_" + re.sub(r"[^a-z0-9]", "_", run_id.lower()) + "_" + name
+
+
+def _is_locked(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return "locked" in text or "busy" in text or "deadlock" in text or "could not serialize" in text
+
+
 class ResultsDB:
-    """Thin access layer over the results database."""
+    """Access layer over the results database; every write transaction retries on a busy lock."""
+
+    RETRIES = 5
 
     def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(url, future=True)
-        metadata.create_all(self.engine)
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.is_sqlite:
+            self.engine = sa.create_engine(url, future=True, connect_args={"timeout": 30})
+            _sqlite_transactions(self.engine)
+        else:
+            self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        self.retry(lambda: metadata.create_all(self.engine))
+        self.retry(self._add_missing_columns)
 
-    def replace_results(self, frames: dict[str, pd.DataFrame]) -> None:
-        """Swap in a run's results in one transaction (readers see old or new, never half)."""
+    # -- plumbing ---------------------------------------------------------------------------------
+    def retry(self, work: Callable[[], T]) -> T:
+        """Run `work` (a whole transaction), again after a short wait when the database is busy."""
+        for attempt in range(self.RETRIES):
+            try:
+                return work()
+            except OperationalError as exc:
+                if not _is_locked(exc) or attempt == self.RETRIES - 1:
+                    raise
+                wait = 0.05 * 2 ** attempt
+                log.warning("results database busy (%s); retrying in %.2fs", exc.orig, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
         with self.engine.begin() as conn:
-            for name, df in frames.items():
-                df.to_sql(name, conn, if_exists="replace", index=False, chunksize=50_000)
+            yield conn
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a home was created (the tables themselves are never dropped)."""
+        with self.engine.begin() as conn:
+            inspector = sa.inspect(conn)
+            for table in metadata.sorted_tables:
+                have = {c["name"] for c in inspector.get_columns(table.name)}
+                for col in table.columns:
+                    if col.name not in have:
+                        ddl = col.type.compile(dialect=self.engine.dialect)
+                        default = " DEFAULT FALSE NOT NULL" if isinstance(col.type, sa.Boolean) else ""
+                        conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}{default}')
+
+    # -- run tables -------------------------------------------------------------------------------
+    def write_run_table(self, run_id: str, name: str, df: pd.DataFrame, *, chunk_rows: int = 50_000) -> str:
+        """Write one result table of a (not yet committed) run, in chunks of their own
+        transactions so other writers (the audit log) are not held up; invisible until commit."""
+        table = run_table(run_id, name)
+        df = df if len(df.columns) else pd.DataFrame({"_empty": pd.Series(dtype=str)})
+        self.retry(lambda: self._drop(table))
+        for lo in range(0, max(len(df), 1), chunk_rows):
+            part = df.iloc[lo:lo + chunk_rows]
+            mode = "replace" if lo == 0 else "append"
+            self.retry(lambda: self._to_sql(part, table, mode))
+        return table
+
+    def _to_sql(self, df: pd.DataFrame, table: str, mode: str) -> None:
+        with self.engine.begin() as conn:
+            df.to_sql(table, conn, if_exists=mode, index=False)  # type: ignore[arg-type]
+
+    def _drop(self, table: str) -> None:
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}"')
+
+    def drop_run_tables(self, run_id: str) -> None:
+        prefix = run_table(run_id, "")
+        with self.engine.connect() as conn:
+            names = [t for t in sa.inspect(conn).get_table_names() if t.startswith(prefix)]
+        for t in names:
+            self.retry(lambda t=t: self._drop(t))
+
+    def read_run_table(self, run_id: str, name: str) -> pd.DataFrame:
+        table = run_table(run_id, name)
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table(table):
+                return pd.DataFrame()
+            df = pd.read_sql_table(table, conn)
+        return df.drop(columns=["_empty"]) if "_empty" in df.columns else df
+
+    # -- the served run ---------------------------------------------------------------------------
+    def served(self) -> tuple[str, int] | None:
+        """(run id, commit sequence) of the served run, or None before the first commit."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(served_table.c.run_id, served_table.c.seq)
+                               .where(served_table.c.key == "served")).first()
+        return (row.run_id, int(row.seq)) if row else None
+
+    def served_run_id(self) -> str | None:
+        s = self.served()
+        return s[0] if s else None
 
     def read(self, name: str) -> pd.DataFrame:
+        """Result table `name` of the served run (a static table such as `models` otherwise)."""
+        if name in RESULT_TABLES:
+            run_id = self.served_run_id()
+            return self.read_run_table(run_id, name) if run_id else pd.DataFrame()
         with self.engine.connect() as conn:
             if not sa.inspect(conn).has_table(name):
                 return pd.DataFrame()
             return pd.read_sql_table(name, conn)
 
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(run_log_table).where(run_log_table.c.run_id == run_id)).first()
+        return dict(row._mapping) if row else None
+
+    def runs(self, status: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(run_log_table).order_by(run_log_table.c.started_at.desc(), run_log_table.c.run_id.desc())
+        if status:
+            q = q.where(run_log_table.c.status == status)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     def query(self, sql: str, **params: Any) -> pd.DataFrame:
         with self.engine.connect() as conn:
             return pd.read_sql_query(sa.text(sql), conn, params=params)
 
+    # -- audit and jobs ---------------------------------------------------------------------------
     def append_audit(self, rows: list[dict[str, Any]]) -> None:
+        """Insert audit rows in one transaction, durable when this returns."""
         if rows:
-            with self.engine.begin() as conn:
-                conn.execute(audit_table.insert(), rows)
+            def write() -> None:
+                with self.engine.begin() as conn:
+                    conn.execute(audit_table.insert(), rows)
+            self.retry(write)
 
     def job_started(self, job_id: str) -> int:
-        with self.engine.begin() as conn:
-            res = conn.execute(jobs_table.insert().values(job_id=job_id, started_at=now_iso(), status="running"))
-            return int(res.inserted_primary_key[0])
+        def write() -> int:
+            with self.engine.begin() as conn:
+                res = conn.execute(jobs_table.insert().values(job_id=job_id, started_at=now_iso(), status="running"))
+                return int(res.inserted_primary_key[0])
+        return self.retry(write)
 
-    def job_finished(self, run_id: int, status: str, message: str = "") -> None:
-        with self.engine.begin() as conn:
-            conn.execute(jobs_table.update().where(jobs_table.c.id == run_id)
-                         .values(finished_at=now_iso(), status=status, message=message))
+    def job_finished(self, job_run: int, status: str, message: str = "", run_id: str | None = None) -> None:
+        def write() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(jobs_table.update().where(jobs_table.c.id == job_run)
+                             .values(finished_at=now_iso(), status=status, message=message, run_id=run_id))
+        self.retry(write)
+
+
+def _sqlite_transactions(engine: sa.Engine) -> None:
+    """SQLite in WAL mode with a busy timeout, and real transactions: pysqlite's own handling
+    commits around DDL, which made a table swap non-atomic; here every transaction is
+    BEGIN IMMEDIATE ... COMMIT, DDL included."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def to_json(value: Any) -> str:

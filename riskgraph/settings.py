@@ -55,9 +55,14 @@ class ModelSettings(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RISKGRAPH_", env_nested_delimiter="__")
 
-    home: Path = Path(".riskgraph")                 # model registry, results DB, Neo4j data
-    store_url: str = "memory://.riskgraph/store"
+    home: Path = Path(".riskgraph")                 # store, runs, results DB, local servers' data
+    store_url: str = ""                             # default: memory://<home>/store
     results_url: str = ""                           # default: sqlite under `home`
+    retention_runs: int = Field(default=5, ge=1)    # committed runs kept whole (snapshot, files, results)
+    run_heartbeat_s: float = 30.0                   # a running run's heartbeat ...
+    run_stale_after_s: float = 180.0                # ... and when a run without one counts as dead
+    min_free_bytes: int = 200_000_000               # refuse to start a run with less free space than this
+    fault: str = ""                                 # tests only: POINT[:kill|enospc|erofs], see riskgraph/faults.py
     neo4j_user: str = "neo4j"
     neo4j_password: str = ""
     neo4j_database: str = ""
@@ -71,6 +76,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: dict[str, str] = Field(default_factory=dict)  # key -> role
+
+    @property
+    def store(self) -> str:
+        """The graph store URL in force (the embedded store under `home` unless set)."""
+        return self.store_url or f"memory://{self.home.as_posix()}/store"
 
     @property
     def results_database_url(self) -> str:
@@ -92,4 +102,3 @@ class Settings(BaseSettings):
     job_rescore_cron: str = "0 2 * * *"       # nightly re-scoring with the champion models
     job_retrain_cron: str = "0 3 * * sun"     # weekly retraining: new candidate versions
     job_rings_cron: str = "0 1 * * *"         # ring refresh
-    job_stale_after_s: float = 6 * 3600       # a 'running' job row older than this is ignored
