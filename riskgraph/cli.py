@@ -284,8 +284,10 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool) -> None:
 
 def _add_jobs() -> None:
     from api.jobs_cli import jobs
+    from riskgraph.postgres_server import postgres
 
     cli.add_command(jobs)
+    cli.add_command(postgres)
 
 
 _add_jobs()

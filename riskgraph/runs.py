@@ -373,8 +373,10 @@ def recover(settings: Settings, db: ResultsDB, store: GraphStore) -> list[str]:
                                   message="interrupted: its process stopped before the commit"))
         notes.append(f"run {r['run_id']} was interrupted before its commit; nothing of it was served")
     def close_job_rows() -> None:
+        """Job rows of jobs whose process died (older than the stale limit: not the one starting now)."""
         with db.transaction() as conn:
-            conn.execute(jobs_table.update().where(jobs_table.c.status == "running").values(
+            conn.execute(jobs_table.update().where(
+                (jobs_table.c.status == "running") & (jobs_table.c.started_at < stale_before(settings))).values(
                 status="failed", finished_at=now_iso(), message="interrupted: its process stopped"))
     db.retry(close_job_rows)
     for r in db.runs("failed"):

@@ -49,7 +49,8 @@ def test_retrain_makes_a_candidate_and_promotion_is_explicit(private_client: Tes
     assert r.status_code == 202
     run = r.json()
     assert c.post("/v1/jobs/weekly-retrain/run", headers=H).status_code in (409, 202)
-    assert _wait(c, run["run_id"])["status"] == "succeeded"
+    done = _wait(c, run["run_id"])
+    assert done["status"] == "succeeded", done["message"]
     c.app.state.riskgraph.runner.join(60)
     after = c.get("/v1/models", params={"entity_type": "person"}, headers=H).json()
     new = [m for m in after if m["version"] not in before]

@@ -42,7 +42,7 @@ def test_filters(client: TestClient) -> None:
     got = client.get("/v1/risk/person", params={"min_score": 0.2, "max_score": 0.5, "limit": 500}, headers=H).json()
     assert all(0.2 <= x["risk_score"] <= 0.5 for x in got["items"])
     got = client.get("/v1/risk/person", params={"rule": "no_such_rule"}, headers=H).json()
-    assert got == {"items": [], "total": 0, "next_cursor": None, "as_of": got["as_of"]}
+    assert got == {"items": [], "total": 0, "next_cursor": None, "as_of": got["as_of"], "run_id": got["run_id"]}
 
 
 def test_bad_filters_are_422(client: TestClient) -> None:
