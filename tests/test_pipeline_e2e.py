@@ -100,4 +100,4 @@ def test_bad_dataset_changes_nothing(run, tmp_path: Path) -> None:
     assert (out / "scores.csv").read_bytes() == before
     from graph.factory import open_store
 
-    assert open_store(settings.store_url, settings).snapshot().content_hash == result.manifest["input_hash"]
+    assert open_store(settings.store, settings).snapshot().content_hash == result.manifest["input_hash"]

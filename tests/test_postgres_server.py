@@ -44,7 +44,7 @@ def binaries() -> Path:
     try:
         return postgres_server.find_bin_dir()
     except PostgresNotFound as exc:
-        pytest.skip(str(exc))
+        pytest.fail(str(exc))
 
 
 @pytest.fixture

@@ -1,13 +1,16 @@
 """Neo4jGraphStore against the real server (`riskgraph neo4j start`)."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pandas as pd
 import pytest
 
 from graph.dataset import Dataset, dataset_from_frames
 from graph.neo4j_store import Neo4jGraphStore
 from graph.store import EntityRef
-from riskgraph.errors import NoSnapshot, StoreLoadFailed, StoreUnavailable
+from riskgraph.errors import NoSnapshot, StoreBusy, StoreLoadFailed, StoreUnavailable
 from tests.graph.conftest_neo4j import neo4j_store, neo4j_url, small_frames  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.neo4j
@@ -172,3 +175,144 @@ def test_empty_store_raises_no_snapshot(neo4j_store: Neo4jGraphStore) -> None:
         assert neo4j_store.snapshot() is None
     finally:
         neo4j_store.load(dataset_from_frames(small_frames()))
+
+
+def _snapshot_nodes(store: Neo4jGraphStore) -> list[tuple[int, str]]:
+    rows = store._run("MATCH (s:RiskGraphSnapshot) RETURN s.id AS id, s.status AS status ORDER BY id")
+    return [(r["id"], r["status"]) for r in rows]
+
+
+def _crashed_stage(store: Neo4jGraphStore, ds: Dataset, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stage that dies after writing its rows, before it could clean up (status stays 'loading')."""
+    ingest = store._ingest
+
+    def ingest_then_die(snap: int, dataset: Dataset) -> None:
+        ingest(snap, dataset)
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(store, "_ingest", ingest_then_die)
+        m.setattr(store, "_cleanup_quietly", lambda snap: None)
+        with pytest.raises(KeyboardInterrupt):
+            store.stage(ds)
+
+
+def test_crashed_stage_is_invisible_and_removed_by_retain_or_the_next_stage(
+        neo4j_store: Neo4jGraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = dataset_from_frames(small_frames())
+    neo4j_store.load(ds)
+    before = _counts(neo4j_store)
+    current = neo4j_store.snapshot().id
+    _crashed_stage(neo4j_store, ds, monkeypatch)
+    assert [s for _, s in _snapshot_nodes(neo4j_store)] == ["complete", "loading"]
+    assert neo4j_store.snapshot_ids() == [current]
+    leftover = str(_snapshot_nodes(neo4j_store)[-1][0])
+    assert neo4j_store.snapshot(leftover) is None
+    with pytest.raises(NoSnapshot):
+        neo4j_store.commit(leftover)
+    neo4j_store.retain([leftover])   # kept or not, an incomplete snapshot goes
+    assert _counts(neo4j_store) == before and neo4j_store.snapshot_ids() == [current]
+
+    _crashed_stage(neo4j_store, ds, monkeypatch)
+    staged = neo4j_store.stage(ds)   # removes the crashed one, keeps the current one
+    assert _snapshot_nodes(neo4j_store) == [(int(current), "complete"), (int(staged.id), "complete")]
+    neo4j_store.retain([])
+    assert _counts(neo4j_store) == before
+
+
+def test_staged_and_older_snapshots_read_back_exactly(neo4j_store: Neo4jGraphStore) -> None:
+    ds = dataset_from_frames(small_frames())
+    old = neo4j_store.load(ds)
+    frames = small_frames()
+    frames["persons"] = frames["persons"].iloc[1:]
+    del frames["purchases"]
+    frames["agency_links"] = frames["agency_links"].iloc[:1]
+    smaller = dataset_from_frames(frames)
+    staged = neo4j_store.stage(smaller)
+    assert neo4j_store.dataset(staged.id) is smaller  # just written: no read back
+    neo4j_store.commit(staged.id)
+    assert neo4j_store.dataset() is smaller
+    fresh = Neo4jGraphStore(neo4j_store.url)
+    try:
+        _assert_same(ds, fresh.dataset(old.id))
+        _assert_same(smaller, fresh.dataset())
+        assert fresh.dataset(old.id) is fresh.dataset(old.id)
+        assert fresh.snapshot(old.id).row_counts == ds.row_counts()
+        assert fresh.entity(EntityRef("person", "p3")) is None   # graph queries read the current one
+    finally:
+        fresh.close()
+    neo4j_store.retain([])
+    with pytest.raises(NoSnapshot):
+        neo4j_store.dataset(old.id)
+
+
+def test_retain_takes_a_collection_of_ids(neo4j_store: Neo4jGraphStore) -> None:
+    with pytest.raises(TypeError):
+        neo4j_store.retain("12")
+
+
+@pytest.fixture
+def no_lease(neo4j_store: Neo4jGraphStore) -> None:
+    neo4j_store.ensure_schema()
+    neo4j_store._write("MATCH (l:RiskGraphLease) DELETE l")
+
+
+def test_lost_lease_cannot_be_renewed_nor_release_the_new_holder(neo4j_store: Neo4jGraphStore, no_lease: None) -> None:
+    short = Neo4jGraphStore(neo4j_store.url, lease_ttl_s=0.5)
+    try:
+        first = short.lease("run-1")
+        time.sleep(1.0)
+        second = neo4j_store.lease("run-2")
+        with pytest.raises(StoreBusy, match="run-1 lost the write lease.*run-2 holds it since"):
+            first.renew()
+        first.release()
+        with pytest.raises(StoreBusy, match="being written by run-2"):
+            short.lease("run-3")
+        second.release()
+        with pytest.raises(StoreBusy, match="run-2 lost the write lease.*was removed\\)$"):
+            second.renew()
+    finally:
+        short.close()
+
+
+def test_renewed_lease_outlives_its_ttl(neo4j_store: Neo4jGraphStore, no_lease: None) -> None:
+    short = Neo4jGraphStore(neo4j_store.url, lease_ttl_s=1.0)
+    try:
+        held = short.lease("run-1")
+        for _ in range(4):
+            time.sleep(0.5)
+            held.renew()
+        with pytest.raises(StoreBusy, match="run-1"):
+            neo4j_store.lease("run-2")
+        held.release()
+        neo4j_store.lease("run-2").release()
+    finally:
+        short.close()
+
+
+def test_concurrent_lease_takers_get_one_lease(neo4j_store: Neo4jGraphStore, no_lease: None) -> None:
+    stores = [Neo4jGraphStore(neo4j_store.url) for _ in range(8)]
+    for s in stores:
+        s.ensure_schema()
+    start = threading.Barrier(len(stores))
+    won: list[str] = []
+    busy: list[str] = []
+
+    def take(i: int) -> None:
+        start.wait()
+        try:
+            stores[i].lease(f"run-{i}")
+            won.append(f"run-{i}")
+        except StoreBusy as exc:
+            busy.append(str(exc))
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(len(stores))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(won) == 1 and len(busy) == len(stores) - 1
+        assert all(f"being written by {won[0]} since" in msg for msg in busy)
+    finally:
+        neo4j_store._write("MATCH (l:RiskGraphLease) DELETE l")
+        for s in stores:
+            s.close()

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 
 from graph.dataset import Dataset, dataset_from_frames
 from graph.store import EntityRef, GraphStore
-from riskgraph.errors import NoSnapshot
+from riskgraph.errors import NoSnapshot, StoreBusy
 from tests.factories import tiny_frames
 
 NEO4J_URL = os.environ.get("RISKGRAPH_TEST_NEO4J_URL", "bolt://127.0.0.1:7687")
@@ -43,6 +44,36 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
 @pytest.fixture
 def tiny() -> Dataset:
     return dataset_from_frames(tiny_frames())
+
+
+def _persons(n: int) -> Dataset:
+    """The tiny persons table alone, cut to its first n rows (a distinct snapshot per n)."""
+    return dataset_from_frames({"persons": tiny_frames()["persons"].iloc[:n]})
+
+
+def _neo4j_opener(tmp_path: Path) -> Callable[..., GraphStore]:
+    from graph.neo4j_store import Neo4jGraphStore
+
+    def open_store(**options: float) -> GraphStore:
+        return Neo4jGraphStore(NEO4J_URL, **options)
+    with Neo4jGraphStore(NEO4J_URL)._driver as driver:  # a lease left by an earlier failed test
+        driver.execute_query("MATCH (l:RiskGraphLease) DELETE l")
+    return open_store
+
+
+@pytest.fixture(params=[pytest.param(_neo4j_opener, id="neo4j", marks=pytest.mark.neo4j)])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., GraphStore]]:
+    """Opens stores on one backend as separate runs would (`lease_ttl_s` option). The memory
+    store takes no lease of its own (the run's home lease covers it), so only Neo4j is here."""
+    opener = request.param(tmp_path)
+    opened: list[GraphStore] = []
+
+    def open_(**options: float) -> GraphStore:
+        opened.append(opener(**options))
+        return opened[-1]
+    yield open_
+    for s in opened:
+        s.close()
 
 
 def test_empty_store_has_no_snapshot(store: GraphStore) -> None:
@@ -134,3 +165,91 @@ def test_subgraph(store: GraphStore, tiny: Dataset) -> None:
 
 def test_unique_marker() -> None:
     assert uuid.uuid4().hex  # keeps the module importable without Neo4j installed
+
+
+def test_staged_snapshot_is_not_current(store: GraphStore, tiny: Dataset) -> None:
+    old = store.load(tiny)
+    staged = store.stage(_persons(2))
+    assert staged.id and staged.id != old.id and staged.content_hash == _persons(2).content_hash
+    assert store.snapshot().id == old.id and store.snapshot().content_hash == tiny.content_hash
+    assert store.dataset().row_counts() == tiny.row_counts()
+    assert store.entity(EntityRef("person", "P3")) is not None
+    assert store.snapshot(staged.id).content_hash == staged.content_hash
+    assert store.dataset(staged.id).row_counts() == {"persons": 2}
+    assert store.snapshot_ids() == [old.id, staged.id]
+
+
+def test_commit_makes_the_staged_snapshot_current(store: GraphStore, tiny: Dataset) -> None:
+    old = store.load(tiny)
+    staged = store.stage(_persons(2))
+    store.commit(staged.id)
+    store.commit(staged.id)
+    assert store.snapshot().id == staged.id
+    assert store.dataset().row_counts() == {"persons": 2}
+    assert store.entity(EntityRef("person", "P3")) is None
+    assert store.snapshot_ids() == [old.id, staged.id]  # commit deletes nothing
+    store.commit(old.id)
+    assert store.entity(EntityRef("person", "P3")) is not None
+    with pytest.raises(NoSnapshot):
+        store.commit("no-such-snapshot")
+    assert store.snapshot().id == old.id
+
+
+def test_retain_keeps_the_current_and_listed_snapshots(store: GraphStore, tiny: Dataset) -> None:
+    first = store.load(tiny)
+    second = store.stage(_persons(3))
+    third = store.stage(_persons(2))
+    store.commit(third.id)
+    store.retain([first.id])
+    assert store.snapshot_ids() == [first.id, third.id]
+    assert store.snapshot(second.id) is None
+    with pytest.raises(NoSnapshot):
+        store.dataset(second.id)
+    back = store.dataset(first.id)
+    for name, df in tiny.tables.items():
+        pd.testing.assert_frame_equal(back.tables[name], df, obj=name)
+    assert store.dataset().row_counts() == {"persons": 2}
+    store.retain([])
+    assert store.snapshot_ids() == [third.id]
+    assert store.snapshot().id == third.id
+
+
+def test_load_leaves_only_the_new_snapshot(store: GraphStore, tiny: Dataset) -> None:
+    store.load(tiny)
+    store.stage(_persons(3))
+    info = store.load(_persons(2))
+    assert store.snapshot_ids() == [info.id]
+    assert store.snapshot().id == info.id
+
+
+def test_unknown_snapshot_reads_as_absent(store: GraphStore, tiny: Dataset) -> None:
+    store.load(tiny)
+    assert store.snapshot("no-such-snapshot") is None
+    with pytest.raises(NoSnapshot):
+        store.dataset("no-such-snapshot")
+
+
+def test_second_lease_is_refused_naming_the_holder(open_store: Callable[..., GraphStore]) -> None:
+    a, b = open_store(), open_store()
+    held = a.lease("run-1 on host-a")
+    try:
+        with pytest.raises(StoreBusy, match=r"run-1 on host-a since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d"):
+            b.lease("run-2 on host-b")
+        with pytest.raises(StoreBusy, match="run-1 on host-a"):
+            a.lease("run-1 on host-a")  # the same name is still another run
+        held.renew()
+    finally:
+        held.release()
+    b.lease("run-2 on host-b").release()
+
+
+def test_expired_lease_can_be_taken(open_store: Callable[..., GraphStore]) -> None:
+    a, b = open_store(lease_ttl_s=1.0), open_store()
+    a.lease("run-1")  # never renewed nor released: the run died
+    time.sleep(1.5)
+    taken = b.lease("run-2")
+    try:
+        with pytest.raises(StoreBusy, match="run-2"):
+            a.lease("run-3")
+    finally:
+        taken.release()
