@@ -15,6 +15,7 @@ int64 keys (code * size + other code). Codes of entities missing from their enti
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -27,6 +28,17 @@ from graph.dataset import Dataset
 from graph.projection import Projection
 
 MAX_CATEGORIES = 50  # categorical attributes with more levels are dropped (ids in disguise)
+
+# Feature names that later stages add to every entity type's model matrix (graph features in
+# features/graph_features.py; rule, ring and label features in scoring/score.py), and the
+# prefixes of their families. An input column of such a name is renamed (INPUT_PREFIX), never
+# overwritten by, nor overwriting, the derived feature; nor read as one in reasons.
+LATER_FEATURE_NAMES = frozenset({
+    "entity_id", "pagerank", "degree", "two_hop_paths", "rule_hits", "rule_severity_max",
+    "rule_severity_sum", "rings", "ring_size_max", "labelled_neighbours", "labelled_neighbour_share",
+    "labelled_2hop_share"})
+LATER_FEATURE_PREFIXES = ("nb_", "rule_", "ring_", "labelled_", "confirmed_fraud_sharing_")
+INPUT_PREFIX = "input_"
 
 
 def reference_date(dataset: Dataset) -> pd.Timestamp | None:
@@ -336,7 +348,10 @@ def _top_partner(pairs: SameDayPairs, key: str, partner: str, cols: _Columns) ->
     top_rank = np.full(nk, np.iinfo(np.int64).max)
     np.minimum.at(top_rank, gk[tied], rank[gq[tied]])
     order = np.argsort(rank)   # rank -> code
-    top = np.where(best > 0, order[np.minimum(top_rank, len(order) - 1)], -1)
+    # entities without a partner keep -1 (the partner type may have no entities at all)
+    top = np.full(nk, -1, dtype=np.int64)
+    has = best > 0
+    top[has] = order[top_rank[has]]
     return top, best.astype(np.float64)
 
 
@@ -363,16 +378,40 @@ def _repeat_pair_persons(pairs: SameDayPairs, key: str, top: np.ndarray, cols: _
     return np.bincount(gk[days >= REPEAT_PAIR_DAYS], minlength=nk).astype(np.float64)
 
 
+def input_feature_names(columns: list[str], derived: Iterable[str]) -> dict[str, str]:
+    """Feature name of each extra input column: its own name, unless a derived feature (`derived`,
+    LATER_FEATURE_NAMES) has it or it starts like a derived family (LATER_FEATURE_PREFIXES);
+    then INPUT_PREFIX in front, as often as it takes to be free."""
+    derived = set(derived)
+    taken = derived | LATER_FEATURE_NAMES | set(columns)
+    out = {}
+    for col in columns:
+        name = col
+        if name in LATER_FEATURE_NAMES or name in derived or name.startswith(LATER_FEATURE_PREFIXES):
+            name = INPUT_PREFIX + name
+            while name in taken:
+                name = INPUT_PREFIX + name
+            taken.add(name)
+        out[col] = name
+    return out
+
+
 def attributes(dataset: Dataset, entity_type: str, ref: pd.Timestamp | None,
-               index: pd.Index | None = None) -> pd.DataFrame:
+               index: pd.Index | None = None, derived: Iterable[str] = ()) -> pd.DataFrame:
     """The entity table's own columns as features (personal data and ids excluded).
-    `index`, when given, must be the table's id column as an Index (e.g. the projection's ids)."""
+    `index`, when given, must be the table's id column as an Index (e.g. the projection's ids).
+    Extra (non-contract) columns keep their names unless a derived feature has the name: the
+    type's other features (`derived`) or those of later stages (see input_feature_names)."""
     table = TABLES[ENTITY_TABLE[entity_type]]
     df = dataset.table(table.name)
     idcol = ID_COLUMN[entity_type]
     if index is None:
         index = pd.Index(df[idcol].to_numpy(dtype=object), name="entity_id")
     out = pd.DataFrame(index=index.rename("entity_id"))
+    own = {f"{c.name}_years_ago" for c in table.columns if c.kind == Kind.DATE}
+    own |= {"is_dead"} if entity_type == "person" else set()
+    extras = [str(c) for c in df.columns if table.column(c) is None]
+    names = input_feature_names(extras, set(derived) | own | set(table.column_names))
     for col in df.columns:
         if col == idcol:
             continue
@@ -385,14 +424,22 @@ def attributes(dataset: Dataset, entity_type: str, ref: pd.Timestamp | None,
             if ref is not None and s.notna().any():
                 out[f"{col}_years_ago"] = (ref - s).dt.days / 365.25
             continue
+        name = col if spec is not None else names[col]
         if pd.api.types.is_numeric_dtype(s):
-            out[col] = s.astype(np.float64)
+            out[name] = s.astype(np.float64)
         elif s.nunique() <= MAX_CATEGORIES and s.notna().any():
-            out[col] = s.astype("category")
+            out[name] = s.astype("category")
     if entity_type == "person" and "death_date" in df.columns:
         out["is_dead"] = df["death_date"].notna().to_numpy(dtype=np.float64)
         out = out.drop(columns=["death_date_years_ago"], errors="ignore")
     return out
+
+
+def _with_attributes(dataset: Dataset, entity_type: str, ref: pd.Timestamp | None,
+                     derived: pd.DataFrame) -> pd.DataFrame:
+    """The entity table's attributes (first), then the derived features."""
+    attrs = attributes(dataset, entity_type, ref, derived.index, derived=derived.columns)
+    return pd.concat([attrs, derived], axis=1)
 
 
 def _shared_identifier_counts(proj: Projection, entity_type: str) -> dict[str, np.ndarray]:
@@ -420,7 +467,7 @@ def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
     cols = cols or _Columns(dataset, proj)
     idx = proj.ids["person"]
     n = len(idx)
-    f = attributes(dataset, "person", ref, idx)
+    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
     if dataset.has("visits"):
         vp = cols.codes("visits", "person_id", "person")
         f["visits"] = _count(vp, n)
@@ -498,7 +545,7 @@ def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
                                    cols.eq("agency_links", "entity_type", "person"))
     for name, values in _shared_identifier_counts(proj, "person").items():
         f[name] = values
-    return f
+    return _with_attributes(dataset, "person", ref, f)
 
 
 def _same_day_pairs_per_person(cols: _Columns) -> np.ndarray:
@@ -528,7 +575,7 @@ def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
     cols = cols or _Columns(dataset, proj)
     idx = proj.ids["employer"]
     n = len(idx)
-    f = attributes(dataset, "employer", ref, idx)
+    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
     if dataset.has("employment"):
         ee = cols.codes("employment", "employer_id", "employer")
         f["employees"] = np.diff(proj.matrix("EMPLOYED_BY", "person", "employer").T.tocsr().indptr)
@@ -561,7 +608,7 @@ def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
                                    cols.eq("agency_links", "entity_type", "employer"))
     for name, values in _shared_identifier_counts(proj, "employer").items():
         f[name] = values
-    return f
+    return _with_attributes(dataset, "employer", ref, f)
 
 
 def same_day_pairs(dataset: Dataset, proj: Projection, cols: _Columns | None = None) -> SameDayPairs:
@@ -610,7 +657,7 @@ def clinic_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
     cols = cols or _Columns(dataset, proj)
     idx = proj.ids["clinic"]
     n = len(idx)
-    f = attributes(dataset, "clinic", ref, idx)
+    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
     if dataset.has("visits"):
         vc = cols.codes("visits", "clinic_id", "clinic")
         amount = cols.floats("visits", "amount")
@@ -636,9 +683,10 @@ def clinic_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
             multi = np.zeros(len(vc), dtype=bool)
             multi[rows] = (vd.clinics >= 2)[vd.row_group]
             f["multi_clinic_day_visits"] = _count(vc, n, multi) / np.maximum(f["visits"], 1)
-        if "beds" in f and cols.notna("visits", "discharge_date").any():
-            f["max_daily_admissions_per_bed"] = _admissions_per_bed(cols, idx, f["beds"])
-    return f
+        if cols.notna("visits", "discharge_date").any():
+            beds = pd.Series(dataset.table("clinics")["beds"].to_numpy(dtype=np.float64, na_value=np.nan), index=idx)
+            f["max_daily_admissions_per_bed"] = _admissions_per_bed(cols, idx, beds)
+    return _with_attributes(dataset, "clinic", ref, f)
 
 
 REPEAT_PAIR_DAYS = 3  # same-day clinic+pharmacy days that make a person a repeat co-visitor
@@ -668,7 +716,7 @@ def pharmacy_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
     cols = cols or _Columns(dataset, proj)
     idx = proj.ids["pharmacy"]
     n = len(idx)
-    f = attributes(dataset, "pharmacy", ref, idx)
+    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
     if dataset.has("purchases"):
         ph = cols.codes("purchases", "pharmacy_id", "pharmacy")
         amount = cols.floats("purchases", "amount")
@@ -686,7 +734,7 @@ def pharmacy_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
             top, persons = _top_partner(pairs, "pharmacy_id", "clinic_id", cols)
             f["top_clinic_customer_share"] = persons / np.maximum(f["customers"].to_numpy(), 1)
             f["top_clinic_repeat_customers"] = _repeat_pair_persons(pairs, "pharmacy_id", top, cols)
-    return f
+    return _with_attributes(dataset, "pharmacy", ref, f)
 
 
 def agency_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None,
@@ -694,7 +742,7 @@ def agency_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
     cols = cols or _Columns(dataset, proj)
     idx = proj.ids["agency"]
     n = len(idx)
-    f = attributes(dataset, "agency", ref, idx)
+    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
     if dataset.has("agency_links"):
         la = cols.codes("agency_links", "agency_id", "agency")
         for et in ("person", "employer"):
@@ -714,7 +762,7 @@ def agency_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
         size = np.full(ne + 1, np.nan)   # last slot: code -1
         size[emp] = persons
         f["placed_employer_median_size"] = _agg(ea, n, size[ee], "median", placed)
-    return f
+    return _with_attributes(dataset, "agency", ref, f)
 
 
 def build_features(dataset: Dataset, proj: Projection) -> dict[str, pd.DataFrame]:

@@ -93,7 +93,9 @@ def _read_raw(path: Path) -> pd.DataFrame:
             raise _EmptyFile()
         try:
             with open(path, encoding="utf-8-sig", newline="") as f:
-                header = next(csv.reader(f), [])
+                reader = csv.reader(f)
+                header = next(reader, [])
+                header_lines = reader.line_num   # a quoted name may hold line breaks
         except UnicodeDecodeError as exc:
             raise _Unreadable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         names = [c.strip() for c in header] if header else []
@@ -101,7 +103,8 @@ def _read_raw(path: Path) -> pd.DataFrame:
             raise _EmptyFile()
         try:
             table = pacsv.read_csv(
-                path, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))], skip_rows=1,
+                path, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))],
+                                                     skip_rows=header_lines,
                                                      encoding="utf-8"),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
@@ -186,7 +189,9 @@ def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: _Collector) ->
     if dupes or missing:
         return None
     if len(raw) == 0:
-        out.add(Problem(file, "file has a header but no rows; remove it if the table does not apply"))
+        out.add(Problem(file, "file has a header but no rows; " + (
+            "the persons table needs at least one person" if table.name == "persons"
+            else "remove it if the table does not apply")))
         return None
 
     df = pd.DataFrame(index=pd.RangeIndex(len(raw)))
@@ -220,11 +225,13 @@ def _parse_extra(s: pd.Series) -> pd.Series:
 
 
 def _to_float(s: pd.Series) -> pd.Series:
-    """Numbers from text; unparsable values become NaN. Tries the fast vectorised cast first."""
+    """Finite numbers from text; unparsable values and 'inf' / 'nan' become NaN. Tries the fast
+    vectorised cast first."""
     try:
-        return s.astype("float64")
+        nums = s.astype("float64")
     except (ValueError, TypeError):
-        return pd.to_numeric(s, errors="coerce").astype("float64")
+        nums = pd.to_numeric(s, errors="coerce").astype("float64")
+    return nums.where(np.isfinite(nums.to_numpy()))
 
 
 def _parse_column(kind: Kind, s: pd.Series, file: str, name: str, out: _Collector) -> pd.Series:

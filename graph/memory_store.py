@@ -46,7 +46,7 @@ class MemoryGraphStore(GraphStore):
     def stage(self, dataset: Dataset) -> SnapshotInfo:
         snapshots = self.path / "snapshots"
         snapshots.mkdir(parents=True, exist_ok=True, mode=0o700)
-        snap_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        snap_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"  # sorts oldest first
         staging = snapshots / f".staging-{snap_id}"
         info = SnapshotInfo(dataset.content_hash, datetime.now(timezone.utc), dataset.row_counts(), snap_id)
         try:

@@ -14,17 +14,24 @@ holding a table row also carry `_row` (its row there, so tables read back in the
 - benefits and labels are unconnected fact nodes :Benefit and :RiskLabel (never traversed).
 Only nodes are indexed: a relationship table reads back by pages of its end nodes, and a snapshot
 is deleted node by node (DETACH DELETE); an index on relationships cost every write ~10%.
-A load writes a new snapshot id, then flips the single (:RiskGraphMeta).current pointer in one
-transaction and deletes the old snapshot; a failed load deletes its partial snapshot, and any
-leftover of a crashed load is removed by the next one. Column order and dtypes of every table
-are kept in the (:RiskGraphSnapshot) node, so `dataset()` rebuilds identical frames.
+Snapshots. Each is a (:RiskGraphSnapshot {id, status}) node, its id the next (:RiskGraphMeta).seq.
+`stage` writes one with status 'loading', then 'complete'; it is not current until `commit` sets
+the single (:RiskGraphMeta).current pointer to it (one transaction). Graph queries read the current
+snapshot; `dataset(id)` and `snapshot(id)` read any complete one. Snapshots stay until `retain`
+deletes those neither current nor kept. A failed stage deletes its partial snapshot; a crashed
+one's leftover (still 'loading') is removed by the next stage or retain. Column order and dtypes
+of every table are kept in the snapshot node, so `dataset()` rebuilds identical frames.
+Writers take the lease (:RiskGraphLease {key: 'writer'}) with holder, acquired_at, expires_at
+(server time, LEASE_TTL_S ahead, renewed by the run's heartbeat); an expired lease may be taken over.
 """
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from functools import partial
 from datetime import datetime, timezone
@@ -41,8 +48,8 @@ from neo4j.exceptions import (
 from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, IDENTIFIER_TYPES
 from graph.dataset import Dataset
 from graph.projection import NODE_TYPES, REL_TYPES
-from graph.store import Edge, EntityRef, GraphStore, SnapshotInfo, Subgraph
-from riskgraph.errors import NoSnapshot, StoreLoadFailed, StoreUnavailable
+from graph.store import Edge, EntityRef, GraphStore, SnapshotInfo, StoreLease, Subgraph
+from riskgraph.errors import NoSnapshot, StoreBusy, StoreLoadFailed, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,9 @@ DERIVED_RELS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("purchases", "PRESCRIBED_AT", "pharmacy", "pharmacy_id", "clinic", "clinic_id"),
 )
 META_KEY = "riskgraph"
+LEASE_KEY = "writer"
+LEASE_TTL_S = 180.0  # a run renews its lease every 30 s (its heartbeat)
+CACHED_SNAPSHOTS = 2  # datasets kept in memory: the current one and one staged or older one
 TYPE_RANK = {t: i for i, t in enumerate(NODE_TYPES)}
 REL_RANK = {r: i for i, r in enumerate(REL_TYPES)}
 SEP = "\x1f"   # joins a column's values into one string per batch (see _Column)
@@ -110,12 +120,25 @@ class _Cancelled(Exception):
     """A concurrent ingest job stopped because another one failed."""
 
 
+def _snap_key(snapshot_id: str) -> int | None:
+    """The stored (integer) id of a snapshot id, or None when it cannot name one."""
+    try:
+        return int(snapshot_id)
+    except (TypeError, ValueError):
+        return None
+
+
+def _when(value: Any) -> str:
+    """A server DateTime as UTC text, to the second."""
+    return value.to_native().astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 class Neo4jGraphStore(GraphStore):
     """A graph store in a Neo4j 5.x database (Community or Enterprise, or Aura)."""
 
     def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
                  database: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 sessions: int = DEFAULT_SESSIONS) -> None:
+                 sessions: int = DEFAULT_SESSIONS, lease_ttl_s: float = LEASE_TTL_S) -> None:
         self.url = url
         self.database = database or None
         self.batch_size = int(batch_size)
@@ -128,8 +151,10 @@ class Neo4jGraphStore(GraphStore):
                                                      max_transaction_retry_time=RETRY_TIME_S)
         except (ConfigurationError, ValueError) as exc:
             raise StoreUnavailable(f"cannot use Neo4j URL {url!r}: {exc}") from exc
+        self.lease_ttl_s = float(lease_ttl_s)
         self._schema_ready = False
-        self._cache: tuple[str, Dataset] | None = None
+        self._cache: OrderedDict[tuple[int, str], Dataset] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- plumbing --------------------------------------------------------------------------
     def _run(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
@@ -177,6 +202,7 @@ class Neo4jGraphStore(GraphStore):
         statements = [
             "CREATE CONSTRAINT rg_meta_key IF NOT EXISTS FOR (m:RiskGraphMeta) REQUIRE m.key IS UNIQUE",
             "CREATE CONSTRAINT rg_snapshot_id IF NOT EXISTS FOR (s:RiskGraphSnapshot) REQUIRE s.id IS UNIQUE",
+            "CREATE CONSTRAINT rg_lease_key IF NOT EXISTS FOR (l:RiskGraphLease) REQUIRE l.key IS UNIQUE",
         ]
         for label in LABELS.values():
             statements.append(f"CREATE CONSTRAINT rg_{label.lower()}_key IF NOT EXISTS "
@@ -197,19 +223,35 @@ class Neo4jGraphStore(GraphStore):
                          "MATCH (s:RiskGraphSnapshot {id: m.current}) RETURN s {.*} AS s", key=META_KEY)
         return rows[0]["s"] if rows else None
 
-    def snapshot(self) -> SnapshotInfo | None:
-        s = self._current()
+    def _snapshot_node(self, snapshot_id: str | None) -> dict[str, Any] | None:
+        """The current snapshot's node, or the named complete one's."""
+        if snapshot_id is None:
+            return self._current()
+        snap = _snap_key(snapshot_id)
+        if snap is None:
+            return None
+        rows = self._run("MATCH (s:RiskGraphSnapshot {id: $id}) WHERE s.status = 'complete' RETURN s {.*} AS s",
+                         id=snap)
+        return rows[0]["s"] if rows else None
+
+    def snapshot(self, snapshot_id: str | None = None) -> SnapshotInfo | None:
+        s = self._snapshot_node(snapshot_id)
         if s is None:
             return None
-        return SnapshotInfo(s["content_hash"], datetime.fromisoformat(s["loaded_at"]), json.loads(s["row_counts"]))
+        return SnapshotInfo(s["content_hash"], datetime.fromisoformat(s["loaded_at"]), json.loads(s["row_counts"]),
+                            str(s["id"]))
 
-    def load(self, dataset: Dataset) -> SnapshotInfo:
+    def snapshot_ids(self) -> list[str]:
+        rows = self._run("MATCH (s:RiskGraphSnapshot) WHERE s.status = 'complete' RETURN s.id AS id ORDER BY id")
+        return [str(r["id"]) for r in rows]
+
+    def stage(self, dataset: Dataset) -> SnapshotInfo:
         self.ensure_schema()
-        self._delete_stale()
+        self._delete_incomplete()
         snap = self._run(
             "MERGE (m:RiskGraphMeta {key: $key}) SET m.seq = coalesce(m.seq, 0) + 1 RETURN m.seq AS seq",
             key=META_KEY)[0]["seq"]
-        info = SnapshotInfo(dataset.content_hash, datetime.now(timezone.utc), dataset.row_counts())
+        info = SnapshotInfo(dataset.content_hash, datetime.now(timezone.utc), dataset.row_counts(), str(snap))
         schema = {name: [[c, str(df[c].dtype)] for c in df.columns] for name, df in dataset.tables.items()}
         self._write("CREATE (:RiskGraphSnapshot {id: $id, status: 'loading', content_hash: $hash, "
                     "loaded_at: $at, row_counts: $counts, tables: $schema, skipped: $skipped})",
@@ -217,10 +259,10 @@ class Neo4jGraphStore(GraphStore):
                     counts=json.dumps(info.row_counts), schema=json.dumps(schema), skipped=dataset.skipped)
         try:
             self._ingest(snap, dataset)
-            previous = self._run(
-                "MERGE (m:RiskGraphMeta {key: $key}) WITH m, m.current AS old "
-                "MATCH (s:RiskGraphSnapshot {id: $id}) SET s.status = 'complete', m.current = $id "
-                "RETURN old", key=META_KEY, id=snap)
+            if not self._run("MATCH (s:RiskGraphSnapshot {id: $id}) SET s.status = 'complete' RETURN s.id AS id",
+                             id=snap):
+                raise StoreLoadFailed(f"snapshot {snap} was deleted while it was being written (another "
+                                      "writer without the lease?); the previous snapshot stays current")
         except Neo4jError as exc:
             self._cleanup_quietly(snap)
             raise StoreLoadFailed(f"Neo4j rejected the load, the previous snapshot stays current: "
@@ -228,18 +270,32 @@ class Neo4jGraphStore(GraphStore):
         except StoreUnavailable as exc:
             self._cleanup_quietly(snap)
             raise StoreUnavailable(f"{exc} -- the load was interrupted; the previous snapshot stays current "
-                                   "and the partial one is removed (now or by the next load)") from exc
+                                   "and the partial one is removed (now, or by the next load or retain)") from exc
         except BaseException:
             self._cleanup_quietly(snap)
             raise
-        old = previous[0]["old"] if previous else None
-        if old and old != snap:
-            try:
-                self._delete_snapshot(old)
-            except StoreUnavailable as exc:  # the new snapshot is in force; the next load retries
-                log.warning("could not delete the previous snapshot %s yet: %s", old, exc)
-        self._cache = (snap, dataset)
+        self._remember((snap, info.loaded_at.isoformat()), dataset)
         return info
+
+    def commit(self, snapshot_id: str) -> None:
+        self.ensure_schema()
+        snap = _snap_key(snapshot_id)
+        rows = [] if snap is None else self._run(
+            "MATCH (s:RiskGraphSnapshot {id: $id}) WHERE s.status = 'complete' "
+            "MERGE (m:RiskGraphMeta {key: $key}) SET m.current = s.id RETURN s.id AS id", key=META_KEY, id=snap)
+        if not rows:
+            raise NoSnapshot(f"cannot commit snapshot {snapshot_id!r}: Neo4j at {self.url} holds no complete "
+                             "snapshot of that id (never staged, still being written, or deleted by retain)")
+
+    def retain(self, keep: Collection[str]) -> None:
+        if isinstance(keep, str):
+            raise TypeError("retain() takes a collection of snapshot ids, not a single id")
+        kept = [k for k in map(_snap_key, keep) if k is not None]
+        rows = self._run("OPTIONAL MATCH (m:RiskGraphMeta {key: $key}) WITH m.current AS current "
+                         "MATCH (s:RiskGraphSnapshot) WHERE coalesce(s.id <> current, true) AND NOT s.id IN $keep "
+                         "RETURN s.id AS id ORDER BY id", key=META_KEY, keep=kept)
+        for r in rows:
+            self._delete_snapshot(r["id"])
 
     def clear(self) -> None:
         """Delete every snapshot (the store becomes empty)."""
@@ -247,25 +303,29 @@ class Neo4jGraphStore(GraphStore):
         for r in self._run("MATCH (s:RiskGraphSnapshot) RETURN s.id AS id"):
             self._delete_snapshot(r["id"])
         self._write("MATCH (m:RiskGraphMeta {key: $key}) REMOVE m.current", key=META_KEY)  # seq stays
-        self._cache = None
+        with self._cache_lock:
+            self._cache.clear()
 
     def _cleanup_quietly(self, snap: int) -> None:
         try:
             self._delete_snapshot(snap)
         except (StoreUnavailable, Neo4jError):
-            pass  # the server is gone; the next load deletes the leftover (status 'loading')
+            pass  # the server is gone; the next load (or retain) deletes the leftover (status 'loading')
 
-    def _delete_stale(self) -> None:
-        """Remove snapshots left behind by crashed loads (anything but the current one)."""
-        rows = self._run("OPTIONAL MATCH (m:RiskGraphMeta {key: $key}) WITH m "
-                         "MATCH (s:RiskGraphSnapshot) WHERE m IS NULL OR s.id <> m.current RETURN s.id AS id",
-                         key=META_KEY)
+    def _delete_incomplete(self) -> None:
+        """Remove snapshots left half-written by crashed loads (status 'loading')."""
+        rows = self._run("OPTIONAL MATCH (m:RiskGraphMeta {key: $key}) WITH m.current AS current "
+                         "MATCH (s:RiskGraphSnapshot) WHERE coalesce(s.status <> 'complete', true) "
+                         "AND coalesce(s.id <> current, true) RETURN s.id AS id", key=META_KEY)
         for r in rows:
             self._delete_snapshot(r["id"])
 
     def _delete_snapshot(self, snap: int) -> None:
         """DETACH DELETE the snapshot's nodes (with their relationships), entities first, in
         transactions of about DELETE_BATCH_SIZE relationships each."""
+        with self._cache_lock:
+            for key in [k for k in self._cache if k[0] == snap]:
+                del self._cache[key]
         rows = self._run("MATCH (s:RiskGraphSnapshot {id: $s}) RETURN s.row_counts AS counts", s=snap)
         per_tx = _delete_batches(json.loads(rows[0]["counts"]) if rows and rows[0]["counts"] else {})
         for label in list(LABELS.values()) + list(FACT_LABELS.values()):
@@ -274,6 +334,32 @@ class Neo4jGraphStore(GraphStore):
                              f"CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF {per_tx.get(label, DELETE_BATCH_SIZE)} "
                              "ROWS", s=snap)
         self._write("MATCH (s:RiskGraphSnapshot {id: $s}) DELETE s", s=snap)
+
+    # -- write lease ----------------------------------------------------------------------------
+    def lease(self, holder: str) -> Neo4jStoreLease:
+        """Take the write lease, (:RiskGraphLease {key: 'writer'}), in one transaction: when it is
+        free or expired it becomes `holder`'s for lease_ttl_s; when another run holds it, StoreBusy
+        names that run and since when."""
+        self.ensure_schema()
+        token = uuid.uuid4().hex
+        # SET first takes the node's write lock: a concurrent taker then reads the committed lease.
+        r = self._run(
+            "MERGE (l:RiskGraphLease {key: $key}) SET l._lock = true "
+            "WITH l, l.token IS NULL OR coalesce(l.expires_at < datetime(), true) AS free "
+            "SET l += CASE WHEN free THEN {token: $token, holder: $holder, acquired_at: datetime(), "
+            "expires_at: datetime() + duration({milliseconds: $ttl})} ELSE {} END "
+            "REMOVE l._lock "
+            "RETURN l.token = $token AS mine, l.holder AS holder, l.acquired_at AS since, l.expires_at AS until",
+            key=LEASE_KEY, token=token, holder=holder, ttl=self._lease_ttl_ms)[0]
+        if not r["mine"]:
+            raise StoreBusy(f"Neo4j at {self.url} is being written by {r['holder']} since {_when(r['since'])} "
+                            f"(its lease runs until {_when(r['until'])} unless renewed); "
+                            "try again once that run has finished")
+        return Neo4jStoreLease(self, holder, token)
+
+    @property
+    def _lease_ttl_ms(self) -> int:
+        return max(1, int(self.lease_ttl_s * 1000))
 
     # -- ingest ---------------------------------------------------------------------------------
     # Throughput notes (bench/bench_neo4j.py): packing values one by one is the driver's main cost
@@ -476,17 +562,32 @@ class Neo4jGraphStore(GraphStore):
             raise NoSnapshot(f"no dataset loaded in Neo4j at {self.url}; run `riskgraph pipeline --data DIR` first")
         return s
 
-    def dataset(self) -> Dataset:
-        s = self._require_current()
-        if self._cache is not None and self._cache[0] == s["id"]:
-            return self._cache[1]
+    def dataset(self, snapshot_id: str | None = None) -> Dataset:
+        if snapshot_id is None:
+            s = self._require_current()
+        elif (s := self._snapshot_node(snapshot_id)) is None:
+            raise NoSnapshot(f"Neo4j at {self.url} holds no complete snapshot {snapshot_id!r} "
+                             "(never staged, still being written, or deleted by retain)")
+        key = (s["id"], s["loaded_at"])
+        with self._cache_lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
         schema: dict[str, list[list[str]]] = json.loads(s["tables"])
         counts: dict[str, int] = json.loads(s["row_counts"])
         tables = {name: self._read_table(s["id"], name, cols, counts)
                   for name, cols in schema.items()}
         dataset = Dataset(tables, content_hash=s["content_hash"], skipped=list(s.get("skipped") or []))
-        self._cache = (s["id"], dataset)
+        self._remember(key, dataset)
         return dataset
+
+    def _remember(self, key: tuple[int, str], dataset: Dataset) -> None:
+        """Cache a snapshot's dataset under (id, loaded_at), keeping the CACHED_SNAPSHOTS last used."""
+        with self._cache_lock:
+            self._cache[key] = dataset
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHED_SNAPSHOTS:
+                self._cache.popitem(last=False)
 
     def _read_table(self, snap: int, name: str, cols: list[list[str]], counts: dict[str, int]) -> pd.DataFrame:
         """One table of the snapshot. Each page comes back as ONE record holding a list per row
@@ -666,6 +767,38 @@ class Neo4jGraphStore(GraphStore):
         rels.sort(key=lambda r: (index[r["a"]], index[r["b"]], REL_RANK.get(r["t"], len(REL_RANK))))
         sub.edges = [Edge(nodes[r["a"]], nodes[r["b"]], r["t"], int(r["n"])) for r in rels]
         return sub
+
+
+class Neo4jStoreLease(StoreLease):
+    """The write lease as held by one run (a random token tells it from any other holder)."""
+
+    def __init__(self, store: Neo4jGraphStore, holder: str, token: str) -> None:
+        self.store = store
+        self.holder = holder
+        self._token = token
+
+    def renew(self) -> None:
+        """Push the expiry lease_ttl_s ahead; StoreBusy when the lease was lost (expired and taken
+        over, or removed): this run must not write any more."""
+        renewed = self.store._run(
+            "MATCH (l:RiskGraphLease {key: $key}) WHERE l.token = $token "
+            "SET l.expires_at = datetime() + duration({milliseconds: $ttl}) RETURN l.key AS key",
+            key=LEASE_KEY, token=self._token, ttl=self.store._lease_ttl_ms)
+        if renewed:
+            return
+        now = self.store._run("MATCH (l:RiskGraphLease {key: $key}) RETURN l.holder AS holder, "
+                              "l.acquired_at AS since", key=LEASE_KEY)
+        by = f"; {now[0]['holder']} holds it since {_when(now[0]['since'])}" if now else ""
+        raise StoreBusy(f"{self.holder} lost the write lease of Neo4j at {self.store.url} "
+                        f"(it expired and was taken over, or was removed){by}")
+
+    def release(self) -> None:
+        """Remove the lease if this run still holds it (an unreachable server lets it expire)."""
+        try:
+            self.store._write("MATCH (l:RiskGraphLease {key: $key}) WHERE l.token = $token DELETE l",
+                              key=LEASE_KEY, token=self._token)
+        except StoreUnavailable as exc:
+            log.warning("could not release the write lease of %s (it expires by itself): %s", self.store.url, exc)
 
 
 def _delete_batches(counts: dict[str, int]) -> dict[str, int]:

@@ -266,8 +266,10 @@ def runs_list(settings: Settings, show_all: bool) -> None:
 @runs.command("rollback")
 @click.argument("run_id")
 @click.option("--wait", is_flag=True, help="wait for a run holding the home instead of refusing")
+@click.option("--out", "out", default=None, type=click.Path(path_type=Path),
+              help="restore the run's output files here (default: where the run wrote them)")
 @pass_settings
-def runs_rollback(settings: Settings, run_id: str, wait: bool) -> None:
+def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None) -> None:
     """Serve the retained run RUN_ID again (results, store snapshot, champions, output files)."""
     from graph.factory import open_store
     from riskgraph.results import ResultsDB
@@ -275,11 +277,11 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool) -> None:
 
     store = open_store(settings.store, settings)
     try:
-        run = rollback(settings, ResultsDB(settings.results_database_url), store, run_id, wait=wait)
+        run = rollback(settings, ResultsDB(settings.results_database_url), store, run_id, wait=wait, out=out)
     finally:
         store.close()
     click.echo(f"run {run['run_id']} is served again (snapshot {run['snapshot_id']}, "
-               f"outputs restored in {run['out_dir'] or '-'})")
+               f"outputs restored in {out or run['out_dir'] or '-'})")
 
 
 def _add_jobs() -> None:

@@ -10,8 +10,8 @@ import signal
 
 log = logging.getLogger("riskgraph.faults")
 
-POINTS = ("after_ingest", "after_scoring", "mid_results", "before_commit", "mid_commit", "mid_outputs",
-          "audit_write")
+POINTS = ("after_ingest", "after_scoring", "stage_outputs", "mid_results", "before_commit", "mid_commit",
+          "mid_outputs", "audit_write")
 ACTIONS = ("kill", "enospc", "erofs")
 
 

@@ -139,6 +139,7 @@ def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, sto
             with timer.stage("outputs", bar):
                 if serves:
                     save_feature_matrices(private_dir(run.folder / "features"), scored)
+                    run.fault("stage_outputs")
                     _stage_outputs(run.out_staging or private_dir(run.folder / "out"),
                                    _output_files(scores, rule_result, ring_result, scored, manifest, settings))
                     frames = {"scores": scores, "rule_hits": rule_result.hits, "rings": ring_result.rings,

@@ -241,7 +241,8 @@ class Run:
         with self.db.transaction() as conn:
             conn.execute(run_log_table.insert().values(
                 run_id=self.run_id, kind=self.kind, status="running", holder=HOLDER, started_at=now,
-                heartbeat_at=now, serves=self.serves, outputs_pending=False))
+                heartbeat_at=now, serves=self.serves, outputs_pending=False,
+                out_dir=str(self.out_dir) if self.out_dir else None))
 
     def _heartbeat(self) -> None:
         while not self._beat.wait(self.settings.run_heartbeat_s):
@@ -411,9 +412,9 @@ def apply_retention(settings: Settings, db: ResultsDB, store: GraphStore) -> lis
 
 
 def rollback(settings: Settings, db: ResultsDB, store: GraphStore, run_id: str, *, actor: str = "cli",
-             wait: bool = False) -> dict[str, Any]:
-    """Serve a retained earlier run again (its results, snapshot, champions and output files),
-    as one commit."""
+             wait: bool = False, out: Path | None = None) -> dict[str, Any]:
+    """Serve a retained earlier run again (its results, snapshot, champions and output files,
+    restored into `out` or the run's own output folder), as one commit."""
     writer = Writer(settings, db, store)
     writer.acquire(run_id=f"rollback-{run_id}", kind="rollback", wait=wait)
     try:
@@ -438,17 +439,17 @@ def rollback(settings: Settings, db: ResultsDB, store: GraphStore, run_id: str, 
         db.retry(transaction)
         if run["snapshot_id"]:
             store.commit(run["snapshot_id"])
-        _restore_outputs(settings, run)
+        _restore_outputs(settings, run, out)
         return run
     finally:
         writer.release()
 
 
-def _restore_outputs(settings: Settings, run: dict[str, Any]) -> None:
+def _restore_outputs(settings: Settings, run: dict[str, Any], out: Path | None) -> None:
     kept = run_dir(settings, run["run_id"]) / "out"
-    if not run.get("out_dir") or not kept.exists():
+    out = out or (Path(run["out_dir"]) if run.get("out_dir") else None)
+    if out is None or not kept.exists():
         return
-    out = Path(run["out_dir"])
     staging = out / f".riskgraph-restore-{run['run_id']}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -5,8 +5,14 @@ out-of-fold prediction comes from the model that never saw its label; every othe
 scored by a final model refitted on all labelled rows (one model to predict and explain, not
 K). Raw margins are calibrated with Platt scaling fitted on the out-of-fold margins, so
 probabilities and reported metrics are honest.
+
+Feature names are the user's (any extra column is a feature), but LightGBM refuses names with
+JSON punctuation and rewrites spaces: the boosters see positional stand-ins (`lightgbm_names`)
+and everything this class reports (importance, contributions) uses the original names.
 """
 from __future__ import annotations
+
+import re
 
 import lightgbm as lgb
 import numpy as np
@@ -17,6 +23,15 @@ from sklearn.model_selection import StratifiedKFold
 
 from riskgraph.errors import NotFitted
 from riskgraph.settings import ModelSettings
+
+
+_NOT_NAME_SAFE = re.compile(r"[^0-9A-Za-z_]")
+
+
+def lightgbm_names(features: list[str]) -> list[str]:
+    """A LightGBM-safe stand-in for each feature name: ASCII letters, digits and `_` only, and
+    distinct (the position comes first; the readable rest only helps reading model dumps)."""
+    return [f"f{i}_{_NOT_NAME_SAFE.sub('_', str(name))[:48]}" for i, name in enumerate(features)]
 
 
 class CrossFittedRiskModel:
@@ -47,6 +62,9 @@ class CrossFittedRiskModel:
         """Train one booster per fold; `folds` (fold number per row) defaults to stratified K-fold."""
         y = np.asarray(y, dtype=np.int8)
         self.features_ = list(X.columns)
+        if len(set(self.features_)) != len(self.features_):
+            raise ValueError("feature names must be distinct")
+        self.lgb_names_ = lightgbm_names(self.features_)
         self.categories_ = {c: X[c].cat.categories for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)}
         params = self._params(y, self.features_)
         if folds is None:
@@ -61,11 +79,12 @@ class CrossFittedRiskModel:
         oof_margin = np.zeros(len(y))
         self.fold_of_ = folds
         # Bin the feature matrix once (label-free) and train every fold on a subset of it.
-        full = lgb.Dataset(X, y, params=params, free_raw_data=False).construct()
+        Xl = self._renamed(X)
+        full = lgb.Dataset(Xl, y, params=params, free_raw_data=False).construct()
         for k in np.unique(folds):
             train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
             booster = lgb.train(params, full.subset(train), num_boost_round=self.settings.n_estimators)
-            oof_margin[test] = booster.predict(X.iloc[test], raw_score=True)
+            oof_margin[test] = booster.predict(Xl.iloc[test], raw_score=True)
             self.boosters_.append(booster)
         self.final_ = lgb.train(params, full, num_boost_round=self.settings.n_estimators)
         self.calibrator_ = LogisticRegression(C=1e6).fit(oof_margin.reshape(-1, 1), y)
@@ -82,15 +101,22 @@ class CrossFittedRiskModel:
         return self.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]
 
     def _align(self, X: pd.DataFrame) -> pd.DataFrame:
+        """`X` with the training columns, in order, under their original names."""
         X = X.reindex(columns=self.features_)
         for c, cats in self.categories_.items():
             X[c] = pd.Categorical(X[c].astype(object), categories=cats)
         return X
 
+    def _renamed(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Training-ordered columns under the names the boosters know (models pickled before
+        `lgb_names_` existed were trained under the original names)."""
+        return X.set_axis(getattr(self, "lgb_names_", self.features_), axis=1)
+
     def margin(self, X: pd.DataFrame) -> np.ndarray:
         """Raw score of the final model."""
         self._check()
-        return self.final_.predict(self._align(X), raw_score=True, num_threads=self.settings.threads)
+        return self.final_.predict(self._renamed(self._align(X)), raw_score=True,
+                                   num_threads=self.settings.threads)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of label 1 for each row."""
@@ -99,7 +125,8 @@ class CrossFittedRiskModel:
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions to the final model's raw margin (TreeSHAP via LightGBM)."""
         self._check()
-        contrib = self.final_.predict(self._align(X), pred_contrib=True, num_threads=self.settings.threads)
+        contrib = self.final_.predict(self._renamed(self._align(X)), pred_contrib=True,
+                                      num_threads=self.settings.threads)
         return pd.DataFrame(contrib[:, :-1], index=X.index, columns=self.features_)
 
     def importance(self) -> pd.Series:

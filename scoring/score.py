@@ -41,6 +41,7 @@ class EntityScores:
     model: CrossFittedRiskModel | None = None
     oof: pd.DataFrame | None = None             # labelled rows: label, oof probability
     matrix: pd.DataFrame | None = None          # the model matrix of every entity (for on-demand reasons)
+    fitted: bool = True                         # False: scored by the existing champion
 
     def public_metrics(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.items() if k != "calibration"}
@@ -151,6 +152,14 @@ def _label_vectors(proj: Projection, labels: pd.DataFrame) -> tuple[np.ndarray, 
     return idx[keep], labels["label"].to_numpy()[keep].astype(np.float64), np.flatnonzero(keep)
 
 
+def _all_label_vectors(proj: Projection, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Node-indexed label and known vectors holding every label (scoring with a fitted champion)."""
+    node, y, _ = _label_vectors(proj, labels)
+    lab, known = np.zeros(proj.n_nodes), np.zeros(proj.n_nodes)
+    lab[node], known[node] = y, 1.0
+    return lab, known
+
+
 def _out_of_fold_label_features(proj: Projection, entity_type: str, labels: pd.DataFrame,
                                 fold_of: pd.Series) -> pd.DataFrame:
     """Label features where an entity in fold k only sees labels from the other folds."""
@@ -197,8 +206,11 @@ def assign_folds(y: pd.Series, ms: ModelSettings) -> pd.Series:
 
 def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, features: pd.DataFrame,
                       rule_result: Any, rings: pd.DataFrame, settings: Settings,
-                      registry: ModelRegistry) -> EntityScores:
-    """Score every entity of one type and record the model in the registry."""
+                      registry: ModelRegistry, run_id: str | None = None,
+                      use_champion: bool = False) -> EntityScores:
+    """Score every entity of one type. A newly fitted model is registered (staged under
+    `run_id` when given); with `use_champion` the type's champion scores instead, and a type
+    without one is fitted. `EntityScores.fitted` says which happened."""
     ids = proj.ids[entity_type]
     if len(ids) == 0:
         return EntityScores(entity_type, "empty", "", pd.DataFrame(columns=SCORE_COLUMNS + ["grade_cap", "score_grade"]))
@@ -211,7 +223,16 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
     supervised = min(int(own.sum()), int((own == 0).sum())) >= ms.min_positives
     importance = contributions = explained_X = model = oof_frame = None
     metrics: dict[str, Any] = {}
-    if supervised:
+    champion = registry.champion(entity_type) if use_champion else None
+    if champion is not None:
+        supervised = champion.kind == "supervised"
+    if champion is not None and supervised:
+        X = X.join(labelled_neighbour_features(proj, entity_type, *_all_label_vectors(proj, labels)))
+        X = X.reindex(columns=champion.features)
+        model = registry.load(champion.version)
+        risk = pd.Series(model.predict_proba(X), index=ids)
+        metrics, kind = champion.metrics, "supervised"
+    elif supervised:
         y = own.reindex(ids).dropna().astype(int)
         fold_of = assign_folds(y, ms)
         X = X.join(_out_of_fold_label_features(proj, entity_type, labels, fold_of))
@@ -232,10 +253,13 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
             metrics = classification_metrics(own.to_numpy(), risk.reindex(own.index).to_numpy())
             metrics["note"] = "unsupervised score checked against the few labels available"
         kind = "unsupervised"
-    version = registry.register(
-        entity_type=entity_type, kind=kind, data_hash=dataset.content_hash, features=list(X.columns),
-        params=ms.model_dump() if supervised else {"method": "rules+rings+isolation_forest"},
-        metrics=metrics, model=model, promote=True).version
+    if champion is not None:
+        version = champion.version
+    else:
+        version = registry.register(
+            entity_type=entity_type, kind=kind, data_hash=dataset.content_hash, features=list(X.columns),
+            params=ms.model_dump() if supervised else {"method": "rules+rings+isolation_forest"},
+            metrics=metrics, model=model, promote=run_id is None, run_id=run_id).version
 
     points = credit_points(risk.to_numpy(), settings.scorecard)
     score_grade = pd.Series(grades(points, settings.bands), index=ids)
@@ -271,7 +295,7 @@ def score_entity_type(entity_type: str, *, dataset: Dataset, proj: Projection, f
         "grade_cap": cap.fillna("").to_numpy(), "score_grade": score_grade.to_numpy(),
     })
     return EntityScores(entity_type, kind, version, table, metrics, importance, contributions,
-                        explained_X, model, oof_frame, X)
+                        explained_X, model, oof_frame, X, fitted=champion is None)
 
 
 def _rule_lists(hits: pd.DataFrame, entity_type: str) -> pd.Series:

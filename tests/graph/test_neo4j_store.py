@@ -209,7 +209,7 @@ def test_crashed_stage_is_invisible_and_removed_by_retain_or_the_next_stage(
     assert neo4j_store.snapshot(leftover) is None
     with pytest.raises(NoSnapshot):
         neo4j_store.commit(leftover)
-    neo4j_store.retain([leftover])   # kept or not, an incomplete snapshot goes
+    neo4j_store.retain([])
     assert _counts(neo4j_store) == before and neo4j_store.snapshot_ids() == [current]
 
     _crashed_stage(neo4j_store, ds, monkeypatch)
@@ -223,7 +223,7 @@ def test_staged_and_older_snapshots_read_back_exactly(neo4j_store: Neo4jGraphSto
     ds = dataset_from_frames(small_frames())
     old = neo4j_store.load(ds)
     frames = small_frames()
-    frames["persons"] = frames["persons"].iloc[1:]
+    frames["persons"] = frames["persons"].iloc[:-1]
     del frames["purchases"]
     frames["agency_links"] = frames["agency_links"].iloc[:1]
     smaller = dataset_from_frames(frames)
@@ -237,7 +237,7 @@ def test_staged_and_older_snapshots_read_back_exactly(neo4j_store: Neo4jGraphSto
         _assert_same(smaller, fresh.dataset())
         assert fresh.dataset(old.id) is fresh.dataset(old.id)
         assert fresh.snapshot(old.id).row_counts == ds.row_counts()
-        assert fresh.entity(EntityRef("person", "p3")) is None   # graph queries read the current one
+        assert fresh.entity(EntityRef("person", "p4")) is None   # graph queries read the current one
     finally:
         fresh.close()
     neo4j_store.retain([])
@@ -289,10 +289,16 @@ def test_renewed_lease_outlives_its_ttl(neo4j_store: Neo4jGraphStore, no_lease: 
         short.close()
 
 
-def test_concurrent_lease_takers_get_one_lease(neo4j_store: Neo4jGraphStore, no_lease: None) -> None:
+@pytest.mark.parametrize("expired", [False, True], ids=["free", "expired"])
+def test_concurrent_lease_takers_get_one_lease(neo4j_store: Neo4jGraphStore, no_lease: None, expired: bool) -> None:
     stores = [Neo4jGraphStore(neo4j_store.url) for _ in range(8)]
     for s in stores:
         s.ensure_schema()
+    if expired:
+        dead = Neo4jGraphStore(neo4j_store.url, lease_ttl_s=0.2)
+        dead.lease("run-dead")
+        dead.close()
+        time.sleep(0.5)
     start = threading.Barrier(len(stores))
     won: list[str] = []
     busy: list[str] = []

@@ -54,11 +54,10 @@ def _persons(n: int) -> Dataset:
 def _neo4j_opener(tmp_path: Path) -> Callable[..., GraphStore]:
     from graph.neo4j_store import Neo4jGraphStore
 
-    def open_store(**options: float) -> GraphStore:
-        return Neo4jGraphStore(NEO4J_URL, **options)
-    with Neo4jGraphStore(NEO4J_URL)._driver as driver:  # a lease left by an earlier failed test
-        driver.execute_query("MATCH (l:RiskGraphLease) DELETE l")
-    return open_store
+    cleaner = Neo4jGraphStore(NEO4J_URL)
+    cleaner._write("MATCH (l:RiskGraphLease) DELETE l")  # left by an earlier failed test
+    cleaner.close()
+    return lambda **options: Neo4jGraphStore(NEO4J_URL, **options)
 
 
 @pytest.fixture(params=[pytest.param(_neo4j_opener, id="neo4j", marks=pytest.mark.neo4j)])
