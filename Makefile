@@ -19,11 +19,13 @@ run: $(STAMP)
 	$(BIN)/riskgraph pipeline --data data_samples --out out
 	$(BIN)/riskgraph serve
 
-# The whole test suite, against a real Neo4j server started (and stopped) here.
+# The whole test suite, against a real Neo4j and a real PostgreSQL started (and stopped) here.
 test: $(STAMP)
 	bash tests/pages/setup.sh $(BIN)/python
 	$(BIN)/riskgraph neo4j start
-	$(BIN)/python -m pytest -q; status=$$?; $(BIN)/riskgraph neo4j stop; exit $$status
+	$(BIN)/riskgraph postgres start
+	$(BIN)/python -m pytest -q; status=$$?; \
+	  $(BIN)/riskgraph postgres stop; $(BIN)/riskgraph neo4j stop; exit $$status
 
 clean:
 	rm -rf $(VENV) out .riskgraph

@@ -806,7 +806,8 @@ def _facility_events(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, d
                 & (st["dx"].to_numpy()[1:] == st["dx"].to_numpy()[:-1]))
         gap = st["a"].to_numpy()[1:] - st["o"].to_numpy()[:-1]
         later = st["a"].to_numpy()[1:] > st["a"].to_numpy()[:-1]
-        hit = np.r_[False, same & (gap <= s.readmit_days) & later]
+        hit = np.zeros(len(st), dtype=bool)   # st may be empty: every stay without diagnosis
+        hit[1:] = same & (gap <= s.readmit_days) & later
         frames.append(pd.DataFrame({"kind": "split_admission", "f": st["f"].to_numpy()[hit],
                                     "p": st["p"].to_numpy()[hit], "m": st["m"].to_numpy()[hit]}))
         # Phantom stays: other activity of the person strictly inside the stay.
@@ -838,7 +839,8 @@ def _facility_events(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, d
         same = (qp[1:] == qp[:-1]) & (qdrug[1:] == qdrug[:-1])
         prev_sup = q["sup"].to_numpy()[:-1]
         covers = q["d"].to_numpy()[:-1] + prev_sup > q["d"].to_numpy()[1:]
-        hit = np.r_[False, same & (prev_sup > s.oversupply_min_days) & covers]
+        hit = np.zeros(len(q), dtype=bool)   # q may be empty: no long supply
+        hit[1:] = same & (prev_sup > s.oversupply_min_days) & covers
         frames.append(pd.DataFrame({"kind": "over_prescribing", "f": q["f"].to_numpy()[hit],
                                     "p": q["p"].to_numpy()[hit], "m": q["m"].to_numpy()[hit]}))
     frames = [f for f in frames if len(f)]
