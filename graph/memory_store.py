@@ -36,6 +36,9 @@ class MemoryGraphStore(GraphStore):
         self._projection: Projection | None = None
         self._adjacency: dict[tuple[str, ...] | None, Any] = {}
 
+    def describe(self) -> str:
+        return f"memory://{self.path}"
+
     # -- snapshots ------------------------------------------------------------------------
     def _current_id(self) -> str | None:
         pointer = self.path / "CURRENT"

@@ -178,6 +178,9 @@ class Neo4jGraphStore(GraphStore):
         except (AuthError, TransientError, OSError, DriverError) as exc:
             raise _unavailable(self.url, exc) from exc
 
+    def describe(self) -> str:
+        return f"{self.url}" + (f"/{self.database}" if getattr(self, "database", None) else "")
+
     def ping(self) -> bool:
         try:
             self._driver.verify_connectivity()

@@ -118,6 +118,10 @@ class GraphStore(ABC):
     def subgraph(self, refs: list[EntityRef]) -> Subgraph:
         """The given nodes and every edge among them."""
 
+    def describe(self) -> str:
+        """Where the store is, without credentials (for run records and manifests)."""
+        return type(self).__name__
+
     def ping(self) -> bool:
         """True when the store is reachable."""
         return True

@@ -268,18 +268,19 @@ def runs_list(settings: Settings, show_all: bool) -> None:
 @click.option("--wait", is_flag=True, help="wait for a run holding the home instead of refusing")
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path),
               help="restore the run's output files here (default: where the run wrote them)")
+@click.option("--store", "store", default=None, help="graph store URL (default: the settings' store)")
 @pass_settings
-def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None) -> None:
+def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None, store: str | None) -> None:
     """Serve the retained run RUN_ID again (results, store snapshot, champions, output files)."""
     from graph.factory import open_store
     from riskgraph.results import ResultsDB
     from riskgraph.runs import rollback
 
-    store = open_store(settings.store, settings)
+    graph = open_store(store or settings.store, settings)
     try:
-        run = rollback(settings, ResultsDB(settings.results_database_url), store, run_id, wait=wait, out=out)
+        run = rollback(settings, ResultsDB(settings.results_database_url), graph, run_id, wait=wait, out=out)
     finally:
-        store.close()
+        graph.close()
     click.echo(f"run {run['run_id']} is served again (snapshot {run['snapshot_id']}, "
                f"outputs restored in {out or run['out_dir'] or '-'})")
 

@@ -242,7 +242,7 @@ class Run:
             conn.execute(run_log_table.insert().values(
                 run_id=self.run_id, kind=self.kind, status="running", holder=HOLDER, started_at=now,
                 heartbeat_at=now, serves=self.serves, outputs_pending=False,
-                out_dir=str(self.out_dir) if self.out_dir else None))
+                out_dir=str(self.out_dir) if self.out_dir else None, store=self.store.describe()))
 
     def _heartbeat(self) -> None:
         while not self._beat.wait(self.settings.run_heartbeat_s):
