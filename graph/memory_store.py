@@ -35,6 +35,7 @@ class MemoryGraphStore(GraphStore):
         self._dataset: Dataset | None = None
         self._projection: Projection | None = None
         self._adjacency: dict[tuple[str, ...] | None, Any] = {}
+        self._staged: tuple[str, Dataset] | None = None
 
     def describe(self) -> str:
         return f"memory://{self.path}"
@@ -65,6 +66,7 @@ class MemoryGraphStore(GraphStore):
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        self._staged = (snap_id, dataset)
         return info
 
     def commit(self, snapshot_id: str) -> None:
@@ -114,6 +116,8 @@ class MemoryGraphStore(GraphStore):
             raise NoSnapshot(f"no dataset loaded in {self.path}; run `riskgraph pipeline --data DIR` first")
         if snapshot_id is not None and snap_id == self._cache_id and self._dataset is not None:
             return self._dataset
+        if self._staged is not None and self._staged[0] == snap_id:
+            return self._staged[1]  # the dataset this process just staged (read back identical)
         folder = self.path / "snapshots" / snap_id
         if not (folder / "meta.json").exists():
             raise NoSnapshot(f"snapshot {snap_id!r} is not held in {self.path} (deleted by retention?)")
