@@ -28,25 +28,35 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "RISKGRAPH_HOME": str(home), "RISKGRAPH_API_KEYS": json.dumps({KEY: "approval_system"}),
+            "RISKGRAPH_API_SCHEDULER": "false", "RISKGRAPH_PROGRESS": "false", "RISKGRAPH_API_RESULTS_POLL_S": "1",
+            "RISKGRAPH_MODEL__N_ESTIMATORS": "60", "RISKGRAPH_MODEL__FOLDS": "3", "RISKGRAPH_MODEL__EXPLAIN_TOP": "60"}
+
+
+def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "riskgraph.cli", "serve", "--port", str(port)], env=_env(home),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise AssertionError("server did not start")
+        time.sleep(0.2)
+
+
 def test_every_answered_decision_survives_a_sigkill(scored_home: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(scored_home, home)
-    port = _free_port()
-    env = {**os.environ, "RISKGRAPH_HOME": str(home), "RISKGRAPH_API_KEYS": json.dumps({KEY: "approval_system"}),
-           "RISKGRAPH_API_SCHEDULER": "false", "RISKGRAPH_PROGRESS": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "riskgraph.cli", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    server, base = _serve(home)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
 
         db = ResultsDB(f"sqlite:///{home / 'results.db'}")
         persons = db.read("scores").query("entity_type == 'person'")["entity_id"].astype(str).tolist()
@@ -91,3 +101,47 @@ def test_every_answered_decision_survives_a_sigkill(scored_home: Path, tmp_path:
     audit = ResultsDB(f"sqlite:///{home / 'results.db'}").read("audit")
     missing = set(answered) - set(audit["decision_id"].dropna())
     assert not missing, f"{len(missing)} of {len(answered)} answered decisions are not in the audit log"
+
+
+def test_a_rescore_under_credit_traffic_commits_and_no_call_fails(scored_home: Path, tmp_path: Path) -> None:
+    """The nightly re-score writes the results database while credit answers are audited in it."""
+    home = tmp_path / "home"
+    shutil.copytree(scored_home, home)
+    db = ResultsDB(f"sqlite:///{home / 'results.db'}")
+    before = db.served_run_id()
+    persons = db.read("scores").query("entity_type == 'person'")["entity_id"].astype(str).tolist()
+    server, base = _serve(home)
+    statuses: list[int] = []
+    runs_seen: set[str] = set()
+    stop = threading.Event()
+
+    def load(k: int) -> None:
+        with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=30) as client:
+            i = k
+            while not stop.is_set():
+                i += 5
+                r = client.get(f"/v1/credit/person/{persons[i % len(persons)]}")
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    runs_seen.add(r.json()["run_id"])
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        job = subprocess.run([sys.executable, "-m", "riskgraph.cli", "jobs", "run", "nightly-rescore"],
+                             env=_env(home), capture_output=True, text=True, timeout=600)
+        assert job.returncode == 0, job.stderr
+        after = ResultsDB(f"sqlite:///{home / 'results.db'}").served_run_id()
+        assert after != before
+        deadline = time.monotonic() + 30
+        while after not in runs_seen and time.monotonic() < deadline:  # the server picks the new run up
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        server.kill()
+        server.wait()
+    assert statuses and set(statuses) == {200}
+    assert runs_seen == {before, after}
