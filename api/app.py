@@ -30,7 +30,7 @@ from api.state import AppState
 from graph.factory import open_store
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
-from riskgraph.runs import try_recover
+from composer.runs import try_recover
 from riskgraph.settings import Settings
 from scoring.registry import ModelRegistry
 

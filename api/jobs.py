@@ -14,15 +14,15 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from api.errors import JobAlreadyRunning, UnknownJob
-from riskgraph.pipeline import ModelSource, run_pipeline
+from composer.pipeline import ModelSource, run_pipeline
 from riskgraph.results import ResultsDB, jobs_table
-from riskgraph.runs import live_runs
+from composer.runs import live_runs
 from riskgraph.settings import Settings
 
 log = logging.getLogger("riskgraph.api.jobs")
 
 
-# -- the jobs: each is one composer run (riskgraph/pipeline.py), committed once --------------------
+# -- the jobs: each is one composer run (composer/pipeline.py), committed once --------------------
 
 def rescore(settings: Settings) -> str:
     """Re-run features, rules, rings and scoring on the served run's snapshot with the champion

@@ -19,9 +19,9 @@ from graph.dataset import Dataset
 from graph.store import GraphStore
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
-from riskgraph.runs import run_dir
+from composer.runs import run_dir
 from riskgraph.settings import Settings
-from rules.cli import list_rules
+from rules.catalog import list_rules
 from rules.pack import DEFAULT_PACK_DIR
 from scoring.registry import ModelRegistry
 

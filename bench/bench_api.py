@@ -50,8 +50,8 @@ def _free_port() -> int:
 
 
 def _prepare(home: Path, persons: int) -> None:
-    from riskgraph.pipeline import run_pipeline
-    from riskgraph.synth import generate
+    from composer.pipeline import run_pipeline
+    from synth.generator import generate
 
     data = home.parent / "data"
     generate(persons=persons, seed=5, out=data, progress=False)

@@ -1,6 +1,6 @@
 """Neo4j store benchmark: ingest throughput and 2-hop neighbourhood latency.
 
-    python bench/bench_neo4j.py --persons 100000 --seed 7            # synthetic data (riskgraph.synth)
+    python bench/bench_neo4j.py --persons 100000 --seed 7            # synthetic data (synth.generator)
     python bench/bench_neo4j.py --data DIR [--batch-sizes 2000,5000,10000,20000] [--sessions 1] [--repeat 3]
     python bench/bench_neo4j.py --url bolt://127.0.0.1:7691 ...   # another server than the default
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     if args.data is None:
-        from riskgraph.synth import generate
+        from synth.generator import generate
 
         args.data = Path(tempfile.mkdtemp(prefix="bench-neo4j-"))
         print(f"generating {args.persons} persons (seed {args.seed}) into {args.data} ...", flush=True)

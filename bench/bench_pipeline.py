@@ -11,9 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from riskgraph.pipeline import run_pipeline
+from composer.pipeline import run_pipeline
 from riskgraph.settings import Settings
-from riskgraph.synth import generate
+from synth.generator import generate
 
 REL_TABLES = ("employment", "contributions", "benefits", "visits", "purchases", "agency_links")
 

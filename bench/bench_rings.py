@@ -2,7 +2,7 @@
 
     python bench/bench_rings.py --persons 20000 [--seed 1] [--data DIR] [--no-baseline]
 
-Generates a synthetic dataset with riskgraph.synth (unless --data names one that has
+Generates a synthetic dataset with synth.generator (unless --data names one that has
 truth/truth.csv) and prints one markdown table row.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
     data = args.data
     if data is None:
-        from riskgraph.synth import generate
+        from synth.generator import generate
         data = Path(tempfile.mkdtemp(prefix="bench_rings_"))
         generate(persons=args.persons, seed=args.seed, out=data)
     t0 = time.perf_counter()

@@ -4,12 +4,12 @@
     python bench/bench_rules.py --data DIR
     python bench/bench_rules.py --persons 50000 --seed 1 --precision
 
-With --precision (the dataset needs truth/truth.csv, as riskgraph.synth writes), also prints each
+With --precision (the dataset needs truth/truth.csv, as synth.generator writes), also prints each
 rule's hits and precision against the planted truth: the share of hit entities that are planted
 fraud of any pattern, and of the rule's own pattern(s) (RULE_PATTERNS), the recall of that
 pattern, and which patterns the hits carry.
 
-With --persons, generates a synthetic dataset with riskgraph.synth into a temporary folder
+With --persons, generates a synthetic dataset with synth.generator into a temporary folder
 (deleted afterwards unless --keep). Generation and loading are timed separately and are not
 part of the evaluate figure. Prints per-rule seconds and hits, then one markdown table row.
 The machine may be shared: the load average is printed with the figures, and CPU seconds of
@@ -38,7 +38,7 @@ HEADER = ("| persons | rows | load s | evaluate s (wall) | evaluate s (CPU) | pe
           "| peak RSS GiB (during evaluate) | hits | load average (1 min) |")
 
 
-# The planted pattern(s) of riskgraph.synth each default rule is meant to catch (None: no planted
+# The planted pattern(s) of synth.generator each default rule is meant to catch (None: no planted
 # pattern corresponds; precision is then against any pattern only).
 RULE_PATTERNS: dict[str, tuple[str, ...] | None] = {
     "med_same_day_multi_clinic": ("multi_hospital",),
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     data = args.data
     persons = None
     if data is None:
-        from riskgraph.synth import generate
+        from synth.generator import generate
         persons = args.persons
         tmp = Path(tempfile.mkdtemp(prefix="bench_rules_"))
         data = tmp / "data"

@@ -21,9 +21,9 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from graph.contract import ENTITY_TYPES
-from riskgraph.pipeline import run_pipeline
+from composer.pipeline import run_pipeline
 from riskgraph.settings import Settings
-from riskgraph.synth import generate
+from synth.generator import generate
 from scoring.baseline import attribute_baseline
 
 TOP_K = 100
@@ -83,7 +83,7 @@ def timing(data: Path, work: Path) -> dict[str, float]:
     from features.rings import detect_rings
     from graph.dataset import load_dataset
     from graph.projection import Projection
-    from riskgraph.pipeline import evaluate_rules
+    from composer.pipeline import evaluate_rules
     from riskgraph.results import ResultsDB
     from scoring.registry import ModelRegistry
     from scoring.score import score_entity_type

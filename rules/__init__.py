@@ -1,5 +1,5 @@
 """Declarative rule packs (rules/packs/*.yaml) evaluated over a dataset into hits with evidence."""
-from rules.cli import list_rules, test_rules
+from rules.catalog import list_rules, test_rules
 from rules.engine import HIT_COLUMNS, RuleResult, evaluate, grade_caps, hit_features
 from rules.pack import (
     DEFAULT_PACK_DIR, SEVERITY_LEVELS, PackProblem, Rule, RulePack, RulePackError, default_pack,

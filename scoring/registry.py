@@ -45,7 +45,7 @@ class ModelRegistry:
         """Store a trained model under a new version id; optionally make it the champion.
 
         With `run_id`, the version is staged: invisible in listings and never champion until
-        that run commits (riskgraph/runs.py)."""
+        that run commits (composer/runs.py)."""
         created = datetime.now(timezone.utc)
         digest = hashlib.sha256(f"{data_hash}{to_json(params)}{created.isoformat()}".encode()).hexdigest()[:6]
         version = f"{entity_type}-{created:%Y%m%dT%H%M%S}-{digest}"

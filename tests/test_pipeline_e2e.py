@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from riskgraph.errors import InvalidDataset
-from riskgraph.pipeline import PipelineResult, run_pipeline
+from composer.pipeline import PipelineResult, run_pipeline
 from riskgraph.settings import Settings
 from tests.conftest import SAMPLE
 

@@ -15,7 +15,7 @@ from graph.dataset import dataset_from_frames
 from graph.memory_store import MemoryGraphStore
 from riskgraph.errors import RunLocked, RunNotFound
 from riskgraph.results import ResultsDB
-from riskgraph.runs import Run, rollback
+from composer.runs import Run, rollback
 from riskgraph.settings import Settings
 from scoring.registry import ModelRegistry
 from tests.conftest import SAMPLE
@@ -192,7 +192,7 @@ def test_audit_rows_from_many_writers_are_all_kept(db: ResultsDB) -> None:
 @pytest.mark.slow
 def test_pipeline_and_api_on_this_results_database(settings: Settings, tmp_path: Path) -> None:
     from api.app import create_app
-    from riskgraph.pipeline import run_pipeline
+    from composer.pipeline import run_pipeline
 
     result = run_pipeline(data=SAMPLE, out=tmp_path / "out", settings=settings)
     s = settings.model_copy(update={"api_scheduler": False, "api_keys": {"k-approval": "approval_system"}})

@@ -20,7 +20,7 @@ from api.app import create_app
 from graph.factory import open_store
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
-from riskgraph.synth import generate
+from synth.generator import generate
 from scoring.registry import ModelRegistry
 from tests.conftest import SAMPLE
 
@@ -34,13 +34,13 @@ def riskgraph(home: Path, *args: str, fault: str = "", **env: str) -> subprocess
     environ = {**os.environ, **FAST, "RISKGRAPH_HOME": str(home), "RISKGRAPH_FAULT": fault, **env}
     environ.pop("RISKGRAPH_STORE_URL", None)
     environ.pop("RISKGRAPH_RESULTS_URL", None)
-    return subprocess.run([sys.executable, "-m", "riskgraph.cli", *args], env=environ, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], env=environ, capture_output=True,
                           text=True, timeout=600)
 
 
 def start_pipeline(home: Path, data: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     environ = {**os.environ, **FAST, "RISKGRAPH_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "riskgraph.cli", "pipeline", "--data", str(data),
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "pipeline", "--data", str(data),
                              "--out", str(out), *extra], env=environ, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from riskgraph.pipeline import run_pipeline
+from composer.pipeline import run_pipeline
 from riskgraph.settings import Settings
 from tests.conftest import SAMPLE
 from tests.graph.test_store_contract import NEO4J_URL

@@ -8,7 +8,7 @@ import pytest
 
 from graph.contract import TABLES
 from graph.dataset import Dataset, load_dataset
-from riskgraph.synth import PATTERNS, generate
+from synth.generator import PATTERNS, generate
 
 PERSONS = 2_000
 

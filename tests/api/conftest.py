@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.security import ROLES
-from riskgraph.pipeline import run_pipeline
+from composer.pipeline import run_pipeline
 from riskgraph.settings import Settings
-from riskgraph.synth import generate
+from synth.generator import generate
 
 KEYS = {role: f"test-key-{role}" for role in ROLES}
 

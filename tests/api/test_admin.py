@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from api.jobs import JOBS, JobRunner, build_scheduler
-from api.jobs_cli import jobs as jobs_cli
+from cli.jobs import jobs as jobs_cli
 from riskgraph.results import ResultsDB
 from tests.api.conftest import headers, make_settings
 

@@ -36,7 +36,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "riskgraph.cli", "serve", "--port", str(port)], env=_env(home),
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)], env=_env(home),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -129,7 +129,7 @@ def test_a_rescore_under_credit_traffic_commits_and_no_call_fails(scored_home: P
     try:
         for t in threads:
             t.start()
-        job = subprocess.run([sys.executable, "-m", "riskgraph.cli", "jobs", "run", "nightly-rescore"],
+        job = subprocess.run([sys.executable, "-m", "cli.main", "jobs", "run", "nightly-rescore"],
                              env=_env(home), capture_output=True, text=True, timeout=600)
         assert job.returncode == 0, job.stderr
         after = ResultsDB(f"sqlite:///{home / 'results.db'}").served_run_id()

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from riskgraph.pipeline import run_pipeline
+from composer.pipeline import run_pipeline
 from tests.api.conftest import headers, make_settings
 from tests.graph.test_store_contract import NEO4J_URL
 

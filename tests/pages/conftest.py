@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from riskgraph.pipeline import run_pipeline
+from composer.pipeline import run_pipeline
 from riskgraph.settings import Settings
-from riskgraph.synth import generate
+from synth.generator import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data_samples"

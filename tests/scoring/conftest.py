@@ -12,9 +12,9 @@ from features.graph_features import add_graph_features
 from features.rings import RingResult, detect_rings
 from graph.dataset import Dataset, load_dataset
 from graph.projection import Projection
-from riskgraph.pipeline import evaluate_rules
+from composer.pipeline import evaluate_rules
 from riskgraph.settings import Settings
-from riskgraph.synth import generate
+from synth.generator import generate
 from rules.engine import RuleResult
 
 PERSONS = 2_000

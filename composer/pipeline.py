@@ -2,7 +2,7 @@
 scheduled job alike.
 
 ingest -> store snapshot (staged) -> projection -> features -> rules -> rings -> scores ->
-explanations -> outputs (staged) -> ONE commit (riskgraph/runs.py). Nothing of a run is visible
+explanations -> outputs (staged) -> ONE commit (composer/runs.py). Nothing of a run is visible
 before its commit; a failure anywhere leaves the served state as the last committed run left it.
 """
 from __future__ import annotations
@@ -33,14 +33,14 @@ from graph.factory import open_store
 from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
 from riskgraph.results import RESULT_TABLES, ResultsDB
-from riskgraph.runs import Run, preflight, private_dir
+from composer.runs import Run, preflight, private_dir
 from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
 from scoring.registry import ModelRegistry
 from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
 
-log = logging.getLogger("riskgraph.pipeline")
+log = logging.getLogger("composer.pipeline")
 
 
 class ModelSource(str, Enum):

@@ -32,7 +32,7 @@ from riskgraph.results import (ResultsDB, audit_table, jobs_table, models_table,
                                served_table)
 from riskgraph.settings import Settings
 
-log = logging.getLogger("riskgraph.runs")
+log = logging.getLogger("composer.runs")
 HOLDER = f"{socket.gethostname()} pid {os.getpid()}"
 _PG_LOCK_KEY = 0x52697347  # "RisG": the advisory lock every run on one results database takes
 

@@ -54,7 +54,7 @@ pass_settings = click.make_pass_decorator(Settings)
 @pass_settings
 def pipeline(settings: Settings, data: Path, out: Path, store: str | None, models: str, wait: bool) -> None:
     """Ingest, features, rules, rings, train, score and write the outputs, committed as one run."""
-    from riskgraph.pipeline import ModelSource, run_pipeline
+    from composer.pipeline import ModelSource, run_pipeline
 
     result = run_pipeline(data=data, out=out, settings=settings, store_url=store, models=ModelSource(models),
                           wait=wait)
@@ -80,7 +80,7 @@ def pipeline(settings: Settings, data: Path, out: Path, store: str | None, model
 @pass_settings
 def synth(settings: Settings, persons: int, seed: int, out: Path, label_share: float) -> None:
     """Generate a synthetic dataset with planted fraud; the whole truth goes to OUT/truth/."""
-    from riskgraph.synth import generate
+    from synth.generator import generate
 
     counts = generate(persons=persons, seed=seed, out=out, label_share=label_share, progress=settings.progress)
     click.echo(f"wrote {sum(counts.values()):,} rows to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
@@ -201,7 +201,7 @@ def rules() -> None:
 @pass_settings
 def rules_list(settings: Settings) -> None:
     """Every rule of the configured packs, with pack version and thresholds."""
-    from rules.cli import list_rules
+    from rules.catalog import list_rules
     from rules.pack import DEFAULT_PACK_DIR
 
     table = list_rules(settings.rule_packs or DEFAULT_PACK_DIR)
@@ -215,7 +215,7 @@ def rules_list(settings: Settings) -> None:
 def rules_test(settings: Settings, data: Path) -> None:
     """Hits per rule on a dataset folder (nothing is stored)."""
     from graph.dataset import load_dataset
-    from rules.cli import test_rules
+    from rules.catalog import test_rules
     from rules.pack import DEFAULT_PACK_DIR, load_packs
 
     table = test_rules(load_dataset(data), load_packs(settings.rule_packs or DEFAULT_PACK_DIR),
@@ -274,7 +274,7 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None,
     """Serve the retained run RUN_ID again (results, store snapshot, champions, output files)."""
     from graph.factory import open_store
     from riskgraph.results import ResultsDB
-    from riskgraph.runs import rollback
+    from composer.runs import rollback
 
     graph = open_store(store or settings.store, settings)
     try:
@@ -286,7 +286,7 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None,
 
 
 def _add_jobs() -> None:
-    from api.jobs_cli import jobs
+    from cli.jobs import jobs
     from riskgraph.postgres_server import postgres
 
     cli.add_command(jobs)
