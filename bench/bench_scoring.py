@@ -83,10 +83,9 @@ def timing(data: Path, work: Path) -> dict[str, float]:
     from features.rings import detect_rings
     from graph.dataset import load_dataset
     from graph.projection import Projection
-    from composer.pipeline import evaluate_rules
+    from composer.pipeline import evaluate_rules, explain_types, score_types
     from riskgraph.results import ResultsDB
     from scoring.registry import ModelRegistry
-    from scoring.score import score_entity_type
 
     settings = Settings(home=work / "home-t", store_url=f"memory://{work / 'store-t'}", progress=False)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -100,9 +99,8 @@ def timing(data: Path, work: Path) -> dict[str, float]:
     features = add_graph_features(build_features(dataset, proj), proj)
     t2 = time.perf_counter()
     registry = ModelRegistry(ResultsDB(settings.results_database_url))
-    for t in ENTITY_TYPES:
-        score_entity_type(t, dataset=dataset, proj=proj, features=features[t], rule_result=rules,
-                          rings=rings.members, settings=settings, registry=registry)
+    explain_types(score_types(dataset, proj, features, rules, rings, settings, registry), dataset, proj, rules,
+                  rings, settings)
     t3 = time.perf_counter()
     return {"load+projection": t_load, "rules+rings": t1 - t0 - t_load, "features": t2 - t1,
             "scoring+explanations": t3 - t2, "features+scoring": t3 - t1}

@@ -12,7 +12,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -23,10 +23,13 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from explain.context import reason_context
+from explain.reasons import entity_reasons
 from explain.report import write_report
 from features.build import build_features
 from features.graph_features import add_graph_features
-from features.rings import detect_rings
+from features.rings import RingResult, detect_rings
+from features.signals import with_signals
 from graph.contract import ENTITY_TYPES
 from graph.dataset import Dataset, load_dataset
 from graph.factory import open_store
@@ -76,7 +79,7 @@ class PipelineResult:
     manifest: dict[str, Any]
 
 
-STAGES = ("ingest", "read", "projection", "features", "rules", "rings", "scoring", "outputs", "commit")
+STAGES = ("ingest", "read", "projection", "features", "rules", "rings", "scoring", "explain", "outputs", "commit")
 
 
 def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, store_url: str | None = None,
@@ -115,13 +118,12 @@ def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, sto
                 ring_result = detect_rings(dataset)
             with timer.stage("scoring", bar):
                 registry = ModelRegistry(db)
-                scored = {t: score_entity_type(t, dataset=dataset, proj=proj, features=features[t],
-                                               rule_result=rule_result, rings=ring_result.members,
-                                               settings=settings, registry=registry, run_id=run.run_id,
-                                               use_champion=models is ModelSource.CHAMPION)
-                          for t in ENTITY_TYPES}
-                scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
+                scored = score_types(dataset, proj, features, rule_result, ring_result, settings, registry,
+                                     run_id=run.run_id, use_champion=models is ModelSource.CHAMPION)
                 run.fault("after_scoring")
+            with timer.stage("explain", bar):
+                explain_types(scored, dataset, proj, rule_result, ring_result, settings)
+                scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
             manifest = {
                 "run_id": run.run_id, "kind": kind, "models_from": models.value,
                 "riskgraph_version": riskgraph.__version__,
@@ -162,6 +164,29 @@ def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, sto
     finally:
         bar.close()
         store.close()
+
+
+def score_types(dataset: Dataset, proj: Projection, features: dict[str, pd.DataFrame], rule_result: RuleResult,
+                ring_result: RingResult, settings: Settings, registry: ModelRegistry, *, run_id: str | None = None,
+                use_champion: bool = False, types: Sequence[str] = ENTITY_TYPES) -> dict[str, EntityScores]:
+    """Each entity type scored from its model matrix (features, then rule and ring signals)."""
+    hits, members = rule_result.hits, ring_result.members
+    return {t: score_entity_type(t, X=with_signals(features[t], hits, members, t), dataset=dataset, proj=proj,
+                                 hits=hits, rings=members, settings=settings, registry=registry, run_id=run_id,
+                                 use_champion=use_champion)
+            for t in types}
+
+
+def explain_types(scored: dict[str, EntityScores], dataset: Dataset, proj: Projection, rule_result: RuleResult,
+                  ring_result: RingResult, settings: Settings) -> None:
+    """Fill each type's reasons column: words for the explained rows' contributions, with their
+    ring and same-day-partner context and the titles of the rules the run evaluated."""
+    for t, m in scored.items():
+        if m.contributions is None:
+            continue
+        context = reason_context(dataset, proj, t, m.contributions.index, ring_result.members)
+        m.table["reasons"] = entity_reasons(m, context, settings.model.reasons_per_entity,
+                                            rule_result.titles).to_numpy()
 
 
 def _served_snapshot(db: ResultsDB, store: Any) -> Any:

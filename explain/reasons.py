@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from scoring.score import EntityScores
 
 # feature -> (English, Chinese) templates; {v} is the entity's value, {name} a context field.
 TEMPLATES: dict[str, tuple[str, str]] = {
@@ -213,10 +217,26 @@ def reasons_from_contributions(contrib: pd.DataFrame, X: pd.DataFrame, top: int,
     return pd.Series(out, index=contrib.index)
 
 
-def deviation_contributions(X: pd.DataFrame) -> pd.DataFrame:
-    """Robust z-scores (how far above its type's median each value is), for unlabelled types."""
-    num = X.select_dtypes(include=[np.number]).astype(np.float64)
-    med = num.median()
-    mad = (num - med).abs().median().replace(0, np.nan)
-    spread = mad.fillna(num.std().replace(0, np.nan)).fillna(1.0)
-    return ((num - med) / spread).fillna(0).clip(lower=0) / 10.0
+def entity_reasons(scores: "EntityScores", context: pd.DataFrame | None, per_entity: int,
+                   rule_titles: Mapping[str, tuple[str, str]] | None) -> pd.Series:
+    """The reasons column of one type's scores: words for the contributions of the explained
+    (riskiest) rows, "[]" for the rest, and on every capped row the cap with the rule that set it."""
+    table = scores.table
+    ids = pd.Index(table["entity_id"])
+    reasons = pd.Series("[]", index=ids)
+    if scores.contributions is not None and scores.explained_X is not None and len(scores.contributions):
+        contrib = scores.contributions
+        reasons.loc[contrib.index] = reasons_from_contributions(
+            contrib, scores.explained_X.reindex(columns=contrib.columns), per_entity,
+            context=context, rule_titles=rule_titles)
+    final = pd.Series(table["grade"].to_numpy(), index=ids)
+    capped = final != pd.Series(table["score_grade"].to_numpy(), index=ids)
+    if capped.any():
+        cap = pd.Series(table["grade_cap"].to_numpy(), index=ids)
+        cap_rule = scores.cap_rule if scores.cap_rule is not None else pd.Series("", index=ids)
+        reasons.loc[capped] = [
+            json.dumps(json.loads(r) + [{"feature": "grade_cap", "value": c, "contribution": None,
+                                          "text": f"grade capped at {c} by rule {rid}",
+                                          "text_zh": f"规则 {rid} 将等级限定为 {c}"}], ensure_ascii=False)
+            for r, c, rid in zip(reasons[capped], cap[capped], cap_rule.reindex(ids)[capped])]
+    return reasons

@@ -28,6 +28,7 @@ class RuleResult:
     disabled: list[str] = field(default_factory=list)              # off in the pack or in settings
     counts: dict[str, int] = field(default_factory=dict)           # rule_id -> hits, for rules that ran
     seconds: dict[str, float] = field(default_factory=dict)        # rule_id -> run time, for rules that ran
+    titles: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule_id -> (English, Chinese) title
 
 
 def empty_hits() -> pd.DataFrame:
@@ -81,6 +82,7 @@ def evaluate(dataset: Dataset, pack: RulePack | Sequence[RulePack], *,
     result = RuleResult(hits=empty_hits())
     cache = Cache(dataset)   # id codes, dates and months shared by all the rules of this run
     for rule, file in _rules(pack):
+        result.titles[rule.id] = (rule.title_en, rule.title_zh)
         if not rule.enabled or rule.id in disabled:
             result.disabled.append(rule.id)
             continue

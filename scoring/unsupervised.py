@@ -39,3 +39,12 @@ def unsupervised_risk(X: pd.DataFrame, severity_sum: np.ndarray, ring_score: np.
     r_anom = ANOMALY_CEILING * anomaly_quantile(X, seed) ** ANOMALY_POWER
     risk = 1 - (1 - BASE_RISK) * (1 - r_rules) * (1 - r_rings) * (1 - r_anom)
     return pd.DataFrame({"risk": risk, "rules": r_rules, "rings": r_rings, "anomaly": r_anom}, index=X.index)
+
+
+def deviation_contributions(X: pd.DataFrame) -> pd.DataFrame:
+    """Robust z-scores (how far above its type's median each value is), for unlabelled types."""
+    num = X.select_dtypes(include=[np.number]).astype(np.float64)
+    med = num.median()
+    mad = (num - med).abs().median().replace(0, np.nan)
+    spread = mad.fillna(num.std().replace(0, np.nan)).fillna(1.0)
+    return ((num - med) / spread).fillna(0).clip(lower=0) / 10.0

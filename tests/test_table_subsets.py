@@ -18,13 +18,13 @@ from graph.contract import ENTITY_TABLE, ENTITY_TYPES, TABLES
 from graph.dataset import load_dataset
 from graph.projection import Projection
 from riskgraph.errors import InvalidDataset
-from riskgraph.pipeline import evaluate_rules
+from composer.pipeline import evaluate_rules, explain_types, score_types
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
-from riskgraph.synth import generate
+from synth.generator import generate
 from scoring.model import CrossFittedRiskModel, lightgbm_names
 from scoring.registry import ModelRegistry
-from scoring.score import EntityScores, score_entity_type
+from scoring.score import EntityScores
 
 PERSONS = 300
 OPTIONAL = tuple(t for t in TABLES if t != "persons")
@@ -68,7 +68,7 @@ def write(frames: dict[str, pd.DataFrame], folder: Path) -> Path:
 
 
 def run_stages(folder: Path, tmp_path: Path) -> dict[str, EntityScores]:
-    """Every stage of riskgraph/pipeline.py in process, from load to scores (no outputs)."""
+    """Every stage of composer/pipeline.py in process, from load to scores (no outputs)."""
     dataset = load_dataset(folder)
     proj = Projection(dataset)
     features = add_graph_features(build_features(dataset, proj), proj)
@@ -76,9 +76,9 @@ def run_stages(folder: Path, tmp_path: Path) -> dict[str, EntityScores]:
     rule_result = evaluate_rules(dataset, settings)
     rings = detect_rings(dataset)
     registry = ModelRegistry(ResultsDB(f"sqlite:///{(tmp_path / 'results.db').as_posix()}"))
-    return {t: score_entity_type(t, dataset=dataset, proj=proj, features=features[t], rule_result=rule_result,
-                                 rings=rings.members, settings=settings, registry=registry)
-            for t in ENTITY_TYPES}
+    scored = score_types(dataset, proj, features, rule_result, rings, settings, registry)
+    explain_types(scored, dataset, proj, rule_result, rings, settings)
+    return scored
 
 
 def assert_every_person_scored(scores: dict[str, EntityScores], persons: pd.DataFrame) -> None:
@@ -105,7 +105,6 @@ def test_persons_alone(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
 
 
 OPTIONAL_COLUMNS = tuple((t, c.name) for t in TABLES for c in TABLES[t].columns if not c.required)
-EXTRA_TABLES = tuple(t for t in TABLES if TABLES[t].extras_allowed)
 EXTRA_KINDS = ("numeric", "categorical", "missing", "constant", "id-like")
 column_names = st.one_of(st.sampled_from(ODD_NAMES), st.text(NAME_CHARS, min_size=1, max_size=12)).map(str.strip)
 
@@ -177,6 +176,16 @@ def test_extra_column_with_an_odd_name_in_a_trained_model(frames: dict[str, pd.D
     assert {"income (net, CNY)", "收入（元）"} <= set(person.importance.index)
     assert {"income (net, CNY)", "收入（元）"} <= set(person.contributions.columns)
     assert list(person.model.importance().index.sort_values()) == sorted(person.matrix.columns)
+
+
+def test_extra_columns_named_like_derived_features_are_kept_apart(frames: dict[str, pd.DataFrame],
+                                                                  tmp_path: Path) -> None:
+    persons = frames["persons"].assign(visits="999", rings="7", input_rings="8", rule_x="1", pagerank="2")
+    X = run_stages(write({**frames, "persons": persons}, tmp_path / "data"), tmp_path)["person"].matrix
+    assert (X["input_visits"] == 999).all() and not (X["visits"] == 999).all()
+    assert (X["input_input_rings"] == 7).all() and (X["input_rings"] == 8).all()
+    assert (X["input_rule_x"] == 1).all() and (X["input_pagerank"] == 2).all()
+    assert "rule_x" not in X and X.columns.is_unique
 
 
 def test_names_that_sanitise_alike_stay_distinct_features() -> None:

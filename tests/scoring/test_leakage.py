@@ -8,9 +8,9 @@ import pandas as pd
 
 from features.rings import detect_rings
 from riskgraph.settings import ModelSettings
-from scoring.score import (_label_vectors, _out_of_fold_label_features, assign_folds, labels_of,
-                           labelled_neighbour_features, ring_scores_without_own_label)
-from tests.scoring.conftest import Scored
+from features.labels import (label_vectors, labelled_neighbour_features, out_of_fold_label_features,
+                             ring_scores_without_own_label)
+from scoring.score import assign_folds, labels_of
 
 
 def _flip(labels: pd.DataFrame, entity_type: str, entity_id: str) -> pd.DataFrame:
@@ -20,18 +20,18 @@ def _flip(labels: pd.DataFrame, entity_type: str, entity_id: str) -> pd.DataFram
     return out
 
 
-def test_flipping_an_entitys_own_label_leaves_its_label_features_unchanged(sample: Scored) -> None:
+def test_flipping_an_entitys_own_label_leaves_its_label_features_unchanged(sample) -> None:
     labels = sample.dataset.table("labels")
     ids = sample.proj.ids["person"]
     y = labels_of(sample.dataset, "person", ids)
     fold_of = assign_folds(y, ModelSettings())
-    before = _out_of_fold_label_features(sample.proj, "person", labels, fold_of)
+    before = out_of_fold_label_features(sample.proj, "person", labels, fold_of)
     # Persons whose label features are not trivially zero: they have labelled neighbours.
     candidates = [e for e in y.index if before.loc[e, "labelled_2hop_share"] > 0][:10]
     assert candidates
     changed_elsewhere = False
     for e in candidates:
-        after = _out_of_fold_label_features(sample.proj, "person", _flip(labels, "person", e), fold_of)
+        after = out_of_fold_label_features(sample.proj, "person", _flip(labels, "person", e), fold_of)
         pd.testing.assert_series_equal(before.loc[e], after.loc[e])
         # ... while entities of other folds do see the flipped label (the features use labels).
         others = fold_of.index[fold_of.to_numpy() != fold_of[e]]
@@ -39,12 +39,12 @@ def test_flipping_an_entitys_own_label_leaves_its_label_features_unchanged(sampl
     assert changed_elsewhere
 
 
-def test_all_folds_in_one_pass_equal_each_fold_computed_alone(sample: Scored) -> None:
+def test_all_folds_in_one_pass_equal_each_fold_computed_alone(sample) -> None:
     labels = sample.dataset.table("labels")
     ids = sample.proj.ids["person"]
     fold_of = assign_folds(labels_of(sample.dataset, "person", ids), ModelSettings())
-    together = _out_of_fold_label_features(sample.proj, "person", labels, fold_of)
-    node, y, rows = _label_vectors(sample.proj, labels)
+    together = out_of_fold_label_features(sample.proj, "person", labels, fold_of)
+    node, y, rows = label_vectors(sample.proj, labels)
     is_person = (labels["entity_type"].to_numpy()[rows] == "person")
     own_fold = fold_of.reindex(labels["entity_id"].to_numpy(dtype=object)[rows]).to_numpy()
     for k in sorted(set(fold_of)):
@@ -56,7 +56,7 @@ def test_all_folds_in_one_pass_equal_each_fold_computed_alone(sample: Scored) ->
         pd.testing.assert_frame_equal(together.loc[members], alone.loc[members], check_exact=False, rtol=1e-12)
 
 
-def test_unsupervised_ring_score_ignores_the_entitys_own_label(sample: Scored) -> None:
+def test_unsupervised_ring_score_ignores_the_entitys_own_label(sample) -> None:
     members = sample.rings.members
     facility = members[members["entity_type"].isin(["clinic", "pharmacy"])]
     assert len(facility), "the sample has rings with clinics or pharmacies"

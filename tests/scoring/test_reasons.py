@@ -11,16 +11,16 @@ from explain.reasons import describe, reasons_from_contributions
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
 from scoring.registry import ModelRegistry
-from scoring.score import EntityScores, score_entity_type
-from tests.scoring.conftest import Scored
+from composer.pipeline import explain_types, score_types
+from scoring.score import EntityScores
 
 
-def _score(sample: Scored, entity_type: str, tmp_path: Path) -> EntityScores:
+def _score(sample, entity_type: str, tmp_path: Path) -> EntityScores:
     settings = Settings(home=tmp_path, progress=False)
-    return score_entity_type(entity_type, dataset=sample.dataset, proj=sample.proj,
-                             features=sample.features[entity_type], rule_result=sample.rules,
-                             rings=sample.rings.members, settings=settings,
-                             registry=ModelRegistry(ResultsDB(settings.results_database_url)))
+    scored = score_types(sample.dataset, sample.proj, sample.features, sample.rules, sample.rings, settings,
+                         ModelRegistry(ResultsDB(settings.results_database_url)), types=[entity_type])
+    explain_types(scored, sample.dataset, sample.proj, sample.rules, sample.rings, settings)
+    return scored[entity_type]
 
 
 def test_templates_use_context_and_fall_back_to_generic_words() -> None:
@@ -49,7 +49,7 @@ def _told(reasons: str) -> bool:
     return ("collusion ring" in texts or "the same day" in texts) and ("pharmacy H" in texts or "clinic C" in texts)
 
 
-def test_collusion_members_are_told_the_collusion_link(sample: Scored, tmp_path: Path) -> None:
+def test_collusion_members_are_told_the_collusion_link(sample, tmp_path: Path) -> None:
     """Planted collusion persons, and clinics/pharmacies of detected collusion rings, get a reason
     naming the link: the ring with its clinic and pharmacy, or the same-day clinic-pharmacy pair."""
     truth = sample.truth[sample.truth["pattern"] == "collusion"]
