@@ -51,7 +51,7 @@ class AuditWriter:
         self.batches = 0
         self._wake: asyncio.Event | None = None
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @staticmethod
     def row(*, actor: str, role: str, action: str, entity_type: str | None = None, entity_id: str | None = None,

@@ -2,6 +2,8 @@
 (no database read on the hot path) and per-type risk frames for the inspectors' lists."""
 from __future__ import annotations
 
+from typing import Any
+
 import hashlib
 import json
 import logging
@@ -82,7 +84,7 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
     return book
 
 
-def credit_body(row: dict, bands: dict, as_of: str, reasons_json: str, run_id: str) -> bytes:
+def credit_body(row: dict[str, Any], bands: dict[str, float], as_of: str, reasons_json: str, run_id: str) -> bytes:
     """The JSON answer of GET /v1/credit for one scores row (reasons spliced in unparsed; the
     per-request `decision_id` is put in front when served, see `with_decision`)."""
     cap = row["grade_cap"] or None
@@ -105,7 +107,7 @@ def audit_detail(reasons_json: str) -> str:
     return '{"reasons_sha256":"' + hashlib.sha256(reasons_json.encode()).hexdigest()[:16] + '"}'
 
 
-def _credit_entries(scores: pd.DataFrame, bands: dict, as_of: str, run_id: str) -> dict[tuple[str, str], CreditEntry]:
+def _credit_entries(scores: pd.DataFrame, bands: dict[str, float], as_of: str, run_id: str) -> dict[tuple[str, str], CreditEntry]:
     if "score_grade" not in scores:
         scores = scores.assign(score_grade=scores["grade"])
     out: dict[tuple[str, str], CreditEntry] = {}

@@ -15,7 +15,8 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 
 async def get_state(request: Request) -> AppState:
-    return request.app.state.riskgraph
+    state: AppState = request.app.state.riskgraph
+    return state
 
 
 def authenticate(request: Request, key: str | None, allowed: frozenset[str]) -> Principal:

@@ -15,7 +15,7 @@ RelType = Enum("RelType", {t: t for t in REL_TYPES}, type=str)  # type: ignore[m
 Grade = Literal["A", "B", "C", "D"]
 EntityId = Annotated[str, Field(min_length=1, max_length=128, examples=["P0000001"])]
 
-PERSON_EXAMPLE = {"entity_type": "person", "entity_id": "P0000001"}
+PERSON_EXAMPLE: dict[str, Any] = {"entity_type": "person", "entity_id": "P0000001"}
 
 
 class ErrorBody(BaseModel):
@@ -74,7 +74,7 @@ class CreditResponse(BaseModel):
 
 
 class EntityKey(BaseModel):
-    entity_type: EntityType  # type: ignore[valid-type]
+    entity_type: EntityType
     entity_id: EntityId
 
 

@@ -3,6 +3,8 @@ digests in memory and never logged. With no keys configured the server generates
 key per role into `home/api_keys.json`, and only serves loopback clients with them."""
 from __future__ import annotations
 
+from typing import Any
+
 import hashlib
 import json
 import logging
@@ -95,7 +97,7 @@ def _read_or_create_dev_keys(path: Path) -> dict[str, str]:
     return keys
 
 
-def mask_attributes(attrs: dict, principal: Principal) -> dict:
+def mask_attributes(attrs: dict[str, Any], principal: Principal) -> dict[str, Any]:
     """Attributes with personal data replaced by '***' unless the role may see it."""
     if principal.sees_personal_data:
         return attrs

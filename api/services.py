@@ -358,7 +358,7 @@ def _model_out(rec: Any, *, detail: bool = False) -> dict[str, Any]:
     out["metrics"] = {k: v for k, v in d["metrics"].items() if k != "calibration"}
     if detail:
         out["features"], out["params"] = d["features"], d["params"]
-    return _finite(out)
+    return dict(_finite(out))
 
 
 def _finite(value: Any) -> Any:

@@ -27,7 +27,8 @@ def jobs_list(settings: Settings) -> None:
     for job_id, spec in JOBS.items():
         last = runner.history(job_id, limit=1)
         last_txt = f"{last[0]['status']} {last[0]['finished_at'] or last[0]['started_at']}" if last else "never run"
-        when = nxt[job_id].isoformat(timespec="minutes") if nxt[job_id] else "-"
+        at = nxt[job_id]
+        when = at.isoformat(timespec="minutes") if at else "-"
         click.echo(f"{job_id:16s} {spec.schedule(settings):14s} next {when}  last {last_txt}")
 
 

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -370,8 +371,8 @@ def recover(settings: Settings, db: ResultsDB, store: GraphStore) -> list[str]:
     lock we now hold), so their staged parts go; a commit cut short is finished. Returns notes."""
     notes = []
     for r in db.runs("running"):
-        db.retry(lambda r=r: _set(db, r["run_id"], status="failed", finished_at=now_iso(),
-                                  message="interrupted: its process stopped before the commit"))
+        db.retry(partial(_set, db, r["run_id"], status="failed", finished_at=now_iso(),
+                         message="interrupted: its process stopped before the commit"))
         notes.append(f"run {r['run_id']} was interrupted before its commit; nothing of it was served")
     def close_job_rows() -> None:
         """Job rows of jobs whose process died (older than the stale limit: not the one starting now)."""
@@ -405,7 +406,7 @@ def apply_retention(settings: Settings, db: ResultsDB, store: GraphStore) -> lis
     expired = [r for r in committed[settings.retention_runs:] if r["run_id"] != served]
     for r in expired:
         db.drop_run_tables(r["run_id"])
-        db.retry(lambda r=r: _set(db, r["run_id"], status="expired"))
+        db.retry(partial(_set, db, r["run_id"], status="expired"))
         shutil.rmtree(run_dir(settings, r["run_id"]), ignore_errors=True)
     store.retain(_kept_snapshots(db))
     return [r["run_id"] for r in expired]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -113,7 +113,7 @@ CONTEXT_DEFAULTS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Fields(dict):
+class _Fields(dict[str, Any]):
     """Format fields: the row's context, else the language's default wording."""
 
     def __init__(self, context: Mapping[str, object], lang: int) -> None:
@@ -147,7 +147,7 @@ def describe(feature: str, value: object, context: Mapping[str, object] | None =
         tpl = TEMPLATES.get(feature)
     numeric = isinstance(value, (int, float, np.number)) and not pd.isna(value)
     if tpl is not None and numeric:
-        v = float(value)
+        v = float(value)  # type: ignore[arg-type]
         return tpl[0].format_map(_Fields({**context, "v": v}, 0)), tpl[1].format_map(_Fields({**context, "v": v}, 1))
     shown = "missing" if value is None or (isinstance(value, float) and pd.isna(value)) else value
     if isinstance(shown, float):
@@ -198,8 +198,8 @@ def reasons_from_contributions(contrib: pd.DataFrame, X: pd.DataFrame, top: int,
         return None if column is None else column[i]
     out = []
     for i, row in enumerate(order):
-        items: list[dict] = []
-        seen: dict[str, dict] = {}
+        items: list[dict[str, Any]] = []
+        seen: dict[str, dict[str, Any]] = {}
         for j in row:
             c = float(values[i, j])
             if c <= 0 or len(items) >= top:

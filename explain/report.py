@@ -29,7 +29,7 @@ def _png(fig: Any) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _calibration_plot(calibration: list[dict]) -> str:
+def _calibration_plot(calibration: list[dict[str, Any]]) -> str:
     fig, ax = plt.subplots(figsize=(4, 4))
     pred = [c["predicted"] for c in calibration]
     obs = [c["observed"] for c in calibration]
@@ -73,7 +73,7 @@ def _shap_summary_plot(contrib: pd.DataFrame, X: pd.DataFrame) -> str:
 
 def _grade_table(scores: pd.DataFrame) -> str:
     counts = scores.groupby(["entity_type", "grade"]).size().unstack(fill_value=0)
-    return counts.reindex(columns=["A", "B", "C", "D"], fill_value=0).to_html()
+    return str(counts.reindex(columns=["A", "B", "C", "D"], fill_value=0).to_html())
 
 
 def _fmt(v: Any) -> str:

@@ -28,6 +28,7 @@ import stat
 import subprocess
 import sys
 import time
+from typing import Any
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _psycopg():
+def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError as exc:  # pragma: no cover - it is in requirements.txt
@@ -143,7 +144,7 @@ def _psycopg():
     return psycopg
 
 
-def _connect(port: int, dbname: str, timeout_s: float = 2.0):
+def _connect(port: int, dbname: str, timeout_s: float = 2.0) -> Any:
     return _psycopg().connect(host=HOST, port=port, user=SUPERUSER, dbname=dbname,
                               connect_timeout=max(1, int(timeout_s)), autocommit=True)
 
@@ -399,7 +400,7 @@ def _last_problem(text: str) -> str:
 
 # -- public API ------------------------------------------------------------------------------------
 
-def status(data_dir: Path) -> dict | None:
+def status(data_dir: Path) -> dict[str, Any] | None:
     """The server running on `data_dir`, or None.
 
     Keys: pid, port, url, data_dir, socket_dir, state (ready / starting / stopping / standby, from
@@ -424,7 +425,7 @@ def status(data_dir: Path) -> dict | None:
         "socket_dir": lines[4].strip() if len(lines) > 4 else None,
         "state": lines[7].strip() if len(lines) > 7 and lines[7].strip() else "starting",
     }
-    info["accepting"] = bool(port) and _accepting(port)
+    info["accepting"] = port is not None and _accepting(port)
     return info
 
 
@@ -534,7 +535,7 @@ def stop(data_dir: Path, *, timeout_s: float = STOP_TIMEOUT_S) -> bool:
 class _Group(click.Group):
     """Domain errors become one `error: ...` line and exit code 2 (also when used on its own)."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RiskGraphError as exc:

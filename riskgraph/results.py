@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -180,7 +181,7 @@ class ResultsDB:
 
     def _to_sql(self, df: pd.DataFrame, table: str, mode: str) -> None:
         with self.engine.begin() as conn:
-            df.to_sql(table, conn, if_exists=mode, index=False)  # type: ignore[arg-type]
+            df.to_sql(table, conn, if_exists=mode, index=False)
 
     def _drop(self, table: str) -> None:
         with self.engine.begin() as conn:
@@ -191,7 +192,7 @@ class ResultsDB:
         with self.engine.connect() as conn:
             names = [t for t in sa.inspect(conn).get_table_names() if t.startswith(prefix)]
         for t in names:
-            self.retry(lambda t=t: self._drop(t))
+            self.retry(partial(self._drop, t))
 
     def read_run_table(self, run_id: str, name: str) -> pd.DataFrame:
         table = run_table(run_id, name)
@@ -252,7 +253,9 @@ class ResultsDB:
         def write() -> int:
             with self.engine.begin() as conn:
                 res = conn.execute(jobs_table.insert().values(job_id=job_id, started_at=now_iso(), status="running"))
-                return int(res.inserted_primary_key[0])
+                key = res.inserted_primary_key
+                assert key is not None
+                return int(key[0])
         return self.retry(write)
 
     def job_finished(self, job_run: int, status: str, message: str = "", run_id: str | None = None) -> None:

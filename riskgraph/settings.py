@@ -3,6 +3,7 @@ defaults) and passed in. Nothing else in the code base reads the environment."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     neo4j_password: str = ""
     neo4j_database: str = ""
     rule_packs: Path | None = None                  # default: the packs shipped in rules/packs
-    rule_overrides: dict[str, dict] = Field(default_factory=dict)
+    rule_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     rules_disabled: list[str] = Field(default_factory=list)
     scorecard: Scorecard = Field(default_factory=Scorecard)
     bands: GradeBands = Field(default_factory=GradeBands)

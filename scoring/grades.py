@@ -15,7 +15,7 @@ def credit_points(risk: np.ndarray, card: Scorecard) -> np.ndarray:
     p = np.clip(np.asarray(risk, dtype=np.float64), _EPS, 1 - _EPS)
     odds = (1 - p) / p
     points = card.base_points + card.pdo / np.log(2) * np.log(odds / card.base_odds)
-    return np.clip(points, card.min_points, card.max_points)
+    return np.asarray(np.clip(points, card.min_points, card.max_points), dtype=np.float64)
 
 
 def grades(points: np.ndarray, bands: GradeBands) -> np.ndarray:

@@ -12,6 +12,8 @@ and everything this class reports (importance, contributions) uses the original 
 """
 from __future__ import annotations
 
+from typing import Any
+
 import re
 
 import lightgbm as lgb
@@ -40,7 +42,7 @@ class CrossFittedRiskModel:
     def __init__(self, settings: ModelSettings | None = None) -> None:
         self.settings = settings or ModelSettings()
 
-    def _params(self, y: np.ndarray, features: list[str]) -> dict:
+    def _params(self, y: np.ndarray, features: list[str]) -> dict[str, Any]:
         s = self.settings
         pos = max(int(y.sum()), 1)
         # Small training sets run faster on one thread (OpenMP start-up dominates).
@@ -83,7 +85,7 @@ class CrossFittedRiskModel:
         full = lgb.Dataset(Xl, y, params=params, free_raw_data=False).construct()
         for k in np.unique(folds):
             train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-            booster = lgb.train(params, full.subset(train), num_boost_round=self.settings.n_estimators)
+            booster = lgb.train(params, full.subset(train.tolist()), num_boost_round=self.settings.n_estimators)
             oof_margin[test] = booster.predict(Xl.iloc[test], raw_score=True)
             self.boosters_.append(booster)
         self.final_ = lgb.train(params, full, num_boost_round=self.settings.n_estimators)
@@ -98,7 +100,7 @@ class CrossFittedRiskModel:
             raise NotFitted("CrossFittedRiskModel is not fitted; call fit() first")
 
     def _calibrate(self, margin: np.ndarray) -> np.ndarray:
-        return self.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]
+        return np.asarray(self.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1], dtype=np.float64)
 
     def _align(self, X: pd.DataFrame) -> pd.DataFrame:
         """`X` with the training columns, in order, under their original names."""
@@ -115,8 +117,8 @@ class CrossFittedRiskModel:
     def margin(self, X: pd.DataFrame) -> np.ndarray:
         """Raw score of the final model."""
         self._check()
-        return self.final_.predict(self._renamed(self._align(X)), raw_score=True,
-                                   num_threads=self.settings.threads)
+        return np.asarray(self.final_.predict(self._renamed(self._align(X)), raw_score=True,
+                                              num_threads=self.settings.threads), dtype=np.float64)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of label 1 for each row."""
@@ -125,8 +127,8 @@ class CrossFittedRiskModel:
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions to the final model's raw margin (TreeSHAP via LightGBM)."""
         self._check()
-        contrib = self.final_.predict(self._renamed(self._align(X)), pred_contrib=True,
-                                      num_threads=self.settings.threads)
+        contrib = np.asarray(self.final_.predict(self._renamed(self._align(X)), pred_contrib=True,
+                                                 num_threads=self.settings.threads))
         return pd.DataFrame(contrib[:, :-1], index=X.index, columns=self.features_)
 
     def importance(self) -> pd.Series:
@@ -145,7 +147,7 @@ def ks_statistic(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.max(np.abs(pos - neg))) if len(y) else 0.0
 
 
-def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
     """Mean predicted vs observed rate in quantile bins."""
     if len(p) == 0:
         return []
@@ -158,7 +160,7 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict
     return out
 
 
-def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict:
+def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     y = np.asarray(y)
     both = 0 < y.sum() < len(y)
     return {

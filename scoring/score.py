@@ -128,7 +128,7 @@ def score_entity_type(entity_type: str, *, X: pd.DataFrame, dataset: Dataset, pr
 
     # Contributions of the riskiest entities (any other entity is explained on demand by the API).
     top = risk.sort_values(ascending=False, kind="mergesort").index[: ms.explain_top]
-    if supervised:
+    if model is not None:
         contributions = model.contributions(X.loc[top])
     else:
         contributions = deviation_contributions(X.loc[top])

@@ -29,7 +29,7 @@ def anomaly_quantile(X: pd.DataFrame, seed: int) -> np.ndarray:
     num = num.fillna(num.median()).fillna(0)
     forest = IsolationForest(n_estimators=100, random_state=seed, n_jobs=1).fit(num)
     score = -forest.score_samples(num)
-    return pd.Series(score).rank(pct=True, method="average").to_numpy()
+    return np.asarray(pd.Series(score).rank(pct=True, method="average").to_numpy(), dtype=np.float64)
 
 
 def unsupervised_risk(X: pd.DataFrame, severity_sum: np.ndarray, ring_score: np.ndarray, seed: int) -> pd.DataFrame:

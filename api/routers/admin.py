@@ -20,7 +20,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 
 @router.get("/models", response_model=list[ModelOut], tags=["models"], summary="Model versions, newest first")
 async def list_models(caller: OwnerCaller, state: StateDep,
-                      entity_type: EntityType | None = None) -> list[ModelOut]:  # type: ignore[valid-type]
+                      entity_type: EntityType | None = None) -> list[ModelOut]:
     return [ModelOut.model_validate(m) for m in await services.models_list(
         state=state, entity_type=entity_type.value if entity_type else None)]
 
@@ -79,7 +79,7 @@ async def run_job(job_id: JobId, caller: OwnerCaller, state: StateDep) -> JobSta
 
 @router.get("/rules", response_model=list[RuleOut], tags=["rules"], summary="Rules with their pack versions")
 async def list_rules(caller: RulesCaller, state: StateDep,
-                     entity_type: EntityType | None = None) -> list[RuleOut]:  # type: ignore[valid-type]
+                     entity_type: EntityType | None = None) -> list[RuleOut]:
     return [RuleOut.model_validate(r) for r in services.rules_list(
         state=state, entity_type=entity_type.value if entity_type else None)]
 
@@ -88,7 +88,7 @@ async def list_rules(caller: RulesCaller, state: StateDep,
 async def audit(caller: OwnerCaller, state: StateDep,
                 actor: Annotated[str | None, Query(max_length=64)] = None,
                 action: Annotated[str | None, Query(max_length=32, examples=["credit"])] = None,
-                entity_type: EntityType | None = None,  # type: ignore[valid-type]
+                entity_type: EntityType | None = None,
                 entity_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
                 since: datetime | None = None, until: datetime | None = None,
                 limit: Limit = 100, cursor: Annotated[str | None, Query(max_length=512)] = None) -> AuditPage:

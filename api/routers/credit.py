@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/credit", tags=["credit"],
             responses={404: {"model": ErrorResponse, "description": "entity not scored"}},
             summary="Credit grade of one entity (audited)", openapi_extra={"security": [{"APIKeyHeader": []}]})
 async def get_credit(
-    entity_type: EntityType,  # type: ignore[valid-type]
+    entity_type: EntityType,
     entity_id: Annotated[str, Path(min_length=1, max_length=128, examples=["P0000001"])],
     request: Request,
 ) -> Response:

@@ -19,7 +19,7 @@ IdQuery = Annotated[str, Query(min_length=1, max_length=128)]
 
 
 @router.get("/entities/{entity_type}/{entity_id}", response_model=EntityDetail, summary="Entity detail")
-async def get_entity(entity_type: EntityType, entity_id: EntityIdPath,  # type: ignore[valid-type]
+async def get_entity(entity_type: EntityType, entity_id: EntityIdPath,
                      caller: GraphCaller, state: StateDep) -> EntityDetail:
     """Attributes, credit answer, rule hits with evidence and ring memberships."""
     return EntityDetail.model_validate(await services.entity_detail(
@@ -28,11 +28,11 @@ async def get_entity(entity_type: EntityType, entity_id: EntityIdPath,  # type: 
 
 @router.get("/entities/{entity_type}/{entity_id}/neighbours", response_model=GraphOut, summary="Neighbourhood")
 async def get_neighbours(
-    entity_type: EntityType, entity_id: EntityIdPath,  # type: ignore[valid-type]
+    entity_type: EntityType, entity_id: EntityIdPath,
     caller: GraphCaller, state: StateDep,
     hops: Annotated[int, Query(ge=1, le=3)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000, description="most nodes returned (nearest first)")] = 200,
-    rel_type: Annotated[list[RelType] | None, Query(description="only these relationship types")] = None,  # type: ignore[valid-type]
+    rel_type: Annotated[list[RelType] | None, Query(description="only these relationship types")] = None,
 ) -> GraphOut:
     """Nodes within `hops` of the entity and the edges among them."""
     limit = min(limit, state.settings.api_neighbour_limit_max)
@@ -43,7 +43,7 @@ async def get_neighbours(
 
 @router.get("/paths", response_model=PathOut, summary="Shortest path between two entities")
 async def get_path(
-    source_type: EntityType, source_id: IdQuery, target_type: EntityType, target_id: IdQuery,  # type: ignore[valid-type]
+    source_type: EntityType, source_id: IdQuery, target_type: EntityType, target_id: IdQuery,
     caller: GraphCaller, state: StateDep,
     max_hops: Annotated[int, Query(ge=1, le=10)] = 6,
 ) -> PathOut:
@@ -58,7 +58,7 @@ async def get_rings(
     caller: GraphCaller, state: StateDep,
     ring_type: Annotated[str | None, Query(max_length=64, examples=["collusion"])] = None,
     min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
-    entity_type: EntityType | None = None,  # type: ignore[valid-type]
+    entity_type: EntityType | None = None,
     entity_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,

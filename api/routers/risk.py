@@ -41,7 +41,7 @@ Filters = Annotated[RiskFilters, Depends(_filters)]
 
 @router.get("/{entity_type}", response_model=RiskPage, summary="Ranked risk list of one entity type")
 async def get_risk(
-    entity_type: EntityType,  # type: ignore[valid-type]
+    entity_type: EntityType,
     caller: RiskCaller, state: StateDep, filters: Filters,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -50,11 +50,11 @@ async def get_risk(
     """Riskiest first; `next_cursor` continues the list. `format=csv` exports all matching rows."""
     f = filters
     if format == "csv":
-        lines = services.risk_csv(state=state, entity_type=entity_type.value, region=f.region, grades=f.grade,
+        lines = services.risk_csv(state=state, entity_type=entity_type.value, region=f.region, grades=list(f.grade) if f.grade else None,
                                   rule=f.rule, ring=f.ring, min_score=f.min_score, max_score=f.max_score)
         return StreamingResponse(lines, media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="risk-{entity_type.value}.csv"'})
     limit = min(limit, state.settings.api_page_max)
     return RiskPage.model_validate(services.risk_page(
-        state=state, entity_type=entity_type.value, region=f.region, grades=f.grade, rule=f.rule, ring=f.ring,
+        state=state, entity_type=entity_type.value, region=f.region, grades=list(f.grade) if f.grade else None, rule=f.rule, ring=f.ring,
         min_score=f.min_score, max_score=f.max_score, limit=limit, cursor=cursor))
