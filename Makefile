@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test env clean
+.PHONY: run test lint env clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,8 +19,15 @@ run: $(STAMP)
 	$(BIN)/riskgraph pipeline --data data_samples --out out
 	$(BIN)/riskgraph serve
 
-# The whole test suite, against a real Neo4j and a real PostgreSQL started (and stopped) here.
-test: $(STAMP)
+# Linters: style, types (strict on riskgraph/ and scoring/) and the layers contract.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# The linters, then the whole test suite against a real Neo4j and a real PostgreSQL started (and stopped) here.
+test: lint
 	bash tests/pages/setup.sh $(BIN)/python
 	$(BIN)/riskgraph neo4j start
 	$(BIN)/riskgraph postgres start
