@@ -1,12 +1,19 @@
 """Shared fixtures."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from riskgraph.settings import Settings
+
+if TYPE_CHECKING:
+    from graph.memory_store import MemoryGraphStore
+    from graph.neo4j_store import Neo4jGraphStore
+    from graph.store import GraphStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data_samples"
@@ -17,6 +24,90 @@ def settings(tmp_path: Path) -> Settings:
     """Settings isolated in a temporary home, no progress bars."""
     return Settings(home=tmp_path / "home", store_url=f"memory://{tmp_path / 'store'}", progress=False)
 
+
+# -- graph stores ---------------------------------------------------------------------------------
+# One creator per backend (memory_store, neo4j_store), each yielding a fresh, empty store; `store`
+# runs a test on every backend in turn. Neo4j is the real server started outside the tests
+# (`riskgraph neo4j start`, as CI does), at NEO4J_URL (auth disabled).
+
+NEO4J_URL = os.environ.get("RISKGRAPH_TEST_NEO4J_URL", "bolt://127.0.0.1:7687")
+
+
+@pytest.fixture(scope="session")
+def neo4j_url() -> str:
+    """The test server's Bolt URL; fails (never skips) when no server answers there."""
+    from neo4j import GraphDatabase
+    from neo4j.exceptions import DriverError, Neo4jError
+
+    try:
+        with GraphDatabase.driver(NEO4J_URL, auth=None, connection_timeout=5.0) as driver:
+            driver.verify_connectivity()
+    except (DriverError, Neo4jError, OSError) as exc:
+        pytest.fail(f"no Neo4j server answers at {NEO4J_URL} ({exc}); start one with `riskgraph neo4j start` "
+                    "or point RISKGRAPH_TEST_NEO4J_URL at one (auth disabled)", pytrace=False)
+    return NEO4J_URL
+
+
+@pytest.fixture
+def memory_store(tmp_path: Path) -> Iterator[MemoryGraphStore]:
+    """A fresh, empty memory store in a folder of its own."""
+    from graph.memory_store import MemoryGraphStore
+
+    store = MemoryGraphStore(tmp_path / "store")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def neo4j_store(neo4j_url: str) -> Iterator[Neo4jGraphStore]:
+    """A fresh, empty store on the test server. Community edition has a single user database,
+    shared by the tests: each one empties it (a writer lease left by an earlier test stays)."""
+    from graph.neo4j_store import Neo4jGraphStore
+
+    store = Neo4jGraphStore(neo4j_url)
+    store.clear()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def no_lease(neo4j_store: Neo4jGraphStore) -> None:
+    """No writer lease on the test server (an earlier failed test may have left one)."""
+    neo4j_store.ensure_schema()
+    neo4j_store._write("MATCH (l:RiskGraphLease) DELETE l")
+
+
+@pytest.fixture(params=[pytest.param("memory", id="memory"),
+                        pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)])
+def store(request: pytest.FixtureRequest) -> GraphStore:
+    """A fresh, empty store of each backend in turn: the same test must pass on every one."""
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+@pytest.fixture
+def reopen() -> Iterator[Callable[..., GraphStore]]:
+    """`reopen(store, **options)`: another store on the same data as `store`, as another process
+    would open it (nothing cached; Neo4j `options` such as lease_ttl_s). Closed after the test."""
+    opened: list[GraphStore] = []
+
+    def open_again(store: GraphStore, **options: float) -> GraphStore:
+        from graph.memory_store import MemoryGraphStore
+
+        if isinstance(store, MemoryGraphStore):
+            opened.append(MemoryGraphStore(store.path))
+        else:
+            from graph.neo4j_store import Neo4jGraphStore  # the driver only when Neo4j is tested
+
+            if not isinstance(store, Neo4jGraphStore):
+                raise TypeError(f"cannot reopen a {type(store).__name__}")
+            opened.append(Neo4jGraphStore(store.url, **options))
+        return opened[-1]
+    yield open_again
+    for s in opened:
+        s.close()
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------------
 
 DEFAULT_TEST_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5433/riskgraph"
 

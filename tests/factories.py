@@ -1,6 +1,14 @@
-"""Small hand-made datasets for tests."""
+"""Small hand-made datasets for tests: each builder returns fresh frames, table name -> DataFrame, as
+text (like a CSV); `dataset_from_frames` types them, `write_dataset` writes them as a dataset folder.
+
+- tiny_frames(): every table of the contract, a handful of realistic rows;
+- small_frames(): every table with the edge cases a store must keep exactly: missing values,
+  parallel rows, extra columns and unsorted input.
+FRAMES names them all, for tests run over every one.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +36,8 @@ def tiny_frames() -> dict[str, pd.DataFrame]:
             "phone": ["13900000001", "13800000003"], "address": ["9 Market St", "3 Side St"],
             "bank_account": ["7000001", "7000002"],
         }),
-        "clinics": pd.DataFrame({"clinic_id": ["C1", "C2"], "level": ["3", "1"], "region": ["north", "south"], "beds": ["500", "10"]}),
+        "clinics": pd.DataFrame({"clinic_id": ["C1", "C2"], "level": ["3", "1"], "region": ["north", "south"],
+                                 "beds": ["500", "10"]}),
         "pharmacies": pd.DataFrame({"pharmacy_id": ["H1", "H2"], "region": ["north", "south"]}),
         "agencies": pd.DataFrame({"agency_id": ["A1"], "license_no": ["L-001"], "region": ["south"]}),
         "employment": pd.DataFrame({
@@ -69,6 +78,41 @@ def tiny_frames() -> dict[str, pd.DataFrame]:
             "label": ["1", "0", "1"], "as_of": ["2025-12-31", "2025-12-31", "2025-12-31"],
         }),
     }
+
+
+def small_frames() -> dict[str, pd.DataFrame]:
+    """Every table, with missing values, parallel rows, extra columns and unsorted input."""
+    return {
+        "persons": pd.DataFrame({
+            "person_id": ["p3", "p1", "p2", "p4"], "name": ["A", "B", "C", "D"],
+            "birth_date": ["1990-01-02", None, "1980-05-05", "1970-01-01"],
+            "phone": ["111", None, "111", "222"], "bank_account": ["b1", "b1", None, None],
+            "score": ["1.5", "2", None, "3"], "segment": ["x", None, "y", "x"]}),
+        "employers": pd.DataFrame({"employer_id": ["e1", "e2"], "phone": ["222", None],
+                                   "industry": ["retail", "care"]}),
+        "clinics": pd.DataFrame({"clinic_id": ["c1"], "beds": ["10"]}),
+        "pharmacies": pd.DataFrame({"pharmacy_id": ["h1"]}),
+        "agencies": pd.DataFrame({"agency_id": ["a1"]}),
+        "employment": pd.DataFrame({
+            "person_id": ["p1", "p2", "p1"], "employer_id": ["e1", "e1", "e1"],
+            "start_date": ["2020-01-01", "2021-01-01", None], "agency_id": ["a1", None, None],
+            "monthly_wage": ["100", "200", "300"]}),
+        "contributions": pd.DataFrame({"employer_id": ["e1", "e1"], "person_id": ["p1", "p1"],
+                                       "month": ["2024-02", "2024-01"], "paid": ["1", "2"]}),
+        "benefits": pd.DataFrame({"person_id": ["p1", "p1", "p2"], "month": ["2024-01", "2024-01", "2024-03"],
+                                  "benefit_type": ["x", "x", "y"], "amount": ["1", "1", "5"]}),
+        "visits": pd.DataFrame({"visit_id": ["v2", "v1"], "person_id": ["p1", "p3"], "clinic_id": ["c1", "c1"],
+                                "date": ["2024-01-01", "2024-02-02"]}),
+        "purchases": pd.DataFrame({"purchase_id": ["u1"], "person_id": ["p4"], "pharmacy_id": ["h1"],
+                                   "clinic_id": ["c1"]}),
+        "agency_links": pd.DataFrame({"agency_id": ["a1", "a1"], "entity_type": ["employer", "person"],
+                                      "entity_id": ["e2", "p4"]}),
+        "labels": pd.DataFrame({"entity_type": ["person", "employer"], "entity_id": ["p1", "e1"],
+                                "label": ["1", "0"]}),
+    }
+
+
+FRAMES: dict[str, Callable[[], dict[str, pd.DataFrame]]] = {"tiny": tiny_frames, "small": small_frames}
 
 
 def write_dataset(folder: Path, frames: dict[str, pd.DataFrame] | None = None) -> Path:

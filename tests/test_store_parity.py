@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -9,22 +10,22 @@ import pytest
 from composer.pipeline import run_pipeline
 from riskgraph.settings import Settings
 from tests.conftest import SAMPLE
-from tests.graph.test_store_contract import NEO4J_URL
+
+if TYPE_CHECKING:
+    from graph.neo4j_store import Neo4jGraphStore
 
 
 @pytest.mark.neo4j
-def test_memory_and_neo4j_give_the_same_results(tmp_path: Path) -> None:
-    from graph.neo4j_store import Neo4jGraphStore
-
-    Neo4jGraphStore(NEO4J_URL).clear()
+def test_memory_and_neo4j_give_the_same_results(tmp_path: Path, neo4j_store: Neo4jGraphStore) -> None:
     outs = {}
-    for name, url in (("memory", f"memory://{tmp_path / 'store'}"), ("neo4j", NEO4J_URL)):
+    for name, url in (("memory", f"memory://{tmp_path / 'store'}"), ("neo4j", neo4j_store.url)):
         settings = Settings(home=tmp_path / f"home-{name}", store_url=url, progress=False)
         run_pipeline(data=SAMPLE, out=tmp_path / name, settings=settings)
         outs[name] = tmp_path / name
     a = pd.read_csv(outs["memory"] / "scores.csv", dtype={"entity_id": str})
     b = pd.read_csv(outs["neo4j"] / "scores.csv", dtype={"entity_id": str})
-    assert a[["entity_type", "entity_id", "grade", "rule_hits"]].equals(b[["entity_type", "entity_id", "grade", "rule_hits"]])
+    same = ["entity_type", "entity_id", "grade", "rule_hits"]
+    assert a[same].equals(b[same])
     assert (a["risk_score"] - b["risk_score"]).abs().max() <= 1e-6
     assert (a["credit_points"] - b["credit_points"]).abs().max() <= 1e-3
     ra, rb = pd.read_csv(outs["memory"] / "rings.csv"), pd.read_csv(outs["neo4j"] / "rings.csv")

@@ -1,8 +1,8 @@
 """`riskgraph neo4j start|stop|status` for real: a second server with a password on a free port.
 
 The module starts its own server (about a minute on a busy machine), used for the wrong-password,
-mid-load failure and stop tests; the shared test server (conftest_neo4j) is only used for the
-port-taken check.
+mid-load failure and stop tests; the shared test server (the `neo4j_url` fixture of
+tests/conftest.py) is only used for the port-taken check.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from graph import neo4j_server
 from graph.dataset import dataset_from_frames
 from graph.neo4j_store import Neo4jGraphStore
 from riskgraph.errors import Neo4jPortInUse, StoreUnavailable
-from tests.graph.conftest_neo4j import neo4j_url, small_frames  # noqa: F401 (fixtures)
+from tests.factories import small_frames
 
 pytestmark = pytest.mark.neo4j
 PASSWORD = "riskgraph-test-pw"
@@ -91,7 +91,7 @@ def test_server_dying_mid_load_keeps_previous_snapshot_then_stop(server) -> None
         def load_big() -> None:
             try:
                 store.load(dataset_from_frames(big_frames))
-            except BaseException as exc:  # noqa: BLE001 (handed to the test thread)
+            except BaseException as exc:  # handed to the test thread
                 errors.append(exc)
 
         worker = threading.Thread(target=load_big)

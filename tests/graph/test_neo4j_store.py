@@ -1,4 +1,6 @@
-"""Neo4jGraphStore against the real server (`riskgraph neo4j start`)."""
+"""Neo4jGraphStore against the real server (`riskgraph neo4j start`): what only this backend does
+(its layout, cache, clean-up of failed loads, lease). What every store does, on these edge cases
+too, is in test_store_contract.py."""
 from __future__ import annotations
 
 import threading
@@ -11,7 +13,7 @@ from graph.dataset import Dataset, dataset_from_frames
 from graph.neo4j_store import Neo4jGraphStore
 from graph.store import EntityRef
 from riskgraph.errors import NoSnapshot, StoreBusy, StoreLoadFailed, StoreUnavailable
-from tests.graph.conftest_neo4j import neo4j_store, neo4j_url, small_frames  # noqa: F401 (fixtures)
+from tests.factories import small_frames
 
 pytestmark = pytest.mark.neo4j
 
@@ -26,44 +28,6 @@ def _assert_same(a: Dataset, b: Dataset) -> None:
     assert sorted(a.tables) == sorted(b.tables)
     for name in a.tables:
         pd.testing.assert_frame_equal(a.tables[name], b.tables[name], check_exact=True)
-
-
-def test_load_and_read_back_round_trip(neo4j_store: Neo4jGraphStore) -> None:
-    ds = dataset_from_frames(small_frames())
-    info = neo4j_store.load(ds)
-    assert info.row_counts == ds.row_counts()
-    fresh = Neo4jGraphStore(neo4j_store.url)  # no cache: really read from the server
-    try:
-        _assert_same(ds, fresh.dataset())
-        snap = fresh.snapshot()
-        assert snap is not None and snap.content_hash == ds.content_hash and snap.row_counts == ds.row_counts()
-        assert fresh.entity(EntityRef("person", "p3")) == {
-            "person_id": "p3", "name": "A", "birth_date": "1990-01-02", "phone": "111",
-            "bank_account": "b1", "score": 1.5, "segment": "x"}
-        assert fresh.entity(EntityRef("phone", "111")) == {"id": "111"}
-        assert fresh.entity(EntityRef("person", "nobody")) is None
-    finally:
-        fresh.close()
-
-
-def test_graph_reads(neo4j_store: Neo4jGraphStore) -> None:
-    neo4j_store.load(dataset_from_frames(small_frames()))
-    p1 = EntityRef("person", "p1")
-    one = neo4j_store.neighbours(p1, hops=1)
-    assert set(one.nodes) == {p1, EntityRef("employer", "e1"), EntityRef("agency", "a1"),
-                              EntityRef("clinic", "c1"), EntityRef("bank_account", "b1")}
-    folded = {(e.source, e.target, e.type): e.count for e in one.edges}
-    assert folded[(p1, EntityRef("employer", "e1"), "EMPLOYED_BY")] == 2   # two employment rows
-    assert folded[(EntityRef("employer", "e1"), p1, "CONTRIBUTED")] == 2
-    limited = neo4j_store.neighbours(p1, hops=2, limit=3)
-    assert limited.truncated and len(limited.nodes) == 3
-    path = neo4j_store.shortest_path(EntityRef("person", "p3"), EntityRef("employer", "e2"), max_hops=6)
-    assert path is not None
-    assert len(path.edges) == len(path.nodes) - 1
-    assert neo4j_store.shortest_path(EntityRef("person", "p3"), EntityRef("employer", "e2"), max_hops=1) is None
-    sub = neo4j_store.subgraph([p1, EntityRef("employer", "e1"), EntityRef("person", "ghost")])
-    assert set(sub.nodes) == {p1, EntityRef("employer", "e1")}
-    assert {e.type for e in sub.edges} == {"EMPLOYED_BY", "CONTRIBUTED"}
 
 
 def test_reload_same_dataset_is_idempotent(neo4j_store: Neo4jGraphStore) -> None:
@@ -111,7 +75,7 @@ def test_event_rows_name_their_ends_by_the_end_nodes_only(neo4j_store: Neo4jGrap
 
 def test_reads_back_across_many_pages_and_has_no_relationship_index(
         neo4j_store: Neo4jGraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    import graph.neo4j_store as module
+    import graph.neo4j_read as module
     ds = dataset_from_frames(small_frames())
     neo4j_store.load(ds)
     monkeypatch.setattr(module, "READ_BATCH_SIZE", 1)  # one node (or row) a page
@@ -248,12 +212,6 @@ def test_staged_and_older_snapshots_read_back_exactly(neo4j_store: Neo4jGraphSto
 def test_retain_takes_a_collection_of_ids(neo4j_store: Neo4jGraphStore) -> None:
     with pytest.raises(TypeError):
         neo4j_store.retain("12")
-
-
-@pytest.fixture
-def no_lease(neo4j_store: Neo4jGraphStore) -> None:
-    neo4j_store.ensure_schema()
-    neo4j_store._write("MATCH (l:RiskGraphLease) DELETE l")
 
 
 def test_lost_lease_cannot_be_renewed_nor_release_the_new_holder(neo4j_store: Neo4jGraphStore, no_lease: None) -> None:

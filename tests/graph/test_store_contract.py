@@ -1,11 +1,11 @@
-"""One contract suite, run against every GraphStore backend (memory and a real Neo4j)."""
+"""One contract suite, run against every GraphStore backend (memory and a real Neo4j) through the
+`store` fixture (tests/conftest.py), on the tiny dataset and on the edge cases of small_frames()."""
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -13,32 +13,11 @@ import pytest
 from graph.dataset import Dataset, dataset_from_frames
 from graph.store import EntityRef, GraphStore
 from riskgraph.errors import NoSnapshot, StoreBusy
-from tests.factories import tiny_frames
+from tests.conftest import NEO4J_URL  # noqa: F401 (tests/api/test_graph.py still imports it from here)
+from tests.factories import FRAMES, small_frames, tiny_frames
 
-NEO4J_URL = os.environ.get("RISKGRAPH_TEST_NEO4J_URL", "bolt://127.0.0.1:7687")
-
-
-def _memory(tmp_path: Path) -> GraphStore:
-    from graph.memory_store import MemoryGraphStore
-
-    return MemoryGraphStore(tmp_path / "store")
-
-
-def _neo4j(tmp_path: Path) -> GraphStore:
+if TYPE_CHECKING:
     from graph.neo4j_store import Neo4jGraphStore
-
-    # A database per test is not available in Community edition: each test wipes the store.
-    store = Neo4jGraphStore(NEO4J_URL)
-    store.clear()
-    return store
-
-
-@pytest.fixture(params=[pytest.param(_memory, id="memory"),
-                        pytest.param(_neo4j, id="neo4j", marks=pytest.mark.neo4j)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
-    s = request.param(tmp_path)
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -51,44 +30,57 @@ def _persons(n: int) -> Dataset:
     return dataset_from_frames({"persons": tiny_frames()["persons"].iloc[:n]})
 
 
-def _neo4j_opener(tmp_path: Path) -> Callable[..., GraphStore]:
-    from graph.neo4j_store import Neo4jGraphStore
-
-    cleaner = Neo4jGraphStore(NEO4J_URL)
-    cleaner._write("MATCH (l:RiskGraphLease) DELETE l")  # left by an earlier failed test
-    cleaner.close()
-    return lambda **options: Neo4jGraphStore(NEO4J_URL, **options)
-
-
-@pytest.fixture(params=[pytest.param(_neo4j_opener, id="neo4j", marks=pytest.mark.neo4j)])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., GraphStore]]:
-    """Opens stores on one backend as separate runs would (`lease_ttl_s` option). The memory
-    store takes no lease of its own (the run's home lease covers it), so only Neo4j is here."""
-    opener = request.param(tmp_path)
-    opened: list[GraphStore] = []
-
-    def open_(**options: float) -> GraphStore:
-        opened.append(opener(**options))
-        return opened[-1]
-    yield open_
-    for s in opened:
-        s.close()
-
-
 def test_empty_store_has_no_snapshot(store: GraphStore) -> None:
     assert store.snapshot() is None
     with pytest.raises(NoSnapshot):
         store.dataset()
 
 
-def test_round_trip_is_exact(store: GraphStore, tiny: Dataset) -> None:
-    info = store.load(tiny)
-    assert info.content_hash == tiny.content_hash
-    assert store.snapshot().content_hash == tiny.content_hash
-    back = store.dataset()
-    assert set(back.tables) == set(tiny.tables)
-    for name, df in tiny.tables.items():
-        pd.testing.assert_frame_equal(back.tables[name], df, check_like=False, obj=name)
+@pytest.mark.parametrize("frames", FRAMES.values(), ids=FRAMES.keys())
+def test_round_trip_is_exact(store: GraphStore, reopen: Callable[..., GraphStore],
+                             frames: Callable[[], dict[str, pd.DataFrame]]) -> None:
+    ds = dataset_from_frames(frames())
+    info = store.load(ds)
+    assert info.content_hash == ds.content_hash and info.row_counts == ds.row_counts()
+    assert store.snapshot().content_hash == ds.content_hash
+    fresh = reopen(store)  # nothing cached: really read back from where the store keeps it
+    for back in (store.dataset(), fresh.dataset()):
+        assert set(back.tables) == set(ds.tables)
+        for name, df in ds.tables.items():
+            pd.testing.assert_frame_equal(back.tables[name], df, check_exact=True, obj=name)
+    snap = fresh.snapshot()
+    assert snap is not None and snap.content_hash == ds.content_hash and snap.row_counts == ds.row_counts()
+
+
+def test_edge_case_entities(store: GraphStore, reopen: Callable[..., GraphStore]) -> None:
+    store.load(dataset_from_frames(small_frames()))
+    fresh = reopen(store)
+    assert fresh.entity(EntityRef("person", "p3")) == {
+        "person_id": "p3", "name": "A", "birth_date": "1990-01-02", "phone": "111",
+        "bank_account": "b1", "score": 1.5, "segment": "x"}
+    assert list(fresh.entity(EntityRef("person", "p1"))) == ["person_id", "name", "bank_account", "score"]
+    assert fresh.entity(EntityRef("phone", "111")) == {"id": "111"}
+    assert fresh.entity(EntityRef("person", "nobody")) is None
+
+
+def test_edge_case_graph_reads(store: GraphStore) -> None:
+    store.load(dataset_from_frames(small_frames()))
+    p1 = EntityRef("person", "p1")
+    one = store.neighbours(p1, hops=1)
+    assert set(one.nodes) == {p1, EntityRef("employer", "e1"), EntityRef("agency", "a1"),
+                              EntityRef("clinic", "c1"), EntityRef("bank_account", "b1")}
+    folded = {(e.source, e.target, e.type): e.count for e in one.edges}
+    assert folded[(p1, EntityRef("employer", "e1"), "EMPLOYED_BY")] == 2   # two employment rows
+    assert folded[(EntityRef("employer", "e1"), p1, "CONTRIBUTED")] == 2
+    limited = store.neighbours(p1, hops=2, limit=3)
+    assert limited.truncated and len(limited.nodes) == 3
+    path = store.shortest_path(EntityRef("person", "p3"), EntityRef("employer", "e2"), max_hops=6)
+    assert path is not None
+    assert len(path.edges) == len(path.nodes) - 1
+    assert store.shortest_path(EntityRef("person", "p3"), EntityRef("employer", "e2"), max_hops=1) is None
+    sub = store.subgraph([p1, EntityRef("employer", "e1"), EntityRef("person", "ghost")])
+    assert set(sub.nodes) == {p1, EntityRef("employer", "e1")}
+    assert {e.type for e in sub.edges} == {"EMPLOYED_BY", "CONTRIBUTED"}
 
 
 def test_reload_is_idempotent(store: GraphStore, tiny: Dataset) -> None:
@@ -228,8 +220,13 @@ def test_unknown_snapshot_reads_as_absent(store: GraphStore, tiny: Dataset) -> N
         store.dataset("no-such-snapshot")
 
 
-def test_second_lease_is_refused_naming_the_holder(open_store: Callable[..., GraphStore]) -> None:
-    a, b = open_store(), open_store()
+# The memory store takes no lease of its own (the run's home lease covers it): Neo4j only. Two
+# stores on one server stand for two runs.
+
+@pytest.mark.neo4j
+def test_second_lease_is_refused_naming_the_holder(neo4j_store: Neo4jGraphStore, reopen: Callable[..., GraphStore],
+                                                   no_lease: None) -> None:
+    a, b = reopen(neo4j_store), reopen(neo4j_store)
     held = a.lease("run-1 on host-a")
     try:
         with pytest.raises(StoreBusy, match=r"run-1 on host-a since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d"):
@@ -242,8 +239,10 @@ def test_second_lease_is_refused_naming_the_holder(open_store: Callable[..., Gra
     b.lease("run-2 on host-b").release()
 
 
-def test_expired_lease_can_be_taken(open_store: Callable[..., GraphStore]) -> None:
-    a, b = open_store(lease_ttl_s=1.0), open_store()
+@pytest.mark.neo4j
+def test_expired_lease_can_be_taken(neo4j_store: Neo4jGraphStore, reopen: Callable[..., GraphStore],
+                                    no_lease: None) -> None:
+    a, b = reopen(neo4j_store, lease_ttl_s=1.0), reopen(neo4j_store)
     a.lease("run-1")  # never renewed nor released: the run died
     time.sleep(1.5)
     taken = b.lease("run-2")
