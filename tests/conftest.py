@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from graph.neo4j_store import Neo4jGraphStore
     from graph.store import GraphStore
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data_samples"
 
 
 @pytest.fixture

@@ -5,13 +5,20 @@ text (like a CSV); `dataset_from_frames` types them, `write_dataset` writes them
 - small_frames(): every table with the edge cases a store must keep exactly: missing values,
   parallel rows, extra columns and unsorted input.
 FRAMES names them all, for tests run over every one.
+- make_dataset(**event_tables): a validated Dataset from row dicts, entity tables derived from
+  the ids used (the rule tests' builder).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from graph.dataset import Dataset, dataset_from_frames
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data_samples"   # the bundled sample dataset
 
 
 def tiny_frames() -> dict[str, pd.DataFrame]:
@@ -121,3 +128,38 @@ def write_dataset(folder: Path, frames: dict[str, pd.DataFrame] | None = None) -
     for name, df in (frames if frames is not None else tiny_frames()).items():
         df.to_csv(folder / f"{name}.csv", index=False)
     return folder
+
+
+# -- hand-made datasets: give the event tables, the entity tables are derived ------------------------
+
+REFS = {  # entity table -> (id column, [(event table, column)])
+    "persons": ("person_id", [("employment", "person_id"), ("contributions", "person_id"), ("benefits", "person_id"),
+                              ("visits", "person_id"), ("purchases", "person_id")]),
+    "employers": ("employer_id", [("employment", "employer_id"), ("contributions", "employer_id")]),
+    "clinics": ("clinic_id", [("visits", "clinic_id"), ("purchases", "clinic_id")]),
+    "pharmacies": ("pharmacy_id", [("purchases", "pharmacy_id")]),
+    "agencies": ("agency_id", [("employment", "agency_id"), ("agency_links", "agency_id")]),
+}
+
+
+def make_dataset(**tables: list[dict[str, Any]] | pd.DataFrame) -> Dataset:
+    """A validated dataset from row dicts; entity tables not given are built from the ids used."""
+    frames = {k: (v if isinstance(v, pd.DataFrame) else pd.DataFrame(v)) for k, v in tables.items()}
+    for table, (col, uses) in REFS.items():
+        ids: set[str] = set()
+        for t, c in uses:
+            if t in frames and c in frames[t].columns:
+                ids |= set(frames[t][c].dropna().astype(str))
+        if table == "persons" and "agency_links" in frames:
+            links = frames["agency_links"]
+            ids |= set(links.loc[links["entity_type"] == "person", "entity_id"])
+        if table == "persons":
+            ids.add("P0")  # persons is required
+        if table in frames:
+            given = frames[table]
+            missing = sorted(ids - set(given[col]))
+            if missing:
+                frames[table] = pd.concat([given, pd.DataFrame({col: missing})], ignore_index=True)
+        elif ids:
+            frames[table] = pd.DataFrame({col: sorted(ids)})
+    return dataset_from_frames(frames)

@@ -13,7 +13,7 @@ from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from riskgraph.errors import InvalidDataset
 from composer.pipeline import PipelineResult, run_pipeline
 from riskgraph.settings import Settings
-from tests.conftest import SAMPLE
+from tests.factories import SAMPLE
 
 # Documented floor (docs/benchmarks.md): person ROC-AUC of risk_score against the sample's
 # whole truth (labelled and unlabelled persons alike).

@@ -18,7 +18,7 @@ from riskgraph.results import ResultsDB
 from composer.runs import Run, rollback
 from riskgraph.settings import Settings
 from scoring.registry import ModelRegistry
-from tests.conftest import SAMPLE
+from tests.factories import SAMPLE
 from tests.factories import tiny_frames
 
 

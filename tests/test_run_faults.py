@@ -22,7 +22,7 @@ from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
 from synth.generator import generate
 from scoring.registry import ModelRegistry
-from tests.conftest import SAMPLE
+from tests.factories import SAMPLE
 
 pytestmark = pytest.mark.slow
 KEY = "fault-suite-admin-key-0123456789"

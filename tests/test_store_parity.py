@@ -9,7 +9,7 @@ import pytest
 
 from composer.pipeline import run_pipeline
 from riskgraph.settings import Settings
-from tests.conftest import SAMPLE
+from tests.factories import SAMPLE
 
 if TYPE_CHECKING:
     from graph.neo4j_store import Neo4jGraphStore

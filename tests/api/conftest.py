@@ -9,24 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.security import ROLES
 from composer.pipeline import run_pipeline
-from riskgraph.settings import Settings
 from synth.generator import generate
-
-KEYS = {role: f"test-key-{role}" for role in ROLES}
-
-
-def headers(role: str | None) -> dict[str, str]:
-    return {"X-API-Key": KEYS[role]} if role else {}
-
-
-def make_settings(home: Path, **overrides: object) -> Settings:
-    base = dict(home=home, store_url=f"memory://{home / 'store'}", progress=False, api_scheduler=False,
-                api_keys={k: r for r, k in KEYS.items()},
-                model={"explain_top": 60, "n_estimators": 60, "folds": 3, "threads": 1})
-    base.update(overrides)
-    return Settings(**base)  # type: ignore[arg-type]
+from tests.api.support import make_settings
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from api.jobs import JOBS, JobRunner, build_scheduler
 from cli.jobs import jobs as jobs_cli
 from riskgraph.results import ResultsDB
-from tests.api.conftest import headers, make_settings
+from tests.api.support import headers, make_settings
 
 H = headers("model_owner")
 

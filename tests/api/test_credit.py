@@ -6,7 +6,7 @@ import json
 from fastapi.testclient import TestClient
 
 from riskgraph.results import ResultsDB
-from tests.api.conftest import headers
+from tests.api.support import headers
 
 
 def _scores(client: TestClient):

@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from api.app import create_app
-from tests.api.conftest import KEYS, make_settings
+from tests.api.support import KEYS, make_settings
 
 # Jobs are exercised in test_admin; fuzzing them would start real re-scoring runs.
 SKIP = re.compile(r"^/v1/(jobs/\{job_id\}/run|models/retrain)$")

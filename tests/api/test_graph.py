@@ -9,8 +9,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from composer.pipeline import run_pipeline
-from tests.api.conftest import headers, make_settings
-from tests.graph.test_store_contract import NEO4J_URL
+from tests.api.support import headers, make_settings
 
 H = headers("investigator")
 
@@ -24,9 +23,10 @@ def client(request: pytest.FixtureRequest, scored_home: Path,
     else:
         from graph.neo4j_store import Neo4jGraphStore
 
-        Neo4jGraphStore(NEO4J_URL).clear()
+        url = request.getfixturevalue("neo4j_url")
+        Neo4jGraphStore(url).clear()
         home = tmp_path_factory.mktemp("api-neo4j")
-        settings = make_settings(home, store_url=NEO4J_URL)
+        settings = make_settings(home, store_url=url)
         run_pipeline(data=scored_home.parent / "data", out=home / "out", settings=settings)
     with TestClient(create_app(settings)) as c:
         yield c

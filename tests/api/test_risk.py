@@ -6,7 +6,7 @@ import io
 
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import headers
+from tests.api.support import headers
 
 H = headers("inspector")
 

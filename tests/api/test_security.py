@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.security import ROLES
-from tests.api.conftest import headers, make_settings
+from tests.api.support import headers, make_settings
 
 # (method, path, body, roles allowed)
 CREDIT = {"approval_system", "inspector", "investigator", "admin"}

@@ -13,7 +13,6 @@ import pytest
 from graph.dataset import Dataset, dataset_from_frames
 from graph.store import EntityRef, GraphStore
 from riskgraph.errors import NoSnapshot, StoreBusy
-from tests.conftest import NEO4J_URL  # noqa: F401 (tests/api/test_graph.py still imports it from here)
 from tests.factories import FRAMES, small_frames, tiny_frames
 
 if TYPE_CHECKING:

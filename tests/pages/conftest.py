@@ -19,10 +19,10 @@ import pytest
 from composer.pipeline import run_pipeline
 from riskgraph.settings import Settings
 from synth.generator import generate
+from tests.pages.support import ARTIFACTS, Shooter
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data_samples"
-ARTIFACTS = Path(__file__).parent / "artifacts"
 VIEWPORT = {"width": 1400, "height": 1000}
 
 
@@ -116,20 +116,6 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=_chromium(), args=["--disable-dev-shm-usage"])
         yield b
         b.close()
-
-
-class Shooter:
-    """Numbered screenshots of one test under tests/pages/artifacts/."""
-
-    def __init__(self, page: Any, name: str) -> None:
-        self.page, self.name, self.n = page, name, 0
-        ARTIFACTS.mkdir(exist_ok=True)
-
-    def __call__(self, label: str, *, full_page: bool = True) -> Path:
-        self.n += 1
-        path = ARTIFACTS / f"{self.name}-{self.n:02d}-{label}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
-        return path
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.pages.conftest import Shooter
+from tests.pages.support import Shooter
 
 GRAPH = "[data-testid=graph-canvas]"
 

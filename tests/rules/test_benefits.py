@@ -1,7 +1,8 @@
 """Default rules on deaths, pensions and benefits: fire and near miss."""
 from __future__ import annotations
 
-from tests.rules.factories import hits_of, make_dataset
+from tests.factories import make_dataset
+from tests.rules.support import hits_of
 
 DEAD = [dict(person_id="P1", death_date="2024-03-15")]
 
@@ -78,7 +79,7 @@ def test_benefit_fraud_over_10000_fires_and_caps_grade():
     assert ev["n_records"] == 4
     assert {r["reason"] for r in ev["records"]} == {"after_death"}
     assert ev["records"][0]["total_amount"] == 12000.0
-    from tests.rules.factories import run
+    from tests.rules.support import run
     assert run("ben_fraud_over_10000", ds).hits["grade_cap"].tolist() == ["D"]
 
 

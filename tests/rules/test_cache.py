@@ -7,7 +7,7 @@ import pandas as pd
 from graph.dataset import Dataset
 from rules import default_pack, evaluate
 from rules.cache import Cache
-from tests.rules.factories import make_dataset
+from tests.factories import make_dataset
 
 
 def test_codes_share_one_sorted_vocabulary_across_tables():

@@ -1,7 +1,8 @@
 """Default employer and agency rules: fire and near miss."""
 from __future__ import annotations
 
-from tests.rules.factories import hits_of, make_dataset
+from tests.factories import make_dataset
+from tests.rules.support import hits_of
 
 
 def contrib(person, month, employer="E1", due=100.0, paid=100.0, base=5000.0):
@@ -69,7 +70,7 @@ def test_headcount_inflation_uses_an_employers_staff_column_when_set():
 
 
 def test_fake_enrolment_serious_fires_over_20_extra_persons_with_grade_cap():
-    from tests.rules.factories import run
+    from tests.rules.support import run
     ds = make_dataset(contributions=_insured("E1", 30), employment=_employed("E1", 5))
     hits = run("emp_fake_enrolment_serious", ds).hits
     assert hits[["entity_id", "grade_cap", "severity"]].values.tolist() == [["E1", "D", 4]]

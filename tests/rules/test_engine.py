@@ -7,9 +7,17 @@ import pandas as pd
 import pytest
 
 from rules import (
-    HIT_COLUMNS, RulePackError, default_pack, evaluate, grade_caps, hit_features, list_rules, test_rules,
+    HIT_COLUMNS,
+    RulePackError,
+    default_pack,
+    evaluate,
+    grade_caps,
+    hit_features,
+    list_rules,
+    test_rules,
 )
-from tests.rules.factories import make_dataset, run
+from tests.factories import make_dataset
+from tests.rules.support import run
 
 
 def visit(vid, person, clinic, date):

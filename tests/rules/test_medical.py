@@ -1,7 +1,8 @@
 """Default medical-insurance rules: each fires on a hand-made case and not on its near miss."""
 from __future__ import annotations
 
-from tests.rules.factories import hits_of, make_dataset
+from tests.factories import make_dataset
+from tests.rules.support import hits_of
 
 
 def visit(vid, person, clinic, date, kind="outpatient", discharge=None, diagnosis=None, amount=100.0):
@@ -146,3 +147,28 @@ def test_overlapping_supply_near_miss_on_the_day_it_runs_out_or_other_drug():
                                  purchase("R3", "P1", "2024-01-09", drug="D2", days=7.0),
                                  purchase("R4", "P2", "2024-01-09", days=7.0)])
     assert hits_of("med_overlapping_supply", ds) == {}
+
+
+def test_overlapping_long_supply_fires_only_when_the_earlier_supply_was_long():
+    ds = make_dataset(purchases=[purchase("R1", "P1", "2024-01-01", days=30.0),
+                                 purchase("R2", "P1", "2024-01-20", days=30.0, pharmacy="H2"),
+                                 purchase("R3", "P2", "2024-01-01", days=7.0),   # short supply, bought early
+                                 purchase("R4", "P2", "2024-01-05", days=30.0),
+                                 purchase("R5", "P3", "2024-01-01", days=28.0),  # on-time 28-day refill
+                                 purchase("R6", "P3", "2024-01-29", days=28.0)])
+    hits = hits_of("med_overlapping_long_supply", ds)
+    assert set(hits) == {"P1"}
+    rec = hits["P1"]["records"]
+    assert [(r["purchase_id"], r["pharmacy_id"], r["prev_purchase_id"], r["prev_days_supply"], r["overlap_days"])
+            for r in rec] == [("R2", "H2", "R1", 30.0, 11)]
+    assert set(hits_of("med_overlapping_supply", ds)) == {"P1", "P2"}   # the general rule also fires for P2
+
+
+def test_overlapping_long_supply_threshold_is_strict():
+    ds = make_dataset(purchases=[purchase("R1", "P1", "2024-01-01", days=7.0),
+                                 purchase("R2", "P1", "2024-01-03", days=7.0),
+                                 purchase("R3", "P2", "2024-01-01", days=8.0),
+                                 purchase("R4", "P2", "2024-01-03", days=8.0)])
+    assert set(hits_of("med_overlapping_long_supply", ds)) == {"P2"}     # 7 days is not "more than 7"
+    assert set(hits_of("med_overlapping_long_supply", ds,
+                       overrides={"med_overlapping_long_supply": {"prev_supply_over": 6}})) == {"P1", "P2"}
