@@ -94,7 +94,7 @@ def timing(data: Path, work: Path) -> dict[str, float]:
     proj = Projection(dataset)
     t_load = time.perf_counter() - t0
     rules = evaluate_rules(dataset, settings)
-    rings = detect_rings(dataset)
+    rings = detect_rings(dataset, rules.hits, settings.rings)
     t1 = time.perf_counter()
     features = add_graph_features(build_features(dataset, proj), proj)
     t2 = time.perf_counter()

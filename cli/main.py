@@ -227,12 +227,16 @@ def rules_test(settings: Settings, data: Path) -> None:
 @cli.command("rings")
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out", default=None, type=click.Path(path_type=Path), help="write rings.csv here")
-def rings_cmd(data: Path, out: Path | None) -> None:
-    """Detect rings in a dataset folder and print a summary."""
+@pass_settings
+def rings_cmd(settings: Settings, data: Path, out: Path | None) -> None:
+    """Detect rings in a dataset folder and print a summary (the rules run first: facility
+    rings read their hits)."""
+    from composer.pipeline import evaluate_rules
     from features.rings import detect_rings
     from graph.dataset import load_dataset
 
-    result = detect_rings(load_dataset(data))
+    dataset = load_dataset(data)
+    result = detect_rings(dataset, evaluate_rules(dataset, settings).hits, settings.rings)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         result.members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(out, index=False)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.rings import RingSettings
 from graph.projection import Projection
+from riskgraph.settings import RingSettings
 
 IDENTIFIER_HOLDERS = ("person", "employer")
 IDENTIFIER_RELATIONS = (("phone", "HAS_PHONE"), ("bank_account", "HAS_BANK_ACCOUNT"), ("address", "HAS_ADDRESS"))
@@ -112,19 +112,18 @@ def out_of_fold_label_features(proj: Projection, entity_type: str, labels: pd.Da
 
 
 def ring_scores_without_own_label(members: pd.DataFrame, labels: pd.DataFrame, entity_type: str,
-                                  ids: pd.Index) -> np.ndarray:
+                                  ids: pd.Index, ring_settings: RingSettings | None = None) -> np.ndarray:
     """Each entity's best ring score with its own label taken out of the ring's label share.
 
-    ring_score weighs in the share of members labelled 1 (features/rings.py, default weights);
-    an entity's own label must not raise its own score, so its 1/size part of that share is
-    removed. Other members' labels stay: they are evidence about the entity, not its label.
+    ring_score weighs in the share of members labelled 1 (features/rings/common.py, with the
+    weights of `ring_settings`, default `RingSettings()`: pass the settings the rings were
+    scored with); an entity's own label must not raise its own score, so its 1/size part of that
+    share is removed. Other members' labels stay: they are evidence about the entity, not its label.
     """
     m = members[members["entity_type"] == entity_type] if len(members) else members
     if len(m) == 0:
         return np.zeros(len(ids))
-    rs = RingSettings()
-    w_labels = rs.weight_labels / (rs.weight_density + rs.weight_size + rs.weight_money
-                                   + rs.weight_strength + rs.weight_labels)
+    w_labels = (ring_settings or RingSettings()).label_weight_share
     size = members.groupby("ring_id").size()
     pos = labels.loc[(labels["entity_type"] == entity_type) & (labels["label"] == 1), "entity_id"]
     own_pos = m["entity_id"].isin(pos).to_numpy(dtype=float)

@@ -106,7 +106,7 @@ def score_entity_type(entity_type: str, *, X: pd.DataFrame, dataset: Dataset, pr
         kind = "supervised"
     else:
         sev = X["rule_severity_sum"].to_numpy()
-        ring_score = ring_scores_without_own_label(rings, labels, entity_type, ids)
+        ring_score = ring_scores_without_own_label(rings, labels, entity_type, ids, settings.rings)
         parts = unsupervised_risk(X, sev, ring_score, ms.seed)
         risk = parts["risk"]
         if len(own) and 0 < own.sum() < len(own):

@@ -74,7 +74,7 @@ def run_stages(folder: Path, tmp_path: Path) -> dict[str, EntityScores]:
     features = add_graph_features(build_features(dataset, proj), proj)
     settings = Settings(home=tmp_path / "home", progress=False)
     rule_result = evaluate_rules(dataset, settings)
-    rings = detect_rings(dataset)
+    rings = detect_rings(dataset, rule_result.hits, settings.rings)
     registry = ModelRegistry(ResultsDB(f"sqlite:///{(tmp_path / 'results.db').as_posix()}"))
     scored = score_types(dataset, proj, features, rule_result, rings, settings, registry)
     explain_types(scored, dataset, proj, rule_result, rings, settings)

@@ -5,8 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.rings import RingSettings, detect_rings, evaluate_rings, louvain_baseline
+from features.rings import detect_rings
+from features.rings.evaluation import evaluate_by_type, evaluate_rings, louvain_baseline
 from graph.dataset import Dataset, dataset_from_frames
+from riskgraph.settings import RingSettings, Settings
+from rules import default_pack, evaluate
 
 RING = [f"P{i:03d}" for i in range(1, 7)]
 IDENTITY = [f"P{i:03d}" for i in range(10, 14)]
@@ -123,7 +126,7 @@ def test_size_cap_respected():
         p.loc[i, "phone"] = f"chainphone{(i - 139) // 2}"
     frames["persons"] = p
     s = RingSettings(max_ring_size=5)
-    res = detect_rings(dataset_from_frames(frames), s)
+    res = detect_rings(dataset_from_frames(frames), settings=s)
     assert (res.rings["size"] <= 5).all()
     assert (res.members.groupby("ring_id").size() <= 5).all()
 
@@ -254,9 +257,15 @@ def _facility_frames() -> dict[str, pd.DataFrame]:
             "purchases": pu}
 
 
+def _with_rules(dataset: Dataset, settings: RingSettings | None = None, **rule_options):
+    """Rings found after the default rule pack ran (facility rings read its hits)."""
+    hits = evaluate(dataset, default_pack(), **rule_options).hits
+    return detect_rings(dataset, hits, settings)
+
+
 @pytest.fixture(scope="module")
 def facility_result():
-    return detect_rings(dataset_from_frames(_facility_frames()))
+    return _with_rules(dataset_from_frames(_facility_frames()))
 
 
 def _facility_sets(res) -> dict[str, set[tuple[str, str]]]:
@@ -290,13 +299,87 @@ def test_big_hospital_and_regular_refills_are_not_facility_rings(facility_result
 def test_facility_ring_needs_enough_persons():
     frames = _facility_frames()
     s = RingSettings(facility_min_persons=7)
-    res = detect_rings(dataset_from_frames(frames), s)
+    res = _with_rules(dataset_from_frames(frames), s)
     assert "facility" not in set(res.rings["ring_type"])
 
 
 def test_facility_rings_deterministic_under_row_shuffling(facility_result):
     frames = _facility_frames()
     shuffled = {k: v.sample(frac=1.0, random_state=5).reset_index(drop=True) for k, v in frames.items()}
-    again = detect_rings(dataset_from_frames(shuffled))
+    again = _with_rules(dataset_from_frames(shuffled))
     pd.testing.assert_frame_equal(again.members, facility_result.members)
     pd.testing.assert_frame_equal(again.rings, facility_result.rings)
+    pd.testing.assert_frame_equal(again.edges, facility_result.edges)
+
+
+def test_facility_rings_read_the_rule_hits_and_nothing_else():
+    dataset = dataset_from_frames(_facility_frames())
+    hits = evaluate(dataset, default_pack()).hits
+    assert "facility" not in set(detect_rings(dataset).rings["ring_type"])   # no hits: no facility rings
+    without = hits[hits["rule_id"] != "med_split_admission"]
+    clinics = set(detect_rings(dataset, without).members.query("entity_type == 'clinic'")["entity_id"])
+    assert clinics == {"C_PHANTOM"}                       # the split-admission clinic came from the hits
+    # The rule's thresholds decide: readmissions 6 days apart are no split admission within 3 days.
+    strict = _with_rules(dataset, overrides={"med_split_admission": {"max_gap_days": 3}})
+    assert "C_SPLIT" not in set(strict.members["entity_id"])
+    # The rule a kind reads is a setting; "" reads none.
+    off = detect_rings(dataset, hits, RingSettings(over_prescribing_rule=""))
+    assert "F_RING" not in set(off.members["entity_id"])
+    renamed = hits.replace({"rule_id": {"med_overlapping_long_supply": "local_long_supply"}})
+    found = detect_rings(dataset, renamed, RingSettings(over_prescribing_rule="local_long_supply"))
+    assert "F_RING" in set(found.members["entity_id"])
+
+
+def test_facility_rings_skip_a_rule_whose_evidence_lacks_the_facility(caplog):
+    dataset = dataset_from_frames(_facility_frames())
+    hits = evaluate(dataset, default_pack()).hits
+    ev = hits["rule_id"] == "med_activity_during_stay"
+    hits.loc[ev, "evidence"] = '{"n_records": 1, "records": [{"date": "2025-07-25"}]}'
+    res = detect_rings(dataset, hits)
+    assert "C_PHANTOM" not in set(res.members["entity_id"])
+    assert "lacks source, record_id, stay_visit_id, stay_clinic_id" in caplog.text
+
+
+def test_ring_settings_come_from_settings_and_the_environment(monkeypatch):
+    monkeypatch.setenv("RISKGRAPH_RINGS__FACILITY_MIN_PERSONS", "7")
+    settings = Settings()
+    assert settings.rings.facility_min_persons == 7 and settings.rings.max_ring_size == 250
+    dataset = dataset_from_frames(_facility_frames())
+    hits = evaluate(dataset, default_pack()).hits
+    assert "facility" not in set(detect_rings(dataset, hits, settings).rings["ring_type"])   # Settings or RingSettings
+    monkeypatch.setenv("RISKGRAPH_RINGS__NO_SUCH_THRESHOLD", "1")
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_evaluate_by_type_toy():
+    truth = pd.DataFrame({"entity_type": ["person"] * 6 + ["clinic"],
+                          "entity_id": ["a", "b", "c", "d", "e", "f", "c1"],
+                          "pattern": ["collusion"] * 3 + ["split_admission"] * 3 + ["split_admission"],
+                          "ring_id": ["R1"] * 3 + ["R2"] * 3 + ["R2"]})
+    members = pd.DataFrame({"ring_id": ["x"] * 3 + ["y"] * 4 + ["z"] * 2,
+                            "ring_type": ["collusion"] * 3 + ["facility"] * 4 + ["facility"] * 2,
+                            "entity_type": ["person"] * 3 + ["clinic"] + ["person"] * 5,
+                            "entity_id": ["a", "b", "c", "c1", "d", "e", "f", "q", "r"]})
+    out = evaluate_by_type(members, truth)
+    assert out["collusion"]["recall"] == 1.0 and out["collusion"]["precision"] == 1.0
+    assert out["facility"]["recall"] == 1.0 and out["facility"]["precision"] == pytest.approx(0.5)
+    assert out["broker"]["n_planted"] == 0 and out["broker"]["n_detected"] == 0
+
+
+def test_an_admission_during_another_stay_is_pinned_on_neither_clinic():
+    frames = _facility_frames()
+    v = frames["visits"]
+    p520 = v[(v["person_id"] == "P520") & (v["clinic_id"] == "C_PHANTOM")].iloc[0]
+    other = p520.copy()   # a stay elsewhere, around the phantom stay's admission day only
+    other["visit_id"], other["clinic_id"] = "V_OVERLAP", "C_OTHER1"
+    other["date"] = p520["date"] - pd.Timedelta(days=5)
+    other["discharge_date"] = p520["date"] + pd.Timedelta(days=5)
+    frames["visits"] = pd.concat([v, other.to_frame().T.astype(v.dtypes.to_dict())], ignore_index=True)
+    dataset = dataset_from_frames(frames)
+    hits = evaluate(dataset, default_pack()).hits
+    stay = hits[(hits["rule_id"] == "med_activity_during_stay") & (hits["entity_id"] == "P520")]
+    assert "V_OVERLAP" in stay["evidence"].iloc[0]          # the rule reports the overlapping admission
+    res = detect_rings(dataset, hits)
+    phantom = [m for m in _facility_sets(res).values() if ("clinic", "C_PHANTOM") in m]
+    assert phantom == [{("clinic", "C_PHANTOM")} | {("person", f"P{i:03d}") for i in range(520, 526)}]

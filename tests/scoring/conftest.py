@@ -39,6 +39,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Scored:
     dataset = load_dataset(folder)
     proj = Projection(dataset)
     settings = Settings(home=folder.parent / "home", progress=False)
+    rules = evaluate_rules(dataset, settings)   # facility rings read the rule hits
     return Scored(folder, dataset, proj, add_graph_features(build_features(dataset, proj), proj),
-                  evaluate_rules(dataset, settings), detect_rings(dataset),
+                  rules, detect_rings(dataset, rules.hits, settings.rings),
                   pd.read_csv(folder / "truth" / "truth.csv", dtype=str, keep_default_na=False))

@@ -68,7 +68,7 @@ def test_unsupervised_ring_score_ignores_the_entitys_own_label(sample) -> None:
             lab = pd.concat([labels, pd.DataFrame({"entity_type": [entity_type], "entity_id": [eid],
                                                    "label": [label], "as_of": [pd.NaT]})], ignore_index=True)
             tables = {**sample.dataset.tables, "labels": lab}
-            rings = detect_rings(dataclasses.replace(sample.dataset, tables=tables)).members
+            rings = detect_rings(dataclasses.replace(sample.dataset, tables=tables), sample.rules.hits).members
             ids = pd.Index([eid])
             scores.append(ring_scores_without_own_label(rings, lab, entity_type, ids)[0])
         np.testing.assert_allclose(scores[0], scores[1], atol=2e-6)
