@@ -27,10 +27,10 @@ from api.metrics import Metrics
 from api.routers import admin, credit, graph, health, risk
 from api.security import LOOPBACK_HOSTS, load_keyring
 from api.state import AppState
+from composer.runs import try_recover
 from graph.factory import open_store
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
-from composer.runs import try_recover
 from riskgraph.settings import Settings
 from scoring.registry import ModelRegistry
 
@@ -190,8 +190,7 @@ class ServiceMiddleware:
         status = 500
         started = False
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_body:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
                     await _send_json(send, 413, error_body("payload_too_large",
                                                            f"request body over {self.max_body} bytes"))
                     self._observe(scope, 413, t0)

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -28,7 +28,7 @@ class AuditUnavailable(RiskGraphError):
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def new_decision_id() -> str:
@@ -123,7 +123,7 @@ class AuditWriter:
         while True:
             try:
                 await asyncio.wait_for(wake.wait(), timeout=self.flush_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             wake.clear()
             try:

@@ -2,13 +2,12 @@
 (no database read on the hot path) and per-type risk frames for the inspectors' lists."""
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from explain.reasons import reasons_from_contributions
-from scoring.unsupervised import deviation_contributions
 from scoring.registry import ModelRegistry
+from scoring.unsupervised import deviation_contributions
 
 
 class Explainer:

@@ -8,15 +8,15 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
 from api.errors import JobAlreadyRunning, UnknownJob
 from composer.pipeline import ModelSource, run_pipeline
-from riskgraph.results import ResultsDB, jobs_table
 from composer.runs import live_runs
+from riskgraph.results import ResultsDB, jobs_table
 from riskgraph.settings import Settings
 
 log = logging.getLogger("riskgraph.api.jobs")
@@ -75,7 +75,7 @@ class JobRunner:
     `job_runs` table), recording every run; `on_success` is called after a run succeeds."""
 
     # APScheduler's persisted job store needs a module-level callable; it finds the runner here.
-    scheduled: ClassVar["JobRunner | None"] = None
+    scheduled: ClassVar[JobRunner | None] = None
 
     def __init__(self, settings: Settings, db: ResultsDB,
                  on_success: Callable[[str], None] | None = None) -> None:
@@ -189,6 +189,6 @@ def next_run_times(settings: Settings) -> dict[str, datetime | None]:
     """When each job fires next according to its schedule (works without a running scheduler)."""
     from apscheduler.triggers.cron import CronTrigger
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return {spec.id: CronTrigger.from_crontab(spec.schedule(settings), timezone=settings.job_timezone)
             .get_next_fire_time(None, now) for spec in JOBS.values()}

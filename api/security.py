@@ -3,8 +3,6 @@ digests in memory and never logged. With no keys configured the server generates
 key per role into `home/api_keys.json`, and only serves loopback clients with them."""
 from __future__ import annotations
 
-from typing import Any
-
 import hashlib
 import json
 import logging
@@ -13,6 +11,7 @@ import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from api.errors import Forbidden, NotAuthenticated
 from graph.contract import PERSONAL_COLUMNS

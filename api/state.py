@@ -15,11 +15,11 @@ from api.explainer import Explainer
 from api.jobs import JobRunner
 from api.metrics import Metrics
 from api.security import KeyRing
+from composer.runs import run_dir
 from graph.dataset import Dataset
 from graph.store import GraphStore
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
-from composer.runs import run_dir
 from riskgraph.settings import Settings
 from rules.catalog import list_rules
 from rules.pack import DEFAULT_PACK_DIR

@@ -79,9 +79,9 @@ def _start(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return proc
-        except OSError:
+        except OSError as exc:
             if proc.poll() is not None:
-                raise SystemExit(f"server {factory} exited with {proc.returncode}")
+                raise SystemExit(f"server {factory} exited with {proc.returncode}") from exc
             time.sleep(0.2)
     proc.terminate()
     raise SystemExit(f"server {factory} did not start")

@@ -29,10 +29,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from features.build import build_features  # noqa: E402
-from features.graph_features import add_graph_features  # noqa: E402
-from graph.dataset import Dataset, load_dataset  # noqa: E402
-from graph.projection import Projection  # noqa: E402
+from features.build import build_features
+from features.graph_features import add_graph_features
+from graph.dataset import Dataset, load_dataset
+from graph.projection import Projection
 
 RTOL = 1e-9
 ATOL = 1e-9
@@ -49,7 +49,7 @@ def _rss_mb() -> float:
 class _Peak:
     """Samples RSS in a background thread while a stage runs."""
 
-    def __enter__(self) -> "_Peak":
+    def __enter__(self) -> _Peak:
         self.start = _rss_mb()
         self.peak = self.start
         self._stop = threading.Event()

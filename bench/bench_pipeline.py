@@ -39,7 +39,7 @@ def main() -> None:
     rels = sum(n for t, n in result.dataset.row_counts().items() if t in REL_TABLES)
     persons = result.dataset.row_counts()["persons"]
     timings = result.manifest["timings_s"]
-    print(f"| persons | relationship rows | " + " | ".join(timings) + " | total s | peak GiB |")
+    print("| persons | relationship rows | " + " | ".join(timings) + " | total s | peak GiB |")
     print("|" + "---|" * (len(timings) + 4))
     print(f"| {persons:,} | {rels:,} | " + " | ".join(f"{v:.1f}" for v in timings.values())
           + f" | {total:.1f} | {peak_gib:.2f} |")

@@ -29,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from graph.dataset import load_dataset  # noqa: E402
-from rules import default_pack, evaluate  # noqa: E402
+from graph.dataset import load_dataset
+from rules import default_pack, evaluate
 
 HEADER = ("| persons | rows | load s | evaluate s (wall) | evaluate s (CPU) | peak RSS GiB (process) "
           "| peak RSS GiB (during evaluate) | hits | load average (1 min) |")

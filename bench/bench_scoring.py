@@ -20,11 +20,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from graph.contract import ENTITY_TYPES
 from composer.pipeline import run_pipeline
+from graph.contract import ENTITY_TYPES
 from riskgraph.settings import Settings
-from synth.generator import generate
 from scoring.baseline import attribute_baseline
+from synth.generator import generate
 
 TOP_K = 100
 
@@ -78,12 +78,12 @@ def markdown(rows: list[dict]) -> str:
 
 def timing(data: Path, work: Path) -> dict[str, float]:
     """Features + scoring (with explanations of the top `explain_top`) after ingest, rules, rings."""
+    from composer.pipeline import evaluate_rules, explain_types, score_types
     from features.build import build_features
     from features.graph_features import add_graph_features
     from features.rings import detect_rings
     from graph.dataset import load_dataset
     from graph.projection import Projection
-    from composer.pipeline import evaluate_rules, explain_types, score_types
     from riskgraph.results import ResultsDB
     from scoring.registry import ModelRegistry
 

@@ -164,7 +164,7 @@ def models_list(settings: Settings, entity_type: str | None) -> None:
     for r in ModelRegistry(ResultsDB(settings.results_database_url)).list(entity_type):
         auc = r.metrics.get("roc_auc")
         click.echo(f"{'*' if r.champion else ' '} {r.version:42s} {r.entity_type:9s} {r.kind:12s} "
-                   f"{r.created_at}  {'ROC-AUC %.3f' % auc if auc is not None else ''}")
+                   f"{r.created_at}  {f'ROC-AUC {auc:.3f}' if auc is not None else ''}")
 
 
 @models.command("show")
@@ -277,9 +277,9 @@ def runs_list(settings: Settings, show_all: bool) -> None:
 @pass_settings
 def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None, store: str | None) -> None:
     """Serve the retained run RUN_ID again (results, store snapshot, champions, output files)."""
+    from composer.runs import rollback
     from graph.factory import open_store
     from riskgraph.results import ResultsDB
-    from composer.runs import rollback
 
     graph = open_store(store or settings.store, settings)
     try:

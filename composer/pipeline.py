@@ -23,6 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from composer.runs import Run, preflight, private_dir
 from explain.context import reason_context
 from explain.reasons import entity_reasons
 from explain.report import write_report
@@ -36,7 +37,6 @@ from graph.factory import open_store
 from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
 from riskgraph.results import RESULT_TABLES, ResultsDB
-from composer.runs import Run, preflight, private_dir
 from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs

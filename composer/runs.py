@@ -19,8 +19,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,7 @@ import sqlalchemy as sa
 from graph.store import GraphStore, StoreLease
 from riskgraph import faults
 from riskgraph.errors import NoSnapshot, PreflightFailed, RiskGraphError, RunLocked, RunNotFound, StoreBusy
-from riskgraph.results import (ResultsDB, audit_table, jobs_table, models_table, now_iso, run_log_table,
-                               served_table)
+from riskgraph.results import ResultsDB, audit_table, jobs_table, models_table, now_iso, run_log_table, served_table
 from riskgraph.settings import Settings
 
 log = logging.getLogger("composer.runs")
@@ -39,7 +38,7 @@ _PG_LOCK_KEY = 0x52697347  # "RisG": the advisory lock every run on one results 
 
 
 def new_run_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
 def runs_dir(settings: Settings) -> Path:
@@ -462,7 +461,7 @@ def _restore_outputs(settings: Settings, run: dict[str, Any], out: Path | None) 
 
 
 def stale_before(settings: Settings) -> str:
-    return (datetime.now(timezone.utc) - timedelta(seconds=settings.run_stale_after_s)).isoformat(timespec="seconds")
+    return (datetime.now(UTC) - timedelta(seconds=settings.run_stale_after_s)).isoformat(timespec="seconds")
 
 
 def live_runs(db: ResultsDB, settings: Settings, kind: str | None = None) -> list[dict[str, Any]]:

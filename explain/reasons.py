@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import Mapping
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -217,7 +217,7 @@ def reasons_from_contributions(contrib: pd.DataFrame, X: pd.DataFrame, top: int,
     return pd.Series(out, index=contrib.index)
 
 
-def entity_reasons(scores: "EntityScores", context: pd.DataFrame | None, per_entity: int,
+def entity_reasons(scores: EntityScores, context: pd.DataFrame | None, per_entity: int,
                    rule_titles: Mapping[str, tuple[str, str]] | None) -> pd.Series:
     """The reasons column of one type's scores: words for the contributions of the explained
     (riskiest) rows, "[]" for the rest, and on every capped row the cap with the rule that set it."""

@@ -11,12 +11,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from riskgraph.settings import Settings  # noqa: E402
-from scoring.grades import bands_text  # noqa: E402
+from riskgraph.settings import Settings
+from scoring.grades import bands_text
 
 TOP_FEATURES = 15
 SUMMARY_POINTS = 1500

@@ -19,7 +19,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from graph.contract import (
-    AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES, Kind, Table,
+    AGENCY_LINK_TYPES,
+    ENTITY_TABLE,
+    ENTITY_TYPES,
+    ID_COLUMN,
+    TABLES,
+    Kind,
+    Table,
 )
 from riskgraph.errors import InvalidDataset, Problem
 

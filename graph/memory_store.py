@@ -10,9 +10,9 @@ import json
 import os
 import shutil
 import uuid
-from datetime import datetime, timezone
-from pathlib import Path
 from collections.abc import Collection
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,9 +50,9 @@ class MemoryGraphStore(GraphStore):
     def stage(self, dataset: Dataset) -> SnapshotInfo:
         snapshots = self.path / "snapshots"
         snapshots.mkdir(parents=True, exist_ok=True, mode=0o700)
-        snap_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"  # sorts oldest first
+        snap_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"  # sorts oldest first
         staging = snapshots / f".staging-{snap_id}"
-        info = SnapshotInfo(dataset.content_hash, datetime.now(timezone.utc), dataset.row_counts(), snap_id)
+        info = SnapshotInfo(dataset.content_hash, datetime.now(UTC), dataset.row_counts(), snap_id)
         try:
             staging.mkdir(mode=0o700)
             for name, df in dataset.tables.items():
@@ -234,7 +234,7 @@ class MemoryGraphStore(GraphStore):
             rows = rows[np.isin(rel[rows], [REL_TYPES.index(r) for r in rel_types if r in REL_TYPES])]
         sub = Subgraph(truncated=truncated)
         refs = {int(n): EntityRef(*proj.node_of(int(n))) for n in nodes}
-        for n, ref in refs.items():
+        for ref in refs.values():
             sub.nodes[ref] = self.entity(ref) or {}
         for i in rows:
             sub.edges.append(Edge(refs[int(src[i])], refs[int(tgt[i])], REL_TYPES[int(rel[i])], int(cnt[i])))

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from riskgraph.errors import (
-    JavaNotFound, Neo4jPortInUse, Neo4jStartFailed, Neo4jStartTimeout,
+    JavaNotFound,
+    Neo4jPortInUse,
+    Neo4jStartFailed,
+    Neo4jStartTimeout,
 )
 
 LAUNCHER_DIR = Path(__file__).resolve().parent / "neo4j_server"

@@ -16,10 +16,10 @@ backends give identical results for the same input.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from collections.abc import Collection
 
 from graph.dataset import Dataset
 
@@ -96,7 +96,7 @@ class GraphStore(ABC):
     def dataset(self, snapshot_id: str | None = None) -> Dataset:
         """The current (or named) snapshot as typed tables (raises NoSnapshot when absent)."""
 
-    def lease(self, holder: str) -> "StoreLease":
+    def lease(self, holder: str) -> StoreLease:
         """Exclusive right to write this store until released; raises StoreBusy naming the
         holder when another run has it. The default (single-process stores) takes no lease."""
         return StoreLease()

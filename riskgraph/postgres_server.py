@@ -28,9 +28,9 @@ import stat
 import subprocess
 import sys
 import time
-from typing import Any
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 

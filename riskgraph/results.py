@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,7 +104,7 @@ RESULT_TABLES = ("scores", "rule_hits", "rings", "ring_members", "ring_edges")
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def run_table(run_id: str, name: str) -> str:
@@ -176,7 +176,7 @@ class ResultsDB:
         for lo in range(0, max(len(df), 1), chunk_rows):
             part = df.iloc[lo:lo + chunk_rows]
             mode = "replace" if lo == 0 else "append"
-            self.retry(lambda: self._to_sql(part, table, mode))
+            self.retry(partial(self._to_sql, part, table, mode))
         return table
 
     def _to_sql(self, df: pd.DataFrame, table: str, mode: str) -> None:

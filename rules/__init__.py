@@ -2,8 +2,15 @@
 from rules.catalog import list_rules, test_rules
 from rules.engine import HIT_COLUMNS, RuleResult, evaluate, grade_caps, hit_features
 from rules.pack import (
-    DEFAULT_PACK_DIR, SEVERITY_LEVELS, PackProblem, Rule, RulePack, RulePackError, default_pack,
-    load_pack, load_packs,
+    DEFAULT_PACK_DIR,
+    SEVERITY_LEVELS,
+    PackProblem,
+    Rule,
+    RulePack,
+    RulePackError,
+    default_pack,
+    load_pack,
+    load_packs,
 )
 
 __all__ = [

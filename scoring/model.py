@@ -12,9 +12,8 @@ and everything this class reports (importance, contributions) uses the original 
 """
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -25,7 +24,6 @@ from sklearn.model_selection import StratifiedKFold
 
 from riskgraph.errors import NotFitted
 from riskgraph.settings import ModelSettings
-
 
 _NOT_NAME_SAFE = re.compile(r"[^0-9A-Za-z_]")
 
@@ -60,7 +58,7 @@ class CrossFittedRiskModel:
             params["monotone_constraints"] = [int(s.monotone.get(f, 0)) for f in features]
         return params
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray, folds: np.ndarray | None = None) -> "CrossFittedRiskModel":
+    def fit(self, X: pd.DataFrame, y: np.ndarray, folds: np.ndarray | None = None) -> CrossFittedRiskModel:
         """Train one booster per fold; `folds` (fold number per row) defaults to stratified K-fold."""
         y = np.asarray(y, dtype=np.int8)
         self.features_ = list(X.columns)

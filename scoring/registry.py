@@ -6,7 +6,7 @@ import hashlib
 import json
 import pickle
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,7 +46,7 @@ class ModelRegistry:
 
         With `run_id`, the version is staged: invisible in listings and never champion until
         that run commits (composer/runs.py)."""
-        created = datetime.now(timezone.utc)
+        created = datetime.now(UTC)
         digest = hashlib.sha256(f"{data_hash}{to_json(params)}{created.isoformat()}".encode()).hexdigest()[:6]
         version = f"{entity_type}-{created:%Y%m%dT%H%M%S}-{digest}"
         row = dict(version=version, entity_type=entity_type, kind=kind,

@@ -12,8 +12,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from features.labels import (all_label_vectors, labelled_neighbour_features, out_of_fold_label_features,
-                             ring_scores_without_own_label)
+from features.labels import (
+    all_label_vectors,
+    labelled_neighbour_features,
+    out_of_fold_label_features,
+    ring_scores_without_own_label,
+)
 from graph.dataset import Dataset
 from graph.projection import Projection
 from riskgraph.settings import ModelSettings, Settings

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from composer.pipeline import PipelineResult, run_pipeline
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from riskgraph.errors import InvalidDataset
-from composer.pipeline import PipelineResult, run_pipeline
 from riskgraph.settings import Settings
 from tests.factories import SAMPLE
 

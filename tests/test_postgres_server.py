@@ -22,8 +22,13 @@ from click.testing import CliRunner
 from riskgraph import postgres_server
 from riskgraph.errors import RiskGraphError
 from riskgraph.postgres_server import (
-    PostgresDataDirError, PostgresNotFound, PostgresPortInUse, PostgresStartFailed, PostgresUserMissing,
-    database_url, postgres,
+    PostgresDataDirError,
+    PostgresNotFound,
+    PostgresPortInUse,
+    PostgresStartFailed,
+    PostgresUserMissing,
+    database_url,
+    postgres,
 )
 
 IS_ROOT = os.geteuid() == 0

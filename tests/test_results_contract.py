@@ -11,15 +11,14 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from composer.runs import Run, rollback
 from graph.dataset import dataset_from_frames
 from graph.memory_store import MemoryGraphStore
 from riskgraph.errors import RunLocked, RunNotFound
 from riskgraph.results import ResultsDB
-from composer.runs import Run, rollback
 from riskgraph.settings import Settings
 from scoring.registry import ModelRegistry
-from tests.factories import SAMPLE
-from tests.factories import tiny_frames
+from tests.factories import SAMPLE, tiny_frames
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -101,13 +100,12 @@ def test_commit_promotes_staged_models_with_the_results(settings: Settings, db: 
 def test_a_failed_run_leaves_nothing_behind(settings: Settings, db: ResultsDB, store: MemoryGraphStore) -> None:
     first = _commit_run(settings, db, store, "A")
     registry = ModelRegistry(db)
-    with pytest.raises(RuntimeError, match="boom"):
-        with Run(settings, db, store, kind="test") as run:
-            snap = store.stage(dataset_from_frames(tiny_frames())).id
-            db.write_run_table(run.run_id, "scores", _frame("D"))
-            registry.register(entity_type="person", kind="unsupervised", data_hash="h", features=[], params={},
-                              metrics={}, model=None, run_id=run.run_id)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), Run(settings, db, store, kind="test") as run:
+        snap = store.stage(dataset_from_frames(tiny_frames())).id
+        db.write_run_table(run.run_id, "scores", _frame("D"))
+        registry.register(entity_type="person", kind="unsupervised", data_hash="h", features=[], params={},
+                          metrics={}, model=None, run_id=run.run_id)
+        raise RuntimeError("boom")
     assert db.served_run_id() == first and list(db.read("scores")["grade"]) == ["A"] * 3
     assert db.read_run_table(run.run_id, "scores").empty
     assert db.run(run.run_id)["status"] == "failed" and "boom" in db.run(run.run_id)["message"]
@@ -116,10 +114,10 @@ def test_a_failed_run_leaves_nothing_behind(settings: Settings, db: ResultsDB, s
 
 
 def test_one_writer_at_a_time(settings: Settings, db: ResultsDB, store: MemoryGraphStore) -> None:
-    with Run(settings, db, store, kind="first") as run:
-        with pytest.raises(RunLocked, match=f"run {run.run_id} \\(first"):
-            with Run(settings, ResultsDB(settings.results_database_url), store, kind="second"):
-                pass
+    with (Run(settings, db, store, kind="first") as run,
+          pytest.raises(RunLocked, match=f"run {run.run_id} \\(first"),
+          Run(settings, ResultsDB(settings.results_database_url), store, kind="second")):
+        pass
     with Run(settings, db, store, kind="third"):  # free again
         pass
 

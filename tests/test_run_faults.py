@@ -20,8 +20,8 @@ from api.app import create_app
 from graph.factory import open_store
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
-from synth.generator import generate
 from scoring.registry import ModelRegistry
+from synth.generator import generate
 from tests.factories import SAMPLE
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from composer.pipeline import evaluate_rules, explain_types, score_types
 from features.build import build_features
 from features.graph_features import add_graph_features
 from features.rings import detect_rings
@@ -18,13 +21,12 @@ from graph.contract import ENTITY_TABLE, ENTITY_TYPES, TABLES
 from graph.dataset import load_dataset
 from graph.projection import Projection
 from riskgraph.errors import InvalidDataset
-from composer.pipeline import evaluate_rules, explain_types, score_types
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
-from synth.generator import generate
 from scoring.model import CrossFittedRiskModel, lightgbm_names
 from scoring.registry import ModelRegistry
 from scoring.score import EntityScores
+from synth.generator import generate
 
 PERSONS = 300
 OPTIONAL = tuple(t for t in TABLES if t != "persons")

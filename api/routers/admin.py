@@ -8,8 +8,19 @@ from fastapi import APIRouter, Path, Query
 
 from api import services
 from api.deps import OwnerCaller, RulesCaller, StateDep
-from api.schemas import (AuditPage, EntityType, ErrorResponse, JobDetail, JobOut, JobRunOut, JobStarted,
-                         ModelDetail, ModelMetrics, ModelOut, RuleOut)
+from api.schemas import (
+    AuditPage,
+    EntityType,
+    ErrorResponse,
+    JobDetail,
+    JobOut,
+    JobRunOut,
+    JobStarted,
+    ModelDetail,
+    ModelMetrics,
+    ModelOut,
+    RuleOut,
+)
 
 router = APIRouter(prefix="/v1", responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
                                             422: {"model": ErrorResponse}})

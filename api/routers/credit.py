@@ -8,8 +8,14 @@ from fastapi.responses import Response
 
 from api import services
 from api.deps import CREDIT_ROLES, CreditCaller, StateDep, authenticate
-from api.schemas import (PERSON_EXAMPLE, CreditBatchRequest, CreditBatchResponse, CreditResponse, EntityType,
-                         ErrorResponse)
+from api.schemas import (
+    PERSON_EXAMPLE,
+    CreditBatchRequest,
+    CreditBatchResponse,
+    CreditResponse,
+    EntityType,
+    ErrorResponse,
+)
 
 router = APIRouter(prefix="/v1/credit", tags=["credit"],
                    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},

@@ -7,15 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from composer.pipeline import evaluate_rules
 from features.build import build_features
 from features.graph_features import add_graph_features
 from features.rings import RingResult, detect_rings
 from graph.dataset import Dataset, load_dataset
 from graph.projection import Projection
-from composer.pipeline import evaluate_rules
 from riskgraph.settings import Settings
-from synth.generator import generate
 from rules.engine import RuleResult
+from synth.generator import generate
 
 PERSONS = 2_000
 SEED = 7

@@ -6,10 +6,14 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from features.labels import (
+    label_vectors,
+    labelled_neighbour_features,
+    out_of_fold_label_features,
+    ring_scores_without_own_label,
+)
 from features.rings import detect_rings
 from riskgraph.settings import ModelSettings
-from features.labels import (label_vectors, labelled_neighbour_features, out_of_fold_label_features,
-                             ring_scores_without_own_label)
 from scoring.score import assign_folds, labels_of
 
 

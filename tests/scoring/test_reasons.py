@@ -5,13 +5,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
+from composer.pipeline import explain_types, score_types
 from explain.reasons import describe, reasons_from_contributions
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
 from scoring.registry import ModelRegistry
-from composer.pipeline import explain_types, score_types
 from scoring.score import EntityScores
 
 
