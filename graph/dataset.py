@@ -216,9 +216,9 @@ def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: _Collector) ->
             if len(bad):
                 out.add_rows(file, name, bad, "required value is empty")
         df[name] = _parse_column(col.kind, s, file, name, out)
-    for c in table.columns:  # absent optional columns exist, empty, with the right dtype
-        if c.name not in df.columns:
-            df[c.name] = pd.Series(np.nan, index=df.index).astype(_dtype(c.kind))
+    for column in table.columns:  # absent optional columns exist, empty, with the right dtype
+        if column.name not in df.columns:
+            df[column.name] = pd.Series(np.nan, index=df.index).astype(_dtype(column.kind))
     return df
 
 

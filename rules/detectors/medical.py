@@ -1,7 +1,7 @@
 """Medical-insurance detectors: visits, inpatient stays and pharmacy purchases."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -105,9 +105,14 @@ def split_admission(ds: Dataset, p: SplitAdmissionParams, cx: Cache) -> pd.DataF
     }, ["date", "visit_id"])
 
 
+def _sources(*tables: Any) -> list[Any]:
+    """A default list of source tables (typed as the Literal list of the field it fills)."""
+    return list(tables)
+
+
 class DuringStayParams(Params):
     inpatient_kind: str = "inpatient"
-    sources: list[Literal["visits", "purchases"]] = Field(default_factory=lambda: ["visits", "purchases"],
+    sources: list[Literal["visits", "purchases"]] = Field(default_factory=lambda: _sources("visits", "purchases"),
                                                           min_length=1)
 
 
@@ -157,7 +162,7 @@ def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.Data
 
 class AfterDeathParams(Params):
     sources: list[Literal["visits", "purchases", "benefits"]] = Field(
-        default_factory=lambda: ["visits", "purchases", "benefits"], min_length=1)
+        default_factory=lambda: _sources("visits", "purchases", "benefits"), min_length=1)
     grace_days: int = Field(0, ge=0)   # visits/purchases this many days after death are ignored
 
 
