@@ -1,9 +1,11 @@
 """Integer-indexed projection of a dataset for analytics.
 
 Every node (entities and shared identifiers) gets a global integer index; within a type,
-nodes are sorted by id, so results never depend on load order. Each relationship type is a
-pair of int arrays (source, target) in global indices, and `matrix()` gives the sparse
-(source type x target type) count matrix that the feature and ring stages use.
+nodes are sorted by id, so results never depend on load order. A node's index within its type
+is its id code: the projection owns the dataset's `ColumnCodes` (graph/codes.py), which the
+feature stage shares. Each relationship type is a pair of int arrays (source, target) in global
+indices, and `matrix()` gives the sparse (source type x target type) count matrix that the
+feature and ring stages use.
 """
 from __future__ import annotations
 
@@ -12,10 +14,9 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from graph.codes import ColumnCodes
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, IDENTIFIER_TYPES
 from graph.dataset import Dataset
 
@@ -49,30 +50,11 @@ class Projection:
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
-        self.ids: dict[str, pd.Index] = {t: dataset.entity_ids(t) for t in ENTITY_TYPES}
-        # Each type's ids as one Arrow array (same order as `ids`), for fast string -> code lookups.
-        self._vocab: dict[str, pa.Array] = {
-            t: arrow_text(dataset.table(ENTITY_TABLE[t])[ID_COLUMN[t]]) for t in ENTITY_TYPES}
-        self._codes: dict[tuple[str, str, str], np.ndarray] = {}
-        holder_tables = [ENTITY_TABLE[t] for t in ("person", "employer")]
-        for ident in IDENTIFIER_TYPES:
-            # One hashing pass gives both the distinct values and every holder row's code.
-            parts = [arrow_text(dataset.table(t)[ident]) for t in holder_tables]
-            enc = pc.dictionary_encode(pa.concat_arrays(parts))
-            order = pc.array_sort_indices(enc.dictionary).to_numpy()  # code-point order, like np.sort
-            values = enc.dictionary.take(pa.array(order, type=pa.int64()))
-            rank = np.empty(len(order), dtype=np.int64)
-            rank[order] = np.arange(len(order))
-            local = pc.fill_null(enc.indices, -1).to_numpy().astype(np.int64)
-            codes = np.where(local >= 0, rank[np.maximum(local, 0)] if len(rank) else -1, -1)
-            start = 0
-            for t, part in zip(holder_tables, parts):
-                c = codes[start:start + len(part)]
-                c.flags.writeable = False
-                self._codes[(t, ident, ident)] = c
-                start += len(part)
-            self._vocab[ident] = values
-            self.ids[ident] = pd.Index(values.to_numpy(zero_copy_only=False).astype(object), name="entity_id")
+        # Node index = id code: the one ColumnCodes of this dataset's ids, which the feature
+        # stage shares (`column_codes.sharing_ids()`).
+        self.column_codes = ColumnCodes(dataset)
+        self.ids: dict[str, pd.Index] = {   # straight from Arrow: no Python strings
+            t: pd.Index(pd.array(self.column_codes.vocab(t), dtype="str"), name="entity_id") for t in NODE_TYPES}
         self.offsets: dict[str, int] = {}
         total = 0
         for t in NODE_TYPES:
@@ -86,14 +68,8 @@ class Projection:
     def codes(self, table: str, column: str, node_type: str) -> np.ndarray:
         """int64 local index into `ids[node_type]` of each row's value of `table.column`
         (-1 where the value is missing or unknown). Computed once per (table, column, type);
-        the returned array is shared: do not modify it."""
-        key = (table, column, node_type)
-        out = self._codes.get(key)
-        if out is None:
-            out = _lookup(arrow_text(self.dataset.table(table)[column]), self._vocab[node_type])
-            out.flags.writeable = False
-            self._codes[key] = out
-        return out
+        the returned array is shared and read-only."""
+        return self.column_codes.codes(table, column, node_type)
 
     def _add(self, rel: str, st: str, tt: str, s: np.ndarray, t: np.ndarray) -> None:
         keep = (s >= 0) & (t >= 0)
@@ -116,9 +92,9 @@ class Projection:
                           self.codes("agency_links", "entity_id", et)[part])
         for et in ("person", "employer"):
             table = ENTITY_TABLE[et]
-            n = len(dataset.table(table))
+            holder = self.codes(table, ID_COLUMN[et], et)   # 0..n-1: the table is sorted by id
             for ident, rel in IDENTIFIER_RELATIONSHIPS.items():
-                self._add(rel, et, ident, np.arange(n), self.codes(table, ident, ident))
+                self._add(rel, et, ident, holder, self.codes(table, ident, ident))
 
     # -- lookups ---------------------------------------------------------------------------
     def node_index(self, node_type: str, node_id: str) -> int:
@@ -182,9 +158,9 @@ class Projection:
         key = np.concatenate([(f["source"].to_numpy() * n + f["target"].to_numpy()) * k
                               + f["rel"].to_numpy().astype(np.int64) for f in frames])
         key, count = np.unique(key, return_counts=True)
-        st, rel = np.divmod(key, k)
+        st, rel_code = np.divmod(key, k)
         source, target = np.divmod(st, n)
-        return pd.DataFrame({"source": source, "target": target, "rel": rel.astype(np.int16),
+        return pd.DataFrame({"source": source, "target": target, "rel": rel_code.astype(np.int16),
                              "count": count.astype(np.int64)})
 
     @cached_property
@@ -214,33 +190,3 @@ class Projection:
         m.data[:] = 1
         m.sort_indices()
         return m
-
-
-def arrow_text(s: pd.Series) -> pa.Array:
-    """A text column as one contiguous Arrow large_string array (missing -> null)."""
-    try:
-        a = pa.array(s.array)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        a = pa.array(s.to_numpy(dtype=object), from_pandas=True)
-    if isinstance(a, pa.ChunkedArray):
-        a = a.combine_chunks()
-    if a.type != pa.large_string():
-        a = a.cast(pa.large_string())
-    return a
-
-
-def _lookup(values: pa.Array, vocab: pa.Array) -> np.ndarray:
-    """Position of each value in `vocab` (unique strings) as int64, -1 where missing/absent.
-    Tables are often sorted by the looked-up column: then each run of one value is looked up once."""
-    n = len(values)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    if values.null_count == 0 and n == len(vocab) and values.equals(vocab):
-        return np.arange(n, dtype=np.int64)
-    if n > 1 and values.null_count == 0:
-        change = pc.not_equal(values.slice(1), values.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        starts = np.flatnonzero(np.concatenate([[True], change]))
-        if len(starts) * 2 < n:
-            head = pc.fill_null(pc.index_in(values.take(pa.array(starts)), value_set=vocab), -1)
-            return np.repeat(head.to_numpy().astype(np.int64), np.diff(np.append(starts, n)))
-    return pc.fill_null(pc.index_in(values, value_set=vocab), -1).to_numpy().astype(np.int64)

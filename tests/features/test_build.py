@@ -5,9 +5,12 @@ import numpy as np
 import pandas as pd
 
 from features.build import build_features, same_day_partners
-from graph.dataset import dataset_from_frames
+from graph.contract import ENTITY_TABLE
+from graph.dataset import Dataset, dataset_from_frames
 from graph.projection import Projection
 from tests.factories import tiny_frames
+
+ENTITY_TABLES = set(ENTITY_TABLE.values())
 
 
 def _with_visits_and_purchases(persons: list[str], clinics: list[str], visit_dates: list[str],
@@ -123,3 +126,19 @@ def test_multi_clinic_days_and_month_counts() -> None:
     assert p.loc["P2", "max_clinics_one_day"] == 1 and p.loc["P2", "days_multi_clinic"] == 0
     assert p.loc["P1", "visits"] == 3 and p.loc["P2", "max_clinics_one_month"] == 1
     assert c.loc["C1", "multi_clinic_day_visits"] == 2 / 4 and c.loc["C2", "multi_clinic_day_visits"] == 1.0
+
+
+def test_features_do_not_depend_on_entity_table_order() -> None:
+    # A Dataset sorts its tables; one built by hand may not: features still line up by id.
+    frames = tiny_frames()
+    frames["benefits"] = pd.DataFrame({"person_id": ["P3", "P3", "P4"], "month": ["2025-02", "2025-05", "2025-02"],
+                                       "benefit_type": ["pension", "pension", "unemployment"],
+                                       "amount": ["3000", "3000", "1800"]})
+    dataset = dataset_from_frames(frames)
+    shuffled = Dataset(tables={k: (v.iloc[::-1].reset_index(drop=True) if k in ENTITY_TABLES else v)
+                               for k, v in dataset.tables.items()})
+    expected = build_features(dataset, Projection(dataset))
+    got = build_features(shuffled, Projection(shuffled))
+    assert expected["person"].loc["P3", "is_dead"] == 1 and expected["person"].loc["P3", "benefits_after_death"] > 0
+    for t, frame in expected.items():
+        pd.testing.assert_frame_equal(got[t], frame, check_exact=True)
