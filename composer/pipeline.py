@@ -115,7 +115,7 @@ def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, sto
             with timer.stage("rules", bar):
                 rule_result = evaluate_rules(dataset, settings)
             with timer.stage("rings", bar):
-                ring_result = detect_rings(dataset, rule_result.hits, settings.rings)
+                ring_result = detect_rings(dataset, rule_result.hits, settings.rings, proj.column_codes.sharing_ids())
             with timer.stage("scoring", bar):
                 registry = ModelRegistry(db)
                 scored = score_types(dataset, proj, features, rule_result, ring_result, settings, registry,

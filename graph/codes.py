@@ -283,6 +283,20 @@ def parse_months(s: pd.Series) -> np.ndarray:
     return np.where(codes >= 0, number[np.maximum(codes, 0)], MONTH_NA)
 
 
+def day_numbers(s: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 of a date column (DAY_NA where missing)."""
+    return _date_numbers(_ns(s), "D", DAY_NA)
+
+
+def month_numbers(s: pd.Series) -> np.ndarray:
+    """Months since 1970-01 of a date column (MONTH_NA where missing): the epoch of parse_months."""
+    return _date_numbers(_ns(s), "M", MONTH_NA)
+
+
+def _ns(s: pd.Series) -> np.ndarray:
+    return np.asarray(s.to_numpy(dtype="datetime64[ns]")).view(np.int64).copy()
+
+
 def _date_numbers(ns: np.ndarray, unit: str, missing: int) -> np.ndarray:
     """Day ("D") or month ("M") numbers since 1970 of int64 nanoseconds; `missing` for NAT."""
     out = ns.view("datetime64[ns]").astype(f"datetime64[{unit}]").view(np.int64)   # a new array

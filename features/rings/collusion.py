@@ -17,27 +17,37 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from features.rings.common import Found, claimed_money, day_number
+from features.rings.common import Found, claimed_money
 from features.rings.grouping import group_nodes
+from graph.codes import ColumnCodes
 from graph.dataset import Dataset
 from riskgraph.settings import RingSettings
 
 
-def _covisits(dataset: Dataset, prescriptions: bool) -> tuple[pd.DataFrame, dict[str, pd.Index]] | None:
+def _dated(codes: ColumnCodes, table: str, columns: tuple[tuple[str, str], ...]) -> tuple[np.ndarray, ...]:
+    """Per dated row of `table`: the codes of (column, kind) pairs, then the day number."""
+    dated = codes.notna(table, "date")
+    return (*(codes.codes(table, c, kind)[dated] for c, kind in columns), codes.days(table, "date")[dated])
+
+
+def _covisits(dataset: Dataset, prescriptions: bool,
+              codes: ColumnCodes) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """Distinct same-day (person, clinic, pharmacy, day) co-occurrences as integer codes."""
     visits = dataset.table("visits")
     purchases = dataset.table("purchases")
     if visits.empty and purchases["clinic_id"].isna().all():
         return None
-    persons = pd.Index(dataset.entity_ids("person"))
-    clinics = pd.Index(dataset.entity_ids("clinic"))
-    pharmacies = pd.Index(dataset.entity_ids("pharmacy"))
-    v = visits[visits["date"].notna()]
-    p = purchases[purchases["date"].notna()]
-    if p.empty:
+    persons = pd.Index(codes.names("person"))
+    clinics = pd.Index(codes.names("clinic"))
+    pharmacies = pd.Index(codes.names("pharmacy"))
+    dated = purchases["date"].notna().to_numpy()
+    if not dated.any():
         return None
-    vp, vc, vd = persons.get_indexer(v["person_id"]), clinics.get_indexer(v["clinic_id"]), day_number(v["date"])
-    pp, pf, pd_ = persons.get_indexer(p["person_id"]), pharmacies.get_indexer(p["pharmacy_id"]), day_number(p["date"])
+    if visits.empty:
+        vp = vc = vd = np.zeros(0, dtype=np.int64)
+    else:
+        vp, vc, vd = _dated(codes, "visits", (("person_id", "person"), ("clinic_id", "clinic")))
+    pp, pf, pd_ = _dated(codes, "purchases", (("person_id", "person"), ("pharmacy_id", "pharmacy")))
     day0 = min(vd.min() if len(vd) else pd_.min(), pd_.min())
     span = int(max(vd.max() if len(vd) else pd_.max(), pd_.max()) - day0 + 1)
     vk = vp.astype("int64") * span + (vd - day0)
@@ -46,9 +56,9 @@ def _covisits(dataset: Dataset, prescriptions: bool) -> tuple[pd.DataFrame, dict
     right = pd.DataFrame({"k": pk, "f": pf}).drop_duplicates()
     same_day = left.merge(right, on="k")
     frames = [same_day]
-    rx = p["clinic_id"].notna().to_numpy() & prescriptions
+    rx = purchases["clinic_id"].notna().to_numpy()[dated] & prescriptions
     if rx.any():
-        frames.append(pd.DataFrame({"k": pk[rx], "c": clinics.get_indexer(p["clinic_id"][rx]),
+        frames.append(pd.DataFrame({"k": pk[rx], "c": codes.codes("purchases", "clinic_id", "clinic")[dated][rx],
                                     "f": pf[rx]}))
     t = pd.concat(frames, ignore_index=True).drop_duplicates()
     t = pd.DataFrame({"p": t["k"].to_numpy() // span, "c": t["c"].to_numpy(),
@@ -57,11 +67,11 @@ def _covisits(dataset: Dataset, prescriptions: bool) -> tuple[pd.DataFrame, dict
     marg = {"clinic_days": np.bincount(left["c"].to_numpy(), minlength=len(clinics)),
             "pharmacy_days": np.bincount(right["f"].to_numpy(), minlength=len(pharmacies)),
             "person_days": len(np.union1d(vk, pk))}
-    return t, {"persons": persons, "clinics": clinics, "pharmacies": pharmacies, **marg}
+    return t, {"persons": persons, "clinics": clinics, "pharmacies": pharmacies, "codes": codes, **marg}
 
 
-def collusion_rings(dataset: Dataset, s: RingSettings) -> Found | None:
-    got = _covisits(dataset, s.prescription_is_visit)
+def collusion_rings(dataset: Dataset, s: RingSettings, codes: ColumnCodes) -> Found | None:
+    got = _covisits(dataset, s.prescription_is_visit, codes)
     if got is None:
         return None
     t, ctx = got
@@ -183,12 +193,13 @@ def _collusion_money(dataset: Dataset, tr: pd.DataFrame, ctx: dict[str, Any], pa
                           "x": pk // nf, "d": days["d"].to_numpy()}).drop_duplicates()
     key_f = key_c.assign(x=pk % nf).drop_duplicates()
     total = pd.Series(dtype=float)
-    for table, col, idx, keys in (("visits", "clinic_id", ctx["clinics"], key_c),
-                                  ("purchases", "pharmacy_id", ctx["pharmacies"], key_f)):
+    for table, col, kind, keys in (("visits", "clinic_id", "clinic", key_c),
+                                   ("purchases", "pharmacy_id", "pharmacy", key_f)):
         df = dataset.table(table)
-        df = df[df["date"].notna()]
-        ev = pd.DataFrame({"p": ctx["persons"].get_indexer(df["person_id"]),
-                           "x": idx.get_indexer(df[col]), "d": day_number(df["date"]), "m": claimed_money(df)})
+        if df.empty:
+            continue
+        p, x, d = _dated(ctx["codes"], table, (("person_id", "person"), (col, kind)))
+        ev = pd.DataFrame({"p": p, "x": x, "d": d, "m": claimed_money(df[df["date"].notna()])})
         got = ev.merge(keys, on=["p", "x", "d"]).groupby("ring")["m"].sum()
         total = total.add(got, fill_value=0.0)
     return total

@@ -83,26 +83,6 @@ def empty_result() -> RingResult:
 # Data helpers
 
 
-def day_number(s: pd.Series) -> np.ndarray:
-    """Dates -> days since 1970-01-01."""
-    return np.asarray(s.to_numpy(dtype="datetime64[D]").astype("int64"))
-
-
-def month_index(s: pd.Series) -> np.ndarray:
-    """'YYYY-MM' -> months since year 0 (NaN-safe: missing gives -1)."""
-    text = s.fillna("0000-00").astype("str")
-    y = pd.to_numeric(text.str.slice(0, 4), errors="coerce").fillna(0).to_numpy("int64")
-    m = pd.to_numeric(text.str.slice(5, 7), errors="coerce").fillna(0).to_numpy("int64")
-    out = y * 12 + m - 1
-    return np.where(s.isna().to_numpy(), -1, out)
-
-
-def date_month(s: pd.Series) -> np.ndarray:
-    """datetime -> months since year 0 (missing gives -1)."""
-    per = s.dt.year.to_numpy(dtype="float64") * 12 + s.dt.month.to_numpy(dtype="float64") - 1
-    return np.where(np.isnan(per), -1, per).astype("int64")
-
-
 def claimed_money(df: pd.DataFrame) -> np.ndarray:
     """Claimed amount, falling back to the amount when no claim is recorded."""
     claimed = df["claimed"] if "claimed" in df else pd.Series(np.nan, index=df.index)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.rings.common import SEP, Found, date_month, month_index
+from features.rings.common import SEP, Found
 from features.rings.grouping import group_nodes
+from graph.codes import MONTH_NA, month_numbers, parse_months
 from graph.dataset import Dataset
 from riskgraph.settings import RingSettings
 
@@ -28,22 +29,22 @@ def enrolment_rings(dataset: Dataset, s: RingSettings) -> Found | None:
     # Spells per (employer, person): months of contributions, else employment duration.
     spells = pd.concat([emp[["employer_id", "person_id"]], contrib[["employer_id", "person_id"]]],
                        ignore_index=True).drop_duplicates()
-    cm = contrib.assign(mi=month_index(contrib["month"]))
+    cm = contrib.assign(mi=parse_months(contrib["month"]))
     cstat = cm.groupby(["employer_id", "person_id"]).agg(first=("mi", "min"), last=("mi", "max"))
-    est = emp.assign(s=date_month(emp["start_date"]), e=date_month(emp["end_date"]))
+    est = emp.assign(s=month_numbers(emp["start_date"]), e=month_numbers(emp["end_date"]))
     est = est.assign(e=est["e"].where(emp["end_date"].notna(), np.iinfo(np.int64).max))
     est = est.groupby(["employer_id", "person_id"]).agg(start=("s", "min"), end=("e", "max"))
     spells = spells.join(cstat, on=["employer_id", "person_id"]).join(est, on=["employer_id", "person_id"])
     # Spell start and end: employment dates when known, else the contribution months. A spell
     # still running (no end date, or contributions up to the last month on file) is not short.
-    last_month = int(cm["mi"].max()) if len(cm) else -1
-    start = spells["start"].where(spells["start"] >= 0, spells["first"]).where(lambda x: x >= 0)
-    end = spells["end"].where(spells["end"].notna() & (spells["start"] >= 0), spells["last"])
+    last_month = int(cm["mi"].max()) if len(cm) else MONTH_NA
+    start = spells["start"].where(spells["start"] > MONTH_NA, spells["first"]).where(lambda x: x > MONTH_NA)
+    end = spells["end"].where(spells["end"].notna() & (spells["start"] > MONTH_NA), spells["last"])
     ended = end.notna() & (end < np.iinfo(np.int64).max) & ~(spells["end"].isna() & (spells["last"] >= last_month))
     length = end.where(ended) - start + 1
     short = (ended & (length <= s.short_spell_months)).fillna(False)
     ben = dataset.table("benefits")
-    first_claim = pd.Series(month_index(ben["month"]), index=ben.index).groupby(ben["person_id"].to_numpy()).min()
+    first_claim = pd.Series(parse_months(ben["month"]), index=ben.index).groupby(ben["person_id"].to_numpy()).min()
     claim = spells["person_id"].map(first_claim)
     early = ((claim - start) <= s.early_claim_months) & ((claim - start) >= 0)
     spells["suspicious"] = (short | early.fillna(False)).to_numpy()
