@@ -1,5 +1,6 @@
 """The FastAPI application: `create_app(settings)` wires state, routers, error mapping (one place),
 middleware (request-size limit, metrics, structured access log), background tasks and scheduler."""
+
 from __future__ import annotations
 
 import asyncio
@@ -56,14 +57,24 @@ def build_state(settings: Settings) -> AppState:
     db = ResultsDB(settings.results_database_url)
     registry = ModelRegistry(db)
     metrics = Metrics()
-    audit = AuditWriter(db, flush_ms=settings.api_audit_flush_ms, max_pending=settings.api_audit_max_pending,
-                        fault=settings.fault)
+    audit = AuditWriter(
+        db, flush_ms=settings.api_audit_flush_ms, max_pending=settings.api_audit_max_pending, fault=settings.fault
+    )
     store = open_store(settings.store, settings)
     try_recover(settings, db, store)  # finishes a commit cut short (no-op while a run is going)
-    state = AppState(settings=settings, db=db, registry=registry, store=store,
-                     keyring=keyring, audit=audit, runner=JobRunner(settings, db), metrics=metrics,
-                     explainer=Explainer(features_dir=settings.home / "runs", registry=registry,
-                                         per_entity=settings.model.reasons_per_entity))
+    state = AppState(
+        settings=settings,
+        db=db,
+        registry=registry,
+        store=store,
+        keyring=keyring,
+        audit=audit,
+        runner=JobRunner(settings, db),
+        metrics=metrics,
+        explainer=Explainer(
+            features_dir=settings.home / "runs", registry=registry, per_entity=settings.model.reasons_per_entity
+        ),
+    )
     state.runner.on_success = lambda job_id: state.load_results()
     state.load_results()
     state.load_rules()
@@ -95,16 +106,22 @@ def create_app(settings: Settings) -> FastAPI:
             await state.audit.stop()
             state.store.close()
 
-    app = FastAPI(title="RiskGraph API", version=riskgraph.__version__, description=DESCRIPTION,
-                  lifespan=lifespan, openapi_tags=[
-                      {"name": "credit", "description": "approval systems: audited credit grades"},
-                      {"name": "risk", "description": "inspectors: ranked risk lists and CSV export"},
-                      {"name": "investigation", "description": "investigators: entities, graph, paths, rings"},
-                      {"name": "models", "description": "model owners: registry, retraining, promotion"},
-                      {"name": "jobs", "description": "scheduled jobs and their history"},
-                      {"name": "rules", "description": "rule packs and versions"},
-                      {"name": "audit", "description": "who was told what, when"},
-                      {"name": "operations", "description": "health, readiness, metrics"}])
+    app = FastAPI(
+        title="RiskGraph API",
+        version=riskgraph.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "credit", "description": "approval systems: audited credit grades"},
+            {"name": "risk", "description": "inspectors: ranked risk lists and CSV export"},
+            {"name": "investigation", "description": "investigators: entities, graph, paths, rings"},
+            {"name": "models", "description": "model owners: registry, retraining, promotion"},
+            {"name": "jobs", "description": "scheduled jobs and their history"},
+            {"name": "rules", "description": "rule packs and versions"},
+            {"name": "audit", "description": "who was told what, when"},
+            {"name": "operations", "description": "health, readiness, metrics"},
+        ],
+    )
     app.state.riskgraph = state
     _add_error_handlers(app)
     app.add_middleware(ServiceMiddleware, metrics=state.metrics, max_body=settings.api_max_body_bytes)
@@ -113,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
         if (STATIC_DIR / "index.html").is_file():
+
             @app.get("/", include_in_schema=False)
             async def index() -> FileResponse:
                 return FileResponse(STATIC_DIR / "index.html")
@@ -121,8 +139,11 @@ def create_app(settings: Settings) -> FastAPI:
         async def pages_config(request: Request) -> dict[str, Any]:
             """What the pages need before a key: where the dev keys are (loopback clients, dev mode only)."""
             local = request.client is not None and request.client.host in LOOPBACK_HOSTS
-            return {"version": riskgraph.__version__,
-                    "dev_keys_file": state.keyring.source if state.keyring.dev_mode and local else None}
+            return {
+                "version": riskgraph.__version__,
+                "dev_keys_file": state.keyring.source if state.keyring.dev_mode and local else None,
+            }
+
     return app
 
 
@@ -146,16 +167,19 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
-        return JSONResponse(error_body("invalid_request", "request parameters failed validation", detail),
-                            status_code=422)
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
+        ]
+        return JSONResponse(
+            error_body("invalid_request", "request parameters failed validation", detail), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -191,10 +215,9 @@ class ServiceMiddleware:
         started = False
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
-                    await _send_json(send, 413, error_body("payload_too_large",
-                                                           f"request body over {self.max_body} bytes"))
-                    self._observe(scope, 413, t0)
-                    return
+                await _send_json(send, 413, error_body("payload_too_large", f"request body over {self.max_body} bytes"))
+                self._observe(scope, 413, t0)
+                return
         seen = 0
         too_large = False
 
@@ -213,7 +236,9 @@ class ServiceMiddleware:
             if too_large:  # whatever the app made of the aborted body, the answer is 413
                 if message["type"] == "http.response.start" and not started:
                     status, started = 413, True
-                    await _send_json(send, 413, error_body("payload_too_large", f"request body over {self.max_body} bytes"))
+                    await _send_json(
+                        send, 413, error_body("payload_too_large", f"request body over {self.max_body} bytes")
+                    )
                 return
             if message["type"] == "http.response.start":
                 status, started = message["status"], True
@@ -234,18 +259,34 @@ class ServiceMiddleware:
         key = (scope["method"], route, status)
         children = self._children.get(key)
         if children is None:
-            children = (self.metrics.requests.labels(scope["method"], route, str(status)), self.metrics.latency.labels(route))
+            children = (
+                self.metrics.requests.labels(scope["method"], route, str(status)),
+                self.metrics.latency.labels(route),
+            )
             self._children[key] = children
         children[0].inc()
         children[1].observe(elapsed)
         if access_log.isEnabledFor(logging.INFO):
-            access_log.info(json.dumps({"method": scope["method"], "route": route, "status": status,
-                                        "ms": round(elapsed * 1000, 2),
-                                        "actor": scope.get("state", {}).get("actor")}))
+            access_log.info(
+                json.dumps(
+                    {
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                        "actor": scope.get("state", {}).get("actor"),
+                    }
+                )
+            )
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     raw = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": raw})

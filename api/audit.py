@@ -2,6 +2,7 @@
 waits until they are durable (`decide`); one background task writes whatever is queued in ONE
 transaction, so concurrent requests share one fsync. Other rows (`record`: promotions, job
 starts) are written by the same task without holding their request."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,12 +55,32 @@ class AuditWriter:
         self._task: asyncio.Task[None] | None = None
 
     @staticmethod
-    def row(*, actor: str, role: str, action: str, entity_type: str | None = None, entity_id: str | None = None,
-            model_version: str | None = None, grade: str | None = None, detail: str | None = None,
-            decision_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
-        return {"at": utc_now(), "actor": actor, "role": role, "action": action, "entity_type": entity_type,
-                "entity_id": entity_id, "model_version": model_version, "grade": grade, "detail": detail,
-                "decision_id": decision_id, "run_id": run_id}
+    def row(
+        *,
+        actor: str,
+        role: str,
+        action: str,
+        entity_type: str | None = None,
+        entity_id: str | None = None,
+        model_version: str | None = None,
+        grade: str | None = None,
+        detail: str | None = None,
+        decision_id: str | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "at": utc_now(),
+            "actor": actor,
+            "role": role,
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "model_version": model_version,
+            "grade": grade,
+            "detail": detail,
+            "decision_id": decision_id,
+            "run_id": run_id,
+        }
 
     def record(self, **fields: Any) -> None:
         """Queue one row that needs no wait (written within `flush_ms`)."""
@@ -73,7 +94,7 @@ class AuditWriter:
         done: asyncio.Future[None] = loop.create_future()
         self.rows.extend(rows)
         self.waiters.append(done)
-        if self._task is None:          # no writer task (a bare app in tests): write inline
+        if self._task is None:  # no writer task (a bare app in tests): write inline
             await self.flush()
         else:
             self._event().set()
@@ -104,8 +125,11 @@ class AuditWriter:
                 self.rows[:0] = [r for r in batch if r.get("decision_id") is None]
                 for w in waiters:
                     if not w.done():
-                        w.set_exception(AuditUnavailable(f"the audit log could not be written ({type(exc).__name__}); "
-                                                         "the answer is withheld"))
+                        w.set_exception(
+                            AuditUnavailable(
+                                f"the audit log could not be written ({type(exc).__name__}); the answer is withheld"
+                            )
+                        )
                 raise
             self.written += len(batch)
             self.batches += 1

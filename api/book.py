@@ -1,5 +1,6 @@
 """The served results, loaded once per pipeline/job run: credit answers pre-encoded as JSON bytes
 (no database read on the hot path) and per-type risk frames for the inspectors' lists."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,13 +30,13 @@ class CreditEntry:
     model_version: str
     grade: str
     audit_detail: str
-    needs_reasons: bool          # stored reasons are empty: explain on demand
+    needs_reasons: bool  # stored reasons are empty: explain on demand
 
 
 @dataclass
 class ResultsBook:
     credit: dict[tuple[str, str], CreditEntry] = field(default_factory=dict)
-    risk: dict[str, pd.DataFrame] = field(default_factory=dict)     # per type, riskiest first
+    risk: dict[str, pd.DataFrame] = field(default_factory=dict)  # per type, riskiest first
     rule_hits: pd.DataFrame = field(default_factory=pd.DataFrame)
     rings: pd.DataFrame = field(default_factory=pd.DataFrame)
     ring_members: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -87,13 +88,24 @@ def credit_body(row: dict[str, Any], bands: dict[str, float], as_of: str, reason
     """The JSON answer of GET /v1/credit for one scores row (reasons spliced in unparsed; the
     per-request `decision_id` is put in front when served, see `with_decision`)."""
     cap = row["grade_cap"] or None
-    return orjson.dumps({
-        "entity_type": row["entity_type"], "entity_id": row["entity_id"], "grade": row["grade"],
-        "credit_points": float(row["credit_points"]), "probability": float(row["risk_score"]),
-        "score_grade": row["score_grade"], "grade_cap": cap, "cap_applied": row["grade"] != row["score_grade"],
-        "model_version": row["model_version"], "reasons": orjson.Fragment(reasons_json),
-        "rule_hits": orjson.Fragment(row["rule_hits"]), "bands": bands, "as_of": as_of, "run_id": run_id,
-    })
+    return orjson.dumps(
+        {
+            "entity_type": row["entity_type"],
+            "entity_id": row["entity_id"],
+            "grade": row["grade"],
+            "credit_points": float(row["credit_points"]),
+            "probability": float(row["risk_score"]),
+            "score_grade": row["score_grade"],
+            "grade_cap": cap,
+            "cap_applied": row["grade"] != row["score_grade"],
+            "model_version": row["model_version"],
+            "reasons": orjson.Fragment(reasons_json),
+            "rule_hits": orjson.Fragment(row["rule_hits"]),
+            "bands": bands,
+            "as_of": as_of,
+            "run_id": run_id,
+        }
+    )
 
 
 def with_decision(body: bytes, decision_id: str) -> bytes:
@@ -106,25 +118,44 @@ def audit_detail(reasons_json: str) -> str:
     return '{"reasons_sha256":"' + hashlib.sha256(reasons_json.encode()).hexdigest()[:16] + '"}'
 
 
-def _credit_entries(scores: pd.DataFrame, bands: dict[str, float], as_of: str, run_id: str) -> dict[tuple[str, str], CreditEntry]:
+def _credit_entries(
+    scores: pd.DataFrame, bands: dict[str, float], as_of: str, run_id: str
+) -> dict[tuple[str, str], CreditEntry]:
     if "score_grade" not in scores:
         scores = scores.assign(score_grade=scores["grade"])
     out: dict[tuple[str, str], CreditEntry] = {}
-    cols = ["entity_type", "entity_id", "grade", "credit_points", "risk_score", "score_grade", "grade_cap",
-            "model_version", "reasons", "rule_hits"]
+    cols = [
+        "entity_type",
+        "entity_id",
+        "grade",
+        "credit_points",
+        "risk_score",
+        "score_grade",
+        "grade_cap",
+        "model_version",
+        "reasons",
+        "rule_hits",
+    ]
     for row in scores[cols].to_dict("records"):
         row["entity_id"] = str(row["entity_id"])
         reasons = row["reasons"]
         out[(row["entity_type"], row["entity_id"])] = CreditEntry(
-            credit_body(row, bands, as_of, reasons, run_id), row["model_version"], row["grade"],
-            audit_detail(reasons), reasons == "[]")
+            credit_body(row, bands, as_of, reasons, run_id),
+            row["model_version"],
+            row["grade"],
+            audit_detail(reasons),
+            reasons == "[]",
+        )
     return out
 
 
 def _risk_frames(scores: pd.DataFrame, members: pd.DataFrame, dataset: Dataset | None) -> dict[str, pd.DataFrame]:
     """Per type: one row per entity, riskiest first (ties by id), with region and ring ids."""
-    ring_lists = (members.groupby(["entity_type", "entity_id"])["ring_id"].agg(lambda s: sorted(set(s)))
-                  if len(members) else pd.Series(dtype=object))
+    ring_lists = (
+        members.groupby(["entity_type", "entity_id"])["ring_id"].agg(lambda s: sorted(set(s)))
+        if len(members)
+        else pd.Series(dtype=object)
+    )
     frames = {}
     for t in ENTITY_TYPES:
         s = scores[scores["entity_type"] == t].copy()
@@ -152,5 +183,8 @@ def _regions(dataset: Dataset | None, entity_type: str, ids: pd.Series) -> pd.Se
     region = table.set_index(table[ID_COLUMN[entity_type]].astype(str))["region"]
     region = region[~region.index.duplicated()]
     vals = region.reindex(ids.to_numpy()).to_numpy(dtype=object)
-    return pd.Series([None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in vals],
-                     index=ids.index, dtype=object)
+    return pd.Series(
+        [None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in vals],
+        index=ids.index,
+        dtype=object,
+    )

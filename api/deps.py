@@ -1,4 +1,5 @@
 """Shared dependencies as `Annotated` aliases: the app state and the caller, by role."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -10,8 +11,9 @@ from fastapi.security import APIKeyHeader
 from api.security import Principal, authorize
 from api.state import AppState
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
-                              description="API key; its role decides what the caller may do")
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="API key; its role decides what the caller may do"
+)
 
 
 async def get_state(request: Request) -> AppState:
@@ -34,6 +36,7 @@ def caller(*roles: str) -> Callable[..., Awaitable[Principal]]:
 
     async def dependency(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
         return authenticate(request, key, allowed)
+
     return dependency
 
 

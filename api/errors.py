@@ -1,5 +1,6 @@
 """API-level errors. Like the domain errors they carry their HTTP status; app.py maps every
 `RiskGraphError` to the same JSON body in one place."""
+
 from __future__ import annotations
 
 from riskgraph.errors import RiskGraphError

@@ -1,6 +1,7 @@
 """Reasons on demand for entities the pipeline did not explain (outside its `explain_top`):
 the champion model's contributions for supervised types, deviation from the type's median
 otherwise. Matrices and models are loaded lazily and kept until the results are reloaded."""
+
 from __future__ import annotations
 
 import threading
@@ -34,13 +35,15 @@ class Explainer:
             model = self._model(model_version)
             if model is not None:
                 contrib = model.contributions(row)
-                return str(reasons_from_contributions(contrib, row.reindex(columns=contrib.columns),
-                                                      self.per_entity).iloc[0])
+                return str(
+                    reasons_from_contributions(contrib, row.reindex(columns=contrib.columns), self.per_entity).iloc[0]
+                )
             if entity_type not in self._deviation:
                 self._deviation[entity_type] = deviation_contributions(X)
             contrib = self._deviation[entity_type].loc[[entity_id]]
-            return str(reasons_from_contributions(contrib, row.reindex(columns=contrib.columns),
-                                                  self.per_entity).iloc[0])
+            return str(
+                reasons_from_contributions(contrib, row.reindex(columns=contrib.columns), self.per_entity).iloc[0]
+            )
 
     def _matrix(self, entity_type: str) -> pd.DataFrame | None:
         if entity_type not in self._matrices:

@@ -2,6 +2,7 @@
 the champion models, weekly retraining (new candidate versions, never promoted here) and ring
 refresh. `JobRunner` runs them without overlap; `build_scheduler` schedules them (APScheduler
 3.x, job store persisted in the results database)."""
+
 from __future__ import annotations
 
 import logging
@@ -24,19 +25,18 @@ log = logging.getLogger("riskgraph.api.jobs")
 
 # -- the jobs: each is one composer run (composer/pipeline.py), committed once --------------------
 
+
 def rescore(settings: Settings) -> str:
     """Re-run features, rules, rings and scoring on the served run's snapshot with the champion
     models (a type without a champion gets its first model) and serve the result as a new run."""
-    result = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION,
-                          kind="nightly-rescore")
+    result = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION, kind="nightly-rescore")
     return f"run {result.run_id}: rescored {len(result.scores)} entities with the champion models"
 
 
 def retrain(settings: Settings) -> str:
     """Train new model versions on the served run's snapshot; they are committed as candidates
     (never promoted here) and the served results do not change."""
-    result = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CANDIDATE,
-                          kind="weekly-retrain")
+    result = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CANDIDATE, kind="weekly-retrain")
     made = [m.model_version for m in result.models.values() if m.model_version and m.fitted]
     return f"run {result.run_id}: new candidate versions: " + (", ".join(made) or "none")
 
@@ -44,8 +44,7 @@ def retrain(settings: Settings) -> str:
 def refresh_rings(settings: Settings) -> str:
     """Detect rings again on the served snapshot. Ring features feed the scores, so this is a
     whole re-scoring run with the champion models: rings and grades always come from one run."""
-    result = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION,
-                          kind="ring-refresh")
+    result = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION, kind="ring-refresh")
     return f"run {result.run_id}: {result.rings['ring_id'].nunique() if len(result.rings) else 0} rings"
 
 
@@ -55,20 +54,21 @@ class JobSpec:
     name: str
     description: str
     run: Callable[[Settings], str]
-    schedule: Callable[[Settings], str]      # crontab expression from settings
+    schedule: Callable[[Settings], str]  # crontab expression from settings
 
 
-JOBS: dict[str, JobSpec] = {spec.id: spec for spec in (
-    JobSpec("nightly-rescore", "Nightly re-scoring", rescore.__doc__ or "", rescore,
-            lambda s: s.job_rescore_cron),
-    JobSpec("weekly-retrain", "Weekly retraining", retrain.__doc__ or "", retrain,
-            lambda s: s.job_retrain_cron),
-    JobSpec("ring-refresh", "Ring refresh", refresh_rings.__doc__ or "", refresh_rings,
-            lambda s: s.job_rings_cron),
-)}
+JOBS: dict[str, JobSpec] = {
+    spec.id: spec
+    for spec in (
+        JobSpec("nightly-rescore", "Nightly re-scoring", rescore.__doc__ or "", rescore, lambda s: s.job_rescore_cron),
+        JobSpec("weekly-retrain", "Weekly retraining", retrain.__doc__ or "", retrain, lambda s: s.job_retrain_cron),
+        JobSpec("ring-refresh", "Ring refresh", refresh_rings.__doc__ or "", refresh_rings, lambda s: s.job_rings_cron),
+    )
+}
 
 
 # -- running without overlap ---------------------------------------------------------------------
+
 
 class JobRunner:
     """Runs registered jobs, one run per job at a time (also across processes, through the
@@ -77,8 +77,7 @@ class JobRunner:
     # APScheduler's persisted job store needs a module-level callable; it finds the runner here.
     scheduled: ClassVar[JobRunner | None] = None
 
-    def __init__(self, settings: Settings, db: ResultsDB,
-                 on_success: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: Settings, db: ResultsDB, on_success: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.db = db
         self.on_success = on_success
@@ -176,11 +175,17 @@ def build_scheduler(settings: Settings, runner: JobRunner) -> Any:
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=settings.results_database_url, tablename="scheduler_jobs")},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
-        timezone=settings.job_timezone)
+        timezone=settings.job_timezone,
+    )
     for spec in JOBS.values():
-        scheduler.add_job("api.jobs:run_scheduled", CronTrigger.from_crontab(spec.schedule(settings),
-                                                                              timezone=settings.job_timezone),
-                          args=[spec.id], id=spec.id, name=spec.name, replace_existing=True)
+        scheduler.add_job(
+            "api.jobs:run_scheduled",
+            CronTrigger.from_crontab(spec.schedule(settings), timezone=settings.job_timezone),
+            args=[spec.id],
+            id=spec.id,
+            name=spec.name,
+            replace_existing=True,
+        )
     JobRunner.scheduled = runner
     return scheduler
 
@@ -190,5 +195,9 @@ def next_run_times(settings: Settings) -> dict[str, datetime | None]:
     from apscheduler.triggers.cron import CronTrigger
 
     now = datetime.now(UTC)
-    return {spec.id: CronTrigger.from_crontab(spec.schedule(settings), timezone=settings.job_timezone)
-            .get_next_fire_time(None, now) for spec in JOBS.values()}
+    return {
+        spec.id: CronTrigger.from_crontab(spec.schedule(settings), timezone=settings.job_timezone).get_next_fire_time(
+            None, now
+        )
+        for spec in JOBS.values()
+    }

@@ -1,4 +1,5 @@
 """Prometheus metrics, one registry per app (so several apps can live in one process)."""
+
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -7,16 +8,24 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("riskgraph_http_requests", "HTTP requests", ["method", "route", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("riskgraph_http_request_seconds", "HTTP request latency", ["route"],
-                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10),
-                                 registry=self.registry)
-        self.credit_decisions = Counter("riskgraph_credit_decisions", "credit grades served", ["grade"],
-                                        registry=self.registry)
+        self.requests = Counter(
+            "riskgraph_http_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "riskgraph_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+            registry=self.registry,
+        )
+        self.credit_decisions = Counter(
+            "riskgraph_credit_decisions", "credit grades served", ["grade"], registry=self.registry
+        )
         self.credit_by_grade = {g: self.credit_decisions.labels(g) for g in "ABCD"}  # hot path: no labels() call
         self.scores_loaded = Gauge("riskgraph_scores_loaded", "entities with a served score", registry=self.registry)
-        self.audit_pending = Gauge("riskgraph_audit_pending_rows", "audit rows waiting to be written",
-                                   registry=self.registry)
-        self.audit_written = Gauge("riskgraph_audit_written_rows", "audit rows written since start",
-                                   registry=self.registry)
+        self.audit_pending = Gauge(
+            "riskgraph_audit_pending_rows", "audit rows waiting to be written", registry=self.registry
+        )
+        self.audit_written = Gauge(
+            "riskgraph_audit_written_rows", "audit rows written since start", registry=self.registry
+        )

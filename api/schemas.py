@@ -1,4 +1,5 @@
 """Request and response models of the HTTP API (separate from internal objects)."""
+
 from __future__ import annotations
 
 from enum import Enum
@@ -45,18 +46,41 @@ class Reason(BaseModel):
 class CreditResponse(BaseModel):
     """One entity's credit grade, with everything needed to justify a decision."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "entity_type": "person", "entity_id": "P0000001", "grade": "D", "credit_points": 412.3,
-        "probability": 0.4123, "score_grade": "C", "grade_cap": "D", "cap_applied": True,
-        "model_version": "person-20260101T020000-ab12cd",
-        "reasons": [{"feature": "rings", "value": 1.0, "contribution": 1.14, "text": "member of 1 suspected rings",
-                     "text_zh": "属于 1 个疑似团伙"}],
-        "rule_hits": ["ben_fraud_over_10000"], "bands": {"A": 650, "B": 550, "C": 450},
-        "as_of": "2026-01-01T02:00:00+00:00", "run_id": "20260101T020000-ab12cd",
-        "decision_id": "019b7c1f2a3b8e0c4d5f6a7b8c9d0e1f"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "entity_type": "person",
+                    "entity_id": "P0000001",
+                    "grade": "D",
+                    "credit_points": 412.3,
+                    "probability": 0.4123,
+                    "score_grade": "C",
+                    "grade_cap": "D",
+                    "cap_applied": True,
+                    "model_version": "person-20260101T020000-ab12cd",
+                    "reasons": [
+                        {
+                            "feature": "rings",
+                            "value": 1.0,
+                            "contribution": 1.14,
+                            "text": "member of 1 suspected rings",
+                            "text_zh": "属于 1 个疑似团伙",
+                        }
+                    ],
+                    "rule_hits": ["ben_fraud_over_10000"],
+                    "bands": {"A": 650, "B": 550, "C": 450},
+                    "as_of": "2026-01-01T02:00:00+00:00",
+                    "run_id": "20260101T020000-ab12cd",
+                    "decision_id": "019b7c1f2a3b8e0c4d5f6a7b8c9d0e1f",
+                }
+            ]
+        }
+    )
 
-    decision_id: str | None = Field(default=None, description="this answer's id in the audit log "
-                                                              "(credit calls; durable before the answer is sent)")
+    decision_id: str | None = Field(
+        default=None, description="this answer's id in the audit log (credit calls; durable before the answer is sent)"
+    )
     entity_type: str
     entity_id: str
     grade: Grade
@@ -79,8 +103,12 @@ class EntityKey(BaseModel):
 
 
 class CreditBatchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"items": [PERSON_EXAMPLE, {"entity_type": "employer", "entity_id": "E0001"}]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"items": [PERSON_EXAMPLE, {"entity_type": "employer", "entity_id": "E0001"}]}]
+        },
+    )
 
     items: list[EntityKey] = Field(min_length=1, description="at most `api_batch_max` (default 1000)")
 
@@ -103,8 +131,9 @@ class RiskItem(BaseModel):
     rule_hits: list[str]
     rings: list[str]
     model_version: str
-    top_reasons: list[Reason] = Field(default_factory=list,
-                                      description="up to 3 stored reasons (empty when the pipeline did not explain it)")
+    top_reasons: list[Reason] = Field(
+        default_factory=list, description="up to 3 stored reasons (empty when the pipeline did not explain it)"
+    )
 
 
 class RiskPage(BaseModel):

@@ -1,6 +1,7 @@
 """API keys and roles. A key (header X-API-Key) maps to one role; keys are kept only as SHA-256
 digests in memory and never logged. With no keys configured the server generates one development
 key per role into `home/api_keys.json`, and only serves loopback clients with them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -40,9 +41,9 @@ class Principal:
 
 @dataclass(frozen=True)
 class KeyRing:
-    digests: dict[str, str]          # sha256(key) -> role
-    dev_mode: bool                   # generated development keys: loopback clients only
-    source: str                      # "settings" or the dev key file's path
+    digests: dict[str, str]  # sha256(key) -> role
+    dev_mode: bool  # generated development keys: loopback clients only
+    source: str  # "settings" or the dev key file's path
 
     def authenticate(self, key: str | None, client_host: str | None) -> Principal:
         """The principal a key stands for (401 when missing or unknown)."""
@@ -71,8 +72,10 @@ def load_keyring(settings: Settings) -> KeyRing:
             raise ValueError(f"api_keys: unknown role(s) {bad}; roles are {', '.join(ROLES)}")
         return KeyRing({_digest(k): r for k, r in settings.api_keys.items()}, False, "settings")
     if settings.host not in LOOPBACK_HOSTS:
-        raise ValueError(f"no API keys configured and host is {settings.host}: set RISKGRAPH_API_KEYS "
-                         "(development keys are only generated for 127.0.0.1)")
+        raise ValueError(
+            f"no API keys configured and host is {settings.host}: set RISKGRAPH_API_KEYS "
+            "(development keys are only generated for 127.0.0.1)"
+        )
     path = settings.home / DEV_KEYS_FILE
     keys = _read_or_create_dev_keys(path)
     return KeyRing({_digest(k): r for k, r in keys.items()}, True, str(path))
@@ -91,8 +94,10 @@ def _read_or_create_dev_keys(path: Path) -> dict[str, str]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(keys, fh, indent=2)
-    print(f"riskgraph: no API keys configured; development keys (one per role, loopback only) "
-          f"written to {path}", file=sys.stderr)
+    print(
+        f"riskgraph: no API keys configured; development keys (one per role, loopback only) written to {path}",
+        file=sys.stderr,
+    )
     return keys
 
 
@@ -113,8 +118,10 @@ def mask_evidence(value: object, principal: Principal) -> object:
     if principal.sees_personal_data:
         return value
     if isinstance(value, dict):
-        return {k: (MASK if k in PERSONAL_COLUMNS and v is not None else mask_evidence(v, principal))
-                for k, v in value.items()}
+        return {
+            k: (MASK if k in PERSONAL_COLUMNS and v is not None else mask_evidence(v, principal))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [mask_evidence(v, principal) for v in value]
     return value

@@ -1,4 +1,5 @@
 """Plain service functions behind the routers (keyword-only arguments, no web framework)."""
+
 from __future__ import annotations
 
 import base64
@@ -29,11 +30,23 @@ from graph.store import EntityRef, Subgraph
 from riskgraph.errors import EntityNotFound
 from riskgraph.results import audit_table
 
-RISK_CSV_COLUMNS = ["rank", "entity_type", "entity_id", "risk_score", "credit_points", "grade", "grade_cap",
-                    "region", "rule_hits", "rings", "model_version"]
+RISK_CSV_COLUMNS = [
+    "rank",
+    "entity_type",
+    "entity_id",
+    "risk_score",
+    "credit_points",
+    "grade",
+    "grade_cap",
+    "region",
+    "rule_hits",
+    "rings",
+    "model_version",
+]
 
 
 # -- credit (approval systems, hot path) ----------------------------------------------------------
+
 
 async def credit_one(*, state: AppState, principal: Principal, entity_type: str, entity_id: str) -> bytes:
     """The encoded credit answer for one entity, sent only once its audit row is durable."""
@@ -44,9 +57,19 @@ async def credit_one(*, state: AppState, principal: Principal, entity_type: str,
     if entry.needs_reasons:
         entry = await _explained(state=state, book=book, entity_type=entity_type, entity_id=entity_id, entry=entry)
     decision_id = new_decision_id()
-    await state.audit.decide([_credit_row(state=state, principal=principal, entity_type=entity_type,
-                                          entity_id=entity_id, entry=entry, decision_id=decision_id,
-                                          run_id=book.run_id)])
+    await state.audit.decide(
+        [
+            _credit_row(
+                state=state,
+                principal=principal,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                entry=entry,
+                decision_id=decision_id,
+                run_id=book.run_id,
+            )
+        ]
+    )
     return with_decision(entry.body, decision_id)
 
 
@@ -65,27 +88,57 @@ async def credit_batch(*, state: AppState, principal: Principal, items: list[tup
         if entry.needs_reasons:
             entry = await _explained(state=state, book=book, entity_type=entity_type, entity_id=entity_id, entry=entry)
         decision_id = new_decision_id()
-        rows.append(_credit_row(state=state, principal=principal, entity_type=entity_type, entity_id=entity_id,
-                                entry=entry, decision_id=decision_id, run_id=book.run_id, action="credit_batch"))
+        rows.append(
+            _credit_row(
+                state=state,
+                principal=principal,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                entry=entry,
+                decision_id=decision_id,
+                run_id=book.run_id,
+                action="credit_batch",
+            )
+        )
         bodies.append(orjson.Fragment(with_decision(entry.body, decision_id)))
     await state.audit.decide(rows)
     return orjson.dumps({"results": bodies, "not_found": missing, "run_id": book.run_id})
 
 
-def _credit_row(*, state: AppState, principal: Principal, entity_type: str, entity_id: str, entry: CreditEntry,
-                decision_id: str, run_id: str, action: str = "credit") -> dict[str, Any]:
+def _credit_row(
+    *,
+    state: AppState,
+    principal: Principal,
+    entity_type: str,
+    entity_id: str,
+    entry: CreditEntry,
+    decision_id: str,
+    run_id: str,
+    action: str = "credit",
+) -> dict[str, Any]:
     state.metrics.credit_by_grade[entry.grade].inc()
-    return state.audit.row(actor=principal.actor, role=principal.role, action=action, entity_type=entity_type,
-                           entity_id=entity_id, model_version=entry.model_version, grade=entry.grade,
-                           detail=entry.audit_detail, decision_id=decision_id, run_id=run_id)
+    return state.audit.row(
+        actor=principal.actor,
+        role=principal.role,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        model_version=entry.model_version,
+        grade=entry.grade,
+        detail=entry.audit_detail,
+        decision_id=decision_id,
+        run_id=run_id,
+    )
 
 
-async def _explained(*, state: AppState, book: ResultsBook, entity_type: str, entity_id: str,
-                     entry: CreditEntry) -> CreditEntry:
+async def _explained(
+    *, state: AppState, book: ResultsBook, entity_type: str, entity_id: str, entry: CreditEntry
+) -> CreditEntry:
     """Compute reasons the pipeline skipped, once, and keep the new answer in the book."""
     explainer = state.explainer
-    reasons = await anyio.to_thread.run_sync(lambda: explainer.reasons(
-        entity_type=entity_type, entity_id=entity_id, model_version=entry.model_version))
+    reasons = await anyio.to_thread.run_sync(
+        lambda: explainer.reasons(entity_type=entity_type, entity_id=entity_id, model_version=entry.model_version)
+    )
     doc = orjson.loads(entry.body)
     doc["reasons"] = orjson.Fragment(reasons)
     new = CreditEntry(orjson.dumps(doc), entry.model_version, entry.grade, audit_detail(reasons), False)
@@ -101,6 +154,7 @@ def _book(state: AppState) -> ResultsBook:
 
 # -- risk lists (inspectors) ----------------------------------------------------------------------
 
+
 def _encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
@@ -115,8 +169,17 @@ def _decode_cursor(cursor: str, n: int) -> list[Any]:
     return values
 
 
-def _filtered_risk(*, state: AppState, entity_type: str, region: str | None, grades: list[str] | None,
-                   rule: str | None, ring: str | None, min_score: float | None, max_score: float | None) -> pd.DataFrame:
+def _filtered_risk(
+    *,
+    state: AppState,
+    entity_type: str,
+    region: str | None,
+    grades: list[str] | None,
+    rule: str | None,
+    ring: str | None,
+    min_score: float | None,
+    max_score: float | None,
+) -> pd.DataFrame:
     if min_score is not None and max_score is not None and min_score > max_score:
         raise InvalidParameter("min_score is greater than max_score")
     frame = _book(state).risk.get(entity_type)
@@ -142,19 +205,46 @@ TOP_REASONS_IN_LIST = 3
 
 
 def _risk_item(row: dict[str, Any], entity_type: str) -> dict[str, Any]:
-    return {"entity_type": entity_type, "entity_id": row["entity_id"], "rank": int(row["rank"]),
-            "risk_score": float(row["risk_score"]), "credit_points": float(row["credit_points"]),
-            "grade": row["grade"], "grade_cap": row["grade_cap"] or None, "region": row["region"],
-            "rule_hits": row["rule_list"], "rings": row["ring_list"], "model_version": row["model_version"],
-            "top_reasons": json.loads(row.get("reasons") or "[]")[:TOP_REASONS_IN_LIST]}
+    return {
+        "entity_type": entity_type,
+        "entity_id": row["entity_id"],
+        "rank": int(row["rank"]),
+        "risk_score": float(row["risk_score"]),
+        "credit_points": float(row["credit_points"]),
+        "grade": row["grade"],
+        "grade_cap": row["grade_cap"] or None,
+        "region": row["region"],
+        "rule_hits": row["rule_list"],
+        "rings": row["ring_list"],
+        "model_version": row["model_version"],
+        "top_reasons": json.loads(row.get("reasons") or "[]")[:TOP_REASONS_IN_LIST],
+    }
 
 
-def risk_page(*, state: AppState, entity_type: str, region: str | None = None, grades: list[str] | None = None,
-              rule: str | None = None, ring: str | None = None, min_score: float | None = None,
-              max_score: float | None = None, limit: int, cursor: str | None = None) -> dict[str, Any]:
+def risk_page(
+    *,
+    state: AppState,
+    entity_type: str,
+    region: str | None = None,
+    grades: list[str] | None = None,
+    rule: str | None = None,
+    ring: str | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+    limit: int,
+    cursor: str | None = None,
+) -> dict[str, Any]:
     """One page of the ranked risk list (keyset pagination on risk desc, id asc)."""
-    rows = _filtered_risk(state=state, entity_type=entity_type, region=region, grades=grades, rule=rule,
-                          ring=ring, min_score=min_score, max_score=max_score)
+    rows = _filtered_risk(
+        state=state,
+        entity_type=entity_type,
+        region=region,
+        grades=grades,
+        rule=rule,
+        ring=ring,
+        min_score=min_score,
+        max_score=max_score,
+    )
     total = len(rows)
     if cursor:
         score, last_id = _decode_cursor(cursor, 2)
@@ -166,17 +256,34 @@ def risk_page(*, state: AppState, entity_type: str, region: str | None = None, g
     page = rows.iloc[:limit]
     items = [_risk_item(r, entity_type) for r in page.to_dict("records")]
     more = len(rows) > limit
-    nxt = _encode_cursor([float(page["risk_score"].iloc[-1]), page["entity_id"].iloc[-1]]) if more and len(page) else None
-    return {"items": items, "total": total, "next_cursor": nxt, "as_of": state.book.as_of,
-            "run_id": state.book.run_id}
+    nxt = (
+        _encode_cursor([float(page["risk_score"].iloc[-1]), page["entity_id"].iloc[-1]]) if more and len(page) else None
+    )
+    return {"items": items, "total": total, "next_cursor": nxt, "as_of": state.book.as_of, "run_id": state.book.run_id}
 
 
-def risk_csv(*, state: AppState, entity_type: str, region: str | None = None, grades: list[str] | None = None,
-             rule: str | None = None, ring: str | None = None, min_score: float | None = None,
-             max_score: float | None = None) -> Iterator[str]:
+def risk_csv(
+    *,
+    state: AppState,
+    entity_type: str,
+    region: str | None = None,
+    grades: list[str] | None = None,
+    rule: str | None = None,
+    ring: str | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+) -> Iterator[str]:
     """The whole filtered list as CSV lines (at most `api_export_max_rows`)."""
-    rows = _filtered_risk(state=state, entity_type=entity_type, region=region, grades=grades, rule=rule,
-                          ring=ring, min_score=min_score, max_score=max_score)
+    rows = _filtered_risk(
+        state=state,
+        entity_type=entity_type,
+        region=region,
+        grades=grades,
+        rule=rule,
+        ring=ring,
+        min_score=min_score,
+        max_score=max_score,
+    )
     rows = rows.iloc[: state.settings.api_export_max_rows]
 
     def lines() -> Iterator[str]:
@@ -184,19 +291,33 @@ def risk_csv(*, state: AppState, entity_type: str, region: str | None = None, gr
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(RISK_CSV_COLUMNS)
         for start in range(0, len(rows), 5000):
-            for r in rows.iloc[start:start + 5000].to_dict("records"):
-                w.writerow([r["rank"], entity_type, r["entity_id"], r["risk_score"], r["credit_points"], r["grade"],
-                            r["grade_cap"] or "", r["region"] or "", ";".join(r["rule_list"]), ";".join(r["ring_list"]),
-                            r["model_version"]])
+            for r in rows.iloc[start : start + 5000].to_dict("records"):
+                w.writerow(
+                    [
+                        r["rank"],
+                        entity_type,
+                        r["entity_id"],
+                        r["risk_score"],
+                        r["credit_points"],
+                        r["grade"],
+                        r["grade_cap"] or "",
+                        r["region"] or "",
+                        ";".join(r["rule_list"]),
+                        ";".join(r["ring_list"]),
+                        r["model_version"],
+                    ]
+                )
             yield buf.getvalue()
             buf.seek(0)
             buf.truncate()
         if len(rows) == 0:
             yield buf.getvalue()
+
     return lines()
 
 
 # -- entities and graph (investigators) -----------------------------------------------------------
+
 
 async def entity_detail(*, state: AppState, principal: Principal, entity_type: str, entity_id: str) -> dict[str, Any]:
     """Attributes (masked by role), credit answer, rule hits with evidence and rings."""
@@ -211,17 +332,36 @@ async def entity_detail(*, state: AppState, principal: Principal, entity_type: s
             entry = await _explained(state=state, book=book, entity_type=entity_type, entity_id=entity_id, entry=entry)
         credit = orjson.loads(entry.body)
     hits = book.rule_hits
-    mine = hits[(hits["entity_type"] == entity_type) & (hits["entity_id"].astype(str) == entity_id)] if len(hits) else hits
-    rule_hits = [{"rule_id": r["rule_id"], "severity": int(r["severity"]), "grade_cap": r.get("grade_cap") or None,
-                  "evidence": mask_evidence(_json(r["evidence"]), principal)} for r in mine.to_dict("records")]
+    mine = (
+        hits[(hits["entity_type"] == entity_type) & (hits["entity_id"].astype(str) == entity_id)] if len(hits) else hits
+    )
+    rule_hits = [
+        {
+            "rule_id": r["rule_id"],
+            "severity": int(r["severity"]),
+            "grade_cap": r.get("grade_cap") or None,
+            "evidence": mask_evidence(_json(r["evidence"]), principal),
+        }
+        for r in mine.to_dict("records")
+    ]
     members = book.ring_members
-    rings = members[(members["entity_type"] == entity_type) & (members["entity_id"].astype(str) == entity_id)] \
-        if len(members) else members
-    return {"entity_type": entity_type, "entity_id": entity_id,
-            "attributes": mask_attributes(attrs or {}, principal), "masked": not principal.sees_personal_data,
-            "credit": credit, "rule_hits": rule_hits,
-            "rings": [{"ring_id": r["ring_id"], "ring_type": r["ring_type"], "ring_score": float(r["ring_score"])}
-                      for r in rings.to_dict("records")]}
+    rings = (
+        members[(members["entity_type"] == entity_type) & (members["entity_id"].astype(str) == entity_id)]
+        if len(members)
+        else members
+    )
+    return {
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "attributes": mask_attributes(attrs or {}, principal),
+        "masked": not principal.sees_personal_data,
+        "credit": credit,
+        "rule_hits": rule_hits,
+        "rings": [
+            {"ring_id": r["ring_id"], "ring_type": r["ring_type"], "ring_score": float(r["ring_score"])}
+            for r in rings.to_dict("records")
+        ],
+    }
 
 
 def _json(value: Any) -> Any:
@@ -242,16 +382,27 @@ def _node_id(node_type: str, node_id: str, principal: Principal) -> str:
 def _graph(sub: Subgraph, *, book: ResultsBook, principal: Principal) -> dict[str, Any]:
     nodes = []
     for ref, attrs in sub.nodes.items():
-        node = {"type": ref.type, "id": _node_id(ref.type, ref.id, principal),
-                "attributes": mask_attributes(attrs, principal) if ref.type in ENTITY_TYPES else {}}
+        node = {
+            "type": ref.type,
+            "id": _node_id(ref.type, ref.id, principal),
+            "attributes": mask_attributes(attrs, principal) if ref.type in ENTITY_TYPES else {},
+        }
         risk = book.risk.get(ref.type)
         entry = book.credit.get((ref.type, ref.id))
         if entry is not None and risk is not None:
             node["grade"] = entry.grade
         nodes.append(node)
-    edges = [{"source_type": e.source.type, "source_id": _node_id(e.source.type, e.source.id, principal),
-              "target_type": e.target.type, "target_id": _node_id(e.target.type, e.target.id, principal),
-              "relation": e.type, "count": e.count} for e in sub.edges]
+    edges = [
+        {
+            "source_type": e.source.type,
+            "source_id": _node_id(e.source.type, e.source.id, principal),
+            "target_type": e.target.type,
+            "target_id": _node_id(e.target.type, e.target.id, principal),
+            "relation": e.type,
+            "count": e.count,
+        }
+        for e in sub.edges
+    ]
     return {"nodes": nodes, "edges": edges, "truncated": sub.truncated, "masked": not principal.sees_personal_data}
 
 
@@ -262,40 +413,70 @@ async def _require_entity(state: AppState, ref: EntityRef) -> None:
         raise EntityNotFound(f"no {ref.type} {ref.id!r}")
 
 
-async def neighbours(*, state: AppState, principal: Principal, entity_type: str, entity_id: str, hops: int,
-                     limit: int, rel_types: list[str] | None) -> dict[str, Any]:
+async def neighbours(
+    *,
+    state: AppState,
+    principal: Principal,
+    entity_type: str,
+    entity_id: str,
+    hops: int,
+    limit: int,
+    rel_types: list[str] | None,
+) -> dict[str, Any]:
     """The entity's neighbourhood within `hops` (at most `limit` nodes)."""
     ref = EntityRef(entity_type, entity_id)
     await _require_entity(state, ref)
-    sub = await state.graph_call(state.store.neighbours, ref, hops=hops, limit=limit,
-                                 rel_types=tuple(rel_types) if rel_types else None)
+    sub = await state.graph_call(
+        state.store.neighbours, ref, hops=hops, limit=limit, rel_types=tuple(rel_types) if rel_types else None
+    )
     return _graph(sub, book=state.book, principal=principal)
 
 
-async def path(*, state: AppState, principal: Principal, source: EntityRef, target: EntityRef,
-               max_hops: int) -> dict[str, Any]:
+async def path(
+    *, state: AppState, principal: Principal, source: EntityRef, target: EntityRef, max_hops: int
+) -> dict[str, Any]:
     """One shortest path between two entities (found=false when none within `max_hops`)."""
     await _require_entity(state, source)
     await _require_entity(state, target)
     sub = await state.graph_call(state.store.shortest_path, source, target, max_hops=max_hops)
     if sub is None:
-        return {"nodes": [], "edges": [], "truncated": False, "masked": not principal.sees_personal_data,
-                "found": False, "hops": None}
+        return {
+            "nodes": [],
+            "edges": [],
+            "truncated": False,
+            "masked": not principal.sees_personal_data,
+            "found": False,
+            "hops": None,
+        }
     out = _graph(sub, book=state.book, principal=principal)
     return {**out, "found": True, "hops": len(sub.edges)}
 
 
 # -- rings ------------------------------------------------------------------------------------------
 
+
 def _ring_summary(r: dict[str, Any]) -> dict[str, Any]:
     money = r.get("money_at_stake")
-    return {"ring_id": r["ring_id"], "ring_type": r["ring_type"], "ring_score": float(r["ring_score"]),
-            "size": int(r["size"]), "why": str(r.get("why") or ""),
-            "money_at_stake": None if money is None or (isinstance(money, float) and math.isnan(money)) else float(money)}
+    return {
+        "ring_id": r["ring_id"],
+        "ring_type": r["ring_type"],
+        "ring_score": float(r["ring_score"]),
+        "size": int(r["size"]),
+        "why": str(r.get("why") or ""),
+        "money_at_stake": None if money is None or (isinstance(money, float) and math.isnan(money)) else float(money),
+    }
 
 
-def rings_page(*, state: AppState, ring_type: str | None, min_score: float | None, entity_type: str | None,
-               entity_id: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+def rings_page(
+    *,
+    state: AppState,
+    ring_type: str | None,
+    min_score: float | None,
+    entity_type: str | None,
+    entity_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
     """Rings, highest score first, optionally those of one entity."""
     rings = state.book.rings
     if rings.empty:
@@ -322,8 +503,11 @@ def rings_page(*, state: AppState, ring_type: str | None, min_score: float | Non
         rs, ids = rows["ring_score"].to_numpy(dtype=float), rows["ring_id"].to_numpy(dtype=object)
         rows = rows[(rs < score) | ((rs == score) & (ids > last))]
     page = rows.iloc[:limit]
-    nxt = (_encode_cursor([float(page["ring_score"].iloc[-1]), page["ring_id"].iloc[-1]])
-           if len(rows) > limit and len(page) else None)
+    nxt = (
+        _encode_cursor([float(page["ring_score"].iloc[-1]), page["ring_id"].iloc[-1]])
+        if len(rows) > limit and len(page)
+        else None
+    )
     return {"items": [_ring_summary(r) for r in page.to_dict("records")], "total": total, "next_cursor": nxt}
 
 
@@ -337,19 +521,34 @@ def ring_detail(*, state: AppState, principal: Principal, ring_id: str) -> dict[
 
     def node(n: dict[str, Any]) -> dict[str, Any]:
         entry = book.credit.get((n["entity_type"], str(n["entity_id"])))
-        return {"type": n["entity_type"], "id": _node_id(n["entity_type"], str(n["entity_id"]), principal),
-                "attributes": {"member": bool(n["member"])}, "grade": entry.grade if entry else None}
+        return {
+            "type": n["entity_type"],
+            "id": _node_id(n["entity_type"], str(n["entity_id"]), principal),
+            "attributes": {"member": bool(n["member"])},
+            "grade": entry.grade if entry else None,
+        }
 
     nodes = [node(n) for n in ev["nodes"]]
-    edges = [{"source_type": e["source_type"], "source_id": _node_id(e["source_type"], str(e["source_id"]), principal),
-              "target_type": e["target_type"], "target_id": _node_id(e["target_type"], str(e["target_id"]), principal),
-              "relation": str(e["relation"]), "count": float(e.get("count") or 1)} for e in ev["edges"]]
-    return {**summary, "members": [n for n, raw in zip(nodes, ev["nodes"]) if raw["member"]],
-            "subgraph": {"nodes": nodes, "edges": edges, "truncated": False,
-                         "masked": not principal.sees_personal_data}}
+    edges = [
+        {
+            "source_type": e["source_type"],
+            "source_id": _node_id(e["source_type"], str(e["source_id"]), principal),
+            "target_type": e["target_type"],
+            "target_id": _node_id(e["target_type"], str(e["target_id"]), principal),
+            "relation": str(e["relation"]),
+            "count": float(e.get("count") or 1),
+        }
+        for e in ev["edges"]
+    ]
+    return {
+        **summary,
+        "members": [n for n, raw in zip(nodes, ev["nodes"]) if raw["member"]],
+        "subgraph": {"nodes": nodes, "edges": edges, "truncated": False, "masked": not principal.sees_personal_data},
+    }
 
 
 # -- models, rules, jobs, audit (model owners) ------------------------------------------------------
+
 
 def _model_out(rec: Any, *, detail: bool = False) -> dict[str, Any]:
     d = asdict(rec)
@@ -389,8 +588,13 @@ async def model_metrics(*, state: AppState, version: str) -> dict[str, Any]:
 async def promote(*, state: AppState, principal: Principal, version: str) -> dict[str, Any]:
     """Make `version` its type's champion (served from the next re-scoring) and audit it."""
     rec = await anyio.to_thread.run_sync(state.registry.promote, version)
-    state.audit.record(actor=principal.actor, role=principal.role, action="promote", entity_type=rec.entity_type,
-                       model_version=rec.version)
+    state.audit.record(
+        actor=principal.actor,
+        role=principal.role,
+        action="promote",
+        entity_type=rec.entity_type,
+        model_version=rec.version,
+    )
     await state.audit.flush()
     return _model_out(rec)
 
@@ -402,23 +606,42 @@ def rules_list(*, state: AppState, entity_type: str | None) -> list[dict[str, An
     if entity_type is not None and len(rules):
         rules = rules[rules["entity_type"] == entity_type]
     disabled = set(state.settings.rules_disabled)
-    return [{**r, "params": json.loads(r["params"]), "grade_cap": r["grade_cap"] or None,
-             "version": str(r["version"]), "enabled": bool(r["enabled"]) and r["rule_id"] not in disabled}
-            for r in rules.to_dict("records")]
+    return [
+        {
+            **r,
+            "params": json.loads(r["params"]),
+            "grade_cap": r["grade_cap"] or None,
+            "version": str(r["version"]),
+            "enabled": bool(r["enabled"]) and r["rule_id"] not in disabled,
+        }
+        for r in rules.to_dict("records")
+    ]
 
 
 def _run_out(r: dict[str, Any]) -> dict[str, Any]:
-    return {"run_id": r["id"], "job_id": r["job_id"], "started_at": r["started_at"],
-            "finished_at": r["finished_at"], "status": r["status"], "message": r["message"]}
+    return {
+        "run_id": r["id"],
+        "job_id": r["job_id"],
+        "started_at": r["started_at"],
+        "finished_at": r["finished_at"],
+        "status": r["status"],
+        "message": r["message"],
+    }
 
 
 def _job_out(state: AppState, job_id: str, nxt: dict[str, Any]) -> dict[str, Any]:
     spec = JOBS[job_id]
     last = state.runner.history(job_id, limit=1)
     when = nxt.get(job_id)
-    return {"id": spec.id, "name": spec.name, "description": " ".join(spec.description.split()),
-            "schedule": spec.schedule(state.settings), "next_run_at": when.isoformat() if when else None,
-            "running": state.runner.running(job_id), "last_run": _run_out(last[0]) if last else None}
+    return {
+        "id": spec.id,
+        "name": spec.name,
+        "description": " ".join(spec.description.split()),
+        "schedule": spec.schedule(state.settings),
+        "next_run_at": when.isoformat() if when else None,
+        "running": state.runner.running(job_id),
+        "last_run": _run_out(last[0]) if last else None,
+    }
 
 
 def _next_runs(state: AppState) -> dict[str, Any]:
@@ -431,6 +654,7 @@ async def jobs_list(*, state: AppState) -> list[dict[str, Any]]:
     def build() -> list[dict[str, Any]]:
         nxt = _next_runs(state)
         return [_job_out(state, job_id, nxt) for job_id in JOBS]
+
     return await anyio.to_thread.run_sync(build)
 
 
@@ -438,16 +662,21 @@ async def job_detail(*, state: AppState, job_id: str, limit: int) -> dict[str, A
     state.runner.spec(job_id)
 
     def build() -> dict[str, Any]:
-        return {**_job_out(state, job_id, _next_runs(state)),
-                "history": [_run_out(r) for r in state.runner.history(job_id, limit=limit)]}
+        return {
+            **_job_out(state, job_id, _next_runs(state)),
+            "history": [_run_out(r) for r in state.runner.history(job_id, limit=limit)],
+        }
+
     return await anyio.to_thread.run_sync(build)
 
 
 async def job_runs(*, state: AppState, job_id: str | None, status: str | None, limit: int) -> list[dict[str, Any]]:
     if job_id is not None:
         state.runner.spec(job_id)
-    return [_run_out(r) for r in await anyio.to_thread.run_sync(
-        lambda: state.runner.history(job_id, limit=limit, status=status))]
+    return [
+        _run_out(r)
+        for r in await anyio.to_thread.run_sync(lambda: state.runner.history(job_id, limit=limit, status=status))
+    ]
 
 
 async def job_start(*, state: AppState, principal: Principal, job_id: str) -> dict[str, Any]:
@@ -457,14 +686,28 @@ async def job_start(*, state: AppState, principal: Principal, job_id: str) -> di
     return {"run_id": run_id, "job_id": job_id, "status": "running"}
 
 
-async def audit_query(*, state: AppState, actor: str | None, action: str | None, entity_type: str | None,
-                      entity_id: str | None, since: str | None, until: str | None, limit: int,
-                      cursor: str | None) -> dict[str, Any]:
+async def audit_query(
+    *,
+    state: AppState,
+    actor: str | None,
+    action: str | None,
+    entity_type: str | None,
+    entity_id: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
     """Audit rows, newest first (queued rows are written first, so the answer is complete)."""
     await state.audit.flush()
     t = audit_table
     q = sa.select(t).order_by(t.c.id.desc()).limit(limit + 1)
-    for col, val in ((t.c.actor, actor), (t.c.action, action), (t.c.entity_type, entity_type), (t.c.entity_id, entity_id)):
+    for col, val in (
+        (t.c.actor, actor),
+        (t.c.action, action),
+        (t.c.entity_type, entity_type),
+        (t.c.entity_id, entity_id),
+    ):
         if val is not None:
             q = q.where(col == val)
     if since is not None:
@@ -480,6 +723,7 @@ async def audit_query(*, state: AppState, actor: str | None, action: str | None,
     def run() -> list[dict[str, Any]]:
         with state.db.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
     rows = await anyio.to_thread.run_sync(run)
     more = len(rows) > limit
     rows = rows[:limit]

@@ -1,4 +1,5 @@
 """Everything the API holds while it runs, built once in the app's lifespan."""
+
 from __future__ import annotations
 
 import logging
@@ -50,8 +51,11 @@ class AppState:
         """(Re)build the served results from the results DB and the store's snapshot."""
         with self.reload_lock:
             book = load_book(db=self.db, settings=self.settings, dataset_of=self._dataset_or_none)
-            self.explainer = Explainer(features_dir=run_dir(self.settings, book.run_id) / "features",
-                                       registry=self.registry, per_entity=self.settings.model.reasons_per_entity)
+            self.explainer = Explainer(
+                features_dir=run_dir(self.settings, book.run_id) / "features",
+                registry=self.registry,
+                per_entity=self.settings.model.reasons_per_entity,
+            )
             self.book = book
             self.metrics.scores_loaded.set(len(book.credit))
 
@@ -80,7 +84,9 @@ class AppState:
 
     async def graph_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking store call in a worker thread, one at a time."""
+
         def call() -> Any:
             with self.store_lock:
                 return fn(*args, **kwargs)
+
         return await anyio.to_thread.run_sync(call)

@@ -5,6 +5,7 @@ on the same stack, one uvicorn worker on 127.0.0.1, load from `wrk` (apt-get ins
 
 Without --home it generates a synthetic dataset and runs the pipeline into a temporary home.
 Targets: >= 2,000 req/s, p99 <= 30 ms, and >= 0.4x the bare endpoint's throughput."""
+
 from __future__ import annotations
 
 import argparse
@@ -40,6 +41,7 @@ def bare_app():  # uvicorn --factory entry point: the same stack with nothing be
     @app.get("/bare/{entity_type}/{entity_id}")
     async def bare(entity_type: str, entity_id: str) -> Response:
         return Response(body, media_type="application/json")
+
     return app
 
 
@@ -59,9 +61,13 @@ def _prepare(home: Path, persons: int) -> None:
 
 
 def _env(home: Path) -> dict[str, str]:
-    return {"RISKGRAPH_HOME": str(home), "RISKGRAPH_STORE_URL": f"memory://{home / 'store'}",
-            "RISKGRAPH_API_KEYS": json.dumps({KEY: "approval_system"}), "RISKGRAPH_API_SCHEDULER": "false",
-            "RISKGRAPH_PROGRESS": "false"}
+    return {
+        "RISKGRAPH_HOME": str(home),
+        "RISKGRAPH_STORE_URL": f"memory://{home / 'store'}",
+        "RISKGRAPH_API_KEYS": json.dumps({KEY: "approval_system"}),
+        "RISKGRAPH_API_SCHEDULER": "false",
+        "RISKGRAPH_PROGRESS": "false",
+    }
 
 
 def _settings(home: Path):
@@ -71,8 +77,22 @@ def _settings(home: Path):
 
 
 def _start(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-           "--workers", "1", "--log-level", "warning", "--no-access-log"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        factory,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
     end = time.monotonic() + 120
     while time.monotonic() < end:
@@ -88,15 +108,26 @@ def _start(factory: str, port: int, env: dict[str, str]) -> subprocess.Popen:
 
 
 def _wrk(url_base: str, paths: list[str], *, duration: int, connections: int, headers: dict[str, str]) -> dict:
-    lua = "paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n" + (
-        "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
-        "  return wrk.format('GET', paths[i], {" + ",".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in headers.items())
-        + "})\nend\n")
+    lua = (
+        "paths = {"
+        + ",".join(json.dumps(p) for p in paths)
+        + "}\n"
+        + (
+            "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+            "  return wrk.format('GET', paths[i], {"
+            + ",".join(f"[{json.dumps(k)}]={json.dumps(v)}" for k, v in headers.items())
+            + "})\nend\n"
+        )
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(lua)
     try:
-        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", fh.name, url_base],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", fh.name, url_base],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         os.unlink(fh.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -107,8 +138,14 @@ def _wrk(url_base: str, paths: list[str], *, duration: int, connections: int, he
         m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)", out)
         v, unit = float(m.group(1)), m.group(2)
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-    return {"rps": round(rps), "requests": total, "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+
+    return {
+        "rps": round(rps),
+        "requests": total,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
 
 
 def main() -> None:
@@ -141,8 +178,9 @@ def main() -> None:
         try:
             base = f"http://127.0.0.1:{port}"
             _wrk(base, paths, duration=2, connections=args.connections, headers={"X-API-Key": KEY})  # warm-up
-            results["credit"] = _wrk(base, paths, duration=args.duration, connections=args.connections,
-                                     headers={"X-API-Key": KEY})
+            results["credit"] = _wrk(
+                base, paths, duration=args.duration, connections=args.connections, headers={"X-API-Key": KEY}
+            )
         finally:
             server.terminate()
             server.wait(30)
@@ -164,12 +202,23 @@ def main() -> None:
     served = credit["requests"]
     audited = audit_after - audit_before
     ratio = credit["rps"] / bare_r["rps"]
-    report = {"entities": len(scores), "connections": args.connections, "duration_s": args.duration,
-              "credit": credit, "bare": bare_r, "ratio_to_bare": round(ratio, 2),
-              "audit_rows_written": audited, "audit_rows_expected_at_least": served,
-              "targets": {"rps>=2000": credit["rps"] >= 2000, "p99<=30ms": credit["p99_ms"] <= 30,
-                          "ratio>=0.4": ratio >= 0.4, "all_audited": audited >= served,
-                          "no_errors": credit["non_2xx"] == 0}}
+    report = {
+        "entities": len(scores),
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "credit": credit,
+        "bare": bare_r,
+        "ratio_to_bare": round(ratio, 2),
+        "audit_rows_written": audited,
+        "audit_rows_expected_at_least": served,
+        "targets": {
+            "rps>=2000": credit["rps"] >= 2000,
+            "p99<=30ms": credit["p99_ms"] <= 30,
+            "ratio>=0.4": ratio >= 0.4,
+            "all_audited": audited >= served,
+            "no_errors": credit["non_2xx"] == 0,
+        },
+    }
     print(json.dumps(report, indent=2))
     sys.exit(0 if all(report["targets"].values()) else 1)
 

@@ -13,6 +13,7 @@ A reference holds every feature table (after graph features) and a digest of the
 (ids, offsets, relationship arrays). `--check` compares column names and order, row order,
 dtypes, category levels, and values (np.allclose for floats, exact otherwise).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,11 @@ def timed(label: str, fn, results: dict):
         out = fn()
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     results[label] = {"wall": wall, "cpu": cpu, "peak_rss_mb": pk.peak, "rss_growth_mb": pk.peak - pk.start}
-    print(f"{label:<20} wall {wall:7.2f} s   cpu {cpu:7.2f} s   peak RSS {pk.peak:8.0f} MB "
-          f"(+{pk.peak - pk.start:.0f})   load {os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"{label:<20} wall {wall:7.2f} s   cpu {cpu:7.2f} s   peak RSS {pk.peak:8.0f} MB "
+        f"(+{pk.peak - pk.start:.0f})   load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     return out
 
 
@@ -85,8 +89,10 @@ def projection_digest(proj: Projection) -> dict:
         d[f"ids:{t}"] = (len(ids), str(ids.dtype), ids.name, h)
     for rel, parts in sorted(proj.relationships.items()):
         for i, r in enumerate(parts):
-            h = hashlib.sha256(np.ascontiguousarray(r.source, dtype=np.int64).tobytes()
-                               + np.ascontiguousarray(r.target, dtype=np.int64).tobytes()).hexdigest()
+            h = hashlib.sha256(
+                np.ascontiguousarray(r.source, dtype=np.int64).tobytes()
+                + np.ascontiguousarray(r.target, dtype=np.int64).tobytes()
+            ).hexdigest()
             d[f"rel:{rel}:{i}"] = (r.source_type, r.target_type, len(r.source), h)
     return d
 
@@ -106,9 +112,11 @@ def compare(ref: dict, got: dict) -> list[str]:
             problems.append(f"{t}: table missing on one side")
             continue
         if list(a.columns) != list(b.columns):
-            problems.append(f"{t}: columns differ: only ref {sorted(set(a.columns) - set(b.columns))}, "
-                            f"only new {sorted(set(b.columns) - set(a.columns))}, order same="
-                            f"{sorted(a.columns) == sorted(b.columns)}")
+            problems.append(
+                f"{t}: columns differ: only ref {sorted(set(a.columns) - set(b.columns))}, "
+                f"only new {sorted(set(b.columns) - set(a.columns))}, order same="
+                f"{sorted(a.columns) == sorted(b.columns)}"
+            )
         if not a.index.equals(b.index) or a.index.name != b.index.name:
             problems.append(f"{t}: index differs")
             continue
@@ -127,8 +135,9 @@ def compare(ref: dict, got: dict) -> list[str]:
             if not np.allclose(xv, yv, rtol=RTOL, atol=ATOL, equal_nan=True):
                 bad = ~np.isclose(xv, yv, rtol=RTOL, atol=ATOL, equal_nan=True)
                 i = int(np.flatnonzero(bad)[0])
-                problems.append(f"{t}.{c}: {int(bad.sum())} values differ, e.g. row {a.index[i]}: "
-                                f"{xv[i]!r} vs {yv[i]!r}")
+                problems.append(
+                    f"{t}.{c}: {int(bad.sum())} values differ, e.g. row {a.index[i]}: {xv[i]!r} vs {yv[i]!r}"
+                )
     return problems
 
 
@@ -158,6 +167,7 @@ def main() -> int:
     prof = None
     if args.profile:
         import cProfile
+
         prof = cProfile.Profile()
         prof.enable()
     proj = timed("Projection", lambda: Projection(dataset), results)
@@ -186,8 +196,10 @@ def main() -> int:
                 print("  ", p)
             return 1
         n = sum(f.shape[1] for f in feats.values())
-        print(f"CHECK OK: {n} columns over {len(feats)} tables match the reference "
-              f"(rtol={RTOL}, atol={ATOL}); projection digest identical")
+        print(
+            f"CHECK OK: {n} columns over {len(feats)} tables match the reference "
+            f"(rtol={RTOL}, atol={ATOL}); projection digest identical"
+        )
     return 0
 
 

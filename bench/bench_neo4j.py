@@ -12,6 +12,7 @@ JVM benchmark practice: `--warmup` loads (default 1) run first and are printed b
 on a freshly started server the first load also pays the JIT compilation of Neo4j's write path
 (~35-40 s of compiler-thread CPU on 2 cores). The summary is the median of the `--repeat` loads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,11 +79,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--url", default="bolt://127.0.0.1:7687")
     ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     ap.add_argument("--batch-sizes", default="", help="comma-separated sizes to compare, e.g. 2000,5000,10000")
-    ap.add_argument("--sessions", type=int, default=DEFAULT_SESSIONS,
-                    help="concurrent sessions writing each table (split by end node)")
-    ap.add_argument("--warmup", type=int, default=1,
-                    help="loads run first and not counted (on a freshly started server the first one runs on "
-                         "a cold JVM: JIT compilation of the write path)")
+    ap.add_argument(
+        "--sessions",
+        type=int,
+        default=DEFAULT_SESSIONS,
+        help="concurrent sessions writing each table (split by end node)",
+    )
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="loads run first and not counted (on a freshly started server the first one runs on "
+        "a cold JVM: JIT compilation of the write path)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="counted loads per batch size (the median is reported)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--limit", type=int, default=200)
@@ -108,27 +117,37 @@ def main(argv: list[str] | None = None) -> None:
             kind = "warm-up" if attempt <= warmups else "ingest"
             if attempt > warmups:
                 rates.append(rels / seconds)
-            print(f"{kind} {attempt}/{warmups + args.repeat} batch_size={size:>6} sessions={args.sessions}: "
-                  f"{rels} relationships in {seconds:.1f}s = {rels / seconds:,.0f} relationships/s "
-                  f"(emptying the store first: {cleared:.1f}s; load average {load:.2f} -> "
-                  f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)", flush=True)
+            print(
+                f"{kind} {attempt}/{warmups + args.repeat} batch_size={size:>6} sessions={args.sessions}: "
+                f"{rels} relationships in {seconds:.1f}s = {rels / seconds:,.0f} relationships/s "
+                f"(emptying the store first: {cleared:.1f}s; load average {load:.2f} -> "
+                f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)",
+                flush=True,
+            )
         if rates:
-            print(f"batch_size={size}: median {statistics.median(rates):,.0f} relationships/s over {len(rates)} "
-                  f"loads (min {min(rates):,.0f}, max {max(rates):,.0f})", flush=True)
+            print(
+                f"batch_size={size}: median {statistics.median(rates):,.0f} relationships/s over {len(rates)} "
+                f"loads (min {min(rates):,.0f}, max {max(rates):,.0f})",
+                flush=True,
+            )
 
     reader = Neo4jGraphStore(args.url)  # no cache: the whole dataset read back from the server
     try:
         started = time.perf_counter()
         back = reader.dataset()
-        print(f"read back (dataset(), {sum(back.row_counts().values())} rows): "
-              f"{time.perf_counter() - started:.1f}s", flush=True)
+        print(
+            f"read back (dataset(), {sum(back.row_counts().values())} rows): {time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
     finally:
         reader.close()
 
     times = two_hop_latency(args.url, dataset, args.queries, args.limit, args.seed)
-    print(f"2-hop neighbourhood (limit {args.limit}, {len(times)} random persons): "
-          f"p50 {_percentile(times, 0.5):.1f} ms, p99 {_percentile(times, 0.99):.1f} ms, "
-          f"mean {statistics.fmean(times):.1f} ms")
+    print(
+        f"2-hop neighbourhood (limit {args.limit}, {len(times)} random persons): "
+        f"p50 {_percentile(times, 0.5):.1f} ms, p99 {_percentile(times, 0.99):.1f} ms, "
+        f"mean {statistics.fmean(times):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Time every pipeline stage with peak memory, on generated data (generation excluded).
 
-    .venv/bin/python bench/bench_pipeline.py --persons 100000
-    .venv/bin/python bench/bench_pipeline.py --data DIR
+.venv/bin/python bench/bench_pipeline.py --persons 100000
+.venv/bin/python bench/bench_pipeline.py --data DIR
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,11 @@ def main() -> None:
     timings = result.manifest["timings_s"]
     print("| persons | relationship rows | " + " | ".join(timings) + " | total s | peak GiB |")
     print("|" + "---|" * (len(timings) + 4))
-    print(f"| {persons:,} | {rels:,} | " + " | ".join(f"{v:.1f}" for v in timings.values())
-          + f" | {total:.1f} | {peak_gib:.2f} |")
+    print(
+        f"| {persons:,} | {rels:,} | "
+        + " | ".join(f"{v:.1f}" for v in timings.values())
+        + f" | {total:.1f} | {peak_gib:.2f} |"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ Generates a synthetic dataset with synth.generator (unless --data names one that
 truth/truth.csv), evaluates the rule packs (facility rings read their hits; timed apart from the
 rings), and prints one markdown table row, then recall and precision per ring type.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,13 +28,15 @@ from features.rings.evaluation import RING_PATTERNS, evaluate_by_type, evaluate_
 from graph.dataset import load_dataset
 from riskgraph.settings import Settings
 
-HEADER = ("| persons | rows | load s | rules s | rings s | load avg (1 min, before/after) | peak GiB (after load / after rings) "
-          "| rings | rings by type | recall (4 ring types) | recall (all planted) | precision "
-          "| baseline s | baseline recall (all) | baseline precision | recall by pattern |")
+HEADER = (
+    "| persons | rows | load s | rules s | rings s | load avg (1 min, before/after) | peak GiB (after load / after rings) "
+    "| rings | rings by type | recall (4 ring types) | recall (all planted) | precision "
+    "| baseline s | baseline recall (all) | baseline precision | recall by pattern |"
+)
 
 
 def _peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     data = args.data
     if data is None:
         from synth.generator import generate
+
         data = Path(tempfile.mkdtemp(prefix="bench_rings_"))
         generate(persons=args.persons, seed=args.seed, out=data)
     t0 = time.perf_counter()
@@ -84,16 +88,20 @@ def main(argv: list[str] | None = None) -> None:
     print(HEADER)
     print("|" + "---|" * (HEADER.count("|") - 1))
     types = ", ".join(f"{t} {n}" for t, n in by_type.items())
-    print(f"| {n_persons:,} | {rows:,} | {t_load:.1f} | {t_rules:.1f} | {t_rings:.1f} | {load_before:.1f} / {load_after:.1f} | "
-          f"{peak_load:.2f} / {peak:.2f} | {ev['n_detected']} | {types} | {ev4['recall']:.3f} | {ev['recall']:.3f} | "
-          f"{ev['precision']:.3f} | {b_time:.1f} | "
-          f"{b_ev['recall']:.3f} | {b_ev['precision']:.3f} | {json.dumps(ev['recall_by_pattern'])} |")
+    print(
+        f"| {n_persons:,} | {rows:,} | {t_load:.1f} | {t_rules:.1f} | {t_rings:.1f} | {load_before:.1f} / {load_after:.1f} | "
+        f"{peak_load:.2f} / {peak:.2f} | {ev['n_detected']} | {types} | {ev4['recall']:.3f} | {ev['recall']:.3f} | "
+        f"{ev['precision']:.3f} | {b_time:.1f} | "
+        f"{b_ev['recall']:.3f} | {b_ev['precision']:.3f} | {json.dumps(ev['recall_by_pattern'])} |"
+    )
     print()
     print("| ring type | recall (found / planted) | precision (correct / detected) | mean best Jaccard |")
     print("|---|---|---|---|")
     for ring_type, e in evaluate_by_type(result.members, truth).items():
-        print(f"| {ring_type} | {e['recall']:.3f} ({e['n_found']}/{e['n_planted']}) | "
-              f"{e['precision']:.3f} ({e['n_correct']}/{e['n_detected']}) | {e['mean_best_jaccard']:.3f} |")
+        print(
+            f"| {ring_type} | {e['recall']:.3f} ({e['n_found']}/{e['n_planted']}) | "
+            f"{e['precision']:.3f} ({e['n_correct']}/{e['n_detected']}) | {e['mean_best_jaccard']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

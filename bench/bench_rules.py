@@ -15,6 +15,7 @@ part of the evaluate figure. Prints per-rule seconds and hits, then one markdown
 The machine may be shared: the load average is printed with the figures, and CPU seconds of
 the process next to wall seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ import pandas as pd
 from graph.dataset import load_dataset
 from rules import default_pack, evaluate
 
-HEADER = ("| persons | rows | load s | evaluate s (wall) | evaluate s (CPU) | peak RSS GiB (process) "
-          "| peak RSS GiB (during evaluate) | hits | load average (1 min) |")
+HEADER = (
+    "| persons | rows | load s | evaluate s (wall) | evaluate s (CPU) | peak RSS GiB (process) "
+    "| peak RSS GiB (during evaluate) | hits | load average (1 min) |"
+)
 
 
 # The planted pattern(s) of synth.generator each default rule is meant to catch (None: no planted
@@ -64,8 +67,11 @@ RULE_PATTERNS: dict[str, tuple[str, ...] | None] = {
 def precision_table(hits: pd.DataFrame, truth: pd.DataFrame, rules: dict[str, str], counts: dict[str, int]) -> str:
     """Markdown: per rule, hits, precision (any planted pattern / own pattern), recall, patterns hit."""
     planted = truth.groupby(["entity_type", "entity_id"])["pattern"].agg(set).to_dict()
-    lines = ["| rule | entity | hits | precision (any pattern) | pattern(s) | precision (its pattern) "
-             "| recall (its pattern) | patterns among the hits |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| rule | entity | hits | precision (any pattern) | pattern(s) | precision (its pattern) "
+        "| recall (its pattern) | patterns among the hits |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for rid, etype in rules.items():
         h = hits[hits["rule_id"] == rid]
         if rid not in counts:
@@ -80,6 +86,7 @@ def precision_table(hits: pd.DataFrame, truth: pd.DataFrame, rules: dict[str, st
 
         def pct(a: int, b: int) -> str:
             return f"{a / b:.0%} ({a}/{b})" if b else "n/a"
+
         if pats is None:
             own = rec = "n/a"
         else:
@@ -87,13 +94,15 @@ def precision_table(hits: pd.DataFrame, truth: pd.DataFrame, rules: dict[str, st
             t = truth[truth["pattern"].isin(pats) & (truth["entity_type"] == etype)]
             targets = set(zip(t["entity_type"], t["entity_id"]))
             rec = pct(len(targets & set(keys)), len(targets))
-        lines.append(f"| `{rid}` | {etype} | {n} | {pct(any_hit, n)} | {', '.join(pats) if pats else '-'} | {own} "
-                     f"| {rec} | {seen_txt} |")
+        lines.append(
+            f"| `{rid}` | {etype} | {n} | {pct(any_hit, n)} | {', '.join(pats) if pats else '-'} | {own} "
+            f"| {rec} | {seen_txt} |"
+        )
     return "\n".join(lines)
 
 
 def _peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
 
 
 def _cpu_s() -> float:
@@ -115,7 +124,7 @@ def _vm_hwm_gib() -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024 ** 2
+                return int(line.split()[1]) / 1024**2
     except OSError:
         pass
     return None
@@ -136,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     persons = None
     if data is None:
         from synth.generator import generate
+
         persons = args.persons
         tmp = Path(tempfile.mkdtemp(prefix="bench_rules_"))
         data = tmp / "data"
@@ -169,13 +179,17 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{rule.id:40s} {'-':>8s} {'skipped':>8s}")
         rest = t_eval - sum(result.seconds.values())
         print(f"{'(validation, concat and sort of hits)':40s} {rest:8.2f}")
-        print(f"\nevaluate: {t_eval:.1f} s wall, {cpu_eval:.1f} s CPU; {len(result.hits):,} hits; "
-              f"load average {load_before:.1f} before, {load_after:.1f} after (2 cores: > 2 means contention)\n")
+        print(
+            f"\nevaluate: {t_eval:.1f} s wall, {cpu_eval:.1f} s CPU; {len(result.hits):,} hits; "
+            f"load average {load_before:.1f} before, {load_after:.1f} after (2 cores: > 2 means contention)\n"
+        )
         print(HEADER)
         print("|" + "---|" * (HEADER.count("|") - 1))
         eval_peak = f"{peak_eval:.2f}" if peak_eval is not None else "n/a"
-        print(f"| {persons:,} | {rows:,} | {t_load:.0f} | {t_eval:.1f} | {cpu_eval:.1f} | {peak:.2f} | {eval_peak} "
-              f"| {len(result.hits):,} | {load_before:.1f} / {load_after:.1f} |")
+        print(
+            f"| {persons:,} | {rows:,} | {t_load:.0f} | {t_eval:.1f} | {cpu_eval:.1f} | {peak:.2f} | {eval_peak} "
+            f"| {len(result.hits):,} | {load_before:.1f} / {load_after:.1f} |"
+        )
         if args.precision:
             truth_file = Path(data) / "truth" / "truth.csv"
             truth = pd.read_csv(truth_file, dtype=str, keep_default_na=False)

@@ -8,6 +8,7 @@ honest; "unlabelled" restricts it to entities the model never saw a label for (s
 The timing part measures features + scoring (+ explanations of the riskiest `explain_top`)
 on the same data, after ingest, rules and rings (which are timed by bench_pipeline.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,13 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def quality_rows(scores: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame,
-                 baselines: dict[str, pd.Series | None], kinds: dict[str, str]) -> list[dict]:
+def quality_rows(
+    scores: pd.DataFrame,
+    truth: pd.DataFrame,
+    labels: pd.DataFrame,
+    baselines: dict[str, pd.Series | None],
+    kinds: dict[str, str],
+) -> list[dict]:
     """One row per (entity type, scorer) with ROC-AUC (all, unlabelled) and top-K precision."""
     rows = []
     for t in ENTITY_TYPES:
@@ -54,25 +60,36 @@ def quality_rows(scores: pd.DataFrame, truth: pd.DataFrame, labels: pd.DataFrame
                 continue
             r = r.reindex(s.index).to_numpy()
             top = np.argsort(-r, kind="mergesort")[:TOP_K]
-            rows.append({
-                "type": t, "scorer": name, "kind": kinds[t] if name == "model" else "supervised",
-                "entities": len(s), "fraud": int(y.sum()),
-                "auc_all": _auc(y, r), "auc_unlabelled": _auc(y[unl], r[unl]),
-                "top_k_precision": float(y[top].mean()), "top_k": min(TOP_K, len(s)),
-            })
+            rows.append(
+                {
+                    "type": t,
+                    "scorer": name,
+                    "kind": kinds[t] if name == "model" else "supervised",
+                    "entities": len(s),
+                    "fraud": int(y.sum()),
+                    "auc_all": _auc(y, r),
+                    "auc_unlabelled": _auc(y[unl], r[unl]),
+                    "top_k_precision": float(y[top].mean()),
+                    "top_k": min(TOP_K, len(s)),
+                }
+            )
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    out = ["| type | scorer | kind | entities | fraud | ROC-AUC all | ROC-AUC unlabelled | top-k precision |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| type | scorer | kind | entities | fraud | ROC-AUC all | ROC-AUC unlabelled | top-k precision |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "auc_all" not in r:
             out.append(f"| {r['type']} | {r['scorer']} | {r['kind']} | | | | | |")
             continue
-        out.append(f"| {r['type']} | {r['scorer']} | {r['kind']} | {r['entities']:,} | {r['fraud']} | "
-                   f"{_fmt(r['auc_all'])} | {_fmt(r['auc_unlabelled'])} | "
-                   f"{r['top_k_precision']:.2f} (top {r['top_k']}) |")
+        out.append(
+            f"| {r['type']} | {r['scorer']} | {r['kind']} | {r['entities']:,} | {r['fraud']} | "
+            f"{_fmt(r['auc_all'])} | {_fmt(r['auc_unlabelled'])} | "
+            f"{r['top_k_precision']:.2f} (top {r['top_k']}) |"
+        )
     return "\n".join(out)
 
 
@@ -99,11 +116,17 @@ def timing(data: Path, work: Path) -> dict[str, float]:
     features = add_graph_features(build_features(dataset, proj), proj)
     t2 = time.perf_counter()
     registry = ModelRegistry(ResultsDB(settings.results_database_url))
-    explain_types(score_types(dataset, proj, features, rules, rings, settings, registry), dataset, proj, rules,
-                  rings, settings)
+    explain_types(
+        score_types(dataset, proj, features, rules, rings, settings, registry), dataset, proj, rules, rings, settings
+    )
     t3 = time.perf_counter()
-    return {"load+projection": t_load, "rules+rings": t1 - t0 - t_load, "features": t2 - t1,
-            "scoring+explanations": t3 - t2, "features+scoring": t3 - t1}
+    return {
+        "load+projection": t_load,
+        "rules+rings": t1 - t0 - t_load,
+        "features": t2 - t1,
+        "scoring+explanations": t3 - t2,
+        "features+scoring": t3 - t1,
+    }
 
 
 def explanation_timing(model, X: pd.DataFrame, rows: int = 2_000) -> dict[str, float]:
@@ -118,8 +141,12 @@ def explanation_timing(model, X: pd.DataFrame, rows: int = 2_000) -> dict[str, f
     theirs = np.asarray(explainer.shap_values(Xs))
     t2 = time.perf_counter()
     theirs = theirs[1] if theirs.ndim == 3 else theirs
-    return {"rows": len(Xs), "pred_contrib_s": t1 - t0, "shap_tree_explainer_s": t2 - t1,
-            "max_abs_difference": float(np.max(np.abs(ours - theirs)))}
+    return {
+        "rows": len(Xs),
+        "pred_contrib_s": t1 - t0,
+        "shap_tree_explainer_s": t2 - t1,
+        "max_abs_difference": float(np.max(np.abs(ours - theirs))),
+    }
 
 
 def main() -> None:
@@ -151,9 +178,11 @@ def main() -> None:
         person = result.models["person"]
         if person.model is not None:
             tm = explanation_timing(person.model, person.matrix)
-            print(f"\nexplaining {tm['rows']:,} persons: pred_contrib {tm['pred_contrib_s']:.2f}s, "
-                  f"SHAP TreeExplainer {tm['shap_tree_explainer_s']:.2f}s "
-                  f"(max |difference| {tm['max_abs_difference']:.2e})")
+            print(
+                f"\nexplaining {tm['rows']:,} persons: pred_contrib {tm['pred_contrib_s']:.2f}s, "
+                f"SHAP TreeExplainer {tm['shap_tree_explainer_s']:.2f}s "
+                f"(max |difference| {tm['max_abs_difference']:.2e})"
+            )
     if args.timing or args.timing_only:
         tm = timing(data, work)
         print("| stage | seconds |\n|---|---|")

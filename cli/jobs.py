@@ -1,4 +1,5 @@
 """`riskgraph jobs list|run JOB_ID`: the scheduled jobs from the command line."""
+
 from __future__ import annotations
 
 import sys

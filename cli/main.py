@@ -1,4 +1,5 @@
 """The `riskgraph` command: one group, one subcommand per job."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,12 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.option("--log-level", default="WARNING", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--log-level",
+    default="WARNING",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 @click.pass_context
 def cli(ctx: click.Context, log_level: str) -> None:
     """RiskGraph: graph-based credit grading and fraud detection."""
@@ -49,25 +54,33 @@ pass_settings = click.make_pass_decorator(Settings)
 @click.option("--data", "data", required=True, type=click.Path(path_type=Path), help="dataset folder (CSV/Parquet)")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="output folder")
 @click.option("--store", "store", default=None, help="graph store URL (default memory://<home>/store)")
-@click.option("--models", "models", default="fit", show_default=True, type=click.Choice(["fit", "champion", "candidate"]),
-              help="fit new models and promote them, score with the champions, or fit candidates only")
+@click.option(
+    "--models",
+    "models",
+    default="fit",
+    show_default=True,
+    type=click.Choice(["fit", "champion", "candidate"]),
+    help="fit new models and promote them, score with the champions, or fit candidates only",
+)
 @click.option("--wait", is_flag=True, help="wait for a run holding the home instead of refusing")
 @pass_settings
 def pipeline(settings: Settings, data: Path, out: Path, store: str | None, models: str, wait: bool) -> None:
     """Ingest, features, rules, rings, train, score and write the outputs, committed as one run."""
     from composer.pipeline import ModelSource, run_pipeline
 
-    result = run_pipeline(data=data, out=out, settings=settings, store_url=store, models=ModelSource(models),
-                          wait=wait)
+    result = run_pipeline(data=data, out=out, settings=settings, store_url=store, models=ModelSource(models), wait=wait)
     m = result.manifest
-    click.echo(f"run {result.run_id} committed: scored {len(result.scores):,} entities, "
-               f"{len(result.rule_hits):,} rule hits, "
-               f"{result.rings['ring_id'].nunique() if len(result.rings) else 0:,} rings -> {out}")
+    click.echo(
+        f"run {result.run_id} committed: scored {len(result.scores):,} entities, "
+        f"{len(result.rule_hits):,} rule hits, "
+        f"{result.rings['ring_id'].nunique() if len(result.rings) else 0:,} rings -> {out}"
+    )
     for t, info in m["models"].items():
         auc = info["metrics"].get("roc_auc")
         what = "OOF ROC-AUC" if info["kind"] == "supervised" else "ROC-AUC on its few labels"
-        click.echo(f"  {t:9s} {info['kind']:12s} {info['version'] or '-':40s} "
-                   f"{f'{what} {auc:.3f}' if auc is not None else ''}")
+        click.echo(
+            f"  {t:9s} {info['kind']:12s} {info['version'] or '-':40s} {f'{what} {auc:.3f}' if auc is not None else ''}"
+        )
     total = sum(m["timings_s"].values())
     click.echo(f"  done in {total:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in m['timings_s'].items())})")
 
@@ -76,8 +89,13 @@ def pipeline(settings: Settings, data: Path, out: Path, store: str | None, model
 @click.option("--persons", required=True, type=click.IntRange(min=50), help="number of persons")
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path))
-@click.option("--label-share", default=0.3, show_default=True, type=click.FloatRange(0, 1),
-              help="share of the truth given as labels (past investigations)")
+@click.option(
+    "--label-share",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="share of the truth given as labels (past investigations)",
+)
 @pass_settings
 def synth(settings: Settings, persons: int, seed: int, out: Path, label_share: float) -> None:
     """Generate a synthetic dataset with planted fraud; the whole truth goes to OUT/truth/."""
@@ -98,8 +116,9 @@ def serve(settings: Settings, store: str | None, host: str | None, port: int | N
 
     from api.app import create_app
 
-    settings = settings.model_copy(update={"store_url": store or settings.store,
-                                           "host": host or settings.host, "port": port or settings.port})
+    settings = settings.model_copy(
+        update={"store_url": store or settings.store, "host": host or settings.host, "port": port or settings.port}
+    )
     app = create_app(settings)
     click.echo(f"serving on http://{settings.host}:{settings.port}/", err=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
@@ -163,8 +182,10 @@ def models_list(settings: Settings, entity_type: str | None) -> None:
 
     for r in ModelRegistry(ResultsDB(settings.results_database_url)).list(entity_type):
         auc = r.metrics.get("roc_auc")
-        click.echo(f"{'*' if r.champion else ' '} {r.version:42s} {r.entity_type:9s} {r.kind:12s} "
-                   f"{r.created_at}  {f'ROC-AUC {auc:.3f}' if auc is not None else ''}")
+        click.echo(
+            f"{'*' if r.champion else ' '} {r.version:42s} {r.entity_type:9s} {r.kind:12s} "
+            f"{r.created_at}  {f'ROC-AUC {auc:.3f}' if auc is not None else ''}"
+        )
 
 
 @models.command("show")
@@ -219,8 +240,12 @@ def rules_test(settings: Settings, data: Path) -> None:
     from rules.catalog import test_rules
     from rules.pack import DEFAULT_PACK_DIR, load_packs
 
-    table = test_rules(load_dataset(data), load_packs(settings.rule_packs or DEFAULT_PACK_DIR),
-                       overrides=settings.rule_overrides, disabled=settings.rules_disabled)
+    table = test_rules(
+        load_dataset(data),
+        load_packs(settings.rule_packs or DEFAULT_PACK_DIR),
+        overrides=settings.rule_overrides,
+        disabled=settings.rules_disabled,
+    )
     click.echo(table.to_string(index=False))
 
 
@@ -263,16 +288,23 @@ def runs_list(settings: Settings, show_all: bool) -> None:
     for r in db.runs():
         if not show_all and r["status"] not in ("committed", "running"):
             continue
-        click.echo(f"{'*' if r['run_id'] == served else ' '} {r['run_id']:24s} {r['kind']:16s} {r['status']:10s} "
-                   f"started {r['started_at']}  committed {r['committed_at'] or '-'}  "
-                   f"snapshot {r['snapshot_id'] or '-'}{'  ' + (r['message'] or '')[:80] if show_all else ''}")
+        click.echo(
+            f"{'*' if r['run_id'] == served else ' '} {r['run_id']:24s} {r['kind']:16s} {r['status']:10s} "
+            f"started {r['started_at']}  committed {r['committed_at'] or '-'}  "
+            f"snapshot {r['snapshot_id'] or '-'}{'  ' + (r['message'] or '')[:80] if show_all else ''}"
+        )
 
 
 @runs.command("rollback")
 @click.argument("run_id")
 @click.option("--wait", is_flag=True, help="wait for a run holding the home instead of refusing")
-@click.option("--out", "out", default=None, type=click.Path(path_type=Path),
-              help="restore the run's output files here (default: where the run wrote them)")
+@click.option(
+    "--out",
+    "out",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="restore the run's output files here (default: where the run wrote them)",
+)
 @click.option("--store", "store", default=None, help="graph store URL (default: the settings' store)")
 @pass_settings
 def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None, store: str | None) -> None:
@@ -286,8 +318,10 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None,
         run = rollback(settings, ResultsDB(settings.results_database_url), graph, run_id, wait=wait, out=out)
     finally:
         graph.close()
-    click.echo(f"run {run['run_id']} is served again (snapshot {run['snapshot_id']}, "
-               f"outputs restored in {out or run['out_dir'] or '-'})")
+    click.echo(
+        f"run {run['run_id']} is served again (snapshot {run['snapshot_id']}, "
+        f"outputs restored in {out or run['out_dir'] or '-'})"
+    )
 
 
 def _add_jobs() -> None:

@@ -5,6 +5,7 @@ ingest -> store snapshot (staged) -> projection -> features -> rules -> rings ->
 explanations -> outputs (staged) -> ONE commit (composer/runs.py). Nothing of a run is visible
 before its commit; a failure anywhere leaves the served state as the last committed run left it.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,9 @@ log = logging.getLogger("composer.pipeline")
 class ModelSource(str, Enum):
     """Where a run's models come from."""
 
-    FIT = "fit"                  # fit new versions and promote them at the commit (the default)
-    CHAMPION = "champion"        # score with each type's champion (fit only a type without one)
-    CANDIDATE = "candidate"      # fit new versions, commit them as candidates; serve nothing new
+    FIT = "fit"  # fit new versions and promote them at the commit (the default)
+    CHAMPION = "champion"  # score with each type's champion (fit only a type without one)
+    CANDIDATE = "candidate"  # fit new versions, commit them as candidates; serve nothing new
 
 
 @dataclass
@@ -82,8 +83,16 @@ class PipelineResult:
 STAGES = ("ingest", "read", "projection", "features", "rules", "rings", "scoring", "explain", "outputs", "commit")
 
 
-def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, store_url: str | None = None,
-                 models: ModelSource = ModelSource.FIT, kind: str = "pipeline", wait: bool = False) -> PipelineResult:
+def run_pipeline(
+    *,
+    data: Path | None,
+    out: Path | None,
+    settings: Settings,
+    store_url: str | None = None,
+    models: ModelSource = ModelSource.FIT,
+    kind: str = "pipeline",
+    wait: bool = False,
+) -> PipelineResult:
     """One run, committed once. `data` None re-scores the served run's snapshot (the jobs);
     `out` None keeps the output files only in the run's folder under the home."""
     url = store_url or settings.store
@@ -118,23 +127,39 @@ def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, sto
                 ring_result = detect_rings(dataset, rule_result.hits, settings.rings, proj.column_codes.sharing_ids())
             with timer.stage("scoring", bar):
                 registry = ModelRegistry(db)
-                scored = score_types(dataset, proj, features, rule_result, ring_result, settings, registry,
-                                     run_id=run.run_id, use_champion=models is ModelSource.CHAMPION)
+                scored = score_types(
+                    dataset,
+                    proj,
+                    features,
+                    rule_result,
+                    ring_result,
+                    settings,
+                    registry,
+                    run_id=run.run_id,
+                    use_champion=models is ModelSource.CHAMPION,
+                )
                 run.fault("after_scoring")
             with timer.stage("explain", bar):
                 explain_types(scored, dataset, proj, rule_result, ring_result, settings)
                 scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
             manifest = {
-                "run_id": run.run_id, "kind": kind, "models_from": models.value,
+                "run_id": run.run_id,
+                "kind": kind,
+                "models_from": models.value,
                 "riskgraph_version": riskgraph.__version__,
-                "input": source, "input_hash": content_hash,
-                "store": _redact(url), "snapshot_id": snapshot.id,
+                "input": source,
+                "input_hash": content_hash,
+                "store": _redact(url),
+                "snapshot_id": snapshot.id,
                 "snapshot_loaded_at": snapshot.loaded_at.isoformat(),
                 "row_counts": dataset.row_counts(),
                 "skipped": dataset.skipped + [f"rule {r}: {why}" for r, why in rule_result.skipped],
-                "models": {t: {"version": m.model_version, "kind": m.kind, "fitted": m.fitted,
-                               "metrics": m.public_metrics()} for t, m in scored.items()},
-                "bands": settings.bands.model_dump(), "scorecard": settings.scorecard.model_dump(),
+                "models": {
+                    t: {"version": m.model_version, "kind": m.kind, "fitted": m.fitted, "metrics": m.public_metrics()}
+                    for t, m in scored.items()
+                },
+                "bands": settings.bands.model_dump(),
+                "scorecard": settings.scorecard.model_dump(),
                 "python": platform.python_version(),
             }
             tables: list[str] = []
@@ -142,10 +167,17 @@ def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, sto
                 if serves:
                     save_feature_matrices(private_dir(run.folder / "features"), scored)
                     run.fault("stage_outputs")
-                    _stage_outputs(run.out_staging or private_dir(run.folder / "out"),
-                                   _output_files(scores, rule_result, ring_result, scored, manifest, settings))
-                    frames = {"scores": scores, "rule_hits": rule_result.hits, "rings": ring_result.rings,
-                              "ring_members": ring_result.members, "ring_edges": ring_result.edges}
+                    _stage_outputs(
+                        run.out_staging or private_dir(run.folder / "out"),
+                        _output_files(scores, rule_result, ring_result, scored, manifest, settings),
+                    )
+                    frames = {
+                        "scores": scores,
+                        "rule_hits": rule_result.hits,
+                        "rings": ring_result.rings,
+                        "ring_members": ring_result.members,
+                        "ring_edges": ring_result.edges,
+                    }
                     for i, name in enumerate(RESULT_TABLES):
                         if i == 2:
                             run.fault("mid_results")
@@ -154,11 +186,16 @@ def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, sto
             if serves:
                 _write_json(run.out_staging or run.folder / "out", "manifest.json", manifest)
             with timer.stage("commit", bar):
-                run.commit(manifest=manifest, tables=tables,
-                           champions=_champions(scored) if serves else {},
-                           promote={t: m.model_version for t, m in scored.items()
-                                    if m.model_version and (m.fitted and models is ModelSource.FIT
-                                                            or registry.champion(t) is None)})
+                run.commit(
+                    manifest=manifest,
+                    tables=tables,
+                    champions=_champions(scored) if serves else {},
+                    promote={
+                        t: m.model_version
+                        for t, m in scored.items()
+                        if m.model_version and (m.fitted and models is ModelSource.FIT or registry.champion(t) is None)
+                    },
+                )
         manifest["timings_s"] = timer.timings
         return PipelineResult(run.run_id, dataset, scores, rule_result.hits, ring_result.members, scored, manifest)
     finally:
@@ -166,27 +203,55 @@ def run_pipeline(*, data: Path | None, out: Path | None, settings: Settings, sto
         store.close()
 
 
-def score_types(dataset: Dataset, proj: Projection, features: dict[str, pd.DataFrame], rule_result: RuleResult,
-                ring_result: RingResult, settings: Settings, registry: ModelRegistry, *, run_id: str | None = None,
-                use_champion: bool = False, types: Sequence[str] = ENTITY_TYPES) -> dict[str, EntityScores]:
+def score_types(
+    dataset: Dataset,
+    proj: Projection,
+    features: dict[str, pd.DataFrame],
+    rule_result: RuleResult,
+    ring_result: RingResult,
+    settings: Settings,
+    registry: ModelRegistry,
+    *,
+    run_id: str | None = None,
+    use_champion: bool = False,
+    types: Sequence[str] = ENTITY_TYPES,
+) -> dict[str, EntityScores]:
     """Each entity type scored from its model matrix (features, then rule and ring signals)."""
     hits, members = rule_result.hits, ring_result.members
-    return {t: score_entity_type(t, X=with_signals(features[t], hits, members, t), dataset=dataset, proj=proj,
-                                 hits=hits, rings=members, settings=settings, registry=registry, run_id=run_id,
-                                 use_champion=use_champion)
-            for t in types}
+    return {
+        t: score_entity_type(
+            t,
+            X=with_signals(features[t], hits, members, t),
+            dataset=dataset,
+            proj=proj,
+            hits=hits,
+            rings=members,
+            settings=settings,
+            registry=registry,
+            run_id=run_id,
+            use_champion=use_champion,
+        )
+        for t in types
+    }
 
 
-def explain_types(scored: dict[str, EntityScores], dataset: Dataset, proj: Projection, rule_result: RuleResult,
-                  ring_result: RingResult, settings: Settings) -> None:
+def explain_types(
+    scored: dict[str, EntityScores],
+    dataset: Dataset,
+    proj: Projection,
+    rule_result: RuleResult,
+    ring_result: RingResult,
+    settings: Settings,
+) -> None:
     """Fill each type's reasons column: words for the explained rows' contributions, with their
     ring and same-day-partner context and the titles of the rules the run evaluated."""
     for t, m in scored.items():
         if m.contributions is None:
             continue
         context = reason_context(dataset, proj, t, m.contributions.index, ring_result.members)
-        m.table["reasons"] = entity_reasons(m, context, settings.model.reasons_per_entity,
-                                            rule_result.titles).to_numpy()
+        m.table["reasons"] = entity_reasons(
+            m, context, settings.model.reasons_per_entity, rule_result.titles
+        ).to_numpy()
 
 
 def _served_snapshot(db: ResultsDB, store: Any) -> Any:
@@ -206,15 +271,24 @@ def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:
     return {t: m.model_version for t, m in scored.items() if m.model_version}
 
 
-def _output_files(scores: pd.DataFrame, rule_result: RuleResult, ring_result: Any, scored: dict[str, EntityScores],
-                  manifest: dict[str, Any], settings: Settings) -> dict[str, Callable[[Path], Any]]:
+def _output_files(
+    scores: pd.DataFrame,
+    rule_result: RuleResult,
+    ring_result: Any,
+    scored: dict[str, EntityScores],
+    manifest: dict[str, Any],
+    settings: Settings,
+) -> dict[str, Callable[[Path], Any]]:
     members = ring_result.members
     return {
         "scores.csv": lambda p: scores[SCORE_COLUMNS].to_csv(p, index=False),
         "rule_hits.csv": lambda p: rule_result.hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
-        "rings.csv": lambda p: members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(p, index=False),
-        "report.html": lambda p: write_report(p, scores=scores, models=scored, rings=ring_result.rings,
-                                              manifest=manifest, settings=settings),
+        "rings.csv": lambda p: members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(
+            p, index=False
+        ),
+        "report.html": lambda p: write_report(
+            p, scores=scores, models=scored, rings=ring_result.rings, manifest=manifest, settings=settings
+        ),
     }
 
 

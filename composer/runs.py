@@ -8,6 +8,7 @@ of it the served state: one results-database transaction moves the `served` poin
 champions; the store pointer and the output files follow, and `recover` finishes that part if the
 process dies in between. The results database is the one source of truth of what is served.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,6 +59,7 @@ def private_dir(path: Path) -> Path:
 
 # -- preflight ------------------------------------------------------------------------------------
 
+
 def preflight(folders: dict[str, Path], min_free_bytes: int) -> None:
     """Each folder exists or can be created, takes a written and fsync'd file, and has room."""
     for what, folder in folders.items():
@@ -73,11 +75,14 @@ def preflight(folders: dict[str, Path], min_free_bytes: int) -> None:
         except OSError as exc:
             raise PreflightFailed(f"cannot write to the {what} folder {folder}: {exc.strerror or exc}") from exc
         if free < min_free_bytes:
-            raise PreflightFailed(f"the {what} folder {folder} has {free / 1e6:.0f} MB free, "
-                                  f"below the {min_free_bytes / 1e6:.0f} MB a run needs (settings.min_free_bytes)")
+            raise PreflightFailed(
+                f"the {what} folder {folder} has {free / 1e6:.0f} MB free, "
+                f"below the {min_free_bytes / 1e6:.0f} MB a run needs (settings.min_free_bytes)"
+            )
 
 
 # -- locks ------------------------------------------------------------------------------------------
+
 
 class HomeLock:
     """An exclusive flock on HOME/run.lock holding a line that names the holder."""
@@ -107,8 +112,9 @@ class HomeLock:
         except BlockingIOError:
             if not wait:
                 os.close(fd)
-                raise RunLocked(f"{self.path.parent} is busy: held by {self.holder()}; "
-                                "retry later or pass --wait") from None
+                raise RunLocked(
+                    f"{self.path.parent} is busy: held by {self.holder()}; retry later or pass --wait"
+                ) from None
             log.warning("waiting for %s to finish", self.holder())
             fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
@@ -137,8 +143,11 @@ class _PgLock:
         if fn == "pg_try_advisory_lock" and not got:
             conn.close()
             holders = [r for r in self.db.runs("running")]
-            who = (f"run {holders[0]['run_id']} ({holders[0]['kind']}, {holders[0]['holder']})" if holders
-                   else "another process")
+            who = (
+                f"run {holders[0]['run_id']} ({holders[0]['kind']}, {holders[0]['holder']})"
+                if holders
+                else "another process"
+            )
             raise RunLocked(f"the results database is busy: held by {who}; retry later or pass --wait")
         self.conn = conn
 
@@ -179,8 +188,11 @@ class Writer:
             raise
 
     def release(self) -> None:
-        for release in (self.lease.release if self.lease else None,
-                        self.pg.release if self.pg else None, self.home.release):
+        for release in (
+            self.lease.release if self.lease else None,
+            self.pg.release if self.pg else None,
+            self.home.release,
+        ):
             if release is None:
                 continue
             try:
@@ -192,6 +204,7 @@ class Writer:
 
 # -- the run ------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Run:
     """One run holding the writer's locks; use as a context manager."""
@@ -200,7 +213,7 @@ class Run:
     db: ResultsDB
     store: GraphStore
     kind: str
-    serves: bool = True              # False: the run commits model versions only (retraining)
+    serves: bool = True  # False: the run commits model versions only (retraining)
     wait: bool = False
     run_id: str = field(default_factory=new_run_id)
     snapshot_id: str | None = None
@@ -239,10 +252,20 @@ class Run:
 
     def _insert(self, now: str) -> None:
         with self.db.transaction() as conn:
-            conn.execute(run_log_table.insert().values(
-                run_id=self.run_id, kind=self.kind, status="running", holder=HOLDER, started_at=now,
-                heartbeat_at=now, serves=self.serves, outputs_pending=False,
-                out_dir=str(self.out_dir) if self.out_dir else None, store=self.store.describe()))
+            conn.execute(
+                run_log_table.insert().values(
+                    run_id=self.run_id,
+                    kind=self.kind,
+                    status="running",
+                    holder=HOLDER,
+                    started_at=now,
+                    heartbeat_at=now,
+                    serves=self.serves,
+                    outputs_pending=False,
+                    out_dir=str(self.out_dir) if self.out_dir else None,
+                    store=self.store.describe(),
+                )
+            )
 
     def _heartbeat(self) -> None:
         while not self._beat.wait(self.settings.run_heartbeat_s):
@@ -260,8 +283,9 @@ class Run:
                 message = f"{type(exc).__name__}: {exc}"[:2000]
                 log.error("run %s failed, nothing of it is served: %s", self.run_id, message)
                 try:
-                    self.db.retry(lambda: _set(self.db, self.run_id, status="failed", finished_at=now_iso(),
-                                               message=message))
+                    self.db.retry(
+                        lambda: _set(self.db, self.run_id, status="failed", finished_at=now_iso(), message=message)
+                    )
                     discard(self.settings, self.db, self.store, self.run_id, self.out_staging)
                 except Exception as cleanup_exc:  # the next run's recovery removes what is left
                     log.warning("run %s: cleanup deferred to the next run (%s)", self.run_id, cleanup_exc)
@@ -269,8 +293,9 @@ class Run:
             assert self._writer is not None
             self._writer.release()
 
-    def commit(self, *, manifest: dict[str, Any], champions: dict[str, str], promote: dict[str, str],
-               tables: list[str]) -> None:
+    def commit(
+        self, *, manifest: dict[str, Any], champions: dict[str, str], promote: dict[str, str], tables: list[str]
+    ) -> None:
         """Make the run the served one: one results-database transaction, then the store pointer
         and the output files (finished by `recover` if the process dies in between)."""
         self.fault("before_commit")
@@ -279,15 +304,27 @@ class Run:
 
         def transaction() -> None:
             with self.db.transaction() as conn:
-                conn.execute(run_log_table.update().where(run_log_table.c.run_id == self.run_id).values(
-                    status="committed", committed_at=committed_at, finished_at=committed_at,
-                    snapshot_id=self.snapshot_id, out_dir=str(self.out_dir) if self.out_dir else None,
-                    outputs_pending=pending, tables=json.dumps(tables), champions=json.dumps(champions),
-                    manifest=json.dumps(manifest, default=str, ensure_ascii=False), heartbeat_at=committed_at))
+                conn.execute(
+                    run_log_table.update()
+                    .where(run_log_table.c.run_id == self.run_id)
+                    .values(
+                        status="committed",
+                        committed_at=committed_at,
+                        finished_at=committed_at,
+                        snapshot_id=self.snapshot_id,
+                        out_dir=str(self.out_dir) if self.out_dir else None,
+                        outputs_pending=pending,
+                        tables=json.dumps(tables),
+                        champions=json.dumps(champions),
+                        manifest=json.dumps(manifest, default=str, ensure_ascii=False),
+                        heartbeat_at=committed_at,
+                    )
+                )
                 conn.execute(models_table.update().where(models_table.c.run_id == self.run_id).values(staged=False))
                 _set_champions(conn, promote)
                 if self.serves:
                     _point_served(conn, self.run_id)
+
         self.db.retry(transaction)
         self.committed = True
         log.info("run %s committed", self.run_id)
@@ -312,11 +349,15 @@ def _point_served(conn: sa.Connection, run_id: str) -> None:
     if row is None:
         conn.execute(served_table.insert().values(key="served", run_id=run_id, seq=1, changed_at=now_iso()))
     else:
-        conn.execute(served_table.update().where(served_table.c.key == "served")
-                     .values(run_id=run_id, seq=row.seq + 1, changed_at=now_iso()))
+        conn.execute(
+            served_table.update()
+            .where(served_table.c.key == "served")
+            .values(run_id=run_id, seq=row.seq + 1, changed_at=now_iso())
+        )
 
 
 # -- after the commit, recovery, retention -----------------------------------------------------------
+
 
 def finish_commit(settings: Settings, db: ResultsDB, store: GraphStore, run: dict[str, Any]) -> None:
     """The parts of a commit outside the results database, idempotent: the store pointer and the
@@ -354,6 +395,7 @@ def discard(settings: Settings, db: ResultsDB, store: GraphStore, run_id: str, o
     def drop_models() -> None:
         with db.transaction() as conn:
             conn.execute(models_table.delete().where((models_table.c.run_id == run_id) & models_table.c.staged))
+
     db.retry(drop_models)
     shutil.rmtree(run_dir(settings, run_id), ignore_errors=True)
     if out_staging is not None:
@@ -370,15 +412,27 @@ def recover(settings: Settings, db: ResultsDB, store: GraphStore) -> list[str]:
     lock we now hold), so their staged parts go; a commit cut short is finished. Returns notes."""
     notes = []
     for r in db.runs("running"):
-        db.retry(partial(_set, db, r["run_id"], status="failed", finished_at=now_iso(),
-                         message="interrupted: its process stopped before the commit"))
+        db.retry(
+            partial(
+                _set,
+                db,
+                r["run_id"],
+                status="failed",
+                finished_at=now_iso(),
+                message="interrupted: its process stopped before the commit",
+            )
+        )
         notes.append(f"run {r['run_id']} was interrupted before its commit; nothing of it was served")
+
     def close_job_rows() -> None:
         """Job rows of jobs whose process died (older than the stale limit: not the one starting now)."""
         with db.transaction() as conn:
-            conn.execute(jobs_table.update().where(
-                (jobs_table.c.status == "running") & (jobs_table.c.started_at < stale_before(settings))).values(
-                status="failed", finished_at=now_iso(), message="interrupted: its process stopped"))
+            conn.execute(
+                jobs_table.update()
+                .where((jobs_table.c.status == "running") & (jobs_table.c.started_at < stale_before(settings)))
+                .values(status="failed", finished_at=now_iso(), message="interrupted: its process stopped")
+            )
+
     db.retry(close_job_rows)
     for r in db.runs("failed"):
         discard(settings, db, store, r["run_id"], None)
@@ -400,9 +454,12 @@ def recover(settings: Settings, db: ResultsDB, store: GraphStore) -> list[str]:
 def apply_retention(settings: Settings, db: ResultsDB, store: GraphStore) -> list[str]:
     """Keep the newest `retention_runs` committed serving runs (and the served one) whole."""
     served = db.served_run_id()
-    committed = sorted((r for r in db.runs("committed") if r["serves"]),
-                       key=lambda r: (r["committed_at"] or "", r["run_id"]), reverse=True)
-    expired = [r for r in committed[settings.retention_runs:] if r["run_id"] != served]
+    committed = sorted(
+        (r for r in db.runs("committed") if r["serves"]),
+        key=lambda r: (r["committed_at"] or "", r["run_id"]),
+        reverse=True,
+    )
+    expired = [r for r in committed[settings.retention_runs :] if r["run_id"] != served]
     for r in expired:
         db.drop_run_tables(r["run_id"])
         db.retry(partial(_set, db, r["run_id"], status="expired"))
@@ -411,8 +468,16 @@ def apply_retention(settings: Settings, db: ResultsDB, store: GraphStore) -> lis
     return [r["run_id"] for r in expired]
 
 
-def rollback(settings: Settings, db: ResultsDB, store: GraphStore, run_id: str, *, actor: str = "cli",
-             wait: bool = False, out: Path | None = None) -> dict[str, Any]:
+def rollback(
+    settings: Settings,
+    db: ResultsDB,
+    store: GraphStore,
+    run_id: str,
+    *,
+    actor: str = "cli",
+    wait: bool = False,
+    out: Path | None = None,
+) -> dict[str, Any]:
     """Serve a retained earlier run again (its results, snapshot, champions and output files,
     restored into `out` or the run's own output folder), as one commit."""
     writer = Writer(settings, db, store)
@@ -423,8 +488,10 @@ def rollback(settings: Settings, db: ResultsDB, store: GraphStore, run_id: str, 
         if run is None or not run["serves"]:
             raise RunNotFound(f"no serving run {run_id!r}; `riskgraph runs list` shows the committed ones")
         if run["status"] != "committed":
-            raise RunNotFound(f"run {run_id} is {run['status']}, not retained; only committed runs kept by "
-                              f"retention_runs={settings.retention_runs} can be served again")
+            raise RunNotFound(
+                f"run {run_id} is {run['status']}, not retained; only committed runs kept by "
+                f"retention_runs={settings.retention_runs} can be served again"
+            )
         if run["snapshot_id"] and store.snapshot(run["snapshot_id"]) is None:
             raise RunNotFound(f"run {run_id}'s store snapshot {run['snapshot_id']} is gone from the store")
         champions = json.loads(run["champions"] or "{}")
@@ -433,9 +500,17 @@ def rollback(settings: Settings, db: ResultsDB, store: GraphStore, run_id: str, 
             with db.transaction() as conn:
                 _set_champions(conn, champions)
                 _point_served(conn, run_id)
-                conn.execute(audit_table.insert().values(
-                    at=now_iso(), actor=actor, role="admin", action="rollback", run_id=run_id,
-                    detail=json.dumps({"champions": champions})))
+                conn.execute(
+                    audit_table.insert().values(
+                        at=now_iso(),
+                        actor=actor,
+                        role="admin",
+                        action="rollback",
+                        run_id=run_id,
+                        detail=json.dumps({"champions": champions}),
+                    )
+                )
+
         db.retry(transaction)
         if run["snapshot_id"]:
             store.commit(run["snapshot_id"])

@@ -1,5 +1,6 @@
 """report.html: per entity type out-of-fold metrics, calibration, importance, SHAP summary,
 grade distribution, ring summary, data and model versions. Plots are embedded PNGs."""
+
 from __future__ import annotations
 
 import base64
@@ -62,8 +63,7 @@ def _shap_summary_plot(contrib: pd.DataFrame, X: pd.DataFrame) -> str:
         c = contrib[f].to_numpy()
         v = pd.to_numeric(X[f], errors="coerce") if f in X else pd.Series(np.nan, index=X.index)
         colour = v.rank(pct=True).fillna(0.5).to_numpy()
-        ax.scatter(c, i + rng.uniform(-0.25, 0.25, len(c)), c=colour, cmap="coolwarm", s=6, alpha=0.7,
-                   rasterized=True)
+        ax.scatter(c, i + rng.uniform(-0.25, 0.25, len(c)), c=colour, cmap="coolwarm", s=6, alpha=0.7, rasterized=True)
     ax.set_yticks(range(len(order)), order)
     ax.axvline(0, color="grey", lw=1)
     ax.set_xlabel("contribution to log-odds (SHAP, top explained entities)")
@@ -80,8 +80,15 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
 
-def write_report(path: Path, *, scores: pd.DataFrame, models: dict[str, Any], rings: pd.DataFrame,
-                 manifest: dict[str, Any], settings: Settings) -> None:
+def write_report(
+    path: Path,
+    *,
+    scores: pd.DataFrame,
+    models: dict[str, Any],
+    rings: pd.DataFrame,
+    manifest: dict[str, Any],
+    settings: Settings,
+) -> None:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>RiskGraph model report</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
@@ -94,45 +101,63 @@ def write_report(path: Path, *, scores: pd.DataFrame, models: dict[str, Any], ri
         f"<p>Grade bands: {html.escape(bands_text(settings.bands))}; scorecard "
         f"{settings.scorecard.base_points:g} points at {settings.scorecard.base_odds:g}:1 good:bad odds, "
         f"{settings.scorecard.pdo:g} points to double the odds.</p>",
-        "<h2>Grade distribution</h2>", _grade_table(scores),
+        "<h2>Grade distribution</h2>",
+        _grade_table(scores),
     ]
     for t, m in models.items():
-        parts.append(f"<h2>{html.escape(t)}: {html.escape(m.kind)} &middot; model {html.escape(m.model_version or 'none')}</h2>")
+        parts.append(
+            f"<h2>{html.escape(t)}: {html.escape(m.kind)} &middot; model {html.escape(m.model_version or 'none')}</h2>"
+        )
         if m.kind == "empty":
             parts.append("<p>No entities of this type in the dataset.</p>")
             continue
         met = m.metrics
         if met:
-            parts.append("<table><tr><th>labelled</th><th>positives</th><th>ROC-AUC</th><th>PR-AUC</th><th>KS</th><th>Brier</th></tr>"
-                         f"<tr><td>{met.get('n')}</td><td>{met.get('positives')}</td><td>{_fmt(met.get('roc_auc'))}</td>"
-                         f"<td>{_fmt(met.get('pr_auc'))}</td><td>{_fmt(met.get('ks'))}</td><td>{_fmt(met.get('brier'))}</td></tr></table>"
-                         "<p>Metrics are out-of-fold: each labelled entity is scored by a model that never saw its label.</p>")
+            parts.append(
+                "<table><tr><th>labelled</th><th>positives</th><th>ROC-AUC</th><th>PR-AUC</th><th>KS</th><th>Brier</th></tr>"
+                f"<tr><td>{met.get('n')}</td><td>{met.get('positives')}</td><td>{_fmt(met.get('roc_auc'))}</td>"
+                f"<td>{_fmt(met.get('pr_auc'))}</td><td>{_fmt(met.get('ks'))}</td><td>{_fmt(met.get('brier'))}</td></tr></table>"
+                "<p>Metrics are out-of-fold: each labelled entity is scored by a model that never saw its label.</p>"
+            )
             if met.get("note"):
                 parts.append(f"<p>{html.escape(met['note'])}</p>")
         else:
-            parts.append("<p>Too few labels to train or to measure: scored by the documented unsupervised "
-                         "method (rule severities, ring membership, anomaly rank).</p>")
+            parts.append(
+                "<p>Too few labels to train or to measure: scored by the documented unsupervised "
+                "method (rule severities, ring membership, anomaly rank).</p>"
+            )
         plots = []
         if met.get("calibration"):
-            plots.append("<figure><figcaption>Calibration (out-of-fold)</figcaption>"
-                         + _calibration_plot(met["calibration"]) + "</figure>")
+            plots.append(
+                "<figure><figcaption>Calibration (out-of-fold)</figcaption>"
+                + _calibration_plot(met["calibration"])
+                + "</figure>"
+            )
         if m.importance is not None and len(m.importance):
-            plots.append("<figure><figcaption>Feature importance</figcaption>"
-                         + _importance_plot(m.importance) + "</figure>")
+            plots.append(
+                "<figure><figcaption>Feature importance</figcaption>" + _importance_plot(m.importance) + "</figure>"
+            )
         if m.contributions is not None and len(m.contributions):
-            plots.append("<figure><figcaption>SHAP summary</figcaption>"
-                         + _shap_summary_plot(m.contributions, m.explained_X) + "</figure>")
+            plots.append(
+                "<figure><figcaption>SHAP summary</figcaption>"
+                + _shap_summary_plot(m.contributions, m.explained_X)
+                + "</figure>"
+            )
         parts.append("<div class='plots'>" + "".join(plots) + "</div>")
     parts.append("<h2>Rings</h2>")
     if len(rings):
         summary = rings.groupby("ring_type").agg(rings=("ring_id", "size"), mean_score=("ring_score", "mean"))
         parts.append(summary.to_html(float_format="%.3f"))
         cols = [c for c in ("ring_id", "ring_type", "ring_score", "size", "money_at_stake", "why") if c in rings]
-        parts.append("<h3>Top rings</h3>" + rings.sort_values("ring_score", ascending=False).head(20)[cols]
-                     .to_html(index=False, float_format="%.3f"))
+        parts.append(
+            "<h3>Top rings</h3>"
+            + rings.sort_values("ring_score", ascending=False).head(20)[cols].to_html(index=False, float_format="%.3f")
+        )
     else:
         parts.append("<p>No rings detected.</p>")
     if manifest.get("skipped"):
-        parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in manifest["skipped"]) + "</ul>")
+        parts.append(
+            "<h2>Skipped</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in manifest["skipped"]) + "</ul>"
+        )
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -1,5 +1,6 @@
 """The entity tables' own columns as features, the dataset's reference date, and the naming
 rule that keeps input columns and derived features apart."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -17,10 +18,22 @@ MAX_CATEGORIES = 50  # categorical attributes with more levels are dropped (ids 
 # features/graph_features.py; rule, ring and label features in scoring/score.py), and the
 # prefixes of their families. An input column of such a name is renamed (INPUT_PREFIX), never
 # overwritten by, nor overwriting, the derived feature; nor read as one in reasons.
-LATER_FEATURE_NAMES = frozenset({
-    "entity_id", "pagerank", "degree", "two_hop_paths", "rule_hits", "rule_severity_max",
-    "rule_severity_sum", "rings", "ring_size_max", "labelled_neighbours", "labelled_neighbour_share",
-    "labelled_2hop_share"})
+LATER_FEATURE_NAMES = frozenset(
+    {
+        "entity_id",
+        "pagerank",
+        "degree",
+        "two_hop_paths",
+        "rule_hits",
+        "rule_severity_max",
+        "rule_severity_sum",
+        "rings",
+        "ring_size_max",
+        "labelled_neighbours",
+        "labelled_neighbour_share",
+        "labelled_2hop_share",
+    }
+)
 LATER_FEATURE_PREFIXES = ("nb_", "rule_", "ring_", "labelled_", "confirmed_fraud_sharing_")
 INPUT_PREFIX = "input_"
 
@@ -28,8 +41,7 @@ INPUT_PREFIX = "input_"
 def reference_date(dataset: Dataset) -> pd.Timestamp | None:
     """The dataset's 'today': its latest event date, so features never depend on the wall clock."""
     dates = []
-    for table, col in (("visits", "date"), ("purchases", "date"), ("employment", "start_date"),
-                       ("labels", "as_of")):
+    for table, col in (("visits", "date"), ("purchases", "date"), ("employment", "start_date"), ("labels", "as_of")):
         if dataset.has(table):
             dates.append(dataset.tables[table][col].max())
     for table in ("contributions", "benefits"):
@@ -59,8 +71,13 @@ def input_feature_names(columns: list[str], derived: Iterable[str]) -> dict[str,
     return out
 
 
-def attributes(dataset: Dataset, entity_type: str, ref: pd.Timestamp | None,
-               index: pd.Index | None = None, derived: Iterable[str] = ()) -> pd.DataFrame:
+def attributes(
+    dataset: Dataset,
+    entity_type: str,
+    ref: pd.Timestamp | None,
+    index: pd.Index | None = None,
+    derived: Iterable[str] = (),
+) -> pd.DataFrame:
     """The entity table's own columns as features (personal data and ids excluded).
     `index`, when given, must be the table's id column as an Index (e.g. the projection's ids).
     Extra (non-contract) columns keep their names unless a derived feature has the name: the
@@ -98,15 +115,14 @@ def attributes(dataset: Dataset, entity_type: str, ref: pd.Timestamp | None,
     return out
 
 
-
-
-def with_attributes(dataset: Dataset, entity_type: str, ref: pd.Timestamp | None,
-                    derived: pd.DataFrame, cols: ColumnCodes) -> pd.DataFrame:
+def with_attributes(
+    dataset: Dataset, entity_type: str, ref: pd.Timestamp | None, derived: pd.DataFrame, cols: ColumnCodes
+) -> pd.DataFrame:
     """The entity table's attributes (first), then the derived features (indexed by the
     projection's ids, i.e. in code order)."""
     if cols.in_id_order(entity_type):
         attrs = attributes(dataset, entity_type, ref, derived.index, derived=derived.columns)
-    else:   # a table not sorted by id (never in a Dataset): its rows in code order
+    else:  # a table not sorted by id (never in a Dataset): its rows in code order
         attrs = attributes(dataset, entity_type, ref, derived=derived.columns)
         attrs = attrs.iloc[cols.entity_rows(entity_type)].set_axis(derived.index)
     return pd.concat([attrs, derived], axis=1)

@@ -13,6 +13,7 @@ parts:
 - features/attributes.py: the entity tables' own columns, the reference date, input names;
 - features/groupby.py: the integer group-by kernels they share.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -39,9 +40,21 @@ from graph.dataset import Dataset
 from graph.projection import Projection
 
 __all__ = [
-    "INPUT_PREFIX", "LATER_FEATURE_NAMES", "LATER_FEATURE_PREFIXES", "MAX_CATEGORIES", "SameDayPairs",
-    "agency_features", "attributes", "build_features", "clinic_features", "employer_features",
-    "input_feature_names", "person_features", "pharmacy_features", "reference_date", "same_day_pairs",
+    "INPUT_PREFIX",
+    "LATER_FEATURE_NAMES",
+    "LATER_FEATURE_PREFIXES",
+    "MAX_CATEGORIES",
+    "SameDayPairs",
+    "agency_features",
+    "attributes",
+    "build_features",
+    "clinic_features",
+    "employer_features",
+    "input_feature_names",
+    "person_features",
+    "pharmacy_features",
+    "reference_date",
+    "same_day_pairs",
     "same_day_partners",
 ]
 

@@ -6,6 +6,7 @@ One row per entity in the projection's order (sorted ids); group-bys run on inte
 the projection's `ColumnCodes` (graph/codes.py: ids as codes, dates as day and month numbers)
 with the kernels of features/groupby.py, never on the id strings.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,9 +55,11 @@ def _shared_identifier_counts(proj: Projection, entity_type: str) -> dict[str, n
 
 def _death(cols: ColumnCodes) -> tuple[np.ndarray, np.ndarray]:
     """Per person code: death date in ns (NAT if none), and whether there is one."""
+
     def build() -> tuple[np.ndarray, np.ndarray]:
         death = in_code_order(cols, "person", cols.ns("persons", "death_date"))
         return death, death != NAT
+
     return cols.memo("death", build)
 
 
@@ -71,12 +74,17 @@ def _after_death(cols: ColumnCodes, table: str, date_col: str) -> np.ndarray:
     return out
 
 
-def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None,
-                    pairs: SameDayPairs | None = None, cols: ColumnCodes | None = None) -> pd.DataFrame:
+def person_features(
+    dataset: Dataset,
+    proj: Projection,
+    ref: pd.Timestamp | None,
+    pairs: SameDayPairs | None = None,
+    cols: ColumnCodes | None = None,
+) -> pd.DataFrame:
     cols = cols or proj.column_codes.sharing_ids()
     idx = proj.ids["person"]
     n = len(idx)
-    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
+    f = pd.DataFrame(index=idx.rename("entity_id"))  # derived features; attributes join at the end
     if dataset.has("visits"):
         vp = cols.codes("visits", "person_id", "person")
         f["visits"] = count_rows(vp, n)
@@ -91,8 +99,13 @@ def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
             f["max_clinics_one_day"] = int_or_float(group_max(person, n, vd.clinics), present)
             f["days_multi_clinic"] = int_or_float(np.bincount(person[vd.clinics >= 2], minlength=n), present)
             rows = vd.rows
-            mk = pack([(vp[rows], n), (cols.date_months("visits", "date")[rows] - MONTH_MIN, MONTH_SPAN),
-                       (cols.codes("visits", "clinic_id", "clinic")[rows], vd.nc)])
+            mk = pack(
+                [
+                    (vp[rows], n),
+                    (cols.date_months("visits", "date")[rows] - MONTH_MIN, MONTH_SPAN),
+                    (cols.codes("visits", "clinic_id", "clinic")[rows], vd.nc),
+                ]
+            )
             pm, clinics = distinct_per_group(mk, vd.nc)
             person = pm // MONTH_SPAN
             present = np.bincount(person, minlength=n) > 0
@@ -135,8 +148,11 @@ def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
         if dataset.has("contributions"):
             cp = cols.codes("contributions", "person_id", "person")
             cm = cols.months("contributions", "month")
-            paid = ((np.nan_to_num(cols.floats("contributions", "paid")) > 0) & (cp >= 0)
-                    & cols.notna("contributions", "month"))
+            paid = (
+                (np.nan_to_num(cols.floats("contributions", "paid")) > 0)
+                & (cp >= 0)
+                & cols.notna("contributions", "month")
+            )
             paid_keys = unique_sorted(pack([(cp[paid], n), (cm[paid] - MONTH_MIN, MONTH_SPAN)]))
             unemp = cols.eq("benefits", "benefit_type", "unemployment") & (bp >= 0) & cols.notna("benefits", "month")
             both = np.zeros(len(bp), dtype=bool)
@@ -150,19 +166,21 @@ def person_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
         after[ok] = month[ok] > death_month[bp[ok]]
         f["benefits_after_death"] = agg(bp, n, np.where(after, amount, 0.0), "sum")
     if dataset.has("agency_links"):
-        f["agency_links"] = count_rows(cols.codes("agency_links", "entity_id", "person"), n,
-                                        cols.eq("agency_links", "entity_type", "person"))
+        f["agency_links"] = count_rows(
+            cols.codes("agency_links", "entity_id", "person"), n, cols.eq("agency_links", "entity_type", "person")
+        )
     for name, values in _shared_identifier_counts(proj, "person").items():
         f[name] = values
     return with_attributes(dataset, "person", ref, f, cols)
 
 
-def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None,
-                      cols: ColumnCodes | None = None) -> pd.DataFrame:
+def employer_features(
+    dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, cols: ColumnCodes | None = None
+) -> pd.DataFrame:
     cols = cols or proj.column_codes.sharing_ids()
     idx = proj.ids["employer"]
     n = len(idx)
-    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
+    f = pd.DataFrame(index=idx.rename("entity_id"))  # derived features; attributes join at the end
     if dataset.has("employment"):
         ee = cols.codes("employment", "employer_id", "employer")
         f["employees"] = np.diff(proj.matrix("EMPLOYED_BY", "person", "employer").T.tocsr().indptr)
@@ -178,33 +196,38 @@ def employer_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
         due, paid = cols.floats("contributions", "due"), cols.floats("contributions", "paid")
         f["due_total"] = agg(ce, n, due, "sum")
         f["paid_total"] = agg(ce, n, paid, "sum")
-        f["paid_share"] = np.where(f["due_total"] > 0, f["paid_total"] / f["due_total"].where(f["due_total"] > 0, 1), 1.0)
+        f["paid_share"] = np.where(
+            f["due_total"] > 0, f["paid_total"] / f["due_total"].where(f["due_total"] > 0, 1), 1.0
+        )
         short = (np.nan_to_num(paid) < np.nan_to_num(due)) & (ce >= 0) & has_month
         emp, months = distinct_per_group(pack([(ce[short], n), (cm[short] - MONTH_MIN, MONTH_SPAN)]), MONTH_SPAN)
         f["arrears_months"] = spread(emp, months, n)
         f["mean_base"] = agg(ce, n, cols.floats("contributions", "base"), "mean")
         ok = (cp >= 0) & has_month
-        person, months = distinct_per_group(pack([(cp[ok], cols.n("person")), (cm[ok] - MONTH_MIN, MONTH_SPAN)]),
-                                            MONTH_SPAN)
-        per_person = np.full(cols.n("person") + 1, np.nan)   # last slot: code -1
+        person, months = distinct_per_group(
+            pack([(cp[ok], cols.n("person")), (cm[ok] - MONTH_MIN, MONTH_SPAN)]), MONTH_SPAN
+        )
+        per_person = np.full(cols.n("person") + 1, np.nan)  # last slot: code -1
         per_person[person] = months
         f["mean_person_months"] = agg(ce, n, per_person[cp], "mean")
         if "employees" in f:
             f["insured_over_employed"] = (f["insured_persons"] + 1) / (f["employees"] + 1)
     if dataset.has("agency_links"):
-        f["agency_links"] = count_rows(cols.codes("agency_links", "entity_id", "employer"), n,
-                                        cols.eq("agency_links", "entity_type", "employer"))
+        f["agency_links"] = count_rows(
+            cols.codes("agency_links", "entity_id", "employer"), n, cols.eq("agency_links", "entity_type", "employer")
+        )
     for name, values in _shared_identifier_counts(proj, "employer").items():
         f[name] = values
     return with_attributes(dataset, "employer", ref, f, cols)
 
 
-def clinic_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, pairs: SameDayPairs,
-                    cols: ColumnCodes | None = None) -> pd.DataFrame:
+def clinic_features(
+    dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, pairs: SameDayPairs, cols: ColumnCodes | None = None
+) -> pd.DataFrame:
     cols = cols or proj.column_codes.sharing_ids()
     idx = proj.ids["clinic"]
     n = len(idx)
-    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
+    f = pd.DataFrame(index=idx.rename("entity_id"))  # derived features; attributes join at the end
     if dataset.has("visits"):
         vc = cols.codes("visits", "clinic_id", "clinic")
         amount = cols.floats("visits", "amount")
@@ -213,8 +236,9 @@ def clinic_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
         f["patients"] = np.diff(m.T.tocsr().indptr)
         f["visits_per_patient"] = f["visits"] / np.maximum(f["patients"], 1)
         inpatient = cols.eq("visits", "kind", "inpatient")
-        f["inpatient_share"] = np.divide(flag_sum(vc, n, inpatient), f["visits"].to_numpy(),
-                                         out=np.zeros(n), where=f["visits"].to_numpy() > 0)
+        f["inpatient_share"] = np.divide(
+            flag_sum(vc, n, inpatient), f["visits"].to_numpy(), out=np.zeros(n), where=f["visits"].to_numpy() > 0
+        )
         f["amount_total"] = agg(vc, n, amount, "sum")
         f["amount_per_visit"] = agg(vc, n, amount, "mean")
         f["claimed_total"] = agg(vc, n, cols.floats("visits", "claimed"), "sum")
@@ -256,12 +280,13 @@ def _distinct_per_day(codes: np.ndarray, n: int, days: np.ndarray) -> tuple[np.n
     return key // DAY_SPAN, counts
 
 
-def pharmacy_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, pairs: SameDayPairs,
-                      cols: ColumnCodes | None = None) -> pd.DataFrame:
+def pharmacy_features(
+    dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, pairs: SameDayPairs, cols: ColumnCodes | None = None
+) -> pd.DataFrame:
     cols = cols or proj.column_codes.sharing_ids()
     idx = proj.ids["pharmacy"]
     n = len(idx)
-    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
+    f = pd.DataFrame(index=idx.rename("entity_id"))  # derived features; attributes join at the end
     if dataset.has("purchases"):
         ph = cols.codes("purchases", "pharmacy_id", "pharmacy")
         amount = cols.floats("purchases", "amount")
@@ -271,8 +296,12 @@ def pharmacy_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
         f["amount_total"] = agg(ph, n, amount, "sum")
         f["amount_per_purchase"] = agg(ph, n, amount, "mean")
         long_supply = cols.floats("purchases", "days_supply") > 7
-        f["long_supply_share"] = np.divide(flag_sum(ph, n, long_supply), f["purchases"].to_numpy(),
-                                           out=np.zeros(n), where=f["purchases"].to_numpy() > 0)
+        f["long_supply_share"] = np.divide(
+            flag_sum(ph, n, long_supply),
+            f["purchases"].to_numpy(),
+            out=np.zeros(n),
+            where=f["purchases"].to_numpy() > 0,
+        )
         if len(pairs):
             f["same_day_clinic_share"] = count_rows(pairs.pharmacy, n) / np.maximum(f["purchases"], 1)
             f["top_clinic_share"] = top_partner_share(pairs, "pharmacy", "clinic", cols)
@@ -282,12 +311,13 @@ def pharmacy_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | No
     return with_attributes(dataset, "pharmacy", ref, f, cols)
 
 
-def agency_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None,
-                    cols: ColumnCodes | None = None) -> pd.DataFrame:
+def agency_features(
+    dataset: Dataset, proj: Projection, ref: pd.Timestamp | None, cols: ColumnCodes | None = None
+) -> pd.DataFrame:
     cols = cols or proj.column_codes.sharing_ids()
     idx = proj.ids["agency"]
     n = len(idx)
-    f = pd.DataFrame(index=idx.rename("entity_id"))   # derived features; attributes join at the end
+    f = pd.DataFrame(index=idx.rename("entity_id"))  # derived features; attributes join at the end
     if dataset.has("agency_links"):
         la = cols.codes("agency_links", "agency_id", "agency")
         for et in ("person", "employer"):
@@ -304,7 +334,7 @@ def agency_features(dataset: Dataset, proj: Projection, ref: pd.Timestamp | None
         f["placed_employers"] = spread(agency, employers, n)
         ok = (ee >= 0) & (ep >= 0)
         emp, persons = distinct_per_group(pack([(ee[ok], ne), (ep[ok], cols.n("person"))]), cols.n("person"))
-        size = np.full(ne + 1, np.nan)   # last slot: code -1
+        size = np.full(ne + 1, np.nan)  # last slot: code -1
         size[emp] = persons
         f["placed_employer_median_size"] = agg(ea, n, size[ee], "median", placed)
     return with_attributes(dataset, "agency", ref, f, cols)

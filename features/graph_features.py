@@ -5,6 +5,7 @@ each relationship) lets a tree ensemble see the graph, the design that tops the 
 graph anomaly benchmark. Label-derived neighbour features live in scoring/ because they
 must be computed per fold.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,12 @@ def row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
     return sp.diags(inv) @ m
 
 
-def pagerank(adj: sp.csr_matrix, damping: float = PAGERANK_DAMPING, iterations: int = PAGERANK_ITERATIONS,
-             symmetric: bool = False) -> np.ndarray:
+def pagerank(
+    adj: sp.csr_matrix,
+    damping: float = PAGERANK_DAMPING,
+    iterations: int = PAGERANK_ITERATIONS,
+    symmetric: bool = False,
+) -> np.ndarray:
     """PageRank by power iteration (dangling mass spread uniformly). `symmetric=True` promises
     adj == adj.T with sorted indices (as Projection.adjacency gives), which skips the transpose."""
     n = adj.shape[0]
@@ -72,9 +77,9 @@ def add_graph_features(features: dict[str, pd.DataFrame], proj: Projection) -> d
     two_hop = adj @ (degree - 1).clip(min=0)  # paths of length 2 (cheap; distinct reach is not)
     for t, f in out.items():
         lo = proj.offsets[t]
-        f["pagerank"] = pr[lo:lo + len(f)]
-        f["degree"] = degree[lo:lo + len(f)]
-        f["two_hop_paths"] = two_hop[lo:lo + len(f)]
+        f["pagerank"] = pr[lo : lo + len(f)]
+        f["degree"] = degree[lo : lo + len(f)]
+        f["two_hop_paths"] = two_hop[lo : lo + len(f)]
     base = {t: _numeric(features[t]) for t in features}
     for etype, rel, ntype, transpose in NEIGHBOUR_LINKS:
         m = proj.matrix(rel, ntype if transpose else etype, etype if transpose else ntype)

@@ -5,6 +5,7 @@ through pandas on categorical codes, which runs the same kernels as a group-by o
 values to the bit); distinct counts are distinct packed int64 keys (code * size + other code).
 Codes of -1 (missing ids) are ignored.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Features built from other entities' labels (confirmed fraud among an entity's neighbours and
 shared identifiers), computed so that no entity ever sees its own label: out of fold for
 training rows, and with the entity's own part removed from ring label shares."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ IDENTIFIER_HOLDERS = ("person", "employer")
 IDENTIFIER_RELATIONS = (("phone", "HAS_PHONE"), ("bank_account", "HAS_BANK_ACCOUNT"), ("address", "HAS_ADDRESS"))
 
 
-def labelled_neighbour_features(proj: Projection, entity_type: str, label_vec: np.ndarray,
-                                known_vec: np.ndarray) -> pd.DataFrame:
+def labelled_neighbour_features(
+    proj: Projection, entity_type: str, label_vec: np.ndarray, known_vec: np.ndarray
+) -> pd.DataFrame:
     """Share of an entity's labelled neighbours (1 hop, and 2 hops through shared counterparts
     weighted 1/degree) that are confirmed bad. Callers mask out labels that must not be seen."""
     views = _LabelPropagation(proj, entity_type).views(label_vec[:, None], known_vec[:, None])
@@ -30,18 +32,20 @@ class _LabelPropagation:
         self.lo = proj.offsets[entity_type]
         self.hi = self.lo + len(proj.ids[entity_type])
         self.adj = adj
-        self.rows = adj[self.lo:self.hi]
+        self.rows = adj[self.lo : self.hi]
         deg = np.asarray(adj.sum(axis=1)).ravel()
         self.inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
-        self.back = self.rows @ self.inv   # 2-hop walks that return to the entity itself
+        self.back = self.rows @ self.inv  # 2-hop walks that return to the entity itself
         self.identifiers = []
         if entity_type in IDENTIFIER_HOLDERS:
             for ident, rel in IDENTIFIER_RELATIONS:
                 own = proj.matrix(rel, entity_type, ident)
                 if own.nnz == 0:
                     continue
-                holders = [(proj.matrix(rel, h, ident).T.tocsr(), proj.offsets[h], proj.offsets[h] + len(proj.ids[h]))
-                           for h in IDENTIFIER_HOLDERS]
+                holders = [
+                    (proj.matrix(rel, h, ident).T.tocsr(), proj.offsets[h], proj.offsets[h] + len(proj.ids[h]))
+                    for h in IDENTIFIER_HOLDERS
+                ]
                 self.identifiers.append((ident, own, np.asarray(own.sum(axis=1)).ravel(), holders))
 
     def views(self, lab: np.ndarray, kno: np.ndarray) -> dict[str, np.ndarray]:
@@ -52,14 +56,14 @@ class _LabelPropagation:
         hop1 = self.rows @ both
         hop2 = self.rows @ (self.inv[:, None] * (self.adj @ both))
         # 2-hop sums include the walk back to the entity itself: remove it so no label leaks.
-        hop2 -= self.back[:, None] * both[self.lo:self.hi]
+        hop2 -= self.back[:, None] * both[self.lo : self.hi]
         bad1, known1, bad2, known2 = hop1[:, :k], hop1[:, k:], hop2[:, :k], hop2[:, k:]
         out: dict[str, np.ndarray] = {
             "labelled_neighbours": known1,
             "labelled_neighbour_share": np.divide(bad1, known1, out=np.zeros_like(bad1), where=known1 > 0),
             "labelled_2hop_share": np.divide(bad2, known2, out=np.zeros_like(bad2), where=known2 > 1e-9),
         }
-        self_bad = lab[self.lo:self.hi]
+        self_bad = lab[self.lo : self.hi]
         for ident, own, own_count, holders in self.identifiers:
             bad_per_value = sum(m @ lab[a:b] for m, a, b in holders)
             out[f"confirmed_fraud_sharing_{ident}"] = np.maximum(own @ bad_per_value - self_bad * own_count[:, None], 0)
@@ -84,8 +88,9 @@ def all_label_vectors(proj: Projection, labels: pd.DataFrame) -> tuple[np.ndarra
     return lab, known
 
 
-def out_of_fold_label_features(proj: Projection, entity_type: str, labels: pd.DataFrame,
-                                fold_of: pd.Series) -> pd.DataFrame:
+def out_of_fold_label_features(
+    proj: Projection, entity_type: str, labels: pd.DataFrame, fold_of: pd.Series
+) -> pd.DataFrame:
     """Label features where an entity in fold k only sees labels from the other folds."""
     node, y, rows = label_vectors(proj, labels)
     n = proj.n_nodes
@@ -111,8 +116,13 @@ def out_of_fold_label_features(proj: Projection, entity_type: str, labels: pd.Da
     return pd.DataFrame({name: v[rows, view_of] for name, v in views.items()}, index=proj.ids[entity_type])
 
 
-def ring_scores_without_own_label(members: pd.DataFrame, labels: pd.DataFrame, entity_type: str,
-                                  ids: pd.Index, ring_settings: RingSettings | None = None) -> np.ndarray:
+def ring_scores_without_own_label(
+    members: pd.DataFrame,
+    labels: pd.DataFrame,
+    entity_type: str,
+    ids: pd.Index,
+    ring_settings: RingSettings | None = None,
+) -> np.ndarray:
     """Each entity's best ring score with its own label taken out of the ring's label share.
 
     ring_score weighs in the share of members labelled 1 (features/rings/common.py, with the

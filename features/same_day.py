@@ -5,6 +5,7 @@ Everything is integer codes (graph/codes.py `ColumnCodes`): persons, clinics and
 id codes, dates as day numbers, packed into int64 keys. Id codes sort like the ids, so "ties go
 to the smaller id" is "ties go to the smaller code".
 """
+
 from __future__ import annotations
 
 import weakref
@@ -55,7 +56,7 @@ class VisitDays:
         new = np.empty(len(key), dtype=bool)
         new[:1] = True
         np.not_equal(key[1:], key[:-1], out=new[1:])
-        self.triples = key[new]          # sorted distinct (person, day - DAY_MIN, clinic)
+        self.triples = key[new]  # sorted distinct (person, day - DAY_MIN, clinic)
         # distinct clinics per (person, day): sorted person-day keys and their counts
         self.person_day, self.clinics = unique_counts(self.triples // self.nc, presorted=True)
         # person-day group of each dated visit row (rows in `rows` order)
@@ -83,8 +84,9 @@ def _same_day_pairs(cols: ColumnCodes) -> SameDayPairs:
     ph = cols.codes("purchases", "pharmacy_id", "pharmacy")
     nh = max(cols.n("pharmacy"), 1)
     rows = cols.notna("purchases", "date") & (pp >= 0) & (ph >= 0)
-    pk = unique_sorted(pack([(pp[rows], cols.n("person")), (cols.days("purchases", "date")[rows] - DAY_MIN, DAY_SPAN),
-                             (ph[rows], nh)]))
+    pk = unique_sorted(
+        pack([(pp[rows], cols.n("person")), (cols.days("purchases", "date")[rows] - DAY_MIN, DAY_SPAN), (ph[rows], nh)])
+    )
     p_pd = pk // nh
     v_pd = vd.triples // vd.nc
     lo = np.searchsorted(p_pd, v_pd, "left")
@@ -129,11 +131,14 @@ def same_day_partners(dataset: Dataset, proj: Projection, entity_type: str) -> p
     order = np.lexsort((keys, -days, person))
     first = order[np.concatenate(([True], person[order][1:] != person[order][:-1]))] if len(order) else order
     clinic, pharmacy = np.divmod(keys[first] % (nc * nh), nh)
-    return pd.DataFrame({
-        "clinic": cols.ids("clinic", clinic),
-        "pharmacy": cols.ids("pharmacy", pharmacy),
-        "days": days[first].astype(np.float64),
-    }, index=ids[person[first]])
+    return pd.DataFrame(
+        {
+            "clinic": cols.ids("clinic", clinic),
+            "pharmacy": cols.ids("pharmacy", pharmacy),
+            "days": days[first].astype(np.float64),
+        },
+        index=ids[person[first]],
+    )
 
 
 def top_partner(pairs: SameDayPairs, kt: str, pt: str, cols: ColumnCodes) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,6 @@
 """Features of an entity from the rule hits and rings found for it (label-free): hit counts and
 severities, one count per rule, ring counts per ring type and the largest ring."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -32,7 +33,14 @@ def ring_features(members: pd.DataFrame, entity_type: str, ids: pd.Index) -> pd.
         return out
     out["rings"] = m.groupby("entity_id").size().reindex(ids).fillna(0).to_numpy(dtype=float)
     size = members.groupby("ring_id").size()
-    out["ring_size_max"] = m.assign(size=m["ring_id"].map(size)).groupby("entity_id")["size"].max().reindex(ids).fillna(0).to_numpy(dtype=float)
+    out["ring_size_max"] = (
+        m.assign(size=m["ring_id"].map(size))
+        .groupby("entity_id")["size"]
+        .max()
+        .reindex(ids)
+        .fillna(0)
+        .to_numpy(dtype=float)
+    )
     for rtype, part in m.groupby("ring_type"):
         out[f"ring_{rtype}"] = part.groupby("entity_id").size().reindex(ids).fillna(0).to_numpy(dtype=float)
     return out

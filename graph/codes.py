@@ -25,6 +25,7 @@ Lookups are vectorised in Arrow and numpy: a sorted id column (an entity table's
 vocabulary's identity; a column sorted by the id (most event tables) is looked up once per run of
 equal ids; anything else in one hash lookup. Returned arrays are shared: they are read-only.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
@@ -38,11 +39,11 @@ import pyarrow.compute as pc
 from graph.contract import ENTITY_TABLE, ID_COLUMN, IDENTIFIER_TYPES
 from graph.dataset import Dataset
 
-NAT = np.iinfo(np.int64).min           # a missing date as int64 nanoseconds
-DAY_MIN, DAY_SPAN = -2**17, 2**18      # days of datetime64[ns] dates (+-106752) lie in [DAY_MIN, DAY_MIN + DAY_SPAN)
-DAY_NA = DAY_MIN - 1                   # a missing date as a day number
-MONTH_MIN, MONTH_SPAN = -1970 * 12, 10000 * 12   # 'YYYY-MM' for years 0000-9999; dates' months lie inside too
-MONTH_NA = MONTH_MIN - 1               # a missing month as a month number
+NAT = np.iinfo(np.int64).min  # a missing date as int64 nanoseconds
+DAY_MIN, DAY_SPAN = -(2**17), 2**18  # days of datetime64[ns] dates (+-106752) lie in [DAY_MIN, DAY_MIN + DAY_SPAN)
+DAY_NA = DAY_MIN - 1  # a missing date as a day number
+MONTH_MIN, MONTH_SPAN = -1970 * 12, 10000 * 12  # 'YYYY-MM' for years 0000-9999; dates' months lie inside too
+MONTH_NA = MONTH_MIN - 1  # a missing month as a month number
 
 _T = TypeVar("_T")
 
@@ -63,7 +64,7 @@ class _Vocabularies:
         self.vocab: dict[str, pa.Array] = {}
         self.names: dict[str, np.ndarray] = {}
         self.codes: dict[tuple[str, str, str], np.ndarray] = {}
-        self.handed_out: set[str] = set()     # id types whose codes a caller has seen
+        self.handed_out: set[str] = set()  # id types whose codes a caller has seen
 
     def forget(self, kind: str) -> None:
         """Drop what was derived from kind's vocabulary (it changed)."""
@@ -120,8 +121,9 @@ class ColumnCodes:
         """The ids of an id type, sorted and distinct (large_string; codes index into it)."""
         v = self._ids.vocab.get(kind)
         if v is None:
-            v = self._ids.vocab[kind] = (self._identifier_vocab(kind) if kind in IDENTIFIER_TYPES
-                                         else self._entity_vocab(kind))
+            v = self._ids.vocab[kind] = (
+                self._identifier_vocab(kind) if kind in IDENTIFIER_TYPES else self._entity_vocab(kind)
+            )
         return v
 
     def _entity_vocab(self, kind: str) -> pa.Array:
@@ -135,7 +137,7 @@ class ColumnCodes:
         pass also gives every holder row's code."""
         parts = [arrow_text(self.dataset.table(t)[ident]) for t in IDENTIFIER_HOLDERS]
         enc = pc.dictionary_encode(pa.concat_arrays(parts))
-        order = pc.array_sort_indices(enc.dictionary).to_numpy()   # code-point order, like the ids
+        order = pc.array_sort_indices(enc.dictionary).to_numpy()  # code-point order, like the ids
         values = enc.dictionary.take(pa.array(order, type=pa.int64()))
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order))
@@ -143,7 +145,7 @@ class ColumnCodes:
         codes = np.where(local >= 0, rank[np.maximum(local, 0)] if len(rank) else -1, -1)
         start = 0
         for t, part in zip(IDENTIFIER_HOLDERS, parts):
-            c = codes[start:start + len(part)]
+            c = codes[start : start + len(part)]
             c.flags.writeable = False
             self._ids.codes[(t, ident, ident)] = c
             start += len(part)
@@ -172,7 +174,7 @@ class ColumnCodes:
         `extend`, not in the vocabulary). Read-only, computed once per (table, column, kind)."""
         key = (table, column, kind)
         ids = self._ids
-        vocab = self.vocab(kind)          # identifier holders are coded along with their vocabulary
+        vocab = self.vocab(kind)  # identifier holders are coded along with their vocabulary
         out = ids.codes.get(key)
         if out is None:
             a = arrow_text(self.dataset.table(table)[column])
@@ -210,20 +212,25 @@ class ColumnCodes:
     def in_id_order(self, kind: str) -> bool:
         """Whether row i of the entity table holds the id of code i (always, in a Dataset: its
         entity tables are sorted by id); else see entity_rows."""
+
         def build() -> bool:
             rows = self.entity_rows(kind)
             return len(rows) == len(self.dataset.table(ENTITY_TABLE[kind])) and bool(
-                np.array_equal(rows, np.arange(len(rows))))
+                np.array_equal(rows, np.arange(len(rows)))
+            )
+
         return self.memo(("in_id_order", kind), build)
 
     def entity_rows(self, kind: str) -> np.ndarray:
         """The entity table's row of each code (the first, should an id repeat; -1 for none)."""
+
         def build() -> np.ndarray:
             c = self.codes(ENTITY_TABLE[kind], ID_COLUMN[kind], kind)
             rows = np.full(self.n(kind), -1, dtype=np.int64)
             at = np.flatnonzero(c >= 0)[::-1]
             rows[c[at]] = at
             return rows
+
         return self.memo(("entity_rows", kind), build)
 
     # --- values ----------------------------------------------------------------------------
@@ -231,11 +238,13 @@ class ColumnCodes:
     def factor(self, table: str, column: str) -> tuple[np.ndarray, pd.Index]:
         """int64 codes of any column's values in order of appearance (-1 where missing), and
         the values."""
+
         def build() -> tuple[np.ndarray, pd.Index]:
             codes, uniques = pd.factorize(self.dataset.table(table)[column])
             codes = codes.astype(np.int64, copy=False)
             codes.flags.writeable = False
             return codes, pd.Index(uniques)
+
         return self._value(("factor", table, column), build)
 
     def notna(self, table: str, column: str) -> np.ndarray:
@@ -243,18 +252,24 @@ class ColumnCodes:
 
     def eq(self, table: str, column: str, value: str) -> np.ndarray:
         """Rows whose column equals value (missing never does)."""
-        return self._value(("eq", table, column, value), lambda: (self.dataset.table(table)[column] == value)
-                           .to_numpy(dtype=bool, na_value=False))
+        return self._value(
+            ("eq", table, column, value),
+            lambda: (self.dataset.table(table)[column] == value).to_numpy(dtype=bool, na_value=False),
+        )
 
     def floats(self, table: str, column: str) -> np.ndarray:
         """A numeric column as float64 (NaN where missing)."""
-        return self._value(("floats", table, column), lambda: self.dataset.table(table)[column]
-                           .to_numpy(dtype=np.float64, na_value=np.nan))
+        return self._value(
+            ("floats", table, column),
+            lambda: self.dataset.table(table)[column].to_numpy(dtype=np.float64, na_value=np.nan),
+        )
 
     def ns(self, table: str, column: str) -> np.ndarray:
         """A date column as int64 nanoseconds since 1970-01-01 (NAT where missing)."""
-        return self._value(("ns", table, column), lambda: self.dataset.table(table)[column]
-                           .to_numpy(dtype="datetime64[ns]").view(np.int64))
+        return self._value(
+            ("ns", table, column),
+            lambda: self.dataset.table(table)[column].to_numpy(dtype="datetime64[ns]").view(np.int64),
+        )
 
     def days(self, table: str, column: str) -> np.ndarray:
         """A date column as days since 1970-01-01 (DAY_NA where missing)."""
@@ -262,8 +277,7 @@ class ColumnCodes:
 
     def date_months(self, table: str, column: str) -> np.ndarray:
         """A date column as months since 1970-01 (MONTH_NA where missing)."""
-        return self._value(("date_months", table, column),
-                           lambda: _date_numbers(self.ns(table, column), "M", MONTH_NA))
+        return self._value(("date_months", table, column), lambda: _date_numbers(self.ns(table, column), "M", MONTH_NA))
 
     def months(self, table: str, column: str) -> np.ndarray:
         """A 'YYYY-MM' text column as months since 1970-01 (MONTH_NA where missing)."""
@@ -299,7 +313,7 @@ def _ns(s: pd.Series) -> np.ndarray:
 
 def _date_numbers(ns: np.ndarray, unit: str, missing: int) -> np.ndarray:
     """Day ("D") or month ("M") numbers since 1970 of int64 nanoseconds; `missing` for NAT."""
-    out = ns.view("datetime64[ns]").astype(f"datetime64[{unit}]").view(np.int64)   # a new array
+    out = ns.view("datetime64[ns]").astype(f"datetime64[{unit}]").view(np.int64)  # a new array
     na = ns == NAT
     if na.any():
         out[na] = missing

@@ -3,6 +3,7 @@
 This module is the single source of truth for DESIGN.md's input contract; ingest validation,
 the synthetic generator, the graph stores and docs/data-contract.md all follow it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,13 +13,13 @@ from enum import Enum
 class Kind(str, Enum):
     """How a column is parsed."""
 
-    ID = "id"            # non-empty string identifier
-    TEXT = "text"        # free or categorical text
-    DATE = "date"        # ISO date YYYY-MM-DD -> datetime64
-    MONTH = "month"      # YYYY-MM, kept as a string
-    AMOUNT = "amount"    # non-negative float
-    NUMBER = "number"    # any float
-    LABEL = "label"      # 0 or 1
+    ID = "id"  # non-empty string identifier
+    TEXT = "text"  # free or categorical text
+    DATE = "date"  # ISO date YYYY-MM-DD -> datetime64
+    MONTH = "month"  # YYYY-MM, kept as a string
+    AMOUNT = "amount"  # non-negative float
+    NUMBER = "number"  # any float
+    LABEL = "label"  # 0 or 1
     ENTITY_TYPE = "entity_type"  # one of ENTITY_TYPES
 
 
@@ -42,11 +43,11 @@ class Reference:
 class Table:
     name: str
     columns: tuple[Column, ...]
-    key: tuple[str, ...] = ()          # columns that must be unique together
+    key: tuple[str, ...] = ()  # columns that must be unique together
     references: tuple[Reference, ...] = ()
-    entity_type: str | None = None     # set for entity tables (one row per entity)
+    entity_type: str | None = None  # set for entity tables (one row per entity)
     polymorphic_ref: tuple[str, str] | None = None  # (type column, id column), e.g. labels
-    extras_allowed: bool = True        # extra columns become attributes / features
+    extras_allowed: bool = True  # extra columns become attributes / features
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -71,73 +72,172 @@ ID_COLUMN = {t: f"{t}_id" for t in ENTITY_TYPES}
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
-        Table("persons", (
-            _c("person_id", Kind.ID, req=True), _c("name", Kind.TEXT, personal=True),
-            _c("id_number", Kind.TEXT, personal=True), _c("gender", Kind.TEXT),
-            _c("birth_date", Kind.DATE), _c("region", Kind.TEXT),
-            _c("phone", Kind.TEXT, personal=True), _c("address", Kind.TEXT, personal=True),
-            _c("bank_account", Kind.TEXT, personal=True), _c("death_date", Kind.DATE),
-        ), key=("person_id",), entity_type="person"),
-        Table("employers", (
-            _c("employer_id", Kind.ID, req=True), _c("name", Kind.TEXT, personal=True),
-            _c("credit_code", Kind.TEXT), _c("industry", Kind.TEXT), _c("region", Kind.TEXT),
-            _c("registered_date", Kind.DATE), _c("phone", Kind.TEXT, personal=True),
-            _c("address", Kind.TEXT, personal=True), _c("bank_account", Kind.TEXT, personal=True),
-        ), key=("employer_id",), entity_type="employer"),
-        Table("clinics", (
-            _c("clinic_id", Kind.ID, req=True), _c("name", Kind.TEXT, personal=True),
-            _c("level", Kind.TEXT), _c("region", Kind.TEXT), _c("beds", Kind.AMOUNT),
-        ), key=("clinic_id",), entity_type="clinic"),
-        Table("pharmacies", (
-            _c("pharmacy_id", Kind.ID, req=True), _c("name", Kind.TEXT, personal=True),
-            _c("region", Kind.TEXT),
-        ), key=("pharmacy_id",), entity_type="pharmacy"),
-        Table("agencies", (
-            _c("agency_id", Kind.ID, req=True), _c("name", Kind.TEXT, personal=True),
-            _c("license_no", Kind.TEXT), _c("region", Kind.TEXT),
-        ), key=("agency_id",), entity_type="agency"),
-        Table("employment", (
-            _c("person_id", Kind.ID, req=True), _c("employer_id", Kind.ID, req=True),
-            _c("start_date", Kind.DATE), _c("end_date", Kind.DATE),
-            _c("monthly_wage", Kind.AMOUNT), _c("agency_id", Kind.ID),
-        ), references=(Reference("person_id", "person"), Reference("employer_id", "employer"),
-                       Reference("agency_id", "agency"))),
-        Table("contributions", (
-            _c("employer_id", Kind.ID, req=True), _c("person_id", Kind.ID, req=True),
-            _c("month", Kind.MONTH, req=True), _c("base", Kind.AMOUNT),
-            _c("due", Kind.AMOUNT), _c("paid", Kind.AMOUNT),
-        ), key=("employer_id", "person_id", "month"),
-            references=(Reference("employer_id", "employer"), Reference("person_id", "person"))),
-        Table("benefits", (
-            _c("person_id", Kind.ID, req=True), _c("month", Kind.MONTH, req=True),
-            _c("benefit_type", Kind.TEXT, req=True), _c("amount", Kind.AMOUNT, req=True),
-        ), references=(Reference("person_id", "person"),)),
-        Table("visits", (
-            _c("visit_id", Kind.ID, req=True), _c("person_id", Kind.ID, req=True),
-            _c("clinic_id", Kind.ID, req=True), _c("date", Kind.DATE), _c("kind", Kind.TEXT),
-            _c("discharge_date", Kind.DATE), _c("diagnosis", Kind.TEXT),
-            _c("amount", Kind.AMOUNT), _c("claimed", Kind.AMOUNT),
-        ), key=("visit_id",),
-            references=(Reference("person_id", "person"), Reference("clinic_id", "clinic"))),
-        Table("purchases", (
-            _c("purchase_id", Kind.ID, req=True), _c("person_id", Kind.ID, req=True),
-            _c("pharmacy_id", Kind.ID, req=True), _c("date", Kind.DATE),
-            _c("amount", Kind.AMOUNT), _c("claimed", Kind.AMOUNT), _c("drug_code", Kind.TEXT),
-            _c("quantity", Kind.AMOUNT), _c("days_supply", Kind.AMOUNT), _c("clinic_id", Kind.ID),
-        ), key=("purchase_id",),
-            references=(Reference("person_id", "person"), Reference("pharmacy_id", "pharmacy"),
-                        Reference("clinic_id", "clinic"))),
-        Table("agency_links", (
-            _c("agency_id", Kind.ID, req=True), _c("entity_type", Kind.ENTITY_TYPE, req=True),
-            _c("entity_id", Kind.ID, req=True), _c("relation", Kind.TEXT),
-            _c("start_date", Kind.DATE),
-        ), references=(Reference("agency_id", "agency"),),
-            polymorphic_ref=("entity_type", "entity_id")),
-        Table("labels", (
-            _c("entity_type", Kind.ENTITY_TYPE, req=True), _c("entity_id", Kind.ID, req=True),
-            _c("label", Kind.LABEL, req=True), _c("as_of", Kind.DATE),
-        ), key=("entity_type", "entity_id"), polymorphic_ref=("entity_type", "entity_id"),
-            extras_allowed=False),
+        Table(
+            "persons",
+            (
+                _c("person_id", Kind.ID, req=True),
+                _c("name", Kind.TEXT, personal=True),
+                _c("id_number", Kind.TEXT, personal=True),
+                _c("gender", Kind.TEXT),
+                _c("birth_date", Kind.DATE),
+                _c("region", Kind.TEXT),
+                _c("phone", Kind.TEXT, personal=True),
+                _c("address", Kind.TEXT, personal=True),
+                _c("bank_account", Kind.TEXT, personal=True),
+                _c("death_date", Kind.DATE),
+            ),
+            key=("person_id",),
+            entity_type="person",
+        ),
+        Table(
+            "employers",
+            (
+                _c("employer_id", Kind.ID, req=True),
+                _c("name", Kind.TEXT, personal=True),
+                _c("credit_code", Kind.TEXT),
+                _c("industry", Kind.TEXT),
+                _c("region", Kind.TEXT),
+                _c("registered_date", Kind.DATE),
+                _c("phone", Kind.TEXT, personal=True),
+                _c("address", Kind.TEXT, personal=True),
+                _c("bank_account", Kind.TEXT, personal=True),
+            ),
+            key=("employer_id",),
+            entity_type="employer",
+        ),
+        Table(
+            "clinics",
+            (
+                _c("clinic_id", Kind.ID, req=True),
+                _c("name", Kind.TEXT, personal=True),
+                _c("level", Kind.TEXT),
+                _c("region", Kind.TEXT),
+                _c("beds", Kind.AMOUNT),
+            ),
+            key=("clinic_id",),
+            entity_type="clinic",
+        ),
+        Table(
+            "pharmacies",
+            (
+                _c("pharmacy_id", Kind.ID, req=True),
+                _c("name", Kind.TEXT, personal=True),
+                _c("region", Kind.TEXT),
+            ),
+            key=("pharmacy_id",),
+            entity_type="pharmacy",
+        ),
+        Table(
+            "agencies",
+            (
+                _c("agency_id", Kind.ID, req=True),
+                _c("name", Kind.TEXT, personal=True),
+                _c("license_no", Kind.TEXT),
+                _c("region", Kind.TEXT),
+            ),
+            key=("agency_id",),
+            entity_type="agency",
+        ),
+        Table(
+            "employment",
+            (
+                _c("person_id", Kind.ID, req=True),
+                _c("employer_id", Kind.ID, req=True),
+                _c("start_date", Kind.DATE),
+                _c("end_date", Kind.DATE),
+                _c("monthly_wage", Kind.AMOUNT),
+                _c("agency_id", Kind.ID),
+            ),
+            references=(
+                Reference("person_id", "person"),
+                Reference("employer_id", "employer"),
+                Reference("agency_id", "agency"),
+            ),
+        ),
+        Table(
+            "contributions",
+            (
+                _c("employer_id", Kind.ID, req=True),
+                _c("person_id", Kind.ID, req=True),
+                _c("month", Kind.MONTH, req=True),
+                _c("base", Kind.AMOUNT),
+                _c("due", Kind.AMOUNT),
+                _c("paid", Kind.AMOUNT),
+            ),
+            key=("employer_id", "person_id", "month"),
+            references=(Reference("employer_id", "employer"), Reference("person_id", "person")),
+        ),
+        Table(
+            "benefits",
+            (
+                _c("person_id", Kind.ID, req=True),
+                _c("month", Kind.MONTH, req=True),
+                _c("benefit_type", Kind.TEXT, req=True),
+                _c("amount", Kind.AMOUNT, req=True),
+            ),
+            references=(Reference("person_id", "person"),),
+        ),
+        Table(
+            "visits",
+            (
+                _c("visit_id", Kind.ID, req=True),
+                _c("person_id", Kind.ID, req=True),
+                _c("clinic_id", Kind.ID, req=True),
+                _c("date", Kind.DATE),
+                _c("kind", Kind.TEXT),
+                _c("discharge_date", Kind.DATE),
+                _c("diagnosis", Kind.TEXT),
+                _c("amount", Kind.AMOUNT),
+                _c("claimed", Kind.AMOUNT),
+            ),
+            key=("visit_id",),
+            references=(Reference("person_id", "person"), Reference("clinic_id", "clinic")),
+        ),
+        Table(
+            "purchases",
+            (
+                _c("purchase_id", Kind.ID, req=True),
+                _c("person_id", Kind.ID, req=True),
+                _c("pharmacy_id", Kind.ID, req=True),
+                _c("date", Kind.DATE),
+                _c("amount", Kind.AMOUNT),
+                _c("claimed", Kind.AMOUNT),
+                _c("drug_code", Kind.TEXT),
+                _c("quantity", Kind.AMOUNT),
+                _c("days_supply", Kind.AMOUNT),
+                _c("clinic_id", Kind.ID),
+            ),
+            key=("purchase_id",),
+            references=(
+                Reference("person_id", "person"),
+                Reference("pharmacy_id", "pharmacy"),
+                Reference("clinic_id", "clinic"),
+            ),
+        ),
+        Table(
+            "agency_links",
+            (
+                _c("agency_id", Kind.ID, req=True),
+                _c("entity_type", Kind.ENTITY_TYPE, req=True),
+                _c("entity_id", Kind.ID, req=True),
+                _c("relation", Kind.TEXT),
+                _c("start_date", Kind.DATE),
+            ),
+            references=(Reference("agency_id", "agency"),),
+            polymorphic_ref=("entity_type", "entity_id"),
+        ),
+        Table(
+            "labels",
+            (
+                _c("entity_type", Kind.ENTITY_TYPE, req=True),
+                _c("entity_id", Kind.ID, req=True),
+                _c("label", Kind.LABEL, req=True),
+                _c("as_of", Kind.DATE),
+            ),
+            key=("entity_type", "entity_id"),
+            polymorphic_ref=("entity_type", "entity_id"),
+            extras_allowed=False,
+        ),
     )
 }
 

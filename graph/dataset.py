@@ -5,6 +5,7 @@ with the column types of graph/contract.py (ids and text as `str`, dates as date
 amounts as float64, labels as int8), rows sorted by the table's key so that nothing
 depends on file order.
 """
+
 from __future__ import annotations
 
 import csv
@@ -66,7 +67,9 @@ def empty_table(name: str) -> pd.DataFrame:
 
 def _dtype(kind: Kind) -> str:
     return {
-        Kind.DATE: "datetime64[ns]", Kind.AMOUNT: "float64", Kind.NUMBER: "float64",
+        Kind.DATE: "datetime64[ns]",
+        Kind.AMOUNT: "float64",
+        Kind.NUMBER: "float64",
         Kind.LABEL: "int8",
     }.get(kind, "str")
 
@@ -101,7 +104,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
             with open(path, encoding="utf-8-sig", newline="") as f:
                 reader = csv.reader(f)
                 header = next(reader, [])
-                header_lines = reader.line_num   # a quoted name may hold line breaks
+                header_lines = reader.line_num  # a quoted name may hold line breaks
         except UnicodeDecodeError as exc:
             raise _Unreadable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         names = [c.strip() for c in header] if header else []
@@ -109,13 +112,17 @@ def _read_raw(path: Path) -> pd.DataFrame:
             raise _EmptyFile()
         try:
             table = pacsv.read_csv(
-                path, read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))],
-                                                     skip_rows=header_lines,
-                                                     encoding="utf-8"),
+                path,
+                read_options=pacsv.ReadOptions(
+                    column_names=[f"c{i}" for i in range(len(names))], skip_rows=header_lines, encoding="utf-8"
+                ),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types={f"c{i}": pa.string() for i in range(len(names))},
-                    strings_can_be_null=True, null_values=[""]))
+                    strings_can_be_null=True,
+                    null_values=[""],
+                ),
+            )
         except pa.ArrowInvalid as exc:
             raise _Unreadable(_arrow_message(exc)) from exc
         df = table.to_pandas()
@@ -174,10 +181,11 @@ class _Collector:
         if len(self.problems) < MAX_REPORTED_PROBLEMS:
             self.problems.append(problem)
 
-    def add_rows(self, file: str, column: str | None, rows: np.ndarray, message: str,
-                 values: pd.Series | None = None) -> None:
+    def add_rows(
+        self, file: str, column: str | None, rows: np.ndarray, message: str, values: pd.Series | None = None
+    ) -> None:
         """One problem per offending row (0-based positions)."""
-        for i, pos in enumerate(rows[: MAX_REPORTED_PROBLEMS]):
+        for i, pos in enumerate(rows[:MAX_REPORTED_PROBLEMS]):
             shown = f" (got {values.iloc[i]!r})" if values is not None else ""
             self.add(Problem(file, message + shown, int(pos) + 1, column))
         self.total += max(0, len(rows) - MAX_REPORTED_PROBLEMS)
@@ -195,9 +203,17 @@ def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: _Collector) ->
     if dupes or missing:
         return None
     if len(raw) == 0:
-        out.add(Problem(file, "file has a header but no rows; " + (
-            "the persons table needs at least one person" if table.name == "persons"
-            else "remove it if the table does not apply")))
+        out.add(
+            Problem(
+                file,
+                "file has a header but no rows; "
+                + (
+                    "the persons table needs at least one person"
+                    if table.name == "persons"
+                    else "remove it if the table does not apply"
+                ),
+            )
+        )
         return None
 
     df = pd.DataFrame(index=pd.RangeIndex(len(raw)))
@@ -288,13 +304,22 @@ def _check_keys(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> N
     rows = np.flatnonzero(dup)
     if len(rows):
         label = table.key[0] if len(table.key) == 1 else "+".join(table.key)
-        out.add_rows(file, label, rows, "duplicate id" if len(table.key) == 1 else "duplicate key",
-                     df.loc[rows, list(table.key)].astype(str).agg("/".join, axis=1))
+        out.add_rows(
+            file,
+            label,
+            rows,
+            "duplicate id" if len(table.key) == 1 else "duplicate key",
+            df.loc[rows, list(table.key)].astype(str).agg("/".join, axis=1),
+        )
 
 
 def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], out: _Collector) -> None:
-    known = {t: pa.array(tables[ENTITY_TABLE[t]][ID_COLUMN[t]].dropna().to_numpy(dtype=object), type=pa.string())
-             if ENTITY_TABLE[t] in tables else pa.array([], type=pa.string()) for t in ENTITY_TYPES}
+    known = {
+        t: pa.array(tables[ENTITY_TABLE[t]][ID_COLUMN[t]].dropna().to_numpy(dtype=object), type=pa.string())
+        if ENTITY_TABLE[t] in tables
+        else pa.array([], type=pa.string())
+        for t in ENTITY_TYPES
+    }
 
     def unknown(values: pd.Series, etype: str) -> np.ndarray:
         """True where a present value is not an id of `etype` (set membership in Arrow)."""
@@ -308,21 +333,24 @@ def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], ou
             bad = np.flatnonzero(unknown(s, ref.entity_type))
             if len(bad):
                 where = ENTITY_TABLE[ref.entity_type]
-                out.add_rows(files[name], ref.column, bad, f"unknown {ref.entity_type} id (not in {where})",
-                             s.iloc[bad])
+                out.add_rows(
+                    files[name], ref.column, bad, f"unknown {ref.entity_type} id (not in {where})", s.iloc[bad]
+                )
         if table.polymorphic_ref:
             tcol, icol = table.polymorphic_ref
             if name == "agency_links":
                 wrong = np.flatnonzero((df[tcol].notna() & ~df[tcol].isin(AGENCY_LINK_TYPES)).to_numpy())
                 if len(wrong):
-                    out.add_rows(files[name], tcol, wrong, "agency links name persons or employers only",
-                                 df[tcol].iloc[wrong])
+                    out.add_rows(
+                        files[name], tcol, wrong, "agency links name persons or employers only", df[tcol].iloc[wrong]
+                    )
             for etype in ENTITY_TYPES:
                 mask = (df[tcol] == etype) & df[icol].notna()
                 bad = np.flatnonzero(mask.to_numpy() & unknown(df[icol], etype))
                 if len(bad):
-                    out.add_rows(files[name], icol, bad,
-                                 f"unknown {etype} id (not in {ENTITY_TABLE[etype]})", df[icol].iloc[bad])
+                    out.add_rows(
+                        files[name], icol, bad, f"unknown {etype} id (not in {ENTITY_TABLE[etype]})", df[icol].iloc[bad]
+                    )
 
 
 def _sort(table: Table, df: pd.DataFrame) -> pd.DataFrame:

@@ -1,4 +1,5 @@
 """Choose a graph store backend from its URL."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -46,5 +47,6 @@ def open_store(url: str, settings: Settings) -> GraphStore:
     factory = STORE_FACTORIES.get(scheme)
     if factory is None:
         raise InvalidStoreUrl(
-            f"unsupported store URL {url!r}; use memory://PATH, neo4j://host:port or bolt://host:port")
+            f"unsupported store URL {url!r}; use memory://PATH, neo4j://host:port or bolt://host:port"
+        )
     return factory(url, settings)

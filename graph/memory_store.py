@@ -4,6 +4,7 @@ Layout: PATH/snapshots/<id>/<table>.parquet + meta.json, and PATH/CURRENT naming
 snapshot in force. A load writes a new snapshot folder completely, then swaps CURRENT with
 an atomic rename, so a failed load leaves the previous snapshot untouched.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,10 +58,17 @@ class MemoryGraphStore(GraphStore):
             staging.mkdir(mode=0o700)
             for name, df in dataset.tables.items():
                 df.to_parquet(staging / f"{name}.parquet", index=False)
-            (staging / "meta.json").write_text(json.dumps({
-                "content_hash": info.content_hash, "loaded_at": info.loaded_at.isoformat(),
-                "row_counts": info.row_counts, "skipped": dataset.skipped,
-            }, indent=2))
+            (staging / "meta.json").write_text(
+                json.dumps(
+                    {
+                        "content_hash": info.content_hash,
+                        "loaded_at": info.loaded_at.isoformat(),
+                        "row_counts": info.row_counts,
+                        "skipped": dataset.skipped,
+                    },
+                    indent=2,
+                )
+            )
             _fsync_tree(staging)
             os.replace(staging, snapshots / snap_id)
         except BaseException:
@@ -107,8 +115,9 @@ class MemoryGraphStore(GraphStore):
         if not meta_path.exists():
             return None
         meta = json.loads(meta_path.read_text())
-        return SnapshotInfo(meta["content_hash"], datetime.fromisoformat(meta["loaded_at"]),
-                            meta["row_counts"], snap_id)
+        return SnapshotInfo(
+            meta["content_hash"], datetime.fromisoformat(meta["loaded_at"]), meta["row_counts"], snap_id
+        )
 
     def dataset(self, snapshot_id: str | None = None) -> Dataset:
         snap_id = snapshot_id or self._current_id()
@@ -167,8 +176,9 @@ class MemoryGraphStore(GraphStore):
             self._adjacency[key] = self.projection.adjacency(key)
         return self._adjacency[key]
 
-    def neighbours(self, ref: EntityRef, *, hops: int = 1, limit: int = 200,
-                   rel_types: tuple[str, ...] | None = None) -> Subgraph:
+    def neighbours(
+        self, ref: EntityRef, *, hops: int = 1, limit: int = 200, rel_types: tuple[str, ...] | None = None
+    ) -> Subgraph:
         proj = self.projection
         start = proj.node_index(ref.type, ref.id)
         if start < 0:
@@ -180,11 +190,11 @@ class MemoryGraphStore(GraphStore):
         for _ in range(hops):
             if len(frontier) == 0:
                 break
-            nxt = np.unique(np.concatenate([adj.indices[adj.indptr[i]:adj.indptr[i + 1]] for i in frontier]))
+            nxt = np.unique(np.concatenate([adj.indices[adj.indptr[i] : adj.indptr[i + 1]] for i in frontier]))
             nxt = np.setdiff1d(nxt, seen, assume_unique=True)
             room = limit - len(seen)
             if len(nxt) > room:
-                nxt, truncated = nxt[:max(room, 0)], True
+                nxt, truncated = nxt[: max(room, 0)], True
             seen = np.concatenate([seen, nxt])
             frontier = nxt
             if truncated:

@@ -7,6 +7,7 @@ split once per transaction on the server (see _Column). Relationships find their
 internal node id (NodeByIdSeek): the ids come back from the node CREATEs, so no second lookup of
 the (_snapshot, _id) unique index per end node is needed.
 """
+
 from __future__ import annotations
 
 import threading
@@ -42,7 +43,7 @@ DEFAULT_SESSIONS = 2
 # Neo4j's db.relationship_grouping_threshold default: nodes with more relationships are "dense" and
 # take concurrent relationship inserts without an exclusive node lock.
 DENSE_NODE_DEGREE = 50
-SEP = "\x1f"   # joins a column's values into one string per batch (see _Column)
+SEP = "\x1f"  # joins a column's values into one string per batch (see _Column)
 NULL = "\x1e"  # a missing text value inside such a string
 
 Write = Callable[[], object]  # one job's writes, run once its columns are built
@@ -57,8 +58,9 @@ class SnapshotWriter:
     (by the internal ids of their end nodes), then fact nodes; `batch_size` rows a transaction,
     `sessions` concurrent sessions (each on its own thread, all through `runner`)."""
 
-    def __init__(self, runner: CypherRunner, snap: int, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 sessions: int = DEFAULT_SESSIONS) -> None:
+    def __init__(
+        self, runner: CypherRunner, snap: int, *, batch_size: int = DEFAULT_BATCH_SIZE, sessions: int = DEFAULT_SESSIONS
+    ) -> None:
         self.runner = runner
         self.snap = snap
         self.batch_size = int(batch_size)
@@ -94,8 +96,9 @@ class SnapshotWriter:
             pos = index.get_indexer(values)
             return np.where(pos >= 0, internal[np.maximum(pos, 0)] if len(internal) else -1, -1)
 
-        def stored_ends(table: str, df: pd.DataFrame, st: str, sc: str, tt: str,
-                        tc: str) -> tuple[np.ndarray, np.ndarray]:
+        def stored_ends(
+            table: str, df: pd.DataFrame, st: str, sc: str, tt: str, tc: str
+        ) -> tuple[np.ndarray, np.ndarray]:
             """End nodes of rows whose end ids are kept only as those nodes (see END_COLUMNS): every
             row needs both, or it would be lost (a validated dataset always has them)."""
             src, dst = ends(st, df[sc]), ends(tt, df[tc])
@@ -103,8 +106,10 @@ class SnapshotWriter:
             if len(missing):
                 i = int(missing[0])
                 col, value = (sc, df[sc].iloc[i]) if src[i] < 0 else (tc, df[tc].iloc[i])
-                raise StoreLoadFailed(f"{table}: {col} {value!r} names no loaded entity ({len(missing)} such "
-                                      "rows); the load is undone and the previous snapshot stays current")
+                raise StoreLoadFailed(
+                    f"{table}: {col} {value!r} names no loaded entity ({len(missing)} such "
+                    "rows); the load is undone and the previous snapshot stays current"
+                )
             return src, dst
 
         # 1. nodes: entities, and the shared identifiers (their values come from persons/employers)
@@ -115,6 +120,7 @@ class SnapshotWriter:
             def write() -> None:
                 created = self._create_nodes(LABELS[etype], columns, len(df))
                 node_ids[etype] = (pd.Index(df[ID_COLUMN[etype]]), created)
+
             return write
 
         holders = [(et, tables[ENTITY_TABLE[et]]) for et in ("person", "employer") if ENTITY_TABLE[et] in tables]
@@ -131,6 +137,7 @@ class SnapshotWriter:
 
             def write() -> None:
                 node_ids[ident] = (pd.Index(vals, dtype=object), self._create_nodes(LABELS[ident], columns, len(vals)))
+
             return write
 
         # 2. relationships; their end ids are looked up at write time, once the nodes exist
@@ -153,23 +160,25 @@ class SnapshotWriter:
             columns = _table_columns(part, without=(agency_col, entity_col))
             columns[-1] = _Column.ints("_row", idx)  # rows of the whole table
             return lambda: self._create_rels(
-                "LINKED", *stored_ends("agency_links", part, "agency", agency_col, etype, entity_col), columns)
+                "LINKED", *stored_ends("agency_links", part, "agency", agency_col, etype, entity_col), columns
+            )
 
         def identifier_rels(ident: str) -> Write:
             parts = [(et, df[df[ident].notna()]) for et, df in holders if ident in df.columns]
 
             def write() -> None:
                 for et, part in parts:
-                    self._create_rels(IDENTIFIER_RELS[ident], ends(et, part[ID_COLUMN[et]]),
-                                      ends(ident, part[ident].astype(str)), [])
+                    self._create_rels(
+                        IDENTIFIER_RELS[ident], ends(et, part[ID_COLUMN[et]]), ends(ident, part[ident].astype(str)), []
+                    )
+
             return write
 
         # 3. the unconnected fact nodes
         def fact_nodes(table: str, label: str) -> Write:
             columns = _named(_table_columns(tables[table]))
             props = ", ".join(f"{cypher_name(c.name)}: {c.expr}" for c in columns)
-            return lambda: self._create(f"CREATE (:{label} {{_snapshot: $s, {props}}})", columns,
-                                        len(tables[table]))
+            return lambda: self._create(f"CREATE (:{label} {{_snapshot: $s, {props}}})", columns, len(tables[table]))
 
         jobs: list[Callable[[], Write]] = []
         jobs += [partial(entity_nodes, t) for t in ENTITY_TYPES if ENTITY_TABLE[t] in tables]
@@ -183,8 +192,9 @@ class SnapshotWriter:
         return jobs
 
     # -- batched CREATEs ------------------------------------------------------------------------
-    def _create(self, head: str, columns: list[_Column], n: int, *, ids: bool = False,
-                partition: np.ndarray | None = None) -> np.ndarray:
+    def _create(
+        self, head: str, columns: list[_Column], n: int, *, ids: bool = False, partition: np.ndarray | None = None
+    ) -> np.ndarray:
         """Run `head` (a clause using the columns' expressions) for rows 0..n-1 in batches; with
         `ids`, `head` binds node `n` and the internal ids of the created nodes come back in row order.
 
@@ -198,8 +208,9 @@ class SnapshotWriter:
             keys = partition[order]
         chunks = _chunks(n, self.sessions, keys, self.batch_size)
         prelude = ", ".join(f"{c.prelude} AS {c.var}" for c in columns)
-        cypher = (f"WITH {prelude} UNWIND range(0, $n - 1) AS i {head}"
-                  + (" RETURN collect(i) AS rows, collect(id(n)) AS ids" if ids else ""))
+        cypher = f"WITH {prelude} UNWIND range(0, $n - 1) AS i {head}" + (
+            " RETURN collect(i) AS rows, collect(id(n)) AS ids" if ids else ""
+        )
         out = np.zeros(n if ids else 0, dtype=np.int64)
 
         def write(lo_chunk: int, hi_chunk: int) -> None:
@@ -207,8 +218,13 @@ class SnapshotWriter:
                 if self._cancel.is_set():
                     raise _Cancelled()
                 hi = min(hi_chunk, lo + self.batch_size)
-                params = {"n": hi - lo, "s": self.snap, "sep": SEP, "null": NULL,
-                          **{c.var: c.batch(lo, hi) for c in columns}}
+                params = {
+                    "n": hi - lo,
+                    "s": self.snap,
+                    "sep": SEP,
+                    "null": NULL,
+                    **{c.var: c.batch(lo, hi) for c in columns},
+                }
                 if ids:
                     created = self.runner.run(cypher, params)[0]
                     rows = lo + np.asarray(created["rows"], dtype=np.int64)
@@ -237,9 +253,12 @@ class SnapshotWriter:
         props = "".join(f", {cypher_name(c.name)}: {c.expr}" for c in columns)
         a, b = ends[0].expr, ends[1].expr
         body = f" {{_snapshot: $s{props}}}" if columns else ""
-        self._create(f"MATCH (x) WHERE id(x) = {a} MATCH (y) WHERE id(y) = {b} "
-                     f"CREATE (x)-[:{rel}{body}]->(y)", ends + columns, len(src),
-                     partition=_partition_key(src, dst))
+        self._create(
+            f"MATCH (x) WHERE id(x) = {a} MATCH (y) WHERE id(y) = {b} CREATE (x)-[:{rel}{body}]->(y)",
+            ends + columns,
+            len(src),
+            partition=_partition_key(src, dst),
+        )
 
     def _in_parallel(self, work: list[Callable[[], None]]) -> None:
         """Run the callables on one thread each (one session each: the server spreads concurrent
@@ -266,6 +285,7 @@ class SnapshotWriter:
 
 # -- splitting the rows ---------------------------------------------------------------------------
 
+
 def _partition_key(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The end (source or target node of each row) to split a relationship ingest by.
 
@@ -273,12 +293,14 @@ def _partition_key(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     may be shared. That costs nothing for dense nodes (concurrent inserts) nor for nodes in one row
     only, but a node in 2..DENSE_NODE_DEGREE-1 rows is locked by both sessions: pick the end whose
     other end has fewer such rows (persons for visits; the phone for HAS_PHONE)."""
+
     def shared(other: np.ndarray) -> int:
         if len(other) == 0:
             return 0
         _, inverse, counts = np.unique(other, return_inverse=True, return_counts=True)
         c = counts[inverse]
         return int(((c >= 2) & (c < DENSE_NODE_DEGREE)).sum())
+
     return src if shared(dst) <= shared(src) else dst
 
 
@@ -297,6 +319,7 @@ def _chunks(n: int, parts: int, keys: np.ndarray | None, batch: int) -> list[tup
 
 
 # -- columns ---------------------------------------------------------------------------------------
+
 
 def _values(s: pd.Series) -> list[Any]:
     """A column as Bolt-ready Python values: None for missing, datetime.date for dates."""
@@ -352,7 +375,7 @@ class _Column:
         if pd.api.types.is_float_dtype(s):
             arr = s.to_numpy(dtype="float64", na_value=np.nan)
             if not np.isinf(arr).any():
-                text = _as_text(arr)   # the shortest text that parses back to the same double
+                text = _as_text(arr)  # the shortest text that parses back to the same double
                 text[missing] = ""
                 return cls(name, "float", text, has_null)
         values = np.asarray(_values(s), dtype=object)
@@ -401,6 +424,6 @@ def _plain_text(values: np.ndarray) -> bool:
     """All values are str and none holds SEP or NULL (checked on one joined string, at C speed)."""
     try:
         joined = "".join(values)
-    except TypeError:   # a value that is not text
+    except TypeError:  # a value that is not text
         return False
     return SEP not in joined and NULL not in joined

@@ -3,13 +3,20 @@ kept only as end nodes. Shared by the writer (graph/neo4j_ingest.py), the reader
 (graph/neo4j_read.py) and the store (graph/neo4j_store.py); the layout itself is described in
 the docstring of graph/neo4j_store.py.
 """
+
 from __future__ import annotations
 
 from graph.projection import NODE_TYPES, REL_TYPES
 
 LABELS: dict[str, str] = {
-    "person": "Person", "employer": "Employer", "clinic": "Clinic", "pharmacy": "Pharmacy",
-    "agency": "Agency", "phone": "Phone", "address": "Address", "bank_account": "BankAccount",
+    "person": "Person",
+    "employer": "Employer",
+    "clinic": "Clinic",
+    "pharmacy": "Pharmacy",
+    "agency": "Agency",
+    "phone": "Phone",
+    "address": "Address",
+    "bank_account": "BankAccount",
 }
 NODE_TYPE_OF_LABEL = {v: k for k, v in LABELS.items()}
 FACT_LABELS: dict[str, str] = {"benefits": "Benefit", "labels": "RiskLabel"}

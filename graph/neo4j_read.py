@@ -1,5 +1,6 @@
 """Reading a snapshot's tables and nodes back from Neo4j, as the frames and attributes they were
 loaded from (the layout is described in graph/neo4j_store.py)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ from graph.neo4j_runner import CypherRunner
 READ_BATCH_SIZE = 20_000
 
 
-def read_table(runner: CypherRunner, snap: int, name: str, cols: list[list[str]],
-               counts: dict[str, int]) -> pd.DataFrame:
+def read_table(
+    runner: CypherRunner, snap: int, name: str, cols: list[list[str]], counts: dict[str, int]
+) -> pd.DataFrame:
     """Table `name` of snapshot `snap`, with its columns `cols` ([name, dtype], in order), in its
     loaded order. Each page comes back as ONE record holding a list per row (not a record per row:
     decoding those was most of the read time)."""
@@ -26,21 +28,31 @@ def read_table(runner: CypherRunner, snap: int, name: str, cols: list[list[str]]
     def value(c: str, dtype: str) -> str:
         v = source_of.get(c) or f"x.{cypher_name(c)}"
         return f"toString({v})" if dtype.startswith("datetime64") else v
+
     names = ["_key"] + [c for c, _ in cols]
 
     def row(key: str) -> str:
         return "collect([" + ", ".join([key] + [value(c, dtype) for c, dtype in cols]) + "]) AS rows"
+
     pages: list[list[list[Any]]] = []
     if etype is not None:
         label = LABELS[etype]
         for ids in _id_pages(runner, snap, label, READ_BATCH_SIZE):
-            pages.append(runner.run(f"UNWIND $ids AS id MATCH (x:{label} {{_snapshot: $s, _id: id}}) "
-                                    f"RETURN {row('x._id')}", {"s": snap, "ids": ids})[0]["rows"])
+            pages.append(
+                runner.run(
+                    f"UNWIND $ids AS id MATCH (x:{label} {{_snapshot: $s, _id: id}}) RETURN {row('x._id')}",
+                    {"s": snap, "ids": ids},
+                )[0]["rows"]
+            )
     elif name in FACT_LABELS:
         for lo in range(0, counts.get(name, 0), READ_BATCH_SIZE):
-            pages.append(runner.run(f"MATCH (x:{FACT_LABELS[name]}) WHERE x._snapshot = $s AND x._row >= $lo "
-                                    f"AND x._row < $hi RETURN {row('x._row')}",
-                                    {"s": snap, "lo": lo, "hi": lo + READ_BATCH_SIZE})[0]["rows"])
+            pages.append(
+                runner.run(
+                    f"MATCH (x:{FACT_LABELS[name]}) WHERE x._snapshot = $s AND x._row >= $lo "
+                    f"AND x._row < $hi RETURN {row('x._row')}",
+                    {"s": snap, "lo": lo, "hi": lo + READ_BATCH_SIZE},
+                )[0]["rows"]
+            )
     else:
         pages = _read_relationships(runner, snap, name, row("x._row"), counts)
     raw = pd.DataFrame([r for page in pages for r in page], columns=names)
@@ -59,8 +71,9 @@ def read_table(runner: CypherRunner, snap: int, name: str, cols: list[list[str]]
     return out
 
 
-def _read_relationships(runner: CypherRunner, snap: int, name: str, rows: str,
-                        counts: dict[str, int]) -> list[list[list[Any]]]:
+def _read_relationships(
+    runner: CypherRunner, snap: int, name: str, rows: str, counts: dict[str, int]
+) -> list[list[list[Any]]]:
     """A relationship table's pages of rows (start node `a`, relationship `x`, end node `b`), by
     pages of the nodes of one end (relationships have no index: it would cost every write ~10%)."""
     if name == "agency_links":
@@ -72,9 +85,14 @@ def _read_relationships(runner: CypherRunner, snap: int, name: str, rows: str,
     label = LABELS[etype]
     # about READ_BATCH_SIZE rows a page: nodes per page = rows per page / mean rows per node
     per_page = max(1, READ_BATCH_SIZE * counts.get(ENTITY_TABLE[etype], 0) // max(1, counts.get(name, 0)))
-    return [runner.run(f"UNWIND $ids AS id MATCH ({side}:{label} {{_snapshot: $s, _id: id}}) "
-                       f"MATCH (a)-[x:{rel}]->(b) RETURN {rows}", {"s": snap, "ids": ids})[0]["rows"]
-            for ids in _id_pages(runner, snap, label, per_page)]
+    return [
+        runner.run(
+            f"UNWIND $ids AS id MATCH ({side}:{label} {{_snapshot: $s, _id: id}}) "
+            f"MATCH (a)-[x:{rel}]->(b) RETURN {rows}",
+            {"s": snap, "ids": ids},
+        )[0]["rows"]
+        for ids in _id_pages(runner, snap, label, per_page)
+    ]
 
 
 def _id_pages(runner: CypherRunner, snap: int, label: str, size: int) -> Iterator[list[Any]]:
@@ -82,9 +100,11 @@ def _id_pages(runner: CypherRunner, snap: int, label: str, size: int) -> Iterato
     on the unique (_snapshot, _id) index)."""
     after = ""
     while True:
-        ids = runner.run(f"MATCH (n:{label}) WHERE n._snapshot = $s AND n._id > $after "
-                         f"WITH n._id AS id ORDER BY id LIMIT {size} RETURN collect(id) AS ids",
-                         {"s": snap, "after": after})[0]["ids"]
+        ids = runner.run(
+            f"MATCH (n:{label}) WHERE n._snapshot = $s AND n._id > $after "
+            f"WITH n._id AS id ORDER BY id LIMIT {size} RETURN collect(id) AS ids",
+            {"s": snap, "after": after},
+        )[0]["ids"]
         if not ids:
             return
         yield ids

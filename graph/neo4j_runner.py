@@ -3,6 +3,7 @@
 passes a collecting fake instead, to check the Cypher and parameters a store method produces
 without a server (as the Neo4j GDS Python client's query runner does).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -49,22 +50,28 @@ def unavailable(url: str, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(f"Neo4j at {url} refused the credentials (wrong user or password): {exc.message}")
     if isinstance(exc, TransientError):
         return StoreUnavailable(f"Neo4j at {url} is unavailable ({exc.message or exc}); is it shutting down?")
-    return StoreUnavailable(f"Neo4j at {url} is not reachable ({exc}); is the server running? "
-                            "For a local one: `riskgraph neo4j start`")
+    return StoreUnavailable(
+        f"Neo4j at {url} is not reachable ({exc}); is the server running? For a local one: `riskgraph neo4j start`"
+    )
 
 
 class BoltCypherRunner:
     """The CypherRunner over the Neo4j Python driver (one driver, its connection pool shared by threads)."""
 
-    def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
-                 database: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, user: str | None = None, password: str | None = None, database: str | None = None
+    ) -> None:
         self.url = url
         self.database = database or None
         auth = (user or "neo4j", password) if password else None
         try:
-            self._driver: Driver = GraphDatabase.driver(url, auth=auth, connection_timeout=CONNECTION_TIMEOUT_S,
-                                                        notifications_min_severity="OFF",
-                                                        max_transaction_retry_time=RETRY_TIME_S)
+            self._driver: Driver = GraphDatabase.driver(
+                url,
+                auth=auth,
+                connection_timeout=CONNECTION_TIMEOUT_S,
+                notifications_min_severity="OFF",
+                max_transaction_retry_time=RETRY_TIME_S,
+            )
         except (ConfigurationError, ValueError) as exc:
             raise StoreUnavailable(f"cannot use Neo4j URL {url!r}: {exc}") from exc
 

@@ -5,6 +5,7 @@ Central artifacts. `start` builds its classpath once with Maven (cached in graph
 and target/, both gitignored), runs the JVM detached with its data, config and log under `home`,
 records the pid in home/neo4j.pid and waits until Bolt answers. `stop` ends exactly that process.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,7 @@ PLUGINS_DIR = LIB_DIR / "plugins"
 CLASSES_DIR = LAUNCHER_DIR / "target" / "classes"
 BUILD_STAMP = LIB_DIR / ".build-stamp"
 MAIN_CLASS = "org.riskgraph.neo4j.Launcher"
-READY_MARKER = b"RISKGRAPH_NEO4J_READY"   # printed by the launcher once the password is set
+READY_MARKER = b"RISKGRAPH_NEO4J_READY"  # printed by the launcher once the password is set
 JVM_FLAGS = (
     "--add-opens=java.base/java.nio=ALL-UNNAMED",
     "--add-opens=java.base/java.io=ALL-UNNAMED",
@@ -44,8 +45,8 @@ JVM_FLAGS = (
 )
 DEFAULT_PORT = 7687
 DEFAULT_HEAP = "4g"
-DEFAULT_PAGE_CACHE = "512m"   # DESIGN.md: the development server caps it at ~512m
-MIN_PASSWORD_LENGTH = 8          # Neo4j's dbms.security.auth_minimum_password_length default
+DEFAULT_PAGE_CACHE = "512m"  # DESIGN.md: the development server caps it at ~512m
+MIN_PASSWORD_LENGTH = 8  # Neo4j's dbms.security.auth_minimum_password_length default
 STOP_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 1.0
 LOG_TAIL_LINES = 40
@@ -84,6 +85,7 @@ def bolt_url(port: int) -> str:
 
 # -- classpath ---------------------------------------------------------------------------------
 
+
 def _sources_digest() -> str:
     h = hashlib.sha256()
     for path in sorted([LAUNCHER_DIR / "pom.xml", *LAUNCHER_DIR.glob("src/**/*.java")]):
@@ -95,19 +97,26 @@ def _sources_digest() -> str:
 def build_classpath(progress: Progress = _say) -> str:
     """Fetch the jars and compile the launcher once (re-done only when the pom or source changes)."""
     digest = _sources_digest()
-    if BUILD_STAMP.exists() and BUILD_STAMP.read_text().strip() == digest \
-            and (CLASSES_DIR / "org/riskgraph/neo4j/Launcher.class").exists():
+    if (
+        BUILD_STAMP.exists()
+        and BUILD_STAMP.read_text().strip() == digest
+        and (CLASSES_DIR / "org/riskgraph/neo4j/Launcher.class").exists()
+    ):
         return _classpath()
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise JavaNotFound("Maven (`mvn`) is not on PATH; it is needed once to fetch the Neo4j jars "
-                           "from Maven Central (install maven, e.g. `apt-get install maven`)")
-    progress(f"neo4j: fetching the Neo4j classpath from Maven Central into {LIB_DIR} "
-             "(first start only, a few minutes)...")
+        raise JavaNotFound(
+            "Maven (`mvn`) is not on PATH; it is needed once to fetch the Neo4j jars "
+            "from Maven Central (install maven, e.g. `apt-get install maven`)"
+        )
+    progress(
+        f"neo4j: fetching the Neo4j classpath from Maven Central into {LIB_DIR} (first start only, a few minutes)..."
+    )
     started = time.monotonic()
     shutil.rmtree(LIB_DIR, ignore_errors=True)
-    proc = subprocess.run([mvn, "-q", "-B", "compile"], cwd=LAUNCHER_DIR, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [mvn, "-q", "-B", "compile"], cwd=LAUNCHER_DIR, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-LOG_TAIL_LINES:])
         raise Neo4jStartFailed(f"building the Neo4j classpath failed (mvn exit {proc.returncode}):\n{tail}")
@@ -122,6 +131,7 @@ def _classpath() -> str:
 
 
 # -- process helpers ---------------------------------------------------------------------------
+
 
 def _read_pid(home: Path) -> int | None:
     try:
@@ -171,8 +181,9 @@ def _bolt_answers(port: int, password: str | None, *, login: bool = False) -> bo
 
     auth = ("neo4j", password) if password else None
     try:
-        with GraphDatabase.driver(bolt_url(port), auth=auth, connection_timeout=2.0,
-                                  max_connection_pool_size=1) as driver:
+        with GraphDatabase.driver(
+            bolt_url(port), auth=auth, connection_timeout=2.0, max_connection_pool_size=1
+        ) as driver:
             driver.verify_connectivity()
         return True
     except AuthError:
@@ -198,6 +209,7 @@ def _recorded(home: Path) -> dict:
 
 # -- public API ----------------------------------------------------------------------------------
 
+
 def status(home: Path, port: int = DEFAULT_PORT) -> ServerStatus:
     """Whether the server started from `home` runs and answers on Bolt."""
     home = Path(home)
@@ -214,9 +226,16 @@ def status(home: Path, port: int = DEFAULT_PORT) -> ServerStatus:
     return ServerStatus(True, pid, port, url, f"running (pid {pid}) at {url}")
 
 
-def start(home: Path, *, port: int = DEFAULT_PORT, password: str | None = None,
-          timeout_s: float = 180, heap: str = DEFAULT_HEAP, page_cache: str = DEFAULT_PAGE_CACHE,
-          progress: Progress = _say) -> ServerStatus:
+def start(
+    home: Path,
+    *,
+    port: int = DEFAULT_PORT,
+    password: str | None = None,
+    timeout_s: float = 180,
+    heap: str = DEFAULT_HEAP,
+    page_cache: str = DEFAULT_PAGE_CACHE,
+    progress: Progress = _say,
+) -> ServerStatus:
     """Start the server in the background (or return the running one) and wait until Bolt answers."""
     home = Path(home).resolve()
     current = status(home, port)
@@ -228,23 +247,40 @@ def start(home: Path, *, port: int = DEFAULT_PORT, password: str | None = None,
         raise Neo4jStartFailed(f"the Neo4j password must have at least {MIN_PASSWORD_LENGTH} characters")
     java = shutil.which("java")
     if java is None:
-        raise JavaNotFound("Java is not on PATH; the local Neo4j server needs Java 17 "
-                           "(e.g. `apt-get install openjdk-17-jre-headless`)")
+        raise JavaNotFound(
+            "Java is not on PATH; the local Neo4j server needs Java 17 (e.g. `apt-get install openjdk-17-jre-headless`)"
+        )
     if not _port_free(port):
-        raise Neo4jPortInUse(f"port {port} on 127.0.0.1 is already in use by another process; "
-                             f"stop it or start with another port (--port)")
+        raise Neo4jPortInUse(
+            f"port {port} on 127.0.0.1 is already in use by another process; "
+            f"stop it or start with another port (--port)"
+        )
     classpath = build_classpath(progress)
     home.mkdir(parents=True, exist_ok=True)
-    args = [java, f"-Xmx{heap}", *JVM_FLAGS, "-cp", classpath, MAIN_CLASS,
-            "--home", str(home), "--port", str(port), "--pagecache", page_cache,
-            "--plugins", str(PLUGINS_DIR)]
+    args = [
+        java,
+        f"-Xmx{heap}",
+        *JVM_FLAGS,
+        "-cp",
+        classpath,
+        MAIN_CLASS,
+        "--home",
+        str(home),
+        "--port",
+        str(port),
+        "--pagecache",
+        page_cache,
+        "--plugins",
+        str(PLUGINS_DIR),
+    ]
     if password is not None:
         args += ["--password", password]
     progress(f"neo4j: starting the server on {bolt_url(port)} (data and log in {home})...")
     log_offset = _log_file(home).stat().st_size if _log_file(home).exists() else 0
     with open(_log_file(home), "ab") as log:
-        proc = subprocess.Popen(args, cwd=home, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=home, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     _pid_file(home).write_text(f"{proc.pid}\n")
     _state_file(home).write_text(json.dumps({"pid": proc.pid, "port": port, "auth": password is not None}))
     return _wait_ready(home, proc.pid, port, password, timeout_s, proc, progress, log_offset)
@@ -260,19 +296,30 @@ def _launcher_ready(home: Path, log_offset: int) -> bool:
         return False
 
 
-def _wait_ready(home: Path, pid: int, port: int, password: str | None, timeout_s: float,
-                proc: subprocess.Popen | None, progress: Progress, log_offset: int | None = None) -> ServerStatus:
+def _wait_ready(
+    home: Path,
+    pid: int,
+    port: int,
+    password: str | None,
+    timeout_s: float,
+    proc: subprocess.Popen | None,
+    progress: Progress,
+    log_offset: int | None = None,
+) -> ServerStatus:
     """Wait for Bolt. For our own start, also for the launcher's ready line: Bolt opens before the
     password is set, and logging in too early would lock the user out for a while."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
         if proc is not None and proc.poll() is not None:
             _pid_file(home).unlink(missing_ok=True)
-            raise Neo4jStartFailed(f"the Neo4j server exited during start (exit code {proc.returncode}); "
-                                   f"last lines of {_log_file(home)}:\n{_log_tail(home)}")
+            raise Neo4jStartFailed(
+                f"the Neo4j server exited during start (exit code {proc.returncode}); "
+                f"last lines of {_log_file(home)}:\n{_log_tail(home)}"
+            )
         if proc is None and not _is_our_server(pid):
-            raise Neo4jStartFailed(f"the Neo4j server (pid {pid}) exited during start; "
-                                   f"last lines of {_log_file(home)}:\n{_log_tail(home)}")
+            raise Neo4jStartFailed(
+                f"the Neo4j server (pid {pid}) exited during start; last lines of {_log_file(home)}:\n{_log_tail(home)}"
+            )
         ours_ready = log_offset is None or _launcher_ready(home, log_offset)
         if ours_ready and _bolt_answers(port, password, login=log_offset is not None):
             progress(f"neo4j: ready at {bolt_url(port)} after {time.monotonic() - started:.0f}s")
@@ -287,8 +334,10 @@ def _wait_ready(home: Path, pid: int, port: int, password: str | None, timeout_s
             proc.wait()
         _pid_file(home).unlink(missing_ok=True)
         _state_file(home).unlink(missing_ok=True)
-    raise Neo4jStartTimeout(f"Neo4j did not answer on {bolt_url(port)} within {timeout_s:.0f}s; "
-                            f"last lines of {_log_file(home)}:\n{_log_tail(home)}")
+    raise Neo4jStartTimeout(
+        f"Neo4j did not answer on {bolt_url(port)} within {timeout_s:.0f}s; "
+        f"last lines of {_log_file(home)}:\n{_log_tail(home)}"
+    )
 
 
 def stop(home: Path) -> bool:

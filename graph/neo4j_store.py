@@ -30,6 +30,7 @@ above graph/neo4j_layout.py; every statement goes through a CypherRunner (graph/
 the Bolt driver by default, or a test's fake). Imports go one way: this module imports neo4j_ingest
 and neo4j_read, which import neo4j_layout and neo4j_runner.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -84,16 +85,27 @@ class Neo4jGraphStore(GraphStore):
     Its statements go through `runner`: by default a BoltCypherRunner on `url` (with `user`,
     `password`, `database`); a test may pass a fake that collects them instead."""
 
-    def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
-                 database: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                 sessions: int = DEFAULT_SESSIONS, lease_ttl_s: float = LEASE_TTL_S,
-                 runner: CypherRunner | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        sessions: int = DEFAULT_SESSIONS,
+        lease_ttl_s: float = LEASE_TTL_S,
+        runner: CypherRunner | None = None,
+    ) -> None:
         self.url = url
         self.database = database or None
         self.batch_size = int(batch_size)
         self.sessions = max(1, int(sessions))
-        self._runner: CypherRunner = runner if runner is not None else BoltCypherRunner(
-            url, user=user, password=password, database=self.database)
+        self._runner: CypherRunner = (
+            runner
+            if runner is not None
+            else BoltCypherRunner(url, user=user, password=password, database=self.database)
+        )
         self.lease_ttl_s = float(lease_ttl_s)
         self._schema_ready = False
         self._cache: OrderedDict[tuple[int, str], Dataset] = OrderedDict()
@@ -137,11 +149,14 @@ class Neo4jGraphStore(GraphStore):
             "CREATE CONSTRAINT rg_lease_key IF NOT EXISTS FOR (l:RiskGraphLease) REQUIRE l.key IS UNIQUE",
         ]
         for label in LABELS.values():
-            statements.append(f"CREATE CONSTRAINT rg_{label.lower()}_key IF NOT EXISTS "
-                              f"FOR (n:{label}) REQUIRE (n._snapshot, n._id) IS UNIQUE")
+            statements.append(
+                f"CREATE CONSTRAINT rg_{label.lower()}_key IF NOT EXISTS "
+                f"FOR (n:{label}) REQUIRE (n._snapshot, n._id) IS UNIQUE"
+            )
         for label in FACT_LABELS.values():
-            statements.append(f"CREATE INDEX rg_{label.lower()}_row IF NOT EXISTS "
-                              f"FOR (n:{label}) ON (n._snapshot, n._row)")
+            statements.append(
+                f"CREATE INDEX rg_{label.lower()}_row IF NOT EXISTS FOR (n:{label}) ON (n._snapshot, n._row)"
+            )
         for rel in REL_TYPES:  # relationship indexes of earlier versions: they slowed every write ~10%
             statements.append(f"DROP INDEX rg_rel_{rel.lower()}_row IF EXISTS")
         for s in statements:
@@ -151,8 +166,10 @@ class Neo4jGraphStore(GraphStore):
 
     # -- snapshots --------------------------------------------------------------------------
     def _current(self) -> dict[str, Any] | None:
-        rows = self._run("MATCH (m:RiskGraphMeta {key: $key}) "
-                         "MATCH (s:RiskGraphSnapshot {id: m.current}) RETURN s {.*} AS s", key=META_KEY)
+        rows = self._run(
+            "MATCH (m:RiskGraphMeta {key: $key}) MATCH (s:RiskGraphSnapshot {id: m.current}) RETURN s {.*} AS s",
+            key=META_KEY,
+        )
         return rows[0]["s"] if rows else None
 
     def _snapshot_node(self, snapshot_id: str | None) -> dict[str, Any] | None:
@@ -162,16 +179,18 @@ class Neo4jGraphStore(GraphStore):
         snap = _snap_key(snapshot_id)
         if snap is None:
             return None
-        rows = self._run("MATCH (s:RiskGraphSnapshot {id: $id}) WHERE s.status = 'complete' RETURN s {.*} AS s",
-                         id=snap)
+        rows = self._run(
+            "MATCH (s:RiskGraphSnapshot {id: $id}) WHERE s.status = 'complete' RETURN s {.*} AS s", id=snap
+        )
         return rows[0]["s"] if rows else None
 
     def snapshot(self, snapshot_id: str | None = None) -> SnapshotInfo | None:
         s = self._snapshot_node(snapshot_id)
         if s is None:
             return None
-        return SnapshotInfo(s["content_hash"], datetime.fromisoformat(s["loaded_at"]), json.loads(s["row_counts"]),
-                            str(s["id"]))
+        return SnapshotInfo(
+            s["content_hash"], datetime.fromisoformat(s["loaded_at"]), json.loads(s["row_counts"]), str(s["id"])
+        )
 
     def snapshot_ids(self) -> list[str]:
         rows = self._run("MATCH (s:RiskGraphSnapshot) WHERE s.status = 'complete' RETURN s.id AS id ORDER BY id")
@@ -181,28 +200,40 @@ class Neo4jGraphStore(GraphStore):
         self.ensure_schema()
         self._delete_incomplete()
         snap = self._run(
-            "MERGE (m:RiskGraphMeta {key: $key}) SET m.seq = coalesce(m.seq, 0) + 1 RETURN m.seq AS seq",
-            key=META_KEY)[0]["seq"]
+            "MERGE (m:RiskGraphMeta {key: $key}) SET m.seq = coalesce(m.seq, 0) + 1 RETURN m.seq AS seq", key=META_KEY
+        )[0]["seq"]
         info = SnapshotInfo(dataset.content_hash, datetime.now(UTC), dataset.row_counts(), str(snap))
         schema = {name: [[c, str(df[c].dtype)] for c in df.columns] for name, df in dataset.tables.items()}
-        self._write("CREATE (:RiskGraphSnapshot {id: $id, status: 'loading', content_hash: $hash, "
-                    "loaded_at: $at, row_counts: $counts, tables: $schema, skipped: $skipped})",
-                    id=snap, hash=info.content_hash, at=info.loaded_at.isoformat(),
-                    counts=json.dumps(info.row_counts), schema=json.dumps(schema), skipped=dataset.skipped)
+        self._write(
+            "CREATE (:RiskGraphSnapshot {id: $id, status: 'loading', content_hash: $hash, "
+            "loaded_at: $at, row_counts: $counts, tables: $schema, skipped: $skipped})",
+            id=snap,
+            hash=info.content_hash,
+            at=info.loaded_at.isoformat(),
+            counts=json.dumps(info.row_counts),
+            schema=json.dumps(schema),
+            skipped=dataset.skipped,
+        )
         try:
             self._ingest(snap, dataset)
-            if not self._run("MATCH (s:RiskGraphSnapshot {id: $id}) SET s.status = 'complete' RETURN s.id AS id",
-                             id=snap):
-                raise StoreLoadFailed(f"snapshot {snap} was deleted while it was being written (another "
-                                      "writer without the lease?); the previous snapshot stays current")
+            if not self._run(
+                "MATCH (s:RiskGraphSnapshot {id: $id}) SET s.status = 'complete' RETURN s.id AS id", id=snap
+            ):
+                raise StoreLoadFailed(
+                    f"snapshot {snap} was deleted while it was being written (another "
+                    "writer without the lease?); the previous snapshot stays current"
+                )
         except Neo4jError as exc:
             self._cleanup_quietly(snap)
-            raise StoreLoadFailed(f"Neo4j rejected the load, the previous snapshot stays current: "
-                                  f"{exc.message or exc}") from exc
+            raise StoreLoadFailed(
+                f"Neo4j rejected the load, the previous snapshot stays current: {exc.message or exc}"
+            ) from exc
         except StoreUnavailable as exc:
             self._cleanup_quietly(snap)
-            raise StoreUnavailable(f"{exc} -- the load was interrupted; the previous snapshot stays current "
-                                   "and the partial one is removed (now, or by the next load or retain)") from exc
+            raise StoreUnavailable(
+                f"{exc} -- the load was interrupted; the previous snapshot stays current "
+                "and the partial one is removed (now, or by the next load or retain)"
+            ) from exc
         except BaseException:
             self._cleanup_quietly(snap)
             raise
@@ -212,20 +243,33 @@ class Neo4jGraphStore(GraphStore):
     def commit(self, snapshot_id: str) -> None:
         self.ensure_schema()
         snap = _snap_key(snapshot_id)
-        rows = [] if snap is None else self._run(
-            "MATCH (s:RiskGraphSnapshot {id: $id}) WHERE s.status = 'complete' "
-            "MERGE (m:RiskGraphMeta {key: $key}) SET m.current = s.id RETURN s.id AS id", key=META_KEY, id=snap)
+        rows = (
+            []
+            if snap is None
+            else self._run(
+                "MATCH (s:RiskGraphSnapshot {id: $id}) WHERE s.status = 'complete' "
+                "MERGE (m:RiskGraphMeta {key: $key}) SET m.current = s.id RETURN s.id AS id",
+                key=META_KEY,
+                id=snap,
+            )
+        )
         if not rows:
-            raise NoSnapshot(f"cannot commit snapshot {snapshot_id!r}: Neo4j at {self.url} holds no complete "
-                             "snapshot of that id (never staged, still being written, or deleted by retain)")
+            raise NoSnapshot(
+                f"cannot commit snapshot {snapshot_id!r}: Neo4j at {self.url} holds no complete "
+                "snapshot of that id (never staged, still being written, or deleted by retain)"
+            )
 
     def retain(self, keep: Collection[str]) -> None:
         if isinstance(keep, str):
             raise TypeError("retain() takes a collection of snapshot ids, not a single id")
         kept = [k for k in map(_snap_key, keep) if k is not None]
-        rows = self._run("OPTIONAL MATCH (m:RiskGraphMeta {key: $key}) WITH m.current AS current "
-                         "MATCH (s:RiskGraphSnapshot) WHERE coalesce(s.id <> current, true) AND NOT s.id IN $keep "
-                         "RETURN s.id AS id ORDER BY id", key=META_KEY, keep=kept)
+        rows = self._run(
+            "OPTIONAL MATCH (m:RiskGraphMeta {key: $key}) WITH m.current AS current "
+            "MATCH (s:RiskGraphSnapshot) WHERE coalesce(s.id <> current, true) AND NOT s.id IN $keep "
+            "RETURN s.id AS id ORDER BY id",
+            key=META_KEY,
+            keep=kept,
+        )
         for r in rows:
             self._delete_snapshot(r["id"])
 
@@ -245,9 +289,12 @@ class Neo4jGraphStore(GraphStore):
 
     def _delete_incomplete(self) -> None:
         """Remove snapshots left half-written by crashed loads (status 'loading')."""
-        rows = self._run("OPTIONAL MATCH (m:RiskGraphMeta {key: $key}) WITH m.current AS current "
-                         "MATCH (s:RiskGraphSnapshot) WHERE coalesce(s.status <> 'complete', true) "
-                         "AND coalesce(s.id <> current, true) RETURN s.id AS id", key=META_KEY)
+        rows = self._run(
+            "OPTIONAL MATCH (m:RiskGraphMeta {key: $key}) WITH m.current AS current "
+            "MATCH (s:RiskGraphSnapshot) WHERE coalesce(s.status <> 'complete', true) "
+            "AND coalesce(s.id <> current, true) RETURN s.id AS id",
+            key=META_KEY,
+        )
         for r in rows:
             self._delete_snapshot(r["id"])
 
@@ -262,8 +309,11 @@ class Neo4jGraphStore(GraphStore):
         for label in list(LABELS.values()) + list(FACT_LABELS.values()):
             prop = "_id" if label in NODE_TYPE_OF_LABEL else "_row"
             rows_per_tx = per_tx.get(label, DELETE_BATCH_SIZE)
-            self._autocommit(f"MATCH (n:{label}) WHERE n._snapshot = $s AND n.{prop} IS NOT NULL "
-                             f"CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF {rows_per_tx} ROWS", s=snap)
+            self._autocommit(
+                f"MATCH (n:{label}) WHERE n._snapshot = $s AND n.{prop} IS NOT NULL "
+                f"CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF {rows_per_tx} ROWS",
+                s=snap,
+            )
         self._write("MATCH (s:RiskGraphSnapshot {id: $s}) DELETE s", s=snap)
 
     # -- write lease ----------------------------------------------------------------------------
@@ -281,11 +331,17 @@ class Neo4jGraphStore(GraphStore):
             "expires_at: datetime() + duration({milliseconds: $ttl})} ELSE {} END "
             "REMOVE l._lock "
             "RETURN l.token = $token AS mine, l.holder AS holder, l.acquired_at AS since, l.expires_at AS until",
-            key=LEASE_KEY, token=token, holder=holder, ttl=self._lease_ttl_ms)[0]
+            key=LEASE_KEY,
+            token=token,
+            holder=holder,
+            ttl=self._lease_ttl_ms,
+        )[0]
         if not r["mine"]:
-            raise StoreBusy(f"Neo4j at {self.url} is being written by {r['holder']} since {_when(r['since'])} "
-                            f"(its lease runs until {_when(r['until'])} unless renewed); "
-                            "try again once that run has finished")
+            raise StoreBusy(
+                f"Neo4j at {self.url} is being written by {r['holder']} since {_when(r['since'])} "
+                f"(its lease runs until {_when(r['until'])} unless renewed); "
+                "try again once that run has finished"
+            )
         return Neo4jStoreLease(self, holder, token)
 
     @property
@@ -307,8 +363,10 @@ class Neo4jGraphStore(GraphStore):
     def dataset(self, snapshot_id: str | None = None) -> Dataset:
         s = self._require_current() if snapshot_id is None else self._snapshot_node(snapshot_id)
         if s is None:
-            raise NoSnapshot(f"Neo4j at {self.url} holds no complete snapshot {snapshot_id!r} "
-                             "(never staged, still being written, or deleted by retain)")
+            raise NoSnapshot(
+                f"Neo4j at {self.url} holds no complete snapshot {snapshot_id!r} "
+                "(never staged, still being written, or deleted by retain)"
+            )
         key = (s["id"], s["loaded_at"])
         with self._cache_lock:
             if key in self._cache:
@@ -316,8 +374,7 @@ class Neo4jGraphStore(GraphStore):
                 return self._cache[key]
         schema: dict[str, list[list[str]]] = json.loads(s["tables"])
         counts: dict[str, int] = json.loads(s["row_counts"])
-        tables = {name: read_table(self._runner, s["id"], name, cols, counts)
-                  for name, cols in schema.items()}
+        tables = {name: read_table(self._runner, s["id"], name, cols, counts) for name, cols in schema.items()}
         dataset = Dataset(tables, content_hash=s["content_hash"], skipped=list(s.get("skipped") or []))
         self._remember(key, dataset)
         return dataset
@@ -335,8 +392,9 @@ class Neo4jGraphStore(GraphStore):
         if ref.type not in LABELS:
             return None
         s = self._require_current()
-        rows = self._run(f"MATCH (n:{LABELS[ref.type]} {{_snapshot: $s, _id: $id}}) RETURN n {{.*}} AS p",
-                         s=s["id"], id=ref.id)
+        rows = self._run(
+            f"MATCH (n:{LABELS[ref.type]} {{_snapshot: $s, _id: $id}}) RETURN n {{.*}} AS p", s=s["id"], id=ref.id
+        )
         if not rows:
             return None
         return node_attributes(ref.type, rows[0]["p"], column_order(s))
@@ -349,13 +407,18 @@ class Neo4jGraphStore(GraphStore):
             if r.type in LABELS:
                 by_type.setdefault(r.type, []).append(r.id)
         for t, ids in by_type.items():
-            for row in self._run(f"UNWIND $ids AS id MATCH (n:{LABELS[t]} {{_snapshot: $s, _id: id}}) "
-                                 "RETURN elementId(n) AS e, n._id AS id", ids=ids, s=snap):
+            for row in self._run(
+                f"UNWIND $ids AS id MATCH (n:{LABELS[t]} {{_snapshot: $s, _id: id}}) "
+                "RETURN elementId(n) AS e, n._id AS id",
+                ids=ids,
+                s=snap,
+            ):
                 found[row["e"]] = EntityRef(t, row["id"])
         return found
 
-    def neighbours(self, ref: EntityRef, *, hops: int = 1, limit: int = 200,
-                   rel_types: tuple[str, ...] | None = None) -> Subgraph:
+    def neighbours(
+        self, ref: EntityRef, *, hops: int = 1, limit: int = 200, rel_types: tuple[str, ...] | None = None
+    ) -> Subgraph:
         s = self._require_current()
         start = self._node_ids(s["id"], [ref])
         if not start:
@@ -364,8 +427,11 @@ class Neo4jGraphStore(GraphStore):
         seen: dict[str, EntityRef] = dict(start)
         frontier = list(start)
         truncated = False
-        rank = ("CASE head(labels(b)) " + " ".join(f"WHEN '{lab}' THEN {TYPE_RANK[t]}" for t, lab in LABELS.items())
-                + " END")
+        rank = (
+            "CASE head(labels(b)) "
+            + " ".join(f"WHEN '{lab}' THEN {TYPE_RANK[t]}" for t, lab in LABELS.items())
+            + " END"
+        )
         for _ in range(hops):
             if not frontier:
                 break
@@ -376,9 +442,13 @@ class Neo4jGraphStore(GraphStore):
                 "WITH DISTINCT b WHERE NOT elementId(b) IN $seen "
                 f"RETURN elementId(b) AS e, head(labels(b)) AS label, b._id AS id, {rank} AS rank "
                 "ORDER BY rank, id LIMIT $room",
-                frontier=frontier, types=types, seen=list(seen), room=max(room, 0) + 1)
+                frontier=frontier,
+                types=types,
+                seen=list(seen),
+                room=max(room, 0) + 1,
+            )
             if len(rows) > room:
-                rows, truncated = rows[:max(room, 0)], True
+                rows, truncated = rows[: max(room, 0)], True
             frontier = [r["e"] for r in rows]
             seen.update({r["e"]: EntityRef(NODE_TYPE_OF_LABEL[r["label"]], r["id"]) for r in rows})
             if truncated:
@@ -398,7 +468,10 @@ class Neo4jGraphStore(GraphStore):
         rows = self._run(
             "MATCH (a) WHERE elementId(a) = $a MATCH (b) WHERE elementId(b) = $b "
             f"MATCH p = shortestPath((a)-[*..{hops}]-(b)) "
-            "RETURN [n IN nodes(p) | [elementId(n), head(labels(n)), n._id]] AS nodes", a=a, b=b)
+            "RETURN [n IN nodes(p) | [elementId(n), head(labels(n)), n._id]] AS nodes",
+            a=a,
+            b=b,
+        )
         if not rows:
             return None
         path = [(e, EntityRef(NODE_TYPE_OF_LABEL[lab], i)) for e, lab, i in rows[0]["nodes"]]
@@ -415,17 +488,22 @@ class Neo4jGraphStore(GraphStore):
         s = self._require_current()
         return self._subgraph_of(s, self._node_ids(s["id"], refs), None, False)
 
-    def _subgraph_of(self, s: dict[str, Any], nodes: dict[str, EntityRef], types: list[str] | None,
-                     truncated: bool) -> Subgraph:
+    def _subgraph_of(
+        self, s: dict[str, Any], nodes: dict[str, EntityRef], types: list[str] | None, truncated: bool
+    ) -> Subgraph:
         eids = list(nodes)
         order = column_order(s)
-        props = {r["e"]: r["p"] for r in self._run(
-            "UNWIND $eids AS e MATCH (n) WHERE elementId(n) = e RETURN e, n {.*} AS p", eids=eids)}
+        props = {
+            r["e"]: r["p"]
+            for r in self._run("UNWIND $eids AS e MATCH (n) WHERE elementId(n) = e RETURN e, n {.*} AS p", eids=eids)
+        }
         rels = self._run(
             "UNWIND $eids AS e MATCH (a) WHERE elementId(a) = e "
             "MATCH (a)-[r]->(b) WHERE elementId(b) IN $eids AND ($types IS NULL OR type(r) IN $types) "
             "RETURN elementId(a) AS a, elementId(b) AS b, type(r) AS t, count(r) AS n",
-            eids=eids, types=types)
+            eids=eids,
+            types=types,
+        )
         ranked = sorted(nodes.items(), key=lambda kv: (TYPE_RANK[kv[1].type], kv[1].id))
         sub = Subgraph(truncated=truncated)
         for e, ref in ranked:
@@ -450,20 +528,27 @@ class Neo4jStoreLease(StoreLease):
         renewed = self.store._run(
             "MATCH (l:RiskGraphLease {key: $key}) WHERE l.token = $token "
             "SET l.expires_at = datetime() + duration({milliseconds: $ttl}) RETURN l.key AS key",
-            key=LEASE_KEY, token=self._token, ttl=self.store._lease_ttl_ms)
+            key=LEASE_KEY,
+            token=self._token,
+            ttl=self.store._lease_ttl_ms,
+        )
         if renewed:
             return
-        now = self.store._run("MATCH (l:RiskGraphLease {key: $key}) RETURN l.holder AS holder, "
-                              "l.acquired_at AS since", key=LEASE_KEY)
+        now = self.store._run(
+            "MATCH (l:RiskGraphLease {key: $key}) RETURN l.holder AS holder, l.acquired_at AS since", key=LEASE_KEY
+        )
         by = f"; {now[0]['holder']} holds it since {_when(now[0]['since'])}" if now else ""
-        raise StoreBusy(f"{self.holder} lost the write lease of Neo4j at {self.store.url} "
-                        f"(it expired and was taken over, or was removed){by}")
+        raise StoreBusy(
+            f"{self.holder} lost the write lease of Neo4j at {self.store.url} "
+            f"(it expired and was taken over, or was removed){by}"
+        )
 
     def release(self) -> None:
         """Remove the lease if this run still holds it (an unreachable server lets it expire)."""
         try:
-            self.store._write("MATCH (l:RiskGraphLease {key: $key}) WHERE l.token = $token DELETE l",
-                              key=LEASE_KEY, token=self._token)
+            self.store._write(
+                "MATCH (l:RiskGraphLease {key: $key}) WHERE l.token = $token DELETE l", key=LEASE_KEY, token=self._token
+            )
         except StoreUnavailable as exc:
             log.warning("could not release the write lease of %s (it expires by itself): %s", self.store.url, exc)
 
@@ -481,5 +566,9 @@ def _delete_batches(counts: dict[str, int]) -> dict[str, int]:
         touching[tt] += counts.get(table, 0)
     for holder in ("person", "employer"):
         touching[holder] += len(IDENTIFIER_TYPES) * counts.get(ENTITY_TABLE[holder], 0)
-    return {LABELS[t]: max(1, min(DELETE_BATCH_SIZE, DELETE_BATCH_SIZE * counts.get(ENTITY_TABLE[t], 0)
-                                  // max(1, touching[t]))) for t in ENTITY_TYPES}
+    return {
+        LABELS[t]: max(
+            1, min(DELETE_BATCH_SIZE, DELETE_BATCH_SIZE * counts.get(ENTITY_TABLE[t], 0) // max(1, touching[t]))
+        )
+        for t in ENTITY_TYPES
+    }

@@ -7,6 +7,7 @@ feature stage shares. Each relationship type is a pair of int arrays (source, ta
 indices, and `matrix()` gives the sparse (source type x target type) count matrix that the
 feature and ring stages use.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ EVENT_RELATIONSHIPS: dict[str, tuple[str, str, str, str, str]] = {
     "PRESCRIBED_AT": ("purchases", "pharmacy", "pharmacy_id", "clinic", "clinic_id"),
 }
 IDENTIFIER_RELATIONSHIPS: dict[str, str] = {
-    "phone": "HAS_PHONE", "address": "HAS_ADDRESS", "bank_account": "HAS_BANK_ACCOUNT",
+    "phone": "HAS_PHONE",
+    "address": "HAS_ADDRESS",
+    "bank_account": "HAS_BANK_ACCOUNT",
 }
 REL_TYPES: tuple[str, ...] = tuple(EVENT_RELATIONSHIPS) + ("LINKED",) + tuple(IDENTIFIER_RELATIONSHIPS.values())
 
@@ -41,8 +44,8 @@ REL_TYPES: tuple[str, ...] = tuple(EVENT_RELATIONSHIPS) + ("LINKED",) + tuple(ID
 class Relationship:
     source_type: str
     target_type: str
-    source: np.ndarray   # local index within source_type
-    target: np.ndarray   # local index within target_type
+    source: np.ndarray  # local index within source_type
+    target: np.ndarray  # local index within target_type
 
 
 class Projection:
@@ -53,8 +56,9 @@ class Projection:
         # Node index = id code: the one ColumnCodes of this dataset's ids, which the feature
         # stage shares (`column_codes.sharing_ids()`).
         self.column_codes = ColumnCodes(dataset)
-        self.ids: dict[str, pd.Index] = {   # straight from Arrow: no Python strings
-            t: pd.Index(pd.array(self.column_codes.vocab(t), dtype="str"), name="entity_id") for t in NODE_TYPES}
+        self.ids: dict[str, pd.Index] = {  # straight from Arrow: no Python strings
+            t: pd.Index(pd.array(self.column_codes.vocab(t), dtype="str"), name="entity_id") for t in NODE_TYPES
+        }
         self.offsets: dict[str, int] = {}
         total = 0
         for t in NODE_TYPES:
@@ -74,7 +78,8 @@ class Projection:
     def _add(self, rel: str, st: str, tt: str, s: np.ndarray, t: np.ndarray) -> None:
         keep = (s >= 0) & (t >= 0)
         self.relationships.setdefault(rel, []).append(
-            Relationship(st, tt, s[keep].astype(np.int64), t[keep].astype(np.int64)))
+            Relationship(st, tt, s[keep].astype(np.int64), t[keep].astype(np.int64))
+        )
 
     def _build(self, dataset: Dataset) -> None:
         for rel, (table, st, sc, tt, tc) in EVENT_RELATIONSHIPS.items():
@@ -83,16 +88,16 @@ class Projection:
             self._add(rel, st, tt, self.codes(table, sc, st), self.codes(table, tc, tt))
         if dataset.has("agency_links"):
             links = dataset.tables["agency_links"]
-            is_type = {et: (links["entity_type"] == et).to_numpy(dtype=bool, na_value=False)
-                       for et in ("person", "employer")}
+            is_type = {
+                et: (links["entity_type"] == et).to_numpy(dtype=bool, na_value=False) for et in ("person", "employer")
+            }
             agency = self.codes("agency_links", "agency_id", "agency")
             for et in ("person", "employer"):
                 part = is_type[et]
-                self._add("LINKED", "agency", et, agency[part],
-                          self.codes("agency_links", "entity_id", et)[part])
+                self._add("LINKED", "agency", et, agency[part], self.codes("agency_links", "entity_id", et)[part])
         for et in ("person", "employer"):
             table = ENTITY_TABLE[et]
-            holder = self.codes(table, ID_COLUMN[et], et)   # 0..n-1: the table is sorted by id
+            holder = self.codes(table, ID_COLUMN[et], et)  # 0..n-1: the table is sorted by id
             for ident, rel in IDENTIFIER_RELATIONSHIPS.items():
                 self._add(rel, et, ident, holder, self.codes(table, ident, ident))
 
@@ -121,9 +126,12 @@ class Projection:
         return m
 
     def _build_matrix(self, rel: str, source_type: str | None, target_type: str | None) -> sp.csr_matrix:
-        parts = [r for r in self.relationships.get(rel, [])
-                 if (source_type is None or r.source_type == source_type)
-                 and (target_type is None or r.target_type == target_type)]
+        parts = [
+            r
+            for r in self.relationships.get(rel, [])
+            if (source_type is None or r.source_type == source_type)
+            and (target_type is None or r.target_type == target_type)
+        ]
         if not parts:
             st = source_type or "person"
             tt = target_type or "person"
@@ -143,11 +151,15 @@ class Projection:
             for r in self.relationships.get(rel, []):
                 if len(r.source) == 0:
                     continue
-                frames.append(pd.DataFrame({
-                    "source": r.source + self.offsets[r.source_type],
-                    "target": r.target + self.offsets[r.target_type],
-                    "rel": np.full(len(r.source), code, dtype=np.int16),
-                }))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "source": r.source + self.offsets[r.source_type],
+                            "target": r.target + self.offsets[r.target_type],
+                            "rel": np.full(len(r.source), code, dtype=np.int16),
+                        }
+                    )
+                )
         if not frames:
             return pd.DataFrame({"source": [], "target": [], "rel": [], "count": []}, dtype=np.int64)
         n, k = max(self.n_nodes, 1), len(REL_TYPES)
@@ -155,20 +167,29 @@ class Projection:
             df = pd.concat(frames, ignore_index=True)
             return df.groupby(["source", "target", "rel"], sort=True).size().rename("count").reset_index()
         # One int64 key per row, ordered like (source, target, rel): np.unique sorts and counts.
-        key = np.concatenate([(f["source"].to_numpy() * n + f["target"].to_numpy()) * k
-                              + f["rel"].to_numpy().astype(np.int64) for f in frames])
+        key = np.concatenate(
+            [
+                (f["source"].to_numpy() * n + f["target"].to_numpy()) * k + f["rel"].to_numpy().astype(np.int64)
+                for f in frames
+            ]
+        )
         key, count = np.unique(key, return_counts=True)
         st, rel_code = np.divmod(key, k)
         source, target = np.divmod(st, n)
-        return pd.DataFrame({"source": source, "target": target, "rel": rel_code.astype(np.int16),
-                             "count": count.astype(np.int64)})
+        return pd.DataFrame(
+            {"source": source, "target": target, "rel": rel_code.astype(np.int16), "count": count.astype(np.int64)}
+        )
 
     @cached_property
     def edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`edges` as numpy arrays (source, target, rel code, count), sorted by source."""
         e = self.edges
-        return (e["source"].to_numpy(np.int64), e["target"].to_numpy(np.int64),
-                e["rel"].to_numpy(np.int16), e["count"].to_numpy(np.int64))
+        return (
+            e["source"].to_numpy(np.int64),
+            e["target"].to_numpy(np.int64),
+            e["rel"].to_numpy(np.int16),
+            e["count"].to_numpy(np.int64),
+        )
 
     @cached_property
     def _full_adjacency(self) -> sp.csr_matrix:
@@ -185,8 +206,9 @@ class Projection:
             e = e[e["rel"].isin(codes)]
         s = e["source"].to_numpy(dtype=np.int64)
         t = e["target"].to_numpy(dtype=np.int64)
-        m = sp.csr_matrix((np.ones(2 * len(s), dtype=np.int8), (np.r_[s, t], np.r_[t, s])),
-                          shape=(self.n_nodes, self.n_nodes))
+        m = sp.csr_matrix(
+            (np.ones(2 * len(s), dtype=np.int8), (np.r_[s, t], np.r_[t, s])), shape=(self.n_nodes, self.n_nodes)
+        )
         m.data[:] = 1
         m.sort_indices()
         return m

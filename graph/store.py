@@ -13,6 +13,7 @@ Graph model (both backends):
 The pipeline reads the whole snapshot back with `dataset()` and computes from that, so both
 backends give identical results for the same input.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -36,8 +37,8 @@ class EntityRef:
 class Edge:
     source: EntityRef
     target: EntityRef
-    type: str                       # EMPLOYED_BY, VISITED, HAS_PHONE, ...
-    count: int = 1                  # parallel event rows folded into one edge
+    type: str  # EMPLOYED_BY, VISITED, HAS_PHONE, ...
+    count: int = 1  # parallel event rows folded into one edge
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Subgraph:
 
     nodes: dict[EntityRef, dict[str, Any]] = field(default_factory=dict)
     edges: list[Edge] = field(default_factory=list)
-    truncated: bool = False         # a limit cut the expansion short
+    truncated: bool = False  # a limit cut the expansion short
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class SnapshotInfo:
     content_hash: str
     loaded_at: datetime
     row_counts: dict[str, int]
-    id: str = ""                    # the snapshot's id in its store (text, whatever the backend)
+    id: str = ""  # the snapshot's id in its store (text, whatever the backend)
 
 
 class GraphStore(ABC):
@@ -106,8 +107,9 @@ class GraphStore(ABC):
         """The node's attributes, or None when it does not exist."""
 
     @abstractmethod
-    def neighbours(self, ref: EntityRef, *, hops: int = 1, limit: int = 200,
-                   rel_types: tuple[str, ...] | None = None) -> Subgraph:
+    def neighbours(
+        self, ref: EntityRef, *, hops: int = 1, limit: int = 200, rel_types: tuple[str, ...] | None = None
+    ) -> Subgraph:
         """Nodes within `hops` of `ref` (at most `limit` nodes, nearest first) and their edges."""
 
     @abstractmethod

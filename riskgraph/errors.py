@@ -1,4 +1,5 @@
 """Domain errors. Each carries the HTTP status it maps to; the API maps them to JSON in one place."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ class Problem:
 
     file: str
     message: str
-    row: int | None = None      # 1-based data row (CSV line = row + 1)
+    row: int | None = None  # 1-based data row (CSV line = row + 1)
     column: str | None = None
 
     def __str__(self) -> str:

@@ -1,6 +1,7 @@
 """Named fault points for the failure tests (CI runs as root, so chmod cannot stand in for a
 read-only or full disk). `RISKGRAPH_FAULT=POINT:ACTION` (settings.fault) makes the process
 kill itself (SIGKILL), or raise ENOSPC / EROFS, when it reaches POINT."""
+
 from __future__ import annotations
 
 import errno
@@ -10,8 +11,16 @@ import signal
 
 log = logging.getLogger("riskgraph.faults")
 
-POINTS = ("after_ingest", "after_scoring", "stage_outputs", "mid_results", "before_commit", "mid_commit",
-          "mid_outputs", "audit_write")
+POINTS = (
+    "after_ingest",
+    "after_scoring",
+    "stage_outputs",
+    "mid_results",
+    "before_commit",
+    "mid_commit",
+    "mid_outputs",
+    "audit_write",
+)
 ACTIONS = ("kill", "enospc", "erofs")
 
 
@@ -21,8 +30,10 @@ def check(spec: str) -> None:
         return
     point, _, action = spec.partition(":")
     if point not in POINTS or (action or "kill") not in ACTIONS:
-        raise ValueError(f"RISKGRAPH_FAULT={spec!r}: use POINT[:ACTION], POINT one of {', '.join(POINTS)}, "
-                         f"ACTION one of {', '.join(ACTIONS)}")
+        raise ValueError(
+            f"RISKGRAPH_FAULT={spec!r}: use POINT[:ACTION], POINT one of {', '.join(POINTS)}, "
+            f"ACTION one of {', '.join(ACTIONS)}"
+        )
 
 
 def reach(spec: str, point: str) -> None:

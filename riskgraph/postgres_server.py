@@ -16,6 +16,7 @@ The server's own pid file (DATA_DIR/postmaster.pid) says whether it runs and on 
 its log is DATA_DIR/postgres.log. Trust authentication: any local user can connect as the
 superuser, so this is for development and tests only.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,16 +37,16 @@ import click
 
 from riskgraph.errors import RiskGraphError
 
-DEFAULT_PORT = 5433                  # not 5432: leave the port of a system PostgreSQL alone
+DEFAULT_PORT = 5433  # not 5432: leave the port of a system PostgreSQL alone
 HOST = "127.0.0.1"
 SUPERUSER = "postgres"
 DATABASE = "riskgraph"
-OS_USER = "postgres"                 # who runs the server when we are root
-DEBIAN_ROOT = Path("/usr/lib/postgresql")   # Debian/Ubuntu: /usr/lib/postgresql/<major>/bin
+OS_USER = "postgres"  # who runs the server when we are root
+DEBIAN_ROOT = Path("/usr/lib/postgresql")  # Debian/Ubuntu: /usr/lib/postgresql/<major>/bin
 TOOLS = ("initdb", "pg_ctl", "postgres")
 INSTALL_HINT = "install Debian's postgresql package (apt-get install -y postgresql)"
 LOG_NAME = "postgres.log"
-SOCKET_PATH_MAX = 107                # sizeof(sockaddr_un.sun_path) - 1 on Linux
+SOCKET_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 POLL_INTERVAL_S = 0.2
@@ -56,6 +57,7 @@ Progress = Callable[[str], None]
 
 
 # -- errors ----------------------------------------------------------------------------------------
+
 
 class PostgresServerError(RiskGraphError):
     """The local development PostgreSQL server (`riskgraph postgres start`) could not be run."""
@@ -108,6 +110,7 @@ class PostgresStopFailed(PostgresServerError):
 
 # -- small helpers ---------------------------------------------------------------------------------
 
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -139,14 +142,16 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError as exc:  # pragma: no cover - it is in requirements.txt
-        raise PostgresServerError("the PostgreSQL driver is not installed: "
-                                  "pip install 'psycopg[binary]==3.3.9'") from exc
+        raise PostgresServerError(
+            "the PostgreSQL driver is not installed: pip install 'psycopg[binary]==3.3.9'"
+        ) from exc
     return psycopg
 
 
 def _connect(port: int, dbname: str, timeout_s: float = 2.0) -> Any:
-    return _psycopg().connect(host=HOST, port=port, user=SUPERUSER, dbname=dbname,
-                              connect_timeout=max(1, int(timeout_s)), autocommit=True)
+    return _psycopg().connect(
+        host=HOST, port=port, user=SUPERUSER, dbname=dbname, connect_timeout=max(1, int(timeout_s)), autocommit=True
+    )
 
 
 def _accepting(port: int) -> bool:
@@ -173,8 +178,9 @@ def _ensure_database(port: int) -> None:
             except psycopg.errors.DuplicateDatabase:
                 pass  # a concurrent start created it
     except psycopg.Error as exc:
-        raise PostgresStartFailed(f"could not create the database '{DATABASE}' on {HOST}:{port}: "
-                                  f"{_one_line(str(exc))}") from exc
+        raise PostgresStartFailed(
+            f"could not create the database '{DATABASE}' on {HOST}:{port}: {_one_line(str(exc))}"
+        ) from exc
 
 
 def _one_line(text: str) -> str:
@@ -182,6 +188,7 @@ def _one_line(text: str) -> str:
 
 
 # -- binaries and the OS user ----------------------------------------------------------------------
+
 
 def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", path.parent.name)) or (0,)
@@ -199,17 +206,22 @@ def find_bin_dir() -> Path:
     for folder in candidates:
         if all(os.access(folder / tool, os.X_OK) for tool in TOOLS):
             return folder
-    raise PostgresNotFound(f"the PostgreSQL server programs ({', '.join(TOOLS)}) were not found in "
-                           f"{DEBIAN_ROOT}/*/bin nor on PATH; {INSTALL_HINT}")
+    raise PostgresNotFound(
+        f"the PostgreSQL server programs ({', '.join(TOOLS)}) were not found in "
+        f"{DEBIAN_ROOT}/*/bin nor on PATH; {INSTALL_HINT}"
+    )
 
 
 def _major_version(bin_dir: Path) -> str:
-    out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
     match = re.search(r"(\d+)(?:\.\d+)?", out.stdout)
     if out.returncode != 0 or match is None:
-        raise PostgresNotFound(f"{bin_dir / 'postgres'} --version failed "
-                               f"({_one_line(out.stdout + out.stderr) or f'exit {out.returncode}'}); {INSTALL_HINT}")
+        raise PostgresNotFound(
+            f"{bin_dir / 'postgres'} --version failed "
+            f"({_one_line(out.stdout + out.stderr) or f'exit {out.returncode}'}); {INSTALL_HINT}"
+        )
     return match.group(1)
 
 
@@ -222,10 +234,13 @@ def _run_as() -> pwd.struct_passwd | None:
     except KeyError:
         raise PostgresUserMissing(
             f"running as root, but PostgreSQL refuses to run as root and there is no '{OS_USER}' OS "
-            f"user to run it as; {INSTALL_HINT} (it creates that user), or run as a non-root user") from None
+            f"user to run it as; {INSTALL_HINT} (it creates that user), or run as a non-root user"
+        ) from None
     if shutil.which("runuser") is None:
-        raise PostgresUserMissing("running as root, but `runuser` (util-linux) is not on PATH to run "
-                                  f"PostgreSQL as the '{OS_USER}' user; apt-get install -y util-linux")
+        raise PostgresUserMissing(
+            "running as root, but `runuser` (util-linux) is not on PATH to run "
+            f"PostgreSQL as the '{OS_USER}' user; apt-get install -y util-linux"
+        )
     return user
 
 
@@ -236,17 +251,22 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _run(args: Sequence[str], user: pwd.struct_passwd | None, timeout_s: float | None = None,
-         ) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: Sequence[str],
+    user: pwd.struct_passwd | None,
+    timeout_s: float | None = None,
+) -> subprocess.CompletedProcess[str]:
     cmd = list(args) if user is None else ["runuser", "-u", user.pw_name, "--", *args]
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              env=_child_env(), cwd="/", timeout=timeout_s)
+        return subprocess.run(
+            cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=_child_env(), cwd="/", timeout=timeout_s
+        )
     except subprocess.TimeoutExpired as exc:
         raise PostgresServerError(f"`{' '.join(args[:2])}` did not finish within {timeout_s:.0f}s") from exc
 
 
 # -- the data folder -------------------------------------------------------------------------------
+
 
 def _initialised(data_dir: Path) -> bool:
     return (data_dir / "PG_VERSION").is_file()
@@ -278,8 +298,10 @@ def _prepare_data_dir(data_dir: Path, user: pwd.struct_passwd | None) -> None:
         raise PostgresDataDirError(f"the data folder {data_dir} is not a folder")
     initialised = _initialised(data_dir)
     if not initialised and any(data_dir.iterdir()):
-        raise PostgresDataDirError(f"the data folder {data_dir} is not empty and holds no PostgreSQL "
-                                   "cluster (no PG_VERSION); empty it or choose another --data-dir")
+        raise PostgresDataDirError(
+            f"the data folder {data_dir} is not empty and holds no PostgreSQL "
+            "cluster (no PG_VERSION); empty it or choose another --data-dir"
+        )
     if user is None:
         return
     st = data_dir.stat()
@@ -287,25 +309,33 @@ def _prepare_data_dir(data_dir: Path, user: pwd.struct_passwd | None) -> None:
         if initialised:
             raise PostgresDataDirError(
                 f"the cluster in {data_dir} belongs to uid {st.st_uid}, not to the '{user.pw_name}' user "
-                f"PostgreSQL runs as under root; `chown -R {user.pw_name}: {data_dir}` or choose another --data-dir")
+                f"PostgreSQL runs as under root; `chown -R {user.pw_name}: {data_dir}` or choose another --data-dir"
+            )
         os.chown(data_dir, user.pw_uid, user.pw_gid)
     if not initialised:
         os.chmod(data_dir, 0o700)
     probe = _run(["test", "-x", str(data_dir), "-a", "-w", str(data_dir)], user)
     if probe.returncode != 0:
         blocker = _untraversable_ancestor(data_dir, user)
-        why = (f"{blocker} (mode {stat.S_IMODE(blocker.stat().st_mode):o}) does not let it through; "
-               f"`chmod o+x {blocker}`" if blocker is not None else "permission denied")
-        raise PostgresDataDirError(f"the '{user.pw_name}' OS user PostgreSQL runs as under root cannot reach "
-                                   f"the data folder {data_dir}: {why}, or choose a --data-dir it can reach")
+        why = (
+            f"{blocker} (mode {stat.S_IMODE(blocker.stat().st_mode):o}) does not let it through; `chmod o+x {blocker}`"
+            if blocker is not None
+            else "permission denied"
+        )
+        raise PostgresDataDirError(
+            f"the '{user.pw_name}' OS user PostgreSQL runs as under root cannot reach "
+            f"the data folder {data_dir}: {why}, or choose a --data-dir it can reach"
+        )
 
 
 def _check_version(data_dir: Path, major: str) -> None:
     made_by = (data_dir / "PG_VERSION").read_text().strip()
     if made_by != major:
-        raise PostgresDataDirError(f"the cluster in {data_dir} was made by PostgreSQL {made_by}, but the "
-                                   f"installed server is PostgreSQL {major}; use another --data-dir "
-                                   f"(or pg_upgrade it)")
+        raise PostgresDataDirError(
+            f"the cluster in {data_dir} was made by PostgreSQL {made_by}, but the "
+            f"installed server is PostgreSQL {major}; use another --data-dir "
+            f"(or pg_upgrade it)"
+        )
 
 
 def _socket_dir(data_dir: Path, port: int) -> str:
@@ -317,14 +347,27 @@ def _socket_dir(data_dir: Path, port: int) -> str:
 
 
 def _initdb(bin_dir: Path, data_dir: Path, user: pwd.struct_passwd | None) -> None:
-    proc = _run([str(bin_dir / "initdb"), "-D", str(data_dir), f"--username={SUPERUSER}", "--auth=trust",
-                 "--encoding=UTF8", "--no-locale"], user, timeout_s=300)
+    proc = _run(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data_dir),
+            f"--username={SUPERUSER}",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+        ],
+        user,
+        timeout_s=300,
+    )
     if proc.returncode != 0:
-        raise PostgresStartFailed(f"initdb failed in {data_dir} (exit {proc.returncode}): "
-                                  f"{_last_problem(proc.stdout + proc.stderr)}")
+        raise PostgresStartFailed(
+            f"initdb failed in {data_dir} (exit {proc.returncode}): {_last_problem(proc.stdout + proc.stderr)}"
+        )
 
 
 # -- the server's pid file and log ------------------------------------------------------------------
+
 
 def _read_pid_file(data_dir: Path) -> list[str] | None:
     try:
@@ -334,7 +377,8 @@ def _read_pid_file(data_dir: Path) -> list[str] | None:
     except PermissionError:
         raise PostgresDataDirError(
             f"cannot read {_pid_file(data_dir)}: the data folder belongs to another user (as root the "
-            f"server runs as '{OS_USER}'); use the same user as at its creation or another --data-dir") from None
+            f"server runs as '{OS_USER}'); use the same user as at its creation or another --data-dir"
+        ) from None
 
 
 def _is_postmaster(pid: int) -> bool:
@@ -394,11 +438,12 @@ def _last_problem(text: str) -> str:
     for line in reversed(lines):
         match = re.search(r"\b(FATAL|PANIC|ERROR):|initdb: error|pg_ctl: ", line)
         if match and "Examine the log" not in line:
-            return " ".join(line[match.start():].split())  # without the log line prefix
+            return " ".join(line[match.start() :].split())  # without the log line prefix
     return lines[-1] if lines else "(no output)"
 
 
 # -- public API ------------------------------------------------------------------------------------
+
 
 def status(data_dir: Path) -> dict[str, Any] | None:
     """The server running on `data_dir`, or None.
@@ -429,8 +474,9 @@ def status(data_dir: Path) -> dict[str, Any] | None:
     return info
 
 
-def start(data_dir: Path, port: int = DEFAULT_PORT, *, timeout_s: float = START_TIMEOUT_S,
-          progress: Progress = _say) -> str:
+def start(
+    data_dir: Path, port: int = DEFAULT_PORT, *, timeout_s: float = START_TIMEOUT_S, progress: Progress = _say
+) -> str:
     """Start the server on `data_dir` (creating the cluster on first use) and return the SQLAlchemy
     URL of its `riskgraph` database. Already running on `data_dir`: return its URL (with the port
     it runs on, which may differ from `port`)."""
@@ -451,8 +497,9 @@ def start(data_dir: Path, port: int = DEFAULT_PORT, *, timeout_s: float = START_
     bin_dir = find_bin_dir()
     user = _run_as()
     if not _port_free(port):
-        raise PostgresPortInUse(f"port {port} on {HOST} is already in use by another process; "
-                                "stop it or start with another port (--port)")
+        raise PostgresPortInUse(
+            f"port {port} on {HOST} is already in use by another process; stop it or start with another port (--port)"
+        )
     _prepare_data_dir(data_dir, user)
     major = _major_version(bin_dir)
     if _initialised(data_dir):
@@ -463,29 +510,56 @@ def start(data_dir: Path, port: int = DEFAULT_PORT, *, timeout_s: float = START_
 
     started = time.monotonic()
     _wait_for_dead_postmaster(data_dir, deadline=started + min(timeout_s, 10.0))
-    options = ["-c", f"listen_addresses={HOST}", "-c", f"port={port}",
-               "-c", f"unix_socket_directories={_socket_dir(data_dir, port)}", "-c", "fsync=on"]
+    options = [
+        "-c",
+        f"listen_addresses={HOST}",
+        "-c",
+        f"port={port}",
+        "-c",
+        f"unix_socket_directories={_socket_dir(data_dir, port)}",
+        "-c",
+        "fsync=on",
+    ]
     progress(f"postgres: starting on {HOST}:{port} (data and {LOG_NAME} in {data_dir})...")
     for attempt in range(1, START_ATTEMPTS + 1):
         log_offset = _log_size(data_dir)
         # pg_ctl hands -o to /bin/sh, hence the quoting; it waits (-w) until the server is ready.
         left = max(1, int(timeout_s - (time.monotonic() - started)))
-        proc = _run([str(bin_dir / "pg_ctl"), "start", "-D", str(data_dir), "-l", str(_log_file(data_dir)),
-                     "-w", "-t", str(left), "-s", "-o", shlex.join(options)], user, timeout_s=left + 30)
+        proc = _run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "start",
+                "-D",
+                str(data_dir),
+                "-l",
+                str(_log_file(data_dir)),
+                "-w",
+                "-t",
+                str(left),
+                "-s",
+                "-o",
+                shlex.join(options),
+            ],
+            user,
+            timeout_s=left + 30,
+        )
         if proc.returncode == 0:
             break
         if status(data_dir) is not None:  # pg_ctl gave up waiting: do not leave a half-started server
             _stop(bin_dir, data_dir, user, "immediate")
-            raise PostgresStartTimeout(f"PostgreSQL did not become ready on {HOST}:{port} within "
-                                       f"{timeout_s:.0f}s; see {_log_file(data_dir)}")
+            raise PostgresStartTimeout(
+                f"PostgreSQL did not become ready on {HOST}:{port} within {timeout_s:.0f}s; see {_log_file(data_dir)}"
+            )
         log = _log_since(data_dir, log_offset)
         # A crashed server's processes may linger a moment (zombies not reaped yet, children still
         # attached to its shared memory): PostgreSQL then refuses to start; try again shortly.
         transient = any(m in log for m in LEFTOVER_MESSAGES)
         if not transient or attempt == START_ATTEMPTS or time.monotonic() - started > timeout_s:
-            raise PostgresStartFailed(f"PostgreSQL did not start on {HOST}:{port}: "
-                                      f"{_last_problem(log or proc.stdout + proc.stderr)} "
-                                      f"(log: {_log_file(data_dir)})")
+            raise PostgresStartFailed(
+                f"PostgreSQL did not start on {HOST}:{port}: "
+                f"{_last_problem(log or proc.stdout + proc.stderr)} "
+                f"(log: {_log_file(data_dir)})"
+            )
         time.sleep(1.0)
     _wait_accepting(data_dir, port, max(5.0, timeout_s - (time.monotonic() - started)), log_offset)
     _ensure_database(port)
@@ -499,18 +573,37 @@ def _wait_accepting(data_dir: Path, port: int, timeout_s: float, log_offset: int
         if _accepting(port):
             return
         if status(data_dir) is None:
-            raise PostgresStartFailed(f"PostgreSQL exited during start: "
-                                      f"{_last_problem(_log_since(data_dir, log_offset))} "
-                                      f"(log: {_log_file(data_dir)})")
+            raise PostgresStartFailed(
+                f"PostgreSQL exited during start: "
+                f"{_last_problem(_log_since(data_dir, log_offset))} "
+                f"(log: {_log_file(data_dir)})"
+            )
         time.sleep(POLL_INTERVAL_S)
-    raise PostgresStartTimeout(f"PostgreSQL on {data_dir} did not accept connections on {HOST}:{port} "
-                               f"within {timeout_s:.0f}s; see {_log_file(data_dir)}")
+    raise PostgresStartTimeout(
+        f"PostgreSQL on {data_dir} did not accept connections on {HOST}:{port} "
+        f"within {timeout_s:.0f}s; see {_log_file(data_dir)}"
+    )
 
 
-def _stop(bin_dir: Path, data_dir: Path, user: pwd.struct_passwd | None, mode: str,
-          timeout_s: float = STOP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-    return _run([str(bin_dir / "pg_ctl"), "stop", "-D", str(data_dir), "-m", mode, "-w",
-                 "-t", str(max(1, int(timeout_s))), "-s"], user, timeout_s=timeout_s + 30)
+def _stop(
+    bin_dir: Path, data_dir: Path, user: pwd.struct_passwd | None, mode: str, timeout_s: float = STOP_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    return _run(
+        [
+            str(bin_dir / "pg_ctl"),
+            "stop",
+            "-D",
+            str(data_dir),
+            "-m",
+            mode,
+            "-w",
+            "-t",
+            str(max(1, int(timeout_s))),
+            "-s",
+        ],
+        user,
+        timeout_s=timeout_s + 30,
+    )
 
 
 def stop(data_dir: Path, *, timeout_s: float = STOP_TIMEOUT_S) -> bool:
@@ -525,12 +618,14 @@ def stop(data_dir: Path, *, timeout_s: float = STOP_TIMEOUT_S) -> bool:
     if proc.returncode != 0 and status(data_dir) is not None:
         proc = _stop(bin_dir, data_dir, user, "immediate", timeout_s)
         if proc.returncode != 0 and status(data_dir) is not None:
-            raise PostgresStopFailed(f"pg_ctl could not stop the server on {data_dir}: "
-                                     f"{_last_problem(proc.stdout + proc.stderr)}")
+            raise PostgresStopFailed(
+                f"pg_ctl could not stop the server on {data_dir}: {_last_problem(proc.stdout + proc.stderr)}"
+            )
     return True
 
 
 # -- command line ----------------------------------------------------------------------------------
+
 
 class _Group(click.Group):
     """Domain errors become one `error: ...` line and exit code 2 (also when used on its own)."""
@@ -553,8 +648,13 @@ def _default_data_dir(ctx: click.Context, _param: click.Parameter, value: Path |
 
 
 _data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    callback=_default_data_dir, show_default="<RISKGRAPH_HOME>/postgres", help="the cluster's folder")
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    callback=_default_data_dir,
+    show_default="<RISKGRAPH_HOME>/postgres",
+    help="the cluster's folder",
+)
 
 
 @click.group(cls=_Group)
@@ -565,8 +665,13 @@ def postgres() -> None:
 @postgres.command("start")
 @_data_dir_option
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--timeout", default=START_TIMEOUT_S, show_default=True, type=float,
-              help="seconds to wait until it accepts connections")
+@click.option(
+    "--timeout",
+    default=START_TIMEOUT_S,
+    show_default=True,
+    type=float,
+    help="seconds to wait until it accepts connections",
+)
 def postgres_start(data_dir: Path, port: int, timeout: float) -> None:
     """Start PostgreSQL in the background (creates the cluster on first use)."""
     url = start(data_dir, port=port, timeout_s=timeout)
@@ -589,7 +694,9 @@ def postgres_status(data_dir: Path) -> None:
         click.echo(f"postgres not running (data dir {Path(data_dir).absolute()})")
         sys.exit(1)
     if not st["accepting"]:
-        click.echo(f"postgres process {st['pid']} is alive ({st['state']}) but does not accept "
-                   f"connections on {HOST}:{st['port']} yet")
+        click.echo(
+            f"postgres process {st['pid']} is alive ({st['state']}) but does not accept "
+            f"connections on {HOST}:{st['port']} yet"
+        )
         sys.exit(1)
     click.echo(f"postgres running (pid {st['pid']}) at {st['url']}")

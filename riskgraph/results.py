@@ -5,6 +5,7 @@ audit log and job history.
 A run writes its result tables under its own names (`rs_<run>_<table>`), invisible to readers.
 Its commit is ONE transaction that moves the `served` pointer (and the champions, see
 `commit_run`), so a reader sees one whole run or the previous one, never a mix."""
+
 from __future__ import annotations
 
 import json
@@ -28,23 +29,25 @@ metadata = sa.MetaData()
 T = TypeVar("T")
 
 models_table = sa.Table(
-    "models", metadata,
+    "models",
+    metadata,
     sa.Column("version", sa.String(64), primary_key=True),
     sa.Column("entity_type", sa.String(16), nullable=False, index=True),
-    sa.Column("kind", sa.String(16), nullable=False),            # supervised | unsupervised
+    sa.Column("kind", sa.String(16), nullable=False),  # supervised | unsupervised
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("data_hash", sa.String(64), nullable=False),
-    sa.Column("features", sa.Text, nullable=False),               # JSON list
-    sa.Column("params", sa.Text, nullable=False),                 # JSON
-    sa.Column("metrics", sa.Text, nullable=False),                # JSON
+    sa.Column("features", sa.Text, nullable=False),  # JSON list
+    sa.Column("params", sa.Text, nullable=False),  # JSON
+    sa.Column("metrics", sa.Text, nullable=False),  # JSON
     sa.Column("champion", sa.Boolean, nullable=False, default=False),
     sa.Column("artifact", sa.LargeBinary, nullable=True),
-    sa.Column("run_id", sa.String(40)),                           # the run that trained it
+    sa.Column("run_id", sa.String(40)),  # the run that trained it
     sa.Column("staged", sa.Boolean, nullable=False, default=False),  # its run has not committed yet
 )
 
 audit_table = sa.Table(
-    "audit", metadata,
+    "audit",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", sa.String(32), nullable=False, index=True),
     sa.Column("actor", sa.String(64), nullable=False),
@@ -60,7 +63,8 @@ audit_table = sa.Table(
 )
 
 jobs_table = sa.Table(
-    "job_runs", metadata,
+    "job_runs",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("job_id", sa.String(64), nullable=False, index=True),
     sa.Column("started_at", sa.String(32), nullable=False),
@@ -71,11 +75,12 @@ jobs_table = sa.Table(
 )
 
 run_log_table = sa.Table(
-    "run_log", metadata,
+    "run_log",
+    metadata,
     sa.Column("run_id", sa.String(40), primary_key=True),
-    sa.Column("kind", sa.String(32), nullable=False),             # pipeline | nightly-rescore | ...
+    sa.Column("kind", sa.String(32), nullable=False),  # pipeline | nightly-rescore | ...
     sa.Column("status", sa.String(16), nullable=False, index=True),  # running|committed|failed|expired
-    sa.Column("holder", sa.String(200), nullable=False),          # host, pid
+    sa.Column("holder", sa.String(200), nullable=False),  # host, pid
     sa.Column("started_at", sa.String(32), nullable=False),
     sa.Column("heartbeat_at", sa.String(32), nullable=False),
     sa.Column("finished_at", sa.String(32)),
@@ -85,17 +90,18 @@ run_log_table = sa.Table(
     sa.Column("store", sa.String(500)),
     sa.Column("out_dir", sa.Text),
     sa.Column("outputs_pending", sa.Boolean, nullable=False, default=False),
-    sa.Column("tables", sa.Text),                                 # JSON list of the run's result tables
-    sa.Column("champions", sa.Text),                              # JSON: entity type -> model version
+    sa.Column("tables", sa.Text),  # JSON list of the run's result tables
+    sa.Column("champions", sa.Text),  # JSON: entity type -> model version
     sa.Column("manifest", sa.Text),
     sa.Column("message", sa.Text),
 )
 
 served_table = sa.Table(
-    "served", metadata,
-    sa.Column("key", sa.String(16), primary_key=True),            # always 'served'
+    "served",
+    metadata,
+    sa.Column("key", sa.String(16), primary_key=True),  # always 'served'
     sa.Column("run_id", sa.String(40), nullable=False),
-    sa.Column("seq", sa.Integer, nullable=False),                 # +1 at every commit or rollback
+    sa.Column("seq", sa.Integer, nullable=False),  # +1 at every commit or rollback
     sa.Column("changed_at", sa.String(32), nullable=False),
 )
 
@@ -144,7 +150,7 @@ class ResultsDB:
             except OperationalError as exc:
                 if not _is_locked(exc) or attempt == self.RETRIES - 1:
                     raise
-                wait = 0.05 * 2 ** attempt
+                wait = 0.05 * 2**attempt
                 log.warning("results database busy (%s); retrying in %.2fs", exc.orig, wait)
                 time.sleep(wait)
         raise AssertionError("unreachable")
@@ -174,7 +180,7 @@ class ResultsDB:
         df = df if len(df.columns) else pd.DataFrame({"_empty": pd.Series(dtype=str)})
         self.retry(lambda: self._drop(table))
         for lo in range(0, max(len(df), 1), chunk_rows):
-            part = df.iloc[lo:lo + chunk_rows]
+            part = df.iloc[lo : lo + chunk_rows]
             mode = "replace" if lo == 0 else "append"
             self.retry(partial(self._to_sql, part, table, mode))
         return table
@@ -206,8 +212,9 @@ class ResultsDB:
     def served(self) -> tuple[str, int] | None:
         """(run id, commit sequence) of the served run, or None before the first commit."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(served_table.c.run_id, served_table.c.seq)
-                               .where(served_table.c.key == "served")).first()
+            row = conn.execute(
+                sa.select(served_table.c.run_id, served_table.c.seq).where(served_table.c.key == "served")
+            ).first()
         return (row.run_id, int(row.seq)) if row else None
 
     def served_run_id(self) -> str | None:
@@ -244,9 +251,11 @@ class ResultsDB:
     def append_audit(self, rows: list[dict[str, Any]]) -> None:
         """Insert audit rows in one transaction, durable when this returns."""
         if rows:
+
             def write() -> None:
                 with self.engine.begin() as conn:
                     conn.execute(audit_table.insert(), rows)
+
             self.retry(write)
 
     def job_started(self, job_id: str) -> int:
@@ -256,13 +265,18 @@ class ResultsDB:
                 key = res.inserted_primary_key
                 assert key is not None
                 return int(key[0])
+
         return self.retry(write)
 
     def job_finished(self, job_run: int, status: str, message: str = "", run_id: str | None = None) -> None:
         def write() -> None:
             with self.engine.begin() as conn:
-                conn.execute(jobs_table.update().where(jobs_table.c.id == job_run)
-                             .values(finished_at=now_iso(), status=status, message=message, run_id=run_id))
+                conn.execute(
+                    jobs_table.update()
+                    .where(jobs_table.c.id == job_run)
+                    .values(finished_at=now_iso(), status=status, message=message, run_id=run_id)
+                )
+
         self.retry(write)
 
 

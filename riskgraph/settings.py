@@ -1,5 +1,6 @@
 """All configuration in one object, built once (from RISKGRAPH_* environment variables or
 defaults) and passed in. Nothing else in the code base reads the environment."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,17 +40,17 @@ class Scorecard(BaseModel):
 class ModelSettings(BaseModel):
     folds: int = 5
     seed: int = 7
-    min_positives: int = 5          # fewer labelled positives (or negatives): unsupervised score
+    min_positives: int = 5  # fewer labelled positives (or negatives): unsupervised score
     num_leaves: int = 15
     learning_rate: float = 0.06
     n_estimators: int = 200
     min_child_samples: int = 20
-    max_bin: int = 63               # histogram bins per feature (LightGBM default 255; 63 trains ~2x faster)
+    max_bin: int = 63  # histogram bins per feature (LightGBM default 255; 63 trains ~2x faster)
     feature_fraction: float = 0.8
     threads: int = 2
     small_training_rows: int = 20_000  # train on one thread below this many labelled rows
     monotone: dict[str, int] = Field(default_factory=dict)  # feature -> +1 / -1 constraint
-    explain_top: int = 10_000       # reasons computed for the riskiest N per entity type
+    explain_top: int = 10_000  # reasons computed for the riskiest N per entity type
     reasons_per_entity: int = 5
 
 
@@ -64,91 +65,90 @@ class RingSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Any ring type
-    max_ring_size: int = Field(default=250, ge=2)   # no ring is larger; bigger groups are split, else dropped
-    min_ring_size: int = Field(default=3, ge=2)   # smaller groups are not reported
-    min_density: float = 0.25         # groups of >= split_check_size sparser than this are split
-    split_check_size: int = 8         # density check applies from this group size up
-    leiden_resolution: float = 1.0    # RBConfiguration resolution for splitting groups
-    leiden_retries: int = 4           # resolution doubles on each retry while a piece is too big
-    seed: int = 42                    # Leiden seed: same input, same rings
+    max_ring_size: int = Field(default=250, ge=2)  # no ring is larger; bigger groups are split, else dropped
+    min_ring_size: int = Field(default=3, ge=2)  # smaller groups are not reported
+    min_density: float = 0.25  # groups of >= split_check_size sparser than this are split
+    split_check_size: int = 8  # density check applies from this group size up
+    leiden_resolution: float = 1.0  # RBConfiguration resolution for splitting groups
+    leiden_retries: int = 4  # resolution doubles on each retry while a piece is too big
+    seed: int = 42  # Leiden seed: same input, same rings
     # Identity rings
-    identifier_max_degree: int = 50   # identifier values shared by more entities are too common
-    identity_min_size: int = 2        # two strangers sharing a phone and a bank account is a ring
-    phone_weight: float = 1.0         # link weight of a shared phone
+    identifier_max_degree: int = 50  # identifier values shared by more entities are too common
+    identity_min_size: int = 2  # two strangers sharing a phone and a bank account is a ring
+    phone_weight: float = 1.0  # link weight of a shared phone
     bank_account_weight: float = 1.0  # link weight of a shared bank account
-    address_weight: float = 0.0       # an address alone never links (families share them)
-    identity_min_link: float = 1.0    # two entities are linked from this shared weight up
+    address_weight: float = 0.0  # an address alone never links (families share them)
+    identity_min_link: float = 1.0  # two entities are linked from this shared weight up
     # Collusion rings
-    min_covisit_days: int = 3         # k: same-day clinic+pharmacy days to count as repeated
+    min_covisit_days: int = 3  # k: same-day clinic+pharmacy days to count as repeated
     min_covisit_overlap: float = 0.5  # shared days / smaller member's days at the pair
-    min_pair_lift: float = 2.0        # clinic-pharmacy same-day patients vs. their sizes
+    min_pair_lift: float = 2.0  # clinic-pharmacy same-day patients vs. their sizes
     prescription_is_visit: bool = False  # a purchase naming a clinic counts as a visit there
     #                                   (off: regular refills would look like repeated co-visits)
-    max_event_persons: int = 1000     # (clinic, pharmacy, day) events larger are skipped (cost)
-    pair_share: float = 0.25          # clinic-pharmacy pairs with this share of a ring's links join it
-    fraudar_c: float = 5.0            # event weight 1/log(event size + c): big days count less
+    max_event_persons: int = 1000  # (clinic, pharmacy, day) events larger are skipped (cost)
+    pair_share: float = 0.25  # clinic-pharmacy pairs with this share of a ring's links join it
+    fraudar_c: float = 5.0  # event weight 1/log(event size + c): big days count less
     # Enrolment rings
-    short_spell_months: int = 12      # contribution spells this short are suspicious
-    early_claim_months: int = 12      # benefit claimed within this many months of enrolling
-    shell_min_share: float = 0.6      # share of an employer's enrolees that are suspicious
-    shell_min_enrolees: int = 2       # a shell employer carries at least this many suspicious
-    enrolment_min_shells: int = 2     # an agency runs at least this many shells
+    short_spell_months: int = 12  # contribution spells this short are suspicious
+    early_claim_months: int = 12  # benefit claimed within this many months of enrolling
+    shell_min_share: float = 0.6  # share of an employer's enrolees that are suspicious
+    shell_min_enrolees: int = 2  # a shell employer carries at least this many suspicious
+    enrolment_min_shells: int = 2  # an agency runs at least this many shells
     # Broker rings
-    broker_min_cards: int = 3         # broker + cards tied by phones / bank accounts
-    broker_min_pharmacies: int = 4    # distinct pharmacies the group buys at
-    broker_min_codays: int = 3        # pharmacy-days with several of the group's cards buying
+    broker_min_cards: int = 3  # broker + cards tied by phones / bank accounts
+    broker_min_pharmacies: int = 4  # distinct pharmacies the group buys at
+    broker_min_codays: int = 3  # pharmacy-days with several of the group's cards buying
     # Facility rings: the rule hits they read (split admissions, phantom stays, over-prescribing)
-    split_admission_rule: str = "med_split_admission"      # hits at the clinic of both stays
-    phantom_stay_rule: str = "med_activity_during_stay"    # hits at the clinic of the stay
+    split_admission_rule: str = "med_split_admission"  # hits at the clinic of both stays
+    phantom_stay_rule: str = "med_activity_during_stay"  # hits at the clinic of the stay
     over_prescribing_rule: str = "med_overlapping_long_supply"  # hits at the pharmacy of the refill
-    oversupply_min_hits: int = 2      # a person's over-prescribing hits at one pharmacy (one alone
+    oversupply_min_hits: int = 2  # a person's over-prescribing hits at one pharmacy (one alone
     #                                   is a slip, or a card of a broker buying around)
-    facility_min_persons: int = 3     # persons with such hits at one facility
-    facility_min_lift: float = 5.0    # their share of the facility's base vs. the population's
-    facility_alpha: float = 0.25      # Poisson tail of the count at the population rate must be
+    facility_min_persons: int = 3  # persons with such hits at one facility
+    facility_min_lift: float = 5.0  # their share of the facility's base vs. the population's
+    facility_alpha: float = 0.25  # Poisson tail of the count at the population rate must be
     #                                   <= alpha / facilities of the type (Bonferroni: about alpha
     #                                   false facility rings per kind of hit, whatever the scale)
     facility_min_concentration: float = 0.8  # share of a person's hits of the kind at the facility
-    duplicate_share: float = 0.5      # a ring with this share of its members inside a ring of a
+    duplicate_share: float = 0.5  # a ring with this share of its members inside a ring of a
     #                                   more specific type (collusion > enrolment > facility >
     #                                   broker > identity) repeats it and is dropped
     # Scoring
-    money_scale: float = 50_000.0     # money at stake where its component reaches 1 - 1/e
+    money_scale: float = 50_000.0  # money at stake where its component reaches 1 - 1/e
     weight_density: float = 0.25
     weight_size: float = 0.1
     weight_money: float = 0.2
     weight_strength: float = 0.3
-    weight_labels: float = 0.15       # label share: ranking only, never a model feature
+    weight_labels: float = 0.15  # label share: ranking only, never a model feature
 
     @property
     def label_weight_share(self) -> float:
         """The label share's part of ring_score (its weight over all the weights)."""
-        total = (self.weight_density + self.weight_size + self.weight_money + self.weight_strength
-                 + self.weight_labels)
+        total = self.weight_density + self.weight_size + self.weight_money + self.weight_strength + self.weight_labels
         return self.weight_labels / max(total, 1e-9)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RISKGRAPH_", env_nested_delimiter="__")
 
-    home: Path = Path(".riskgraph")                 # store, runs, results DB, local servers' data
-    store_url: str = ""                             # default: memory://<home>/store
-    results_url: str = ""                           # default: sqlite under `home`
-    retention_runs: int = Field(default=5, ge=1)    # committed runs kept whole (snapshot, files, results)
-    run_heartbeat_s: float = 30.0                   # a running run's heartbeat ...
-    run_stale_after_s: float = 180.0                # ... and when a run without one counts as dead
-    min_free_bytes: int = 200_000_000               # refuse to start a run with less free space than this
-    fault: str = ""                                 # tests only: POINT[:kill|enospc|erofs], see riskgraph/faults.py
+    home: Path = Path(".riskgraph")  # store, runs, results DB, local servers' data
+    store_url: str = ""  # default: memory://<home>/store
+    results_url: str = ""  # default: sqlite under `home`
+    retention_runs: int = Field(default=5, ge=1)  # committed runs kept whole (snapshot, files, results)
+    run_heartbeat_s: float = 30.0  # a running run's heartbeat ...
+    run_stale_after_s: float = 180.0  # ... and when a run without one counts as dead
+    min_free_bytes: int = 200_000_000  # refuse to start a run with less free space than this
+    fault: str = ""  # tests only: POINT[:kill|enospc|erofs], see riskgraph/faults.py
     neo4j_user: str = "neo4j"
     neo4j_password: str = ""
     neo4j_database: str = ""
-    rule_packs: Path | None = None                  # default: the packs shipped in rules/packs
+    rule_packs: Path | None = None  # default: the packs shipped in rules/packs
     rule_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     rules_disabled: list[str] = Field(default_factory=list)
     scorecard: Scorecard = Field(default_factory=Scorecard)
     bands: GradeBands = Field(default_factory=GradeBands)
     model: ModelSettings = Field(default_factory=ModelSettings)
-    rings: RingSettings = Field(default_factory=RingSettings)   # env RISKGRAPH_RINGS__<FIELD>
+    rings: RingSettings = Field(default_factory=RingSettings)  # env RISKGRAPH_RINGS__<FIELD>
     progress: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
@@ -162,20 +162,21 @@ class Settings(BaseSettings):
     @property
     def results_database_url(self) -> str:
         return self.results_url or f"sqlite:///{(self.home / 'results.db').as_posix()}"
+
     # -- HTTP API (api/) ----------------------------------------------------------------------
-    api_scheduler: bool = True                # run the scheduled jobs inside `riskgraph serve`
-    api_audit_flush_ms: int = 200             # audit queue flushed at least this often ...
-    api_audit_batch_rows: int = 500           # ... or as soon as this many rows wait
-    api_audit_max_pending: int = 50_000       # beyond this, a request waits for a flush (never drops)
-    api_max_body_bytes: int = 1_000_000       # larger request bodies get 413
-    api_batch_max: int = 1_000                # entities per POST /v1/credit/batch
-    api_page_max: int = 500                   # rows per page of any list
-    api_export_max_rows: int = 1_000_000      # rows per CSV export
-    api_neighbour_limit_max: int = 1_000      # nodes per neighbourhood answer
+    api_scheduler: bool = True  # run the scheduled jobs inside `riskgraph serve`
+    api_audit_flush_ms: int = 200  # audit queue flushed at least this often ...
+    api_audit_batch_rows: int = 500  # ... or as soon as this many rows wait
+    api_audit_max_pending: int = 50_000  # beyond this, a request waits for a flush (never drops)
+    api_max_body_bytes: int = 1_000_000  # larger request bodies get 413
+    api_batch_max: int = 1_000  # entities per POST /v1/credit/batch
+    api_page_max: int = 500  # rows per page of any list
+    api_export_max_rows: int = 1_000_000  # rows per CSV export
+    api_neighbour_limit_max: int = 1_000  # nodes per neighbourhood answer
     api_path_max_hops: int = 6
-    api_results_poll_s: float = 30.0          # reload served results when another process rewrote them
+    api_results_poll_s: float = 30.0  # reload served results when another process rewrote them
     # -- scheduled jobs (api/jobs.py), crontab syntax -----------------------------------------
     job_timezone: str = "UTC"
-    job_rescore_cron: str = "0 2 * * *"       # nightly re-scoring with the champion models
-    job_retrain_cron: str = "0 3 * * sun"     # weekly retraining: new candidate versions
-    job_rings_cron: str = "0 1 * * *"         # ring refresh
+    job_rescore_cron: str = "0 2 * * *"  # nightly re-scoring with the champion models
+    job_retrain_cron: str = "0 3 * * sun"  # weekly retraining: new candidate versions
+    job_rings_cron: str = "0 1 * * *"  # ring refresh

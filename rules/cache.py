@@ -13,6 +13,7 @@ codes of that type were handed out, the cache forgets everything derived from co
 VocabularyChanged; `Detector.run` then runs the detector again (rare: never on a validated
 dataset). The cache assumes the dataset is not changed while an evaluation runs.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable

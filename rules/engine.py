@@ -1,4 +1,5 @@
 """Evaluating rule packs over a whole dataset: hits with evidence, and per-entity hit features."""
+
 from __future__ import annotations
 
 import time
@@ -24,19 +25,24 @@ class RuleResult:
     """What a pack evaluation found: one hit per (rule, entity), and the rules that could not run."""
 
     hits: pd.DataFrame
-    skipped: list[tuple[str, str]] = field(default_factory=list)   # (rule_id, why: missing data)
-    disabled: list[str] = field(default_factory=list)              # off in the pack or in settings
-    counts: dict[str, int] = field(default_factory=dict)           # rule_id -> hits, for rules that ran
-    seconds: dict[str, float] = field(default_factory=dict)        # rule_id -> run time, for rules that ran
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (rule_id, why: missing data)
+    disabled: list[str] = field(default_factory=list)  # off in the pack or in settings
+    counts: dict[str, int] = field(default_factory=dict)  # rule_id -> hits, for rules that ran
+    seconds: dict[str, float] = field(default_factory=dict)  # rule_id -> run time, for rules that ran
     titles: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule_id -> (English, Chinese) title
 
 
 def empty_hits() -> pd.DataFrame:
-    return pd.DataFrame({
-        "rule_id": pd.Series([], dtype="str"), "entity_type": pd.Series([], dtype="str"),
-        "entity_id": pd.Series([], dtype="str"), "severity": pd.Series([], dtype="int64"),
-        "evidence": pd.Series([], dtype="str"), "grade_cap": pd.Series([], dtype="str"),
-    })
+    return pd.DataFrame(
+        {
+            "rule_id": pd.Series([], dtype="str"),
+            "entity_type": pd.Series([], dtype="str"),
+            "entity_id": pd.Series([], dtype="str"),
+            "severity": pd.Series([], dtype="int64"),
+            "evidence": pd.Series([], dtype="str"),
+            "grade_cap": pd.Series([], dtype="str"),
+        }
+    )
 
 
 def _rules(packs: RulePack | Sequence[RulePack]) -> list[tuple[Rule, str]]:
@@ -44,8 +50,11 @@ def _rules(packs: RulePack | Sequence[RulePack]) -> list[tuple[Rule, str]]:
     return [(r, p.file) for p in packs for r in p.rules]
 
 
-def check_overrides(packs: RulePack | Sequence[RulePack], overrides: Mapping[str, Mapping[str, Any]] | None,
-                    disabled: Iterable[str] = ()) -> None:
+def check_overrides(
+    packs: RulePack | Sequence[RulePack],
+    overrides: Mapping[str, Mapping[str, Any]] | None,
+    disabled: Iterable[str] = (),
+) -> None:
     """Raise RulePackError if settings name unknown rules or give invalid parameters."""
     rules = {r.id: r for r, _ in _rules(packs)}
     problems: list[PackProblem] = []
@@ -66,10 +75,14 @@ def check_overrides(packs: RulePack | Sequence[RulePack], overrides: Mapping[str
         raise RulePackError(problems)
 
 
-def evaluate(dataset: Dataset, pack: RulePack | Sequence[RulePack], *,
-             overrides: Mapping[str, Mapping[str, Any]] | None = None,
-             disabled: Iterable[str] = frozenset(),
-             evidence_limit: int = DEFAULT_EVIDENCE_LIMIT) -> RuleResult:
+def evaluate(
+    dataset: Dataset,
+    pack: RulePack | Sequence[RulePack],
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    disabled: Iterable[str] = frozenset(),
+    evidence_limit: int = DEFAULT_EVIDENCE_LIMIT,
+) -> RuleResult:
     """Run every enabled rule of the pack(s) over the dataset.
 
     `overrides` maps rule id -> parameters replacing the pack's (validated like the pack);
@@ -80,7 +93,7 @@ def evaluate(dataset: Dataset, pack: RulePack | Sequence[RulePack], *,
     overrides = overrides or {}
     frames: list[pd.DataFrame] = []
     result = RuleResult(hits=empty_hits())
-    cache = Cache(dataset)   # id codes, dates and months shared by all the rules of this run
+    cache = Cache(dataset)  # id codes, dates and months shared by all the rules of this run
     for rule, file in _rules(pack):
         result.titles[rule.id] = (rule.title_en, rule.title_zh)
         if not rule.enabled or rule.id in disabled:
@@ -101,8 +114,7 @@ def evaluate(dataset: Dataset, pack: RulePack | Sequence[RulePack], *,
         frames.append(hits)
     if frames:
         hits = pd.concat(frames, ignore_index=True)
-        result.hits = hits.sort_values(["rule_id", "entity_type", "entity_id"], kind="mergesort") \
-            .reset_index(drop=True)
+        result.hits = hits.sort_values(["rule_id", "entity_type", "entity_id"], kind="mergesort").reset_index(drop=True)
     return result
 
 
@@ -126,26 +138,41 @@ def _hits(rule: Rule, records: pd.DataFrame, columns: list[str], limit: int) -> 
             ev[col] = s.dt.strftime("%Y-%m-%d")
         elif pd.api.types.is_float_dtype(s):
             ev[col] = s.round(2)
-    lines = np.array(ev.to_json(orient="records", lines=True, force_ascii=False).split("\n")[:len(kept)], dtype=object)
+    lines = np.array(ev.to_json(orient="records", lines=True, force_ascii=False).split("\n")[: len(kept)], dtype=object)
     # Join each entity's records into one JSON list in a single pass: JSON text never holds a
     # raw control character (to_json escapes them), so RS (0x1e) safely separates the entities.
     k_first = first[rank < limit]
     k_last = np.append(k_first[1:], True)
     pieces = np.where(k_first, "[", ",").astype(object) + lines + np.where(k_last, "]\x1e", "").astype(object)
     lists = "".join(pieces.tolist()).split("\x1e")[:-1]
-    evidence = ('{"n_records": ' + n_records.astype(str).astype(object) + ', "records": '
-                + np.array(lists, dtype=object) + "}")
+    evidence = (
+        '{"n_records": ' + n_records.astype(str).astype(object) + ', "records": ' + np.array(lists, dtype=object) + "}"
+    )
     entity_ids = ent[starts]
-    return pd.DataFrame({
-        "rule_id": rule.id, "entity_type": rule.entity_type, "entity_id": entity_ids,
-        "severity": np.int64(rule.severity_level), "evidence": evidence,
-        "grade_cap": rule.grade_cap or "",
-    }).astype({"rule_id": "str", "entity_type": "str", "entity_id": "str", "evidence": "str",
-               "grade_cap": "str", "severity": "int64"})
+    return pd.DataFrame(
+        {
+            "rule_id": rule.id,
+            "entity_type": rule.entity_type,
+            "entity_id": entity_ids,
+            "severity": np.int64(rule.severity_level),
+            "evidence": evidence,
+            "grade_cap": rule.grade_cap or "",
+        }
+    ).astype(
+        {
+            "rule_id": "str",
+            "entity_type": "str",
+            "entity_id": "str",
+            "evidence": "str",
+            "grade_cap": "str",
+            "severity": "int64",
+        }
+    )
 
 
-def hit_features(hits: pd.DataFrame, entity_type: str, ids: Sequence[str] | pd.Index, *,
-                 rule_ids: Sequence[str] | None = None) -> pd.DataFrame:
+def hit_features(
+    hits: pd.DataFrame, entity_type: str, ids: Sequence[str] | pd.Index, *, rule_ids: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Per entity (in `ids` order): hit count, max and summed severity, and a 0/1 column per rule.
 
     Pass `rule_ids` (e.g. every rule of the pack for this entity type) so that the columns do not
@@ -155,11 +182,14 @@ def hit_features(hits: pd.DataFrame, entity_type: str, ids: Sequence[str] | pd.I
     h = hits[hits["entity_type"] == entity_type]
     h = h[h["entity_id"].isin(index)]
     per = h.groupby("entity_id")["severity"]
-    out = pd.DataFrame({
-        "rule_hit_count": per.size().reindex(index).fillna(0).astype(np.int64),
-        "rule_severity_max": per.max().reindex(index).fillna(0).astype(np.int64),
-        "rule_severity_sum": per.sum().reindex(index).fillna(0).astype(np.int64),
-    }, index=index)
+    out = pd.DataFrame(
+        {
+            "rule_hit_count": per.size().reindex(index).fillna(0).astype(np.int64),
+            "rule_severity_max": per.max().reindex(index).fillna(0).astype(np.int64),
+            "rule_severity_sum": per.sum().reindex(index).fillna(0).astype(np.int64),
+        },
+        index=index,
+    )
     rules = sorted(rule_ids) if rule_ids is not None else sorted(h["rule_id"].unique())
     if rules:
         flags = pd.crosstab(h["entity_id"], h["rule_id"]).clip(upper=1)
@@ -173,8 +203,14 @@ def grade_caps(hits: pd.DataFrame) -> pd.DataFrame:
     """The worst grade cap per entity: entity_type, entity_id, grade_cap, rule_ids that set it."""
     h = hits[hits["grade_cap"].fillna("") != ""]
     if h.empty:
-        return pd.DataFrame({"entity_type": pd.Series([], dtype="str"), "entity_id": pd.Series([], dtype="str"),
-                             "grade_cap": pd.Series([], dtype="str"), "rule_ids": pd.Series([], dtype="str")})
+        return pd.DataFrame(
+            {
+                "entity_type": pd.Series([], dtype="str"),
+                "entity_id": pd.Series([], dtype="str"),
+                "grade_cap": pd.Series([], dtype="str"),
+                "rule_ids": pd.Series([], dtype="str"),
+            }
+        )
     worst = h.groupby(["entity_type", "entity_id"])["grade_cap"].max()  # "D" > "C" > "B" > "A"
     h = h.merge(worst.rename("worst").reset_index(), on=["entity_type", "entity_id"])
     h = h[h["grade_cap"] == h["worst"]]

@@ -3,6 +3,7 @@
 A pack names built-in detectors (rules/detectors.py) and gives their parameters; it never holds
 code. Every problem is reported with the file, the rule id and the field at fault.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -66,11 +67,11 @@ class Rule(BaseModel):
     severity: Literal["low", "medium", "high", "critical"]
     detector: str
     params: dict[str, Any] = Field(default_factory=dict)
-    evidence: list[str] | None = None   # record columns to keep; None = the detector's default
+    evidence: list[str] | None = None  # record columns to keep; None = the detector's default
     grade_cap: Literal["A", "B", "C", "D"] | None = None
     enabled: bool = True
     description: str = ""
-    source: str = ""                    # where the typology comes from (e.g. DOMAIN.md section)
+    source: str = ""  # where the typology comes from (e.g. DOMAIN.md section)
 
     @property
     def severity_level(self) -> int:
@@ -134,9 +135,14 @@ def _check_rule(rule: Rule, file: str) -> list[PackProblem]:
         return [PackProblem(file, f"unknown detector '{rule.detector}' (known: {known})", rule.id, "detector")]
     problems = []
     if rule.entity_type != det.entity_type:
-        problems.append(PackProblem(
-            file, f"detector '{det.name}' finds {det.entity_type} entities, not {rule.entity_type}",
-            rule.id, "entity_type"))
+        problems.append(
+            PackProblem(
+                file,
+                f"detector '{det.name}' finds {det.entity_type} entities, not {rule.entity_type}",
+                rule.id,
+                "entity_type",
+            )
+        )
     try:
         validate_params(rule, rule.params, file)
     except RulePackError as exc:
@@ -144,9 +150,16 @@ def _check_rule(rule: Rule, file: str) -> list[PackProblem]:
     if rule.evidence is not None:
         unknown = [c for c in rule.evidence if c not in det.evidence]
         if unknown or not rule.evidence:
-            problems.append(PackProblem(
-                file, f"unknown evidence columns {unknown} (available: {', '.join(det.evidence)})"
-                if unknown else "evidence must list at least one column", rule.id, "evidence"))
+            problems.append(
+                PackProblem(
+                    file,
+                    f"unknown evidence columns {unknown} (available: {', '.join(det.evidence)})"
+                    if unknown
+                    else "evidence must list at least one column",
+                    rule.id,
+                    "evidence",
+                )
+            )
     return problems
 
 
@@ -180,8 +193,9 @@ def parse_pack(data: Any, file: str) -> RulePack:
         problems.append(PackProblem(file, "the pack has no rules", None, "rules"))
     if problems:
         raise RulePackError(problems)
-    return RulePack(name=header.name, version=header.version, description=header.description,
-                    rules=tuple(rules), file=file)
+    return RulePack(
+        name=header.name, version=header.version, description=header.description, rules=tuple(rules), file=file
+    )
 
 
 def load_pack(path: str | Path) -> RulePack:
@@ -217,8 +231,9 @@ def load_packs(folder: str | Path = DEFAULT_PACK_DIR) -> list[RulePack]:
             problems.extend(exc.problems)
             continue
         if pack.name in names:
-            problems.append(PackProblem(str(path), f"pack name '{pack.name}' is also used by {names[pack.name]}",
-                                        None, "name"))
+            problems.append(
+                PackProblem(str(path), f"pack name '{pack.name}' is also used by {names[pack.name]}", None, "name")
+            )
         names[pack.name] = str(path)
         for rule in pack.rules:
             if rule.id in owner:

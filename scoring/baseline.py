@@ -1,5 +1,6 @@
 """Attribute-only baseline: the same LightGBM, folds and labels as the graph model, but only
 the columns of the entity table (a classic credit table). The graph model must beat it."""
+
 from __future__ import annotations
 
 import pandas as pd

@@ -1,4 +1,5 @@
 """Risk probability -> credit points (scorecard scaling) -> grade bands, with rule caps."""
+
 from __future__ import annotations
 
 import numpy as np

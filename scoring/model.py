@@ -10,6 +10,7 @@ Feature names are the user's (any extra column is a feature), but LightGBM refus
 JSON punctuation and rewrites spaces: the boosters see positional stand-ins (`lightgbm_names`)
 and everything this class reports (importance, contributions) uses the original names.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,13 +47,22 @@ class CrossFittedRiskModel:
         # Small training sets run faster on one thread (OpenMP start-up dominates).
         threads = 1 if len(y) < s.small_training_rows else s.threads
         params = {
-            "objective": "binary", "learning_rate": s.learning_rate, "num_leaves": s.num_leaves,
+            "objective": "binary",
+            "learning_rate": s.learning_rate,
+            "num_leaves": s.num_leaves,
             # tiny training sets still get splits: leaves of at least 5% of the rows
-            "min_child_samples": int(min(s.min_child_samples, max(3, len(y) // 20))), "feature_fraction": s.feature_fraction,
-            "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
+            "min_child_samples": int(min(s.min_child_samples, max(3, len(y) // 20))),
+            "feature_fraction": s.feature_fraction,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
             "scale_pos_weight": min((len(y) - pos) / pos, 50.0),
-            "seed": s.seed, "deterministic": True, "force_row_wise": True,
-            "num_threads": threads, "verbose": -1, "max_bin": s.max_bin,
+            "seed": s.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": threads,
+            "verbose": -1,
+            "max_bin": s.max_bin,
         }
         if s.monotone:
             params["monotone_constraints"] = [int(s.monotone.get(f, 0)) for f in features]
@@ -115,8 +125,10 @@ class CrossFittedRiskModel:
     def margin(self, X: pd.DataFrame) -> np.ndarray:
         """Raw score of the final model."""
         self._check()
-        return np.asarray(self.final_.predict(self._renamed(self._align(X)), raw_score=True,
-                                              num_threads=self.settings.threads), dtype=np.float64)
+        return np.asarray(
+            self.final_.predict(self._renamed(self._align(X)), raw_score=True, num_threads=self.settings.threads),
+            dtype=np.float64,
+        )
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of label 1 for each row."""
@@ -125,8 +137,9 @@ class CrossFittedRiskModel:
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions to the final model's raw margin (TreeSHAP via LightGBM)."""
         self._check()
-        contrib = np.asarray(self.final_.predict(self._renamed(self._align(X)), pred_contrib=True,
-                                                 num_threads=self.settings.threads))
+        contrib = np.asarray(
+            self.final_.predict(self._renamed(self._align(X)), pred_contrib=True, num_threads=self.settings.threads)
+        )
         return pd.DataFrame(contrib[:, :-1], index=X.index, columns=self.features_)
 
     def importance(self) -> pd.Series:
@@ -154,7 +167,9 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict
     out = []
     for b in np.unique(which):
         m = which == b
-        out.append({"bin": int(b), "n": int(m.sum()), "predicted": float(p[m].mean()), "observed": float(np.mean(y[m]))})
+        out.append(
+            {"bin": int(b), "n": int(m.sum()), "predicted": float(p[m].mean()), "observed": float(np.mean(y[m]))}
+        )
     return out
 
 
@@ -162,7 +177,8 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     y = np.asarray(y)
     both = 0 < y.sum() < len(y)
     return {
-        "n": int(len(y)), "positives": int(y.sum()),
+        "n": int(len(y)),
+        "positives": int(y.sum()),
         "roc_auc": float(roc_auc_score(y, p)) if both else None,
         "pr_auc": float(average_precision_score(y, p)) if both else None,
         "ks": ks_statistic(y, p) if both else None,

@@ -1,6 +1,7 @@
 """Scoring one entity type: from its model matrix, train where labels allow (else the
 unsupervised score), turn probabilities into points and grades, apply rule caps, and compute
 the contributions that explain the riskiest rows."""
+
 from __future__ import annotations
 
 import json
@@ -27,25 +28,33 @@ from scoring.registry import ModelRegistry
 from scoring.unsupervised import deviation_contributions, unsupervised_risk
 
 log = logging.getLogger("riskgraph.scoring")
-SCORE_COLUMNS = ["entity_type", "entity_id", "risk_score", "credit_points", "grade", "model_version",
-                 "reasons", "rule_hits"]
+SCORE_COLUMNS = [
+    "entity_type",
+    "entity_id",
+    "risk_score",
+    "credit_points",
+    "grade",
+    "model_version",
+    "reasons",
+    "rule_hits",
+]
 
 
 @dataclass
 class EntityScores:
     entity_type: str
-    kind: str                                   # supervised | unsupervised | empty
+    kind: str  # supervised | unsupervised | empty
     model_version: str
-    table: pd.DataFrame                         # SCORE_COLUMNS + grade_cap, score_grade
+    table: pd.DataFrame  # SCORE_COLUMNS + grade_cap, score_grade
     metrics: dict[str, Any] = field(default_factory=dict)
     importance: pd.Series | None = None
-    contributions: pd.DataFrame | None = None   # for the explained top rows
+    contributions: pd.DataFrame | None = None  # for the explained top rows
     explained_X: pd.DataFrame | None = None
     model: CrossFittedRiskModel | None = None
-    oof: pd.DataFrame | None = None             # labelled rows: label, oof probability
-    matrix: pd.DataFrame | None = None          # the model matrix of every entity (for on-demand reasons)
-    fitted: bool = True                         # False: scored by the existing champion
-    cap_rule: pd.Series | None = None           # per entity: the rule that capped its grade, if any
+    oof: pd.DataFrame | None = None  # labelled rows: label, oof probability
+    matrix: pd.DataFrame | None = None  # the model matrix of every entity (for on-demand reasons)
+    fitted: bool = True  # False: scored by the existing champion
+    cap_rule: pd.Series | None = None  # per entity: the rule that capped its grade, if any
 
     def public_metrics(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.items() if k != "calibration"}
@@ -68,9 +77,19 @@ def assign_folds(y: pd.Series, ms: ModelSettings) -> pd.Series:
     return fold_of
 
 
-def score_entity_type(entity_type: str, *, X: pd.DataFrame, dataset: Dataset, proj: Projection,
-                      hits: pd.DataFrame, rings: pd.DataFrame, settings: Settings, registry: ModelRegistry,
-                      run_id: str | None = None, use_champion: bool = False) -> EntityScores:
+def score_entity_type(
+    entity_type: str,
+    *,
+    X: pd.DataFrame,
+    dataset: Dataset,
+    proj: Projection,
+    hits: pd.DataFrame,
+    rings: pd.DataFrame,
+    settings: Settings,
+    registry: ModelRegistry,
+    run_id: str | None = None,
+    use_champion: bool = False,
+) -> EntityScores:
     """Score every entity of one type from its model matrix `X` (features/signals.py): risk,
     points, grade after rule caps, and the contributions of the riskiest `explain_top` rows.
 
@@ -79,11 +98,13 @@ def score_entity_type(entity_type: str, *, X: pd.DataFrame, dataset: Dataset, pr
     made here: explain/reasons.py turns the contributions into words."""
     ids = proj.ids[entity_type]
     if len(ids) == 0:
-        return EntityScores(entity_type, "empty", "", pd.DataFrame(columns=SCORE_COLUMNS + ["grade_cap", "score_grade"]))
+        return EntityScores(
+            entity_type, "empty", "", pd.DataFrame(columns=SCORE_COLUMNS + ["grade_cap", "score_grade"])
+        )
     ms = settings.model
     labels = dataset.table("labels")
     own = labels[labels["entity_type"] == entity_type].set_index("entity_id")["label"]
-    own = own[ids.get_indexer(own.index) >= 0]   # Index.isin on Arrow strings is ~30x slower
+    own = own[ids.get_indexer(own.index) >= 0]  # Index.isin on Arrow strings is ~30x slower
     supervised = min(int(own.sum()), int((own == 0).sum())) >= ms.min_positives
     importance = model = oof_frame = None
     metrics: dict[str, Any] = {}
@@ -103,7 +124,7 @@ def score_entity_type(entity_type: str, *, X: pd.DataFrame, dataset: Dataset, pr
         model = CrossFittedRiskModel(ms)
         model.fit(X.loc[y.index], y.to_numpy(), folds=fold_of.to_numpy())
         risk = pd.Series(model.predict_proba(X), index=ids)
-        risk.loc[y.index] = model.oof_   # labelled entities keep their honest out-of-fold score
+        risk.loc[y.index] = model.oof_  # labelled entities keep their honest out-of-fold score
         metrics = model.metrics_
         importance = model.importance()
         oof_frame = pd.DataFrame({"label": y.to_numpy(), "oof": model.oof_}, index=y.index)
@@ -121,9 +142,16 @@ def score_entity_type(entity_type: str, *, X: pd.DataFrame, dataset: Dataset, pr
         version = champion.version
     else:
         version = registry.register(
-            entity_type=entity_type, kind=kind, data_hash=dataset.content_hash, features=list(X.columns),
+            entity_type=entity_type,
+            kind=kind,
+            data_hash=dataset.content_hash,
+            features=list(X.columns),
             params=ms.model_dump() if supervised else {"method": "rules+rings+isolation_forest"},
-            metrics=metrics, model=model, promote=run_id is None, run_id=run_id).version
+            metrics=metrics,
+            model=model,
+            promote=run_id is None,
+            run_id=run_id,
+        ).version
 
     points = credit_points(risk.to_numpy(), settings.scorecard)
     score_grade = pd.Series(grades(points, settings.bands), index=ids)
@@ -140,14 +168,35 @@ def score_entity_type(entity_type: str, *, X: pd.DataFrame, dataset: Dataset, pr
         if "rings" in X:
             contributions["rings"] = parts.loc[top, "rings"] * 2
     hit_lists = _rule_lists(hits, entity_type)
-    table = pd.DataFrame({
-        "entity_type": entity_type, "entity_id": ids.to_numpy(), "risk_score": risk.to_numpy().round(6),
-        "credit_points": points.round(1), "grade": final.to_numpy(), "model_version": version,
-        "reasons": "[]", "rule_hits": hit_lists.reindex(ids).fillna("[]").to_numpy(),
-        "grade_cap": cap.fillna("").to_numpy(), "score_grade": score_grade.to_numpy(),
-    })
-    return EntityScores(entity_type, kind, version, table, metrics, importance, contributions,
-                        X.loc[top], model, oof_frame, X, fitted=champion is None, cap_rule=cap_rule)
+    table = pd.DataFrame(
+        {
+            "entity_type": entity_type,
+            "entity_id": ids.to_numpy(),
+            "risk_score": risk.to_numpy().round(6),
+            "credit_points": points.round(1),
+            "grade": final.to_numpy(),
+            "model_version": version,
+            "reasons": "[]",
+            "rule_hits": hit_lists.reindex(ids).fillna("[]").to_numpy(),
+            "grade_cap": cap.fillna("").to_numpy(),
+            "score_grade": score_grade.to_numpy(),
+        }
+    )
+    return EntityScores(
+        entity_type,
+        kind,
+        version,
+        table,
+        metrics,
+        importance,
+        contributions,
+        X.loc[top],
+        model,
+        oof_frame,
+        X,
+        fitted=champion is None,
+        cap_rule=cap_rule,
+    )
 
 
 def _rule_lists(hits: pd.DataFrame, entity_type: str) -> pd.Series:
@@ -173,4 +222,3 @@ def _caps(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> tuple[pd.Serie
     h = h.sort_values(["entity_id", "grade_cap", "rule_id"], ascending=[True, False, True], kind="mergesort")
     first = h.drop_duplicates("entity_id").set_index("entity_id")
     return first["grade_cap"].reindex(ids), first["rule_id"].reindex(ids)
-

@@ -9,6 +9,7 @@ combined as independent evidence, r = 1 - (1 - r_rules)(1 - r_rings)(1 - r_anoma
 - r_anomaly = ANOMALY_CEILING * q ** ANOMALY_POWER, q the entity's IsolationForest anomaly
   quantile among its type, so only the most unusual few get noticeable risk.
 """
+
 from __future__ import annotations
 
 import numpy as np

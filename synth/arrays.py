@@ -1,4 +1,5 @@
 """Numpy helpers shared by the builders: a column-wise row accumulator, a regional sampler, day and money."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Employment spells, employers, agency placements, honest benefits and monthly contributions."""
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,9 @@ def build_employment(w: World) -> None:
     w.monthly_benefit(p, first, last, UNEMPLOYMENT, w.unemployment_amount(p))
 
     # employers: lognormal sizes; spells ordered by region so most work in their region
-    size = np.maximum(1, np.round(rng.lognormal(math.log(m.employer_size_median),
-                                                m.employer_size_sigma, len(person))).astype(int))
+    size = np.maximum(
+        1, np.round(rng.lognormal(math.log(m.employer_size_median), m.employer_size_sigma, len(person))).astype(int)
+    )
     n_e = int(np.searchsorted(np.cumsum(size), len(person))) + 1
     size = size[:n_e]
     w.e_region = np.sort(rng.integers(0, w.n_regions, n_e))
@@ -75,26 +77,26 @@ def build_employment(w: World) -> None:
     employer[order] = slots
     e_wage = rng.lognormal(math.log(m.wage_median), 0.3, n_e)
     wage = money(np.round(e_wage[employer] * rng.lognormal(0, 0.35, len(person)), -1))
-    agency = np.where(rng.random(len(person)) < m.dispatch_share,
-                      rng.integers(0, w.n_agencies, len(person)), -1)
+    agency = np.where(rng.random(len(person)) < m.dispatch_share, rng.integers(0, w.n_agencies, len(person)), -1)
     w.spells.add(person=person, employer=employer, start=start, end=end, wage=wage, agency=agency)
     w.n_employers = n_e
     w.e_registered = -rng.integers(365, 365 * 30, n_e)
     w.e_industry = rng.integers(0, len(INDUSTRIES), n_e)
     w.e_shell = np.zeros(n_e, dtype=bool)
-    w.e_shared_contact = np.arange(n_e)      # shells of one scheme share phone and address
+    w.e_shared_contact = np.arange(n_e)  # shells of one scheme share phone and address
     w.e_staff = np.zeros(n_e, dtype=np.int64)  # filled from the real size by count_staff
     _agency_links(w, agency, person, employer, start)
 
 
-def _agency_links(w: World, agency: np.ndarray, person: np.ndarray, employer: np.ndarray,
-                  start: np.ndarray) -> None:
+def _agency_links(w: World, agency: np.ndarray, person: np.ndarray, employer: np.ndarray, start: np.ndarray) -> None:
     placed = agency >= 0
-    w.links.add(agency=agency[placed], etype=0, entity=person[placed], relation=0,
-                start=np.maximum(start[placed], -365 * 5))
+    w.links.add(
+        agency=agency[placed], etype=0, entity=person[placed], relation=0, start=np.maximum(start[placed], -365 * 5)
+    )
     pairs = np.unique(np.stack([agency[placed], employer[placed]], axis=1), axis=0)
-    w.links.add(agency=pairs[:, 0], etype=1, entity=pairs[:, 1], relation=1,
-                start=-w.rng.integers(365, 365 * 6, len(pairs)))
+    w.links.add(
+        agency=pairs[:, 0], etype=1, entity=pairs[:, 1], relation=1, start=-w.rng.integers(365, 365 * 6, len(pairs))
+    )
 
 
 def build_benefits(w: World) -> None:
@@ -108,8 +110,13 @@ def build_benefits(w: World) -> None:
     w.monthly_benefit(p, np.full(len(p), FIRST_WINDOW_MONTH), last, PENSION, amount)
     p = np.flatnonzero(~w.pensioner & (rng.random(n) < m.injury_share))
     first = rng.integers(FIRST_WINDOW_MONTH, 12, len(p))
-    w.monthly_benefit(p, first, np.minimum(11, first + rng.integers(0, 3, len(p))), INJURY,
-                      np.round(rng.lognormal(math.log(6000), 0.5, len(p)), -1))
+    w.monthly_benefit(
+        p,
+        first,
+        np.minimum(11, first + rng.integers(0, 3, len(p))),
+        INJURY,
+        np.round(rng.lognormal(math.log(6000), 0.5, len(p)), -1),
+    )
 
 
 def count_staff(w: World) -> None:
@@ -144,7 +151,14 @@ def build_contributions(w: World) -> None:
     paid[hit] = money(due[hit] * rng.uniform(0.3, 0.9, hit.sum()))
     w.e_late = late
     # "opening": the spell's first month in the window (not a column of the table)
-    w.contrib = {"employer": employer, "person": person, "month": month, "base": money(base),
-                 "due": due, "paid": paid, "opening": month == first[row]}
+    w.contrib = {
+        "employer": employer,
+        "person": person,
+        "month": month,
+        "base": money(base),
+        "due": due,
+        "paid": paid,
+        "opening": month == first[row],
+    }
     insured = np.unique(employer * w.n + person)
     w.e_insured = np.bincount(insured // w.n, minlength=n_e)

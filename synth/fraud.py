@@ -2,6 +2,7 @@
 
 Every planted entity goes to the truth with its pattern (ring_id empty for lone actors).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,13 @@ def choose_lone_roles(w: World) -> None:
     n, m, rng = w.n, w.m, w.rng
     budget = round(n * m.person_fraud_share)
     w.ring_budget = budget - round(budget * m.lone_share)
-    shares = {"multi_hospital": 0.3, "unemployment_while_employed": 0.25,
-              "over_prescribing": 0.2, "pension_after_death": 0.15, "phantom_stay": 0.1}
+    shares = {
+        "multi_hospital": 0.3,
+        "unemployment_while_employed": 0.25,
+        "over_prescribing": 0.2,
+        "pension_after_death": 0.15,
+        "phantom_stay": 0.1,
+    }
     lone = round(budget * m.lone_share)
     w.lone = {k: max(1, round(lone * s)) for k, s in shares.items()}
     alive = w.death >= DAYS_IN_YEAR
@@ -60,8 +66,7 @@ def plant_lone_medical(w: World) -> None:
     stay = rng.integers(7, 16, len(p))
     w.add_visits(p, clinic, admit, INPATIENT, stay=stay)
     for _ in range(2):
-        w.add_acute_purchases(p, w.home_pharmacy[p], admit + rng.integers(1, stay),
-                              np.full(len(p), -1))
+        w.add_acute_purchases(p, w.home_pharmacy[p], admit + rng.integers(1, stay), np.full(len(p), -1))
     w.add_truth("person", p, "phantom_stay")
     # claims for the dead: some cards keep buying after death
     dead = w.after_death[rng.random(len(w.after_death)) < 0.3]
@@ -103,15 +108,19 @@ def over_supply(w: World, person: np.ndarray, pharmacy: int | None = None) -> No
     k = len(row)
     supply = rng.choice([30, 60, 90], size=k)
     if pharmacy is None:
-        where = np.where(rng.random(k) < 0.5, w.home_pharmacy[p],
-                         w.pharmacy_sampler.pick(w.region[p], rng))
+        where = np.where(rng.random(k) < 0.5, w.home_pharmacy[p], w.pharmacy_sampler.pick(w.region[p], rng))
     else:
         where = np.full(k, pharmacy)
     w.purchases.add(
-        person=p, pharmacy=where, day=np.minimum(364, day),
+        person=p,
+        pharmacy=where,
+        day=np.minimum(364, day),
         amount=money(rng.lognormal(math.log(150), 0.3, k) * supply / 14),
-        drug=rng.integers(0, N_DRUGS, len(person))[row], quantity=supply // 7,
-        days_supply=supply, clinic=np.where(rng.random(k) < 0.5, w.home_clinic[p], -1))
+        drug=rng.integers(0, N_DRUGS, len(person))[row],
+        quantity=supply // 7,
+        days_supply=supply,
+        clinic=np.where(rng.random(k) < 0.5, w.home_clinic[p], -1),
+    )
 
 
 def plant_arrears(w: World) -> None:

@@ -52,6 +52,7 @@ helpers), world (the state, truth bookkeeping, event recorders); the honest worl
 employment and medical; planted fraud in fraud (lone actors) and rings; labels (labels, truth);
 writer (the CSV files); this module runs the steps in order.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -80,13 +81,24 @@ STEPS: tuple[tuple[str, tuple[Callable[[World], None], ...]], ...] = (
     ("benefits", (choose_lone_roles, build_benefits)),
     ("medical", (build_medical,)),
     # staff is counted before fake-enrolment shells exist; contributions follow all spells
-    ("fraud", (plant_lone_medical, plant_rings, count_staff, plant_fake_enrolment, build_contributions,
-               plant_arrears, plant_back_payments)),
+    (
+        "fraud",
+        (
+            plant_lone_medical,
+            plant_rings,
+            count_staff,
+            plant_fake_enrolment,
+            build_contributions,
+            plant_arrears,
+            plant_back_payments,
+        ),
+    ),
 )
 
 
-def generate(*, persons: int, seed: int, out: Path, label_share: float = 0.3,
-             negative_share: float = 0.05, progress: bool = True) -> dict[str, int]:
+def generate(
+    *, persons: int, seed: int, out: Path, label_share: float = 0.3, negative_share: float = 0.05, progress: bool = True
+) -> dict[str, int]:
     """Write a synthetic dataset folder with planted fraud to `out`; return row counts per table.
 
     Every pattern is planted at least once, so below ~2,000 persons fraud shares run far above

@@ -1,4 +1,5 @@
 """Labels (a share of the planted entities plus a few clean ones) and the deduplicated truth."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,13 @@ from synth.world import World
 def draw_labels(w: World, label_share: float, negative_share: float) -> dict[str, np.ndarray]:
     """Per entity type, a 2-row array (entity index, label): label_share of its fraud as 1, some clean as 0."""
     rng = w.rng
-    counts = {"person": w.n, "employer": w.n_employers, "clinic": w.n_clinics,
-              "pharmacy": w.n_pharmacies, "agency": w.n_agencies}
+    counts = {
+        "person": w.n,
+        "employer": w.n_employers,
+        "clinic": w.n_clinics,
+        "pharmacy": w.n_pharmacies,
+        "agency": w.n_agencies,
+    }
     labels: dict[str, np.ndarray] = {}
     for etype, total in counts.items():
         parts = [i for t, i, _, _ in w.truth if t == etype]
@@ -32,10 +38,12 @@ def draw_labels(w: World, label_share: float, negative_share: float) -> dict[str
 
 def truth_frame(w: World) -> pd.DataFrame:
     """One row per (entity_type, entity_idx, pattern), sorted, with the ring_id of its first planting."""
-    frame = pd.DataFrame({
-        "entity_type": np.concatenate([np.full(len(i), t) for t, i, _, _ in w.truth]),
-        "entity_idx": np.concatenate([i for _, i, _, _ in w.truth]),
-        "pattern": np.concatenate([np.full(len(i), pat) for _, i, pat, _ in w.truth]),
-        "ring_id": np.concatenate([np.full(len(i), r) for _, i, _, r in w.truth]),
-    }).drop_duplicates(["entity_type", "entity_idx", "pattern"])
+    frame = pd.DataFrame(
+        {
+            "entity_type": np.concatenate([np.full(len(i), t) for t, i, _, _ in w.truth]),
+            "entity_idx": np.concatenate([i for _, i, _, _ in w.truth]),
+            "pattern": np.concatenate([np.full(len(i), pat) for _, i, pat, _ in w.truth]),
+            "ring_id": np.concatenate([np.full(len(i), r) for _, i, _, r in w.truth]),
+        }
+    ).drop_duplicates(["entity_type", "entity_idx", "pattern"])
     return frame.sort_values(["entity_type", "entity_idx", "pattern"], kind="mergesort")

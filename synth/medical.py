@@ -1,4 +1,5 @@
 """Honest medical activity: visits (with referrals and inpatient stays) and drug purchases."""
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,8 @@ def build_medical(w: World) -> None:
     alive_days = np.minimum(w.death, DAYS_IN_YEAR)
     share_chronic = w.chronic.mean()
     base = (m.visits_per_person - m.busy_share * m.busy_visits) / (
-        (1 - m.busy_share) * (1 + (m.chronic_visit_factor - 1) * share_chronic))
+        (1 - m.busy_share) * (1 + (m.chronic_visit_factor - 1) * share_chronic)
+    )
     rate = rng.gamma(2.0, base / 2.0, n) * np.where(w.chronic, m.chronic_visit_factor, 1.0)
     busy = rng.random(n) < m.busy_share
     rate[busy] = m.busy_visits
@@ -30,8 +32,7 @@ def build_medical(w: World) -> None:
     u = rng.random(len(person))
     second_home = w.clinic_sampler.pick(w.region, rng)
     home = np.where(busy[person] & (u > 0.5), second_home[person], w.home_clinic[person])
-    clinic = np.where(u < m.home_clinic_share, home,
-                      w.clinic_sampler.pick(w.region[person], rng))
+    clinic = np.where(u < m.home_clinic_share, home, w.clinic_sampler.pick(w.region[person], rng))
     kind = (rng.random(len(person)) < m.inpatient_share).astype(np.int64)
     w.add_visits(person, clinic, day, kind)
     # referrals: innocent persons seen at two clinics on one day
@@ -45,14 +46,16 @@ def build_medical(w: World) -> None:
     for c, h in w.next_door.items():
         sel = (v["clinic"] == c) & (v["kind"] == OUTPATIENT)
         sel &= rng.random(len(sel)) < m.next_door_purchase_share
-        w.add_acute_purchases(v["person"][sel], np.full(sel.sum(), h), v["day"][sel],
-                              np.full(sel.sum(), c))
+        w.add_acute_purchases(v["person"][sel], np.full(sel.sum(), h), v["day"][sel], np.full(sel.sum(), c))
     # acute purchases
     count = rng.poisson(np.where(w.chronic, 0.6, m.acute_purchases) * alive_days / DAYS_IN_YEAR)
     person = np.repeat(np.arange(n), count)
     day = (rng.random(len(person)) * alive_days[person]).astype(np.int64)
-    pharmacy = np.where(rng.random(len(person)) < m.home_pharmacy_share, w.home_pharmacy[person],
-                        w.pharmacy_sampler.pick(w.region[person], rng))
+    pharmacy = np.where(
+        rng.random(len(person)) < m.home_pharmacy_share,
+        w.home_pharmacy[person],
+        w.pharmacy_sampler.pick(w.region[person], rng),
+    )
     clinic = np.where(rng.random(len(person)) < m.prescribed_share, w.home_clinic[person], -1)
     w.add_acute_purchases(person, pharmacy, day, clinic)
     _add_chronic_purchases(w, alive_days)
@@ -67,8 +70,7 @@ def _add_chronic_purchases(w: World, alive_days: np.ndarray) -> None:
     keep = count > 0
     p, count = p[keep], count[keep]
     spacing = alive_days[p] / count
-    supply = np.select([spacing >= 31, spacing >= 17], [28, 14],
-                       np.minimum(7, np.maximum(1, spacing - 3)))
+    supply = np.select([spacing >= 31, spacing >= 17], [28, 14], np.minimum(7, np.maximum(1, spacing - 3)))
     short = rng.random(len(p)) >= m.long_prescription_share
     supply = np.where(short, np.minimum(supply, 7), supply).astype(np.int64)
     offset = rng.random(len(p)) * np.maximum(spacing - supply - 1, 0)
@@ -77,21 +79,25 @@ def _add_chronic_purchases(w: World, alive_days: np.ndarray) -> None:
     day = np.floor(offset[row] + nth * spacing[row]).astype(np.int64)
     person = p[row]
     k = len(row)
-    pharmacy = np.where(rng.random(k) < 0.9, w.home_pharmacy[person],
-                        w.pharmacy_sampler.pick(w.region[person], rng))
+    pharmacy = np.where(rng.random(k) < 0.9, w.home_pharmacy[person], w.pharmacy_sampler.pick(w.region[person], rng))
     w.purchases.add(
-        person=person, pharmacy=pharmacy, day=day,
+        person=person,
+        pharmacy=pharmacy,
+        day=day,
         amount=money(rng.lognormal(math.log(150), 0.4, k) * supply[row] / 14),
-        drug=w.chronic_code(person), quantity=np.maximum(1, supply[row] // 7),
+        drug=w.chronic_code(person),
+        quantity=np.maximum(1, supply[row] // 7),
         days_supply=supply[row],
-        clinic=np.where(rng.random(k) < 0.5, w.home_clinic[person], -1))
+        clinic=np.where(rng.random(k) < 0.5, w.home_clinic[person], -1),
+    )
 
 
 def _drop_events_during_stays(w: World) -> None:
     """Normal activity never falls inside an inpatient stay (that is the phantom-stay signal)."""
     v = w.visits.concat()
-    stays = pd.DataFrame({"person": v["person"], "admit": v["day"], "out": v["day"] + v["stay"],
-                          "row": np.arange(len(v["day"]))})[v["kind"] == INPATIENT]
+    stays = pd.DataFrame(
+        {"person": v["person"], "admit": v["day"], "out": v["day"] + v["stay"], "row": np.arange(len(v["day"]))}
+    )[v["kind"] == INPATIENT]
     events = {"visits": v, "purchases": w.purchases.concat()}
     for name, e in events.items():
         df = pd.DataFrame({"person": e["person"], "day": e["day"], "row": np.arange(len(e["day"]))})

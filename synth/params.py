@@ -1,4 +1,5 @@
 """Constants and named magnitudes of the synthetic dataset: calendar, codes, names, population shares."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,22 +18,125 @@ ONGOING = 10**6  # end day of an employment spell that has not ended
 MIN_PERSONS = 50  # the CLI's floor; every pattern still gets planted
 
 PATTERNS = (
-    "multi_hospital", "collusion", "card_broker", "pension_after_death",
-    "unemployment_while_employed", "fake_enrolment", "arrears", "split_admission",
-    "phantom_stay", "over_prescribing", "identity_ring",
+    "multi_hospital",
+    "collusion",
+    "card_broker",
+    "pension_after_death",
+    "unemployment_while_employed",
+    "fake_enrolment",
+    "arrears",
+    "split_admission",
+    "phantom_stay",
+    "over_prescribing",
+    "identity_ring",
 )
 
-SURNAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou", "Xu",
-            "Sun", "Ma", "Zhu", "Hu", "Guo", "He", "Lin", "Gao", "Luo", "Zheng", "Liang", "Xie",
-            "Song", "Tang", "Han", "Feng", "Deng", "Cao", "Peng")
-GIVEN_FIRST = ("Wei", "Fang", "Min", "Jing", "Li", "Qiang", "Lei", "Jun", "Yang", "Yong", "Yan",
-               "Jie", "Juan", "Tao", "Ming", "Chao", "Xiu", "Xia", "Ping", "Gang", "Hui", "Hong")
-GIVEN_SECOND = ("", "", "", "ying", "hua", "ming", "lan", "jun", "feng", "mei", "long", "bo",
-                "xin", "yu", "hao", "ning", "qing", "rui")
-STREETS = ("Renmin", "Jiefang", "Zhongshan", "Heping", "Xinhua", "Jianshe", "Changjiang",
-           "Huanghe", "Dongfeng", "Wenhua", "Chaoyang", "Youyi", "Shengli", "Guangming")
-INDUSTRIES = ("manufacturing", "construction", "retail", "logistics", "catering", "it_services",
-              "education", "healthcare", "finance", "agriculture", "real_estate", "services")
+SURNAMES = (
+    "Wang",
+    "Li",
+    "Zhang",
+    "Liu",
+    "Chen",
+    "Yang",
+    "Huang",
+    "Zhao",
+    "Wu",
+    "Zhou",
+    "Xu",
+    "Sun",
+    "Ma",
+    "Zhu",
+    "Hu",
+    "Guo",
+    "He",
+    "Lin",
+    "Gao",
+    "Luo",
+    "Zheng",
+    "Liang",
+    "Xie",
+    "Song",
+    "Tang",
+    "Han",
+    "Feng",
+    "Deng",
+    "Cao",
+    "Peng",
+)
+GIVEN_FIRST = (
+    "Wei",
+    "Fang",
+    "Min",
+    "Jing",
+    "Li",
+    "Qiang",
+    "Lei",
+    "Jun",
+    "Yang",
+    "Yong",
+    "Yan",
+    "Jie",
+    "Juan",
+    "Tao",
+    "Ming",
+    "Chao",
+    "Xiu",
+    "Xia",
+    "Ping",
+    "Gang",
+    "Hui",
+    "Hong",
+)
+GIVEN_SECOND = (
+    "",
+    "",
+    "",
+    "ying",
+    "hua",
+    "ming",
+    "lan",
+    "jun",
+    "feng",
+    "mei",
+    "long",
+    "bo",
+    "xin",
+    "yu",
+    "hao",
+    "ning",
+    "qing",
+    "rui",
+)
+STREETS = (
+    "Renmin",
+    "Jiefang",
+    "Zhongshan",
+    "Heping",
+    "Xinhua",
+    "Jianshe",
+    "Changjiang",
+    "Huanghe",
+    "Dongfeng",
+    "Wenhua",
+    "Chaoyang",
+    "Youyi",
+    "Shengli",
+    "Guangming",
+)
+INDUSTRIES = (
+    "manufacturing",
+    "construction",
+    "retail",
+    "logistics",
+    "catering",
+    "it_services",
+    "education",
+    "healthcare",
+    "finance",
+    "agriculture",
+    "real_estate",
+    "services",
+)
 LEVELS = ("primary", "secondary", "tertiary")
 CHRONIC_DIAGNOSES = ("I10", "E11", "J44", "I25", "M17")
 ACUTE_DIAGNOSES = ("J06", "K29", "M54", "A09", "N39", "H10", "L30", "R51", "J20", "K52")
@@ -50,7 +154,7 @@ OUTPATIENT, INPATIENT = 0, 1
 class Magnitudes:
     """Named magnitudes of the synthetic population (DOMAIN.md, compressed to ~10 rows/person)."""
 
-    region_scale: float = 20.0            # regions ~ sqrt(persons) / region_scale
+    region_scale: float = 20.0  # regions ~ sqrt(persons) / region_scale
     min_regions: int = 4
     max_regions: int = 40
     pensioner_share: float = 0.25
@@ -61,14 +165,14 @@ class Magnitudes:
     couple_shared_bank_share: float = 0.02
     pensioner_death_rate: float = 0.02
     # employment and contributions
-    employed_share: float = 0.82          # of working-age persons
-    changer_share: float = 0.10           # of employed: change employer during the year
-    laid_off_share: float = 0.04          # of employed: laid off mid-year, draw unemployment
-    new_hire_share: float = 0.10          # of employed: start during the year
-    quitter_share: float = 0.10           # of non-employed: left a job early in the year
-    dispatch_share: float = 0.04          # spells placed by a legitimate agency
+    employed_share: float = 0.82  # of working-age persons
+    changer_share: float = 0.10  # of employed: change employer during the year
+    laid_off_share: float = 0.04  # of employed: laid off mid-year, draw unemployment
+    new_hire_share: float = 0.10  # of employed: start during the year
+    quitter_share: float = 0.10  # of non-employed: left a job early in the year
+    dispatch_share: float = 0.04  # spells placed by a legitimate agency
     employer_size_median: float = 5.0
-    employer_size_sigma: float = 1.7      # lognormal: mean ~20, 99th percentile ~260
+    employer_size_sigma: float = 1.7  # lognormal: mean ~20, 99th percentile ~260
     wage_median: float = 6500.0
     contribution_floor: float = 4500.0
     contribution_ceiling: float = 28000.0
@@ -86,7 +190,7 @@ class Magnitudes:
     min_pharmacies: int = 8
     min_agencies: int = 3
     level_shares: tuple[float, ...] = (0.70, 0.25, 0.05)  # primary, secondary, tertiary
-    level_weight: tuple[float, ...] = (1.0, 6.0, 30.0)    # attraction of visits
+    level_weight: tuple[float, ...] = (1.0, 6.0, 30.0)  # attraction of visits
     level_cost: tuple[float, ...] = (0.6, 1.0, 1.5)
     level_claim_ratio: tuple[float, ...] = (0.9, 0.8, 0.7)
     visits_per_person: float = 3.4
@@ -97,14 +201,14 @@ class Magnitudes:
     referral_share: float = 0.001
     inpatient_share: float = 0.03
     stay_mean_days: float = 9.0
-    outpatient_median_cost: float = 250.0   # lognormal sigma 0.8: mean ~360
+    outpatient_median_cost: float = 250.0  # lognormal sigma 0.8: mean ~360
     inpatient_cost_per_day: float = 1100.0  # ~10,000 per 9-day stay
     acute_purchases: float = 0.9
     chronic_purchases: float = 9.0
-    long_prescription_share: float = 0.4   # of chronic persons: 14- or 28-day refills
+    long_prescription_share: float = 0.4  # of chronic persons: 14- or 28-day refills
     home_pharmacy_share: float = 0.75
     prescribed_share: float = 0.35
-    next_door_pairs_share: float = 0.5      # of tertiary hospitals
+    next_door_pairs_share: float = 0.5  # of tertiary hospitals
     next_door_purchase_share: float = 0.4
     # planted fraud
     person_fraud_share: float = 0.008

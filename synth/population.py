@@ -1,4 +1,5 @@
 """Persons, households, their contacts, and the facilities (clinics, pharmacies, agencies) they use."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,7 @@ def build_population(w: World) -> None:
     w.region = rng.integers(0, w.n_regions, n)
     w.gender = rng.integers(0, 2, n)
     w.pensioner = rng.random(n) < m.pensioner_share
-    age = np.where(w.pensioner, 60 + np.minimum(30, rng.exponential(9.0, n)).astype(int),
-                   rng.integers(18, 60, n))
+    age = np.where(w.pensioner, 60 + np.minimum(30, rng.exponential(9.0, n)).astype(int), rng.integers(18, 60, n))
     w.age = age
     w.birth = (DAYS_IN_YEAR - 1) - np.floor(age * 365.25 + rng.random(n) * 364).astype(np.int64)
     w.chronic = rng.random(n) < np.where(w.pensioner, m.chronic_share_old, m.chronic_share_young)
@@ -63,8 +63,10 @@ def _build_facilities(w: World) -> None:
     w.c_level[0] = 2  # at least one tertiary hospital
     w.c_beds = np.select(
         [w.c_level == 0, w.c_level == 1],
-        [rng.integers(10, 60, n_c), rng.integers(150, 600, n_c)], rng.integers(800, 2000, n_c))
-    w.c_address = np.arange(n_c)            # address number; pairs share one below
+        [rng.integers(10, 60, n_c), rng.integers(150, 600, n_c)],
+        rng.integers(800, 2000, n_c),
+    )
+    w.c_address = np.arange(n_c)  # address number; pairs share one below
     w.h_region = _facility_regions(w, n_h)
     w.h_address = n_c + np.arange(n_h)
     w.a_region = rng.integers(0, w.n_regions, n_a)
@@ -87,5 +89,5 @@ def _build_facilities(w: World) -> None:
             w.h_address[h] = w.c_address[c]
     w.c_used = np.zeros(n_c, dtype=bool)
     w.h_used = np.zeros(n_h, dtype=bool)
-    w.c_used[list(w.next_door)] = True    # never used as fraud facilities
+    w.c_used[list(w.next_door)] = True  # never used as fraud facilities
     w.h_used[list(w.next_door.values())] = True

@@ -2,6 +2,7 @@
 
 Each ring gets a ring_id in the truth; its members are drawn mostly from the facility's region.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,7 @@ def plant_rings(w: World) -> None:
             ring_persons += _card_broker_ring(w)
         kinds += 1
     # some ring members also act alone (one entity, several patterns)
-    members = np.concatenate([i for t, i, pat, _ in w.truth
-                              if t == "person" and pat == "collusion"])
+    members = np.concatenate([i for t, i, pat, _ in w.truth if t == "person" and pat == "collusion"])
     both = rng.choice(members, size=max(1, len(members) // 10), replace=False)
     multi_hospital(w, both)
     w.add_truth("person", both, "multi_hospital")
@@ -73,8 +73,9 @@ def plant_back_payments(w: World) -> None:
     c["paid"][back] = money(c["due"][back] * 12 * w.rng.uniform(10, 15, back.sum()))
 
 
-def _free_facility(w: World, used: np.ndarray, allowed: np.ndarray, region: np.ndarray | None = None,
-                   in_region: int | None = None) -> int:
+def _free_facility(
+    w: World, used: np.ndarray, allowed: np.ndarray, region: np.ndarray | None = None, in_region: int | None = None
+) -> int:
     ok = ~used & allowed
     if in_region is not None and region is not None and np.any(ok & (region == in_region)):
         ok &= region == in_region
@@ -104,10 +105,15 @@ def _collusion_ring(w: World) -> int:
     k = len(person)
     w.add_visits(person, np.full(k, clinic), day, OUTPATIENT, cost_factor=1.8)
     w.purchases.add(
-        person=person, pharmacy=pharmacy, day=day,
+        person=person,
+        pharmacy=pharmacy,
+        day=day,
         amount=money(rng.lognormal(math.log(400), 0.4, k)),
-        drug=rng.integers(0, N_DRUGS, k), quantity=rng.integers(2, 6, k),
-        days_supply=rng.integers(5, 8, k), clinic=clinic)
+        drug=rng.integers(0, N_DRUGS, k),
+        quantity=rng.integers(2, 6, k),
+        days_supply=rng.integers(5, 8, k),
+        clinic=clinic,
+    )
     ring = w.new_ring()
     w.add_truth("clinic", clinic, "collusion", ring)
     w.add_truth("pharmacy", pharmacy, "collusion", ring)
@@ -124,10 +130,15 @@ def _split_admission_ring(w: World) -> int:
         stay = rng.integers(4, 11, admissions)
         gap = rng.integers(1, 15, admissions)
         admit = int(rng.integers(0, 250)) + np.r_[0, np.cumsum(stay + gap)[:-1]]
-        diag = (len(CHRONIC_DIAGNOSES) + len(ACUTE_DIAGNOSES)
-                + int(rng.integers(0, len(INPATIENT_DIAGNOSES))))
-        w.add_visits(np.full(admissions, p), np.full(admissions, clinic), admit, INPATIENT,
-                     stay=stay, diag=np.full(admissions, diag))
+        diag = len(CHRONIC_DIAGNOSES) + len(ACUTE_DIAGNOSES) + int(rng.integers(0, len(INPATIENT_DIAGNOSES)))
+        w.add_visits(
+            np.full(admissions, p),
+            np.full(admissions, clinic),
+            admit,
+            INPATIENT,
+            stay=stay,
+            diag=np.full(admissions, diag),
+        )
     ring = w.new_ring()
     w.add_truth("clinic", clinic, "split_admission", ring)
     w.add_truth("person", members, "split_admission", ring)
@@ -147,8 +158,7 @@ def _phantom_stay_ring(w: World) -> int:
     elsewhere = w.clinic_sampler.pick(w.region[members], rng)
     elsewhere = np.where(elsewhere == clinic, (clinic + 1) % w.n_clinics, elsewhere)
     w.add_visits(members, elsewhere, admit + rng.integers(2, stay - 1), OUTPATIENT)
-    w.add_acute_purchases(members, w.home_pharmacy[members], admit + rng.integers(1, stay),
-                          np.full(k, -1))
+    w.add_acute_purchases(members, w.home_pharmacy[members], admit + rng.integers(1, stay), np.full(k, -1))
     ring = w.new_ring()
     w.add_truth("clinic", clinic, "phantom_stay", ring)
     w.add_truth("person", members, "phantom_stay", ring)
@@ -172,8 +182,7 @@ def _identity_ring(w: World) -> int:
     w.bank[members] = w.bank[members[0]]
     length = rng.integers(3, 7, len(members))
     first = rng.integers(FIRST_WINDOW_MONTH, 13 - length)
-    w.monthly_benefit(members, first, first + length - 1, UNEMPLOYMENT,
-                      w.unemployment_amount(members))
+    w.monthly_benefit(members, first, first + length - 1, UNEMPLOYMENT, w.unemployment_amount(members))
     w.add_truth("person", members, "identity_ring", w.new_ring())
     return len(members)
 
@@ -186,8 +195,7 @@ def _card_broker_ring(w: World) -> int:
     share_bank = ~share_phone | (rng.random(len(cards)) < 0.4)
     w.phone[cards[share_phone]] = w.phone[broker]
     w.bank[cards[share_bank]] = w.bank[broker]
-    pharmacies = rng.choice(w.n_pharmacies, size=min(w.n_pharmacies, int(rng.integers(4, 13))),
-                            replace=False)
+    pharmacies = rng.choice(w.n_pharmacies, size=min(w.n_pharmacies, int(rng.integers(4, 13))), replace=False)
     n_days = int(rng.integers(8, 21))
     days = rng.choice(DAYS_IN_YEAR, size=n_days, replace=False)
     use = rng.random((n_days, len(group))) < 0.5
@@ -195,11 +203,15 @@ def _card_broker_ring(w: World) -> int:
     s, j = np.nonzero(use)
     k = len(s)
     w.purchases.add(
-        person=group[j], pharmacy=pharmacies[rng.integers(0, len(pharmacies), n_days)][s],
-        day=days[s], amount=money(rng.uniform(300, 1500, k)),
-        drug=rng.choice(EXPENSIVE_DRUGS, size=k), quantity=rng.integers(2, 8, k),
+        person=group[j],
+        pharmacy=pharmacies[rng.integers(0, len(pharmacies), n_days)][s],
+        day=days[s],
+        amount=money(rng.uniform(300, 1500, k)),
+        drug=rng.choice(EXPENSIVE_DRUGS, size=k),
+        quantity=rng.integers(2, 8, k),
         days_supply=rng.integers(7, 31, k),
-        clinic=np.where(rng.random(k) < 0.5, rng.integers(0, w.n_clinics, k), -1))
+        clinic=np.where(rng.random(k) < 0.5, rng.integers(0, w.n_clinics, k), -1),
+    )
     w.add_truth("person", group, "card_broker", w.new_ring())
     return len(group)
 
@@ -231,8 +243,7 @@ def _fake_enrolment_scheme(w: World) -> None:
     wage = np.full(len(persons), m.contribution_floor)
     w.spells.add(person=persons, employer=employer, start=start, end=end, wage=wage, agency=agency)
     w.links.add(agency=agency, etype=0, entity=persons, relation=0, start=start)
-    w.links.add(agency=agency, etype=1, entity=shells, relation=1,
-                start=np.maximum(registered, registered + 10))
+    w.links.add(agency=agency, etype=1, entity=shells, relation=1, start=np.maximum(registered, registered + 10))
     w.back_payment = np.r_[w.back_payment, persons[w.age[persons] >= 50]]
     ring = w.new_ring()
     w.add_truth("agency", agency, "fake_enrolment", ring)

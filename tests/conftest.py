@@ -1,4 +1,5 @@
 """Shared fixtures."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
     from graph.memory_store import MemoryGraphStore
     from graph.neo4j_store import Neo4jGraphStore
     from graph.store import GraphStore
-
 
 
 @pytest.fixture
@@ -41,8 +41,11 @@ def neo4j_url() -> str:
         with GraphDatabase.driver(NEO4J_URL, auth=None, connection_timeout=5.0) as driver:
             driver.verify_connectivity()
     except (DriverError, Neo4jError, OSError) as exc:
-        pytest.fail(f"no Neo4j server answers at {NEO4J_URL} ({exc}); start one with `riskgraph neo4j start` "
-                    "or point RISKGRAPH_TEST_NEO4J_URL at one (auth disabled)", pytrace=False)
+        pytest.fail(
+            f"no Neo4j server answers at {NEO4J_URL} ({exc}); start one with `riskgraph neo4j start` "
+            "or point RISKGRAPH_TEST_NEO4J_URL at one (auth disabled)",
+            pytrace=False,
+        )
     return NEO4J_URL
 
 
@@ -75,8 +78,9 @@ def no_lease(neo4j_store: Neo4jGraphStore) -> None:
     neo4j_store._write("MATCH (l:RiskGraphLease) DELETE l")
 
 
-@pytest.fixture(params=[pytest.param("memory", id="memory"),
-                        pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)])
+@pytest.fixture(
+    params=[pytest.param("memory", id="memory"), pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)]
+)
 def store(request: pytest.FixtureRequest) -> GraphStore:
     """A fresh, empty store of each backend in turn: the same test must pass on every one."""
     return request.getfixturevalue(f"{request.param}_store")
@@ -100,6 +104,7 @@ def reopen() -> Iterator[Callable[..., GraphStore]]:
                 raise TypeError(f"cannot reopen a {type(store).__name__}")
             opened.append(Neo4jGraphStore(store.url, **options))
         return opened[-1]
+
     yield open_again
     for s in opened:
         s.close()
@@ -133,8 +138,10 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     try:
         url = postgres_server.start(data, port=_free_port(), progress=lambda _line: None)
     except Exception as exc:
-        pytest.fail(f"no PostgreSQL for the results-store tests ({exc}); start one with "
-                    "`riskgraph postgres start`", pytrace=False)
+        pytest.fail(
+            f"no PostgreSQL for the results-store tests ({exc}); start one with `riskgraph postgres start`",
+            pytrace=False,
+        )
     yield url
     postgres_server.stop(data)
 

@@ -1,4 +1,5 @@
 """End to end: the pipeline on the bundled sample produces the whole output contract."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,16 @@ from tests.factories import SAMPLE
 # Documented floor (docs/benchmarks.md): person ROC-AUC of risk_score against the sample's
 # whole truth (labelled and unlabelled persons alike).
 PERSON_AUC_FLOOR = 0.85
-SCORE_COLUMNS = ["entity_type", "entity_id", "risk_score", "credit_points", "grade", "model_version",
-                 "reasons", "rule_hits"]
+SCORE_COLUMNS = [
+    "entity_type",
+    "entity_id",
+    "risk_score",
+    "credit_points",
+    "grade",
+    "model_version",
+    "reasons",
+    "rule_hits",
+]
 
 
 @pytest.fixture(scope="module")

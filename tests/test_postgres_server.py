@@ -5,6 +5,7 @@ when they are missing. As root the server runs as the `postgres` OS user, which 
 pytest's tmp_path (/tmp/pytest-of-root is 0700): the servers' folders are made with mkdtemp under
 /tmp and opened for traversal (0711); the module hands the data folder itself to `postgres`.
 """
+
 from __future__ import annotations
 
 import os
@@ -138,8 +139,7 @@ def test_cli_start_status_stop(binaries: Path, base_dir: Path) -> None:
     started = runner.invoke(postgres, ["start", "--data-dir", data_dir, "--port", str(port)])
     assert started.exit_code == 0, started.output
     url = database_url(port)
-    assert started.stdout.strip() == (f"postgres running at {url}; to use it: "
-                                      f"export RISKGRAPH_RESULTS_URL={url}")
+    assert started.stdout.strip() == (f"postgres running at {url}; to use it: export RISKGRAPH_RESULTS_URL={url}")
 
     running = runner.invoke(postgres, ["status", "--data-dir", data_dir])
     assert running.exit_code == 0, running.output

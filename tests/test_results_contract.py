@@ -1,6 +1,7 @@
 """One contract suite for the results database, run on SQLite and on a real PostgreSQL: run
 tables are invisible until the commit, the commit moves results and champions together, a failed
 run leaves nothing, one writer at a time, retention, rollback, durable audit rows."""
+
 from __future__ import annotations
 
 import threading
@@ -30,8 +31,13 @@ def results_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(results_url: str, tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", results_url=results_url, progress=False, retention_runs=2,
-                    model={"n_estimators": 30, "folds": 3, "threads": 1, "explain_top": 50})
+    return Settings(
+        home=tmp_path / "home",
+        results_url=results_url,
+        progress=False,
+        retention_runs=2,
+        model={"n_estimators": 30, "folds": 3, "threads": 1, "explain_top": 50},
+    )
 
 
 @pytest.fixture
@@ -47,12 +53,19 @@ def store(settings: Settings) -> Iterator[MemoryGraphStore]:
 
 
 def _frame(tag: str, n: int = 3) -> pd.DataFrame:
-    return pd.DataFrame({"entity_type": "person", "entity_id": [f"p{i}" for i in range(n)],
-                         "grade": tag, "risk_score": [0.1 * i for i in range(n)]})
+    return pd.DataFrame(
+        {
+            "entity_type": "person",
+            "entity_id": [f"p{i}" for i in range(n)],
+            "grade": tag,
+            "risk_score": [0.1 * i for i in range(n)],
+        }
+    )
 
 
-def _commit_run(settings: Settings, db: ResultsDB, store: MemoryGraphStore, tag: str,
-                promote: dict[str, str] | None = None) -> str:
+def _commit_run(
+    settings: Settings, db: ResultsDB, store: MemoryGraphStore, tag: str, promote: dict[str, str] | None = None
+) -> str:
     with Run(settings, db, store, kind="test") as run:
         run.snapshot_id = store.stage(dataset_from_frames(tiny_frames())).id
         tables = [db.write_run_table(run.run_id, "scores", _frame(tag))]
@@ -71,8 +84,9 @@ def test_run_tables_are_invisible_until_the_commit(settings: Settings, db: Resul
     assert store.snapshot().id == run.snapshot_id
 
 
-def test_large_tables_are_written_in_chunks_and_read_back_whole(settings: Settings, db: ResultsDB,
-                                                                store: MemoryGraphStore) -> None:
+def test_large_tables_are_written_in_chunks_and_read_back_whole(
+    settings: Settings, db: ResultsDB, store: MemoryGraphStore
+) -> None:
     with Run(settings, db, store, kind="test") as run:
         db.write_run_table(run.run_id, "scores", _frame("B", 2_500), chunk_rows=1_000)
         run.commit(manifest={}, champions={}, promote={}, tables=[])
@@ -80,15 +94,25 @@ def test_large_tables_are_written_in_chunks_and_read_back_whole(settings: Settin
     assert len(back) == 2_500 and back["entity_id"].is_unique
 
 
-def test_commit_promotes_staged_models_with_the_results(settings: Settings, db: ResultsDB,
-                                                        store: MemoryGraphStore) -> None:
+def test_commit_promotes_staged_models_with_the_results(
+    settings: Settings, db: ResultsDB, store: MemoryGraphStore
+) -> None:
     registry = ModelRegistry(db)
-    old = registry.register(entity_type="person", kind="unsupervised", data_hash="h0", features=[], params={},
-                            metrics={}, model=None)
+    old = registry.register(
+        entity_type="person", kind="unsupervised", data_hash="h0", features=[], params={}, metrics={}, model=None
+    )
     assert registry.champion("person").version == old.version
     with Run(settings, db, store, kind="test") as run:
-        new = registry.register(entity_type="person", kind="unsupervised", data_hash="h1", features=[], params={},
-                                metrics={}, model=None, run_id=run.run_id)
+        new = registry.register(
+            entity_type="person",
+            kind="unsupervised",
+            data_hash="h1",
+            features=[],
+            params={},
+            metrics={},
+            model=None,
+            run_id=run.run_id,
+        )
         assert new.staged and new.version not in {m.version for m in registry.list()}
         assert registry.champion("person").version == old.version
         db.write_run_table(run.run_id, "scores", _frame("C"))
@@ -103,8 +127,16 @@ def test_a_failed_run_leaves_nothing_behind(settings: Settings, db: ResultsDB, s
     with pytest.raises(RuntimeError, match="boom"), Run(settings, db, store, kind="test") as run:
         snap = store.stage(dataset_from_frames(tiny_frames())).id
         db.write_run_table(run.run_id, "scores", _frame("D"))
-        registry.register(entity_type="person", kind="unsupervised", data_hash="h", features=[], params={},
-                          metrics={}, model=None, run_id=run.run_id)
+        registry.register(
+            entity_type="person",
+            kind="unsupervised",
+            data_hash="h",
+            features=[],
+            params={},
+            metrics={},
+            model=None,
+            run_id=run.run_id,
+        )
         raise RuntimeError("boom")
     assert db.served_run_id() == first and list(db.read("scores")["grade"]) == ["A"] * 3
     assert db.read_run_table(run.run_id, "scores").empty
@@ -114,9 +146,11 @@ def test_a_failed_run_leaves_nothing_behind(settings: Settings, db: ResultsDB, s
 
 
 def test_one_writer_at_a_time(settings: Settings, db: ResultsDB, store: MemoryGraphStore) -> None:
-    with (Run(settings, db, store, kind="first") as run,
-          pytest.raises(RunLocked, match=f"run {run.run_id} \\(first"),
-          Run(settings, ResultsDB(settings.results_database_url), store, kind="second")):
+    with (
+        Run(settings, db, store, kind="first") as run,
+        pytest.raises(RunLocked, match=f"run {run.run_id} \\(first"),
+        Run(settings, ResultsDB(settings.results_database_url), store, kind="second"),
+    ):
         pass
     with Run(settings, db, store, kind="third"):  # free again
         pass
@@ -157,8 +191,16 @@ def test_rollback_serves_an_earlier_run_again(settings: Settings, db: ResultsDB,
     for tag in "AB":
         with Run(settings, db, store, kind="test") as run:
             run.snapshot_id = store.stage(dataset_from_frames(tiny_frames())).id
-            versions[tag] = registry.register(entity_type="person", kind="unsupervised", data_hash=tag, features=[],
-                                              params={}, metrics={}, model=None, run_id=run.run_id).version
+            versions[tag] = registry.register(
+                entity_type="person",
+                kind="unsupervised",
+                data_hash=tag,
+                features=[],
+                params={},
+                metrics={},
+                model=None,
+                run_id=run.run_id,
+            ).version
             db.write_run_table(run.run_id, "scores", _frame(tag))
             run.commit(manifest={}, champions={"person": versions[tag]}, promote={"person": versions[tag]}, tables=[])
         versions[tag + "_run"] = run.run_id
@@ -175,8 +217,12 @@ def test_rollback_serves_an_earlier_run_again(settings: Settings, db: ResultsDB,
 def test_audit_rows_from_many_writers_are_all_kept(db: ResultsDB) -> None:
     def write(k: int) -> None:
         for i in range(20):
-            db.append_audit([{"at": "t", "actor": f"a{k}", "role": "r", "action": "credit",
-                              "decision_id": f"{k}-{i}-{j}"} for j in range(5)])
+            db.append_audit(
+                [
+                    {"at": "t", "actor": f"a{k}", "role": "r", "action": "credit", "decision_id": f"{k}-{i}-{j}"}
+                    for j in range(5)
+                ]
+            )
 
     threads = [threading.Thread(target=write, args=(k,)) for k in range(6)]
     for t in threads:

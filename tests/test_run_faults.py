@@ -2,6 +2,7 @@
 write and the commit, meets a full disk and a read-only output, and runs twice at once. After
 each, a freshly started server serves, for every entity, exactly the grades of ONE completed run,
 and the store's snapshot, the champions and the output files are that run's."""
+
 from __future__ import annotations
 
 import json
@@ -26,23 +27,32 @@ from tests.factories import SAMPLE
 
 pytestmark = pytest.mark.slow
 KEY = "fault-suite-admin-key-0123456789"
-FAST = {"RISKGRAPH_PROGRESS": "false", "RISKGRAPH_MODEL__N_ESTIMATORS": "40", "RISKGRAPH_MODEL__FOLDS": "3",
-        "RISKGRAPH_MODEL__EXPLAIN_TOP": "100"}
+FAST = {
+    "RISKGRAPH_PROGRESS": "false",
+    "RISKGRAPH_MODEL__N_ESTIMATORS": "40",
+    "RISKGRAPH_MODEL__FOLDS": "3",
+    "RISKGRAPH_MODEL__EXPLAIN_TOP": "100",
+}
 
 
 def riskgraph(home: Path, *args: str, fault: str = "", **env: str) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, **FAST, "RISKGRAPH_HOME": str(home), "RISKGRAPH_FAULT": fault, **env}
     environ.pop("RISKGRAPH_STORE_URL", None)
     environ.pop("RISKGRAPH_RESULTS_URL", None)
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], env=environ, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args], env=environ, capture_output=True, text=True, timeout=600
+    )
 
 
 def start_pipeline(home: Path, data: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     environ = {**os.environ, **FAST, "RISKGRAPH_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "cli.main", "pipeline", "--data", str(data),
-                             "--out", str(out), *extra], env=environ, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "pipeline", "--data", str(data), "--out", str(out), *extra],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +84,7 @@ def copy_of(committed: tuple[Path, Path, str], tmp_path: Path) -> tuple[Path, Pa
 def served_state(home: Path, out: Path) -> str:
     """Checks that a fresh server serves one whole committed run; returns its id."""
     settings = Settings(home=home, progress=False, api_scheduler=False, api_keys={KEY: "admin"})
-    app = create_app(settings)   # its start finishes a commit cut short, as `riskgraph serve` does
+    app = create_app(settings)  # its start finishes a commit cut short, as `riskgraph serve` does
     db = ResultsDB(settings.results_database_url)
     run_id = db.served_run_id()
     run = db.run(run_id)
@@ -92,16 +102,20 @@ def served_state(home: Path, out: Path) -> str:
         items = [{"entity_type": t, "entity_id": i} for t, i in zip(scores["entity_type"], scores["entity_id"])]
         answers = []
         for lo in range(0, len(items), 1000):
-            r = client.post("/v1/credit/batch", json={"items": items[lo:lo + 1000]}, headers=h)
+            r = client.post("/v1/credit/batch", json={"items": items[lo : lo + 1000]}, headers=h)
             assert r.status_code == 200, r.text
             assert r.json()["not_found"] == []
             answers += r.json()["results"]
         assert len(answers) == len(scores)
         assert {a["run_id"] for a in answers} == {run_id}
         got = pd.DataFrame(answers)[["entity_type", "entity_id", "grade", "model_version"]]
-        pd.testing.assert_frame_equal(got.reset_index(drop=True),
-                                      scores[["entity_type", "entity_id", "grade", "model_version"]].reset_index(drop=True))
-        assert client.get("/v1/risk/person", headers=h).json()["total"] == int((scores["entity_type"] == "person").sum())
+        pd.testing.assert_frame_equal(
+            got.reset_index(drop=True),
+            scores[["entity_type", "entity_id", "grade", "model_version"]].reset_index(drop=True),
+        )
+        assert client.get("/v1/risk/person", headers=h).json()["total"] == int(
+            (scores["entity_type"] == "person").sum()
+        )
 
     # the store's current snapshot and the champions are that run's
     store = open_store(settings.store, settings)
@@ -117,17 +131,22 @@ def served_state(home: Path, out: Path) -> str:
     return run_id
 
 
-@pytest.mark.parametrize("fault,code", [
-    ("after_ingest:kill", -signal.SIGKILL),
-    ("after_scoring:kill", -signal.SIGKILL),
-    ("stage_outputs:kill", -signal.SIGKILL),
-    ("mid_results:kill", -signal.SIGKILL),
-    ("before_commit:kill", -signal.SIGKILL),
-    ("mid_results:enospc", 2),
-    ("stage_outputs:enospc", 2),
-    ("stage_outputs:erofs", 2),
-])
-def test_a_run_cut_short_before_its_commit_changes_nothing(copy_of, second_dataset: Path, fault: str, code: int) -> None:
+@pytest.mark.parametrize(
+    "fault,code",
+    [
+        ("after_ingest:kill", -signal.SIGKILL),
+        ("after_scoring:kill", -signal.SIGKILL),
+        ("stage_outputs:kill", -signal.SIGKILL),
+        ("mid_results:kill", -signal.SIGKILL),
+        ("before_commit:kill", -signal.SIGKILL),
+        ("mid_results:enospc", 2),
+        ("stage_outputs:enospc", 2),
+        ("stage_outputs:erofs", 2),
+    ],
+)
+def test_a_run_cut_short_before_its_commit_changes_nothing(
+    copy_of, second_dataset: Path, fault: str, code: int
+) -> None:
     home, out, run_a = copy_of
     before = (out / "scores.csv").read_bytes()
     done = riskgraph(home, "pipeline", "--data", str(second_dataset), "--out", str(out), fault=fault)
@@ -160,18 +179,21 @@ def test_the_next_run_clears_what_a_killed_one_staged(copy_of, second_dataset: P
 
 
 @pytest.mark.parametrize("fault", ["mid_commit:kill", "mid_outputs:kill"])
-def test_a_run_killed_inside_its_commit_is_finished_by_the_next_start(copy_of, second_dataset: Path, fault: str) -> None:
+def test_a_run_killed_inside_its_commit_is_finished_by_the_next_start(
+    copy_of, second_dataset: Path, fault: str
+) -> None:
     home, out, run_a = copy_of
     done = riskgraph(home, "pipeline", "--data", str(second_dataset), "--out", str(out), fault=fault)
     assert done.returncode == -signal.SIGKILL
-    run_b = served_state(home, out)   # the results database had committed: run B is served, whole
+    run_b = served_state(home, out)  # the results database had committed: run B is served, whole
     assert run_b != run_a
 
 
 def test_preflight_refuses_a_full_home_in_one_line(copy_of, second_dataset: Path) -> None:
     home, out, run_a = copy_of
-    done = riskgraph(home, "pipeline", "--data", str(second_dataset), "--out", str(out),
-                     RISKGRAPH_MIN_FREE_BYTES=str(10 ** 18))
+    done = riskgraph(
+        home, "pipeline", "--data", str(second_dataset), "--out", str(out), RISKGRAPH_MIN_FREE_BYTES=str(10**18)
+    )
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert "MB free" in done.stderr
     assert served_state(home, out) == run_a

@@ -1,4 +1,5 @@
 """The same dataset gives the same scores and rings on the memory store and on a real Neo4j."""
+
 from __future__ import annotations
 
 from pathlib import Path

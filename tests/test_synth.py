@@ -1,4 +1,5 @@
 """The synthetic generator: contract-valid, deterministic, every pattern planted, sane magnitudes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,8 +67,8 @@ def test_truth_covers_every_pattern_with_known_ids(truth: pd.DataFrame, dataset:
     lone = truth["ring_id"] == ""
     assert set(truth.loc[lone, "pattern"]) >= {"multi_hospital", "pension_after_death", "arrears"}
     rings = truth.loc[~lone].groupby("ring_id")["entity_type"].agg(set)
-    assert any({"clinic", "pharmacy", "person"} <= r for r in rings)          # collusion
-    assert any({"agency", "employer", "person"} <= r for r in rings)          # fake enrolment
+    assert any({"clinic", "pharmacy", "person"} <= r for r in rings)  # collusion
+    assert any({"agency", "employer", "person"} <= r for r in rings)  # fake enrolment
 
 
 def test_person_fraud_share_and_ring_share_are_plausible(truth: pd.DataFrame) -> None:
@@ -98,8 +99,10 @@ def test_magnitudes_are_roughly_realistic(dataset: Dataset) -> None:
     size = dataset.table("contributions").groupby("employer_id")["person_id"].nunique()
     assert 3 <= size.median() <= 8
     assert size.mean() > size.median()  # lognormal: a long tail of large employers
-    relationships = sum(len(dataset.table(t)) for t in (
-        "employment", "contributions", "benefits", "visits", "purchases", "agency_links"))
+    relationships = sum(
+        len(dataset.table(t))
+        for t in ("employment", "contributions", "benefits", "visits", "purchases", "agency_links")
+    )
     assert 7 <= relationships / PERSONS <= 14
     persons = dataset.table("persons")
     age = (pd.Timestamp("2025-12-31") - persons["birth_date"]).dt.days / 365.25

@@ -1,6 +1,7 @@
 """Any subset of the optional tables, and column variants (optional columns missing or empty,
 extra columns of any name and kind), goes through every stage, or is refused as an invalid
 dataset: never another error. DESIGN.md "Input contract": only `persons` is required."""
+
 from __future__ import annotations
 
 import tempfile
@@ -31,9 +32,32 @@ from synth.generator import generate
 PERSONS = 300
 OPTIONAL = tuple(t for t in TABLES if t != "persons")
 # Odd column names users do write; the reserved ones are names of derived features.
-ODD_NAMES = ("income (net, CNY)", "收入（元）", 'a "quoted" name', "x:y", "[bracket]", "{brace}", "a,b",
-             "it's", "tab\tin", "two\nlines", "é", "0", "nan", "rings", "rule_hits", "rule_x", "pagerank",
-             "nb_x", "visits", "employees", "is_dead", "birth_date_years_ago", "entity_id", "input_rings")
+ODD_NAMES = (
+    "income (net, CNY)",
+    "收入（元）",
+    'a "quoted" name',
+    "x:y",
+    "[bracket]",
+    "{brace}",
+    "a,b",
+    "it's",
+    "tab\tin",
+    "two\nlines",
+    "é",
+    "0",
+    "nan",
+    "rings",
+    "rule_hits",
+    "rule_x",
+    "pagerank",
+    "nb_x",
+    "visits",
+    "employees",
+    "is_dead",
+    "birth_date_years_ago",
+    "entity_id",
+    "input_rings",
+)
 NAME_CHARS = list(" ()[]{},:;\"'_-.#/\\aZ9") + ["收", "入", "（", "元", "）", "é"]
 
 
@@ -119,9 +143,17 @@ def plans(draw: st.DrawFn) -> dict:
         "tables": tables,
         "drop_columns": sorted(draw(st.sets(st.sampled_from(OPTIONAL_COLUMNS), max_size=8))),
         "empty_columns": sorted(draw(st.sets(st.sampled_from(OPTIONAL_COLUMNS), max_size=8))),
-        "extras": draw(st.lists(st.tuples(
-            st.sampled_from([t for t in ("persons", *tables) if TABLES[t].extras_allowed]),
-            column_names.filter(bool), st.sampled_from(EXTRA_KINDS), st.integers(0, 2**16)), max_size=2)),
+        "extras": draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from([t for t in ("persons", *tables) if TABLES[t].extras_allowed]),
+                    column_names.filter(bool),
+                    st.sampled_from(EXTRA_KINDS),
+                    st.integers(0, 2**16),
+                ),
+                max_size=2,
+            )
+        ),
         # a quarter of the examples make one table header-only, which the loader must refuse
         "header_only": draw(st.sampled_from(tables)) if tables and draw(st.integers(0, 3)) == 0 else None,
     }
@@ -136,12 +168,12 @@ def build(frames: dict[str, pd.DataFrame], plan: dict) -> dict[str, pd.DataFrame
         if t in out and c in out[t]:
             out[t] = out[t].assign(**{c: ""})
     for t, name, kind, seed in plan["extras"]:
-        if t not in out or name in out[t] or TABLES[t].column(name):   # dropped table, or not an extra
+        if t not in out or name in out[t] or TABLES[t].column(name):  # dropped table, or not an extra
             continue
         n, rng = len(out[t]), np.random.default_rng(seed)
         values = {
             "numeric": lambda: rng.normal(1000, 300, n).round(2).astype(str),
-            "categorical": lambda: rng.choice(["low", "mid", "high", ""], n),   # some missing
+            "categorical": lambda: rng.choice(["low", "mid", "high", ""], n),  # some missing
             "missing": lambda: np.full(n, ""),
             "constant": lambda: np.full(n, "7"),
             "id-like": lambda: np.array([f"k{i}" for i in range(n)]),
@@ -169,8 +201,12 @@ def test_random_subsets_and_column_variants(frames: dict[str, pd.DataFrame], pla
 def test_extra_column_with_an_odd_name_in_a_trained_model(frames: dict[str, pd.DataFrame], tmp_path: Path) -> None:
     persons = frames["persons"]
     income = np.random.default_rng(1).normal(5000, 1500, len(persons)).round(0)
-    tables = {**frames, "persons": persons.assign(**{"income (net, CNY)": income.astype(str),
-                                                     "收入（元）": (income * 0.9).astype(str)})}
+    tables = {
+        **frames,
+        "persons": persons.assign(
+            **{"income (net, CNY)": income.astype(str), "收入（元）": (income * 0.9).astype(str)}
+        ),
+    }
     scores = run_stages(write(tables, tmp_path / "data"), tmp_path)
     assert_every_person_scored(scores, persons)
     person = scores["person"]
@@ -180,8 +216,9 @@ def test_extra_column_with_an_odd_name_in_a_trained_model(frames: dict[str, pd.D
     assert list(person.model.importance().index.sort_values()) == sorted(person.matrix.columns)
 
 
-def test_extra_columns_named_like_derived_features_are_kept_apart(frames: dict[str, pd.DataFrame],
-                                                                  tmp_path: Path) -> None:
+def test_extra_columns_named_like_derived_features_are_kept_apart(
+    frames: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
     persons = frames["persons"].assign(visits="999", rings="7", input_rings="8", rule_x="1", pagerank="2")
     X = run_stages(write({**frames, "persons": persons}, tmp_path / "data"), tmp_path)["person"].matrix
     assert (X["input_visits"] == 999).all() and not (X["visits"] == 999).all()
@@ -200,5 +237,7 @@ def test_names_that_sanitise_alike_stay_distinct_features() -> None:
     assert model.importance().index[0] == "a,b"
     contrib = model.contributions(X.iloc[:5])
     assert list(contrib.columns) == names
-    assert np.allclose(contrib.sum(axis=1) + model.final_.predict(X.iloc[:5].to_numpy(), pred_contrib=True)[:, -1],
-                       model.margin(X.iloc[:5]))
+    assert np.allclose(
+        contrib.sum(axis=1) + model.final_.predict(X.iloc[:5].to_numpy(), pred_contrib=True)[:, -1],
+        model.margin(X.iloc[:5]),
+    )

@@ -1,4 +1,5 @@
 """Credit grades for approval systems (the audited hot path)."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -17,14 +18,20 @@ from api.schemas import (
     ErrorResponse,
 )
 
-router = APIRouter(prefix="/v1/credit", tags=["credit"],
-                   responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse},
-                              503: {"model": ErrorResponse}})
+router = APIRouter(
+    prefix="/v1/credit",
+    tags=["credit"],
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+)
 
 
-@router.get("/{entity_type}/{entity_id}", response_model=CreditResponse,
-            responses={404: {"model": ErrorResponse, "description": "entity not scored"}},
-            summary="Credit grade of one entity (audited)", openapi_extra={"security": [{"APIKeyHeader": []}]})
+@router.get(
+    "/{entity_type}/{entity_id}",
+    response_model=CreditResponse,
+    responses={404: {"model": ErrorResponse, "description": "entity not scored"}},
+    summary="Credit grade of one entity (audited)",
+    openapi_extra={"security": [{"APIKeyHeader": []}]},
+)
 async def get_credit(
     entity_type: EntityType,
     entity_id: Annotated[str, Path(min_length=1, max_length=128, examples=["P0000001"])],
@@ -34,17 +41,22 @@ async def get_credit(
     # Hot path: authentication is called inline, not injected; FastAPI's dependency solving
     # costs about as much as the rest of this request together (see bench/bench_api.py).
     caller = authenticate(request, request.headers.get("x-api-key"), CREDIT_ROLES)
-    body = await services.credit_one(state=request.app.state.riskgraph, principal=caller,
-                                     entity_type=entity_type.value, entity_id=entity_id)
+    body = await services.credit_one(
+        state=request.app.state.riskgraph, principal=caller, entity_type=entity_type.value, entity_id=entity_id
+    )
     return Response(body, media_type="application/json")
 
 
 @router.post("/batch", response_model=CreditBatchResponse, summary="Credit grades of many entities (audited)")
 async def post_credit_batch(
-    request: Annotated[CreditBatchRequest, Body(openapi_examples={"two entities": {"value": {"items": [PERSON_EXAMPLE]}}})],
-    caller: CreditCaller, state: StateDep,
+    request: Annotated[
+        CreditBatchRequest, Body(openapi_examples={"two entities": {"value": {"items": [PERSON_EXAMPLE]}}})
+    ],
+    caller: CreditCaller,
+    state: StateDep,
 ) -> Response:
     """Answers in request order; entities without a score are listed in `not_found`."""
-    body = await services.credit_batch(state=state, principal=caller,
-                                       items=[(i.entity_type.value, i.entity_id) for i in request.items])
+    body = await services.credit_batch(
+        state=state, principal=caller, items=[(i.entity_type.value, i.entity_id) for i in request.items]
+    )
     return Response(body, media_type="application/json")

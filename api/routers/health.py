@@ -1,4 +1,5 @@
 """Liveness, readiness and Prometheus metrics (no key needed)."""
+
 from __future__ import annotations
 
 import anyio
@@ -27,8 +28,9 @@ async def readyz(state: StateDep) -> JSONResponse:
         store_ok = False
     checks = {"store": store_ok, "scores": len(state.book.credit), "rules": state.rules_error is None}
     ready = store_ok and state.book.loaded
-    return JSONResponse(Health(status="ready" if ready else "not_ready", checks=checks).model_dump(),
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        Health(status="ready" if ready else "not_ready", checks=checks).model_dump(), status_code=200 if ready else 503
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -19,6 +19,7 @@ grouping.py groups linked entities (connected components, seeded Leiden when too
 sparse); common.py holds the result tables, ring ids and the scoring; detect.py runs them all;
 evaluation.py (tests and benchmarks only) measures rings against the generator's truth.
 """
+
 from features.rings.common import EDGE_COLUMNS, MEMBER_COLUMNS, RING_COLUMNS, RingResult
 from features.rings.detect import detect_rings
 from features.rings.facility import FACILITY_KINDS

@@ -9,6 +9,7 @@ are linked when they co-visit it on the same >= `min_covisit_days` days and thes
 pharmacy next door co-visit often but on scattered days, so they are not linked: volume alone
 never makes a ring.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,8 +31,7 @@ def _dated(codes: ColumnCodes, table: str, columns: tuple[tuple[str, str], ...])
     return (*(codes.codes(table, c, kind)[dated] for c, kind in columns), codes.days(table, "date")[dated])
 
 
-def _covisits(dataset: Dataset, prescriptions: bool,
-              codes: ColumnCodes) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+def _covisits(dataset: Dataset, prescriptions: bool, codes: ColumnCodes) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """Distinct same-day (person, clinic, pharmacy, day) co-occurrences as integer codes."""
     visits = dataset.table("visits")
     purchases = dataset.table("purchases")
@@ -58,15 +58,24 @@ def _covisits(dataset: Dataset, prescriptions: bool,
     frames = [same_day]
     rx = purchases["clinic_id"].notna().to_numpy()[dated] & prescriptions
     if rx.any():
-        frames.append(pd.DataFrame({"k": pk[rx], "c": codes.codes("purchases", "clinic_id", "clinic")[dated][rx],
-                                    "f": pf[rx]}))
+        frames.append(
+            pd.DataFrame({"k": pk[rx], "c": codes.codes("purchases", "clinic_id", "clinic")[dated][rx], "f": pf[rx]})
+        )
     t = pd.concat(frames, ignore_index=True).drop_duplicates()
-    t = pd.DataFrame({"p": t["k"].to_numpy() // span, "c": t["c"].to_numpy(),
-                      "f": t["f"].to_numpy(), "d": t["k"].to_numpy() % span + day0})
+    t = pd.DataFrame(
+        {
+            "p": t["k"].to_numpy() // span,
+            "c": t["c"].to_numpy(),
+            "f": t["f"].to_numpy(),
+            "d": t["k"].to_numpy() % span + day0,
+        }
+    )
     # Marginals for lift: distinct person-days at each clinic / pharmacy, and overall.
-    marg = {"clinic_days": np.bincount(left["c"].to_numpy(), minlength=len(clinics)),
-            "pharmacy_days": np.bincount(right["f"].to_numpy(), minlength=len(pharmacies)),
-            "person_days": len(np.union1d(vk, pk))}
+    marg = {
+        "clinic_days": np.bincount(left["c"].to_numpy(), minlength=len(clinics)),
+        "pharmacy_days": np.bincount(right["f"].to_numpy(), minlength=len(pharmacies)),
+        "person_days": len(np.union1d(vk, pk)),
+    }
     return t, {"persons": persons, "clinics": clinics, "pharmacies": pharmacies, "codes": codes, **marg}
 
 
@@ -83,8 +92,7 @@ def collusion_rings(dataset: Dataset, s: RingSettings, codes: ColumnCodes) -> Fo
     pair_codes, pair_keys = pd.factorize(cf, sort=True)
     pair_days = np.bincount(pair_codes)
     pc, pf = pair_keys // nf, pair_keys % nf
-    expected = (ctx["clinic_days"][pc].astype(float) * ctx["pharmacy_days"][pf]
-                / max(ctx["person_days"], 1))
+    expected = ctx["clinic_days"][pc].astype(float) * ctx["pharmacy_days"][pf] / max(ctx["person_days"], 1)
     lift = pair_days / np.maximum(expected, 1e-9)
     # Slots: (person, pair) seen on >= k days at a pair with enough lift.
     slot_key = t["p"].to_numpy().astype("int64") * len(pair_keys) + pair_codes
@@ -100,8 +108,7 @@ def collusion_rings(dataset: Dataset, s: RingSettings, codes: ColumnCodes) -> Fo
     ok = event_size[event] <= s.max_event_persons
     slot_k, slot_ids = pd.factorize(slot[keep][ok], sort=True)
     ev = event[ok]
-    b = sp.csr_matrix((np.ones(len(ev), dtype=np.float32), (slot_k, ev)),
-                      shape=(len(slot_ids), event_size.size))
+    b = sp.csr_matrix((np.ones(len(ev), dtype=np.float32), (slot_k, ev)), shape=(len(slot_ids), event_size.size))
     co = sp.triu(b @ b.T, k=1).tocoo()
     days_at = slot_days[slot_ids]
     same_pair = (slot_keys[slot_ids[co.row]] % len(pair_keys)) == (slot_keys[slot_ids[co.col]] % len(pair_keys))
@@ -116,8 +123,9 @@ def collusion_rings(dataset: Dataset, s: RingSettings, codes: ColumnCodes) -> Fo
     # Group persons on the weighted projection (summed over pairs).
     proj = pd.DataFrame({"a": a_person, "b": b_person, "w": shared}).groupby(["a", "b"], as_index=False)["w"].sum()
     nodes = np.union1d(proj["a"], proj["b"])
-    labels_local = group_nodes(len(nodes), np.searchsorted(nodes, proj["a"]), np.searchsorted(nodes, proj["b"]),
-                          proj["w"].to_numpy(), s)
+    labels_local = group_nodes(
+        len(nodes), np.searchsorted(nodes, proj["a"]), np.searchsorted(nodes, proj["b"]), proj["w"].to_numpy(), s
+    )
     ring_of = pd.Series(labels_local, index=nodes)
     ra = ring_of.reindex(a_person).to_numpy()
     rb = ring_of.reindex(b_person).to_numpy()
@@ -131,13 +139,16 @@ def collusion_rings(dataset: Dataset, s: RingSettings, codes: ColumnCodes) -> Fo
     pw = pw[pw["share"] >= s.pair_share]
     persons, clinics, pharmacies = ctx["persons"], ctx["clinics"], ctx["pharmacies"]
     in_ring = ring_of[ring_of >= 0]
-    person_members = pd.DataFrame({"ring": in_ring.to_numpy(), "entity_type": "person",
-                                   "entity_id": persons[in_ring.index].to_numpy()})
+    person_members = pd.DataFrame(
+        {"ring": in_ring.to_numpy(), "entity_type": "person", "entity_id": persons[in_ring.index].to_numpy()}
+    )
     pk = pair_keys[pw["pair"].to_numpy()]
-    clinic_members = pd.DataFrame({"ring": pw["ring"].to_numpy(), "entity_type": "clinic",
-                                   "entity_id": clinics[pk // nf].to_numpy()})
-    pharmacy_members = pd.DataFrame({"ring": pw["ring"].to_numpy(), "entity_type": "pharmacy",
-                                     "entity_id": pharmacies[pk % nf].to_numpy()})
+    clinic_members = pd.DataFrame(
+        {"ring": pw["ring"].to_numpy(), "entity_type": "clinic", "entity_id": clinics[pk // nf].to_numpy()}
+    )
+    pharmacy_members = pd.DataFrame(
+        {"ring": pw["ring"].to_numpy(), "entity_type": "pharmacy", "entity_id": pharmacies[pk % nf].to_numpy()}
+    )
     members = pd.concat([person_members, clinic_members, pharmacy_members], ignore_index=True)
     members = members.drop_duplicates().assign(ring_type="collusion")
     # Evidence: person -> clinic and person -> pharmacy edges counted in co-visit days, plus
@@ -149,16 +160,33 @@ def collusion_rings(dataset: Dataset, s: RingSettings, codes: ColumnCodes) -> Fo
     per = tr.groupby(["ring", "p", "pair"], as_index=False).size()
     ppk = pair_keys[per["pair"].to_numpy()]
     pid = persons[per["p"].to_numpy()].to_numpy()
-    e1 = pd.DataFrame({"ring": per["ring"].to_numpy(), "source_type": "person", "source_id": pid,
-                       "target_type": "clinic", "target_id": clinics[ppk // nf].to_numpy(),
-                       "relation": "covisit_days", "count": per["size"].to_numpy(float), "weight": 1.0})
+    e1 = pd.DataFrame(
+        {
+            "ring": per["ring"].to_numpy(),
+            "source_type": "person",
+            "source_id": pid,
+            "target_type": "clinic",
+            "target_id": clinics[ppk // nf].to_numpy(),
+            "relation": "covisit_days",
+            "count": per["size"].to_numpy(float),
+            "weight": 1.0,
+        }
+    )
     e2 = e1.assign(target_type="pharmacy", target_id=pharmacies[ppk % nf].to_numpy())
     pp = pd.DataFrame({"ring": ra[inside], "a": a_person[inside], "b": b_person[inside], "w": shared[inside]})
     pp = pp.groupby(["ring", "a", "b"], as_index=False)["w"].sum()
-    e3 = pd.DataFrame({"ring": pp["ring"].to_numpy(), "source_type": "person",
-                       "source_id": persons[pp["a"].to_numpy()].to_numpy(), "target_type": "person",
-                       "target_id": persons[pp["b"].to_numpy()].to_numpy(),
-                       "relation": "same_day_covisits", "count": pp["w"].to_numpy(), "weight": 1.0})
+    e3 = pd.DataFrame(
+        {
+            "ring": pp["ring"].to_numpy(),
+            "source_type": "person",
+            "source_id": persons[pp["a"].to_numpy()].to_numpy(),
+            "target_type": "person",
+            "target_id": persons[pp["b"].to_numpy()].to_numpy(),
+            "relation": "same_day_covisits",
+            "count": pp["w"].to_numpy(),
+            "weight": 1.0,
+        }
+    )
     edges = pd.concat([e1, e2, e3], ignore_index=True)
     # FRAUDAR-like strength: weighted person x event density with weights 1/log(size + c).
     all_event_size = tr.groupby(["pair", "d"])["p"].transform("size") if len(tr) else pd.Series([], dtype=float)
@@ -174,27 +202,36 @@ def collusion_rings(dataset: Dataset, s: RingSettings, codes: ColumnCodes) -> Fo
     info = pd.DataFrame({"ring": size.index, "ring_type": "collusion"})
     info["strength"] = (1 - np.exp(-fraudar.reindex(size.index).fillna(0).to_numpy())).clip(0, 1)
     info["money_at_stake"] = money.reindex(size.index).fillna(0.0).to_numpy()
-    info["why"] = [f"{n} persons repeatedly visit the same clinic and buy at the same pharmacy on "
-                   f"the same days (median {c:.0f} shared days each; the clinic-pharmacy pair has "
-                   f"{lf:.0f}x the same-day patients its sizes predict)"
-                   for n, c, lf in zip(n_p.to_numpy(), covisit.reindex(size.index).fillna(0).to_numpy(),
-                                       ring_lift.reindex(size.index).fillna(0).to_numpy())]
+    info["why"] = [
+        f"{n} persons repeatedly visit the same clinic and buy at the same pharmacy on "
+        f"the same days (median {c:.0f} shared days each; the clinic-pharmacy pair has "
+        f"{lf:.0f}x the same-day patients its sizes predict)"
+        for n, c, lf in zip(
+            n_p.to_numpy(),
+            covisit.reindex(size.index).fillna(0).to_numpy(),
+            ring_lift.reindex(size.index).fillna(0).to_numpy(),
+        )
+    ]
     return Found(members, info, edges)
 
 
-def _collusion_money(dataset: Dataset, tr: pd.DataFrame, ctx: dict[str, Any], pair_keys: np.ndarray,
-                     nf: int) -> pd.Series:
+def _collusion_money(
+    dataset: Dataset, tr: pd.DataFrame, ctx: dict[str, Any], pair_keys: np.ndarray, nf: int
+) -> pd.Series:
     """Claims of ring persons at ring clinics / pharmacies on their co-visit days."""
     if tr.empty:
         return pd.Series(dtype=float)
     days = tr.drop_duplicates(["ring", "p", "pair", "d"])
     pk = pair_keys[days["pair"].to_numpy()]
-    key_c = pd.DataFrame({"ring": days["ring"].to_numpy(), "p": days["p"].to_numpy(),
-                          "x": pk // nf, "d": days["d"].to_numpy()}).drop_duplicates()
+    key_c = pd.DataFrame(
+        {"ring": days["ring"].to_numpy(), "p": days["p"].to_numpy(), "x": pk // nf, "d": days["d"].to_numpy()}
+    ).drop_duplicates()
     key_f = key_c.assign(x=pk % nf).drop_duplicates()
     total = pd.Series(dtype=float)
-    for table, col, kind, keys in (("visits", "clinic_id", "clinic", key_c),
-                                   ("purchases", "pharmacy_id", "pharmacy", key_f)):
+    for table, col, kind, keys in (
+        ("visits", "clinic_id", "clinic", key_c),
+        ("purchases", "pharmacy_id", "pharmacy", key_f),
+    ):
         df = dataset.table(table)
         if df.empty:
             continue

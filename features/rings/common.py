@@ -7,6 +7,7 @@ only ranks rings for investigators; models must not use ring_score as a feature 
 own label (it would see that label). Use `ring_score_without_labels` for model features: it is
 the same score with the label weight removed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,11 +22,24 @@ from graph.dataset import Dataset
 from riskgraph.settings import RingSettings
 
 MEMBER_COLUMNS = ["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]
-RING_COLUMNS = ["ring_id", "ring_type", "ring_score", "ring_score_without_labels", "size",
-                "density", "strength", "money_at_stake", "n_persons", "n_employers", "n_clinics",
-                "n_pharmacies", "n_agencies", "label_share", "why"]
-EDGE_COLUMNS = ["ring_id", "source_type", "source_id", "target_type", "target_id", "relation",
-                "count", "weight"]
+RING_COLUMNS = [
+    "ring_id",
+    "ring_type",
+    "ring_score",
+    "ring_score_without_labels",
+    "size",
+    "density",
+    "strength",
+    "money_at_stake",
+    "n_persons",
+    "n_employers",
+    "n_clinics",
+    "n_pharmacies",
+    "n_agencies",
+    "label_share",
+    "why",
+]
+EDGE_COLUMNS = ["ring_id", "source_type", "source_id", "target_type", "target_id", "relation", "count", "weight"]
 SEP = "\x1f"
 
 
@@ -45,17 +59,28 @@ class RingResult:
         r = row.iloc[0]
         mem = self.members[self.members["ring_id"] == ring_id]
         edges = self.edges[self.edges["ring_id"] == ring_id]
-        nodes = [{"entity_type": t, "entity_id": i, "member": True}
-                 for t, i in zip(mem["entity_type"], mem["entity_id"])]
+        nodes = [
+            {"entity_type": t, "entity_id": i, "member": True} for t, i in zip(mem["entity_type"], mem["entity_id"])
+        ]
         member_keys = {(n["entity_type"], n["entity_id"]) for n in nodes}
-        extra = pd.concat([edges[["source_type", "source_id"]].set_axis(["t", "i"], axis=1),
-                           edges[["target_type", "target_id"]].set_axis(["t", "i"], axis=1)])
+        extra = pd.concat(
+            [
+                edges[["source_type", "source_id"]].set_axis(["t", "i"], axis=1),
+                edges[["target_type", "target_id"]].set_axis(["t", "i"], axis=1),
+            ]
+        )
         extra = extra.drop_duplicates().sort_values(["t", "i"])
-        nodes += [{"entity_type": t, "entity_id": i, "member": False}
-                  for t, i in zip(extra["t"], extra["i"]) if (t, i) not in member_keys]
+        nodes += [
+            {"entity_type": t, "entity_id": i, "member": False}
+            for t, i in zip(extra["t"], extra["i"])
+            if (t, i) not in member_keys
+        ]
         return {
-            "ring_id": ring_id, "ring_type": r["ring_type"], "ring_score": float(r["ring_score"]),
-            "why": r["why"], "nodes": nodes,
+            "ring_id": ring_id,
+            "ring_type": r["ring_type"],
+            "ring_score": float(r["ring_score"]),
+            "why": r["why"],
+            "nodes": nodes,
             "edges": edges.drop(columns="ring_id").to_dict("records"),
         }
 
@@ -64,18 +89,19 @@ class RingResult:
 class Found:
     """Rings of one type before scoring: local ring keys, members, facts and evidence edges."""
 
-    members: pd.DataFrame   # ring (local int), ring_type, entity_type, entity_id
-    info: pd.DataFrame      # ring, ring_type, strength, money_at_stake, why
-    edges: pd.DataFrame     # ring, source_type, source_id, target_type, target_id, relation, count, weight
+    members: pd.DataFrame  # ring (local int), ring_type, entity_type, entity_id
+    info: pd.DataFrame  # ring, ring_type, strength, money_at_stake, why
+    edges: pd.DataFrame  # ring, source_type, source_id, target_type, target_id, relation, count, weight
 
 
 def empty_result() -> RingResult:
-    members = pd.DataFrame({c: pd.Series([], dtype="float64" if c == "ring_score" else "str")
-                            for c in MEMBER_COLUMNS})
-    rings = pd.DataFrame({c: pd.Series([], dtype="str" if c in ("ring_id", "ring_type", "why")
-                                       else "float64") for c in RING_COLUMNS})
-    edges = pd.DataFrame({c: pd.Series([], dtype="float64" if c in ("count", "weight") else "str")
-                          for c in EDGE_COLUMNS})
+    members = pd.DataFrame({c: pd.Series([], dtype="float64" if c == "ring_score" else "str") for c in MEMBER_COLUMNS})
+    rings = pd.DataFrame(
+        {c: pd.Series([], dtype="str" if c in ("ring_id", "ring_type", "why") else "float64") for c in RING_COLUMNS}
+    )
+    edges = pd.DataFrame(
+        {c: pd.Series([], dtype="float64" if c in ("count", "weight") else "str") for c in EDGE_COLUMNS}
+    )
     return RingResult(members, rings, edges)
 
 
@@ -108,7 +134,13 @@ def ring_keys(members: pd.DataFrame) -> pd.Series:
 # Scoring and assembly
 
 
-_TYPE_PRIORITY = {"collusion": 0, "enrolment": 1, "facility": 2, "broker": 3, "identity": 4}  # as scoring.RING_PREFERENCE
+_TYPE_PRIORITY = {
+    "collusion": 0,
+    "enrolment": 1,
+    "facility": 2,
+    "broker": 3,
+    "identity": 4,
+}  # as scoring.RING_PREFERENCE
 
 
 def _duplicates(members: pd.DataFrame, s: RingSettings) -> np.ndarray:
@@ -127,8 +159,9 @@ def _duplicates(members: pd.DataFrame, s: RingSettings) -> np.ndarray:
     return np.asarray(ring_ids[np.unique(loser)])
 
 
-def finish(dataset: Dataset, members: pd.DataFrame, info: pd.DataFrame, edges: pd.DataFrame,
-           s: RingSettings) -> RingResult:
+def finish(
+    dataset: Dataset, members: pd.DataFrame, info: pd.DataFrame, edges: pd.DataFrame, s: RingSettings
+) -> RingResult:
     """Rings of every type scored and assembled: duplicates dropped, ids given, tables sorted."""
     # Local ring keys are per type: make them global, then give deterministic ids.
     members = members.copy()
@@ -155,14 +188,23 @@ def finish(dataset: Dataset, members: pd.DataFrame, info: pd.DataFrame, edges: p
     label_share = m.groupby("ring_id")["pos"].apply(lambda x: x.fillna(0).mean())
     size = members.groupby("ring_id").size()
     counts = members.groupby(["ring_id", "entity_type"]).size().unstack(fill_value=0)
-    inner = edges[edges["source_type"].isin(["person", "employer", "clinic", "pharmacy", "agency"])
-                  & edges["target_type"].isin(["person", "employer", "clinic", "pharmacy", "agency"])]
-    pairs = inner.assign(a=inner["source_type"] + ":" + inner["source_id"],
-                         b=inner["target_type"] + ":" + inner["target_id"])
-    lo, hi = np.minimum(pairs["a"].to_numpy(object), pairs["b"].to_numpy(object)), \
-        np.maximum(pairs["a"].to_numpy(object), pairs["b"].to_numpy(object))
-    n_links = pd.DataFrame({"ring_id": pairs["ring_id"].to_numpy(), "lo": lo, "hi": hi}) \
-        .drop_duplicates().groupby("ring_id").size()
+    inner = edges[
+        edges["source_type"].isin(["person", "employer", "clinic", "pharmacy", "agency"])
+        & edges["target_type"].isin(["person", "employer", "clinic", "pharmacy", "agency"])
+    ]
+    pairs = inner.assign(
+        a=inner["source_type"] + ":" + inner["source_id"], b=inner["target_type"] + ":" + inner["target_id"]
+    )
+    lo, hi = (
+        np.minimum(pairs["a"].to_numpy(object), pairs["b"].to_numpy(object)),
+        np.maximum(pairs["a"].to_numpy(object), pairs["b"].to_numpy(object)),
+    )
+    n_links = (
+        pd.DataFrame({"ring_id": pairs["ring_id"].to_numpy(), "lo": lo, "hi": hi})
+        .drop_duplicates()
+        .groupby("ring_id")
+        .size()
+    )
     rings = info.set_index("ring_id")[["ring_type", "strength", "money_at_stake", "why"]]
     rings["size"] = size
     possible = np.maximum(rings["size"] * (rings["size"] - 1) / 2, 1)
@@ -170,24 +212,40 @@ def finish(dataset: Dataset, members: pd.DataFrame, info: pd.DataFrame, edges: p
     rings["density"] = (n_links.reindex(rings.index).fillna(0) / possible).clip(0, 1)
     ident = rings["ring_type"] == "identity"
     rings.loc[ident, "density"] = rings.loc[ident, "strength"]
-    for t, name in (("person", "n_persons"), ("employer", "n_employers"), ("clinic", "n_clinics"),
-                    ("pharmacy", "n_pharmacies"), ("agency", "n_agencies")):
+    for t, name in (
+        ("person", "n_persons"),
+        ("employer", "n_employers"),
+        ("clinic", "n_clinics"),
+        ("pharmacy", "n_pharmacies"),
+        ("agency", "n_agencies"),
+    ):
         col = counts[t] if t in counts else pd.Series(0, index=counts.index)
         rings[name] = col.reindex(rings.index).fillna(0).astype(int)
     rings["label_share"] = label_share.reindex(rings.index).fillna(0.0)
     size_c = np.log1p(rings["size"]) / np.log1p(s.max_ring_size)
     money_c = 1 - np.exp(-rings["money_at_stake"] / s.money_scale)
-    parts = (s.weight_density * rings["density"] + s.weight_size * size_c.clip(0, 1)
-             + s.weight_money * money_c + s.weight_strength * rings["strength"])
+    parts = (
+        s.weight_density * rings["density"]
+        + s.weight_size * size_c.clip(0, 1)
+        + s.weight_money * money_c
+        + s.weight_strength * rings["strength"]
+    )
     no_label_w = s.weight_density + s.weight_size + s.weight_money + s.weight_strength
     rings["ring_score_without_labels"] = (parts / max(no_label_w, 1e-9)).round(6)
-    rings["ring_score"] = ((parts + s.weight_labels * rings["label_share"])
-                           / max(no_label_w + s.weight_labels, 1e-9)).round(6)
-    rings = rings.reset_index().sort_values(["ring_score", "ring_id"], ascending=[False, True],
-                                            kind="mergesort").reset_index(drop=True)
+    rings["ring_score"] = (
+        (parts + s.weight_labels * rings["label_share"]) / max(no_label_w + s.weight_labels, 1e-9)
+    ).round(6)
+    rings = (
+        rings.reset_index()
+        .sort_values(["ring_score", "ring_id"], ascending=[False, True], kind="mergesort")
+        .reset_index(drop=True)
+    )
     rings = rings[RING_COLUMNS]
     members = members.merge(rings[["ring_id", "ring_score"]], on="ring_id")
-    members = members[MEMBER_COLUMNS].sort_values(["ring_id", "entity_type", "entity_id"],
-                                                  kind="mergesort").reset_index(drop=True)
+    members = (
+        members[MEMBER_COLUMNS]
+        .sort_values(["ring_id", "entity_type", "entity_id"], kind="mergesort")
+        .reset_index(drop=True)
+    )
     edges = edges[EDGE_COLUMNS].sort_values(EDGE_COLUMNS[:6], kind="mergesort").reset_index(drop=True)
     return RingResult(members, rings, edges)

@@ -1,4 +1,5 @@
 """`detect_rings`: every ring type found, scored and assembled into one `RingResult`."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -14,8 +15,12 @@ from graph.dataset import Dataset
 from riskgraph.settings import RingSettings, Settings
 
 
-def detect_rings(dataset: Dataset, hits: pd.DataFrame | None = None,
-                 settings: RingSettings | Settings | None = None, codes: ColumnCodes | None = None) -> RingResult:
+def detect_rings(
+    dataset: Dataset,
+    hits: pd.DataFrame | None = None,
+    settings: RingSettings | Settings | None = None,
+    codes: ColumnCodes | None = None,
+) -> RingResult:
     """Find, score and explain every ring in the dataset.
 
     `hits` are the rule hits of the same dataset (`RuleResult.hits`, the rows of rule_hits.csv:
@@ -37,6 +42,5 @@ def detect_rings(dataset: Dataset, hits: pd.DataFrame | None = None,
         return empty_result()
     members = pd.concat([f.members for f in found], ignore_index=True)
     info = pd.concat([f.info for f in found], ignore_index=True)
-    edges = pd.concat([f.edges.assign(ring_type=f.info["ring_type"].iloc[0]) for f in found],
-                      ignore_index=True)
+    edges = pd.concat([f.edges.assign(ring_type=f.info["ring_type"].iloc[0]) for f in found], ignore_index=True)
     return finish(dataset, members, info, edges, s)

@@ -1,5 +1,6 @@
 """Evaluating rings against the generator's truth (tests and benchmarks only): recall and
 precision of detected rings per ring type, and a plain Louvain-style baseline."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,14 +17,18 @@ from riskgraph.settings import RingSettings
 
 RING_PATTERNS = ("collusion", "fake_enrolment", "card_broker", "identity_ring")
 FACILITY_PATTERNS = ("split_admission", "phantom_stay", "over_prescribing")  # ring type "facility"
-TYPE_PATTERNS: dict[str, tuple[str, ...]] = {   # ring type -> the planted patterns it should find
-    "collusion": ("collusion",), "enrolment": ("fake_enrolment",), "broker": ("card_broker",),
-    "identity": ("identity_ring",), "facility": FACILITY_PATTERNS,
+TYPE_PATTERNS: dict[str, tuple[str, ...]] = {  # ring type -> the planted patterns it should find
+    "collusion": ("collusion",),
+    "enrolment": ("fake_enrolment",),
+    "broker": ("card_broker",),
+    "identity": ("identity_ring",),
+    "facility": FACILITY_PATTERNS,
 }
 
 
-def evaluate_rings(members: pd.DataFrame, truth: pd.DataFrame, min_jaccard: float = 0.5,
-                   patterns: tuple[str, ...] | None = None) -> dict[str, Any]:
+def evaluate_rings(
+    members: pd.DataFrame, truth: pd.DataFrame, min_jaccard: float = 0.5, patterns: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     """Ring recall and precision against planted rings (a match is Jaccard >= `min_jaccard`).
 
     `patterns` limits the planted rings to those patterns (e.g. RING_PATTERNS); precision is
@@ -34,10 +39,12 @@ def evaluate_rings(members: pd.DataFrame, truth: pd.DataFrame, min_jaccard: floa
     rid = truth["ring_id"].astype("str").str.strip()
     t = truth[truth["ring_id"].notna() & (rid != "") & (rid.str.lower() != "nan")]
     t = t.assign(ring_id=t["ring_id"].astype("str").str.strip())
-    keys = pd.concat([t["entity_type"] + ":" + t["entity_id"],
-                      members["entity_type"] + ":" + members["entity_id"]], ignore_index=True)
+    keys = pd.concat(
+        [t["entity_type"] + ":" + t["entity_id"], members["entity_type"] + ":" + members["entity_id"]],
+        ignore_index=True,
+    )
     codes, _ = pd.factorize(keys, sort=True)
-    tc, mc = codes[: len(t)], codes[len(t):]
+    tc, mc = codes[: len(t)], codes[len(t) :]
     planted, planted_ids = pd.factorize(t["ring_id"], sort=True)
     detected, detected_ids = pd.factorize(members["ring_id"].astype("str"), sort=True)
     n_ent = int(codes.max()) + 1 if len(codes) else 0
@@ -60,8 +67,10 @@ def evaluate_rings(members: pd.DataFrame, truth: pd.DataFrame, min_jaccard: floa
     return {
         "recall": float(found.mean()) if len(found) else float("nan"),
         "precision": float((best_d >= min_jaccard).mean()) if len(best_d) else float("nan"),
-        "n_planted": int(len(planted_ids)), "n_detected": int(len(detected_ids)),
-        "n_found": int(found.sum()), "n_correct": int((best_d >= min_jaccard).sum()),
+        "n_planted": int(len(planted_ids)),
+        "n_detected": int(len(detected_ids)),
+        "n_found": int(found.sum()),
+        "n_correct": int((best_d >= min_jaccard).sum()),
         "mean_best_jaccard": float(best_t.mean()) if len(best_t) else float("nan"),
         "recall_by_pattern": {str(k): float(v) for k, v in by_pattern.items()},
     }
@@ -77,14 +86,25 @@ def louvain_baseline(dataset: Dataset, settings: RingSettings | None = None) -> 
 
     def add(a_type: str, a: pd.Series, b_type: str, b: pd.Series) -> None:
         ok = a.notna().to_numpy() & b.notna().to_numpy()
-        pairs.append(pd.DataFrame({"a": (a_type + ":" + a[ok].astype("str")).to_numpy(),
-                                   "b": (b_type + ":" + b[ok].astype("str")).to_numpy()}))
+        pairs.append(
+            pd.DataFrame(
+                {
+                    "a": (a_type + ":" + a[ok].astype("str")).to_numpy(),
+                    "b": (b_type + ":" + b[ok].astype("str")).to_numpy(),
+                }
+            )
+        )
 
     ids = identifier_rows(dataset, IDENTIFIER_TYPES)
     add("x", ids["entity_type"] + ":" + ids["entity_id"], "id", ids["id_type"] + SEP + ids["value"])
-    for table, a, b in (("visits", "person", "clinic"), ("purchases", "person", "pharmacy"),
-                        ("employment", "person", "employer"), ("contributions", "person", "employer"),
-                        ("employment", "agency", "employer"), ("employment", "agency", "person")):
+    for table, a, b in (
+        ("visits", "person", "clinic"),
+        ("purchases", "person", "pharmacy"),
+        ("employment", "person", "employer"),
+        ("contributions", "person", "employer"),
+        ("employment", "agency", "employer"),
+        ("employment", "agency", "person"),
+    ):
         df = dataset.table(table)
         add(a, df[f"{a}_id"], b, df[f"{b}_id"])
     links = dataset.table("agency_links")
@@ -101,21 +121,28 @@ def louvain_baseline(dataset: Dataset, settings: RingSettings | None = None) -> 
     name = pd.Series(names)
     entity = ~name.str.startswith("id:").to_numpy()
     split = name[entity].str.split(":", n=1, expand=True)
-    out = pd.DataFrame({"ring": memb[entity], "ring_type": "louvain",
-                        "entity_type": split[0].to_numpy(), "entity_id": split[1].to_numpy()})
+    out = pd.DataFrame(
+        {
+            "ring": memb[entity],
+            "ring_type": "louvain",
+            "entity_type": split[0].to_numpy(),
+            "entity_id": split[1].to_numpy(),
+        }
+    )
     sizes = out.groupby("ring")["ring"].transform("size")
     out = out[sizes >= s.min_ring_size]
     out = out.assign(ring_id="louvain-" + out["ring"].astype("str"), ring_score=np.nan)
     return out[MEMBER_COLUMNS].sort_values(["ring_id", "entity_type", "entity_id"]).reset_index(drop=True)
 
 
-def evaluate_by_type(members: pd.DataFrame, truth: pd.DataFrame,
-                     min_jaccard: float = 0.5) -> dict[str, dict[str, Any]]:
+def evaluate_by_type(members: pd.DataFrame, truth: pd.DataFrame, min_jaccard: float = 0.5) -> dict[str, dict[str, Any]]:
     """Per ring type (TYPE_PATTERNS): recall over the planted rings of its patterns, and
     precision over the detected rings of that type, each judged against those patterns."""
     out = {}
     for ring_type, patterns in TYPE_PATTERNS.items():
         ev = evaluate_rings(members[members["ring_type"] == ring_type], truth, min_jaccard, patterns)
-        out[ring_type] = {k: ev[k] for k in ("recall", "precision", "n_planted", "n_detected", "n_found",
-                                              "n_correct", "mean_best_jaccard")}
+        out[ring_type] = {
+            k: ev[k]
+            for k in ("recall", "precision", "n_planted", "n_detected", "n_found", "n_correct", "mean_best_jaccard")
+        }
     return out

@@ -23,6 +23,7 @@ person's hits of the kind must mostly be at that facility.
 The rules' evidence holds the first `evidence_limit` records of each hit (20 by default): a
 person with more hits than that is counted from those records (a warning says how many).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,19 +40,24 @@ from riskgraph.settings import RingSettings
 log = logging.getLogger("features.rings")
 
 FACILITY_KINDS = {"split_admission": "clinic", "phantom_stay": "clinic", "over_prescribing": "pharmacy"}
-_RECORD_COLUMNS = {   # evidence columns each kind reads
+_RECORD_COLUMNS = {  # evidence columns each kind reads
     "split_admission": ("visit_id", "clinic_id", "prev_clinic_id"),
     "phantom_stay": ("source", "record_id", "stay_visit_id", "stay_clinic_id"),
     "over_prescribing": ("purchase_id", "pharmacy_id"),
 }
-_WHAT = {"split_admission": "split admissions (same-diagnosis readmissions at the same clinic)",
-         "phantom_stay": "visits or purchases during their inpatient stay",
-         "over_prescribing": "refills of a drug while an earlier long supply still lasts"}
+_WHAT = {
+    "split_admission": "split admissions (same-diagnosis readmissions at the same clinic)",
+    "phantom_stay": "visits or purchases during their inpatient stay",
+    "over_prescribing": "refills of a drug while an earlier long supply still lasts",
+}
 
 
 def _rule_of(kind: str, s: RingSettings) -> str:
-    return {"split_admission": s.split_admission_rule, "phantom_stay": s.phantom_stay_rule,
-            "over_prescribing": s.over_prescribing_rule}[kind]
+    return {
+        "split_admission": s.split_admission_rule,
+        "phantom_stay": s.phantom_stay_rule,
+        "over_prescribing": s.over_prescribing_rule,
+    }[kind]
 
 
 def hit_records(hits: pd.DataFrame, rule_id: str) -> pd.DataFrame:
@@ -67,9 +73,14 @@ def hit_records(hits: pd.DataFrame, rule_id: str) -> pd.DataFrame:
     kept = np.array([len(e["records"]) for e in parsed], dtype=np.int64)
     total = np.array([int(e.get("n_records", len(e["records"]))) for e in parsed], dtype=np.int64)
     if (total > kept).any():
-        log.warning("facility rings: %d hit(s) of rule %s list only the first of their evidence records "
-                    "(%d of %d); the rest are not counted", int((total > kept).sum()), rule_id,
-                    int(kept.sum()), int(total.sum()))
+        log.warning(
+            "facility rings: %d hit(s) of rule %s list only the first of their evidence records "
+            "(%d of %d); the rest are not counted",
+            int((total > kept).sum()),
+            rule_id,
+            int(kept.sum()),
+            int(total.sum()),
+        )
     out = pd.DataFrame.from_records(records) if records else pd.DataFrame(index=range(0))
     out.insert(0, "entity_id", np.repeat(h["entity_id"].astype("str").to_numpy(), kept))
     return out
@@ -82,8 +93,9 @@ def _money_of(table: pd.DataFrame, id_col: str, ids: pd.Series) -> np.ndarray:
     return np.asarray(money.reindex(ids.astype("str").to_numpy()).fillna(0.0), dtype=np.float64)
 
 
-def _facility_events(dataset: Dataset, hits: pd.DataFrame,
-                     s: RingSettings) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+def _facility_events(
+    dataset: Dataset, hits: pd.DataFrame, s: RingSettings
+) -> tuple[pd.DataFrame, dict[str, Any]] | None:
     """Rule hits tied to one facility: (kind, rule, f, p, m) rows over integer codes.
 
     Also returns the facility bases for the population rate: distinct inpatients per clinic and
@@ -108,8 +120,7 @@ def _facility_events(dataset: Dataset, hits: pd.DataFrame,
             continue
         missing = [c for c in _RECORD_COLUMNS[kind] if c not in r.columns]
         if missing:
-            log.warning("facility rings: the evidence of rule %s lacks %s; no %s rings", rule,
-                        ", ".join(missing), kind)
+            log.warning("facility rings: the evidence of rule %s lacks %s; no %s rings", rule, ", ".join(missing), kind)
             continue
         if kind == "split_admission":
             r = r[r["clinic_id"].notna() & (r["clinic_id"] == r["prev_clinic_id"])]
@@ -120,9 +131,16 @@ def _facility_events(dataset: Dataset, hits: pd.DataFrame,
             f, m = r["stay_clinic_id"], _money_of(visits, "visit_id", r["stay_visit_id"])
         else:
             f, m = r["pharmacy_id"], _money_of(purchases, "purchase_id", r["purchase_id"])
-        ev = pd.DataFrame({"kind": kind, "rule": rule, "ftype": ftype,
-                           "f": (clinics if ftype == "clinic" else pharmacies).get_indexer(f.astype("str")),
-                           "p": persons.get_indexer(r["entity_id"]), "m": m})
+        ev = pd.DataFrame(
+            {
+                "kind": kind,
+                "rule": rule,
+                "ftype": ftype,
+                "f": (clinics if ftype == "clinic" else pharmacies).get_indexer(f.astype("str")),
+                "p": persons.get_indexer(r["entity_id"]),
+                "m": m,
+            }
+        )
         frames.append(ev[(ev["f"] >= 0) & (ev["p"] >= 0)])
     frames = [f for f in frames if len(f)]
     if not frames:
@@ -131,12 +149,19 @@ def _facility_events(dataset: Dataset, hits: pd.DataFrame,
     # Bases: distinct inpatients per clinic; distinct customers per pharmacy.
     known = inpatient & (vp >= 0) & (vc >= 0)
     inp = pd.DataFrame({"p": vp[known], "f": vc[known]}).drop_duplicates()
-    cust = pd.DataFrame({"p": persons.get_indexer(purchases["person_id"]),
-                         "f": pharmacies.get_indexer(purchases["pharmacy_id"])}).drop_duplicates()
+    cust = pd.DataFrame(
+        {"p": persons.get_indexer(purchases["person_id"]), "f": pharmacies.get_indexer(purchases["pharmacy_id"])}
+    ).drop_duplicates()
     cust = cust[(cust["p"] >= 0) & (cust["f"] >= 0)]
-    ctx = {"person": persons, "clinic": clinics, "pharmacy": pharmacies,
-           "base": {"clinic": np.bincount(inp["f"].to_numpy(), minlength=len(clinics)),
-                    "pharmacy": np.bincount(cust["f"].to_numpy(), minlength=len(pharmacies))}}
+    ctx = {
+        "person": persons,
+        "clinic": clinics,
+        "pharmacy": pharmacies,
+        "base": {
+            "clinic": np.bincount(inp["f"].to_numpy(), minlength=len(clinics)),
+            "pharmacy": np.bincount(cust["f"].to_numpy(), minlength=len(pharmacies)),
+        },
+    }
     return events, ctx
 
 
@@ -163,8 +188,10 @@ def facility_rings(dataset: Dataset, hits: pd.DataFrame | None, s: RingSettings)
     ev, ctx = got
     per = ev.groupby(["kind", "rule", "ftype", "f", "p"], as_index=False).agg(n=("m", "size"), m=("m", "sum"))
     per["conc"] = per["n"] / per.groupby(["kind", "p"])["n"].transform("sum")
-    per = per[(per["conc"] >= s.facility_min_concentration)
-              & ((per["kind"] != "over_prescribing") | (per["n"] >= s.oversupply_min_hits))]
+    per = per[
+        (per["conc"] >= s.facility_min_concentration)
+        & ((per["kind"] != "over_prescribing") | (per["n"] >= s.oversupply_min_hits))
+    ]
     obs = per.groupby(["kind", "rule", "ftype", "f"], as_index=False).agg(obs=("p", "size"))
     if obs.empty:
         return None
@@ -175,7 +202,7 @@ def facility_rings(dataset: Dataset, hits: pd.DataFrame | None, s: RingSettings)
         sel = (obs["ftype"] == ft).to_numpy()
         base[sel] = ctx["base"][ft][obs.loc[sel, "f"].to_numpy()]
         base_total[sel] = ctx["base"][ft].sum()
-    base = np.maximum(base, obs["obs"].to_numpy(float))   # a base never below its own hits
+    base = np.maximum(base, obs["obs"].to_numpy(float))  # a base never below its own hits
     n_tested = obs["ftype"].map({t: max(len(ctx[t]), 1) for t in ("clinic", "pharmacy")}).to_numpy()
     kind_code, _ = pd.factorize(obs["kind"])
     count = obs["obs"].to_numpy(float)
@@ -192,8 +219,9 @@ def facility_rings(dataset: Dataset, hits: pd.DataFrame | None, s: RingSettings)
         lam = rate * base
         pvalue = poisson.sf(count - 1, lam)
         lift = count / np.maximum(lam, 1e-12)
-        new = ((count >= s.facility_min_persons) & (lift >= s.facility_min_lift)
-               & (pvalue <= s.facility_alpha / n_tested))
+        new = (
+            (count >= s.facility_min_persons) & (lift >= s.facility_min_lift) & (pvalue <= s.facility_alpha / n_tested)
+        )
         if (new == ring).all():
             break
         ring = new
@@ -216,19 +244,38 @@ def facility_rings(dataset: Dataset, hits: pd.DataFrame | None, s: RingSettings)
     fac = fac.assign(fid=fac_ids)
     mp = mp.merge(fac[["ring", "fid"]], on="ring")
     pid = ctx["person"][mp["p"].to_numpy()].to_numpy()
-    members = pd.concat([
-        pd.DataFrame({"ring": fac["ring"].to_numpy(), "entity_type": fac["ftype"].to_numpy(),
-                      "entity_id": fac["fid"].to_numpy()}),
-        pd.DataFrame({"ring": mp["ring"].to_numpy(), "entity_type": "person", "entity_id": pid}),
-    ], ignore_index=True).drop_duplicates().assign(ring_type="facility")
+    members = (
+        pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "ring": fac["ring"].to_numpy(),
+                        "entity_type": fac["ftype"].to_numpy(),
+                        "entity_id": fac["fid"].to_numpy(),
+                    }
+                ),
+                pd.DataFrame({"ring": mp["ring"].to_numpy(), "entity_type": "person", "entity_id": pid}),
+            ],
+            ignore_index=True,
+        )
+        .drop_duplicates()
+        .assign(ring_type="facility")
+    )
     # Evidence: person -> facility edges, one per kind of hit, counted in hits.
     ek = per.merge(fac, on=["ftype", "f"])
     ek = ek.merge(mp[["ring", "p"]], on=["ring", "p"])
-    edges = pd.DataFrame({"ring": ek["ring"].to_numpy(), "source_type": "person",
-                          "source_id": ctx["person"][ek["p"].to_numpy()].to_numpy(),
-                          "target_type": ek["ftype"].to_numpy(), "target_id": ek["fid"].to_numpy(),
-                          "relation": ek["kind"].to_numpy(), "count": ek["n"].to_numpy(float),
-                          "weight": 1.0})
+    edges = pd.DataFrame(
+        {
+            "ring": ek["ring"].to_numpy(),
+            "source_type": "person",
+            "source_id": ctx["person"][ek["p"].to_numpy()].to_numpy(),
+            "target_type": ek["ftype"].to_numpy(),
+            "target_id": ek["fid"].to_numpy(),
+            "relation": ek["kind"].to_numpy(),
+            "count": ek["n"].to_numpy(float),
+            "weight": 1.0,
+        }
+    )
     rk = ring_kinds.merge(fac, on=["ftype", "f"])
     best = rk.sort_values(["ring", "pvalue"], kind="mergesort").drop_duplicates("ring").set_index("ring")
     money = mp.groupby("ring")["m"].sum()
@@ -242,8 +289,14 @@ def facility_rings(dataset: Dataset, hits: pd.DataFrame | None, s: RingSettings)
         f"{_WHAT[k]} there (rule {rule}; {sh:.1%} of {int(b)}; {lf:.0f}x the {ex:.2f} expected at "
         f"the population rate)"
         for n, ft, k, rule, sh, b, lf, ex in zip(
-            n_p.reindex(info["ring"]).fillna(0).to_numpy(), fac["ftype"], best["kind"].reindex(info["ring"]),
-            best["rule"].reindex(info["ring"]), best["share"].reindex(info["ring"]),
-            (best["obs"] / best["share"]).reindex(info["ring"]), best["lift"].reindex(info["ring"]),
-            best["expected"].reindex(info["ring"]))]
+            n_p.reindex(info["ring"]).fillna(0).to_numpy(),
+            fac["ftype"],
+            best["kind"].reindex(info["ring"]),
+            best["rule"].reindex(info["ring"]),
+            best["share"].reindex(info["ring"]),
+            (best["obs"] / best["share"]).reindex(info["ring"]),
+            best["lift"].reindex(info["ring"]),
+            best["expected"].reindex(info["ring"]),
+        )
+    ]
     return Found(members, info, edges)

@@ -1,5 +1,6 @@
 """Grouping linked entities into rings: connected components, split by seeded Leiden when a
 component is above `max_ring_size` or too sparse; pieces still above the cap are dropped."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,13 +11,13 @@ from riskgraph.settings import RingSettings
 
 
 def _symmetric(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> sp.csr_matrix:
-    a = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([src, dst]),
-                                                np.concatenate([dst, src]))), shape=(n, n))
+    a = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([src, dst]), np.concatenate([dst, src]))), shape=(n, n))
     return a.tocsr()
 
 
-def group_nodes(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings,
-                min_size: int | None = None) -> np.ndarray:
+def group_nodes(
+    n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings, min_size: int | None = None
+) -> np.ndarray:
     """Group linked nodes: components, Leiden-split when too big or too sparse; -1 = no group."""
     min_size = s.min_ring_size if min_size is None else min_size
     labels = np.full(n, -1, dtype=np.int64)
@@ -34,8 +35,7 @@ def group_nodes(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: Ring
     for c in np.flatnonzero(split):  # loops over oversized components only
         nodes = np.flatnonzero(comp == c)
         m = comp[src] == c
-        pieces = _leiden(len(nodes), np.searchsorted(nodes, src[m]), np.searchsorted(nodes, dst[m]),
-                         w[m], s)
+        pieces = _leiden(len(nodes), np.searchsorted(nodes, src[m]), np.searchsorted(nodes, dst[m]), w[m], s)
         ok = pieces >= 0
         labels[nodes[ok]] = pieces[ok] + next_label
         next_label += int(pieces.max()) + 1 if len(pieces) else 0
@@ -60,9 +60,13 @@ def _leiden(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSett
     while todo:
         nodes, a, b, ww, res, depth = todo.pop()
         g = ig.Graph(n=len(nodes), edges=np.column_stack([a, b]).tolist())
-        part = leidenalg.find_partition(g, leidenalg.RBConfigurationVertexPartition,
-                                        weights=ww.astype(float).tolist(),
-                                        resolution_parameter=res, seed=s.seed)
+        part = leidenalg.find_partition(
+            g,
+            leidenalg.RBConfigurationVertexPartition,
+            weights=ww.astype(float).tolist(),
+            resolution_parameter=res,
+            seed=s.seed,
+        )
         memb = np.asarray(part.membership, dtype=np.int64)
         for k in range(int(memb.max()) + 1 if len(memb) else 0):
             inside = np.flatnonzero(memb == k)
@@ -71,8 +75,16 @@ def _leiden(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSett
                 label += 1
             elif depth < s.leiden_retries and len(inside) < len(nodes):
                 m = (memb[a] == k) & (memb[b] == k)
-                todo.append((nodes[inside], np.searchsorted(inside, a[m]),
-                             np.searchsorted(inside, b[m]), ww[m], res * 2, depth + 1))
+                todo.append(
+                    (
+                        nodes[inside],
+                        np.searchsorted(inside, a[m]),
+                        np.searchsorted(inside, b[m]),
+                        ww[m],
+                        res * 2,
+                        depth + 1,
+                    )
+                )
             elif depth < s.leiden_retries:
                 todo.append((nodes, a, b, ww, res * 2, depth + 1))
     return out

@@ -5,6 +5,7 @@ call-centre phone) are dropped as too common; two entities are linked when the w
 identifiers they share reach `identity_min_link` (an address alone is weaker than a phone or bank
 account).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,9 +31,16 @@ def identifier_rows(dataset: Dataset, types: tuple[str, ...]) -> pd.DataFrame:
                 continue
             sub = df[[f"{etype}_id", col]].dropna()
             value = sub[col].astype("str").str.strip().str.casefold()
-            frames.append(pd.DataFrame({
-                "entity_type": etype, "entity_id": sub[f"{etype}_id"].astype("str").to_numpy(),
-                "id_type": col, "value": value.to_numpy()}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "entity_type": etype,
+                        "entity_id": sub[f"{etype}_id"].astype("str").to_numpy(),
+                        "id_type": col,
+                        "value": value.to_numpy(),
+                    }
+                )
+            )
     if not frames:
         return pd.DataFrame(columns=["entity_type", "entity_id", "id_type", "value"], dtype="str")
     out = pd.concat(frames, ignore_index=True)
@@ -42,12 +50,15 @@ def identifier_rows(dataset: Dataset, types: tuple[str, ...]) -> pd.DataFrame:
 def identifier_label(id_type: pd.Series, value: pd.Series) -> pd.Series:
     """A stable pseudonym for an identifier value, so evidence carries no personal data."""
     text = (id_type + SEP + value).to_numpy()
-    return pd.Series([f"{t}#{hashlib.sha1(x.encode()).hexdigest()[:10]}"
-                      for t, x in zip(id_type.to_numpy(), text)], index=id_type.index)
+    return pd.Series(
+        [f"{t}#{hashlib.sha1(x.encode()).hexdigest()[:10]}" for t, x in zip(id_type.to_numpy(), text)],
+        index=id_type.index,
+    )
 
 
-def identity_links(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, pd.Index, np.ndarray,
-                                                             np.ndarray, np.ndarray] | None:
+def identity_links(
+    dataset: Dataset, s: RingSettings
+) -> tuple[pd.DataFrame, pd.Index, np.ndarray, np.ndarray, np.ndarray] | None:
     """Entity pairs linked by shared phones / bank accounts, households excepted.
 
     Returns the identifier rows used, the node names ("type<SEP>id"), and link arrays
@@ -59,8 +70,7 @@ def identity_links(dataset: Dataset, s: RingSettings) -> tuple[pd.DataFrame, pd.
     rows = identifier_rows(dataset, IDENTIFIER_TYPES)
     if rows.empty:
         return None
-    weights = {"phone": s.phone_weight, "bank_account": s.bank_account_weight,
-               "address": s.address_weight}
+    weights = {"phone": s.phone_weight, "bank_account": s.bank_account_weight, "address": s.address_weight}
     node, node_names = pd.factorize(rows["entity_type"] + SEP + rows["entity_id"], sort=True)
     ident, _ = pd.factorize(rows["id_type"] + SEP + rows["value"], sort=True)
     degree = np.bincount(ident)
@@ -91,21 +101,32 @@ def identity_rings(dataset: Dataset, s: RingSettings) -> Found | None:
         return None
     nodes = pd.Series(node_names).str.split(SEP, n=1, expand=True)
     in_ring = np.flatnonzero(labels >= 0)
-    members = pd.DataFrame({"ring": labels[in_ring], "ring_type": "identity",
-                            "entity_type": nodes[0].to_numpy()[in_ring],
-                            "entity_id": nodes[1].to_numpy()[in_ring]})
+    members = pd.DataFrame(
+        {
+            "ring": labels[in_ring],
+            "ring_type": "identity",
+            "entity_type": nodes[0].to_numpy()[in_ring],
+            "entity_id": nodes[1].to_numpy()[in_ring],
+        }
+    )
     # Evidence: member -> identifier edges of identifiers shared inside the ring.
     er = rows.assign(ring=labels[node_names.get_indexer(rows["entity_type"] + SEP + rows["entity_id"])])
     er = er[er["ring"] >= 0]
     per = er.groupby(["ring", "id_type", "value"])["entity_id"].transform("size")
     er = er[per >= 2]
     weights = {"phone": s.phone_weight, "bank_account": s.bank_account_weight}
-    edges = pd.DataFrame({
-        "ring": er["ring"].to_numpy(), "source_type": er["entity_type"].to_numpy(),
-        "source_id": er["entity_id"].to_numpy(), "target_type": er["id_type"].to_numpy(),
-        "target_id": identifier_label(er["id_type"], er["value"]).to_numpy(),
-        "relation": ("has_" + er["id_type"]).to_numpy(), "count": 1.0,
-        "weight": er["id_type"].map(weights).to_numpy()})
+    edges = pd.DataFrame(
+        {
+            "ring": er["ring"].to_numpy(),
+            "source_type": er["entity_type"].to_numpy(),
+            "source_id": er["entity_id"].to_numpy(),
+            "target_type": er["id_type"].to_numpy(),
+            "target_id": identifier_label(er["id_type"], er["value"]).to_numpy(),
+            "relation": ("has_" + er["id_type"]).to_numpy(),
+            "count": 1.0,
+            "weight": er["id_type"].map(weights).to_numpy(),
+        }
+    )
     link_ring = labels[src]
     same = (link_ring >= 0) & (link_ring == labels[dst])
     strength = pd.Series(lw[same]).groupby(link_ring[same]).mean()
@@ -119,8 +140,10 @@ def identity_rings(dataset: Dataset, s: RingSettings) -> Found | None:
     info = pd.DataFrame({"ring": size.index, "ring_type": "identity"})
     info["strength"] = np.clip(strength.reindex(size.index).fillna(0).to_numpy() / 2.0, 0, 1)
     info["money_at_stake"] = money.reindex(size.index).fillna(0.0).to_numpy()
-    info["why"] = [f"{n} persons/employers at different addresses share {c} phone or bank "
-                   f"account value(s) ({k})"
-                   for n, c, k in zip(size.to_numpy(), counts.reindex(size.index).fillna(0).astype(int),
-                                      kinds.reindex(size.index).fillna(""))]
+    info["why"] = [
+        f"{n} persons/employers at different addresses share {c} phone or bank account value(s) ({k})"
+        for n, c, k in zip(
+            size.to_numpy(), counts.reindex(size.index).fillna(0).astype(int), kinds.reindex(size.index).fillna("")
+        )
+    ]
     return Found(members, info, edges)

@@ -12,6 +12,7 @@ One module per domain, each listing its detectors: `medical` (visits, inpatient 
 purchases), `benefits` (pensions and benefits), `employers` (employers and agencies); `base`
 holds the `Detector` record, `Params` and the shared vectorised helpers.
 """
+
 from __future__ import annotations
 
 from types import MappingProxyType

@@ -8,6 +8,7 @@ string columns are only gathered for the rows that fire. Its parameters are a py
 (unknown keys rejected), and it declares the table columns it needs so that the engine can skip
 it, and say why, on datasets without them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -34,9 +35,9 @@ class Detector:
     entity_type: str
     params: type[Params]
     fn: Callable[[Dataset, Any, Cache], pd.DataFrame]
-    evidence: tuple[str, ...]          # record columns it returns, in order
-    needs: tuple[str, ...]             # "table.column" that must all have values
-    needs_any: tuple[str, ...] = ()    # at least one of these must have values
+    evidence: tuple[str, ...]  # record columns it returns, in order
+    needs: tuple[str, ...]  # "table.column" that must all have values
+    needs_any: tuple[str, ...] = ()  # at least one of these must have values
 
     @property
     def doc(self) -> str:
@@ -49,7 +50,7 @@ class Detector:
         while True:
             try:
                 return self.fn(dataset, params, cache)
-            except VocabularyChanged:   # ids outside the entity tables: the cache was reset, run again
+            except VocabularyChanged:  # ids outside the entity tables: the cache was reset, run again
                 continue
 
     def missing(self, dataset: Dataset) -> str | None:
@@ -98,7 +99,7 @@ def _codes(*cols: pd.Series) -> list[np.ndarray]:
     codes, _ = pd.factorize(joint)
     out, start = [], 0
     for c in cols:
-        out.append(codes[start:start + len(c)])
+        out.append(codes[start : start + len(c)])
         start += len(c)
     return out
 
@@ -113,8 +114,10 @@ def _group_starts(keys: np.ndarray) -> np.ndarray:
 
 def _records(entity: pd.Series | np.ndarray, cols: dict[str, Any], sort: list[str]) -> pd.DataFrame:
     """Evidence records sorted by entity then `sort`, so hits and their evidence are deterministic."""
+
     def plain(v: Any) -> Any:
         return v.reset_index(drop=True) if isinstance(v, pd.Series) else v
+
     df = pd.DataFrame({"entity_id": plain(entity), **{k: plain(v) for k, v in cols.items()}})
     df["entity_id"] = df["entity_id"].astype("str")
     return df.sort_values(["entity_id", *sort], kind="mergesort").reset_index(drop=True)
@@ -126,12 +129,14 @@ def _empty(evidence: tuple[str, ...]) -> pd.DataFrame:
 
 def _death_ns(cx: Cache) -> np.ndarray:
     """Death date (int64 ns, NAT when alive or unknown) per person code, plus a NAT slot for code -1."""
+
     def build() -> np.ndarray:
         out = np.full(cx.n("person") + 1, NAT, dtype=np.int64)
         ok = cx.notna("persons", "death_date")
         out[cx.codes("persons", "person_id", "person")[ok]] = cx.ns("persons", "death_date")[ok]
         out[-1] = NAT
         return out
+
     return cx.memo("death_ns", build)
 
 
@@ -159,7 +164,7 @@ def _pair_key(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a.astype(np.int64) - a.min()
     b = b.astype(np.int64) - b.min()
     nb = int(b.max()) + 1
-    if int(a.max()) >= (2 ** 62) // nb:
+    if int(a.max()) >= (2**62) // nb:
         return pd.factorize(pd.MultiIndex.from_arrays([a, b]))[0].astype(np.int64)
     return a * nb + b
 
@@ -167,7 +172,7 @@ def _pair_key(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _join_keys(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Comparable pair keys for two tables' (a, b) columns."""
     k = _pair_key(np.concatenate([a1, a2]), np.concatenate([b1, b2]))
-    return k[:len(a1)], k[len(a1):]
+    return k[: len(a1)], k[len(a1) :]
 
 
 def _in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -176,4 +181,3 @@ def _in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray,
         return np.zeros(len(values), dtype=bool), np.zeros(len(values), dtype=np.int64)
     pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
     return sorted_keys[pos] == values, pos
-

@@ -1,4 +1,5 @@
 """Pension and benefit detectors: benefits paid while contributing, after death or while ineligible."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ from rules.detectors.base import (
 
 class BenefitWhileContributingParams(Params):
     benefit_types: list[str] = Field(default_factory=lambda: ["unemployment"], min_length=1)
-    min_paid: float = Field(0, ge=0)   # contributions count when paid > min_paid
+    min_paid: float = Field(0, ge=0)  # contributions count when paid > min_paid
 
 
 CONTRIB_BENEFIT_EVIDENCE = ("month", "benefit_type", "amount", "employer_id", "paid")
@@ -37,20 +38,29 @@ def benefit_while_contributing(ds: Dataset, p: BenefitWhileContributingParams, c
     cp = cx.codes("contributions", "person_id", "person")
     crows = np.flatnonzero((c["paid"] > p.min_paid).to_numpy() & cx.flags("person", bp)[cp])
     # join on integer (person, month) keys; months are validated YYYY-MM text, so equal text = equal number
-    bkey, ckey = _join_keys(bp, cx.months("benefits", "month")[brows], cp[crows],
-                            cx.months("contributions", "month")[crows])
+    bkey, ckey = _join_keys(
+        bp, cx.months("benefits", "month")[brows], cp[crows], cx.months("contributions", "month")[crows]
+    )
     j = pd.DataFrame({"k": bkey, "b": brows}).merge(pd.DataFrame({"k": ckey, "c": crows}), on="k", how="inner")
     bj, cj = b.iloc[j["b"].to_numpy()], c.iloc[j["c"].to_numpy()]
-    m = pd.DataFrame({"person_id": bj["person_id"].to_numpy(), "month": bj["month"].to_numpy(),
-                      "benefit_type": bj["benefit_type"].to_numpy(), "amount": bj["amount"].to_numpy(),
-                      "employer_id": cj["employer_id"].to_numpy(), "paid": cj["paid"].to_numpy()})
-    return _records(m["person_id"], {k: m[k] for k in CONTRIB_BENEFIT_EVIDENCE},
-                    ["month", "benefit_type", "employer_id"])
+    m = pd.DataFrame(
+        {
+            "person_id": bj["person_id"].to_numpy(),
+            "month": bj["month"].to_numpy(),
+            "benefit_type": bj["benefit_type"].to_numpy(),
+            "amount": bj["amount"].to_numpy(),
+            "employer_id": cj["employer_id"].to_numpy(),
+            "paid": cj["paid"].to_numpy(),
+        }
+    )
+    return _records(
+        m["person_id"], {k: m[k] for k in CONTRIB_BENEFIT_EVIDENCE}, ["month", "benefit_type", "employer_id"]
+    )
 
 
 class BenefitAfterDeathParams(Params):
     benefit_types: list[str] = Field(default_factory=lambda: ["pension"], min_length=1)
-    min_months_after: int = Field(1, ge=1)   # months after the death month
+    min_months_after: int = Field(1, ge=1)  # months after the death month
 
 
 BENEFIT_DEATH_EVIDENCE = ("month", "benefit_type", "amount", "death_date", "months_after_death")
@@ -65,16 +75,24 @@ def benefit_after_death(ds: Dataset, p: BenefitAfterDeathParams, cx: Cache) -> p
     keep = after >= p.min_months_after
     rows = rows[keep]
     b = b.iloc[rows].assign(death_date=_ns_to_date(d[rows]))
-    return _records(b["person_id"], {
-        "month": b["month"], "benefit_type": b["benefit_type"], "amount": b["amount"],
-        "death_date": b["death_date"], "months_after_death": after[keep]}, ["month", "benefit_type"])
+    return _records(
+        b["person_id"],
+        {
+            "month": b["month"],
+            "benefit_type": b["benefit_type"],
+            "amount": b["amount"],
+            "death_date": b["death_date"],
+            "months_after_death": after[keep],
+        },
+        ["month", "benefit_type"],
+    )
 
 
 class IneligibleBenefitParams(Params):
     after_death: bool = True
     while_employed_types: list[str] = Field(default_factory=lambda: ["unemployment"])
-    amount_over: float = Field(0, ge=0)    # fires when the ineligible total is > amount_over
-    months_over: int = Field(0, ge=0)      # and the distinct ineligible months are > months_over
+    amount_over: float = Field(0, ge=0)  # fires when the ineligible total is > amount_over
+    months_over: int = Field(0, ge=0)  # and the distinct ineligible months are > months_over
 
 
 INELIGIBLE_EVIDENCE = ("month", "benefit_type", "amount", "reason", "total_amount", "n_months")
@@ -90,8 +108,9 @@ def ineligible_benefits(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> p
     b = ds.table("benefits").reset_index(drop=True)
     if b.empty:
         return _empty(INELIGIBLE_EVIDENCE)
-    reason = cx.memo(("ineligible", p.after_death, tuple(p.while_employed_types)),
-                     lambda: _ineligible_reason(ds, p, cx))
+    reason = cx.memo(
+        ("ineligible", p.after_death, tuple(p.while_employed_types)), lambda: _ineligible_reason(ds, p, cx)
+    )
     bad = np.flatnonzero(reason > 0)
     person, month = cx.codes("benefits", "person_id", "person")[bad], cx.months("benefits", "month")[bad]
     g = pd.DataFrame({"p": person, "amount": b["amount"].to_numpy()[bad], "m": month}).groupby("p")
@@ -99,11 +118,18 @@ def ineligible_benefits(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> p
     keep = ((total > p.amount_over) & (n_months > p.months_over)).to_numpy()
     rows = bad[keep]
     f = b.iloc[rows]
-    return _records(f["person_id"], {
-        "month": f["month"], "benefit_type": f["benefit_type"], "amount": f["amount"],
-        "reason": np.array(["", "after_death", "while_employed"], dtype=object)[reason[rows]],
-        "total_amount": total.to_numpy()[keep], "n_months": n_months.to_numpy()[keep].astype(np.int64)},
-        ["month", "benefit_type"])
+    return _records(
+        f["person_id"],
+        {
+            "month": f["month"],
+            "benefit_type": f["benefit_type"],
+            "amount": f["amount"],
+            "reason": np.array(["", "after_death", "while_employed"], dtype=object)[reason[rows]],
+            "total_amount": total.to_numpy()[keep],
+            "n_months": n_months.to_numpy()[keep].astype(np.int64),
+        },
+        ["month", "benefit_type"],
+    )
 
 
 def _ineligible_reason(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> np.ndarray:
@@ -142,8 +168,9 @@ def _ineligible_reason(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> np
             ci = np.repeat(np.arange(len(emp_rows)), n)
             si = erows[np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))]
             first = cand_m[ci].astype("datetime64[M]").astype("datetime64[ns]").view(np.int64)
-            last = ((cand_m[ci] + 1).astype("datetime64[M]").astype("datetime64[ns]")
-                    - np.timedelta64(1, "D")).view(np.int64)
+            last = ((cand_m[ci] + 1).astype("datetime64[M]").astype("datetime64[ns]") - np.timedelta64(1, "D")).view(
+                np.int64
+            )
             start, stop = cx.ns("employment", "start_date")[si], cx.ns("employment", "end_date")[si]
             covers = (start <= first) & ((stop == NAT) | (stop >= last))
             employed[emp_rows[ci[covers]]] = True
@@ -152,10 +179,29 @@ def _ineligible_reason(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> np
 
 
 BENEFITS: tuple[Detector, ...] = (
-    Detector("benefit_while_contributing", "person", BenefitWhileContributingParams, benefit_while_contributing,
-             CONTRIB_BENEFIT_EVIDENCE, ("benefits.month", "contributions.paid")),
-    Detector("benefit_after_death", "person", BenefitAfterDeathParams, benefit_after_death,
-             BENEFIT_DEATH_EVIDENCE, ("benefits.month", "persons.death_date")),
-    Detector("ineligible_benefits", "person", IneligibleBenefitParams, ineligible_benefits, INELIGIBLE_EVIDENCE,
-             ("benefits.month",), ("persons.death_date", "contributions.paid", "employment.start_date")),
+    Detector(
+        "benefit_while_contributing",
+        "person",
+        BenefitWhileContributingParams,
+        benefit_while_contributing,
+        CONTRIB_BENEFIT_EVIDENCE,
+        ("benefits.month", "contributions.paid"),
+    ),
+    Detector(
+        "benefit_after_death",
+        "person",
+        BenefitAfterDeathParams,
+        benefit_after_death,
+        BENEFIT_DEATH_EVIDENCE,
+        ("benefits.month", "persons.death_date"),
+    ),
+    Detector(
+        "ineligible_benefits",
+        "person",
+        IneligibleBenefitParams,
+        ineligible_benefits,
+        INELIGIBLE_EVIDENCE,
+        ("benefits.month",),
+        ("persons.death_date", "contributions.paid", "employment.start_date"),
+    ),
 )

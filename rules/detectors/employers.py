@@ -1,4 +1,5 @@
 """Employer and agency detectors: arrears, declared base, headcount inflation, shell routing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,7 +22,7 @@ from rules.detectors.base import (
 
 class ArrearsParams(Params):
     min_months: int = Field(3, ge=1)
-    min_shortfall: float = Field(0, ge=0)   # a month is in arrears when due - paid > min_shortfall
+    min_shortfall: float = Field(0, ge=0)  # a month is in arrears when due - paid > min_shortfall
 
 
 ARREARS_EVIDENCE = ("month", "due", "paid", "shortfall", "persons")
@@ -38,19 +39,27 @@ def employer_arrears(ds: Dataset, p: ArrearsParams, cx: Cache) -> pd.DataFrame:
     key = _pair_key(emp, month)
     g = pd.DataFrame({"k": key, "due": c["due"].to_numpy()[rows], "paid": c["paid"].fillna(0).to_numpy()[rows]})
     agg = g.groupby("k", sort=True).agg(due=("due", "sum"), paid=("paid", "sum"), persons=("due", "size"))
-    first = np.unique(key, return_index=True)[1]   # a row of each (employer, month), in key order
+    first = np.unique(key, return_index=True)[1]  # a row of each (employer, month), in key order
     agg = agg.reset_index(drop=True).assign(e=emp[first], m=month[first])
     agg["shortfall"] = agg["due"] - agg["paid"]
     agg = agg[agg["shortfall"] > p.min_shortfall + 1e-9]
     n = agg.groupby("e")["m"].transform("size")
     agg = agg[n >= p.min_months]
-    return _records(cx.ids("employer", agg["e"].to_numpy()), {
-        "month": _month_text(agg["m"].to_numpy()), "due": agg["due"], "paid": agg["paid"],
-        "shortfall": agg["shortfall"], "persons": agg["persons"].astype(np.int64)}, ["month"])
+    return _records(
+        cx.ids("employer", agg["e"].to_numpy()),
+        {
+            "month": _month_text(agg["m"].to_numpy()),
+            "due": agg["due"],
+            "paid": agg["paid"],
+            "shortfall": agg["shortfall"],
+            "persons": agg["persons"].astype(np.int64),
+        },
+        ["month"],
+    )
 
 
 class BaseBelowWageParams(Params):
-    ratio: float = Field(0.8, gt=0, le=1)   # fires when base < ratio * monthly_wage
+    ratio: float = Field(0.8, gt=0, le=1)  # fires when base < ratio * monthly_wage
     min_persons: int = Field(1, ge=1)
 
 
@@ -69,10 +78,12 @@ def base_below_wage(ds: Dataset, p: BaseBelowWageParams, cx: Cache) -> pd.DataFr
     crows = np.flatnonzero(~np.isnan(base))
     if not len(crows) or not len(erows):
         return _empty(BASE_EVIDENCE)
-    wkey, ckey = _join_keys(cx.codes("employment", "employer_id", "employer")[erows],
-                            cx.codes("employment", "person_id", "person")[erows],
-                            cx.codes("contributions", "employer_id", "employer")[crows],
-                            cx.codes("contributions", "person_id", "person")[crows])
+    wkey, ckey = _join_keys(
+        cx.codes("employment", "employer_id", "employer")[erows],
+        cx.codes("employment", "person_id", "person")[erows],
+        cx.codes("contributions", "employer_id", "employer")[crows],
+        cx.codes("contributions", "person_id", "person")[crows],
+    )
     # the latest spell per (employer, person): sort by start date (missing last, ties in table order)
     start = cx.ns("employment", "start_date")[erows]
     start = np.where(start == NAT, np.iinfo(np.int64).max, start)
@@ -87,16 +98,24 @@ def base_below_wage(ds: Dataset, p: BaseBelowWageParams, cx: Cache) -> pd.DataFr
     persons = f.groupby("employer_id")["person_id"].transform("nunique")
     keep = (persons >= p.min_persons).to_numpy()
     f, fw = f[keep], fw[keep]
-    return _records(f["employer_id"], {
-        "person_id": f["person_id"], "month": f["month"], "base": f["base"], "monthly_wage": fw,
-        "base_to_wage": np.round(f["base"].to_numpy() / fw, 4)}, ["month", "person_id"])
+    return _records(
+        f["employer_id"],
+        {
+            "person_id": f["person_id"],
+            "month": f["month"],
+            "base": f["base"],
+            "monthly_wage": fw,
+            "base_to_wage": np.round(f["base"].to_numpy() / fw, 4),
+        },
+        ["month", "person_id"],
+    )
 
 
 class HeadcountParams(Params):
-    ratio: float = Field(3.0, ge=1)          # insured > ratio * real headcount
+    ratio: float = Field(3.0, ge=1)  # insured > ratio * real headcount
     min_insured: int = Field(10, ge=1)
-    min_excess: int = Field(0, ge=0)         # insured - real headcount >= min_excess
-    headcount_column: str | None = None      # an extra employers column with the real staff count
+    min_excess: int = Field(0, ge=0)  # insured - real headcount >= min_excess
+    headcount_column: str | None = None  # an extra employers column with the real staff count
 
 
 HEADCOUNT_EVIDENCE = ("peak_month", "insured", "headcount", "headcount_source", "excess")
@@ -104,6 +123,7 @@ HEADCOUNT_EVIDENCE = ("peak_month", "insured", "headcount", "headcount_source", 
 
 def _employer_persons(ds: Dataset, cx: Cache) -> pd.Series:
     """Distinct persons on employment records per employer id (employers with a record only)."""
+
     def build() -> pd.Series:
         e = ds.table("employment")
         emp = cx.codes("employment", "employer_id", "employer")
@@ -113,8 +133,12 @@ def _employer_persons(ds: Dataset, cx: Cache) -> pd.Series:
         has_person = ok & (person >= 0)
         _, first = np.unique(_pair_key(emp[has_person], person[has_person]), return_index=True)
         counts = np.bincount(emp[has_person][first], minlength=cx.n("employer"))[present]
-        return pd.Series(counts.astype(np.int64), index=pd.Index(cx.ids("employer", present), name="employer_id",
-                                                                  dtype=e["employer_id"].dtype), name="person_id")
+        return pd.Series(
+            counts.astype(np.int64),
+            index=pd.Index(cx.ids("employer", present), name="employer_id", dtype=e["employer_id"].dtype),
+            name="person_id",
+        )
+
     return cx.memo("employer_persons", build)
 
 
@@ -141,9 +165,17 @@ def headcount_inflation(ds: Dataset, p: HeadcountParams, cx: Cache) -> pd.DataFr
     excess = insured - head
     fire = (insured >= p.min_insured) & (insured > p.ratio * head) & (excess >= p.min_excess)
     f = peak[fire]
-    return _records(f.index.to_numpy(), {
-        "peak_month": _month_text(f["m"].to_numpy()), "insured": insured[fire], "headcount": head[fire],
-        "headcount_source": source[fire], "excess": excess[fire]}, [])
+    return _records(
+        f.index.to_numpy(),
+        {
+            "peak_month": _month_text(f["m"].to_numpy()),
+            "insured": insured[fire],
+            "headcount": head[fire],
+            "headcount_source": source[fire],
+            "excess": excess[fire],
+        },
+        [],
+    )
 
 
 def _peak_insured(ds: Dataset, cx: Cache) -> pd.DataFrame:
@@ -154,7 +186,7 @@ def _peak_insured(ds: Dataset, cx: Cache) -> pd.DataFrame:
     emp, month = emp[ok], month[ok]
     _, first, size = np.unique(_pair_key(emp, month), return_index=True, return_counts=True)
     e, m = emp[first], month[first]
-    order = np.lexsort((m, -size, e))             # per employer: most rows first, then earliest month
+    order = np.lexsort((m, -size, e))  # per employer: most rows first, then earliest month
     e, m, size = e[order], m[order], size[order]
     top = np.ones(len(e), dtype=bool)
     top[1:] = e[1:] != e[:-1]
@@ -166,7 +198,7 @@ def _peak_insured(ds: Dataset, cx: Cache) -> pd.DataFrame:
 class AgencyRoutingParams(Params):
     min_persons: int = Field(20, ge=1)
     min_employers: int = Field(5, ge=1)
-    max_employer_size: int = Field(10, ge=1)   # "small": at most this many persons on employment records
+    max_employer_size: int = Field(10, ge=1)  # "small": at most this many persons on employment records
 
 
 AGENCY_EVIDENCE = ("employer_id", "persons_placed", "employer_size")
@@ -183,8 +215,11 @@ def agency_shell_routing(ds: Dataset, p: AgencyRoutingParams, cx: Cache) -> pd.D
     links = ds.table("agency_links")
     links = links[(links["entity_type"] == "person") & (links["relation"].fillna("placed") == "placed")]
     if len(links):
-        parts.append(links[["agency_id", "entity_id"]].rename(columns={"entity_id": "person_id"})
-                     .merge(e[["person_id", "employer_id"]], on="person_id", how="inner"))
+        parts.append(
+            links[["agency_id", "entity_id"]]
+            .rename(columns={"entity_id": "person_id"})
+            .merge(e[["person_id", "employer_id"]], on="person_id", how="inner")
+        )
     placed = pd.concat(parts, ignore_index=True).drop_duplicates()
     size = _employer_persons(ds, cx)
     small = size[size <= p.max_employer_size]
@@ -193,18 +228,42 @@ def agency_shell_routing(ds: Dataset, p: AgencyRoutingParams, cx: Cache) -> pd.D
     employers = placed.groupby("agency_id")["employer_id"].transform("nunique")
     placed = placed[(persons >= p.min_persons) & (employers >= p.min_employers)]
     per = placed.groupby(["agency_id", "employer_id"])["person_id"].nunique().rename("persons_placed").reset_index()
-    return _records(per["agency_id"], {
-        "employer_id": per["employer_id"], "persons_placed": per["persons_placed"].astype(np.int64),
-        "employer_size": small.reindex(per["employer_id"]).to_numpy().astype(np.int64)}, ["employer_id"])
+    return _records(
+        per["agency_id"],
+        {
+            "employer_id": per["employer_id"],
+            "persons_placed": per["persons_placed"].astype(np.int64),
+            "employer_size": small.reindex(per["employer_id"]).to_numpy().astype(np.int64),
+        },
+        ["employer_id"],
+    )
 
 
 EMPLOYERS: tuple[Detector, ...] = (
-    Detector("employer_arrears", "employer", ArrearsParams, employer_arrears, ARREARS_EVIDENCE,
-             ("contributions.due",)),
-    Detector("base_below_wage", "employer", BaseBelowWageParams, base_below_wage, BASE_EVIDENCE,
-             ("contributions.base", "employment.monthly_wage")),
-    Detector("headcount_inflation", "employer", HeadcountParams, headcount_inflation, HEADCOUNT_EVIDENCE,
-             ("contributions.month",)),
-    Detector("agency_shell_routing", "agency", AgencyRoutingParams, agency_shell_routing, AGENCY_EVIDENCE,
-             ("employment.employer_id",), ("employment.agency_id", "agency_links.agency_id")),
+    Detector("employer_arrears", "employer", ArrearsParams, employer_arrears, ARREARS_EVIDENCE, ("contributions.due",)),
+    Detector(
+        "base_below_wage",
+        "employer",
+        BaseBelowWageParams,
+        base_below_wage,
+        BASE_EVIDENCE,
+        ("contributions.base", "employment.monthly_wage"),
+    ),
+    Detector(
+        "headcount_inflation",
+        "employer",
+        HeadcountParams,
+        headcount_inflation,
+        HEADCOUNT_EVIDENCE,
+        ("contributions.month",),
+    ),
+    Detector(
+        "agency_shell_routing",
+        "agency",
+        AgencyRoutingParams,
+        agency_shell_routing,
+        AGENCY_EVIDENCE,
+        ("employment.employer_id",),
+        ("employment.agency_id", "agency_links.agency_id"),
+    ),
 )

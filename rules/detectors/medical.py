@@ -1,4 +1,5 @@
 """Medical-insurance detectors: visits, inpatient stays and pharmacy purchases."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -32,7 +33,7 @@ from rules.detectors.base import (
 class MultiClinicParams(Params):
     window: Literal["day", "month"] = "day"
     min_clinics: int = Field(2, ge=2)
-    kinds: list[str] | None = None   # visit kinds counted; None = all
+    kinds: list[str] | None = None  # visit kinds counted; None = all
 
 
 MULTI_CLINIC_EVIDENCE = ("visit_id", "clinic_id", "date", "kind", "amount", "claimed", "n_clinics")
@@ -50,17 +51,25 @@ def multi_clinic_visits(ds: Dataset, p: MultiClinicParams, cx: Cache) -> pd.Data
     period = (cx.days("visits", "date") if p.window == "day" else cx.date_months("visits", "date"))[rows]
     person = cx.codes("visits", "person_id", "person")[rows]
     clinic = cx.codes("visits", "clinic_id", "clinic")[rows]
-    pt = _pair_key(person, period)                          # one key per (person, day or month)
-    _, first = np.unique(_pair_key(pt, clinic), return_index=True)   # distinct (person, period, clinic)
-    keys, n = np.unique(pt[first], return_counts=True)     # distinct clinics per (person, period)
+    pt = _pair_key(person, period)  # one key per (person, day or month)
+    _, first = np.unique(_pair_key(pt, clinic), return_index=True)  # distinct (person, period, clinic)
+    keys, n = np.unique(pt[first], return_counts=True)  # distinct clinics per (person, period)
     fired_keys, fired_n = keys[n >= p.min_clinics], n[n >= p.min_clinics]
     mask, pos = _in_sorted(pt, fired_keys)
     f = v.iloc[rows[mask]]
-    return _records(f["person_id"], {
-        "visit_id": f["visit_id"], "clinic_id": f["clinic_id"], "date": f["date"], "kind": f["kind"],
-        "amount": f["amount"], "claimed": f["claimed"],
-        "n_clinics": fired_n[pos[mask]].astype(np.int64),
-    }, ["date", "clinic_id", "visit_id"])
+    return _records(
+        f["person_id"],
+        {
+            "visit_id": f["visit_id"],
+            "clinic_id": f["clinic_id"],
+            "date": f["date"],
+            "kind": f["kind"],
+            "amount": f["amount"],
+            "claimed": f["claimed"],
+            "n_clinics": fired_n[pos[mask]].astype(np.int64),
+        },
+        ["date", "clinic_id", "visit_id"],
+    )
 
 
 class SplitAdmissionParams(Params):
@@ -69,8 +78,19 @@ class SplitAdmissionParams(Params):
     inpatient_kind: str = "inpatient"
 
 
-SPLIT_EVIDENCE = ("visit_id", "clinic_id", "date", "discharge_date", "diagnosis", "amount",
-                  "prev_visit_id", "prev_clinic_id", "prev_date", "prev_discharge_date", "gap_days")
+SPLIT_EVIDENCE = (
+    "visit_id",
+    "clinic_id",
+    "date",
+    "discharge_date",
+    "diagnosis",
+    "amount",
+    "prev_visit_id",
+    "prev_clinic_id",
+    "prev_date",
+    "prev_discharge_date",
+    "gap_days",
+)
 
 
 def split_admission(ds: Dataset, p: SplitAdmissionParams, cx: Cache) -> pd.DataFrame:
@@ -89,20 +109,29 @@ def split_admission(ds: Dataset, p: SplitAdmissionParams, cx: Cache) -> pd.DataF
         group = group * (len(v) + 1) + _codes(v["diagnosis"])[0]
     same = _group_starts(group)
     start = _days(v["date"])
-    end = np.where(v["discharge_date"].notna().to_numpy(),
-                   _days(v["discharge_date"].fillna(v["date"])), start)
+    end = np.where(v["discharge_date"].notna().to_numpy(), _days(v["discharge_date"].fillna(v["date"])), start)
     prev_end = np.roll(end, 1)
     gap = start - prev_end
     fire = same & (gap <= p.max_gap_days)
     prev = np.flatnonzero(fire) - 1
     cur, before = v.iloc[np.flatnonzero(fire)], v.iloc[prev]
-    return _records(cur["person_id"], {
-        "visit_id": cur["visit_id"], "clinic_id": cur["clinic_id"], "date": cur["date"],
-        "discharge_date": cur["discharge_date"], "diagnosis": cur["diagnosis"], "amount": cur["amount"],
-        "prev_visit_id": before["visit_id"], "prev_clinic_id": before["clinic_id"],
-        "prev_date": before["date"], "prev_discharge_date": before["discharge_date"],
-        "gap_days": gap[fire],
-    }, ["date", "visit_id"])
+    return _records(
+        cur["person_id"],
+        {
+            "visit_id": cur["visit_id"],
+            "clinic_id": cur["clinic_id"],
+            "date": cur["date"],
+            "discharge_date": cur["discharge_date"],
+            "diagnosis": cur["diagnosis"],
+            "amount": cur["amount"],
+            "prev_visit_id": before["visit_id"],
+            "prev_clinic_id": before["clinic_id"],
+            "prev_date": before["date"],
+            "prev_discharge_date": before["discharge_date"],
+            "gap_days": gap[fire],
+        },
+        ["date", "visit_id"],
+    )
 
 
 def _sources(*tables: Any) -> list[Any]:
@@ -112,12 +141,22 @@ def _sources(*tables: Any) -> list[Any]:
 
 class DuringStayParams(Params):
     inpatient_kind: str = "inpatient"
-    sources: list[Literal["visits", "purchases"]] = Field(default_factory=lambda: _sources("visits", "purchases"),
-                                                          min_length=1)
+    sources: list[Literal["visits", "purchases"]] = Field(
+        default_factory=lambda: _sources("visits", "purchases"), min_length=1
+    )
 
 
-STAY_EVIDENCE = ("source", "record_id", "place_id", "date", "amount", "stay_visit_id",
-                 "stay_clinic_id", "stay_date", "stay_discharge_date")
+STAY_EVIDENCE = (
+    "source",
+    "record_id",
+    "place_id",
+    "date",
+    "amount",
+    "stay_visit_id",
+    "stay_clinic_id",
+    "stay_date",
+    "stay_discharge_date",
+)
 
 
 def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.DataFrame:
@@ -150,11 +189,20 @@ def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.Data
         inside = (day > s_start[st_i]) & (day < s_end[st_i])
         ev_i, st_i = ev_i[inside], st_i[inside]
         e, st = ds.tables[table].iloc[erows[ev_i]], v.iloc[srows[st_i]]
-        m = pd.DataFrame({"person_id": e["person_id"].to_numpy(), "source": table,
-                          "record_id": e[rid].to_numpy(), "place_id": e[place].to_numpy(),
-                          "date": e["date"].to_numpy(), "amount": e["amount"].to_numpy(),
-                          "stay_visit_id": st["visit_id"].to_numpy(), "stay_clinic_id": st["clinic_id"].to_numpy(),
-                          "stay_date": st["date"].to_numpy(), "stay_discharge_date": st["discharge_date"].to_numpy()})
+        m = pd.DataFrame(
+            {
+                "person_id": e["person_id"].to_numpy(),
+                "source": table,
+                "record_id": e[rid].to_numpy(),
+                "place_id": e[place].to_numpy(),
+                "date": e["date"].to_numpy(),
+                "amount": e["amount"].to_numpy(),
+                "stay_visit_id": st["visit_id"].to_numpy(),
+                "stay_clinic_id": st["clinic_id"].to_numpy(),
+                "stay_date": st["date"].to_numpy(),
+                "stay_discharge_date": st["discharge_date"].to_numpy(),
+            }
+        )
         parts.append(m[(m["record_id"] != m["stay_visit_id"]).to_numpy()])
     m = pd.concat(parts, ignore_index=True)
     return _records(m["person_id"], {c: m[c] for c in STAY_EVIDENCE}, ["date", "source", "record_id"])
@@ -162,8 +210,9 @@ def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.Data
 
 class AfterDeathParams(Params):
     sources: list[Literal["visits", "purchases", "benefits"]] = Field(
-        default_factory=lambda: _sources("visits", "purchases", "benefits"), min_length=1)
-    grace_days: int = Field(0, ge=0)   # visits/purchases this many days after death are ignored
+        default_factory=lambda: _sources("visits", "purchases", "benefits"), min_length=1
+    )
+    grace_days: int = Field(0, ge=0)  # visits/purchases this many days after death are ignored
 
 
 DEATH_EVIDENCE = ("source", "record_id", "place_id", "date", "month", "amount", "death_date")
@@ -182,19 +231,40 @@ def activity_after_death(ds: Dataset, p: AfterDeathParams, cx: Cache) -> pd.Data
         rows = rows[after]
         d = d[rows]
         e = ds.tables[table].iloc[rows]
-        parts.append(pd.DataFrame({
-            "person_id": e["person_id"], "source": table, "record_id": e[rid], "place_id": e[place],
-            "date": e["date"], "month": _month_text(_months_of_dates(e["date"])), "amount": e["amount"],
-            "death_date": pd.Series(_ns_to_date(d), index=e.index)}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "person_id": e["person_id"],
+                    "source": table,
+                    "record_id": e[rid],
+                    "place_id": e[place],
+                    "date": e["date"],
+                    "month": _month_text(_months_of_dates(e["date"])),
+                    "amount": e["amount"],
+                    "death_date": pd.Series(_ns_to_date(d), index=e.index),
+                }
+            )
+        )
     if "benefits" in p.sources and ds.has("benefits"):
         d = death[cx.codes("benefits", "person_id", "person")]
         rows = np.flatnonzero(d != NAT)
         after = cx.months("benefits", "month")[rows] > _ns_months(d[rows])
         rows = rows[after]
         b = ds.tables["benefits"].iloc[rows].assign(death_date=_ns_to_date(d[rows]))
-        parts.append(pd.DataFrame({
-            "person_id": b["person_id"], "source": "benefits", "record_id": pd.NA, "place_id": b["benefit_type"],
-            "date": pd.NaT, "month": b["month"], "amount": b["amount"], "death_date": b["death_date"]}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "person_id": b["person_id"],
+                    "source": "benefits",
+                    "record_id": pd.NA,
+                    "place_id": b["benefit_type"],
+                    "date": pd.NaT,
+                    "month": b["month"],
+                    "amount": b["amount"],
+                    "death_date": b["death_date"],
+                }
+            )
+        )
     parts = [x for x in parts if len(x)]
     if not parts:
         return _empty(DEATH_EVIDENCE)
@@ -208,8 +278,16 @@ class OverSupplyParams(Params):
     min_purchases: int = Field(1, ge=1)
 
 
-OVER_SUPPLY_EVIDENCE = ("purchase_id", "pharmacy_id", "clinic_id", "date", "drug_code", "quantity",
-                        "days_supply", "amount")
+OVER_SUPPLY_EVIDENCE = (
+    "purchase_id",
+    "pharmacy_id",
+    "clinic_id",
+    "date",
+    "drug_code",
+    "quantity",
+    "days_supply",
+    "amount",
+)
 
 
 def over_prescribing(ds: Dataset, p: OverSupplyParams, cx: Cache) -> pd.DataFrame:
@@ -227,11 +305,21 @@ def over_prescribing(ds: Dataset, p: OverSupplyParams, cx: Cache) -> pd.DataFram
 class OverlapSupplyParams(Params):
     min_overlap_days: int = Field(1, ge=1)
     min_overlaps: int = Field(1, ge=1)
-    prev_supply_over: float | None = Field(None, ge=0)   # only overlaps of an earlier supply of > N days
+    prev_supply_over: float | None = Field(None, ge=0)  # only overlaps of an earlier supply of > N days
 
 
-OVERLAP_EVIDENCE = ("purchase_id", "pharmacy_id", "date", "drug_code", "days_supply",
-                    "prev_purchase_id", "prev_pharmacy_id", "prev_date", "prev_days_supply", "overlap_days")
+OVERLAP_EVIDENCE = (
+    "purchase_id",
+    "pharmacy_id",
+    "date",
+    "drug_code",
+    "days_supply",
+    "prev_purchase_id",
+    "prev_pharmacy_id",
+    "prev_date",
+    "prev_days_supply",
+    "overlap_days",
+)
 
 
 def overlapping_supply(ds: Dataset, p: OverlapSupplyParams, cx: Cache) -> pd.DataFrame:
@@ -261,17 +349,27 @@ def overlapping_supply(ds: Dataset, p: OverlapSupplyParams, cx: Cache) -> pd.Dat
         counts = np.bincount(person[at] + 1, minlength=cx.n("person") + 1)
         at = at[counts[person[at] + 1] >= p.min_overlaps]
     cur, prev = e.iloc[rows[at]], e.iloc[rows[at - 1]]
-    return _records(cur["person_id"], {
-        "purchase_id": cur["purchase_id"], "pharmacy_id": cur["pharmacy_id"], "date": cur["date"],
-        "drug_code": cur["drug_code"], "days_supply": cur["days_supply"],
-        "prev_purchase_id": prev["purchase_id"], "prev_pharmacy_id": prev["pharmacy_id"],
-        "prev_date": prev["date"], "prev_days_supply": prev["days_supply"], "overlap_days": overlap[at],
-    }, ["drug_code", "date", "purchase_id"])
+    return _records(
+        cur["person_id"],
+        {
+            "purchase_id": cur["purchase_id"],
+            "pharmacy_id": cur["pharmacy_id"],
+            "date": cur["date"],
+            "drug_code": cur["drug_code"],
+            "days_supply": cur["days_supply"],
+            "prev_purchase_id": prev["purchase_id"],
+            "prev_pharmacy_id": prev["pharmacy_id"],
+            "prev_date": prev["date"],
+            "prev_days_supply": prev["days_supply"],
+            "overlap_days": overlap[at],
+        },
+        ["drug_code", "date", "purchase_id"],
+    )
 
 
 class OverCapacityParams(Params):
     inpatient_kind: str = "inpatient"
-    occupancy_ratio: float = Field(1.0, gt=0)   # fires when inpatients > beds * ratio
+    occupancy_ratio: float = Field(1.0, gt=0)  # fires when inpatients > beds * ratio
     min_days: int = Field(1, ge=1)
 
 
@@ -292,9 +390,13 @@ def clinic_over_capacity(ds: Dataset, p: OverCapacityParams, cx: Cache) -> pd.Da
     clinic_codes, clinic_names = pd.factorize(v["clinic_id"])
     # +1 on admission, -1 on discharge; each clinic's changes sum to 0, so one running sum over
     # rows sorted by (clinic, day) gives every clinic's daily census.
-    ch = pd.DataFrame({"c": np.concatenate([clinic_codes, clinic_codes]),
-                       "d": np.concatenate([start, end]),
-                       "x": np.concatenate([np.ones(len(start)), -np.ones(len(end))])})
+    ch = pd.DataFrame(
+        {
+            "c": np.concatenate([clinic_codes, clinic_codes]),
+            "d": np.concatenate([start, end]),
+            "x": np.concatenate([np.ones(len(start)), -np.ones(len(end))]),
+        }
+    )
     ch = ch.groupby(["c", "d"], sort=True)["x"].sum().reset_index()
     census = ch["x"].cumsum().to_numpy()
     nxt = np.roll(ch["d"].to_numpy(), -1)
@@ -304,25 +406,70 @@ def clinic_over_capacity(ds: Dataset, p: OverCapacityParams, cx: Cache) -> pd.Da
     total = pd.Series(days).groupby(ch["c"].to_numpy()).transform("sum").to_numpy()
     fire = over & (total >= p.min_days)
     f = ch[fire]
-    return _records(clinic_names[f["c"].to_numpy()], {
-        "date_from": _date_from_days(f["d"].to_numpy()), "date_to": _date_from_days(nxt[fire] - 1),
-        "days": days[fire], "inpatients": census[fire].astype(np.int64), "beds": cap[fire],
-    }, ["date_from"])
+    return _records(
+        clinic_names[f["c"].to_numpy()],
+        {
+            "date_from": _date_from_days(f["d"].to_numpy()),
+            "date_to": _date_from_days(nxt[fire] - 1),
+            "days": days[fire],
+            "inpatients": census[fire].astype(np.int64),
+            "beds": cap[fire],
+        },
+        ["date_from"],
+    )
 
 
 MEDICAL: tuple[Detector, ...] = (
-    Detector("multi_clinic_visits", "person", MultiClinicParams, multi_clinic_visits, MULTI_CLINIC_EVIDENCE,
-             ("visits.date",)),
-    Detector("split_admission", "person", SplitAdmissionParams, split_admission, SPLIT_EVIDENCE,
-             ("visits.date", "visits.kind", "visits.diagnosis")),
-    Detector("activity_during_stay", "person", DuringStayParams, activity_during_stay, STAY_EVIDENCE,
-             ("visits.date", "visits.kind", "visits.discharge_date")),
-    Detector("activity_after_death", "person", AfterDeathParams, activity_after_death, DEATH_EVIDENCE,
-             ("persons.death_date",), ("visits.date", "purchases.date", "benefits.month")),
-    Detector("over_prescribing", "person", OverSupplyParams, over_prescribing, OVER_SUPPLY_EVIDENCE,
-             ("purchases.days_supply",)),
-    Detector("overlapping_supply", "person", OverlapSupplyParams, overlapping_supply, OVERLAP_EVIDENCE,
-             ("purchases.date", "purchases.drug_code", "purchases.days_supply")),
-    Detector("clinic_over_capacity", "clinic", OverCapacityParams, clinic_over_capacity, CAPACITY_EVIDENCE,
-             ("clinics.beds", "visits.date", "visits.kind")),
+    Detector(
+        "multi_clinic_visits", "person", MultiClinicParams, multi_clinic_visits, MULTI_CLINIC_EVIDENCE, ("visits.date",)
+    ),
+    Detector(
+        "split_admission",
+        "person",
+        SplitAdmissionParams,
+        split_admission,
+        SPLIT_EVIDENCE,
+        ("visits.date", "visits.kind", "visits.diagnosis"),
+    ),
+    Detector(
+        "activity_during_stay",
+        "person",
+        DuringStayParams,
+        activity_during_stay,
+        STAY_EVIDENCE,
+        ("visits.date", "visits.kind", "visits.discharge_date"),
+    ),
+    Detector(
+        "activity_after_death",
+        "person",
+        AfterDeathParams,
+        activity_after_death,
+        DEATH_EVIDENCE,
+        ("persons.death_date",),
+        ("visits.date", "purchases.date", "benefits.month"),
+    ),
+    Detector(
+        "over_prescribing",
+        "person",
+        OverSupplyParams,
+        over_prescribing,
+        OVER_SUPPLY_EVIDENCE,
+        ("purchases.days_supply",),
+    ),
+    Detector(
+        "overlapping_supply",
+        "person",
+        OverlapSupplyParams,
+        overlapping_supply,
+        OVERLAP_EVIDENCE,
+        ("purchases.date", "purchases.drug_code", "purchases.days_supply"),
+    ),
+    Detector(
+        "clinic_over_capacity",
+        "clinic",
+        OverCapacityParams,
+        clinic_over_capacity,
+        CAPACITY_EVIDENCE,
+        ("clinics.beds", "visits.date", "visits.kind"),
+    ),
 )

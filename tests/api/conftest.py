@@ -1,4 +1,5 @@
 """Shared fixtures: one small synthetic dataset scored once per session, apps over copies of it."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """Keys, headers and settings shared by the API tests and their fixtures."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,8 +15,13 @@ def headers(role: str | None) -> dict[str, str]:
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:
-    base = dict(home=home, store_url=f"memory://{home / 'store'}", progress=False, api_scheduler=False,
-                api_keys={k: r for r, k in KEYS.items()},
-                model={"explain_top": 60, "n_estimators": 60, "folds": 3, "threads": 1})
+    base = dict(
+        home=home,
+        store_url=f"memory://{home / 'store'}",
+        progress=False,
+        api_scheduler=False,
+        api_keys={k: r for r, k in KEYS.items()},
+        model={"explain_top": 60, "n_estimators": 60, "folds": 3, "threads": 1},
+    )
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]

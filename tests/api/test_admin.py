@@ -1,4 +1,5 @@
 """Model owners: models, promotion, jobs (API, CLI, scheduler), rules, audit."""
+
 from __future__ import annotations
 
 import threading
@@ -31,7 +32,10 @@ def test_models_list_show_metrics(client: TestClient) -> None:
     models = client.get("/v1/models", headers=H).json()
     person = next(m for m in models if m["entity_type"] == "person" and m["champion"])
     assert person["kind"] == "supervised" and "roc_auc" in person["metrics"]
-    assert all(m["entity_type"] == "clinic" for m in client.get("/v1/models", params={"entity_type": "clinic"}, headers=H).json())
+    assert all(
+        m["entity_type"] == "clinic"
+        for m in client.get("/v1/models", params={"entity_type": "clinic"}, headers=H).json()
+    )
     detail = client.get(f"/v1/models/{person['version']}", headers=H).json()
     assert len(detail["features"]) == detail["n_features"] and detail["params"]
     metrics = client.get(f"/v1/models/{person['version']}/metrics", headers=H).json()
@@ -128,6 +132,7 @@ def test_scheduler_registers_jobs_with_ids_in_persisted_store(home_copy) -> None
 
 def test_app_with_scheduler_shows_next_runs(home_copy) -> None:
     from api.app import create_app
+
     with TestClient(create_app(make_settings(home_copy, api_scheduler=True))) as c:
         jobs = c.get("/v1/jobs", headers=H).json()
         assert all(j["next_run_at"] for j in jobs)
@@ -145,7 +150,9 @@ def test_audit_filters_and_cursor(client: TestClient) -> None:
         client.get(f"/v1/credit/person/P000000{i}", headers=headers("approval_system"))
     page = client.get("/v1/audit", params={"limit": 2, "action": "credit"}, headers=H).json()
     assert len(page["items"]) == 2 and page["next_cursor"]
-    nxt = client.get("/v1/audit", params={"limit": 2, "action": "credit", "cursor": page["next_cursor"]}, headers=H).json()
+    nxt = client.get(
+        "/v1/audit", params={"limit": 2, "action": "credit", "cursor": page["next_cursor"]}, headers=H
+    ).json()
     assert nxt["items"][0]["id"] < page["items"][-1]["id"]
     assert client.get("/v1/audit", params={"since": "2000-01-01T00:00:00"}, headers=H).json()["items"]
     assert client.get("/v1/audit", params={"since": "yesterday"}, headers=H).status_code == 422
@@ -164,6 +171,7 @@ def test_operations(client: TestClient, path: str) -> None:
 
 def test_not_ready_without_scores(tmp_path) -> None:
     from api.app import create_app
+
     with TestClient(create_app(make_settings(tmp_path / "empty"))) as c:
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["status"] == "not_ready"

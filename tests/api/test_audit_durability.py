@@ -1,5 +1,6 @@
 """A credit load against a real `riskgraph serve` process, killed with SIGKILL mid-load: every
 decision a client received is in the audit log (its row was durable before the answer left)."""
+
 from __future__ import annotations
 
 import json
@@ -29,15 +30,27 @@ def _free_port() -> int:
 
 
 def _env(home: Path) -> dict[str, str]:
-    return {**os.environ, "RISKGRAPH_HOME": str(home), "RISKGRAPH_API_KEYS": json.dumps({KEY: "approval_system"}),
-            "RISKGRAPH_API_SCHEDULER": "false", "RISKGRAPH_PROGRESS": "false", "RISKGRAPH_API_RESULTS_POLL_S": "1",
-            "RISKGRAPH_MODEL__N_ESTIMATORS": "60", "RISKGRAPH_MODEL__FOLDS": "3", "RISKGRAPH_MODEL__EXPLAIN_TOP": "60"}
+    return {
+        **os.environ,
+        "RISKGRAPH_HOME": str(home),
+        "RISKGRAPH_API_KEYS": json.dumps({KEY: "approval_system"}),
+        "RISKGRAPH_API_SCHEDULER": "false",
+        "RISKGRAPH_PROGRESS": "false",
+        "RISKGRAPH_API_RESULTS_POLL_S": "1",
+        "RISKGRAPH_MODEL__N_ESTIMATORS": "60",
+        "RISKGRAPH_MODEL__FOLDS": "3",
+        "RISKGRAPH_MODEL__EXPLAIN_TOP": "60",
+    }
 
 
 def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port)], env=_env(home),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
+        env=_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -57,7 +70,6 @@ def test_every_answered_decision_survives_a_sigkill(scored_home: Path, tmp_path:
     shutil.copytree(scored_home, home)
     server, base = _serve(home)
     try:
-
         db = ResultsDB(f"sqlite:///{home / 'results.db'}")
         persons = db.read("scores").query("entity_type == 'person'")["entity_id"].astype(str).tolist()
         answered: list[str] = []
@@ -74,8 +86,10 @@ def test_every_answered_decision_survives_a_sigkill(scored_home: Path, tmp_path:
                             r = client.get(f"/v1/credit/person/{persons[i % len(persons)]}")
                             ids = [r.json()["decision_id"]] if r.status_code == 200 else []
                         else:
-                            items = [{"entity_type": "person", "entity_id": persons[(i + j) % len(persons)]}
-                                     for j in range(5)]
+                            items = [
+                                {"entity_type": "person", "entity_id": persons[(i + j) % len(persons)]}
+                                for j in range(5)
+                            ]
                             r = client.post("/v1/credit/batch", json={"items": items})
                             ids = [x["decision_id"] for x in r.json()["results"]] if r.status_code == 200 else []
                     except (httpx.HTTPError, ValueError):
@@ -87,7 +101,7 @@ def test_every_answered_decision_survives_a_sigkill(scored_home: Path, tmp_path:
         for t in threads:
             t.start()
         time.sleep(2.0)
-        os.kill(server.pid, signal.SIGKILL)   # mid-load: requests are in flight
+        os.kill(server.pid, signal.SIGKILL)  # mid-load: requests are in flight
         server.wait(10)
         stop.set()
         for t in threads:
@@ -129,8 +143,13 @@ def test_a_rescore_under_credit_traffic_commits_and_no_call_fails(scored_home: P
     try:
         for t in threads:
             t.start()
-        job = subprocess.run([sys.executable, "-m", "cli.main", "jobs", "run", "nightly-rescore"],
-                             env=_env(home), capture_output=True, text=True, timeout=600)
+        job = subprocess.run(
+            [sys.executable, "-m", "cli.main", "jobs", "run", "nightly-rescore"],
+            env=_env(home),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert job.returncode == 0, job.stderr
         after = ResultsDB(f"sqlite:///{home / 'results.db'}").served_run_id()
         assert after != before

@@ -1,4 +1,5 @@
 """Credit grades: single, batch, on-demand reasons, audit rows."""
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,16 @@ def test_batch_keeps_order_and_lists_missing(client: TestClient) -> None:
 def test_batch_validation(client: TestClient) -> None:
     h = headers("approval_system")
     assert client.post("/v1/credit/batch", json={"items": []}, headers=h).status_code == 422
-    assert client.post("/v1/credit/batch", json={"items": [{"entity_type": "x", "entity_id": "1"}]}, headers=h).status_code == 422
-    assert client.post("/v1/credit/batch", content=b"not json", headers={**h, "content-type": "application/json"}).status_code == 422
+    assert (
+        client.post("/v1/credit/batch", json={"items": [{"entity_type": "x", "entity_id": "1"}]}, headers=h).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            "/v1/credit/batch", content=b"not json", headers={**h, "content-type": "application/json"}
+        ).status_code
+        == 422
+    )
     too_many = {"items": [{"entity_type": "person", "entity_id": str(i)} for i in range(1001)]}
     r = client.post("/v1/credit/batch", json=too_many, headers=h)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_parameter"
@@ -77,8 +86,11 @@ def test_batch_validation(client: TestClient) -> None:
 def test_every_decision_is_audited(client: TestClient) -> None:
     row = _scores(client).iloc[5]
     client.get(f"/v1/credit/person/{row.entity_id}", headers=headers("approval_system"))
-    client.post("/v1/credit/batch", json={"items": [{"entity_type": "person", "entity_id": row.entity_id}]},
-                headers=headers("approval_system"))
+    client.post(
+        "/v1/credit/batch",
+        json={"items": [{"entity_type": "person", "entity_id": row.entity_id}]},
+        headers=headers("approval_system"),
+    )
     r = client.get("/v1/audit", params={"entity_id": row.entity_id}, headers=headers("model_owner"))
     rows = r.json()["items"]
     assert {x["action"] for x in rows} >= {"credit", "credit_batch"}

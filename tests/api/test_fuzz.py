@@ -1,6 +1,7 @@
 """Property-based fuzzing of the OpenAPI schema (schemathesis strategies driven by hypothesis):
 no generated request gets a 500. Bounded: a few examples per operation, a few hundred in all.
 (schemathesis' own pytest plugin does not run under pytest 9, so hypothesis drives it directly.)"""
+
 from __future__ import annotations
 
 import re
@@ -35,9 +36,15 @@ def test_no_server_errors(api_schema, role: str, examples: int) -> None:
     ops = _operations(api_schema)
     assert len(ops) >= 15
     for op in ops:
+
         @given(case=op.as_strategy())
-        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck),
-                  derandomize=True, database=None)
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        )
         def check(case: schemathesis.Case) -> None:
             case.headers = {**(case.headers or {}), "X-API-Key": KEYS[role]}
             response = case.call()
@@ -45,4 +52,5 @@ def test_no_server_errors(api_schema, role: str, examples: int) -> None:
             ctype = "".join(response.headers.get("content-type") or [])
             if response.status_code >= 400 and ctype.startswith("application/json"):
                 assert "error" in response.json()
+
         check()

@@ -1,4 +1,5 @@
 """Entity detail, neighbours, paths and rings."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -15,8 +16,9 @@ H = headers("investigator")
 
 
 @pytest.fixture(scope="module", params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
-def client(request: pytest.FixtureRequest, scored_home: Path,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def client(
+    request: pytest.FixtureRequest, scored_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     """The investigator endpoints over each graph store: the same tests pass on both."""
     if request.param == "memory":
         settings = make_settings(scored_home)
@@ -58,11 +60,17 @@ def test_neighbours_hops_and_limit(client: TestClient) -> None:
 def test_paths(client: TestClient) -> None:
     nb = client.get("/v1/entities/person/P0000001/neighbours", params={"hops": 2}, headers=H).json()
     other = next(n for n in nb["nodes"] if n["type"] == "person" and n["id"] != "P0000001")
-    r = client.get("/v1/paths", params={"source_type": "person", "source_id": "P0000001", "target_type": "person",
-                                        "target_id": other["id"]}, headers=H).json()
+    r = client.get(
+        "/v1/paths",
+        params={"source_type": "person", "source_id": "P0000001", "target_type": "person", "target_id": other["id"]},
+        headers=H,
+    ).json()
     assert r["found"] and 1 <= r["hops"] <= 2 and len(r["edges"]) == r["hops"]
-    r = client.get("/v1/paths", params={"source_type": "person", "source_id": "P0000001", "target_type": "person",
-                                        "target_id": "NOPE"}, headers=H)
+    r = client.get(
+        "/v1/paths",
+        params={"source_type": "person", "source_id": "P0000001", "target_type": "person", "target_id": "NOPE"},
+        headers=H,
+    )
     assert r.status_code == 404
     r = client.get("/v1/paths", params={"source_type": "person", "source_id": "P0000001"}, headers=H)
     assert r.status_code == 422

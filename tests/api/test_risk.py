@@ -1,4 +1,5 @@
 """Ranked risk lists: filters, cursor pagination, CSV export, validation."""
+
 from __future__ import annotations
 
 import csv
@@ -30,7 +31,9 @@ def test_filters(client: TestClient) -> None:
     first = client.get("/v1/risk/person", params={"limit": 500}, headers=H).json()["items"]
     region = next(x["region"] for x in first if x["region"])
     got = client.get("/v1/risk/person", params={"region": region, "limit": 500}, headers=H).json()
-    assert got["total"] == sum(x["region"] == region for x in first) and all(x["region"] == region for x in got["items"])
+    assert got["total"] == sum(x["region"] == region for x in first) and all(
+        x["region"] == region for x in got["items"]
+    )
     got = client.get("/v1/risk/person", params=[("grade", "A"), ("grade", "B"), ("limit", 500)], headers=H).json()
     assert all(x["grade"] in "AB" for x in got["items"]) and got["total"] == sum(x["grade"] in "AB" for x in first)
     rule = next(r for x in first for r in x["rule_hits"])
@@ -46,8 +49,16 @@ def test_filters(client: TestClient) -> None:
 
 
 def test_bad_filters_are_422(client: TestClient) -> None:
-    for params in ({"grade": "E"}, {"min_score": 2}, {"min_score": "x"}, {"limit": 0}, {"limit": 501},
-                   {"min_score": 0.9, "max_score": 0.1}, {"cursor": "garbage"}, {"format": "xml"}):
+    for params in (
+        {"grade": "E"},
+        {"min_score": 2},
+        {"min_score": "x"},
+        {"limit": 0},
+        {"limit": 501},
+        {"min_score": 0.9, "max_score": 0.1},
+        {"cursor": "garbage"},
+        {"format": "xml"},
+    ):
         r = client.get("/v1/risk/person", params=params, headers=H)
         assert r.status_code == 422, params
         assert r.json()["error"]["code"] in ("invalid_request", "invalid_parameter")

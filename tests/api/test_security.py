@@ -1,4 +1,5 @@
 """Keys, roles, masking, dev keys, request-size limit."""
+
 from __future__ import annotations
 
 import json
@@ -90,6 +91,7 @@ def test_dev_keys_generated_once_and_loopback_only(home_copy: Path) -> None:
             return await c.get("/v1/credit/person/P0000001", headers={"X-API-Key": key})
 
     import anyio
+
     assert anyio.run(call, "127.0.0.1").status_code == 200
     assert anyio.run(call, "10.1.2.3").status_code == 403
 
@@ -106,12 +108,15 @@ def test_unknown_role_in_settings_refused(home_copy: Path) -> None:
 
 def test_request_size_limit(client: TestClient) -> None:
     big = b'{"items": [' + b'{"entity_type":"person","entity_id":"P0000001"},' * 30000 + b"]}"
-    r = client.post("/v1/credit/batch", content=big, headers={**headers("approval_system"),
-                                                                  "content-type": "application/json"})
+    r = client.post(
+        "/v1/credit/batch", content=big, headers={**headers("approval_system"), "content-type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
 
     def chunks():
         yield big
-    r = client.post("/v1/credit/batch", content=chunks(), headers={**headers("approval_system"),
-                                                                      "content-type": "application/json"})
+
+    r = client.post(
+        "/v1/credit/batch", content=chunks(), headers={**headers("approval_system"), "content-type": "application/json"}
+    )
     assert r.status_code == 413

@@ -1,4 +1,5 @@
 """docs/data-contract.md names every table and column of graph/contract.py."""
+
 from pathlib import Path
 
 from graph.contract import TABLES

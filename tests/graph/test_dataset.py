@@ -1,4 +1,5 @@
 """Input contract validation: every failure names file, row and column, and loads nothing."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ def test_valid_dataset_is_typed_and_sorted(tmp_path: Path) -> None:
     persons = ds.tables["persons"]
     assert list(persons["person_id"]) == ["P1", "P2", "P3", "P4"]
     assert str(persons["birth_date"].dtype) == "datetime64[ns]"
-    assert persons["chronic"].dtype == "float64"          # numeric extra column
+    assert persons["chronic"].dtype == "float64"  # numeric extra column
     assert ds.tables["labels"]["entity_id"].tolist() == ["E2", "P1", "P2"]  # sorted by key
     assert ds.tables["labels"]["label"].tolist() == [1, 1, 0]
     assert ds.tables["contributions"]["paid"].dtype == "float64"
@@ -54,30 +55,52 @@ def test_few_tables_are_enough(tmp_path: Path, tables: tuple[str, ...]) -> None:
     assert set(ds.tables) == set(tables)
 
 
-@pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda f: f.__setitem__("persons", f["persons"].drop(columns=["person_id"])),
-     "persons.csv column 'person_id': required column is missing"),
-    (lambda f: f["persons"].loc.__setitem__((3, "person_id"), "P1"),
-     "persons.csv row 4 column 'person_id': duplicate id (got 'P1')"),
-    (lambda f: f["visits"].loc.__setitem__((1, "clinic_id"), "C9"),
-     "visits.csv row 2 column 'clinic_id': unknown clinic id (not in clinics) (got 'C9')"),
-    (lambda f: f["visits"].loc.__setitem__((0, "date"), "2025-02-30"),
-     "visits.csv row 1 column 'date': not a date in YYYY-MM-DD form (got '2025-02-30')"),
-    (lambda f: f["contributions"].loc.__setitem__((2, "month"), "2025-13"),
-     "contributions.csv row 3 column 'month': not a month in YYYY-MM form (got '2025-13')"),
-    (lambda f: f["purchases"].loc.__setitem__((0, "amount"), "-5"),
-     "purchases.csv row 1 column 'amount': negative amount (got '-5')"),
-    (lambda f: f["labels"].loc.__setitem__((1, "label"), "yes"),
-     "labels.csv row 2 column 'label': label must be 0 or 1 (got 'yes')"),
-    (lambda f: f["labels"].loc.__setitem__((0, "entity_id"), "P99"),
-     "labels.csv row 1 column 'entity_id': unknown person id (not in persons) (got 'P99')"),
-    (lambda f: f["benefits"].loc.__setitem__((0, "amount"), None),
-     "benefits.csv row 1 column 'amount': required value is empty"),
-    (lambda f: f["visits"].loc.__setitem__((0, "amount"), "abc"),
-     "visits.csv row 1 column 'amount': not a number (got 'abc')"),
-    (lambda f: f.pop("persons"),
-     "persons.csv: the persons table is required (persons.csv or persons.parquet)"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda f: f.__setitem__("persons", f["persons"].drop(columns=["person_id"])),
+            "persons.csv column 'person_id': required column is missing",
+        ),
+        (
+            lambda f: f["persons"].loc.__setitem__((3, "person_id"), "P1"),
+            "persons.csv row 4 column 'person_id': duplicate id (got 'P1')",
+        ),
+        (
+            lambda f: f["visits"].loc.__setitem__((1, "clinic_id"), "C9"),
+            "visits.csv row 2 column 'clinic_id': unknown clinic id (not in clinics) (got 'C9')",
+        ),
+        (
+            lambda f: f["visits"].loc.__setitem__((0, "date"), "2025-02-30"),
+            "visits.csv row 1 column 'date': not a date in YYYY-MM-DD form (got '2025-02-30')",
+        ),
+        (
+            lambda f: f["contributions"].loc.__setitem__((2, "month"), "2025-13"),
+            "contributions.csv row 3 column 'month': not a month in YYYY-MM form (got '2025-13')",
+        ),
+        (
+            lambda f: f["purchases"].loc.__setitem__((0, "amount"), "-5"),
+            "purchases.csv row 1 column 'amount': negative amount (got '-5')",
+        ),
+        (
+            lambda f: f["labels"].loc.__setitem__((1, "label"), "yes"),
+            "labels.csv row 2 column 'label': label must be 0 or 1 (got 'yes')",
+        ),
+        (
+            lambda f: f["labels"].loc.__setitem__((0, "entity_id"), "P99"),
+            "labels.csv row 1 column 'entity_id': unknown person id (not in persons) (got 'P99')",
+        ),
+        (
+            lambda f: f["benefits"].loc.__setitem__((0, "amount"), None),
+            "benefits.csv row 1 column 'amount': required value is empty",
+        ),
+        (
+            lambda f: f["visits"].loc.__setitem__((0, "amount"), "abc"),
+            "visits.csv row 1 column 'amount': not a number (got 'abc')",
+        ),
+        (lambda f: f.pop("persons"), "persons.csv: the persons table is required (persons.csv or persons.parquet)"),
+    ],
+)
 def test_bad_input_is_named_and_nothing_loads(tmp_path: Path, mutate, expected: str) -> None:
     store = MemoryGraphStore(tmp_path / "store")
     before = store.load(load_dataset(write_dataset(tmp_path / "good")))

@@ -4,6 +4,7 @@ The module starts its own server (about a minute on a busy machine), used for th
 mid-load failure and stop tests; the shared test server (the `neo4j_url` fixture of
 tests/conftest.py) is only used for the port-taken check.
 """
+
 from __future__ import annotations
 
 import shutil

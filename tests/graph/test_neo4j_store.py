@@ -1,6 +1,7 @@
 """Neo4jGraphStore against the real server (`riskgraph neo4j start`): what only this backend does
 (its layout, cache, clean-up of failed loads, lease). What every store does, on these edge cases
 too, is in test_store_contract.py."""
+
 from __future__ import annotations
 
 import threading
@@ -50,7 +51,7 @@ def test_failed_load_keeps_previous_snapshot(neo4j_store: Neo4jGraphStore) -> No
     with pytest.raises(StoreLoadFailed, match="previous snapshot stays current"):
         neo4j_store.load(Dataset(bad_tables, content_hash="broken"))
     assert neo4j_store.snapshot().content_hash == good.content_hash
-    assert _counts(neo4j_store) == before            # the partial snapshot was removed
+    assert _counts(neo4j_store) == before  # the partial snapshot was removed
     fresh = Neo4jGraphStore(neo4j_store.url)
     try:
         _assert_same(good, fresh.dataset())
@@ -63,19 +64,26 @@ def test_event_rows_name_their_ends_by_the_end_nodes_only(neo4j_store: Neo4jGrap
     neo4j_store.load(ds)
     snap = neo4j_store._run("MATCH (m:RiskGraphMeta) RETURN m.current AS id")[0]["id"]
     assert isinstance(snap, int)  # stored inline, not as a text property record
-    visits = neo4j_store._run("MATCH (p)-[v:VISITED]->(c) WHERE v._snapshot = $s "
-                              "RETURN p._id AS person, c._id AS clinic, keys(v) AS keys ORDER BY v._row", s=snap)
+    visits = neo4j_store._run(
+        "MATCH (p)-[v:VISITED]->(c) WHERE v._snapshot = $s "
+        "RETURN p._id AS person, c._id AS clinic, keys(v) AS keys ORDER BY v._row",
+        s=snap,
+    )
     assert [(v["person"], v["clinic"]) for v in visits] == list(
-        zip(ds.tables["visits"]["person_id"], ds.tables["visits"]["clinic_id"]))
-    assert all("person_id" not in v["keys"] and "clinic_id" not in v["keys"] and "visit_id" in v["keys"]
-               for v in visits)
+        zip(ds.tables["visits"]["person_id"], ds.tables["visits"]["clinic_id"])
+    )
+    assert all(
+        "person_id" not in v["keys"] and "clinic_id" not in v["keys"] and "visit_id" in v["keys"] for v in visits
+    )
     links = neo4j_store._run("MATCH ()-[x:LINKED]->() WHERE x._snapshot = $s RETURN keys(x) AS keys", s=snap)
     assert links and all({"agency_id", "entity_id"}.isdisjoint(x["keys"]) for x in links)
 
 
 def test_reads_back_across_many_pages_and_has_no_relationship_index(
-        neo4j_store: Neo4jGraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    neo4j_store: Neo4jGraphStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import graph.neo4j_read as module
+
     ds = dataset_from_frames(small_frames())
     neo4j_store.load(ds)
     monkeypatch.setattr(module, "READ_BATCH_SIZE", 1)  # one node (or row) a page
@@ -84,21 +92,32 @@ def test_reads_back_across_many_pages_and_has_no_relationship_index(
         _assert_same(ds, fresh.dataset())
     finally:
         fresh.close()
-    rel_indexes = neo4j_store._run("SHOW INDEXES YIELD name, entityType WHERE entityType = 'RELATIONSHIP' "
-                                   "AND name STARTS WITH 'rg_' RETURN name")
+    rel_indexes = neo4j_store._run(
+        "SHOW INDEXES YIELD name, entityType WHERE entityType = 'RELATIONSHIP' AND name STARTS WITH 'rg_' RETURN name"
+    )
     assert rel_indexes == []
 
 
 def test_delete_batches_bound_relationships_per_transaction() -> None:
     from graph.neo4j_store import DELETE_BATCH_SIZE, _delete_batches
-    counts = {"persons": 100_000, "employers": 3_000, "clinics": 200, "pharmacies": 250, "agencies": 20,
-              "visits": 340_000, "purchases": 200_000, "employment": 70_000, "contributions": 350_000,
-              "agency_links": 5_000}
+
+    counts = {
+        "persons": 100_000,
+        "employers": 3_000,
+        "clinics": 200,
+        "pharmacies": 250,
+        "agencies": 20,
+        "visits": 340_000,
+        "purchases": 200_000,
+        "employment": 70_000,
+        "contributions": 350_000,
+        "agency_links": 5_000,
+    }
     per_tx = _delete_batches(counts)
     # a person has at most: visits, purchases, employment (and its agency), contributions, agency
     # links, 3 identifier links: 1,335,000 relationships over 100,000 persons
     assert per_tx["Person"] == DELETE_BATCH_SIZE * 100_000 // 1_335_000 == 1_498
-    assert per_tx["Clinic"] == DELETE_BATCH_SIZE * 200 // (340_000 + 200_000) == 7   # visits, prescriptions
+    assert per_tx["Clinic"] == DELETE_BATCH_SIZE * 200 // (340_000 + 200_000) == 7  # visits, prescriptions
     assert _delete_batches({})["Person"] == 1 and set(per_tx) == {"Person", "Employer", "Clinic", "Pharmacy", "Agency"}
 
 
@@ -108,7 +127,7 @@ def test_dangling_reference_fails_the_load_cleanly(neo4j_store: Neo4jGraphStore)
     before = _counts(neo4j_store)
     tables = dict(good.tables)
     visits = good.tables["visits"].copy()
-    visits.loc[1, "person_id"] = "ghost"   # load_dataset rejects this; a Dataset built in code may not
+    visits.loc[1, "person_id"] = "ghost"  # load_dataset rejects this; a Dataset built in code may not
     tables["visits"] = visits
     with pytest.raises(StoreLoadFailed, match="visits: person_id 'ghost' names no loaded entity.*previous snapshot"):
         neo4j_store.load(Dataset(tables, content_hash="dangling"))
@@ -153,6 +172,7 @@ def _crashed_stage(store: Neo4jGraphStore, ds: Dataset, monkeypatch: pytest.Monk
     def ingest_then_die(snap: int, dataset: Dataset) -> None:
         ingest(snap, dataset)
         raise KeyboardInterrupt
+
     with monkeypatch.context() as m:
         m.setattr(store, "_ingest", ingest_then_die)
         m.setattr(store, "_cleanup_quietly", lambda snap: None)
@@ -161,7 +181,8 @@ def _crashed_stage(store: Neo4jGraphStore, ds: Dataset, monkeypatch: pytest.Monk
 
 
 def test_crashed_stage_is_invisible_and_removed_by_retain_or_the_next_stage(
-        neo4j_store: Neo4jGraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    neo4j_store: Neo4jGraphStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ds = dataset_from_frames(small_frames())
     neo4j_store.load(ds)
     before = _counts(neo4j_store)
@@ -177,7 +198,7 @@ def test_crashed_stage_is_invisible_and_removed_by_retain_or_the_next_stage(
     assert _counts(neo4j_store) == before and neo4j_store.snapshot_ids() == [current]
 
     _crashed_stage(neo4j_store, ds, monkeypatch)
-    staged = neo4j_store.stage(ds)   # removes the crashed one, keeps the current one
+    staged = neo4j_store.stage(ds)  # removes the crashed one, keeps the current one
     assert _snapshot_nodes(neo4j_store) == [(int(current), "complete"), (int(staged.id), "complete")]
     neo4j_store.retain([])
     assert _counts(neo4j_store) == before
@@ -201,7 +222,7 @@ def test_staged_and_older_snapshots_read_back_exactly(neo4j_store: Neo4jGraphSto
         _assert_same(smaller, fresh.dataset())
         assert fresh.dataset(old.id) is fresh.dataset(old.id)
         assert fresh.snapshot(old.id).row_counts == ds.row_counts()
-        assert fresh.entity(EntityRef("person", "p4")) is None   # graph queries read the current one
+        assert fresh.entity(EntityRef("person", "p4")) is None  # graph queries read the current one
     finally:
         fresh.close()
     neo4j_store.retain([])
@@ -268,6 +289,7 @@ def test_concurrent_lease_takers_get_one_lease(neo4j_store: Neo4jGraphStore, no_
             won.append(f"run-{i}")
         except StoreBusy as exc:
             busy.append(str(exc))
+
     threads = [threading.Thread(target=take, args=(i,)) for i in range(len(stores))]
     try:
         for t in threads:

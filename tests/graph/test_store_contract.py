@@ -1,5 +1,6 @@
 """One contract suite, run against every GraphStore backend (memory and a real Neo4j) through the
 `store` fixture (tests/conftest.py), on the tiny dataset and on the edge cases of small_frames()."""
+
 from __future__ import annotations
 
 import time
@@ -36,8 +37,9 @@ def test_empty_store_has_no_snapshot(store: GraphStore) -> None:
 
 
 @pytest.mark.parametrize("frames", FRAMES.values(), ids=FRAMES.keys())
-def test_round_trip_is_exact(store: GraphStore, reopen: Callable[..., GraphStore],
-                             frames: Callable[[], dict[str, pd.DataFrame]]) -> None:
+def test_round_trip_is_exact(
+    store: GraphStore, reopen: Callable[..., GraphStore], frames: Callable[[], dict[str, pd.DataFrame]]
+) -> None:
     ds = dataset_from_frames(frames())
     info = store.load(ds)
     assert info.content_hash == ds.content_hash and info.row_counts == ds.row_counts()
@@ -55,8 +57,14 @@ def test_edge_case_entities(store: GraphStore, reopen: Callable[..., GraphStore]
     store.load(dataset_from_frames(small_frames()))
     fresh = reopen(store)
     assert fresh.entity(EntityRef("person", "p3")) == {
-        "person_id": "p3", "name": "A", "birth_date": "1990-01-02", "phone": "111",
-        "bank_account": "b1", "score": 1.5, "segment": "x"}
+        "person_id": "p3",
+        "name": "A",
+        "birth_date": "1990-01-02",
+        "phone": "111",
+        "bank_account": "b1",
+        "score": 1.5,
+        "segment": "x",
+    }
     assert list(fresh.entity(EntityRef("person", "p1"))) == ["person_id", "name", "bank_account", "score"]
     assert fresh.entity(EntityRef("phone", "111")) == {"id": "111"}
     assert fresh.entity(EntityRef("person", "nobody")) is None
@@ -66,10 +74,15 @@ def test_edge_case_graph_reads(store: GraphStore) -> None:
     store.load(dataset_from_frames(small_frames()))
     p1 = EntityRef("person", "p1")
     one = store.neighbours(p1, hops=1)
-    assert set(one.nodes) == {p1, EntityRef("employer", "e1"), EntityRef("agency", "a1"),
-                              EntityRef("clinic", "c1"), EntityRef("bank_account", "b1")}
+    assert set(one.nodes) == {
+        p1,
+        EntityRef("employer", "e1"),
+        EntityRef("agency", "a1"),
+        EntityRef("clinic", "c1"),
+        EntityRef("bank_account", "b1"),
+    }
     folded = {(e.source, e.target, e.type): e.count for e in one.edges}
-    assert folded[(p1, EntityRef("employer", "e1"), "EMPLOYED_BY")] == 2   # two employment rows
+    assert folded[(p1, EntityRef("employer", "e1"), "EMPLOYED_BY")] == 2  # two employment rows
     assert folded[(EntityRef("employer", "e1"), p1, "CONTRIBUTED")] == 2
     limited = store.neighbours(p1, hops=2, limit=3)
     assert limited.truncated and len(limited.nodes) == 3
@@ -87,8 +100,10 @@ def test_reload_is_idempotent(store: GraphStore, tiny: Dataset) -> None:
     first = store.dataset().row_counts()
     store.load(tiny)
     assert store.dataset().row_counts() == first
-    assert store.neighbours(EntityRef("person", "P1"), hops=1).nodes.keys() == \
+    assert (
         store.neighbours(EntityRef("person", "P1"), hops=1).nodes.keys()
+        == store.neighbours(EntityRef("person", "P1"), hops=1).nodes.keys()
+    )
 
 
 def test_new_snapshot_replaces_old(store: GraphStore, tiny: Dataset) -> None:
@@ -112,9 +127,15 @@ def test_neighbours_one_hop(store: GraphStore, tiny: Dataset) -> None:
     store.load(tiny)
     sub = store.neighbours(EntityRef("person", "P1"), hops=1)
     nodes = set(sub.nodes)
-    assert {EntityRef("employer", "E1"), EntityRef("clinic", "C1"), EntityRef("clinic", "C2"),
-            EntityRef("pharmacy", "H1"), EntityRef("phone", "13800000001"),
-            EntityRef("address", "1 Main St"), EntityRef("bank_account", "6222001")} <= nodes
+    assert {
+        EntityRef("employer", "E1"),
+        EntityRef("clinic", "C1"),
+        EntityRef("clinic", "C2"),
+        EntityRef("pharmacy", "H1"),
+        EntityRef("phone", "13800000001"),
+        EntityRef("address", "1 Main St"),
+        EntityRef("bank_account", "6222001"),
+    } <= nodes
     assert EntityRef("person", "P2") not in nodes
     employed = [e for e in sub.edges if e.type == "EMPLOYED_BY"]
     assert employed and employed[0].source == EntityRef("person", "P1")
@@ -222,9 +243,11 @@ def test_unknown_snapshot_reads_as_absent(store: GraphStore, tiny: Dataset) -> N
 # The memory store takes no lease of its own (the run's home lease covers it): Neo4j only. Two
 # stores on one server stand for two runs.
 
+
 @pytest.mark.neo4j
-def test_second_lease_is_refused_naming_the_holder(neo4j_store: Neo4jGraphStore, reopen: Callable[..., GraphStore],
-                                                   no_lease: None) -> None:
+def test_second_lease_is_refused_naming_the_holder(
+    neo4j_store: Neo4jGraphStore, reopen: Callable[..., GraphStore], no_lease: None
+) -> None:
     a, b = reopen(neo4j_store), reopen(neo4j_store)
     held = a.lease("run-1 on host-a")
     try:
@@ -239,8 +262,9 @@ def test_second_lease_is_refused_naming_the_holder(neo4j_store: Neo4jGraphStore,
 
 
 @pytest.mark.neo4j
-def test_expired_lease_can_be_taken(neo4j_store: Neo4jGraphStore, reopen: Callable[..., GraphStore],
-                                    no_lease: None) -> None:
+def test_expired_lease_can_be_taken(
+    neo4j_store: Neo4jGraphStore, reopen: Callable[..., GraphStore], no_lease: None
+) -> None:
     a, b = reopen(neo4j_store, lease_ttl_s=1.0), reopen(neo4j_store)
     a.lease("run-1")  # never renewed nor released: the run died
     time.sleep(1.5)

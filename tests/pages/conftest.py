@@ -1,6 +1,7 @@
 """Browser tests of the pages: the sample data scored once, `riskgraph serve`'s app on a free loopback
 port (development keys, as a first-time user gets them), headless Chromium driven by Playwright.
 Screenshots go to tests/pages/artifacts/ (gitignored). Set-up on a fresh machine: tests/pages/setup.sh."""
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,15 @@ if _chromium() is None:
 
 def page_settings(home: Path) -> Settings:
     """A small, quick model; no keys configured, so the app writes development keys like a first start."""
-    return Settings(home=home, store_url=f"memory://{home / 'store'}", progress=False, api_scheduler=False,
-                    api_keys={}, host="127.0.0.1",
-                    model={"explain_top": 200, "n_estimators": 60, "folds": 3, "threads": 1})  # type: ignore[arg-type]
+    return Settings(
+        home=home,
+        store_url=f"memory://{home / 'store'}",
+        progress=False,
+        api_scheduler=False,
+        api_keys={},
+        host="127.0.0.1",
+        model={"explain_top": 200, "n_estimators": 60, "folds": 3, "threads": 1},
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -101,10 +108,12 @@ def keys(server: str, pages_home: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def api_get(server: str, keys: dict[str, str]) -> Any:
     """GET the API directly (for expected values), as an investigator unless told."""
+
     def get(path: str, role: str = "investigator", **params: Any) -> Any:
         r = httpx.get(server + path, params=params, headers={"X-API-Key": keys[role]}, timeout=60)
         r.raise_for_status()
         return r.json()
+
     return get
 
 
@@ -153,9 +162,11 @@ def shoot(page: Any, request: pytest.FixtureRequest) -> Shooter:
 @pytest.fixture
 def login(page: Any, keys: dict[str, str]) -> Any:
     """Store `role`'s key in the browser (as the key page does) and open `route`."""
+
     def go(role: str, route: str = "#/risk/person") -> Any:
         page.goto("/")
         page.evaluate("k => localStorage.setItem('riskgraph.apiKey', k)", keys[role])
         page.goto("/" + route)
         return page
+
     return go

@@ -1,4 +1,5 @@
 """Screenshots for the page tests (under tests/pages/artifacts/)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """The pages in a real browser: risk list, entity page and graph explorer, rings, paths, masking,
 languages and models, on the scored sample data."""
+
 from __future__ import annotations
 
 import re
@@ -18,21 +19,26 @@ def graph_counts(page: Any) -> dict[str, int]:
 
 
 def wait_graph(page: Any, more_than: int = 1) -> dict[str, int]:
-    page.wait_for_function(f"n => {{ const c = document.querySelector('{GRAPH}');"
-                           " return c && c.rgGraph && c.rgGraph.counts().nodes > n; }", arg=more_than)
+    page.wait_for_function(
+        f"n => {{ const c = document.querySelector('{GRAPH}');"
+        " return c && c.rgGraph && c.rgGraph.counts().nodes > n; }",
+        arg=more_than,
+    )
     return graph_counts(page)
 
 
 def node_screen_position(page: Any, key: str) -> dict[str, float]:
     """Where node `key` ("type:id") is drawn, in page coordinates."""
-    return page.evaluate("""([sel, key]) => {
+    return page.evaluate(
+        """([sel, key]) => {
         const el = document.querySelector(sel); const n = el.rgGraph.cy.getElementById(key);
         const p = n.renderedPosition(); const r = el.getBoundingClientRect();
-        return {x: r.left + p.x, y: r.top + p.y}; }""", [GRAPH, key])
+        return {x: r.left + p.x, y: r.top + p.y}; }""",
+        [GRAPH, key],
+    )
 
 
-def test_top_risk_clinic_story(page: Any, shoot: Shooter, keys: dict[str, str], pages_home: Path,
-                               api_get: Any) -> None:
+def test_top_risk_clinic_story(page: Any, shoot: Shooter, keys: dict[str, str], pages_home: Path, api_get: Any) -> None:
     """A first-time user: key from the dev keys file, the clinic list filtered, the top clinic's
     reasons, rule evidence and rings, then its graph walked (a node selected on the canvas, expanded)."""
     top = api_get("/v1/risk/clinic", limit=1)["items"][0]
@@ -55,10 +61,10 @@ def test_top_risk_clinic_story(page: Any, shoot: Shooter, keys: dict[str, str], 
     expect(rows.first).to_have_attribute("data-id", top["entity_id"])
     for grade in rows.evaluate_all("rs => rs.map(r => r.dataset.grade)"):
         assert grade == top["grade"]
-    expect(rows.first.locator("td.reasons .reason-line").first).to_be_visible()   # top reasons filled in
+    expect(rows.first.locator("td.reasons .reason-line").first).to_be_visible()  # top reasons filled in
     shoot("clinic-list-filtered")
 
-    rows.first.locator("td").nth(3).click()                                  # anywhere on the row opens it
+    rows.first.locator("td").nth(3).click()  # anywhere on the row opens it
     head = page.get_by_test_id("entity-head")
     expect(head).to_have_attribute("data-id", top["entity_id"])
     expect(head.locator(".grade-large")).to_have_text(re.compile(top["grade"]))
@@ -127,15 +133,19 @@ def test_ring_view_and_path(page: Any, shoot: Shooter, login: Any, api_get: Any)
     form.get_by_role("button", name="Find path").click()
     found = page.get_by_test_id("path-result").locator("[data-found]")
     expect(found).to_have_attribute("data-found", "true")
-    expected = api_get("/v1/paths", source_type=first["type"], source_id=first["id"], target_type=second["type"],
-                       target_id=second["id"])
+    expected = api_get(
+        "/v1/paths",
+        source_type=first["type"],
+        source_id=first["id"],
+        target_type=second["type"],
+        target_id=second["id"],
+    )
     expect(found).to_have_attribute("data-hops", str(expected["hops"]))
     expect(page.get_by_test_id("path-result").locator(".path-steps li")).to_have_count(expected["hops"] + 1)
     shoot("ring-member-with-path")
 
 
-def test_inspector_sees_masked_data(page: Any, shoot: Shooter, login: Any, keys: dict[str, str],
-                                    api_get: Any) -> None:
+def test_inspector_sees_masked_data(page: Any, shoot: Shooter, login: Any, keys: dict[str, str], api_get: Any) -> None:
     """Inspectors get '***' for personal data and masked identifier nodes; investigators see the values."""
     person = api_get("/v1/risk/person", limit=1)["items"][0]["entity_id"]
     real = api_get(f"/v1/entities/person/{person}")["attributes"]

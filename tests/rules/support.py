@@ -1,4 +1,5 @@
 """Running one rule of the default pack on a hand-made dataset (tests.factories.make_dataset)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Evaluation: overrides, disabling, skipped rules, output shape, hit features and grade caps."""
+
 from __future__ import annotations
 
 import json
@@ -28,11 +29,24 @@ def visit(vid, person, clinic, date):
 def ds():
     return make_dataset(
         persons=[dict(person_id="P1", death_date="2024-01-01")],
-        visits=[visit("V1", "P1", "C1", "2024-03-01"), visit("V2", "P1", "C2", "2024-03-01"),
-                visit("V3", "P2", "C1", "2024-03-01"), visit("V4", "P2", "C2", "2024-03-01"),
-                visit("V5", "P2", "C3", "2024-03-01")],
-        purchases=[dict(purchase_id=f"R{i}", person_id="P1", pharmacy_id="H1", date="2024-02-01",
-                        days_supply=30.0, drug_code=f"D{i}") for i in range(25)],
+        visits=[
+            visit("V1", "P1", "C1", "2024-03-01"),
+            visit("V2", "P1", "C2", "2024-03-01"),
+            visit("V3", "P2", "C1", "2024-03-01"),
+            visit("V4", "P2", "C2", "2024-03-01"),
+            visit("V5", "P2", "C3", "2024-03-01"),
+        ],
+        purchases=[
+            dict(
+                purchase_id=f"R{i}",
+                person_id="P1",
+                pharmacy_id="H1",
+                date="2024-02-01",
+                days_supply=30.0,
+                drug_code=f"D{i}",
+            )
+            for i in range(25)
+        ],
     )
 
 
@@ -44,9 +58,9 @@ def test_hits_are_sorted_typed_and_carry_evidence(ds):
     assert hits["severity"].dtype == "int64"
     row = hits[hits["rule_id"] == "med_over_prescribing"].iloc[0]
     ev = json.loads(row["evidence"])
-    assert ev["n_records"] == 25 and len(ev["records"]) == 20   # capped, count kept
+    assert ev["n_records"] == 25 and len(ev["records"]) == 20  # capped, count kept
     assert result.counts["med_same_day_multi_clinic"] == 2
-    assert evaluate(ds, default_pack()).hits.equals(hits)       # deterministic
+    assert evaluate(ds, default_pack()).hits.equals(hits)  # deterministic
 
 
 def test_rules_without_their_data_are_skipped_with_a_reason(ds):
@@ -96,8 +110,16 @@ def test_hit_features_per_entity(ds):
 
 
 def test_grade_caps_take_the_worst():
-    hits = pd.DataFrame({"rule_id": ["a", "b", "c"], "entity_type": "person", "entity_id": ["P1", "P1", "P2"],
-                         "severity": 4, "evidence": "{}", "grade_cap": ["C", "D", ""]})
+    hits = pd.DataFrame(
+        {
+            "rule_id": ["a", "b", "c"],
+            "entity_type": "person",
+            "entity_id": ["P1", "P1", "P2"],
+            "severity": 4,
+            "evidence": "{}",
+            "grade_cap": ["C", "D", ""],
+        }
+    )
     caps = grade_caps(hits)
     assert caps.values.tolist() == [["person", "P1", "D", "b"]]
 

@@ -1,4 +1,5 @@
 """Loading and validating rule packs: every problem names the file, the rule and the field."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,14 +10,25 @@ import yaml
 from riskgraph.errors import InvalidRulePack
 from rules import DEFAULT_PACK_DIR, RulePackError, default_pack, load_pack, load_packs
 
-GOOD_RULE = dict(id="med_x", title_zh="测试", title_en="Test", entity_type="person", severity="low",
-                 detector="over_prescribing", params={"max_days_supply": 7})
+GOOD_RULE = dict(
+    id="med_x",
+    title_zh="测试",
+    title_en="Test",
+    entity_type="person",
+    severity="low",
+    detector="over_prescribing",
+    params={"max_days_supply": 7},
+)
 
 
 def write(tmp_path: Path, rules: list, name: str = "p.yaml", **header) -> Path:
     path = tmp_path / name
-    path.write_text(yaml.safe_dump({"name": "p" + name.split(".")[0], "version": "1", **header, "rules": rules},
-                                   allow_unicode=True), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(
+            {"name": "p" + name.split(".")[0], "version": "1", **header, "rules": rules}, allow_unicode=True
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -37,19 +49,22 @@ def test_good_pack_loads(tmp_path):
     assert pack.rule("med_x").severity_level == 1
 
 
-@pytest.mark.parametrize("change, field, words", [
-    ({"colour": "red"}, "colour", "Extra inputs"),
-    ({"severity": "huge"}, "severity", "low"),
-    ({"entity_type": "hospital"}, "entity_type", "person"),
-    ({"detector": "os.system"}, "detector", "unknown detector"),
-    ({"params": {"max_days_supply": -1}}, "params.max_days_supply", "greater than 0"),
-    ({"params": {"max_days": 7}}, "params.max_days", "Extra inputs"),
-    ({"params": {"max_days_supply": "__import__('os')"}}, "params.max_days_supply", "number"),
-    ({"evidence": ["purchase_id", "secret"]}, "evidence", "secret"),
-    ({"grade_cap": "E"}, "grade_cap", "D"),
-    ({"entity_type": "clinic"}, "entity_type", "finds person"),
-    ({"id": "Bad Id!"}, "id", "pattern"),
-])
+@pytest.mark.parametrize(
+    "change, field, words",
+    [
+        ({"colour": "red"}, "colour", "Extra inputs"),
+        ({"severity": "huge"}, "severity", "low"),
+        ({"entity_type": "hospital"}, "entity_type", "person"),
+        ({"detector": "os.system"}, "detector", "unknown detector"),
+        ({"params": {"max_days_supply": -1}}, "params.max_days_supply", "greater than 0"),
+        ({"params": {"max_days": 7}}, "params.max_days", "Extra inputs"),
+        ({"params": {"max_days_supply": "__import__('os')"}}, "params.max_days_supply", "number"),
+        ({"evidence": ["purchase_id", "secret"]}, "evidence", "secret"),
+        ({"grade_cap": "E"}, "grade_cap", "D"),
+        ({"entity_type": "clinic"}, "entity_type", "finds person"),
+        ({"id": "Bad Id!"}, "id", "pattern"),
+    ],
+)
 def test_invalid_rule_names_file_rule_and_field(tmp_path, change, field, words):
     path = write(tmp_path, [GOOD_RULE, {**GOOD_RULE, "id": "med_y", **change}])
     with pytest.raises(InvalidRulePack) as exc:
@@ -95,4 +110,6 @@ def test_load_packs_reports_every_bad_file_and_returns_nothing(tmp_path):
     with pytest.raises(RulePackError) as exc:
         load_packs(tmp_path)
     assert [(Path(p.file).name, p.rule_id, p.field) for p in exc.value.problems] == [
-        ("a.yaml", "med_x", "severity"), ("b.yaml", "med_q", "detector")]
+        ("a.yaml", "med_x", "severity"),
+        ("b.yaml", "med_q", "detector"),
+    ]

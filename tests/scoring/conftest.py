@@ -1,4 +1,5 @@
 """A generated sample scored once per module: data, projection, features, rules and rings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,7 +40,13 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Scored:
     dataset = load_dataset(folder)
     proj = Projection(dataset)
     settings = Settings(home=folder.parent / "home", progress=False)
-    rules = evaluate_rules(dataset, settings)   # facility rings read the rule hits
-    return Scored(folder, dataset, proj, add_graph_features(build_features(dataset, proj), proj),
-                  rules, detect_rings(dataset, rules.hits, settings.rings),
-                  pd.read_csv(folder / "truth" / "truth.csv", dtype=str, keep_default_na=False))
+    rules = evaluate_rules(dataset, settings)  # facility rings read the rule hits
+    return Scored(
+        folder,
+        dataset,
+        proj,
+        add_graph_features(build_features(dataset, proj), proj),
+        rules,
+        detect_rings(dataset, rules.hits, settings.rings),
+        pd.read_csv(folder / "truth" / "truth.csv", dtype=str, keep_default_na=False),
+    )

@@ -1,5 +1,6 @@
 """A classic credit table (persons with extra attributes + labels, nothing else) trains, grades
 and explains like any dataset."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,26 @@ def _credit_table(folder: Path) -> Path:
     bad = rng.random(N) < 1 / (1 + np.exp(-logit))
     ids = [f"P{i:05d}" for i in range(N)]
     folder.mkdir(parents=True)
-    pd.DataFrame({"person_id": ids, "gender": rng.choice(["F", "M"], N), "region": rng.choice(["N", "S"], N),
-                  "birth_date": pd.to_datetime("1960-01-01") + pd.to_timedelta(rng.integers(0, 15000, N), "D"),
-                  "debt_ratio": debt_ratio.round(3), "income": income.round(0), "contract": contract}
-                 ).to_csv(folder / "persons.csv", index=False, date_format="%Y-%m-%d")
+    pd.DataFrame(
+        {
+            "person_id": ids,
+            "gender": rng.choice(["F", "M"], N),
+            "region": rng.choice(["N", "S"], N),
+            "birth_date": pd.to_datetime("1960-01-01") + pd.to_timedelta(rng.integers(0, 15000, N), "D"),
+            "debt_ratio": debt_ratio.round(3),
+            "income": income.round(0),
+            "contract": contract,
+        }
+    ).to_csv(folder / "persons.csv", index=False, date_format="%Y-%m-%d")
     known = rng.random(N) < 0.7
-    pd.DataFrame({"entity_type": "person", "entity_id": np.array(ids)[known], "label": bad[known].astype(int),
-                  "as_of": "2025-12-31"}).to_csv(folder / "labels.csv", index=False)
+    pd.DataFrame(
+        {
+            "entity_type": "person",
+            "entity_id": np.array(ids)[known],
+            "label": bad[known].astype(int),
+            "as_of": "2025-12-31",
+        }
+    ).to_csv(folder / "labels.csv", index=False)
     truth = pd.Series(bad, index=ids)
     truth.to_csv(folder.parent / "truth.csv")
     return folder
@@ -43,7 +57,7 @@ def test_persons_only_credit_table(tmp_path: Path) -> None:
     assert person.kind == "supervised"
     assert {"debt_ratio", "income", "contract"} <= set(person.matrix.columns)
     assert person.matrix["contract"].dtype == "category"
-    assert person.metrics["roc_auc"] > 0.75   # out-of-fold, against a noisy logistic truth
+    assert person.metrics["roc_auc"] > 0.75  # out-of-fold, against a noisy logistic truth
     scores = result.scores[result.scores["entity_type"] == "person"].set_index("entity_id")
     assert len(scores) == N and scores["grade"].isin(list("ABCD")).all()
     assert scores["credit_points"].between(300, 900).all()

@@ -1,4 +1,5 @@
 """No entity's own label reaches its own features or its own unsupervised score."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,7 +50,7 @@ def test_all_folds_in_one_pass_equal_each_fold_computed_alone(sample) -> None:
     fold_of = assign_folds(labels_of(sample.dataset, "person", ids), ModelSettings())
     together = out_of_fold_label_features(sample.proj, "person", labels, fold_of)
     node, y, rows = label_vectors(sample.proj, labels)
-    is_person = (labels["entity_type"].to_numpy()[rows] == "person")
+    is_person = labels["entity_type"].to_numpy()[rows] == "person"
     own_fold = fold_of.reindex(labels["entity_id"].to_numpy(dtype=object)[rows]).to_numpy()
     for k in sorted(set(fold_of)):
         hidden = is_person & (own_fold == k)
@@ -69,8 +70,15 @@ def test_unsupervised_ring_score_ignores_the_entitys_own_label(sample) -> None:
         labels = labels[~((labels["entity_type"] == entity_type) & (labels["entity_id"] == eid))]
         scores = []
         for label in (0, 1):
-            lab = pd.concat([labels, pd.DataFrame({"entity_type": [entity_type], "entity_id": [eid],
-                                                   "label": [label], "as_of": [pd.NaT]})], ignore_index=True)
+            lab = pd.concat(
+                [
+                    labels,
+                    pd.DataFrame(
+                        {"entity_type": [entity_type], "entity_id": [eid], "label": [label], "as_of": [pd.NaT]}
+                    ),
+                ],
+                ignore_index=True,
+            )
             tables = {**sample.dataset.tables, "labels": lab}
             rings = detect_rings(dataclasses.replace(sample.dataset, tables=tables), sample.rules.hits).members
             ids = pd.Index([eid])

@@ -1,4 +1,5 @@
 """Reasons name what made a score high, in plain language, with the ring and partners involved."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,16 @@ from scoring.score import EntityScores
 
 def _score(sample, entity_type: str, tmp_path: Path) -> EntityScores:
     settings = Settings(home=tmp_path, progress=False)
-    scored = score_types(sample.dataset, sample.proj, sample.features, sample.rules, sample.rings, settings,
-                         ModelRegistry(ResultsDB(settings.results_database_url)), types=[entity_type])
+    scored = score_types(
+        sample.dataset,
+        sample.proj,
+        sample.features,
+        sample.rules,
+        sample.rings,
+        settings,
+        ModelRegistry(ResultsDB(settings.results_database_url)),
+        types=[entity_type],
+    )
     explain_types(scored, sample.dataset, sample.proj, sample.rules, sample.rings, settings)
     return scored[entity_type]
 
