@@ -19,6 +19,7 @@ superuser, so this is for development and tests only.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import re
@@ -644,7 +645,16 @@ def _default_data_dir(ctx: click.Context, _param: click.Parameter, value: Path |
     from riskgraph.settings import Settings
 
     settings = ctx.find_object(Settings) or Settings()
-    return settings.home / "postgres"
+    return default_data_dir(settings.home)
+
+
+def default_data_dir(home: Path) -> Path:
+    """`HOME/postgres`; as root, a folder under the postgres user's own /var/lib/postgresql (one
+    per home), because the home is private (0700) and the server runs as that user."""
+    if os.geteuid() == 0 and Path("/var/lib/postgresql").is_dir():
+        digest = hashlib.sha256(str(Path(home).absolute()).encode()).hexdigest()[:10]
+        return Path("/var/lib/postgresql") / f"riskgraph-{digest}"
+    return Path(home) / "postgres"
 
 
 _data_dir_option = click.option(
@@ -652,7 +662,7 @@ _data_dir_option = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     callback=_default_data_dir,
-    show_default="<RISKGRAPH_HOME>/postgres",
+    show_default="<RISKGRAPH_HOME>/postgres; as root /var/lib/postgresql/riskgraph-<home digest>",
     help="the cluster's folder",
 )
 
