@@ -132,7 +132,7 @@ def page(browser: Any, server: str, request: pytest.FixtureRequest) -> Iterator[
     """A fresh browser context (empty localStorage), failing the test on any page script error."""
     ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True, base_url=server)
     pg = ctx.new_page()
-    pg.set_default_timeout(20_000)
+    pg.set_default_timeout(45_000)  # CI runs the whole suite on 2 loaded cores
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
     yield pg

@@ -108,6 +108,7 @@ def test_ring_view_and_path(page: Any, shoot: Shooter, login: Any, api_get: Any)
     assert rings, "the sample data should give at least one ring"
     ring = api_get(f"/v1/rings/{rings[0]['ring_id']}")
     login("investigator", "#/rings")
+    expect(page.get_by_test_id("rings-page")).to_be_visible()
     page.locator(f"tr[data-ring='{ring['ring_id']}']").click()
     view = page.get_by_test_id("ring-page")
     expect(view).to_have_attribute("data-ring", ring["ring_id"])
