@@ -326,7 +326,7 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None,
 
 def _add_jobs() -> None:
     from cli.jobs import jobs
-    from riskgraph.postgres_server import postgres
+    from cli.postgres import postgres
 
     cli.add_command(jobs)
     cli.add_command(postgres)

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from cli.postgres import postgres
 from riskgraph import postgres_server
 from riskgraph.errors import RiskGraphError
 from riskgraph.postgres_server import (
@@ -29,7 +30,6 @@ from riskgraph.postgres_server import (
     PostgresStartFailed,
     PostgresUserMissing,
     database_url,
-    postgres,
 )
 
 IS_ROOT = os.geteuid() == 0

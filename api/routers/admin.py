@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api import services
+from api import operations
 from api.deps import OwnerCaller, RulesCaller, StateDep
 from api.schemas import (
     AuditPage,
@@ -36,7 +36,7 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 async def list_models(caller: OwnerCaller, state: StateDep, entity_type: EntityType | None = None) -> list[ModelOut]:
     return [
         ModelOut.model_validate(m)
-        for m in await services.models_list(state=state, entity_type=entity_type.value if entity_type else None)
+        for m in await operations.models_list(state=state, entity_type=entity_type.value if entity_type else None)
     ]
 
 
@@ -50,7 +50,7 @@ async def list_models(caller: OwnerCaller, state: StateDep, entity_type: EntityT
 )
 async def retrain(caller: OwnerCaller, state: StateDep) -> JobStarted:
     """Starts `weekly-retrain` now: new candidate versions, promotion stays explicit."""
-    return JobStarted.model_validate(await services.job_start(state=state, principal=caller, job_id="weekly-retrain"))
+    return JobStarted.model_validate(await operations.job_start(state=state, principal=caller, job_id="weekly-retrain"))
 
 
 @router.get(
@@ -61,7 +61,7 @@ async def retrain(caller: OwnerCaller, state: StateDep) -> JobStarted:
     summary="One model version",
 )
 async def show_model(version: Version, caller: OwnerCaller, state: StateDep) -> ModelDetail:
-    return ModelDetail.model_validate(await services.model_detail(state=state, version=version))
+    return ModelDetail.model_validate(await operations.model_detail(state=state, version=version))
 
 
 @router.get(
@@ -72,7 +72,7 @@ async def show_model(version: Version, caller: OwnerCaller, state: StateDep) -> 
     summary="Out-of-fold metrics of a version",
 )
 async def model_metrics(version: Version, caller: OwnerCaller, state: StateDep) -> ModelMetrics:
-    return ModelMetrics.model_validate(await services.model_metrics(state=state, version=version))
+    return ModelMetrics.model_validate(await operations.model_metrics(state=state, version=version))
 
 
 @router.post(
@@ -84,12 +84,12 @@ async def model_metrics(version: Version, caller: OwnerCaller, state: StateDep) 
 )
 async def promote_model(version: Version, caller: OwnerCaller, state: StateDep) -> ModelOut:
     """Served scores switch at the next `nightly-rescore` (or run it now via /v1/jobs)."""
-    return ModelOut.model_validate(await services.promote(state=state, principal=caller, version=version))
+    return ModelOut.model_validate(await operations.promote(state=state, principal=caller, version=version))
 
 
 @router.get("/jobs", response_model=list[JobOut], tags=["jobs"], summary="Scheduled jobs")
 async def list_jobs(caller: OwnerCaller, state: StateDep) -> list[JobOut]:
-    return [JobOut.model_validate(j) for j in await services.jobs_list(state=state)]
+    return [JobOut.model_validate(j) for j in await operations.jobs_list(state=state)]
 
 
 @router.get("/jobs/runs", response_model=list[JobRunOut], tags=["jobs"], summary="Job run history")
@@ -102,7 +102,7 @@ async def job_runs(
 ) -> list[JobRunOut]:
     return [
         JobRunOut.model_validate(r)
-        for r in await services.job_runs(state=state, job_id=job_id, status=status, limit=limit)
+        for r in await operations.job_runs(state=state, job_id=job_id, status=status, limit=limit)
     ]
 
 
@@ -114,7 +114,7 @@ async def job_runs(
     summary="One job and its recent runs",
 )
 async def show_job(job_id: JobId, caller: OwnerCaller, state: StateDep, limit: Limit = 20) -> JobDetail:
-    return JobDetail.model_validate(await services.job_detail(state=state, job_id=job_id, limit=limit))
+    return JobDetail.model_validate(await operations.job_detail(state=state, job_id=job_id, limit=limit))
 
 
 @router.post(
@@ -126,14 +126,14 @@ async def show_job(job_id: JobId, caller: OwnerCaller, state: StateDep, limit: L
     summary="Run a job now",
 )
 async def run_job(job_id: JobId, caller: OwnerCaller, state: StateDep) -> JobStarted:
-    return JobStarted.model_validate(await services.job_start(state=state, principal=caller, job_id=job_id))
+    return JobStarted.model_validate(await operations.job_start(state=state, principal=caller, job_id=job_id))
 
 
 @router.get("/rules", response_model=list[RuleOut], tags=["rules"], summary="Rules with their pack versions")
 async def list_rules(caller: RulesCaller, state: StateDep, entity_type: EntityType | None = None) -> list[RuleOut]:
     return [
         RuleOut.model_validate(r)
-        for r in services.rules_list(state=state, entity_type=entity_type.value if entity_type else None)
+        for r in operations.rules_list(state=state, entity_type=entity_type.value if entity_type else None)
     ]
 
 
@@ -151,7 +151,7 @@ async def audit(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AuditPage:
     return AuditPage.model_validate(
-        await services.audit_query(
+        await operations.audit_query(
             state=state,
             actor=actor,
             action=action,
