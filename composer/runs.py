@@ -39,7 +39,13 @@ _PG_LOCK_KEY = 0x52697347  # "RisG": the advisory lock every run on one results 
 
 
 def new_run_id() -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    """Time-ordered (to the millisecond), then random: `20261130T081500123-a1b2c3`."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}"[:-3] + f"-{secrets.token_hex(3)}"
+
+
+def _precise_now() -> str:
+    """Run times to the microsecond: runs committed within one second still order."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def runs_dir(settings: Settings) -> Path:
@@ -240,7 +246,7 @@ class Run:
         try:
             recover(self.settings, self.db, self.store)
             private_dir(self.folder)
-            now = now_iso()
+            now = _precise_now()
             self.db.retry(lambda: self._insert(now))
             self._beat_thread = threading.Thread(target=self._heartbeat, name=f"heartbeat-{self.run_id}", daemon=True)
             self._beat_thread.start()
@@ -300,7 +306,7 @@ class Run:
         and the output files (finished by `recover` if the process dies in between)."""
         self.fault("before_commit")
         pending = self.out_staging is not None and self.out_staging.exists()
-        committed_at = now_iso()
+        committed_at = _precise_now()
 
         def transaction() -> None:
             with self.db.transaction() as conn:
