@@ -268,6 +268,7 @@ class Run:
                     heartbeat_at=now,
                     serves=self.serves,
                     outputs_pending=False,
+                    discarded=False,
                     out_dir=str(self.out_dir) if self.out_dir else None,
                     store=self.store.describe(),
                 )
@@ -407,6 +408,7 @@ def discard(settings: Settings, db: ResultsDB, store: GraphStore, run_id: str, o
     if out_staging is not None:
         shutil.rmtree(out_staging, ignore_errors=True)
     store.retain(_kept_snapshots(db))
+    db.retry(partial(_set, db, run_id, discarded=True))
 
 
 def _kept_snapshots(db: ResultsDB) -> set[str]:
@@ -441,9 +443,10 @@ def recover(settings: Settings, db: ResultsDB, store: GraphStore) -> list[str]:
 
     db.retry(close_job_rows)
     for r in db.runs("failed"):
-        discard(settings, db, store, r["run_id"], None)
-        if r.get("out_dir"):
-            shutil.rmtree(Path(r["out_dir"]) / f".riskgraph-staging-{r['run_id']}", ignore_errors=True)
+        if r["discarded"]:
+            continue  # cleaned up once already
+        staging = Path(r["out_dir"]) / f".riskgraph-staging-{r['run_id']}" if r.get("out_dir") else None
+        discard(settings, db, store, r["run_id"], staging)
     for r in db.runs("committed"):
         if r["outputs_pending"] or r["run_id"] == db.served_run_id():
             finish_commit(settings, db, store, r)

@@ -90,6 +90,7 @@ run_log_table = sa.Table(
     sa.Column("store", sa.String(500)),
     sa.Column("out_dir", sa.Text),
     sa.Column("outputs_pending", sa.Boolean, nullable=False, default=False),
+    sa.Column("discarded", sa.Boolean, nullable=False, default=False),  # a failed run's staged parts are gone
     sa.Column("tables", sa.Text),  # JSON list of the run's result tables
     sa.Column("champions", sa.Text),  # JSON: entity type -> model version
     sa.Column("manifest", sa.Text),

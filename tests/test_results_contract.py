@@ -141,6 +141,7 @@ def test_a_failed_run_leaves_nothing_behind(settings: Settings, db: ResultsDB, s
     assert db.served_run_id() == first and list(db.read("scores")["grade"]) == ["A"] * 3
     assert db.read_run_table(run.run_id, "scores").empty
     assert db.run(run.run_id)["status"] == "failed" and "boom" in db.run(run.run_id)["message"]
+    assert db.run(run.run_id)["discarded"]
     assert registry.list() == []
     assert snap not in store.snapshot_ids()
 
