@@ -176,14 +176,30 @@ def test_folder_that_is_not_a_cluster_is_refused(binaries: Path, tmp_path: Path)
         postgres_server.start(data_dir, port=_free_port(), progress=_quiet)
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="only root hands the data folder to the postgres user")
-def test_root_data_dir_the_postgres_user_cannot_reach(binaries: Path) -> None:
-    private = Path(tempfile.mkdtemp(prefix="riskgraph-pg-private-", dir="/tmp"))  # 0700, root's
+def test_a_private_parent_folder(binaries: Path) -> None:
+    """Under a 0700 folder: as root the server (run as the postgres user) cannot reach it, and the
+    refusal says how to mend it; as anyone else the server runs as that user and starts."""
+    private = Path(tempfile.mkdtemp(prefix="riskgraph-pg-private-", dir="/tmp"))  # 0700
     try:
-        with pytest.raises(PostgresDataDirError, match=f"{private} \\(mode 700\\).*chmod o\\+x"):
+        if IS_ROOT:
+            with pytest.raises(PostgresDataDirError, match=f"{private} \\(mode 700\\).*chmod o\\+x"):
+                postgres_server.start(private / "data", port=_free_port(), progress=_quiet)
+        else:
             postgres_server.start(private / "data", port=_free_port(), progress=_quiet)
+            assert postgres_server.stop(private / "data")
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def test_root_keeps_the_default_cluster_outside_the_private_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(postgres_server.os, "geteuid", lambda: 0)
+    as_root = postgres_server.default_data_dir(tmp_path / "home")
+    assert as_root.parent == Path("/var/lib/postgresql") and as_root.name.startswith("riskgraph-")
+    assert postgres_server.default_data_dir(tmp_path / "other") != as_root
+    monkeypatch.setattr(postgres_server.os, "geteuid", lambda: 1000)
+    assert postgres_server.default_data_dir(tmp_path / "home") == tmp_path / "home" / "postgres"
 
 
 def test_root_without_postgres_user(monkeypatch: pytest.MonkeyPatch) -> None:
