@@ -57,9 +57,7 @@ def build_state(settings: Settings) -> AppState:
     db = ResultsDB(settings.results_database_url)
     registry = ModelRegistry(db)
     metrics = Metrics()
-    audit = AuditWriter(
-        db, flush_ms=settings.api_audit_flush_ms, max_pending=settings.api_audit_max_pending, fault=settings.fault
-    )
+    audit = AuditWriter(db, flush_ms=settings.api_audit_flush_ms, fault=settings.fault)
     store = open_store(settings.store, settings)
     try_recover(settings, db, store)  # finishes a commit cut short (no-op while a run is going)
     state = AppState(

@@ -40,10 +40,9 @@ def new_decision_id() -> str:
 class AuditWriter:
     """Writes audit rows in group commits; a decision's row is durable before its answer leaves."""
 
-    def __init__(self, db: ResultsDB, *, flush_ms: int, max_pending: int, fault: str = "") -> None:
+    def __init__(self, db: ResultsDB, *, flush_ms: int, fault: str = "") -> None:
         self.db = db
         self.flush_s = flush_ms / 1000
-        self.max_pending = max_pending
         self.fault = fault
         self.rows: list[dict[str, Any]] = []
         self.waiters: list[asyncio.Future[None]] = []
@@ -99,10 +98,6 @@ class AuditWriter:
         else:
             self._event().set()
         await done
-
-    @property
-    def overloaded(self) -> bool:
-        return len(self.rows) >= self.max_pending
 
     def _event(self) -> asyncio.Event:
         if self._wake is None:

@@ -165,9 +165,7 @@ class Settings(BaseSettings):
 
     # -- HTTP API (api/) ----------------------------------------------------------------------
     api_scheduler: bool = True  # run the scheduled jobs inside `riskgraph serve`
-    api_audit_flush_ms: int = 200  # audit queue flushed at least this often ...
-    api_audit_batch_rows: int = 500  # ... or as soon as this many rows wait
-    api_audit_max_pending: int = 50_000  # beyond this, a request waits for a flush (never drops)
+    api_audit_flush_ms: int = 200  # audit rows that hold no answer (promotions, job starts) wait at most this
     api_max_body_bytes: int = 1_000_000  # larger request bodies get 413
     api_batch_max: int = 1_000  # entities per POST /v1/credit/batch
     api_page_max: int = 500  # rows per page of any list
