@@ -15,7 +15,8 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,6 +39,7 @@ from scoring.registry import ModelRegistry
 log = logging.getLogger("riskgraph.api")
 access_log = logging.getLogger("riskgraph.api.access")
 STATIC_DIR = Path(__file__).parent / "static"
+VENDOR_URL = "/static/vendor"  # pinned copies of Swagger UI and ReDoc (see api/static/vendor/README.md)
 
 DESCRIPTION = """Credit grades, risk lists, investigation graph and model operations.
 Authenticate with an `X-API-Key` header; the key's role (inspector, approval_system, investigator,
@@ -109,6 +111,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=riskgraph.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served below from the vendored assets, so the docs work offline
+        redoc_url=None,
         openapi_tags=[
             {"name": "credit", "description": "approval systems: audited credit grades"},
             {"name": "risk", "description": "inspectors: ranked risk lists and CSV export"},
@@ -127,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(r)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+        _add_docs(app)
         if (STATIC_DIR / "index.html").is_file():
 
             @app.get("/", include_in_schema=False)
@@ -143,6 +148,39 @@ def create_app(settings: Settings) -> FastAPI:
             }
 
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) from the vendored copies: nothing fetched from a CDN."""
+    openapi_url = app.openapi_url or "/openapi.json"
+    oauth2_redirect = "/docs/oauth2-redirect"
+    favicon = f"{VENDOR_URL}/swagger-ui/favicon-32x32.png"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{VENDOR_URL}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{VENDOR_URL}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=favicon,
+            oauth2_redirect_url=oauth2_redirect,
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
+        )
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{VENDOR_URL}/redoc/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
 
 
 async def _poll_results(state: AppState) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from api import ring_evidence
 from api.audit import new_decision_id
 from api.book import CreditEntry, ResultsBook, audit_detail, with_decision
 from api.cursors import decode_cursor, encode_cursor
@@ -492,20 +493,39 @@ def rings_page(
     return {"items": [_ring_summary(r) for r in page.to_dict("records")], "total": total, "next_cursor": nxt}
 
 
-def ring_detail(*, state: AppState, principal: Principal, ring_id: str) -> dict[str, Any]:
-    """A ring with its members and evidence subgraph (identifiers masked by role)."""
+async def ring_detail(*, state: AppState, principal: Principal, ring_id: str) -> dict[str, Any]:
+    """A ring with its members and evidence subgraph. Shared identifiers (phone, bank account,
+    address) are the graph's identifier nodes: their values for roles that see personal data, the
+    neighbourhoods' masked tokens for the others; `shared_by` counts the ring entities holding one."""
     book = state.book
     if book.rings.empty or ring_id not in set(book.rings["ring_id"]):
         raise RingNotFound(f"no ring {ring_id!r}")
     summary = _ring_summary(book.rings[book.rings["ring_id"] == ring_id].iloc[0].to_dict())
     ev = RingResult(book.ring_members, book.rings, book.ring_edges).evidence(ring_id)
+    wanted = ring_evidence.pseudonyms(ev["nodes"])
+    values: dict[tuple[str, str], str] = {}
+    if wanted:
+        held = await state.graph_call(state.store.subgraph, ring_evidence.holders(ev["nodes"]))
+        values = ring_evidence.identifier_values(held, wanted)
+
+    def node_id(node_type: str, raw: Any) -> str:
+        return _node_id(node_type, values.get((node_type, str(raw)), str(raw)), principal)
+
+    holders_of: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for e in ev["edges"]:
+        if e["target_type"] in IDENTIFIER_TYPES:
+            key = (e["target_type"], str(e["target_id"]))
+            holders_of.setdefault(key, set()).add((e["source_type"], str(e["source_id"])))
 
     def node(n: dict[str, Any]) -> dict[str, Any]:
         entry = book.credit.get((n["entity_type"], str(n["entity_id"])))
+        attributes: dict[str, Any] = {"member": bool(n["member"])}
+        if n["entity_type"] in IDENTIFIER_TYPES:
+            attributes["shared_by"] = len(holders_of.get((n["entity_type"], str(n["entity_id"])), ()))
         return {
             "type": n["entity_type"],
-            "id": _node_id(n["entity_type"], str(n["entity_id"]), principal),
-            "attributes": {"member": bool(n["member"])},
+            "id": node_id(n["entity_type"], n["entity_id"]),
+            "attributes": attributes,
             "grade": entry.grade if entry else None,
         }
 
@@ -513,10 +533,10 @@ def ring_detail(*, state: AppState, principal: Principal, ring_id: str) -> dict[
     edges = [
         {
             "source_type": e["source_type"],
-            "source_id": _node_id(e["source_type"], str(e["source_id"]), principal),
+            "source_id": node_id(e["source_type"], e["source_id"]),
             "target_type": e["target_type"],
-            "target_id": _node_id(e["target_type"], str(e["target_id"]), principal),
-            "relation": str(e["relation"]),
+            "target_id": node_id(e["target_type"], e["target_id"]),
+            "relation": ring_evidence.relation(str(e["relation"]), e["target_type"]),
             "count": float(e.get("count") or 1),
         }
         for e in ev["edges"]
