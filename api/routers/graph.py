@@ -112,4 +112,6 @@ async def get_rings(
 async def get_ring(
     ring_id: Annotated[str, Path(min_length=1, max_length=128)], caller: GraphCaller, state: StateDep
 ) -> RingDetail:
-    return RingDetail.model_validate(services.ring_detail(state=state, principal=caller, ring_id=ring_id))
+    """The members, and the evidence linking them: shared identifiers by value for investigators
+    and admins, masked tokens (as in neighbourhoods) for inspectors."""
+    return RingDetail.model_validate(await services.ring_detail(state=state, principal=caller, ring_id=ring_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,10 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.security import mask_value
 from composer.pipeline import run_pipeline
 from tests.api.support import headers, make_settings
 
 H = headers("investigator")
+IDENTIFIERS = ("phone", "address", "bank_account")
 
 
 @pytest.fixture(scope="module", params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
@@ -94,13 +97,67 @@ def test_rings_list_and_detail(client: TestClient) -> None:
     assert client.get("/v1/rings", params={"entity_id": "P1"}, headers=H).status_code == 422
 
 
-def test_ring_identifiers_masked_for_inspectors(client: TestClient) -> None:
-    items = client.get("/v1/rings", params={"ring_type": "identity"}, headers=H).json()["items"]
-    if not items:
-        return
-    rid = items[0]["ring_id"]
+def test_ring_identifiers_by_value_for_investigators_masked_for_inspectors(client: TestClient) -> None:
+    """The shared phone / bank account behind an identity ring: its value (the same node as in the
+    members' neighbourhoods) for investigators, the neighbourhoods' masked token for inspectors."""
+    items = client.get("/v1/rings", params={"limit": 500}, headers=H).json()["items"]
+    with_ids = [
+        r
+        for r in items
+        if r["ring_type"] in ("identity", "broker")
+        and any(
+            n["type"] in IDENTIFIERS
+            for n in client.get(f"/v1/rings/{r['ring_id']}", headers=H).json()["subgraph"]["nodes"]
+        )
+    ]
+    assert with_ids, "the API test data should have a ring linked by shared identifiers"
+    identity = [r for r in with_ids if r["ring_type"] == "identity"]
+    rid = (identity or with_ids)[0]["ring_id"]
     shown = client.get(f"/v1/rings/{rid}", headers=H).json()
     hidden = client.get(f"/v1/rings/{rid}", headers=headers("inspector")).json()
-    ident = [n["id"] for n in hidden["subgraph"]["nodes"] if n["type"] in ("phone", "address", "bank_account")]
-    assert all(i.startswith("masked-") for i in ident)
     assert len(shown["subgraph"]["nodes"]) == len(hidden["subgraph"]["nodes"])
+    assert not shown["subgraph"]["masked"] and hidden["subgraph"]["masked"]
+
+    real = [n for n in shown["subgraph"]["nodes"] if n["type"] in IDENTIFIERS]
+    masked = [n for n in hidden["subgraph"]["nodes"] if n["type"] in IDENTIFIERS]
+    assert all(n["attributes"]["shared_by"] >= 2 for n in real)
+    members = {(m["type"], m["id"]) for m in shown["members"]}
+    for node in real:
+        assert "#" not in node["id"] and not node["id"].startswith("masked-"), node
+        holders = [
+            (e["source_type"], e["source_id"])
+            for e in shown["subgraph"]["edges"]
+            if (e["target_type"], e["target_id"]) == (node["type"], node["id"])
+        ]
+        assert len(holders) == node["attributes"]["shared_by"] and set(holders) <= members
+        assert {e["relation"] for e in shown["subgraph"]["edges"] if e["target_id"] == node["id"]} == {
+            f"HAS_{node['type'].upper()}"
+        }
+        holder_type, holder_id = holders[0]
+        attrs = client.get(f"/v1/entities/{holder_type}/{holder_id}", headers=H).json()["attributes"]
+        assert str(attrs[node["type"]]) == node["id"]  # the member's own phone / bank account
+        around = client.get(f"/v1/entities/{holder_type}/{holder_id}/neighbours", headers=H).json()
+        assert (node["type"], node["id"]) in {(n["type"], n["id"]) for n in around["nodes"]}
+    assert {(n["type"], n["id"]) for n in masked} == {(n["type"], mask_value(n["id"])) for n in real}
+    for node in masked:
+        holder = next(e for e in hidden["subgraph"]["edges"] if e["target_id"] == node["id"])
+        around = client.get(
+            f"/v1/entities/{holder['source_type']}/{holder['source_id']}/neighbours", headers=headers("inspector")
+        ).json()
+        assert (node["type"], node["id"]) in {(n["type"], n["id"]) for n in around["nodes"]}
+    assert not any(n["id"] in str(hidden) for n in real)  # no value leaks to inspectors
+
+
+def test_docs_pages_load_vendored_assets_only(client: TestClient) -> None:
+    """/docs and /redoc work offline: every script, stylesheet and icon they name is served here."""
+    for page in ("/docs", "/redoc"):
+        r = client.get(page)
+        assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+        urls = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+        assert urls and all(u.startswith("/static/vendor/") for u in urls), urls
+        for url in urls:
+            assert client.get(url).status_code == 200, url
+        assert "cdn." not in r.text and "fonts.googleapis" not in r.text
+    assert "/openapi.json" in client.get("/docs").text
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+    assert "/docs" not in client.get("/openapi.json").json()["paths"]
