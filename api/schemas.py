@@ -119,29 +119,47 @@ class CreditBatchResponse(BaseModel):
     run_id: str
 
 
+RiskSort = Literal["priority", "risk_score", "credit_points", "amount_at_stake", "grade", "region", "entity_id"]
+
+
 class RiskItem(BaseModel):
     entity_type: str
     entity_id: str
-    rank: int
+    rank: int = Field(description="place in the type's default (priority) order, 1 first")
+    priority: int = Field(
+        description="triage priority, 1 first: serious-rule D caps, then other caps, then expected loss"
+    )
     risk_score: float
     credit_points: float
+    amount_at_stake: float | None = Field(description="money at stake in yuan; null when the data has no amounts")
     grade: Grade
     grade_cap: Grade | None
     region: str | None
     rule_hits: list[str]
     rings: list[str]
     model_version: str
-    top_reasons: list[Reason] = Field(
-        default_factory=list, description="up to 3 stored reasons (empty when the pipeline did not explain it)"
+    top_reasons: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the first 3 stored reasons, each as in the credit answer's `reasons` (with `text` and "
+        "`text_zh`); empty when the pipeline did not explain the entity",
     )
 
 
 class RiskPage(BaseModel):
     items: list[RiskItem]
     total: int = Field(description="rows matching the filters")
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last")
+    offset: int = Field(description="matching rows before this page (the first item is row offset + 1)")
+    sort: RiskSort = Field(description="the column the list is sorted by (ties by entity_id)")
+    order: Literal["asc", "desc"] = Field(description="the sort's order (rows without a value come last)")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` (with the same sort and order) for the next page; null on the last"
+    )
     as_of: str
     run_id: str = Field(description="the committed run these rows come from")
+
+
+class RegionList(BaseModel):
+    regions: list[str] = Field(description="distinct non-empty regions of the type's scored entities, sorted")
 
 
 class RuleHitOut(BaseModel):
@@ -216,6 +234,11 @@ class RingDetail(RingSummary):
     subgraph: GraphOut
 
 
+class LabelCounts(BaseModel):
+    fraud: int = Field(description="confirmed-fraud labels")
+    not_fraud: int = Field(description="labels confirmed as not fraud")
+
+
 class ModelOut(BaseModel):
     version: str
     entity_type: str
@@ -224,7 +247,13 @@ class ModelOut(BaseModel):
     data_hash: str
     champion: bool
     n_features: int
-    metrics: dict[str, Any] = Field(description="headline metrics (calibration table omitted)")
+    metrics: dict[str, Any] | None = Field(
+        description="headline metrics (calibration table omitted); null when withheld (see metrics_withheld)"
+    )
+    metrics_withheld: str | None = Field(
+        default=None, description="why the metrics are withheld: fewer than 30 labels in a class"
+    )
+    label_counts: LabelCounts | None = Field(default=None, description="labels the metrics were computed on")
 
 
 class ModelDetail(ModelOut):
@@ -236,7 +265,9 @@ class ModelMetrics(BaseModel):
     version: str
     entity_type: str
     kind: str
-    metrics: dict[str, Any]
+    metrics: dict[str, Any] | None = Field(description="null when withheld (see metrics_withheld)")
+    metrics_withheld: str | None = None
+    label_counts: LabelCounts | None = None
 
 
 class RuleOut(BaseModel):

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import numpy as np
 import orjson
-import pandas as pd
 
 from api import ring_evidence
 from api.audit import new_decision_id
@@ -25,21 +21,6 @@ from features.rings import RingResult
 from graph.contract import ENTITY_TYPES, IDENTIFIER_TYPES
 from graph.store import EntityRef, Subgraph
 from riskgraph.errors import EntityNotFound
-
-RISK_CSV_COLUMNS = [
-    "rank",
-    "entity_type",
-    "entity_id",
-    "risk_score",
-    "credit_points",
-    "grade",
-    "grade_cap",
-    "region",
-    "rule_hits",
-    "rings",
-    "model_version",
-]
-
 
 # -- credit (approval systems, hot path) ----------------------------------------------------------
 
@@ -146,156 +127,6 @@ def _book(state: AppState) -> ResultsBook:
     if not state.book.loaded:
         raise ResultsNotLoaded("no scores yet: run `riskgraph pipeline` (or the nightly-rescore job) first")
     return state.book
-
-
-# -- risk lists (inspectors) ----------------------------------------------------------------------
-
-
-def _filtered_risk(
-    *,
-    state: AppState,
-    entity_type: str,
-    region: str | None,
-    grades: list[str] | None,
-    rule: str | None,
-    ring: str | None,
-    min_score: float | None,
-    max_score: float | None,
-) -> pd.DataFrame:
-    if min_score is not None and max_score is not None and min_score > max_score:
-        raise InvalidParameter("min_score is greater than max_score")
-    frame = _book(state).risk.get(entity_type)
-    if frame is None or frame.empty:
-        return pd.DataFrame(columns=["entity_id", "risk_score"])
-    mask = np.ones(len(frame), dtype=bool)
-    if region is not None:
-        mask &= (frame["region"] == region).to_numpy()
-    if grades:
-        mask &= frame["grade"].isin(grades).to_numpy()
-    if rule is not None:
-        mask &= np.fromiter((rule in hits for hits in frame["rule_list"]), dtype=bool, count=len(frame))
-    if ring is not None:
-        mask &= np.fromiter((ring in rings for rings in frame["ring_list"]), dtype=bool, count=len(frame))
-    if min_score is not None:
-        mask &= (frame["risk_score"] >= min_score).to_numpy()
-    if max_score is not None:
-        mask &= (frame["risk_score"] <= max_score).to_numpy()
-    return frame[mask]
-
-
-TOP_REASONS_IN_LIST = 3
-
-
-def _risk_item(row: dict[str, Any], entity_type: str) -> dict[str, Any]:
-    return {
-        "entity_type": entity_type,
-        "entity_id": row["entity_id"],
-        "rank": int(row["rank"]),
-        "risk_score": float(row["risk_score"]),
-        "credit_points": float(row["credit_points"]),
-        "grade": row["grade"],
-        "grade_cap": row["grade_cap"] or None,
-        "region": row["region"],
-        "rule_hits": row["rule_list"],
-        "rings": row["ring_list"],
-        "model_version": row["model_version"],
-        "top_reasons": json.loads(row.get("reasons") or "[]")[:TOP_REASONS_IN_LIST],
-    }
-
-
-def risk_page(
-    *,
-    state: AppState,
-    entity_type: str,
-    region: str | None = None,
-    grades: list[str] | None = None,
-    rule: str | None = None,
-    ring: str | None = None,
-    min_score: float | None = None,
-    max_score: float | None = None,
-    limit: int,
-    cursor: str | None = None,
-) -> dict[str, Any]:
-    """One page of the ranked risk list (keyset pagination on risk desc, id asc)."""
-    rows = _filtered_risk(
-        state=state,
-        entity_type=entity_type,
-        region=region,
-        grades=grades,
-        rule=rule,
-        ring=ring,
-        min_score=min_score,
-        max_score=max_score,
-    )
-    total = len(rows)
-    if cursor:
-        score, last_id = decode_cursor(cursor, 2)
-        if not isinstance(score, (int, float)) or not isinstance(last_id, str):
-            raise InvalidParameter("cursor is not one this API returned")
-        rs = rows["risk_score"].to_numpy(dtype=float)
-        ids = rows["entity_id"].to_numpy(dtype=object)
-        rows = rows[(rs < score) | ((rs == score) & (ids > last_id))]
-    page = rows.iloc[:limit]
-    items = [_risk_item(r, entity_type) for r in page.to_dict("records")]
-    more = len(rows) > limit
-    nxt = (
-        encode_cursor([float(page["risk_score"].iloc[-1]), page["entity_id"].iloc[-1]]) if more and len(page) else None
-    )
-    return {"items": items, "total": total, "next_cursor": nxt, "as_of": state.book.as_of, "run_id": state.book.run_id}
-
-
-def risk_csv(
-    *,
-    state: AppState,
-    entity_type: str,
-    region: str | None = None,
-    grades: list[str] | None = None,
-    rule: str | None = None,
-    ring: str | None = None,
-    min_score: float | None = None,
-    max_score: float | None = None,
-) -> Iterator[str]:
-    """The whole filtered list as CSV lines (at most `api_export_max_rows`)."""
-    rows = _filtered_risk(
-        state=state,
-        entity_type=entity_type,
-        region=region,
-        grades=grades,
-        rule=rule,
-        ring=ring,
-        min_score=min_score,
-        max_score=max_score,
-    )
-    rows = rows.iloc[: state.settings.api_export_max_rows]
-
-    def lines() -> Iterator[str]:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(RISK_CSV_COLUMNS)
-        for start in range(0, len(rows), 5000):
-            for r in rows.iloc[start : start + 5000].to_dict("records"):
-                w.writerow(
-                    [
-                        r["rank"],
-                        entity_type,
-                        r["entity_id"],
-                        r["risk_score"],
-                        r["credit_points"],
-                        r["grade"],
-                        r["grade_cap"] or "",
-                        r["region"] or "",
-                        ";".join(r["rule_list"]),
-                        ";".join(r["ring_list"]),
-                        r["model_version"],
-                    ]
-                )
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-        if len(rows) == 0:
-            yield buf.getvalue()
-
-    return lines()
 
 
 # -- entities and graph (investigators) -----------------------------------------------------------

@@ -1,30 +1,116 @@
-"""Ranked risk lists: filters, cursor pagination, CSV export, validation."""
+"""Ranked risk lists: triage order, sorting with keyset cursors, filters, regions, the CSV export
+(BOM, rule titles, reasons in the chosen language) and one audit row per list view."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import math
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from api.risk_lists import DEFAULT_ORDER, SORTS
 from tests.api.support import headers
 
 H = headers("inspector")
+OWNER = headers("admin")
+NUMERIC = {"priority", "risk_score", "credit_points", "amount_at_stake"}
 
 
-def test_pages_cover_the_list_once_in_rank_order(client: TestClient) -> None:
-    seen, cursor = [], None
+def _all(client: TestClient, path: str = "/v1/risk/person", limit: int = 97, **params: Any) -> list[dict[str, Any]]:
+    """Every row of a list, page by page, checking each page's offset and total on the way."""
+    seen: list[dict[str, Any]] = []
+    cursor = None
     while True:
-        params = {"limit": 97, **({"cursor": cursor} if cursor else {})}
-        body = client.get("/v1/risk/person", params=params, headers=H).json()
-        seen += body["items"]
-        cursor = body["next_cursor"]
+        body = client.get(path, params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})}, headers=H)
+        assert body.status_code == 200, body.text
+        page = body.json()
+        assert page["offset"] == len(seen)
+        seen += page["items"]
+        cursor = page["next_cursor"]
         if cursor is None:
-            break
-    assert len(seen) == body["total"] == len({x["entity_id"] for x in seen}) == 500
-    scores = [x["risk_score"] for x in seen]
+            assert len(seen) == page["total"]
+            return seen
+
+
+def _missing(item: dict[str, Any], sort: str) -> bool:
+    value = item[sort]
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _in_order(a: dict[str, Any], b: dict[str, Any], sort: str, order: str) -> bool:
+    """Whether row `a` may come before row `b`: values in `order`, missing last, ties by id."""
+    ma, mb = _missing(a, sort), _missing(b, sort)
+    if ma != mb:
+        return mb
+    if not ma and a[sort] != b[sort]:
+        return a[sort] < b[sort] if order == "asc" else a[sort] > b[sort]
+    return a["entity_id"] < b["entity_id"]
+
+
+def test_default_list_is_in_triage_priority(client: TestClient) -> None:
+    seen = _all(client)
+    assert len(seen) == len({x["entity_id"] for x in seen}) == 500
+    assert [x["priority"] for x in seen] == list(range(1, 501))
+    first = client.get("/v1/risk/person", params={"limit": 1}, headers=H).json()
+    assert (first["sort"], first["order"]) == ("priority", "asc")
+
+
+@pytest.mark.parametrize("sort", SORTS)
+@pytest.mark.parametrize("order", ["asc", "desc", None])
+def test_every_sort_pages_through_the_list_in_order(client: TestClient, sort: str, order: str | None) -> None:
+    params = {"sort": sort, **({"order": order} if order else {})}
+    seen = _all(client, limit=37, **params)
+    assert len(seen) == len({x["entity_id"] for x in seen}) == 500
+    used = order or DEFAULT_ORDER[sort]
+    bad = [(a["entity_id"], b["entity_id"]) for a, b in zip(seen, seen[1:]) if not _in_order(a, b, sort, used)]
+    assert not bad, f"rows out of {sort} {used} order: {bad[:5]}"
+    body = client.get("/v1/risk/person", params={**params, "limit": 1}, headers=H).json()
+    assert (body["sort"], body["order"]) == (sort, used)
+
+
+def test_default_orders_put_the_worst_first(client: TestClient) -> None:
+    def first_two(sort: str) -> list[dict[str, Any]]:
+        return client.get("/v1/risk/person", params={"sort": sort, "limit": 500}, headers=H).json()["items"]
+
+    scores = [x["risk_score"] for x in first_two("risk_score")]
     assert scores == sorted(scores, reverse=True)
-    assert [x["rank"] for x in seen] == list(range(1, 501))
+    points = [x["credit_points"] for x in first_two("credit_points")]
+    assert points == sorted(points)
+    grades = [x["grade"] for x in first_two("grade")]
+    assert grades == sorted(grades, reverse=True)
+
+
+def test_missing_values_come_last_in_both_orders(client: TestClient) -> None:
+    for order in ("asc", "desc"):
+        rows = _all(client, sort="amount_at_stake", order=order, limit=61)
+        flags = [x["amount_at_stake"] is None for x in rows]
+        assert flags == sorted(flags), order  # all known amounts, then the unknown ones
+        unknown = [x["entity_id"] for x in rows if x["amount_at_stake"] is None]
+        assert unknown == sorted(unknown)
+
+
+def test_filters_and_sort_together(client: TestClient) -> None:
+    rows = _all(client, grade="D", sort="credit_points", order="desc", limit=13)
+    assert rows and all(x["grade"] == "D" for x in rows)
+    total = client.get("/v1/risk/person", params={"grade": "D"}, headers=H).json()["total"]
+    assert len(rows) == total
+
+
+def test_a_cursor_only_continues_its_own_sort(client: TestClient) -> None:
+    page = client.get("/v1/risk/person", params={"sort": "risk_score", "limit": 10}, headers=H).json()
+    cursor = page["next_cursor"]
+    assert cursor
+    ok = client.get("/v1/risk/person", params={"sort": "risk_score", "limit": 10, "cursor": cursor}, headers=H)
+    assert ok.status_code == 200 and ok.json()["offset"] == 10
+    for params in ({}, {"sort": "grade"}, {"sort": "risk_score", "order": "asc"}):
+        r = client.get("/v1/risk/person", params={**params, "limit": 10, "cursor": cursor}, headers=H)
+        assert r.status_code == 422, params
+        err = r.json()["error"]
+        assert err["code"] == "invalid_parameter" and "risk_score desc" in err["message"]
 
 
 def test_filters(client: TestClient) -> None:
@@ -45,10 +131,29 @@ def test_filters(client: TestClient) -> None:
     got = client.get("/v1/risk/person", params={"min_score": 0.2, "max_score": 0.5, "limit": 500}, headers=H).json()
     assert all(0.2 <= x["risk_score"] <= 0.5 for x in got["items"])
     got = client.get("/v1/risk/person", params={"rule": "no_such_rule"}, headers=H).json()
-    assert got == {"items": [], "total": 0, "next_cursor": None, "as_of": got["as_of"], "run_id": got["run_id"]}
+    assert (got["items"], got["total"], got["offset"], got["next_cursor"]) == ([], 0, 0, None)
 
 
-def test_bad_filters_are_422(client: TestClient) -> None:
+def test_items_carry_priority_and_amount_at_stake(client: TestClient) -> None:
+    items = client.get("/v1/risk/person", params={"limit": 500}, headers=H).json()["items"]
+    assert all(isinstance(x["priority"], int) and x["priority"] >= 1 for x in items)
+    assert all(x["amount_at_stake"] is None or x["amount_at_stake"] >= 0 for x in items)
+    assert all(len(x["top_reasons"]) <= 3 for x in items)
+
+
+def test_regions(client: TestClient) -> None:
+    rows = client.get("/v1/risk/person", params={"limit": 500}, headers=H).json()["items"]
+    regions = client.get("/v1/risk/person/regions", headers=H).json()["regions"]
+    assert regions == sorted({x["region"] for x in rows if x["region"]})
+    assert len(regions) > 1
+    for region in regions:
+        got = client.get("/v1/risk/person", params={"region": region, "limit": 500}, headers=H).json()
+        assert got["total"] == sum(x["region"] == region for x in rows)
+    assert client.get("/v1/risk/person/regions", headers=headers("approval_system")).status_code == 403
+    assert client.get("/v1/risk/martian/regions", headers=H).status_code == 422
+
+
+def test_bad_parameters_are_422(client: TestClient) -> None:
     for params in (
         {"grade": "E"},
         {"min_score": 2},
@@ -58,6 +163,9 @@ def test_bad_filters_are_422(client: TestClient) -> None:
         {"min_score": 0.9, "max_score": 0.1},
         {"cursor": "garbage"},
         {"format": "xml"},
+        {"sort": "name"},
+        {"order": "up"},
+        {"format": "csv", "lang": "fr"},
     ):
         r = client.get("/v1/risk/person", params=params, headers=H)
         assert r.status_code == 422, params
@@ -65,13 +173,94 @@ def test_bad_filters_are_422(client: TestClient) -> None:
     assert client.get("/v1/risk/martian", headers=H).status_code == 422
 
 
-def test_csv_export(client: TestClient) -> None:
-    r = client.get("/v1/risk/person", params={"format": "csv", "grade": "D"}, headers=H)
+def _csv(client: TestClient, **params: Any) -> tuple[bytes, list[dict[str, str]]]:
+    r = client.get("/v1/risk/person", params={"format": "csv", **params}, headers=H)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(r.text)))
-    total = client.get("/v1/risk/person", params={"grade": "D"}, headers=H).json()["total"]
-    assert len(rows) == total and all(x["grade"] == "D" for x in rows)
+    assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads the Chinese right
+    return r.content, list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+
+
+def test_csv_export_rows_and_order(client: TestClient) -> None:
+    _, rows = _csv(client, grade="D", sort="risk_score")
+    listed = _all(client, grade="D", sort="risk_score")
+    assert [r["entity_id"] for r in rows] == [x["entity_id"] for x in listed]
+    assert all(x["grade"] == "D" for x in rows)
     assert "name" not in rows[0]
+    for row, item in zip(rows, listed):
+        assert int(row["priority"]) == item["priority"]
+        amount = item["amount_at_stake"]
+        assert (row["amount_at_stake"] == "") if amount is None else math.isclose(float(row["amount_at_stake"]), amount)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_csv_export_speaks_the_chosen_language(client: TestClient, lang: str) -> None:
+    raw, rows = _csv(client, lang=lang)
+    rules = {r["rule_id"]: r for r in client.get("/v1/rules", headers=H).json()}
+    items = {x["entity_id"]: x for x in _all(client, limit=500)}
+    title = "title_zh" if lang == "zh" else "title_en"
+    text = "text_zh" if lang == "zh" else "text"
+    hit = [r for r in rows if r["rule_ids"]]
+    assert hit, "the synthetic data has rule hits"
+    for row in rows:
+        item = items[row["entity_id"]]
+        ids = row["rule_ids"].split(";") if row["rule_ids"] else []
+        assert ids == item["rule_hits"]
+        expected = [rules[i][title] if i in rules else i for i in ids]
+        assert (row["rule_hits"].split("; ") if row["rule_hits"] else []) == expected
+        reasons = [r[text] or r["text"] for r in item["top_reasons"][:3]]
+        assert row["reasons"] == "; ".join(reasons)
+    if lang == "zh":
+        some_title = rules[hit[0]["rule_ids"].split(";")[0]]["title_zh"]
+        assert some_title.encode("utf-8") in raw
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in "".join(r["reasons"] for r in rows))
+
+
+def test_csv_export_of_nothing_is_a_header(client: TestClient) -> None:
+    raw, rows = _csv(client, rule="no_such_rule")
+    assert rows == [] and raw.decode("utf-8-sig").startswith("rank,entity_type,entity_id")
+
+
+def _audit_since(client: TestClient, after_id: int) -> list[dict[str, Any]]:
+    items = client.get("/v1/audit", params={"limit": 500}, headers=OWNER).json()["items"]
+    return [x for x in items if x["id"] > after_id]
+
+
+def _last_audit_id(client: TestClient) -> int:
+    items = client.get("/v1/audit", params={"limit": 1}, headers=OWNER).json()["items"]
+    return items[0]["id"] if items else 0
+
+
+def test_one_audit_row_per_list_page(client: TestClient) -> None:
+    before = _last_audit_id(client)
+    page = client.get("/v1/risk/person", params={"grade": "D", "sort": "risk_score", "limit": 20}, headers=H).json()
+    rows = _audit_since(client, before)
+    assert [r["action"] for r in rows] == ["risk_list"]
+    row = rows[0]
+    assert row["role"] == "inspector" and row["entity_type"] == "person"
+    detail = json.loads(row["detail"])
+    assert detail["ids"] == [x["entity_id"] for x in page["items"]]
+    assert detail["filters"] == {"grade": ["D"]}
+    assert (detail["sort"], detail["order"], detail["total"]) == ("risk_score", "desc", page["total"])
+
+    before = _last_audit_id(client)
+    nxt = client.get(
+        "/v1/risk/person",
+        params={"grade": "D", "sort": "risk_score", "limit": 20, "cursor": page["next_cursor"]},
+        headers=H,
+    ).json()
+    rows = _audit_since(client, before)
+    assert [r["action"] for r in rows] == ["risk_list"]
+    assert json.loads(rows[0]["detail"])["ids"] == [x["entity_id"] for x in nxt["items"]]
+
+
+def test_one_audit_row_per_export(client: TestClient) -> None:
+    before = _last_audit_id(client)
+    _, rows = _csv(client, grade="D", lang="zh")
+    audit = _audit_since(client, before)
+    assert [r["action"] for r in audit] == ["risk_export"]
+    detail = json.loads(audit[0]["detail"])
+    assert detail["count"] == len(rows) and detail["ids"] == [r["entity_id"] for r in rows]
+    assert detail["lang"] == "zh" and detail["filters"] == {"grade": ["D"]}
 
 
 def test_empty_types_answer_empty(client: TestClient) -> None:
