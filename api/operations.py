@@ -19,12 +19,47 @@ from api.security import Principal
 from api.state import AppState
 from riskgraph.results import audit_table
 
+METRICS_MIN_LABELS_PER_CLASS = 30
+
+
+def label_counts(metrics: dict[str, Any]) -> dict[str, int] | None:
+    """Labels a version's metrics were computed on (`n` and `positives`, as scoring records
+    them), or None when the metadata does not say."""
+    n, positives = metrics.get("n"), metrics.get("positives")
+    if not isinstance(n, int) or not isinstance(positives, int) or isinstance(n, bool) or isinstance(positives, bool):
+        return None
+    return {"fraud": positives, "not_fraud": n - positives}
+
+
+def withheld(metrics: dict[str, Any]) -> str | None:
+    """Why the metrics must not be shown, or None: metrics on fewer than 30 labels of a class
+    (ROC-AUC = 1 on 2 labels) say nothing about the model."""
+    scores = {k: v for k, v in metrics.items() if k not in ("n", "positives", "note", "folds", "calibration")}
+    if not scores:
+        return None  # nothing was measured (no labels at all): nothing to withhold
+    counts = label_counts(metrics)
+    need = METRICS_MIN_LABELS_PER_CLASS
+    if counts is None:
+        return f"metrics withheld: the label counts were not recorded; at least {need} per class are needed"
+    if counts["fraud"] < need:
+        return f"metrics withheld: only {counts['fraud']} confirmed-fraud labels; at least {need} per class are needed"
+    if counts["not_fraud"] < need:
+        return f"metrics withheld: only {counts['not_fraud']} not-fraud labels; at least {need} per class are needed"
+    return None
+
+
+def _metrics_out(metrics: dict[str, Any], *, calibration: bool) -> dict[str, Any]:
+    """`metrics` (null when withheld), `metrics_withheld` and `label_counts` of a version."""
+    reason = withheld(metrics)
+    shown = None if reason else {k: v for k, v in metrics.items() if calibration or k != "calibration"}
+    return {"metrics": shown, "metrics_withheld": reason, "label_counts": label_counts(metrics)}
+
 
 def _model_out(rec: Any, *, detail: bool = False) -> dict[str, Any]:
     d = asdict(rec)
     out = {k: d[k] for k in ("version", "entity_type", "kind", "created_at", "data_hash", "champion")}
     out["n_features"] = len(d["features"])
-    out["metrics"] = {k: v for k, v in d["metrics"].items() if k != "calibration"}
+    out.update(_metrics_out(d["metrics"], calibration=False))
     if detail:
         out["features"], out["params"] = d["features"], d["params"]
     return dict(_finite(out))
@@ -52,7 +87,8 @@ async def model_detail(*, state: AppState, version: str) -> dict[str, Any]:
 
 async def model_metrics(*, state: AppState, version: str) -> dict[str, Any]:
     rec = await anyio.to_thread.run_sync(state.registry.get, version)
-    return {"version": rec.version, "entity_type": rec.entity_type, "kind": rec.kind, "metrics": _finite(rec.metrics)}
+    out = {"version": rec.version, "entity_type": rec.entity_type, "kind": rec.kind}
+    return dict(_finite({**out, **_metrics_out(rec.metrics, calibration=True)}))
 
 
 async def promote(*, state: AppState, principal: Principal, version: str) -> dict[str, Any]:

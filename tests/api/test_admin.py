@@ -31,7 +31,11 @@ def _wait(client: TestClient, run_id: int, timeout: float = 180) -> dict:
 def test_models_list_show_metrics(client: TestClient) -> None:
     models = client.get("/v1/models", headers=H).json()
     person = next(m for m in models if m["entity_type"] == "person" and m["champion"])
-    assert person["kind"] == "supervised" and "roc_auc" in person["metrics"]
+    assert person["kind"] == "supervised" and person["label_counts"]["fraud"] > 0
+    if min(person["label_counts"].values()) < 30:  # too few labels: withheld (tests/api/test_model_metrics.py)
+        assert person["metrics"] is None and person["metrics_withheld"]
+    else:
+        assert "roc_auc" in person["metrics"]
     assert all(
         m["entity_type"] == "clinic"
         for m in client.get("/v1/models", params={"entity_type": "clinic"}, headers=H).json()
@@ -39,7 +43,9 @@ def test_models_list_show_metrics(client: TestClient) -> None:
     detail = client.get(f"/v1/models/{person['version']}", headers=H).json()
     assert len(detail["features"]) == detail["n_features"] and detail["params"]
     metrics = client.get(f"/v1/models/{person['version']}/metrics", headers=H).json()
-    assert metrics["metrics"]["roc_auc"] == person["metrics"]["roc_auc"]
+    assert metrics["metrics_withheld"] == person["metrics_withheld"]
+    if person["metrics"] is not None:
+        assert metrics["metrics"]["roc_auc"] == person["metrics"]["roc_auc"]
     assert client.get("/v1/models/nope", headers=H).status_code == 404
     assert client.get("/v1/models/nope/metrics", headers=H).status_code == 404
     assert client.post("/v1/models/nope/promote", headers=H).status_code == 404
