@@ -14,6 +14,10 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from composer.runs import run_dir
+from explain.catalogue import Catalogue, built_in
+from explain.improve import improvement
+from explain.reasons import MAX_REASONS
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from graph.dataset import Dataset
 from riskgraph.results import ResultsDB
@@ -45,6 +49,8 @@ class ResultsBook:
     fingerprint: str = ""
     run_id: str = ""
     snapshot_id: str | None = None
+    catalogue: Catalogue = field(default_factory=built_in)
+    bands: dict[str, float] = field(default_factory=dict)
 
     @property
     def loaded(self) -> bool:
@@ -67,6 +73,9 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
     run = db.run(run_id) or {}
     manifest = json.loads(run.get("manifest") or "{}")
     book = ResultsBook(fingerprint=f"{run_id}#{served[1]}", run_id=run_id, snapshot_id=run.get("snapshot_id"))
+    saved = run_dir(settings, run_id) / "features" / "catalogue.json"
+    if saved.exists():
+        book.catalogue = Catalogue.from_json(saved.read_text(encoding="utf-8"))
     scores = db.read_run_table(run_id, "scores")
     book.rule_hits = db.read_run_table(run_id, "rule_hits")
     book.rings = db.read_run_table(run_id, "rings")
@@ -77,17 +86,28 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
         return book
     dataset = dataset_of(book.snapshot_id)
     bands = settings.bands.model_dump()
+    book.bands = bands
     scores = scores.fillna({"grade_cap": "", "reasons": "[]", "rule_hits": "[]", "model_version": ""})
-    book.credit = _credit_entries(scores, bands, book.as_of, run_id)
+    book.credit = _credit_entries(scores, bands, book.as_of, run_id, book.catalogue)
     book.risk = _risk_frames(scores, book.ring_members, dataset)
     log.info("loaded %d scores, %d rings", len(scores), len(book.rings))
     return book
 
 
-def credit_body(row: dict[str, Any], bands: dict[str, float], as_of: str, reasons_json: str, run_id: str) -> bytes:
+def credit_body(
+    row: dict[str, Any], bands: dict[str, float], as_of: str, reasons_json: str, run_id: str, catalogue: Catalogue
+) -> bytes:
     """The JSON answer of GET /v1/credit for one scores row (reasons spliced in unparsed; the
     per-request `decision_id` is put in front when served, see `with_decision`)."""
     cap = row["grade_cap"] or None
+    to_improve = improvement(
+        points=float(row["credit_points"]),
+        grade=row["grade"],
+        score_grade=row["score_grade"],
+        bands=bands,
+        reasons=orjson.loads(reasons_json),
+        catalogue=catalogue,
+    )
     return orjson.dumps(
         {
             "entity_type": row["entity_type"],
@@ -100,12 +120,45 @@ def credit_body(row: dict[str, Any], bands: dict[str, float], as_of: str, reason
             "cap_applied": row["grade"] != row["score_grade"],
             "model_version": row["model_version"],
             "reasons": orjson.Fragment(reasons_json),
+            "to_improve": to_improve,
+            "reason_catalogue": catalogue.version,
+            "lang": "en",
             "rule_hits": orjson.Fragment(row["rule_hits"]),
             "bands": bands,
             "as_of": as_of,
             "run_id": run_id,
         }
     )
+
+
+def with_reasons(body: bytes, reasons_json: str, bands: dict[str, float], catalogue: Catalogue) -> bytes:
+    """A stored answer with reasons explained later (and the improvement line they feed)."""
+    doc = orjson.loads(body)
+    caps = [r for r in doc.get("reasons") or [] if r.get("contribution") is None]  # a rule's grade cap
+    reasons = (caps + orjson.loads(reasons_json))[:MAX_REASONS]
+    doc["reasons"] = reasons
+    doc["to_improve"] = improvement(
+        points=doc["credit_points"],
+        grade=doc["grade"],
+        score_grade=doc["score_grade"],
+        bands=bands,
+        reasons=reasons,
+        catalogue=catalogue,
+    )
+    return orjson.dumps(doc)
+
+
+def localised(body: bytes, lang: str) -> bytes:
+    """The answer with `text` in the asked language (`text_zh` stays: the reason schema)."""
+    if lang == "en":
+        return body
+    doc = orjson.loads(body)
+    for reason in doc.get("reasons") or []:
+        reason["text"] = reason.get("text_zh", reason.get("text"))
+    if doc.get("to_improve"):
+        doc["to_improve"]["text"] = doc["to_improve"].get("text_zh", doc["to_improve"].get("text"))
+    doc["lang"] = lang
+    return orjson.dumps(doc)
 
 
 def with_decision(body: bytes, decision_id: str) -> bytes:
@@ -119,7 +172,7 @@ def audit_detail(reasons_json: str) -> str:
 
 
 def _credit_entries(
-    scores: pd.DataFrame, bands: dict[str, float], as_of: str, run_id: str
+    scores: pd.DataFrame, bands: dict[str, float], as_of: str, run_id: str, catalogue: Catalogue
 ) -> dict[tuple[str, str], CreditEntry]:
     if "score_grade" not in scores:
         scores = scores.assign(score_grade=scores["grade"])
@@ -140,17 +193,18 @@ def _credit_entries(
         row["entity_id"] = str(row["entity_id"])
         reasons = row["reasons"]
         out[(row["entity_type"], row["entity_id"])] = CreditEntry(
-            credit_body(row, bands, as_of, reasons, run_id),
+            credit_body(row, bands, as_of, reasons, run_id, catalogue),
             row["model_version"],
             row["grade"],
             audit_detail(reasons),
-            reasons == "[]",
+            reasons == "[]" or (reasons.count('"code"') == 1 and '"contribution": null' in reasons),
         )
     return out
 
 
 def _risk_frames(scores: pd.DataFrame, members: pd.DataFrame, dataset: Dataset | None) -> dict[str, pd.DataFrame]:
-    """Per type: one row per entity, riskiest first (ties by id), with region and ring ids."""
+    """Per type: one row per entity in triage order (`priority`, scoring/triage.py), with region
+    and ring ids."""
     ring_lists = (
         members.groupby(["entity_type", "entity_id"])["ring_id"].agg(lambda s: sorted(set(s)))
         if len(members)
@@ -168,8 +222,12 @@ def _risk_frames(scores: pd.DataFrame, members: pd.DataFrame, dataset: Dataset |
             s["ring_list"] = [v if isinstance(v, list) else [] for v in rl]
         else:
             s["ring_list"] = [[] for _ in range(len(s))]
-        s = s.sort_values(["risk_score", "entity_id"], ascending=[False, True], kind="mergesort")
-        s["rank"] = np.arange(1, len(s) + 1)
+        if "priority" not in s:  # a run from before triage priorities: riskiest first
+            s = s.sort_values(["risk_score", "entity_id"], ascending=[False, True], kind="mergesort")
+            s["priority"] = np.arange(1, len(s) + 1)
+            s["amount_at_stake"] = np.nan
+        s = s.sort_values("priority", kind="mergesort")
+        s["rank"] = s["priority"].to_numpy()
         frames[t] = s.reset_index(drop=True)
     return frames
 

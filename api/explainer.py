@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from explain.catalogue import Catalogue, built_in
 from explain.reasons import reasons_from_contributions
 from scoring.registry import ModelRegistry
 from scoring.unsupervised import deviation_contributions
@@ -24,6 +25,15 @@ class Explainer:
         self._matrices: dict[str, pd.DataFrame | None] = {}
         self._models: dict[str, Any] = {}
         self._deviation: dict[str, pd.DataFrame] = {}
+        self._catalogue: Catalogue | None = None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The served run's reason catalogue (saved beside its feature matrices)."""
+        if self._catalogue is None:
+            path = self.features_dir / "catalogue.json"
+            self._catalogue = Catalogue.from_json(path.read_text(encoding="utf-8")) if path.exists() else built_in()
+        return self._catalogue
 
     def reasons(self, *, entity_type: str, entity_id: str, model_version: str) -> str:
         """JSON list of reasons for one entity ("[]" when nothing can be computed)."""
@@ -36,13 +46,17 @@ class Explainer:
             if model is not None:
                 contrib = model.contributions(row)
                 return str(
-                    reasons_from_contributions(contrib, row.reindex(columns=contrib.columns), self.per_entity).iloc[0]
+                    reasons_from_contributions(
+                        contrib, row.reindex(columns=contrib.columns), self.catalogue, self.per_entity
+                    ).iloc[0]
                 )
             if entity_type not in self._deviation:
                 self._deviation[entity_type] = deviation_contributions(X)
             contrib = self._deviation[entity_type].loc[[entity_id]]
             return str(
-                reasons_from_contributions(contrib, row.reindex(columns=contrib.columns), self.per_entity).iloc[0]
+                reasons_from_contributions(
+                    contrib, row.reindex(columns=contrib.columns), self.catalogue, self.per_entity
+                ).iloc[0]
             )
 
     def _matrix(self, entity_type: str) -> pd.DataFrame | None:

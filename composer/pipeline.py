@@ -24,7 +24,8 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
-from composer.runs import Run, preflight, private_dir
+from composer.runs import Run, preflight, private_dir, run_dir
+from explain.catalogue import Catalogue, built_in
 from explain.context import reason_context
 from explain.reasons import entity_reasons
 from explain.report import write_report
@@ -32,8 +33,9 @@ from features.build import build_features
 from features.graph_features import add_graph_features
 from features.rings import RingResult, detect_rings
 from features.signals import with_signals
-from graph.contract import ENTITY_TYPES
+from graph.contract import ENTITY_TYPES, PROTECTED_COLUMNS, PROTECTED_EXTRA_NAMES
 from graph.dataset import Dataset, load_dataset
+from graph.dictionary import ColumnLabel, load_dictionary
 from graph.factory import open_store
 from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
@@ -45,6 +47,7 @@ from scoring.registry import ModelRegistry
 from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
 
 log = logging.getLogger("composer.pipeline")
+CATALOGUE_JSON = "catalogue.json"  # the run's reason catalogue, beside its feature matrices
 
 
 class ModelSource(str, Enum):
@@ -108,10 +111,12 @@ def run_pipeline(
             with timer.stage("ingest", bar):
                 if data is not None:
                     loaded = load_dataset(data)
+                    columns = load_dictionary(data)
                     snapshot = store.stage(loaded)
                     content_hash, source = loaded.content_hash, str(data)
                 else:
                     snapshot = _served_snapshot(db, store)
+                    columns = _served_catalogue(db, settings).columns
                     content_hash, source = snapshot.content_hash, f"snapshot {snapshot.id} of run {db.served_run_id()}"
                 run.snapshot_id = snapshot.id if serves else None
                 run.fault("after_ingest")
@@ -120,7 +125,8 @@ def run_pipeline(
             with timer.stage("projection", bar):
                 proj = Projection(dataset)
             with timer.stage("features", bar):
-                features = add_graph_features(build_features(dataset, proj), proj)
+                excluded = set() if settings.model.use_protected_attributes else protected_columns(columns)
+                features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
             with timer.stage("rules", bar):
                 rule_result = evaluate_rules(dataset, settings)
             with timer.stage("rings", bar):
@@ -140,7 +146,8 @@ def run_pipeline(
                 )
                 run.fault("after_scoring")
             with timer.stage("explain", bar):
-                explain_types(scored, dataset, proj, rule_result, ring_result, settings)
+                catalogue = run_catalogue(rule_result, columns)
+                explain_types(scored, dataset, proj, rule_result, ring_result, settings, catalogue)
                 scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
             manifest = {
                 "run_id": run.run_id,
@@ -166,6 +173,7 @@ def run_pipeline(
             with timer.stage("outputs", bar):
                 if serves:
                     save_feature_matrices(private_dir(run.folder / "features"), scored)
+                    (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
                     run.fault("stage_outputs")
                     _stage_outputs(
                         run.out_staging or private_dir(run.folder / "out"),
@@ -230,9 +238,32 @@ def score_types(
             registry=registry,
             run_id=run_id,
             use_champion=use_champion,
+            serious=rule_result.serious,
+            money=rule_result.money,
         )
         for t in types
     }
+
+
+def run_catalogue(rule_result: RuleResult, columns: dict[str, ColumnLabel] | None = None) -> Catalogue:
+    """The reason catalogue of a run: the built-in wording, the run's rules, the data dictionary."""
+    rules = {rid: (rule_result.codes.get(rid, f"RG-R-{rid}"), en, zh) for rid, (en, zh) in rule_result.titles.items()}
+    return built_in().for_run(rules=rules, columns=columns or {})
+
+
+def protected_columns(columns: dict[str, ColumnLabel]) -> set[str]:
+    """Input columns kept out of the models: the contract's protected attributes, the usual
+    names of health and similar columns, and those the data dictionary marks protected."""
+    return set(PROTECTED_COLUMNS) | set(PROTECTED_EXTRA_NAMES) | {c for c, label in columns.items() if label.protected}
+
+
+def _served_catalogue(db: ResultsDB, settings: Settings) -> Catalogue:
+    """The served run's catalogue (its data dictionary), for runs that re-score its snapshot."""
+    run_id = db.served_run_id()
+    path = run_dir(settings, run_id) / "features" / CATALOGUE_JSON if run_id else None
+    if path is not None and path.exists():
+        return Catalogue.from_json(path.read_text(encoding="utf-8"))
+    return built_in()
 
 
 def explain_types(
@@ -242,16 +273,16 @@ def explain_types(
     rule_result: RuleResult,
     ring_result: RingResult,
     settings: Settings,
+    catalogue: Catalogue | None = None,
 ) -> None:
     """Fill each type's reasons column: words for the explained rows' contributions, with their
-    ring and same-day-partner context and the titles of the rules the run evaluated."""
+    ring and same-day-partner context, in the run's catalogue (by default: its rules' titles)."""
+    catalogue = catalogue or run_catalogue(rule_result)
     for t, m in scored.items():
         if m.contributions is None:
             continue
         context = reason_context(dataset, proj, t, m.contributions.index, ring_result.members)
-        m.table["reasons"] = entity_reasons(
-            m, context, settings.model.reasons_per_entity, rule_result.titles
-        ).to_numpy()
+        m.table["reasons"] = entity_reasons(m, context, catalogue, settings.model.reasons_per_entity).to_numpy()
 
 
 def _served_snapshot(db: ResultsDB, store: Any) -> Any:

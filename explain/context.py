@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from explain.reasons import RING_TYPES
+from explain.catalogue import built_in
 from features.build import same_day_partners
 from graph.dataset import Dataset
 from graph.projection import Projection
@@ -53,7 +53,8 @@ def _ring_descriptions(members: pd.DataFrame, entity_type: str, ids: pd.Index) -
         named.setdefault(rid, []).append((t, i))
     texts_en, texts_zh = [], []
     for eid, rid, rtype in zip(best["entity_id"], best["ring_id"], best["ring_type"]):
-        en, zh = RING_TYPES.get(rtype, (f"a suspected {rtype} ring", f"疑似{rtype}团伙"))
+        words = built_in().ring_types.get(rtype, {"en": f"a suspected {rtype} ring", "zh": f"疑似{rtype}团伙"})
+        en, zh = words["en"], words["zh"]
         size, parts_en, parts_zh = summary[rid]
         others = [(t, i) for t, i in named.get(rid, []) if i != eid][:3]
         named_en = " and ".join(f"{ENTITY_WORDS[t][0]} {i}" for t, i in others)

@@ -16,6 +16,8 @@ parts:
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import pandas as pd
 
 from features.attributes import (
@@ -59,8 +61,11 @@ __all__ = [
 ]
 
 
-def build_features(dataset: Dataset, proj: Projection) -> dict[str, pd.DataFrame]:
-    """Feature table per entity type (rows in the projection's sorted id order)."""
+def build_features(
+    dataset: Dataset, proj: Projection, exclude: Collection[str] = frozenset()
+) -> dict[str, pd.DataFrame]:
+    """Feature table per entity type (rows in the projection's sorted id order); the entity
+    tables' columns named in `exclude` (protected attributes) are left out."""
     ref = reference_date(dataset)
     # the projection's id codes; dates, months and flags memoised for this build only
     cols = proj.column_codes.sharing_ids()
@@ -74,4 +79,13 @@ def build_features(dataset: Dataset, proj: Projection) -> dict[str, pd.DataFrame
     }
     for t in ENTITY_TYPES:
         out[t].index.name = "entity_id"
+        if exclude:
+            out[t] = out[t].drop(columns=[c for c in out[t].columns if _source_column(c) in exclude])
     return out
+
+
+def _source_column(feature: str) -> str:
+    """The input column an attribute feature comes from (birth_date_years_ago -> birth_date)."""
+    while feature.startswith(INPUT_PREFIX):
+        feature = feature[len(INPUT_PREFIX) :]
+    return feature.removesuffix("_years_ago")

@@ -29,6 +29,7 @@ class Column:
     kind: Kind
     required: bool = False
     personal: bool = False  # personal data: never a feature, masked by role
+    protected: bool = False  # protected attribute (gender, age, health): no feature unless opted in, never a reason
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ class Table:
         return next((c for c in self.columns if c.name == name), None)
 
 
-def _c(name: str, kind: Kind, *, req: bool = False, personal: bool = False) -> Column:
-    return Column(name, kind, req, personal)
+def _c(name: str, kind: Kind, *, req: bool = False, personal: bool = False, protected: bool = False) -> Column:
+    return Column(name, kind, req, personal, protected)
 
 
 ENTITY_TYPES: tuple[str, ...] = ("person", "employer", "clinic", "pharmacy", "agency")
@@ -78,8 +79,8 @@ TABLES: dict[str, Table] = {
                 _c("person_id", Kind.ID, req=True),
                 _c("name", Kind.TEXT, personal=True),
                 _c("id_number", Kind.TEXT, personal=True),
-                _c("gender", Kind.TEXT),
-                _c("birth_date", Kind.DATE),
+                _c("gender", Kind.TEXT, protected=True),
+                _c("birth_date", Kind.DATE, protected=True),
                 _c("region", Kind.TEXT),
                 _c("phone", Kind.TEXT, personal=True),
                 _c("address", Kind.TEXT, personal=True),
@@ -186,7 +187,7 @@ TABLES: dict[str, Table] = {
                 _c("date", Kind.DATE),
                 _c("kind", Kind.TEXT),
                 _c("discharge_date", Kind.DATE),
-                _c("diagnosis", Kind.TEXT),
+                _c("diagnosis", Kind.TEXT, protected=True),
                 _c("amount", Kind.AMOUNT),
                 _c("claimed", Kind.AMOUNT),
             ),
@@ -247,3 +248,9 @@ AGENCY_LINK_TYPES = ("person", "employer")
 # Attributes that become shared-identifier nodes linking entities that share a value.
 SHARED_IDENTIFIER_COLUMNS = {"phone": "phone", "address": "address", "bank_account": "bank_account"}
 PERSONAL_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.personal)
+PROTECTED_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.protected)
+# Extra columns protected by their usual names (health, ethnicity, ...); a data dictionary can
+# mark others (graph/dictionary.py).
+PROTECTED_EXTRA_NAMES = frozenset(
+    {"chronic", "chronic_disease", "disability", "health_status", "pregnant", "pregnancy", "ethnicity", "religion"}
+)

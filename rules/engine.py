@@ -30,6 +30,11 @@ class RuleResult:
     counts: dict[str, int] = field(default_factory=dict)  # rule_id -> hits, for rules that ran
     seconds: dict[str, float] = field(default_factory=dict)  # rule_id -> run time, for rules that ran
     titles: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule_id -> (English, Chinese) title
+    codes: dict[str, str] = field(default_factory=dict)  # rule_id -> reason code
+    serious: set[str] = field(default_factory=set)  # rule ids marked serious discredit
+    # money in the records that fired (every record, not only the kept evidence): entity_type,
+    # entity_id, record (a key unique per event), amount; see money_records
+    money: pd.DataFrame = field(default_factory=lambda: empty_money())
 
 
 def empty_hits() -> pd.DataFrame:
@@ -43,6 +48,69 @@ def empty_hits() -> pd.DataFrame:
             "grade_cap": pd.Series([], dtype="str"),
         }
     )
+
+
+def empty_money() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "entity_type": pd.Series([], dtype="str"),
+            "entity_id": pd.Series([], dtype="str"),
+            "record": pd.Series([], dtype="str"),
+            "amount": pd.Series([], dtype="float64"),
+        }
+    )
+
+
+# The money a record puts at stake (the first column present) and the columns naming the event,
+# which make a record counted once even when several rules fire on it.
+MONEY_COLUMNS = ("claimed", "amount", "shortfall")
+# record column naming another entity the event belongs to (a visit's clinic, ...)
+PLACE_COLUMNS = {"clinic_id": "clinic", "pharmacy_id": "pharmacy", "employer_id": "employer"}
+PLACE_BY_SOURCE = {"visits": "clinic", "purchases": "pharmacy"}
+
+
+def _col(records: pd.DataFrame, name: str) -> pd.Series:
+    if name in records.columns:
+        return records[name].astype(object).where(records[name].notna(), None)
+    return pd.Series(None, index=records.index, dtype=object)
+
+
+def event_keys(records: pd.DataFrame) -> pd.Series:
+    """A key naming the event behind each record, the same whichever rule reported it: the visit,
+    the purchase, the benefit month, else the month (an employer's arrears); None if unknown."""
+    source = _col(records, "source")
+    record_id = _col(records, "record_id")
+    visit = _col(records, "visit_id").fillna(record_id.where(source == "visits"))
+    purchase = _col(records, "purchase_id").fillna(record_id.where(source == "purchases"))
+    btype = _col(records, "benefit_type").fillna(_col(records, "place_id").where(source == "benefits"))
+    month = _col(records, "month")
+    key = pd.Series(None, index=records.index, dtype=object)
+    key = key.fillna("month:" + month)
+    key = key.where(btype.isna() | month.isna(), "benefit:" + month.astype(str) + "|" + btype.astype(str))
+    key = key.where(purchase.isna(), "purchase:" + purchase.astype(str))
+    return key.where(visit.isna(), "visit:" + visit.astype(str))
+
+
+def money_records(rule: Rule, records: pd.DataFrame) -> pd.DataFrame:
+    """The money at stake in one rule's records, for the entity hit and for each place named in a
+    record (the clinic of a visit, the employer of a benefit month): one row per (entity, event)."""
+    money_col = next((c for c in MONEY_COLUMNS if c in records.columns), None)
+    if money_col is None or records.empty:
+        return empty_money()
+    amount = pd.to_numeric(records[money_col], errors="coerce")
+    if money_col == "claimed" and "amount" in records.columns:  # unclaimed rows: what was paid
+        amount = amount.fillna(pd.to_numeric(records["amount"], errors="coerce"))
+    key = event_keys(records)
+    parts = [pd.DataFrame({"entity_type": rule.entity_type, "entity_id": records["entity_id"], "record": key})]
+    for col, etype in PLACE_COLUMNS.items():
+        if col in records.columns and etype != rule.entity_type:
+            parts.append(pd.DataFrame({"entity_type": etype, "entity_id": records[col], "record": key}))
+    if "place_id" in records.columns and "source" in records.columns:
+        etype = records["source"].map(PLACE_BY_SOURCE)
+        parts.append(pd.DataFrame({"entity_type": etype, "entity_id": records["place_id"], "record": key}))
+    out = pd.concat([p.assign(amount=amount.to_numpy()) for p in parts], ignore_index=True)
+    keep = out["entity_type"].notna() & out["entity_id"].notna() & out["record"].notna() & (out["amount"] > 0)
+    return out[keep].astype({"entity_type": "str", "entity_id": "str", "record": "str", "amount": "float64"})
 
 
 def _rules(packs: RulePack | Sequence[RulePack]) -> list[tuple[Rule, str]]:
@@ -92,10 +160,14 @@ def evaluate(
     check_overrides(pack, overrides, disabled)
     overrides = overrides or {}
     frames: list[pd.DataFrame] = []
+    money: list[pd.DataFrame] = []
     result = RuleResult(hits=empty_hits())
     cache = Cache(dataset)  # id codes, dates and months shared by all the rules of this run
     for rule, file in _rules(pack):
         result.titles[rule.id] = (rule.title_en, rule.title_zh)
+        result.codes[rule.id] = rule.code
+        if rule.serious:
+            result.serious.add(rule.id)
         if not rule.enabled or rule.id in disabled:
             result.disabled.append(rule.id)
             continue
@@ -109,12 +181,14 @@ def evaluate(
         records = det.run(dataset, params, cache)
         columns = list(rule.evidence or det.evidence)
         hits = _hits(rule, records, columns, evidence_limit)
+        money.append(money_records(rule, records))
         result.seconds[rule.id] = time.perf_counter() - t0
         result.counts[rule.id] = len(hits)
         frames.append(hits)
     if frames:
         hits = pd.concat(frames, ignore_index=True)
         result.hits = hits.sort_values(["rule_id", "entity_type", "entity_id"], kind="mergesort").reset_index(drop=True)
+        result.money = pd.concat(money, ignore_index=True).drop_duplicates(["entity_type", "entity_id", "record"])
     return result
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from graph.contract import ENTITY_TYPES
 from riskgraph.errors import InvalidRulePack
@@ -69,13 +69,29 @@ class Rule(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     evidence: list[str] | None = None  # record columns to keep; None = the detector's default
     grade_cap: Literal["A", "B", "C", "D"] | None = None
+    # serious discredit (严重失信): caps the grade at D and puts the entity first in triage
+    serious: bool = False
+    reason_code: str | None = Field(None, pattern=r"^RG-R-[0-9]{3}$")  # stable code in reasons
     enabled: bool = True
     description: str = ""
     source: str = ""  # where the typology comes from (e.g. DOMAIN.md section)
 
+    @model_validator(mode="after")
+    def _serious_caps_at_d(self) -> Rule:
+        if self.serious and self.grade_cap not in (None, "D"):
+            raise ValueError(f"a serious rule caps the grade at D, not {self.grade_cap}")
+        if self.serious and self.grade_cap is None:
+            object.__setattr__(self, "grade_cap", "D")
+        return self
+
     @property
     def severity_level(self) -> int:
         return SEVERITY_LEVELS[self.severity]
+
+    @property
+    def code(self) -> str:
+        """The rule's reason code: its own, else one derived from its id."""
+        return self.reason_code or f"RG-R-{self.id}"
 
 
 class _PackHeader(BaseModel):

@@ -25,6 +25,7 @@ from riskgraph.settings import ModelSettings, Settings
 from scoring.grades import apply_caps, credit_points, grades
 from scoring.model import CrossFittedRiskModel, classification_metrics
 from scoring.registry import ModelRegistry
+from scoring.triage import amount_at_stake, priority
 from scoring.unsupervised import deviation_contributions, unsupervised_risk
 
 log = logging.getLogger("riskgraph.scoring")
@@ -37,6 +38,8 @@ SCORE_COLUMNS = [
     "model_version",
     "reasons",
     "rule_hits",
+    "priority",  # triage rank within the type (scoring/triage.py), appended by the pipeline
+    "amount_at_stake",
 ]
 
 
@@ -89,14 +92,18 @@ def score_entity_type(
     registry: ModelRegistry,
     run_id: str | None = None,
     use_champion: bool = False,
+    serious: frozenset[str] | set[str] = frozenset(),
+    money: pd.DataFrame | None = None,
 ) -> EntityScores:
     """Score every entity of one type from its model matrix `X` (features/signals.py): risk,
-    points, grade after rule caps, and the contributions of the riskiest `explain_top` rows.
+    points, grade after rule caps, triage priority (scoring/triage.py: `serious` rule ids, the
+    rules' `money` records) and the contributions of the riskiest `explain_top` rows.
 
     A newly fitted model is registered (staged under `run_id` when given); with `use_champion`
     the type's champion scores instead, and a type without one is fitted. Reason text is not
     made here: explain/reasons.py turns the contributions into words."""
     ids = proj.ids[entity_type]
+    money = money if money is not None else pd.DataFrame(columns=["entity_type", "entity_id", "record", "amount"])
     if len(ids) == 0:
         return EntityScores(
             entity_type, "empty", "", pd.DataFrame(columns=SCORE_COLUMNS + ["grade_cap", "score_grade"])
@@ -182,6 +189,10 @@ def score_entity_type(
             "score_grade": score_grade.to_numpy(),
         }
     )
+    table["amount_at_stake"] = amount_at_stake(dataset, money, entity_type, ids).to_numpy()
+    table["priority"] = priority(
+        table, hits, serious, table["amount_at_stake"].set_axis(table["entity_id"].astype(str))
+    )
     return EntityScores(
         entity_type,
         kind,
@@ -219,6 +230,8 @@ def _caps(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> tuple[pd.Serie
     h = hits[(hits["entity_type"] == entity_type) & hits["grade_cap"].fillna("").ne("")]
     if len(h) == 0:
         return none, none
-    h = h.sort_values(["entity_id", "grade_cap", "rule_id"], ascending=[True, False, True], kind="mergesort")
+    h = h.sort_values(
+        ["entity_id", "grade_cap", "severity", "rule_id"], ascending=[True, False, False, True], kind="mergesort"
+    )
     first = h.drop_duplicates("entity_id").set_index("entity_id")
     return first["grade_cap"].reindex(ids), first["rule_id"].reindex(ids)

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import yaml
 
 from synth.arrays import money, unique_codes
 from synth.params import (
@@ -59,7 +60,29 @@ def write_dataset(w: World, out: Path, labels: dict[str, np.ndarray], truth: pd.
     if n_labels is not None:
         counts["labels"] = n_labels
     counts["truth"] = _write_truth(out, ids, truth)
+    _write_dictionary(out)
     return counts
+
+
+# The generator's extra (non-contract) columns, for the data dictionary (graph/dictionary.py).
+EXTRA_COLUMNS = (
+    {"column": "chronic", "label_en": "Chronic condition", "label_zh": "慢性病", "unit": "flag", "protected": True},
+    {"column": "address", "label_en": "Address", "label_zh": "地址", "unit": "category"},
+    {"column": "staff_headcount", "label_en": "Declared staff headcount", "label_zh": "申报职工人数", "unit": "count"},
+    {
+        "column": "insured_headcount",
+        "label_en": "Declared insured headcount",
+        "label_zh": "申报参保人数",
+        "unit": "count",
+    },
+)
+
+
+def _write_dictionary(out: Path) -> None:
+    """columns.yaml: labels and units of the extra columns, so reasons never show raw names."""
+    header = "# Data dictionary of the extra columns (labels and units for reasons; see docs/reasons.md).\n"
+    body = yaml.safe_dump({"columns": list(EXTRA_COLUMNS)}, allow_unicode=True, sort_keys=False)
+    (out / "columns.yaml").write_text(header + body, encoding="utf-8")
 
 
 def _write_persons(w: World, out: Path, ids: dict[str, pa.Array], region_names: list[str]) -> int:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Path, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 
 from api import services
@@ -36,13 +36,19 @@ async def get_credit(
     entity_type: EntityType,
     entity_id: Annotated[str, Path(min_length=1, max_length=128, examples=["P0000001"])],
     request: Request,
+    lang: Annotated[Literal["en", "zh"], Query(description="language of each reason's `text`")] = "en",
 ) -> Response:
-    """Grade, points, probability, model version, reasons, rule hits, cap, bands and as-of time."""
+    """Grade, points, probability, model version, reasons (reason catalogue codes, at most 4,
+    raising and lowering risk), what would raise the grade, rule hits, cap, bands and as-of time."""
     # Hot path: authentication is called inline, not injected; FastAPI's dependency solving
     # costs about as much as the rest of this request together (see bench/bench_api.py).
     caller = authenticate(request, request.headers.get("x-api-key"), CREDIT_ROLES)
     body = await services.credit_one(
-        state=request.app.state.riskgraph, principal=caller, entity_type=entity_type.value, entity_id=entity_id
+        state=request.app.state.riskgraph,
+        principal=caller,
+        entity_type=entity_type.value,
+        entity_id=entity_id,
+        lang=lang,
     )
     return Response(body, media_type="application/json")
 
@@ -54,9 +60,10 @@ async def post_credit_batch(
     ],
     caller: CreditCaller,
     state: StateDep,
+    lang: Annotated[Literal["en", "zh"], Query(description="language of each reason's `text`")] = "en",
 ) -> Response:
     """Answers in request order; entities without a score are listed in `not_found`."""
     body = await services.credit_batch(
-        state=state, principal=caller, items=[(i.entity_type.value, i.entity_id) for i in request.items]
+        state=state, principal=caller, items=[(i.entity_type.value, i.entity_id) for i in request.items], lang=lang
     )
     return Response(body, media_type="application/json")

@@ -8,11 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from composer.pipeline import evaluate_rules
+from composer.pipeline import evaluate_rules, protected_columns
 from features.build import build_features
 from features.graph_features import add_graph_features
 from features.rings import RingResult, detect_rings
 from graph.dataset import Dataset, load_dataset
+from graph.dictionary import load_dictionary
 from graph.projection import Projection
 from riskgraph.settings import Settings
 from rules.engine import RuleResult
@@ -45,7 +46,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Scored:
         folder,
         dataset,
         proj,
-        add_graph_features(build_features(dataset, proj), proj),
+        add_graph_features(build_features(dataset, proj, exclude=protected_columns(load_dictionary(folder))), proj),
         rules,
         detect_rings(dataset, rules.hits, settings.rings),
         pd.read_csv(folder / "truth" / "truth.csv", dtype=str, keep_default_na=False),

@@ -65,6 +65,6 @@ def test_persons_only_credit_table(tmp_path: Path) -> None:
     debt = person.matrix["debt_ratio"].reindex(scores.index)
     assert debt[scores["grade"] == "D"].mean() > debt[scores["grade"] == "A"].mean()
     top = scores.sort_values("risk_score", ascending=False).head(50)
-    features = [r["feature"] for cell in top["reasons"] for r in json.loads(cell)]
-    assert features and features.count("debt_ratio") >= 25
+    codes = [r["code"] for cell in top["reasons"] for r in json.loads(cell)]
+    assert codes and codes.count("RG-U-debt_ratio") >= 25  # a user column without a data dictionary
     assert all(r["text"] for cell in top["reasons"] for r in json.loads(cell))
