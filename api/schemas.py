@@ -36,11 +36,24 @@ class Bands(BaseModel):
 
 
 class Reason(BaseModel):
-    feature: str
-    value: Any | None = None
-    contribution: float | None = None
+    """One reason in the catalogue's schema (docs/reasons.md)."""
+
+    code: str = Field(description="stable reason code, e.g. RG-M-006 (docs/reasons.md)")
+    direction: Literal["raises_risk", "lowers_risk"]
+    value: Any | None = Field(None, description="the entity's value of the feature (a grade for a rule cap)")
+    contribution: float | None = Field(None, description="push on the score (log-odds); null for a rule cap")
+    text: str = Field(description="plain-language reason in the asked language (lang)")
+    text_zh: str
+
+
+class Improvement(BaseModel):
+    """What would raise the grade: the nearest better band and what holds the entity back."""
+
+    next_grade: Grade | None = Field(description="null when already A or when a rule cap holds the grade")
+    points_needed: int | None
+    held_back_by: list[str] = Field(description="reason codes that hold the grade back")
     text: str
-    text_zh: str | None = None
+    text_zh: str
 
 
 class CreditResponse(BaseModel):
@@ -61,13 +74,32 @@ class CreditResponse(BaseModel):
                     "model_version": "person-20260101T020000-ab12cd",
                     "reasons": [
                         {
-                            "feature": "rings",
-                            "value": 1.0,
+                            "code": "RG-C-001",
+                            "direction": "raises_risk",
+                            "value": "D",
+                            "contribution": None,
+                            "text": "Grade capped at D by the rule: Benefit fraud over 10,000 yuan (serious discredit)",
+                            "text_zh": "因规则“骗取社会保险待遇超过1万元（严重失信）”，等级限定为 D",
+                        },
+                        {
+                            "code": "RG-B-013",
+                            "direction": "raises_risk",
+                            "value": 24000.0,
                             "contribution": 1.14,
-                            "text": "member of 1 suspected rings",
-                            "text_zh": "属于 1 个疑似团伙",
-                        }
+                            "text": "24,000 yuan of benefits paid after the recorded death date",
+                            "text_zh": "死亡后领取待遇 24,000 元",
+                        },
                     ],
+                    "to_improve": {
+                        "next_grade": None,
+                        "points_needed": None,
+                        "held_back_by": [],
+                        "text": "A rule finding holds the grade at D: a better score cannot raise it until "
+                        "the finding is resolved",
+                        "text_zh": "规则认定将等级限定为 D：认定撤销前，分数提高也不能提升等级",
+                    },
+                    "reason_catalogue": "2026.11.1",
+                    "lang": "en",
                     "rule_hits": ["ben_fraud_over_10000"],
                     "bands": {"A": 650, "B": 550, "C": 450},
                     "as_of": "2026-01-01T02:00:00+00:00",
@@ -90,7 +122,10 @@ class CreditResponse(BaseModel):
     grade_cap: Grade | None = Field(description="the strictest cap a rule imposes, if any")
     cap_applied: bool
     model_version: str
-    reasons: list[Reason]
+    reasons: list[Reason] = Field(description="at most 4, strongest first; a rule cap comes first")
+    to_improve: Improvement
+    reason_catalogue: str = Field(description="version of the reason catalogue the texts come from")
+    lang: Literal["en", "zh"]
     rule_hits: list[str]
     bands: Bands
     as_of: str = Field(description="when these scores were committed (ISO 8601, UTC)")

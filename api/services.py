@@ -12,7 +12,7 @@ import orjson
 
 from api import ring_evidence
 from api.audit import new_decision_id
-from api.book import CreditEntry, ResultsBook, audit_detail, with_decision
+from api.book import CreditEntry, ResultsBook, audit_detail, localised, with_decision, with_reasons
 from api.cursors import decode_cursor, encode_cursor
 from api.errors import InvalidParameter, ResultsNotLoaded, RingNotFound
 from api.security import Principal, mask_attributes, mask_evidence, mask_value
@@ -25,7 +25,9 @@ from riskgraph.errors import EntityNotFound
 # -- credit (approval systems, hot path) ----------------------------------------------------------
 
 
-async def credit_one(*, state: AppState, principal: Principal, entity_type: str, entity_id: str) -> bytes:
+async def credit_one(
+    *, state: AppState, principal: Principal, entity_type: str, entity_id: str, lang: str = "en"
+) -> bytes:
     """The encoded credit answer for one entity, sent only once its audit row is durable."""
     book = _book(state)
     entry = book.credit.get((entity_type, entity_id))
@@ -47,10 +49,12 @@ async def credit_one(*, state: AppState, principal: Principal, entity_type: str,
             )
         ]
     )
-    return with_decision(entry.body, decision_id)
+    return with_decision(localised(entry.body, lang), decision_id)
 
 
-async def credit_batch(*, state: AppState, principal: Principal, items: list[tuple[str, str]]) -> bytes:
+async def credit_batch(
+    *, state: AppState, principal: Principal, items: list[tuple[str, str]], lang: str = "en"
+) -> bytes:
     """Encoded answers for many entities, each with its own decision id; unknown ones are listed,
     not an error. Every answer's audit row is durable before the response leaves."""
     if len(items) > state.settings.api_batch_max:
@@ -77,7 +81,7 @@ async def credit_batch(*, state: AppState, principal: Principal, items: list[tup
                 action="credit_batch",
             )
         )
-        bodies.append(orjson.Fragment(with_decision(entry.body, decision_id)))
+        bodies.append(orjson.Fragment(with_decision(localised(entry.body, lang), decision_id)))
     await state.audit.decide(rows)
     return orjson.dumps({"results": bodies, "not_found": missing, "run_id": book.run_id})
 
@@ -116,9 +120,8 @@ async def _explained(
     reasons = await anyio.to_thread.run_sync(
         lambda: explainer.reasons(entity_type=entity_type, entity_id=entity_id, model_version=entry.model_version)
     )
-    doc = orjson.loads(entry.body)
-    doc["reasons"] = orjson.Fragment(reasons)
-    new = CreditEntry(orjson.dumps(doc), entry.model_version, entry.grade, audit_detail(reasons), False)
+    body = with_reasons(entry.body, reasons, book.bands, book.catalogue)
+    new = CreditEntry(body, entry.model_version, entry.grade, audit_detail(reasons), False)
     book.credit[(entity_type, entity_id)] = new
     return new
 
