@@ -418,10 +418,10 @@ def _csv_lines(frame: pd.DataFrame, entity_type: str, titles: dict[str, str], la
         buf.truncate()
 
 
-async def risk_export(*, state: AppState, principal: Principal, q: RiskQuery, lang: str) -> Iterator[str]:
-    """The whole filtered list (at most `api_export_max_rows`) as CSV text chunks: a UTF-8 BOM,
-    rule titles and top reasons in `lang`. Its one `risk_export` audit row (filters, count and ids)
-    is durable before the first byte is sent."""
+async def risk_export(*, state: AppState, principal: Principal, q: RiskQuery, lang: str) -> tuple[int, Iterator[str]]:
+    """The number of rows and the whole filtered list (at most `api_export_max_rows`) as CSV text
+    chunks: a UTF-8 BOM, rule titles and top reasons in `lang`. Its one `risk_export` audit row
+    (filters, count and ids) is durable before this returns, so before the first byte is sent."""
     book = _book(state)
 
     def build() -> pd.DataFrame:
@@ -442,7 +442,7 @@ async def risk_export(*, state: AppState, principal: Principal, q: RiskQuery, la
             )
         ]
     )
-    return _csv_lines(rows, q.entity_type, rule_titles(state, lang), lang)
+    return len(ids), _csv_lines(rows, q.entity_type, rule_titles(state, lang), lang)
 
 
 def regions(*, state: AppState, entity_type: str) -> list[str]:

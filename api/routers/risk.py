@@ -97,15 +97,19 @@ async def get_risk(
 ) -> RiskPage | StreamingResponse:
     """In triage priority by default (`sort`, `order` choose another column); `next_cursor`
     continues the list with the same sort. `format=csv` exports every matching row, sorted the
-    same way: UTF-8 with a BOM, rule titles and the top 3 reasons in `lang`. Each page and each
-    export is audited as one row (`risk_list` / `risk_export`) before it is sent."""
+    same way: UTF-8 with a BOM, rule titles and the top 3 reasons in `lang`, the row count in the
+    `X-Row-Count` header. Each page and each export is audited as one row (`risk_list` /
+    `risk_export`: the filters and the ids) before it is sent."""
     q = _query(entity_type, filters)
     if format == "csv":
-        lines = await risk_lists.risk_export(state=state, principal=caller, q=q, lang=lang)
+        count, lines = await risk_lists.risk_export(state=state, principal=caller, q=q, lang=lang)
         return StreamingResponse(
             lines,
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="risk-{entity_type.value}.csv"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="risk-{entity_type.value}.csv"',
+                "X-Row-Count": str(count),
+            },
         )
     limit = min(limit, state.settings.api_page_max)
     return RiskPage.model_validate(

@@ -177,7 +177,9 @@ def _csv(client: TestClient, **params: Any) -> tuple[bytes, list[dict[str, str]]
     r = client.get("/v1/risk/person", params={"format": "csv", **params}, headers=H)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert r.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads the Chinese right
-    return r.content, list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert int(r.headers["x-row-count"]) == len(rows)
+    return r.content, rows
 
 
 def test_csv_export_rows_and_order(client: TestClient) -> None:

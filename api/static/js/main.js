@@ -1,5 +1,5 @@
 // The router: #/risk/TYPE, #/entity/TYPE/ID, #/rings, #/ring/ID, #/path, #/models, #/key.
-import { ApiError, ENTITY_TYPES, getKey, roleHint } from "./api.js";
+import { api, ApiError, ENTITY_TYPES, getKey, roleHint } from "./api.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { h, typeLabel, errorBox } from "./ui.js";
 import { keyPage } from "./pages/key.js";
@@ -10,6 +10,41 @@ import { pathPage } from "./pages/path.js";
 import { modelsPage } from "./pages/models.js";
 
 const main = document.getElementById("main");
+
+// What each role may open (docs/api.md), and where it lands after the key is given.
+const GRAPH_ROLES = ["inspector", "investigator", "admin"];
+const SECTION_ROLES = {
+  risk: ["inspector", "investigator", "model_owner", "admin"], rings: GRAPH_ROLES, ring: GRAPH_ROLES,
+  path: GRAPH_ROLES, entity: GRAPH_ROLES, models: ["model_owner", "admin"],
+};
+const LANDING = { inspector: "#/risk/person", investigator: "#/risk/person", admin: "#/risk/person",
+  model_owner: "#/models", approval_system: null };
+const roleCache = new Map();   // key -> promise of its role (or a stand-in with the same rights)
+
+/** The stored key's role: named by a development key, else found by what the key may list. */
+function keyRole() {
+  const key = getKey();
+  if (!key) return Promise.resolve(null);
+  if (roleHint(key)) return Promise.resolve(roleHint(key));
+  if (!roleCache.has(key)) {
+    const may = (path) => api(path, { params: { limit: 1 } }).then(() => true, (err) => {
+      if (err instanceof ApiError && err.status === 403) return false;
+      throw err;
+    });
+    roleCache.set(key, (async () => {
+      if (await may("/v1/rings")) return "inspector";          // inspector, investigator, admin
+      if (await may("/v1/models")) return "model_owner";
+      return "approval_system";
+    })().catch((err) => { roleCache.delete(key); throw err; }));
+  }
+  return roleCache.get(key);
+}
+
+function noPagesFor(role) {
+  return h("section", { class: "panel narrow", "data-testid": "no-pages" },
+    h("h2", {}, t("landing.title")), h("p", {}, t("landing.nopages", { role })),
+    h("p", {}, h("a", { href: "#/key" }, t("nav.key"))));
+}
 
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
@@ -23,10 +58,17 @@ function renderChrome() {
   role.textContent = getKey() ? (roleHint() || t("role.unknown")) : t("role.none");
   const select = document.getElementById("search-type");
   select.replaceChildren(...ENTITY_TYPES.map((et) => h("option", { value: et }, typeLabel(et))));
-  select.value = sessionStorage.getItem("riskgraph.searchType") || "clinic";
+  select.value = sessionStorage.getItem("riskgraph.searchType") || "person";
   const section = parseHash().parts[0] || "risk";
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.section === section
     || (a.dataset.section === "rings" && section === "ring")));
+  keyRole().then((r) => {
+    document.querySelectorAll("#nav a").forEach((a) => {
+      const allowed = SECTION_ROLES[a.dataset.section];
+      a.hidden = Boolean(r && allowed && !allowed.includes(r));
+    });
+    document.getElementById("search").hidden = Boolean(r && !GRAPH_ROLES.includes(r));
+  }, () => {});
 }
 
 async function route() {
@@ -34,11 +76,18 @@ async function route() {
   const { parts, params } = parseHash();
   const [section, ...rest] = parts;
   window.scrollTo(0, 0);
-  if (section === "key") return keyPage(main, { next: params.get("next") || "#/risk/person" });
-  if (!getKey()) return keyPage(main, { next: location.hash && location.hash !== "#/key" ? location.hash : "#/risk/person", message: t("key.needed") });
-  document.body.dataset.page = section || "risk";
+  if (section === "key") return keyPage(main, { next: params.get("next") || "#/" });
+  if (!getKey()) return keyPage(main, { next: location.hash && location.hash !== "#/key" ? location.hash : "#/", message: t("key.needed") });
+  document.body.dataset.page = section || "landing";
   try {
-    if (!section || section === "risk") return await riskPage(main, { type: rest[0] || "person", params });
+    if (!section) {   // the landing page: the first page the key's role may use
+      const role = await keyRole();
+      const landing = LANDING[role];
+      if (!landing) return main.replaceChildren(noPagesFor(role));
+      history.replaceState(null, "", landing);
+      return await route();
+    }
+    if (section === "risk") return await riskPage(main, { type: rest[0] || "person", params });
     if (section === "entity" && rest.length >= 2) return await entityPage(main, { type: rest[0], id: rest.slice(1).join("/") });
     if (section === "rings") return await ringsPage(main, { params });
     if (section === "ring" && rest.length) return await ringPage(main, { id: rest.join("/") });

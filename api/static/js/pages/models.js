@@ -5,6 +5,20 @@ import { errorBox, fmtNum, fmtTime, h, loading, table, typeLabel } from "../ui.j
 
 const HEADLINE = ["roc_auc", "pr_auc", "ks", "brier", "n", "positives"];
 
+/** Why a version's metrics are not shown (the API withholds them below 30 labels per class). */
+function withheldText(m) {
+  const c = m.label_counts;
+  if (!c) return m.metrics_withheld;
+  const min = 30;
+  if (c.fraud < min) return t("models.withheld.fraud", { n: c.fraud, min });
+  if (c.not_fraud < min) return t("models.withheld.clean", { n: c.not_fraud, min });
+  return m.metrics_withheld;
+}
+
+function withheldNote(m) {
+  return h("span", { class: "muted small", "data-testid": "metrics-withheld" }, withheldText(m));
+}
+
 export async function modelsPage(main) {
   main.replaceChildren(loading());
   let models;
@@ -29,7 +43,9 @@ export async function modelsPage(main) {
         h("td", {}, m.kind), h("td", {}, fmtTime(m.created_at)),
         h("td", {}, h("span", { class: m.champion ? "chip chip-champion" : "chip" }, m.champion ? t("models.champion") : t("models.candidate"))),
         h("td", { class: "num" }, m.n_features),
-        HEADLINE.map((k) => h("td", { class: "num" }, typeof m.metrics[k] === "number" ? fmtNum(m.metrics[k], 3) : "–")),
+        m.metrics
+          ? HEADLINE.map((k) => h("td", { class: "num" }, typeof m.metrics[k] === "number" ? fmtNum(m.metrics[k], 3) : "–"))
+          : h("td", { colspan: HEADLINE.length }, withheldNote(m)),
         h("td", {}, m.champion ? null : h("button", { type: "button", "data-action": "promote", onclick: async () => {
           if (!window.confirm(t("models.confirm", { v: m.version, t: typeLabel(type) }))) return;
           try {
@@ -39,7 +55,7 @@ export async function modelsPage(main) {
               h("div", { class: "alert alert-ok" }, t("models.promoted", { v: m.version })));
           } catch (err) { message.replaceChildren(errorBox(err)); }
         } }, t("models.promote")))))),
-    list[0].metrics.note ? h("p", { class: "muted small" }, list[0].metrics.note) : null));
+    list[0].metrics && list[0].metrics.note ? h("p", { class: "muted small" }, list[0].metrics.note) : null));
   main.replaceChildren(h("h2", {}, t("models.title")), message,
     h("p", { class: "muted" }, t("models.report")), ...sections, detail);
 }
@@ -50,9 +66,11 @@ async function showDetail(version, panel) {
   try {
     const [d, m] = await Promise.all([api(`/v1/models/${encodeURIComponent(version)}`),
       api(`/v1/models/${encodeURIComponent(version)}/metrics`)]);
-    const scalar = Object.entries(m.metrics).filter(([, v]) => typeof v !== "object" || v === null);
-    const nested = Object.entries(m.metrics).filter(([, v]) => typeof v === "object" && v !== null);
+    const metrics = m.metrics || {};
+    const scalar = Object.entries(metrics).filter(([, v]) => typeof v !== "object" || v === null);
+    const nested = Object.entries(metrics).filter(([, v]) => typeof v === "object" && v !== null);
     panel.replaceChildren(h("h3", {}, t("models.detail"), " ", version),
+      m.metrics ? null : h("div", { class: "alert alert-warn", role: "status" }, withheldNote(m)),
       h("dl", { class: "kv" }, scalar.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, typeof v === "number" ? fmtNum(v, 4) : String(v))])),
       ...nested.map(([k, v]) => h("details", {}, h("summary", {}, k === "calibration" ? t("models.calibration") : k),
         h("pre", {}, JSON.stringify(v, null, 1)))),
