@@ -62,7 +62,8 @@ export async function entityPage(main, { type, id }) {
       h("a", { href: `#/ring/${encodeURIComponent(r.ring_id)}`, class: "ring-link" }, r.ring_id), " ",
       h("span", { class: "chip" }, r.ring_type), ` ${t("ring.score")} ${fmtScore(r.ring_score)} `,
       h("button", { type: "button", "data-action": "show-ring", onclick: async () => {
-        try { explorer.overlay((await api(`/v1/rings/${encodeURIComponent(r.ring_id)}`)).subgraph, "member"); }
+        // the ring in focus over the neighbourhood: outside the ring dimmed, shared identifiers labelled
+        try { await explorer.focusRing(await api(`/v1/rings/${encodeURIComponent(r.ring_id)}`)); }
         catch (err) { ringsPanel.append(errorBox(err)); }
       } }, t("entity.showring")))))
       : h("p", { class: "muted" }, t("entity.norings")));

@@ -1,6 +1,7 @@
 // Rings: the list of suspected rings and one ring's view (members and evidence graph).
 import { api, query } from "../api.js";
 import { createExplorer } from "../explorer.js";
+import { isEntityType } from "../graph.js";
 import { t } from "../i18n.js";
 import { entityLink, errorBox, fmtNum, fmtScore, gradeBadge, h, loading, table, typeLabel } from "../ui.js";
 
@@ -48,13 +49,25 @@ export async function ringPage(main, { id }) {
         h("div", {}, h("strong", {}, ring.size), " ", t("ring.size")),
         ring.money_at_stake !== null ? h("div", {}, h("strong", {}, fmtNum(ring.money_at_stake, 0)), " ", t("ring.money")) : null),
       h("p", { class: "why" }, ring.why),
-      h("h3", {}, t("ring.members")),
-      table([t("col.type"), t("col.entity"), t("col.grade")], ring.members.map((m) => h("tr", { dataset: { member: m.id } },
-        h("td", {}, typeLabel(m.type)), h("td", {}, entityLink(m.type, m.id)), h("td", {}, gradeBadge(m.grade)))),
-      { cls: "data ring-members" })),
+      h("div", { class: "grid-2" },
+        h("div", {}, h("h3", {}, t("ring.members")),
+          table([t("col.type"), t("col.entity"), t("col.grade")], ring.members.map((m) => h("tr", { dataset: { member: m.id } },
+            h("td", {}, typeLabel(m.type)), h("td", {}, entityLink(m.type, m.id)), h("td", {}, gradeBadge(m.grade)))),
+          { cls: "data ring-members" })),
+        sharedIdentifiers(ring))),
     h("h3", { class: "section-title" }, t("ring.evidence")), explorer.element);
-  const members = new Set(ring.members.map((m) => `${m.type}:${m.id}`));
-  explorer.overlay(ring.subgraph, "member", { replace: true });
-  // only members keep the member mark; linking nodes (shared identifiers, clinics) stay plain
-  explorer.view.cy.nodes().forEach((n) => n.toggleClass("member", members.has(n.id())));
+  // Focus mode: the ring stands out; a few of each member's other links are drawn, dimmed, as context.
+  await explorer.focusRing(ring, { replace: true, surroundings: true });
+}
+
+/** The identifiers the members share: the value for roles that see personal data, else the masked token. */
+function sharedIdentifiers(ring) {
+  const shared = ring.subgraph.nodes.filter((n) => !isEntityType(n.type));
+  return h("div", { "data-testid": "ring-shared" }, h("h3", {}, t("ring.shared")),
+    shared.length
+      ? table([t("col.type"), t("ring.value"), t("ring.sharedby")], shared.map((n) => h("tr", { dataset: { type: n.type, value: n.id } },
+        h("td", {}, typeLabel(n.type)), h("td", {}, h("code", { class: "identifier" }, n.id)),
+        h("td", { class: "num" }, n.attributes.shared_by ?? "–"))), { cls: "data ring-shared" })
+      : h("p", { class: "muted" }, t("ring.noshared")),
+    ring.subgraph.masked && shared.length ? h("p", { class: "muted small" }, t("ring.maskednote")) : null);
 }
