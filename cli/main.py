@@ -75,12 +75,13 @@ def pipeline(settings: Settings, data: Path, out: Path, store: str | None, model
         f"{len(result.rule_hits):,} rule hits, "
         f"{result.rings['ring_id'].nunique() if len(result.rings) else 0:,} rings -> {out}"
     )
+    from scoring.disclosure import withheld
+
     for t, info in m["models"].items():
         auc = info["metrics"].get("roc_auc")
-        what = "OOF ROC-AUC" if info["kind"] == "supervised" else "ROC-AUC on its few labels"
-        click.echo(
-            f"  {t:9s} {info['kind']:12s} {info['version'] or '-':40s} {f'{what} {auc:.3f}' if auc is not None else ''}"
-        )
+        what = "OOF ROC-AUC" if info["kind"] == "supervised" else "ROC-AUC on its labels"
+        shown = withheld(info["metrics"]) or (f"{what} {auc:.3f}" if auc is not None else "")
+        click.echo(f"  {t:9s} {info['kind']:12s} {info['version'] or '-':40s} {shown}")
     total = sum(m["timings_s"].values())
     click.echo(f"  done in {total:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in m['timings_s'].items())})")
 
@@ -178,13 +179,14 @@ def models() -> None:
 def models_list(settings: Settings, entity_type: str | None) -> None:
     """Every model version, newest first (* = champion)."""
     from riskgraph.results import ResultsDB
+    from scoring.disclosure import withheld
     from scoring.registry import ModelRegistry
 
     for r in ModelRegistry(ResultsDB(settings.results_database_url)).list(entity_type):
         auc = r.metrics.get("roc_auc")
+        shown = withheld(r.metrics) or (f"ROC-AUC {auc:.3f}" if auc is not None else "")
         click.echo(
-            f"{'*' if r.champion else ' '} {r.version:42s} {r.entity_type:9s} {r.kind:12s} "
-            f"{r.created_at}  {f'ROC-AUC {auc:.3f}' if auc is not None else ''}"
+            f"{'*' if r.champion else ' '} {r.version:42s} {r.entity_type:9s} {r.kind:12s} {r.created_at}  {shown}"
         )
 
 

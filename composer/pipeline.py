@@ -27,9 +27,10 @@ import riskgraph
 from composer.runs import Run, preflight, private_dir, run_dir
 from explain.catalogue import Catalogue, built_in
 from explain.context import reason_context
+from explain.fairness import fairness_table
 from explain.reasons import entity_reasons
 from explain.report import write_report
-from features.build import build_features
+from features.build import build_features, reference_date
 from features.graph_features import add_graph_features
 from features.rings import RingResult, detect_rings
 from features.signals import with_signals
@@ -177,7 +178,15 @@ def run_pipeline(
                     run.fault("stage_outputs")
                     _stage_outputs(
                         run.out_staging or private_dir(run.folder / "out"),
-                        _output_files(scores, rule_result, ring_result, scored, manifest, settings),
+                        _output_files(
+                            scores,
+                            rule_result,
+                            ring_result,
+                            scored,
+                            manifest,
+                            settings,
+                            fairness_table(dataset, scores, reference_date(dataset)),
+                        ),
                     )
                     frames = {
                         "scores": scores,
@@ -309,6 +318,7 @@ def _output_files(
     scored: dict[str, EntityScores],
     manifest: dict[str, Any],
     settings: Settings,
+    fairness: pd.DataFrame,
 ) -> dict[str, Callable[[Path], Any]]:
     members = ring_result.members
     return {
@@ -318,7 +328,13 @@ def _output_files(
             p, index=False
         ),
         "report.html": lambda p: write_report(
-            p, scores=scores, models=scored, rings=ring_result.rings, manifest=manifest, settings=settings
+            p,
+            scores=scores,
+            models=scored,
+            rings=ring_result.rings,
+            manifest=manifest,
+            settings=settings,
+            fairness=fairness,
         ),
     }
 

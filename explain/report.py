@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from riskgraph.settings import Settings
+from scoring.disclosure import withheld
 from scoring.grades import bands_text
 
 TOP_FEATURES = 15
@@ -80,6 +81,25 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
 
 
+def _fairness_section(fairness: pd.DataFrame | None) -> str:
+    head = "<h2>Fairness: grades by gender and age band</h2>"
+    if fairness is None or fairness.empty:
+        return head + "<p>The persons table has no gender or birth dates: nothing to compare.</p>"
+    flagged = fairness[fairness["flag"] != ""]
+    note = (
+        f"<p><strong>{len(flagged)} group(s) below the four-fifths rule.</strong></p>"
+        if len(flagged)
+        else "<p>No group below the four-fifths rule.</p>"
+    )
+    return (
+        head + "<p>Favourable outcome: grade A or B. Disparate impact: a group's favourable share over the "
+        "best-treated group's (groups of at least 20 persons); below 0.8 is flagged. Gender, age and "
+        "health columns are not model features unless a setting opts them in.</p>"
+        + note
+        + fairness.to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="n/a")
+    )
+
+
 def write_report(
     path: Path,
     *,
@@ -88,6 +108,7 @@ def write_report(
     rings: pd.DataFrame,
     manifest: dict[str, Any],
     settings: Settings,
+    fairness: pd.DataFrame | None = None,
 ) -> None:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>RiskGraph model report</title>",
@@ -103,6 +124,7 @@ def write_report(
         f"{settings.scorecard.pdo:g} points to double the odds.</p>",
         "<h2>Grade distribution</h2>",
         _grade_table(scores),
+        _fairness_section(fairness),
     ]
     for t, m in models.items():
         parts.append(
@@ -112,7 +134,14 @@ def write_report(
             parts.append("<p>No entities of this type in the dataset.</p>")
             continue
         met = m.metrics
-        if met:
+        hidden = withheld(met) if met else None
+        if hidden:
+            parts.append(
+                f"<p><strong>{html.escape(hidden.capitalize())}.</strong> ROC-AUC, PR-AUC and KS on so few "
+                "labels say nothing about how well the model separates fraud from clean cases.</p>"
+            )
+            met = {}
+        elif met:
             parts.append(
                 "<table><tr><th>labelled</th><th>positives</th><th>ROC-AUC</th><th>PR-AUC</th><th>KS</th><th>Brier</th></tr>"
                 f"<tr><td>{met.get('n')}</td><td>{met.get('positives')}</td><td>{_fmt(met.get('roc_auc'))}</td>"

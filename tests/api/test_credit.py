@@ -34,7 +34,8 @@ def test_capped_grade_says_so(client: TestClient) -> None:
     row = capped.iloc[0]
     body = client.get(f"/v1/credit/{row.entity_type}/{row.entity_id}", headers=headers("admin")).json()
     assert body["cap_applied"] and body["grade_cap"] == row.grade_cap
-    assert any(r["feature"] == "grade_cap" for r in body["reasons"])
+    assert body["reasons"][0]["code"] == "RG-C-001" and body["reasons"][0]["value"] == row.grade
+    assert body["to_improve"]["next_grade"] is None
 
 
 def test_reasons_computed_on_demand_when_not_stored(client: TestClient) -> None:
@@ -42,7 +43,8 @@ def test_reasons_computed_on_demand_when_not_stored(client: TestClient) -> None:
     row = s[(s["reasons"] == "[]") & (s["entity_type"] == "person")].iloc[0]
     body = client.get(f"/v1/credit/person/{row.entity_id}", headers=headers("approval_system")).json()
     assert body["reasons"], "an unexplained entity gets reasons on demand"
-    assert {"feature", "value", "contribution", "text"} <= set(body["reasons"][0])
+    assert set(body["reasons"][0]) == {"code", "direction", "value", "contribution", "text", "text_zh"}
+    assert len(body["reasons"]) <= 4 and body["reason_catalogue"] and body["to_improve"]["text"]
 
 
 def test_unknown_entity_is_404_and_bad_type_422(client: TestClient) -> None:
@@ -99,3 +101,28 @@ def test_every_decision_is_audited(client: TestClient) -> None:
     assert "test-key" not in x["actor"]
     assert x["model_version"] == row.model_version and x["grade"] == row.grade
     assert "reasons_sha256" in json.loads(x["detail"])
+
+
+def test_lang_zh_puts_chinese_in_text(client: TestClient) -> None:
+    row = _scores(client).iloc[0]
+    url = f"/v1/credit/{row.entity_type}/{row.entity_id}"
+    en = client.get(url, headers=headers("approval_system")).json()
+    zh = client.get(url + "?lang=zh", headers=headers("approval_system")).json()
+    assert en["lang"] == "en" and zh["lang"] == "zh"
+    assert [r["text"] for r in zh["reasons"]] == [r["text_zh"] for r in en["reasons"]]
+    assert zh["to_improve"]["text"] == en["to_improve"]["text_zh"]
+    assert client.get(url + "?lang=fr", headers=headers("approval_system")).status_code == 422
+
+
+def test_approval_answers_never_explain_with_protected_attributes(client: TestClient) -> None:
+    """Every person's answer (stored or explained on demand): no age, gender or health reason."""
+    s = _scores(client)
+    ids = s.loc[s["entity_type"] == "person", "entity_id"].tolist()
+    protected = ("RG-I-020", "RG-I-021", "RG-U-chronic", "RG-U-gender")
+    for start in range(0, len(ids), 200):
+        items = [{"entity_type": "person", "entity_id": i} for i in ids[start : start + 200]]
+        body = client.post("/v1/credit/batch", json={"items": items}, headers=headers("approval_system")).json()
+        for answer in body["results"]:
+            for r in answer["reasons"]:
+                assert not r["code"].startswith(protected) and "-I02" not in r["code"], r
+                assert "gender" not in r["text"].lower() and "chronic" not in r["text"].lower(), r

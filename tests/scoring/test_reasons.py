@@ -169,3 +169,23 @@ def test_collusion_members_are_told_the_collusion_link(sample, tmp_path: Path) -
         ids = rings.loc[(rings["ring_type"] == "collusion") & (rings["entity_type"] == entity_type), "entity_id"]
         scores = _score(sample, entity_type, tmp_path / entity_type).table.set_index("entity_id")
         assert scores.loc[ids, "reasons"].map(_told).all()
+
+
+def test_every_built_in_feature_has_a_catalogue_entry(sample) -> None:
+    """Only the dataset's own extra columns may fall back to RG-U codes."""
+    catalogue = run_catalogue(sample.rules, load_dictionary(sample.folder))
+    extras = set(load_dictionary(sample.folder))
+    for entity_type, frame in sample.features.items():
+        for column in frame.columns:
+            words = catalogue.describe(column, 1.0)
+            if words is None:
+                continue  # protected
+            code = words[0]
+            base = column.split("_", 3)[-1] if column.startswith("nb_") else column
+            assert "-U" not in code or any(base.endswith(e) for e in extras), (entity_type, column, code)
+
+
+def test_reason_docs_are_current() -> None:
+    from explain.reason_docs import DOC, render
+
+    assert DOC.read_text(encoding="utf-8") == render(), "run: python -m explain.reason_docs"
