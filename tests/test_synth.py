@@ -9,6 +9,7 @@ import pytest
 
 from graph.contract import TABLES
 from graph.dataset import Dataset, load_dataset
+from graph.dictionary import load_dictionary
 from synth.generator import PATTERNS, generate
 
 PERSONS = 2_000
@@ -129,3 +130,17 @@ def test_planted_signals_show_in_the_records(dataset: Dataset, truth: pd.DataFra
 def test_rejects_tiny_populations(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         generate(persons=10, seed=1, out=tmp_path, progress=False)
+
+
+def test_data_dictionary_names_every_extra_column(folder: Path, dataset: Dataset) -> None:
+    """columns.yaml labels each extra column in both languages, so reasons show no raw names."""
+    labels = load_dictionary(folder)
+    extras = {
+        str(c)
+        for name, table in dataset.tables.items()
+        for c in table.columns
+        if TABLES[name].column(str(c)) is None
+    }
+    assert extras and extras <= set(labels)
+    assert all(labels[c].label_en != c and labels[c].label_zh for c in extras)
+    assert labels["chronic"].protected
