@@ -26,13 +26,21 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The linters, then the whole test suite against a real Neo4j and a real PostgreSQL started (and stopped) here.
-test: lint
+# The ports first (Neo4j 7687, PostgreSQL 5433, or free ones when those are taken: tests/ports.py), then the
+# linters, the browser set-up, and the whole test suite against a real Neo4j and a real PostgreSQL started
+# (and stopped) here on those ports; the tests find them through RISKGRAPH_TEST_NEO4J_URL / _POSTGRES_URL.
+TEST_PORTS := $(VENV)/test-ports.env
+
+test: $(STAMP)
+	$(BIN)/python -m tests.ports > $(TEST_PORTS)
+	@cat $(TEST_PORTS)
+	$(MAKE) --no-print-directory lint
 	bash tests/pages/setup.sh $(BIN)/python
-	$(BIN)/riskgraph neo4j start
-	$(BIN)/riskgraph postgres start
+	set -a; . ./$(TEST_PORTS); set +a; \
+	$(BIN)/riskgraph neo4j start --port $$RISKGRAPH_TEST_NEO4J_PORT || exit $$?; \
+	$(BIN)/riskgraph postgres start --port $$RISKGRAPH_TEST_POSTGRES_PORT || { $(BIN)/riskgraph neo4j stop; exit 1; }; \
 	$(BIN)/python -m pytest -q; status=$$?; \
-	  $(BIN)/riskgraph postgres stop; $(BIN)/riskgraph neo4j stop; exit $$status
+	$(BIN)/riskgraph postgres stop; $(BIN)/riskgraph neo4j stop; exit $$status
 
 clean:
 	rm -rf $(VENV) out .riskgraph
