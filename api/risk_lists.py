@@ -9,6 +9,7 @@ row even when the served results were reloaded in between; a cursor used with an
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import math
@@ -158,37 +159,57 @@ def _mask(frame: pd.DataFrame, q: RiskQuery) -> np.ndarray:
 @dataclass
 class SortKey:
     """A column's sort values over the whole frame: `values` (float, or str with "" where missing),
-    `missing`, and the entity ids (the tie-break)."""
+    `missing`, the entity ids (the tie-break) and their ranks, and the orders made so far."""
 
     values: np.ndarray
     missing: np.ndarray
     ids: np.ndarray
+    id_codes: np.ndarray
     orders: dict[str, np.ndarray] = field(default_factory=dict)  # direction -> permutation
 
 
-_keys: dict[tuple[int, str], SortKey] = {}
+@dataclass
+class FrameIndex:
+    """What sorting one served frame needs, computed once per frame (dropped with it)."""
+
+    ids: np.ndarray
+    id_codes: np.ndarray  # rank of each id in ascending order
+    keys: dict[str, SortKey] = field(default_factory=dict)
+
+
+_indexes: dict[int, FrameIndex] = {}
+
+
+def _index(frame: pd.DataFrame) -> FrameIndex:
+    index = _indexes.get(id(frame))
+    if index is None:
+        ids = frame["entity_id"].astype(str).to_numpy(dtype=object)
+        index = FrameIndex(ids, np.unique(ids.astype(str), return_inverse=True)[1])
+        if len(_indexes) > 64:  # frames of books long gone (their finalizers normally clear these)
+            _indexes.clear()
+        _indexes[id(frame)] = index
+        weakref.finalize(frame, _indexes.pop, id(frame), None)
+    return index
 
 
 def _sort_key(frame: pd.DataFrame, sort: str) -> SortKey:
-    """The sort key of `frame` by `sort`, computed once per served frame (dropped with it)."""
-    cache_key = (id(frame), sort)
-    key = _keys.get(cache_key)
+    """The sort key of `frame` by `sort` (kept with the frame's index)."""
+    index = _index(frame)
+    key = index.keys.get(sort)
     if key is not None:
         return key
-    ids = frame["entity_id"].astype(str).to_numpy(dtype=object)
-    column = frame[sort] if sort != "entity_id" else frame["entity_id"]
-    if sort in NUMERIC_SORTS:
+    column = frame[sort]
+    if sort == "entity_id":
+        values, missing = index.ids, np.zeros(len(frame), dtype=bool)
+    elif sort in NUMERIC_SORTS:
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         missing = np.isnan(values)
     else:
-        raw = column.to_numpy(dtype=object)
+        raw = column.astype(object).to_numpy(dtype=object)
         missing = np.fromiter((not isinstance(v, str) or v == "" for v in raw), dtype=bool, count=len(raw))
         values = np.where(missing, "", raw).astype(object)
-    key = SortKey(values, missing, ids)
-    if len(_keys) > 64:  # frames of books long gone (their finalizers normally clear these)
-        _keys.clear()
-    _keys[cache_key] = key
-    weakref.finalize(frame, _keys.pop, cache_key, None)
+    key = SortKey(values, missing, index.ids, index.id_codes)
+    index.keys[sort] = key
     return key
 
 
@@ -198,13 +219,14 @@ def _permutation(key: SortKey, direction: str) -> np.ndarray:
     perm = key.orders.get(direction)
     if perm is not None:
         return perm
-    id_codes = np.unique(key.ids.astype(str), return_inverse=True)[1]
-    if key.values.dtype == object:
-        ranked = np.unique(key.values.astype(str), return_inverse=True)[1].astype(float)
-    else:
+    if key.values is key.ids:
+        ranked = key.id_codes.astype(float)
+    elif key.values.dtype != object:
         ranked = np.where(key.missing, 0.0, key.values)
+    else:
+        ranked = np.unique(key.values.astype(str), return_inverse=True)[1].astype(float)
     signed = ranked if direction == "asc" else -ranked
-    perm = np.lexsort((id_codes, signed, key.missing))
+    perm = np.lexsort((key.id_codes, signed, key.missing))
     key.orders[direction] = perm
     return perm
 
@@ -219,8 +241,9 @@ def _encode(q: RiskQuery, key: SortKey, pos: int) -> str:
     return encode_cursor([q.sort, q.direction, int(key.missing[pos]), value, str(key.ids[pos])])
 
 
-def _after_cursor(q: RiskQuery, key: SortKey, cursor: str) -> np.ndarray:
-    """Rows (over the whole frame) that come after the row the cursor names, in the query's sort."""
+def _after_cursor(q: RiskQuery, key: SortKey, cursor: str, positions: np.ndarray) -> int:
+    """How many of `positions` (rows in the query's sort order) come up to and including the row
+    the cursor names: the list continues after them. A binary search, as the order is monotone."""
     sort, direction, missing, value, last_id = decode_cursor(cursor, 5)
     if not isinstance(sort, str) or not isinstance(direction, str) or not isinstance(last_id, str):
         raise InvalidParameter("cursor is not one this API returned")
@@ -238,15 +261,20 @@ def _after_cursor(q: RiskQuery, key: SortKey, cursor: str) -> np.ndarray:
         )
     ):
         raise InvalidParameter("cursor is not one this API returned")
-    ids = key.ids
-    if missing:
-        return key.missing & (ids > last_id)
-    present = ~key.missing
-    vals = key.values
-    with np.errstate(invalid="ignore"):
-        beyond = (vals > value) if direction == "asc" else (vals < value)
-        same = vals == value
-    return key.missing | (present & (beyond | (same & (ids > last_id))))
+    asc = direction == "asc"
+
+    def after(i: int) -> bool:
+        pos = positions[i]
+        row_missing = bool(key.missing[pos])
+        if row_missing != bool(missing):
+            return row_missing  # rows without a value come after every row with one
+        if not row_missing:
+            v = key.values[pos]
+            if v != value:
+                return bool(v > value) if asc else bool(v < value)
+        return str(key.ids[pos]) > last_id
+
+    return bisect.bisect_left(range(len(positions)), True, key=after)
 
 
 @dataclass
@@ -269,7 +297,7 @@ def select(*, book: ResultsBook, q: RiskQuery, cursor: str | None = None) -> Sel
     positions = perm[mask[perm]]
     total = len(positions)
     if cursor:
-        positions = positions[_after_cursor(q, key, cursor)[positions]]
+        positions = positions[_after_cursor(q, key, cursor, positions) :]
     return Selection(frame, key, positions, total, total - len(positions))
 
 

@@ -9,10 +9,13 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from api.risk_lists import DEFAULT_ORDER, SORTS
+from api.book import ResultsBook
+from api.risk_lists import DEFAULT_ORDER, SORTS, RiskQuery, _encode, select
 from tests.api.support import headers
 
 H = headers("inspector")
@@ -268,3 +271,31 @@ def test_one_audit_row_per_export(client: TestClient) -> None:
 def test_empty_types_answer_empty(client: TestClient) -> None:
     body = client.get("/v1/risk/agency", headers=H).json()
     assert body["total"] == len(body["items"])
+
+
+def test_a_cursor_continues_after_its_row_when_the_rows_change() -> None:
+    """Keyset, not offset: rows removed before the cursor, or the cursor's own row, skip nothing."""
+    n = 40
+    frame = pd.DataFrame(
+        {
+            "entity_id": [f"P{i:03d}" for i in range(n)],
+            "risk_score": np.round(np.linspace(0.9, 0.1, n), 1),  # many ties
+            "region": [None if i % 5 == 0 else f"R{i % 3}" for i in range(n)],
+            "amount_at_stake": [np.nan if i % 2 else float(i % 7) for i in range(n)],
+        }
+    )
+    frame["priority"] = frame["rank"] = np.arange(1, n + 1)
+    for sort in ("risk_score", "region", "amount_at_stake"):
+        for order in ("asc", "desc"):
+            q = RiskQuery(entity_type="person", sort=sort, order=order)
+            book = ResultsBook(risk={"person": frame})
+            whole = select(book=book, q=q)
+            ids = [frame["entity_id"].iloc[p] for p in whole.positions]
+            cut = 17
+            cursor = _encode(q, whole.key, int(whole.positions[cut]))
+            gone = {ids[3], ids[cut]}  # one row before the cursor, and the cursor's own row
+            smaller = ResultsBook(risk={"person": frame[~frame["entity_id"].isin(gone)].reset_index(drop=True)})
+            rest = select(book=smaller, q=q, cursor=cursor)
+            got = [smaller.risk["person"]["entity_id"].iloc[p] for p in rest.positions]
+            assert got == ids[cut + 1 :], (sort, order)
+            assert rest.offset == cut - 1
