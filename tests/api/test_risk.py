@@ -299,3 +299,17 @@ def test_a_cursor_continues_after_its_row_when_the_rows_change() -> None:
             got = [smaller.risk["person"]["entity_id"].iloc[p] for p in rest.positions]
             assert got == ids[cut + 1 :], (sort, order)
             assert rest.offset == cut - 1
+
+
+def test_no_list_or_export_leaves_without_its_audit_row(private_client: TestClient) -> None:
+    """Like a credit answer, a list page or an export is withheld (503) when its row cannot be written."""
+    audit = private_client.app.state.riskgraph.audit
+    audit.fault = "audit_write:enospc"
+    try:
+        for params in ({"limit": 5}, {"format": "csv"}):
+            r = private_client.get("/v1/risk/person", params=params, headers=H)
+            assert r.status_code == 503 and r.json()["error"]["code"] == "audit_unavailable", params
+            assert "P0" not in r.text
+    finally:
+        audit.fault = ""
+    assert private_client.get("/v1/risk/person", params={"limit": 5}, headers=H).status_code == 200
