@@ -18,34 +18,7 @@ from api.jobs import JOBS, next_run_times
 from api.security import Principal
 from api.state import AppState
 from riskgraph.results import audit_table
-
-METRICS_MIN_LABELS_PER_CLASS = 30
-
-
-def label_counts(metrics: dict[str, Any]) -> dict[str, int] | None:
-    """Labels a version's metrics were computed on (`n` and `positives`, as scoring records
-    them), or None when the metadata does not say."""
-    n, positives = metrics.get("n"), metrics.get("positives")
-    if not isinstance(n, int) or not isinstance(positives, int) or isinstance(n, bool) or isinstance(positives, bool):
-        return None
-    return {"fraud": positives, "not_fraud": n - positives}
-
-
-def withheld(metrics: dict[str, Any]) -> str | None:
-    """Why the metrics must not be shown, or None: metrics on fewer than 30 labels of a class
-    (ROC-AUC = 1 on 2 labels) say nothing about the model."""
-    scores = {k: v for k, v in metrics.items() if k not in ("n", "positives", "note", "folds", "calibration")}
-    if not scores:
-        return None  # nothing was measured (no labels at all): nothing to withhold
-    counts = label_counts(metrics)
-    need = METRICS_MIN_LABELS_PER_CLASS
-    if counts is None:
-        return f"metrics withheld: the label counts were not recorded; at least {need} per class are needed"
-    if counts["fraud"] < need:
-        return f"metrics withheld: only {counts['fraud']} confirmed-fraud labels; at least {need} per class are needed"
-    if counts["not_fraud"] < need:
-        return f"metrics withheld: only {counts['not_fraud']} not-fraud labels; at least {need} per class are needed"
-    return None
+from scoring.disclosure import label_counts, withheld
 
 
 def _metrics_out(metrics: dict[str, Any], *, calibration: bool) -> dict[str, Any]:
