@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import riskgraph
 from api.audit import AuditWriter
-from api.explainer import Explainer
 from api.jobs import JobRunner, build_scheduler
 from api.metrics import Metrics
 from api.routers import admin, credit, graph, health, risk
@@ -71,9 +70,6 @@ def build_state(settings: Settings) -> AppState:
         audit=audit,
         runner=JobRunner(settings, db),
         metrics=metrics,
-        explainer=Explainer(
-            features_dir=settings.home / "runs", registry=registry, per_entity=settings.model.reasons_per_entity
-        ),
     )
     state.runner.on_success = lambda job_id: state.load_results()
     state.load_results()

@@ -1,23 +1,20 @@
-"""The served results, loaded once per pipeline/job run: credit answers pre-encoded as JSON bytes
-(no database read on the hot path) and per-type risk frames for the inspectors' lists."""
+"""The served results, loaded once per pipeline/job run: every entity's credit answer (as
+columns, encoded when asked: api/credit_book.py; no database read on the hot path) and per-type
+risk frames for the inspectors' lists."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
+from api.credit_book import CreditBook
 from composer.runs import run_dir
 from explain.catalogue import Catalogue, built_in
-from explain.improve import improvement
-from explain.reasons import MAX_REASONS
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from graph.dataset import Dataset
 from riskgraph.results import ResultsDB
@@ -26,20 +23,11 @@ from riskgraph.settings import Settings
 log = logging.getLogger("riskgraph.api.book")
 
 
-@dataclass(frozen=True)
-class CreditEntry:
-    """One entity's ready answer plus what the audit row needs."""
-
-    body: bytes
-    model_version: str
-    grade: str
-    audit_detail: str
-    needs_reasons: bool  # stored reasons are empty: explain on demand
-
-
 @dataclass
 class ResultsBook:
-    credit: dict[tuple[str, str], CreditEntry] = field(default_factory=dict)
+    credit: CreditBook = field(
+        default_factory=lambda: CreditBook({}, catalogue=built_in(), bands={}, as_of="", run_id="")
+    )
     risk: dict[str, pd.DataFrame] = field(default_factory=dict)  # per type, riskiest first
     rule_hits: pd.DataFrame = field(default_factory=pd.DataFrame)
     rings: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -88,118 +76,17 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
     bands = settings.bands.model_dump()
     book.bands = bands
     scores = scores.fillna({"grade_cap": "", "reasons": "[]", "rule_hits": "[]", "model_version": ""})
-    book.credit = _credit_entries(scores, bands, book.as_of, run_id, book.catalogue)
+    book.credit = CreditBook.build(
+        scores,
+        run_dir(settings, run_id) / "features",
+        catalogue=book.catalogue,
+        bands=bands,
+        as_of=book.as_of,
+        run_id=run_id,
+    )
     book.risk = _risk_frames(scores, book.ring_members, dataset)
     log.info("loaded %d scores, %d rings", len(scores), len(book.rings))
     return book
-
-
-def credit_body(
-    row: dict[str, Any], bands: dict[str, float], as_of: str, reasons_json: str, run_id: str, catalogue: Catalogue
-) -> bytes:
-    """The JSON answer of GET /v1/credit for one scores row (reasons spliced in unparsed; the
-    per-request `decision_id` is put in front when served, see `with_decision`)."""
-    cap = row["grade_cap"] or None
-    to_improve = improvement(
-        points=float(row["credit_points"]),
-        grade=row["grade"],
-        score_grade=row["score_grade"],
-        bands=bands,
-        reasons=orjson.loads(reasons_json),
-        catalogue=catalogue,
-    )
-    return orjson.dumps(
-        {
-            "entity_type": row["entity_type"],
-            "entity_id": row["entity_id"],
-            "grade": row["grade"],
-            "credit_points": float(row["credit_points"]),
-            "probability": float(row["risk_score"]),
-            "score_grade": row["score_grade"],
-            "grade_cap": cap,
-            "cap_applied": row["grade"] != row["score_grade"],
-            "model_version": row["model_version"],
-            "reasons": orjson.Fragment(reasons_json),
-            "to_improve": to_improve,
-            "reason_catalogue": catalogue.version,
-            "lang": "en",
-            "rule_hits": orjson.Fragment(row["rule_hits"]),
-            "bands": bands,
-            "as_of": as_of,
-            "run_id": run_id,
-        }
-    )
-
-
-def with_reasons(body: bytes, reasons_json: str, bands: dict[str, float], catalogue: Catalogue) -> bytes:
-    """A stored answer with reasons explained later (and the improvement line they feed)."""
-    doc = orjson.loads(body)
-    caps = [r for r in doc.get("reasons") or [] if r.get("contribution") is None]  # a rule's grade cap
-    reasons = (caps + orjson.loads(reasons_json))[:MAX_REASONS]
-    doc["reasons"] = reasons
-    doc["to_improve"] = improvement(
-        points=doc["credit_points"],
-        grade=doc["grade"],
-        score_grade=doc["score_grade"],
-        bands=bands,
-        reasons=reasons,
-        catalogue=catalogue,
-    )
-    return orjson.dumps(doc)
-
-
-def localised(body: bytes, lang: str) -> bytes:
-    """The answer with `text` in the asked language (`text_zh` stays: the reason schema)."""
-    if lang == "en":
-        return body
-    doc = orjson.loads(body)
-    for reason in doc.get("reasons") or []:
-        reason["text"] = reason.get("text_zh", reason.get("text"))
-    if doc.get("to_improve"):
-        doc["to_improve"]["text"] = doc["to_improve"].get("text_zh", doc["to_improve"].get("text"))
-    doc["lang"] = lang
-    return orjson.dumps(doc)
-
-
-def with_decision(body: bytes, decision_id: str) -> bytes:
-    """A stored answer with its decision id as the first field (no re-encoding)."""
-    return b'{"decision_id":"' + decision_id.encode() + b'",' + body[1:]
-
-
-def audit_detail(reasons_json: str) -> str:
-    """What the audit log keeps of the reasons: a digest, enough to prove what was served."""
-    return '{"reasons_sha256":"' + hashlib.sha256(reasons_json.encode()).hexdigest()[:16] + '"}'
-
-
-def _credit_entries(
-    scores: pd.DataFrame, bands: dict[str, float], as_of: str, run_id: str, catalogue: Catalogue
-) -> dict[tuple[str, str], CreditEntry]:
-    if "score_grade" not in scores:
-        scores = scores.assign(score_grade=scores["grade"])
-    out: dict[tuple[str, str], CreditEntry] = {}
-    cols = [
-        "entity_type",
-        "entity_id",
-        "grade",
-        "credit_points",
-        "risk_score",
-        "score_grade",
-        "grade_cap",
-        "model_version",
-        "reasons",
-        "rule_hits",
-    ]
-    for row in scores[cols].to_dict("records"):
-        row["entity_id"] = str(row["entity_id"])
-        reasons = row["reasons"]
-        out[(row["entity_type"], row["entity_id"])] = CreditEntry(
-            credit_body(row, bands, as_of, reasons, run_id, catalogue),
-            row["model_version"],
-            row["grade"],
-            audit_detail(reasons),
-            reasons == "[]" or (reasons.count('"code"') == 1 and '"contribution": null' in reasons),
-        )
-    return out
 
 
 def _risk_frames(scores: pd.DataFrame, members: pd.DataFrame, dataset: Dataset | None) -> dict[str, pd.DataFrame]:

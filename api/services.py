@@ -6,13 +6,13 @@ import json
 import math
 from typing import Any
 
-import anyio
 import numpy as np
 import orjson
 
 from api import ring_evidence
 from api.audit import new_decision_id
-from api.book import CreditEntry, ResultsBook, audit_detail, localised, with_decision, with_reasons
+from api.book import ResultsBook
+from api.credit_book import CreditEntry, with_decision
 from api.cursors import decode_cursor, encode_cursor
 from api.errors import InvalidParameter, ResultsNotLoaded, RingNotFound
 from api.security import Principal, mask_attributes, mask_evidence, mask_value
@@ -30,11 +30,9 @@ async def credit_one(
 ) -> bytes:
     """The encoded credit answer for one entity, sent only once its audit row is durable."""
     book = _book(state)
-    entry = book.credit.get((entity_type, entity_id))
+    entry = book.credit.answer(entity_type, entity_id, lang)
     if entry is None:
         raise EntityNotFound(f"no {entity_type} {entity_id!r} in the scored results")
-    if entry.needs_reasons:
-        entry = await _explained(state=state, book=book, entity_type=entity_type, entity_id=entity_id, entry=entry)
     decision_id = new_decision_id()
     await state.audit.decide(
         [
@@ -49,7 +47,7 @@ async def credit_one(
             )
         ]
     )
-    return with_decision(localised(entry.body, lang), decision_id)
+    return with_decision(entry.body, decision_id)
 
 
 async def credit_batch(
@@ -62,12 +60,10 @@ async def credit_batch(
     book = _book(state)
     bodies, missing, rows = [], [], []
     for entity_type, entity_id in items:
-        entry = book.credit.get((entity_type, entity_id))
+        entry = book.credit.answer(entity_type, entity_id, lang)
         if entry is None:
             missing.append({"entity_type": entity_type, "entity_id": entity_id})
             continue
-        if entry.needs_reasons:
-            entry = await _explained(state=state, book=book, entity_type=entity_type, entity_id=entity_id, entry=entry)
         decision_id = new_decision_id()
         rows.append(
             _credit_row(
@@ -81,7 +77,7 @@ async def credit_batch(
                 action="credit_batch",
             )
         )
-        bodies.append(orjson.Fragment(with_decision(localised(entry.body, lang), decision_id)))
+        bodies.append(orjson.Fragment(with_decision(entry.body, decision_id)))
     await state.audit.decide(rows)
     return orjson.dumps({"results": bodies, "not_found": missing, "run_id": book.run_id})
 
@@ -112,20 +108,6 @@ def _credit_row(
     )
 
 
-async def _explained(
-    *, state: AppState, book: ResultsBook, entity_type: str, entity_id: str, entry: CreditEntry
-) -> CreditEntry:
-    """Compute reasons the pipeline skipped, once, and keep the new answer in the book."""
-    explainer = state.explainer
-    reasons = await anyio.to_thread.run_sync(
-        lambda: explainer.reasons(entity_type=entity_type, entity_id=entity_id, model_version=entry.model_version)
-    )
-    body = with_reasons(entry.body, reasons, book.bands, book.catalogue)
-    new = CreditEntry(body, entry.model_version, entry.grade, audit_detail(reasons), False)
-    book.credit[(entity_type, entity_id)] = new
-    return new
-
-
 def _book(state: AppState) -> ResultsBook:
     if not state.book.loaded:
         raise ResultsNotLoaded("no scores yet: run `riskgraph pipeline` (or the nightly-rescore job) first")
@@ -144,8 +126,6 @@ async def entity_detail(*, state: AppState, principal: Principal, entity_type: s
         raise EntityNotFound(f"no {entity_type} {entity_id!r}")
     credit = None
     if entry is not None:
-        if entry.needs_reasons:
-            entry = await _explained(state=state, book=book, entity_type=entity_type, entity_id=entity_id, entry=entry)
         credit = orjson.loads(entry.body)
     hits = book.rule_hits
     mine = (
@@ -203,10 +183,9 @@ def _graph(sub: Subgraph, *, book: ResultsBook, principal: Principal) -> dict[st
             "id": _node_id(ref.type, ref.id, principal),
             "attributes": mask_attributes(attrs, principal) if ref.type in ENTITY_TYPES else {},
         }
-        risk = book.risk.get(ref.type)
-        entry = book.credit.get((ref.type, ref.id))
-        if entry is not None and risk is not None:
-            node["grade"] = entry.grade
+        grade = book.credit.grade_of(ref.type, ref.id)
+        if grade is not None:
+            node["grade"] = grade
         nodes.append(node)
     edges = [
         {
@@ -352,7 +331,7 @@ async def ring_detail(*, state: AppState, principal: Principal, ring_id: str) ->
             holders_of.setdefault(key, set()).add((e["source_type"], str(e["source_id"])))
 
     def node(n: dict[str, Any]) -> dict[str, Any]:
-        entry = book.credit.get((n["entity_type"], str(n["entity_id"])))
+        grade = book.credit.grade_of(n["entity_type"], str(n["entity_id"]))
         attributes: dict[str, Any] = {"member": bool(n["member"])}
         if n["entity_type"] in IDENTIFIER_TYPES:
             attributes["shared_by"] = len(holders_of.get((n["entity_type"], str(n["entity_id"])), ()))
@@ -360,7 +339,7 @@ async def ring_detail(*, state: AppState, principal: Principal, ring_id: str) ->
             "type": n["entity_type"],
             "id": node_id(n["entity_type"], n["entity_id"]),
             "attributes": attributes,
-            "grade": entry.grade if entry else None,
+            "grade": grade,
         }
 
     nodes = [node(n) for n in ev["nodes"]]

@@ -12,11 +12,9 @@ import pandas as pd
 
 from api.audit import AuditWriter
 from api.book import ResultsBook, load_book, results_fingerprint
-from api.explainer import Explainer
 from api.jobs import JobRunner
 from api.metrics import Metrics
 from api.security import KeyRing
-from composer.runs import run_dir
 from graph.dataset import Dataset
 from graph.store import GraphStore
 from riskgraph.errors import RiskGraphError
@@ -39,7 +37,6 @@ class AppState:
     audit: AuditWriter
     runner: JobRunner
     metrics: Metrics
-    explainer: Explainer
     book: ResultsBook = field(default_factory=ResultsBook)
     rules: pd.DataFrame | None = None
     rules_error: RiskGraphError | None = None
@@ -51,11 +48,6 @@ class AppState:
         """(Re)build the served results from the results DB and the store's snapshot."""
         with self.reload_lock:
             book = load_book(db=self.db, settings=self.settings, dataset_of=self._dataset_or_none)
-            self.explainer = Explainer(
-                features_dir=run_dir(self.settings, book.run_id) / "features",
-                registry=self.registry,
-                per_entity=self.settings.model.reasons_per_entity,
-            )
             self.book = book
             self.metrics.scores_loaded.set(len(book.credit))
 

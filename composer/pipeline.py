@@ -44,6 +44,7 @@ from riskgraph.results import RESULT_TABLES, ResultsDB
 from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
+from scoring.attributions import save_reason_columns
 from scoring.registry import ModelRegistry
 from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
 
@@ -346,10 +347,13 @@ def evaluate_rules(dataset: Dataset, settings: Settings) -> RuleResult:
 
 
 def save_feature_matrices(folder: Path, models: dict[str, EntityScores]) -> None:
-    """Keep each type's model matrix so the API can explain any entity on demand."""
+    """Keep each type's model matrix (the inputs behind its scores) and its reason columns
+    (every entity's strongest reasons, which the API words when asked)."""
     for t, m in models.items():
         if m.matrix is not None:
             m.matrix.to_parquet(folder / f"{t}.parquet")
+        if m.reasons is not None:
+            save_reason_columns(folder, t, m.table["entity_id"], m.reasons)
 
 
 def _stage_outputs(staging: Path, files: dict[str, Callable[[Path], Any]]) -> None:

@@ -25,6 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from riskgraph.errors import NotFitted
 from riskgraph.settings import ModelSettings
+from scoring.attributions import CANDIDATES, LeafAttributions
 
 _NOT_NAME_SAFE = re.compile(r"[^0-9A-Za-z_]")
 
@@ -107,6 +108,10 @@ class CrossFittedRiskModel:
         if not hasattr(self, "boosters_"):
             raise NotFitted("CrossFittedRiskModel is not fitted; call fit() first")
 
+    def calibrated(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of raw margins (Platt scaling on the out-of-fold margins)."""
+        return self._calibrate(margin)
+
     def _calibrate(self, margin: np.ndarray) -> np.ndarray:
         return np.asarray(self.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1], dtype=np.float64)
 
@@ -141,6 +146,30 @@ class CrossFittedRiskModel:
             self.final_.predict(self._renamed(self._align(X)), pred_contrib=True, num_threads=self.settings.threads)
         )
         return pd.DataFrame(contrib[:, :-1], index=X.index, columns=self.features_)
+
+    def leaf_attributions(self) -> LeafAttributions:
+        """The final model's per-leaf path attributions (scoring/attributions.py), built once."""
+        self._check()
+        if getattr(self, "leaves_", None) is None:
+            self.leaves_ = LeafAttributions.of(self.final_)
+        return self.leaves_
+
+    def margin_and_reasons(self, X: pd.DataFrame, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The final model's margin (as `margin`) and each row's strongest path attributions
+        (`top_reasons`: feature index into `features_`, contribution), walking the trees once."""
+        self._check()
+        leaves = self.leaf_attributions()
+        Xl = self._renamed(self._align(X))
+        margins, idx, val = [], [], []
+        for lo in range(0, len(Xl), chunk):
+            part = self.final_.predict(Xl.iloc[lo : lo + chunk], pred_leaf=True, num_threads=self.settings.threads)
+            margin, i, v = leaves.explain(np.asarray(part, dtype=np.int32).reshape(len(part), -1))
+            margins.append(margin)
+            idx.append(i)
+            val.append(v)
+        if not margins:
+            return np.zeros(0), np.zeros((0, CANDIDATES), np.int16), np.zeros((0, CANDIDATES), np.float32)
+        return np.concatenate(margins), np.concatenate(idx), np.concatenate(val)
 
     def importance(self) -> pd.Series:
         """Total gain per feature in the final model."""

@@ -22,11 +22,12 @@ from features.labels import (
 from graph.dataset import Dataset
 from graph.projection import Projection
 from riskgraph.settings import ModelSettings, Settings
+from scoring.attributions import ReasonColumns, top_reasons
 from scoring.grades import apply_caps, credit_points, grades
 from scoring.model import CrossFittedRiskModel, classification_metrics
 from scoring.registry import ModelRegistry
 from scoring.triage import amount_at_stake, priority
-from scoring.unsupervised import deviation_contributions, unsupervised_risk
+from scoring.unsupervised import unsupervised_contributions, unsupervised_risk
 
 log = logging.getLogger("riskgraph.scoring")
 SCORE_COLUMNS = [
@@ -58,6 +59,7 @@ class EntityScores:
     matrix: pd.DataFrame | None = None  # the model matrix of every entity (for on-demand reasons)
     fitted: bool = True  # False: scored by the existing champion
     cap_rule: pd.Series | None = None  # per entity: the rule that capped its grade, if any
+    reasons: ReasonColumns | None = None  # every entity's strongest reasons, rows as `table`
 
     def public_metrics(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.items() if k != "calibration"}
@@ -122,7 +124,8 @@ def score_entity_type(
         X = X.join(labelled_neighbour_features(proj, entity_type, *all_label_vectors(proj, labels)))
         X = X.reindex(columns=champion.features)
         model = registry.load(champion.version)
-        risk = pd.Series(model.predict_proba(X), index=ids)
+        margin, r_idx, r_val = model.margin_and_reasons(X)
+        risk = pd.Series(model.calibrated(margin), index=ids)
         metrics, kind = champion.metrics, "supervised"
     elif supervised:
         y = own.reindex(ids).dropna().astype(int)
@@ -130,7 +133,8 @@ def score_entity_type(
         X = X.join(out_of_fold_label_features(proj, entity_type, labels, fold_of))
         model = CrossFittedRiskModel(ms)
         model.fit(X.loc[y.index], y.to_numpy(), folds=fold_of.to_numpy())
-        risk = pd.Series(model.predict_proba(X), index=ids)
+        margin, r_idx, r_val = model.margin_and_reasons(X)
+        risk = pd.Series(model.calibrated(margin), index=ids)
         risk.loc[y.index] = model.oof_  # labelled entities keep their honest out-of-fold score
         metrics = model.metrics_
         importance = model.importance()
@@ -141,6 +145,8 @@ def score_entity_type(
         ring_score = ring_scores_without_own_label(rings, labels, entity_type, ids, settings.rings)
         parts = unsupervised_risk(X, sev, ring_score, ms.seed)
         risk = parts["risk"]
+        deviation = unsupervised_contributions(X, parts)
+        r_idx, r_val = top_reasons(deviation.to_numpy())
         if len(own) and 0 < own.sum() < len(own):
             metrics = classification_metrics(own.to_numpy(), risk.reindex(own.index).to_numpy())
             metrics["note"] = "unsupervised score checked against the few labels available"
@@ -165,15 +171,16 @@ def score_entity_type(
     cap, cap_rule = _caps(hits, entity_type, ids)
     final = apply_caps(score_grade, cap)
 
-    # Contributions of the riskiest entities (any other entity is explained on demand by the API).
+    # Every entity's reasons as columns (path attributions, scoring/attributions.py); exact
+    # TreeSHAP, worded with context by explain/, for the riskiest `explain_top`.
     top = risk.sort_values(ascending=False, kind="mergesort").index[: ms.explain_top]
     if model is not None:
+        reason_features = list(model.features_)
         contributions = model.contributions(X.loc[top])
     else:
-        contributions = deviation_contributions(X.loc[top])
-        contributions["rule_severity_sum"] = parts.loc[top, "rules"] * 2
-        if "rings" in X:
-            contributions["rings"] = parts.loc[top, "rings"] * 2
+        reason_features = list(deviation.columns)
+        contributions = deviation.loc[top]
+    reasons = ReasonColumns.gather(X, reason_features, r_idx, r_val)
     hit_lists = _rule_lists(hits, entity_type)
     table = pd.DataFrame(
         {
@@ -207,6 +214,7 @@ def score_entity_type(
         X,
         fitted=champion is None,
         cap_rule=cap_rule,
+        reasons=reasons,
     )
 
 

@@ -49,3 +49,18 @@ def deviation_contributions(X: pd.DataFrame) -> pd.DataFrame:
     mad = (num - med).abs().median().replace(0, np.nan)
     spread = mad.fillna(num.std().replace(0, np.nan)).fillna(1.0)
     return ((num - med) / spread).fillna(0).clip(lower=0) / 10.0
+
+
+RULES_ABSENT, RINGS_ABSENT = -0.05, -0.05  # small pushes down: "no rule flags", "in no ring"
+
+
+def unsupervised_contributions(X: pd.DataFrame, parts: pd.DataFrame) -> pd.DataFrame:
+    """What explains an unsupervised score: the rule and ring components (or, when absent, a small
+    push down that says so) and how far each feature sits above its type's median."""
+    out = deviation_contributions(X)
+    rules = parts["rules"].to_numpy()
+    out["rule_severity_sum"] = np.where(rules > 0, rules * 2, RULES_ABSENT)
+    if "rings" in X:
+        rings_part = parts["rings"].to_numpy()
+        out["rings"] = np.where(rings_part > 0, rings_part * 2, RINGS_ABSENT)
+    return out
