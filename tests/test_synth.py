@@ -136,10 +136,7 @@ def test_data_dictionary_names_every_extra_column(folder: Path, dataset: Dataset
     """columns.yaml labels each extra column in both languages, so reasons show no raw names."""
     labels = load_dictionary(folder)
     extras = {
-        str(c)
-        for name, table in dataset.tables.items()
-        for c in table.columns
-        if TABLES[name].column(str(c)) is None
+        str(c) for name, table in dataset.tables.items() for c in table.columns if TABLES[name].column(str(c)) is None
     }
     assert extras and extras <= set(labels)
     assert all(labels[c].label_en != c and labels[c].label_zh for c in extras)
