@@ -166,6 +166,9 @@ def login(page: Any, keys: dict[str, str]) -> Any:
     def go(role: str, route: str = "#/risk/person") -> Any:
         page.goto("/")
         page.evaluate("k => localStorage.setItem('riskgraph.apiKey', k)", keys[role])
+        # a fresh document: "/" may have sent the previous role to its landing page, and going to
+        # that same URL again would not load the page under the new key
+        page.goto("about:blank")
         page.goto("/" + route)
         return page
 

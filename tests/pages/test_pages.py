@@ -190,8 +190,9 @@ def test_filters_pagination_and_csv(page: Any, shoot: Shooter, login: Any, api_g
     shoot("person-rule-filter")
     with page.expect_download() as dl:
         page.locator("[data-action=export]").click()
-    csv_text = Path(dl.value.path()).read_text()
-    lines = csv_text.strip().splitlines()
+    raw = Path(dl.value.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # the UTF-8 BOM Excel needs for Chinese
+    lines = raw.decode("utf-8-sig").strip().splitlines()
     assert lines[0].startswith("rank,entity_type,entity_id")
     assert len(lines) - 1 == expected
     assert all(rule in line for line in lines[1:])
@@ -228,7 +229,8 @@ def test_models_page(page: Any, shoot: Shooter, login: Any, api_get: Any) -> Non
     rows.first.locator("button.linkish").click()
     detail = page.get_by_test_id("model-detail")
     expect(detail).to_contain_text(models[0]["version"])
-    expect(detail).to_contain_text("roc_auc")
+    # metrics on fewer than 30 labels per class are withheld, saying why
+    expect(detail).to_contain_text("roc_auc" if models[0]["metrics"] else "withheld")
     shoot("models")
 
     login("inspector", "#/models")
