@@ -71,6 +71,7 @@ def test_top_risk_clinic_story(page: Any, shoot: Shooter, keys: dict[str, str], 
     reasons = page.get_by_test_id("reasons").locator("li")
     expect(reasons).to_have_count(len(detail["credit"]["reasons"]))
     expect(reasons.first).to_contain_text(detail["credit"]["reasons"][0]["text"])
+    expect(page.get_by_test_id("to-improve")).to_contain_text(detail["credit"]["to_improve"]["text"])
     for hit in detail["rule_hits"]:
         expect(page.locator(f"[data-testid=rule-evidence] [data-rule={hit['rule_id']}]")).to_be_visible()
     rings = page.get_by_test_id("entity-rings")

@@ -43,13 +43,20 @@ export async function entityPage(main, { type, id }) {
   const reasons = credit && credit.reasons.length
     ? h("ol", { class: "reasons-list", "data-testid": "reasons" }, credit.reasons.map((r) => {
       const c = Number(r.contribution) || 0;
-      return h("li", { class: c >= 0 ? "up" : "down" }, h("span", { class: "reason-text" }, reasonText(r)),
-        h("span", { class: "contrib", title: `${r.feature} = ${r.value}` },
-          h("span", { class: "contrib-bar", style: `width:${Math.min(100, Math.abs(c) * 30).toFixed(0)}px` }),
-          `${c >= 0 ? "+" : ""}${fmtNum(c, 2)}`));
+      const up = r.direction !== "lowers_risk";
+      return h("li", { class: up ? "up" : "down", dataset: { code: r.code, direction: r.direction } },
+        h("span", { class: "reason-text" }, reasonText(r)),
+        h("span", { class: "contrib", title: `${r.code}${r.value === null || r.value === undefined ? "" : ` = ${r.value}`}` },
+          r.contribution === null ? h("code", { class: "muted" }, r.code) : [
+            h("span", { class: "contrib-bar", style: `width:${Math.min(100, Math.abs(c) * 30).toFixed(0)}px` }),
+            `${c >= 0 ? "+" : ""}${fmtNum(c, 2)}`]));
     }))
     : h("p", { class: "muted" }, t("entity.noreasons"));
-  const creditPanel = h("section", { class: "panel" }, h("h3", {}, t("entity.credit")), reasons);
+  const improve = credit && credit.to_improve
+    ? h("p", { class: "improve", "data-testid": "to-improve" }, h("strong", {}, t("entity.improve")), " ",
+      reasonText(credit.to_improve))
+    : null;
+  const creditPanel = h("section", { class: "panel" }, h("h3", {}, t("entity.credit")), reasons, improve);
 
   const rulesPanel = h("section", { class: "panel", "data-testid": "rule-evidence" }, h("h3", {}, t("entity.rules")),
     detail.rule_hits.length ? detail.rule_hits.map((hit) => h("div", { class: "rule-hit", dataset: { rule: hit.rule_id } },
