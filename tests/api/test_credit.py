@@ -38,11 +38,13 @@ def test_capped_grade_says_so(client: TestClient) -> None:
     assert body["to_improve"]["next_grade"] is None
 
 
-def test_reasons_computed_on_demand_when_not_stored(client: TestClient) -> None:
+def test_entities_outside_the_explained_top_get_reasons_from_their_columns(client: TestClient) -> None:
+    """Beyond `explain_top` the pipeline words no reasons; the book words the saved reason
+    columns (path attributions) when asked, without model work."""
     s = _scores(client)
     row = s[(s["reasons"] == "[]") & (s["entity_type"] == "person")].iloc[0]
     body = client.get(f"/v1/credit/person/{row.entity_id}", headers=headers("approval_system")).json()
-    assert body["reasons"], "an unexplained entity gets reasons on demand"
+    assert body["reasons"], "every entity gets reasons"
     assert set(body["reasons"][0]) == {"code", "direction", "value", "contribution", "text", "text_zh"}
     assert len(body["reasons"]) <= 4 and body["reason_catalogue"] and body["to_improve"]["text"]
 
