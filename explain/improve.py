@@ -36,8 +36,8 @@ def improvement(
     fields = {"grade": next_grade, "points": f"{threshold:,.0f}", "needed": f"{needed:,}"}
     en, zh = _fill(t["en"], fields, one=needed == 1), _fill(t["zh"], fields)
     if held:
-        en += "; " + _fill(t["held_en"], {"reasons": "; ".join(_lower_first(str(r["text"])) for r in held)})
-        zh += "；" + _fill(t["held_zh"], {"reasons": "；".join(str(r["text_zh"]) for r in held)})
+        en += "; " + _fill(t["held_en"], {"reasons": "; ".join(_lower_first(_short(str(r["text"]))) for r in held)})
+        zh += "；" + _fill(t["held_zh"], {"reasons": "；".join(_short(str(r["text_zh"])) for r in held)})
     return _line(next_grade, needed, [str(r["code"]) for r in held], en, zh)
 
 
@@ -48,6 +48,11 @@ def _line(grade: str | None, needed: int | None, codes: list[str], en: str, zh: 
 def _fill(template: str, fields: dict[str, str], one: bool = False) -> str:
     text = re.sub(r"\[([^\[\]|]*)\|([^\[\]|]*)\]", lambda m: m.group(1) if one else m.group(2), template)
     return re.sub(r"\{([a-z_]+)\}", lambda m: fields.get(m.group(1), m.group(0)), text)
+
+
+def _short(text: str) -> str:
+    """A reason without its ring's particulars (named on the reason itself)."""
+    return text.split(" (ring ")[0].split("（团伙 ")[0]
 
 
 def _lower_first(text: str) -> str:
