@@ -83,7 +83,11 @@ def pipeline(settings: Settings, data: Path, out: Path, store: str | None, model
         shown = withheld(info["metrics"]) or (f"{what} {auc:.3f}" if auc is not None else "")
         click.echo(f"  {t:9s} {info['kind']:12s} {info['version'] or '-':40s} {shown}")
     total = sum(m["timings_s"].values())
-    click.echo(f"  done in {total:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in m['timings_s'].items())})")
+    beside = m.get("worker_timings_s") or {}
+    also = (
+        f"; beside them on the second core: {', '.join(f'{k} {v:.1f}s' for k, v in beside.items())}" if beside else ""
+    )
+    click.echo(f"  done in {total:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in m['timings_s'].items())}{also})")
 
 
 @cli.command()

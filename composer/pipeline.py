@@ -2,7 +2,9 @@
 scheduled job alike.
 
 ingest -> store snapshot (staged) -> projection -> features -> rules -> rings -> scores ->
-explanations -> outputs (staged) -> ONE commit (composer/runs.py). Nothing of a run is visible
+explanations -> outputs (staged) -> ONE commit (composer/runs.py). Rules and rings run in a forked
+worker while the features build, and report.html is drawn in one while the other outputs are
+written (riskgraph/forked.py): both cores, the same results. Nothing of a run is visible
 before its commit; a failure anywhere leaves the served state as the last committed run left it.
 """
 
@@ -32,7 +34,7 @@ from explain.reasons import entity_reasons
 from explain.report import write_report
 from features.build import build_features, reference_date
 from features.graph_features import add_graph_features
-from features.rings import RingResult, detect_rings
+from features.rings import NEEDS_HITS, RING_KINDS, RingResult, assemble_rings, find_rings
 from features.signals import with_signals
 from graph.contract import ENTITY_TYPES, PROTECTED_COLUMNS, PROTECTED_EXTRA_NAMES
 from graph.dataset import Dataset, load_dataset
@@ -40,6 +42,7 @@ from graph.dictionary import ColumnLabel, load_dictionary
 from graph.factory import open_store
 from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
+from riskgraph.forked import Forked
 from riskgraph.results import RESULT_TABLES, ResultsDB
 from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
@@ -63,6 +66,7 @@ class ModelSource(str, Enum):
 @dataclass
 class StageTimer:
     timings: dict[str, float] = field(default_factory=dict)
+    worker: dict[str, float] = field(default_factory=dict)  # stages a forked worker ran beside these
 
     @contextmanager
     def stage(self, name: str, bar: tqdm) -> Iterator[None]:
@@ -126,13 +130,23 @@ def run_pipeline(
                 dataset = store.dataset(snapshot.id)
             with timer.stage("projection", bar):
                 proj = Projection(dataset)
-            with timer.stage("features", bar):
-                excluded = set() if settings.model.use_protected_attributes else protected_columns(columns)
-                features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
-            with timer.stage("rules", bar):
-                rule_result = evaluate_rules(dataset, settings)
-            with timer.stage("rings", bar):
-                ring_result = detect_rings(dataset, rule_result.hits, settings.rings, proj.column_codes.sharing_ids())
+            # rules, then the rings read from their hits, on the second core while the features and
+            # the other rings are built here
+            signals = Forked(_rules_and_their_rings, dataset, settings, name="rules")
+            try:
+                with timer.stage("features", bar):
+                    excluded = set() if settings.model.use_protected_attributes else protected_columns(columns)
+                    features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
+                with timer.stage("rings", bar):
+                    kinds = tuple(k for k in RING_KINDS if k not in WORKER_RING_KINDS)
+                    found = find_rings(dataset, kinds, None, settings.rings, proj.column_codes.sharing_ids())
+            except BaseException:
+                signals.cancel()
+                raise
+            with timer.stage("rules", bar):  # the wait for the worker
+                rule_result, found_by_worker, worker = signals.result()
+                ring_result = assemble_rings(dataset, found | found_by_worker, settings.rings)
+            timer.worker |= worker
             with timer.stage("scoring", bar):
                 registry = ModelRegistry(db)
                 scored = score_types(
@@ -174,33 +188,31 @@ def run_pipeline(
             tables: list[str] = []
             with timer.stage("outputs", bar):
                 if serves:
-                    save_feature_matrices(private_dir(run.folder / "features"), scored)
-                    (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
-                    run.fault("stage_outputs")
-                    _stage_outputs(
-                        run.out_staging or private_dir(run.folder / "out"),
-                        _output_files(
-                            scores,
-                            rule_result,
-                            ring_result,
-                            scored,
-                            manifest,
-                            settings,
-                            fairness_table(dataset, scores, reference_date(dataset)),
-                        ),
+                    staging = private_dir(run.out_staging or run.folder / "out")
+                    # report.html (plots: the slowest file) on the second core while the rest is written
+                    report = Forked(
+                        _write_report,
+                        staging / "report.html",
+                        scores,
+                        scored,
+                        ring_result,
+                        manifest,
+                        settings,
+                        fairness_table(dataset, scores, reference_date(dataset)),
+                        name="report",
                     )
-                    frames = {
-                        "scores": scores,
-                        "rule_hits": rule_result.hits,
-                        "rings": ring_result.rings,
-                        "ring_members": ring_result.members,
-                        "ring_edges": ring_result.edges,
-                    }
-                    for i, name in enumerate(RESULT_TABLES):
-                        if i == 2:
-                            run.fault("mid_results")
-                        tables.append(db.write_run_table(run.run_id, name, frames[name]))
+                    try:
+                        save_feature_matrices(private_dir(run.folder / "features"), scored)
+                        (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
+                        run.fault("stage_outputs")
+                        _stage_outputs(staging, _output_files(scores, rule_result, ring_result))
+                        _write_results(db, run, scores, rule_result, ring_result, tables)
+                        report.result()
+                    except BaseException:
+                        report.cancel()
+                        raise
             manifest["timings_s"] = timer.timings
+            manifest["worker_timings_s"] = timer.worker
             if serves:
                 _write_json(run.out_staging or run.folder / "out", "manifest.json", manifest)
             with timer.stage("commit", bar):
@@ -312,14 +324,57 @@ def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:
     return {t: m.model_version for t, m in scored.items() if m.model_version}
 
 
-def _output_files(
+WORKER_RING_KINDS = NEEDS_HITS + ("broker",)  # found by the rules worker (balances the two cores)
+
+
+def _rules_and_their_rings(dataset: Dataset, settings: Settings) -> tuple[RuleResult, dict[str, Any], dict[str, float]]:
+    """The rule hits, then the rings read from them (and the broker rings), with their times."""
+    t0 = time.perf_counter()
+    rule_result = evaluate_rules(dataset, settings)
+    t1 = time.perf_counter()
+    found = find_rings(dataset, WORKER_RING_KINDS, rule_result.hits, settings.rings)
+    return rule_result, found, {"rules": round(t1 - t0, 3), "rings": round(time.perf_counter() - t1, 3)}
+
+
+def _write_report(
+    path: Path,
     scores: pd.DataFrame,
-    rule_result: RuleResult,
-    ring_result: Any,
     scored: dict[str, EntityScores],
+    ring_result: RingResult,
     manifest: dict[str, Any],
     settings: Settings,
     fairness: pd.DataFrame,
+) -> None:
+    write_report(
+        path,
+        scores=scores,
+        models=scored,
+        rings=ring_result.rings,
+        manifest=manifest,
+        settings=settings,
+        fairness=fairness,
+    )
+
+
+def _write_results(
+    db: ResultsDB, run: Run, scores: pd.DataFrame, rule_result: RuleResult, ring_result: RingResult, tables: list[str]
+) -> None:
+    """The run's result tables, staged under run-scoped names (invisible until the commit)."""
+    frames = {
+        "scores": scores,
+        "rule_hits": rule_result.hits,
+        "rings": ring_result.rings,
+        "ring_members": ring_result.members,
+        "ring_edges": ring_result.edges,
+    }
+    for i, name in enumerate(RESULT_TABLES):
+        if i == 2:
+            run.fault("mid_results")
+        tables.append(db.write_run_table(run.run_id, name, frames[name]))
+
+
+def _output_files(
+    scores: pd.DataFrame, rule_result: RuleResult, ring_result: RingResult
 ) -> dict[str, Callable[[Path], Any]]:
     members = ring_result.members
     return {
@@ -327,15 +382,6 @@ def _output_files(
         "rule_hits.csv": lambda p: rule_result.hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
         "rings.csv": lambda p: members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(
             p, index=False
-        ),
-        "report.html": lambda p: write_report(
-            p,
-            scores=scores,
-            models=scored,
-            rings=ring_result.rings,
-            manifest=manifest,
-            settings=settings,
-            fairness=fairness,
         ),
     }
 

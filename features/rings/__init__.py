@@ -21,7 +21,18 @@ evaluation.py (tests and benchmarks only) measures rings against the generator's
 """
 
 from features.rings.common import EDGE_COLUMNS, MEMBER_COLUMNS, RING_COLUMNS, RingResult
-from features.rings.detect import detect_rings
+from features.rings.detect import NEEDS_HITS, RING_KINDS, assemble_rings, detect_rings, find_rings
 from features.rings.facility import FACILITY_KINDS
 
-__all__ = ["EDGE_COLUMNS", "FACILITY_KINDS", "MEMBER_COLUMNS", "RING_COLUMNS", "RingResult", "detect_rings"]
+__all__ = [
+    "EDGE_COLUMNS",
+    "FACILITY_KINDS",
+    "MEMBER_COLUMNS",
+    "NEEDS_HITS",
+    "RING_COLUMNS",
+    "RING_KINDS",
+    "RingResult",
+    "assemble_rings",
+    "detect_rings",
+    "find_rings",
+]
