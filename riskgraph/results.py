@@ -119,6 +119,25 @@ def run_table(run_id: str, name: str) -> str:
     return "rs_" + re.sub(r"[^a-z0-9]", "_", run_id.lower()) + "_" + name
 
 
+def _bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame) -> None:
+    """Rows of `df` into the existing `table` inside the connection's transaction."""
+    columns = [str(c) for c in df.columns]
+    values = [df[c].astype(object).where(df[c].notna(), None).tolist() for c in df.columns]
+    rows = list(zip(*values))
+    names = ", ".join(f'"{c}"' for c in columns)
+    raw = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+    else:
+        cur = raw.cursor()  # type: ignore[union-attr]
+        try:
+            cur.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})', rows)
+        finally:
+            cur.close()
+
+
 def _is_locked(exc: OperationalError) -> bool:
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return "locked" in text or "busy" in text or "deadlock" in text or "could not serialize" in text
@@ -187,8 +206,13 @@ class ResultsDB:
         return table
 
     def _to_sql(self, df: pd.DataFrame, table: str, mode: str) -> None:
+        """One chunk in one transaction: the table created from the frame's types (pandas), then
+        the rows bulk-loaded (COPY on PostgreSQL, executemany on SQLite)."""
         with self.engine.begin() as conn:
-            df.to_sql(table, conn, if_exists=mode, index=False)
+            if mode == "replace":
+                df.head(0).to_sql(table, conn, if_exists="replace", index=False)
+            if len(df):
+                _bulk_insert(conn, table, df)
 
     def _drop(self, table: str) -> None:
         with self.engine.begin() as conn:
