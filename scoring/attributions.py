@@ -37,6 +37,14 @@ class LeafAttributions:
     expected: float  # sum of the trees' root values: the margin with no feature known
     used: np.ndarray  # the features some split uses: the columns of `attributions`
 
+    @property
+    def attributions32(self) -> np.ndarray:
+        cached = self.__dict__.get("_attributions32")
+        if cached is None:
+            cached = self.attributions.astype(np.float32)
+            object.__setattr__(self, "_attributions32", cached)
+        return cached
+
     @staticmethod
     def of(booster: lgb.Booster) -> LeafAttributions:
         dump = booster.dump_model()
@@ -79,8 +87,9 @@ class LeafAttributions:
         """From `pred_leaf` output: the margin per row and its `k` strongest attributions
         (feature index into the model's features, -1 for none; contribution)."""
         one_hot = self._one_hot(leaves)
-        margin = np.asarray(one_hot @ self.leaf_values, dtype=np.float64)
-        idx, val = top_reasons(np.asarray(one_hot @ self.attributions), k)
+        margin = np.asarray(one_hot @ self.leaf_values, dtype=np.float64)  # float64: LightGBM's own sums
+        ones32 = sp.csr_matrix((one_hot.data.astype(np.float32), one_hot.indices, one_hot.indptr), shape=one_hot.shape)
+        idx, val = top_reasons(np.asarray(ones32 @ self.attributions32), k)  # float32: twice as fast, enough to rank
         return margin, np.where(idx >= 0, self.used[np.maximum(idx, 0)], -1).astype(np.int16), val
 
 

@@ -14,6 +14,7 @@ and everything this class reports (importance, contributions) uses the original 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import lightgbm as lgb
@@ -92,12 +93,19 @@ class CrossFittedRiskModel:
         # Bin the feature matrix once (label-free) and train every fold on a subset of it.
         Xl = self._renamed(X)
         full = lgb.Dataset(Xl, y, params=params, free_raw_data=False).construct()
-        for k in np.unique(folds):
-            train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-            booster = lgb.train(params, full.subset(train.tolist()), num_boost_round=self.settings.n_estimators)
+        tests = [np.flatnonzero(folds == k) for k in np.unique(folds)]
+        subsets = [full.subset(np.flatnonzero(folds != k).tolist()).construct() for k in np.unique(folds)]
+        rounds = self.settings.n_estimators
+        # One-thread trainings (small sets) run two at a time: LightGBM releases the GIL while it
+        # trains, so both cores work; each booster is the same as trained alone.
+        parallel = 2 if params["num_threads"] == 1 and self.settings.threads > 1 else 1
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            final = pool.submit(lgb.train, params, full, num_boost_round=rounds)
+            boosters = list(pool.map(lambda d: lgb.train(params, d, num_boost_round=rounds), subsets))
+            self.final_ = final.result()
+        for booster, test in zip(boosters, tests):
             oof_margin[test] = booster.predict(Xl.iloc[test], raw_score=True)
             self.boosters_.append(booster)
-        self.final_ = lgb.train(params, full, num_boost_round=self.settings.n_estimators)
         self.calibrator_ = LogisticRegression(C=1e6).fit(oof_margin.reshape(-1, 1), y)
         self.oof_ = self._calibrate(oof_margin)
         self.metrics_ = classification_metrics(y, self.oof_)
