@@ -26,7 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
-from composer.runs import Run, preflight, private_dir, run_dir
+from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from explain.catalogue import Catalogue, built_in
 from explain.context import reason_context
 from explain.fairness import fairness_table
@@ -203,6 +203,7 @@ def run_pipeline(
                     )
                     try:
                         save_feature_matrices(private_dir(run.folder / "features"), scored)
+                        scores.to_parquet(run.folder / "features" / SCORES_PARQUET, index=False)
                         (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
                         run.fault("stage_outputs")
                         _stage_outputs(staging, _output_files(scores, rule_result, ring_result))

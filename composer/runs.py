@@ -34,6 +34,7 @@ from riskgraph.results import ResultsDB, audit_table, jobs_table, models_table, 
 from riskgraph.settings import Settings
 
 log = logging.getLogger("composer.runs")
+SCORES_PARQUET = "scores.parquet"  # in runs/<run>/features: the run's scores table, as the API loads it
 HOLDER = f"{socket.gethostname()} pid {os.getpid()}"
 _PG_LOCK_KEY = 0x52697347  # "RisG": the advisory lock every run on one results database takes
 
