@@ -26,7 +26,9 @@ def main() -> None:
     ap.add_argument("--store", default=None, help="the store URL the home was scored with")
     ap.add_argument("--answers", type=int, default=20_000)
     args = ap.parse_args()
-    settings = Settings(home=args.home, store_url=args.store or f"memory://{args.home.parent / 'store'}", progress=False)
+    settings = Settings(
+        home=args.home, store_url=args.store or f"memory://{args.home.parent / 'store'}", progress=False
+    )
     db = ResultsDB(settings.results_database_url)
     store = open_store(settings.store, settings)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
