@@ -74,7 +74,8 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
             scores = scores.assign(score_grade=scores["grade"])
         types = {}
         for t, part in scores.groupby("entity_type", sort=False):
-            ids = pd.Index(part["entity_id"].astype(str).to_numpy(dtype=object), name="entity_id")
+            # object dtype: get_loc on Arrow-backed strings is several times slower
+            ids = pd.Index(part["entity_id"].astype(str).to_numpy(dtype=object), dtype=object, name="entity_id")
             worded = {
                 i: orjson.loads(text) for i, text in enumerate(part["reasons"].to_numpy(dtype=object)) if text != "[]"
             }
@@ -153,7 +154,7 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
         body = orjson.dumps(
             {
                 "entity_type": entity_type,
-                "entity_id": str(cols.ids[i]),
+                "entity_id": entity_id,  # the id asked for: the one found at row i
                 "grade": grade,
                 "credit_points": points,
                 "probability": float(cols.probability[i]),

@@ -31,6 +31,7 @@ SEVERITY_WORDS = {1: ("low", "低"), 2: ("medium", "中"), 3: ("high", "高"), 4
 _PLURAL = re.compile(r"\[([^\[\]|]*)\|([^\[\]|]*)\]")
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 LANGS = ("en", "zh")
+WORDS_CACHE = 200_000  # worded (feature, value) pairs kept per catalogue
 
 
 def _count(v: float) -> str:
@@ -116,6 +117,9 @@ class Catalogue:
     texts: dict[str, dict[str, str]]  # rule_template, grade_cap, improve
     rules: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     columns: dict[str, ColumnLabel] = field(default_factory=dict)
+    # (feature, value) -> words, for calls without context: the API words the same counts and
+    # categories over and over
+    _words: dict[tuple[str, Any], tuple[str, str, str] | None] = field(default_factory=dict, repr=False, compare=False)
 
     # -- building -----------------------------------------------------------------------------
 
@@ -175,9 +179,23 @@ class Catalogue:
     ) -> tuple[str, str, str] | None:
         """(code, English, Chinese) for one feature value; None when it must not or cannot be
         put in words (protected attributes, missing values)."""
+        if not context:
+            key = (feature, value)
+            try:
+                return self._words[key]
+            except KeyError:
+                pass
+            except TypeError:  # an unhashable value: word it each time
+                return self._describe(feature, value, {})
+            if len(self._words) > WORDS_CACHE:
+                self._words.clear()
+            words = self._words[key] = self._describe(feature, value, {})
+            return words
+        return self._describe(feature, value, context)
+
+    def _describe(self, feature: str, value: Any, context: Mapping[str, Any]) -> tuple[str, str, str] | None:
         if not _present(value) or self.is_protected(feature):
             return None
-        context = context or {}
         if feature.startswith(NEIGHBOUR_PREFIX):
             return self._neighbour(feature, value)
         if feature.startswith("rule_") and feature[5:] in self.rules:

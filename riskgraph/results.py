@@ -146,11 +146,30 @@ def _typed(values: tuple[Any, ...], declared: Any) -> pd.Series:
     return pd.Series(values, dtype=object)
 
 
+AUDIT_FIELDS = [
+    "at",
+    "actor",
+    "role",
+    "action",
+    "entity_type",
+    "entity_id",
+    "model_version",
+    "grade",
+    "detail",
+    "decision_id",
+    "run_id",
+]
+
+
 def _bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame) -> None:
     """Rows of `df` into the existing `table` inside the connection's transaction."""
-    columns = [str(c) for c in df.columns]
     values = [df[c].astype(object).where(df[c].notna(), None).tolist() for c in df.columns]
-    rows = list(zip(*values))
+    _insert_rows(conn, table, [str(c) for c in df.columns], list(zip(*values)))
+
+
+def _insert_rows(conn: sa.Connection, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Tuples into `table` through the driver (COPY on PostgreSQL, executemany on SQLite),
+    inside the connection's transaction: no per-row SQLAlchemy work."""
     names = ", ".join(f'"{c}"' for c in columns)
     raw = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
@@ -306,7 +325,9 @@ class ResultsDB:
 
             def write() -> None:
                 with self.engine.begin() as conn:
-                    conn.execute(audit_table.insert(), rows)
+                    _insert_rows(
+                        conn, audit_table.name, AUDIT_FIELDS, [tuple(r.get(f) for f in AUDIT_FIELDS) for r in rows]
+                    )
 
             self.retry(write)
 
