@@ -45,9 +45,13 @@ def _line(grade: str | None, needed: int | None, codes: list[str], en: str, zh: 
     return {"next_grade": grade, "points_needed": needed, "held_back_by": codes, "text": en, "text_zh": zh}
 
 
+_PLURAL = re.compile(r"\[([^\[\]|]*)\|([^\[\]|]*)\]")
+_FIELD = re.compile(r"\{([a-z_]+)\}")
+
+
 def _fill(template: str, fields: dict[str, str], one: bool = False) -> str:
-    text = re.sub(r"\[([^\[\]|]*)\|([^\[\]|]*)\]", lambda m: m.group(1) if one else m.group(2), template)
-    return re.sub(r"\{([a-z_]+)\}", lambda m: fields.get(m.group(1), m.group(0)), text)
+    text = _PLURAL.sub(lambda m: m.group(1) if one else m.group(2), template) if "[" in template else template
+    return _FIELD.sub(lambda m: fields.get(m.group(1), m.group(0)), text)
 
 
 def _short(text: str) -> str:
