@@ -82,3 +82,22 @@ def derived_key(home: Path, purpose: str, key_file: Path | None = None) -> bytes
 def key_id(key: bytes) -> str:
     """A short public name of a key (which key sealed or masked something), not the key."""
     return hashlib.sha256(b"key-id" + key).hexdigest()[:12]
+
+
+class Tokens:
+    """Keyed tokens of personal identifiers: one token per value everywhere (API masking, the
+    stores' identifier nodes), unlinkable without the key (HMAC-SHA256, 80 bits shown)."""
+
+    PREFIX = "tok-"
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.key_id = key_id(key)
+
+    @staticmethod
+    def of(home: Path, key_file: Path | None = None) -> Tokens:
+        return Tokens(derived_key(home, "masking", key_file))
+
+    def __call__(self, value: str) -> str:
+        digest = hmac.new(self.key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return self.PREFIX + digest[:20]

@@ -32,3 +32,13 @@ def test_environment_wins_and_is_checked(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv(ENV_VAR, "abcd")
     with pytest.raises(BadSecret):
         master_secret(tmp_path)
+
+
+def test_tokens_are_keyed_and_stable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from riskgraph.server_keys import Tokens
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    tokens = Tokens.of(tmp_path)
+    assert tokens("13800000000") == Tokens.of(tmp_path)("13800000000") != tokens("13800000001")
+    monkeypatch.setenv(ENV_VAR, "cd" * 32)
+    assert Tokens.of(tmp_path)("13800000000") != tokens("13800000000")  # another key, another token
