@@ -331,9 +331,11 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None,
 
 
 def _add_jobs() -> None:
+    from cli.audit import audit
     from cli.jobs import jobs
     from cli.postgres import postgres
 
+    cli.add_command(audit)
     cli.add_command(jobs)
     cli.add_command(postgres)
 

@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from riskgraph import audit_chain
+
 log = logging.getLogger("riskgraph.results")
 metadata = sa.MetaData()
 T = TypeVar("T")
@@ -60,6 +62,12 @@ audit_table = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Column("decision_id", sa.String(40), index=True),
     sa.Column("run_id", sa.String(40)),
+    # the hash chain (riskgraph/audit_chain.py): place, links, seal and the key that sealed it
+    sa.Column("seq", sa.Integer),
+    sa.Column("key_id", sa.String(16)),
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("row_hash", sa.String(64)),
+    sa.Column("seal", sa.String(64)),
 )
 
 jobs_table = sa.Table(
@@ -146,19 +154,7 @@ def _typed(values: tuple[Any, ...], declared: Any) -> pd.Series:
     return pd.Series(values, dtype=object)
 
 
-AUDIT_FIELDS = [
-    "at",
-    "actor",
-    "role",
-    "action",
-    "entity_type",
-    "entity_id",
-    "model_version",
-    "grade",
-    "detail",
-    "decision_id",
-    "run_id",
-]
+AUDIT_FIELDS = list(audit_chain.CONTENT_FIELDS)  # what a writer gives; the chain adds STORED_FIELDS
 
 
 def _bulk_insert(conn: sa.Connection, table: str, df: pd.DataFrame) -> None:
@@ -194,9 +190,15 @@ class ResultsDB:
 
     RETRIES = 5
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, home: Path | None = None, secret_key_file: Path | None = None) -> None:
+        """`home` and `secret_key_file` (the settings') locate the audit-seal key and the audit
+        head file; without them: the SQLite file's folder (HOME/results.db by default), else the
+        settings from the environment (see `audit_seal`)."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._audit_home = home
+        self._audit_key_file = secret_key_file
+        self._audit_seal: audit_chain.AuditSeal | None = None
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.is_sqlite:
@@ -206,6 +208,7 @@ class ResultsDB:
             self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
         self.retry(lambda: metadata.create_all(self.engine))
         self.retry(self._add_missing_columns)
+        _chain_audit_inserts(self)
 
     # -- plumbing ---------------------------------------------------------------------------------
     def retry(self, work: Callable[[], T]) -> T:
@@ -319,17 +322,95 @@ class ResultsDB:
             return pd.read_sql_query(sa.text(sql), conn, params=params)
 
     # -- audit and jobs ---------------------------------------------------------------------------
+    @property
+    def audit_seal(self) -> audit_chain.AuditSeal:
+        """The audit-seal key and head file of this database's home (resolved once)."""
+        if self._audit_seal is None:
+            home, key_file = self._audit_home, self._audit_key_file
+            if home is None or key_file is None:
+                from riskgraph.settings import Settings
+
+                env = Settings()
+                if home is None:
+                    path = self.url.removeprefix("sqlite:///")
+                    home = Path(path).parent if self.url.startswith("sqlite:///") and path else env.home
+                key_file = key_file or env.secret_key_file
+            self._audit_seal = audit_chain.AuditSeal.of(home, key_file)
+        return self._audit_seal
+
     def append_audit(self, rows: list[dict[str, Any]]) -> None:
-        """Insert audit rows in one transaction, durable when this returns."""
-        if rows:
+        """Insert audit rows in one transaction, hash-chained and sealed after the last row (read
+        inside the same write transaction, so writers never fork the chain), durable when this
+        returns; then the head file is resealed."""
+        if not rows:
+            return
+        seal = self.audit_seal
 
-            def write() -> None:
-                with self.engine.begin() as conn:
-                    _insert_rows(
-                        conn, audit_table.name, AUDIT_FIELDS, [tuple(r.get(f) for f in AUDIT_FIELDS) for r in rows]
-                    )
+        def write() -> tuple[int, int, str]:
+            with self.engine.begin() as conn:
+                chained = self._audit_chain_in(conn, rows, seal)
+                _insert_rows(
+                    conn,
+                    audit_table.name,
+                    list(audit_chain.STORED_FIELDS),
+                    [tuple(r[f] for f in audit_chain.STORED_FIELDS) for r in chained],
+                )
+                last_id = conn.exec_driver_sql("SELECT max(id) FROM audit").scalar_one()
+                return int(last_id), chained[-1]["seq"], chained[-1]["row_hash"]
 
-            self.retry(write)
+        last_id, seq, last_hash = self.retry(write)
+        try:
+            seal.write_head(last_id=last_id, seq=seq, last_hash=last_hash)
+        except OSError:  # the rows are durable; verify accepts a head behind the table
+            log.exception("audit head file %s not written", seal.head_path)
+
+    def _audit_chain_in(
+        self, conn: sa.Connection, rows: list[dict[str, Any]], seal: audit_chain.AuditSeal
+    ) -> list[dict[str, Any]]:
+        """`rows` chained after the table's last row, inside `conn`'s write transaction (SQLite:
+        BEGIN IMMEDIATE already holds the write lock; PostgreSQL: the table is locked here)."""
+        if not self.is_sqlite:
+            conn.exec_driver_sql("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
+        last = conn.exec_driver_sql("SELECT seq, row_hash FROM audit ORDER BY id DESC LIMIT 1").first()
+        if last is None:
+            prev, seq = audit_chain.GENESIS, 0
+        elif last.row_hash is not None:
+            prev, seq = last.row_hash, int(last.seq)
+        else:
+            prev, seq = self._audit_unsealed_tail(conn)
+        return seal.chain(rows, prev, seq)
+
+    @staticmethod
+    def _audit_unsealed_tail(conn: sa.Connection) -> tuple[str, int]:
+        """Where to chain when the last row has no hash: after the last sealed row, or, in a home
+        whose rows all predate the chain, after those rows hashed in place (they stay covered)."""
+        sealed = conn.exec_driver_sql(
+            "SELECT seq, row_hash FROM audit WHERE row_hash IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).first()
+        if sealed is not None:  # rows written around the chain: verify names the first of them
+            return sealed.row_hash, int(sealed.seq)
+        prev, seq = audit_chain.GENESIS, 0
+        for r in conn.execute(sa.select(audit_table).order_by(audit_table.c.id)).mappings():
+            seq += 1
+            prev = audit_chain.row_hash(prev, {**r, "seq": seq, "key_id": None})
+        return prev, seq
+
+    def audit_rows(self, *, since: str | None = None, until: str | None = None) -> Iterator[dict[str, Any]]:
+        """Audit rows in chain order (all of them without bounds), streamed."""
+        q = sa.select(audit_table).order_by(audit_table.c.id)
+        if since is not None:
+            q = q.where(audit_table.c.at >= since)
+        if until is not None:
+            q = q.where(audit_table.c.at < until)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=5_000).execute(q)
+            for r in result.mappings():
+                yield dict(r)
+
+    def audit_verify(self) -> audit_chain.Verdict:
+        """The whole chain and the head file checked (riskgraph/audit_chain.py `verify`)."""
+        seal = self.audit_seal
+        return audit_chain.verify(self.audit_rows(), seal, seal.read_head())
 
     def job_started(self, job_id: str) -> int:
         def write() -> int:
@@ -351,6 +432,22 @@ class ResultsDB:
                 )
 
         self.retry(write)
+
+
+def _chain_audit_inserts(db: ResultsDB) -> None:
+    """Audit rows inserted through SQLAlchemy by other writers (`audit_table.insert()`, e.g. a
+    rollback in composer/runs.py) are chained and sealed in their own transaction too, so that no
+    writer forks or skips the chain. (Their head update waits for the next `append_audit`.)"""
+
+    @event.listens_for(db.engine, "before_execute", retval=True)
+    def _before(conn: sa.Connection, clause: Any, multiparams: Any, params: Any, options: Any) -> tuple[Any, Any, Any]:
+        if not isinstance(clause, sa.Insert) or clause.table is not audit_table or options.get("audit_chained"):
+            return clause, multiparams, params
+        given = clause.compile().params
+        many = multiparams if multiparams else [params or {}]
+        rows = [{**given, **dict(p)} for p in many]
+        chained = db._audit_chain_in(conn, rows, db.audit_seal)
+        return audit_table.insert().execution_options(audit_chained=True), chained, {}
 
 
 def _sqlite_transactions(engine: sa.Engine) -> None:
