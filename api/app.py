@@ -26,10 +26,11 @@ from api.audit import AuditWriter
 from api.jobs import JobRunner, build_scheduler
 from api.metrics import Metrics
 from api.routers import admin, credit, graph, health, risk
-from api.security import LOOPBACK_HOSTS, load_keyring
+from api.security import LOOPBACK_HOSTS, Tokens, load_keyring
 from api.state import AppState
 from composer.runs import try_recover
 from graph.factory import open_store
+from riskgraph.api_keys import KeyStore, Pepper
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
@@ -54,8 +55,8 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
 
 def build_state(settings: Settings) -> AppState:
     """Open the results DB and graph store and load the served results."""
-    keyring = load_keyring(settings)
     db = ResultsDB(settings.results_database_url)
+    keyring = load_keyring(settings, KeyStore(db.engine, Pepper.of(settings.home, settings.secret_key_file)))
     registry = ModelRegistry(db)
     metrics = Metrics()
     audit = AuditWriter(db, flush_ms=settings.api_audit_flush_ms, fault=settings.fault)
@@ -70,6 +71,7 @@ def build_state(settings: Settings) -> AppState:
         audit=audit,
         runner=JobRunner(settings, db),
         metrics=metrics,
+        tokens=Tokens.of(settings.home, settings.secret_key_file),
     )
     state.runner.on_success = lambda job_id: state.load_results()
     state.load_results()
@@ -87,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.audit.start()
         poller = asyncio.get_running_loop().create_task(_poll_results(state), name="results-poller")
+        key_poller = asyncio.get_running_loop().create_task(_poll_keys(state), name="keys-poller")
         if settings.api_scheduler:
             state.scheduler = build_scheduler(settings, state.runner)
             state.scheduler.start()
@@ -96,9 +99,11 @@ def create_app(settings: Settings) -> FastAPI:
             if state.scheduler is not None:
                 state.scheduler.shutdown(wait=False)
                 state.scheduler = None
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            for task in (poller, key_poller):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            state.close_graph_pool()
             await state.audit.stop()
             state.store.close()
 
@@ -122,7 +127,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.riskgraph = state
     _add_error_handlers(app)
-    app.add_middleware(ServiceMiddleware, metrics=state.metrics, max_body=settings.api_max_body_bytes)
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=state.metrics,
+        max_body=settings.api_max_body_bytes,
+        max_headers=settings.api_max_header_bytes,
+    )
     for r in (credit.router, risk.router, graph.router, admin.router, health.router):
         app.include_router(r)
     if STATIC_DIR.is_dir():
@@ -179,6 +189,17 @@ def _add_docs(app: FastAPI) -> None:
         )
 
 
+async def _poll_keys(state: AppState) -> None:
+    """Pick up institution keys created or revoked by `riskgraph keys` (another process)."""
+    while True:
+        await asyncio.sleep(state.settings.api_keys_refresh_s)
+        try:
+            if await anyio.to_thread.run_sync(state.keyring.refresh):
+                log.info("API keys reloaded: %d keys", len(state.keyring.entries))
+        except Exception:
+            log.exception("API key reload failed; still using the previous keys")
+
+
 async def _poll_results(state: AppState) -> None:
     """Pick up results rewritten by another process (pipeline, `riskgraph jobs run`)."""
     while True:
@@ -195,7 +216,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RiskGraphError)
     async def domain_error(request: Request, exc: RiskGraphError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, str(exc)), status_code=exc.status_code)
+        return JSONResponse(
+            error_body(exc.code, str(exc)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -229,13 +252,16 @@ def _route(scope: Scope) -> str:
 
 
 class ServiceMiddleware:
-    """Pure ASGI (cheap on the hot path): body-size limit, Prometheus metrics, JSON access log
-    (route template, status, latency, actor id; never parameters or bodies)."""
+    """Pure ASGI (cheap on the hot path): header-size limit (431; the server's own limit is in
+    api/http_limits.py, before any parsing: this one covers any other ASGI server), body-size limit,
+    Prometheus metrics, JSON access log (route template, status, latency, actor id; never parameters
+    or bodies)."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int, max_headers: int = 16_384) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
+        self.max_headers = max_headers
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labelled metrics, per app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -245,11 +271,19 @@ class ServiceMiddleware:
         t0 = time.perf_counter()
         status = 500
         started = False
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         for name, value in scope["headers"]:
+            head += len(name) + len(value) + 4
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
                 await _send_json(send, 413, error_body("payload_too_large", f"request body over {self.max_body} bytes"))
                 self._observe(scope, 413, t0)
                 return
+        if head > self.max_headers:
+            await _send_json(
+                send, 431, error_body("headers_too_large", f"request headers over {self.max_headers} bytes")
+            )
+            self._observe(scope, 431, t0)
+            return
         seen = 0
         too_large = False
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from api.security import Principal, authorize
+from api.security import Principal, authorize, current_principal
 from api.state import AppState
 
 api_key_header = APIKeyHeader(
@@ -26,6 +26,7 @@ def authenticate(request: Request, key: str | None, allowed: frozenset[str]) -> 
     state: AppState = request.app.state.riskgraph
     principal = state.keyring.authenticate(key, request.client.host if request.client else None)
     request.scope.setdefault("state", {})["actor"] = principal.actor
+    current_principal.set(principal)
     authorize(principal, allowed)
     return principal
 

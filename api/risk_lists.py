@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import io
 import math
 import weakref
@@ -90,6 +91,7 @@ class RiskQuery:
     max_score: float | None = None
     sort: str = DEFAULT_SORT
     order: str | None = None  # None: the sort's default order
+    scope: str | None = None  # the key's region scope: only entities of this region (None: all)
 
     def __post_init__(self) -> None:
         if self.sort not in DEFAULT_ORDER:
@@ -112,6 +114,7 @@ class RiskQuery:
             "ring": self.ring,
             "min_score": self.min_score,
             "max_score": self.max_score,
+            "scope_region": self.scope,
         }
         return {k: v for k, v in given.items() if v is not None}
 
@@ -141,6 +144,8 @@ def _frame(book: ResultsBook, entity_type: str) -> pd.DataFrame:
 
 def _mask(frame: pd.DataFrame, q: RiskQuery) -> np.ndarray:
     mask = np.ones(len(frame), dtype=bool)
+    if q.scope is not None:  # a region-scoped key: no entity of another region, nor one without a region
+        mask &= (frame["region"] == q.scope).to_numpy(dtype=bool, na_value=False)
     if q.region is not None:
         mask &= (frame["region"] == q.region).to_numpy(dtype=bool, na_value=False)
     if q.grades:
@@ -361,6 +366,7 @@ async def risk_page(
     """One page of the sorted, filtered list, sent once its one `risk_list` audit row (the filters
     and the ids shown) is durable."""
     book = _book(state)
+    q = _scoped(q, principal)
 
     def build() -> tuple[Selection, list[dict[str, Any]]]:
         sel = select(book=book, q=q, cursor=cursor)
@@ -409,9 +415,25 @@ def _reason_text(reason: dict[str, Any], lang: str) -> str:
     return str(text or reason.get("text") or "")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_text(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting with `=`, `+`, `-` or `@` (or a tab or
+    carriage return) gets a leading `'`. Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_cell(value: Any) -> Any:
     v = _num(value) if isinstance(value, (float, np.floating)) else value
-    return "" if v is None else v
+    return "" if v is None else safe_text(v)
+
+
+def _scoped(q: RiskQuery, principal: Principal) -> RiskQuery:
+    """The query limited to the key's region scope (a scoped key sees only its region's entities)."""
+    return q if principal.region is None else dataclasses.replace(q, scope=principal.region)
 
 
 def _csv_lines(frame: pd.DataFrame, entity_type: str, titles: dict[str, str], lang: str) -> Iterator[str]:
@@ -424,21 +446,24 @@ def _csv_lines(frame: pd.DataFrame, entity_type: str, titles: dict[str, str], la
             rules = list(r["rule_list"])
             w.writerow(
                 [
-                    r["rank"],
-                    entity_type,
-                    r["entity_id"],
-                    r["risk_score"],
-                    r["credit_points"],
-                    r["grade"],
-                    r["grade_cap"] or "",
-                    r["region"] if isinstance(r["region"], str) else "",
-                    "; ".join(titles.get(x, x) for x in rules),
-                    ";".join(r["ring_list"]),
-                    r["model_version"],
-                    r["priority"],
-                    _csv_cell(r.get("amount_at_stake")),
-                    "; ".join(t for t in (_reason_text(x, lang) for x in _reasons(r.get("reasons"))) if t),
-                    ";".join(rules),
+                    _csv_cell(v)
+                    for v in (
+                        r["rank"],
+                        entity_type,
+                        r["entity_id"],
+                        r["risk_score"],
+                        r["credit_points"],
+                        r["grade"],
+                        r["grade_cap"] or "",
+                        r["region"] if isinstance(r["region"], str) else "",
+                        "; ".join(titles.get(x, x) for x in rules),
+                        ";".join(r["ring_list"]),
+                        r["model_version"],
+                        r["priority"],
+                        _csv_cell(r.get("amount_at_stake")),
+                        "; ".join(t for t in (_reason_text(x, lang) for x in _reasons(r.get("reasons"))) if t),
+                        ";".join(rules),
+                    )
                 ]
             )
         yield buf.getvalue()
@@ -451,6 +476,7 @@ async def risk_export(*, state: AppState, principal: Principal, q: RiskQuery, la
     chunks: a UTF-8 BOM, rule titles and top reasons in `lang`. Its one `risk_export` audit row
     (filters, count and ids) is durable before this returns, so before the first byte is sent."""
     book = _book(state)
+    q = _scoped(q, principal)
 
     def build() -> pd.DataFrame:
         sel = select(book=book, q=q)
@@ -473,9 +499,12 @@ async def risk_export(*, state: AppState, principal: Principal, q: RiskQuery, la
     return len(ids), _csv_lines(rows, q.entity_type, rule_titles(state, lang), lang)
 
 
-def regions(*, state: AppState, entity_type: str) -> list[str]:
-    """The distinct non-empty regions of a type's scored entities, sorted."""
+def regions(*, state: AppState, entity_type: str, principal: Principal | None = None) -> list[str]:
+    """The distinct non-empty regions of a type's scored entities, sorted (a scoped key: its own)."""
     frame = _book(state).risk.get(entity_type)
     if frame is None or frame.empty or "region" not in frame:
         return []
-    return sorted({r for r in frame["region"].tolist() if isinstance(r, str) and r})
+    found = {r for r in frame["region"].tolist() if isinstance(r, str) and r}
+    if principal is not None and principal.region is not None:
+        found &= {principal.region}
+    return sorted(found)

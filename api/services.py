@@ -15,7 +15,7 @@ from api.book import ResultsBook
 from api.credit_book import CreditEntry, with_decision
 from api.cursors import decode_cursor, encode_cursor
 from api.errors import InvalidParameter, ResultsNotLoaded, RingNotFound
-from api.security import Principal, mask_attributes, mask_evidence, mask_value
+from api.security import Principal, current_principal, mask_attributes, mask_entity, mask_evidence, mask_value
 from api.state import AppState
 from features.rings import RingResult
 from graph.contract import ENTITY_TYPES, IDENTIFIER_TYPES
@@ -31,7 +31,7 @@ async def credit_one(
     """The encoded credit answer for one entity, sent only once its audit row is durable."""
     book = _book(state)
     entry = book.credit.answer(entity_type, entity_id, lang)
-    if entry is None:
+    if entry is None or (principal.region is not None and state.region_of(entity_type, entity_id) != principal.region):
         raise EntityNotFound(f"no {entity_type} {entity_id!r} in the scored results")
     decision_id = new_decision_id()
     await state.audit.decide(
@@ -59,9 +59,10 @@ async def credit_batch(
         raise InvalidParameter(f"at most {state.settings.api_batch_max} items per batch, got {len(items)}")
     book = _book(state)
     bodies, missing, rows = [], [], []
+    region = principal.region
     for entity_type, entity_id in items:
         entry = book.credit.answer(entity_type, entity_id, lang)
-        if entry is None:
+        if entry is None or (region is not None and state.region_of(entity_type, entity_id) != region):
             missing.append({"entity_type": entity_type, "entity_id": entity_id})
             continue
         decision_id = new_decision_id()
@@ -118,8 +119,10 @@ def _book(state: AppState) -> ResultsBook:
 
 
 async def entity_detail(*, state: AppState, principal: Principal, entity_type: str, entity_id: str) -> dict[str, Any]:
-    """Attributes (masked by role), credit answer, rule hits with evidence and rings."""
+    """Attributes (masked by role), credit answer, rule hits with evidence and rings. An entity
+    outside the key's region scope is not found."""
     book = state.book
+    _check_scope(state, principal, EntityRef(entity_type, entity_id))
     attrs = await state.graph_call(state.store.entity, EntityRef(entity_type, entity_id))
     entry = book.credit.get((entity_type, entity_id))
     if attrs is None and entry is None:
@@ -169,30 +172,51 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _node_id(node_type: str, node_id: str, principal: Principal) -> str:
+def _check_scope(state: AppState, principal: Principal, ref: EntityRef) -> None:
+    """404 for an entity outside the key's region scope (as if it did not exist)."""
+    if principal.region is not None and state.region_of(ref.type, ref.id) != principal.region:
+        raise EntityNotFound(f"no {ref.type} {ref.id!r}")
+
+
+def _hidden(state: AppState, principal: Principal, node_type: str, node_id: str) -> bool:
+    """An entity a region-scoped key may not see (shown as a token)."""
+    return (
+        principal.region is not None
+        and node_type in ENTITY_TYPES
+        and state.region_of(node_type, node_id) != principal.region
+    )
+
+
+def _node_id(state: AppState, node_type: str, node_id: str, principal: Principal) -> str:
+    """How a node is named to this caller: personal identifiers and out-of-scope entities as keyed
+    tokens (one token per value on every endpoint), everything else by its id."""
     if node_type in IDENTIFIER_TYPES and not principal.sees_personal_data:
-        return mask_value(node_id)
+        return mask_value(node_id, state.tokens)
+    if _hidden(state, principal, node_type, node_id):
+        return mask_entity(node_type, node_id, state.tokens)
     return node_id
 
 
-def _graph(sub: Subgraph, *, book: ResultsBook, principal: Principal) -> dict[str, Any]:
+def _graph(sub: Subgraph, *, state: AppState, principal: Principal) -> dict[str, Any]:
+    book = state.book
     nodes = []
     for ref, attrs in sub.nodes.items():
+        hidden = _hidden(state, principal, ref.type, ref.id)
         node = {
             "type": ref.type,
-            "id": _node_id(ref.type, ref.id, principal),
-            "attributes": mask_attributes(attrs, principal) if ref.type in ENTITY_TYPES else {},
+            "id": _node_id(state, ref.type, ref.id, principal),
+            "attributes": mask_attributes(attrs, principal) if ref.type in ENTITY_TYPES and not hidden else {},
         }
-        grade = book.credit.grade_of(ref.type, ref.id)
+        grade = None if hidden else book.credit.grade_of(ref.type, ref.id)
         if grade is not None:
             node["grade"] = grade
         nodes.append(node)
     edges = [
         {
             "source_type": e.source.type,
-            "source_id": _node_id(e.source.type, e.source.id, principal),
+            "source_id": _node_id(state, e.source.type, e.source.id, principal),
             "target_type": e.target.type,
-            "target_id": _node_id(e.target.type, e.target.id, principal),
+            "target_id": _node_id(state, e.target.type, e.target.id, principal),
             "relation": e.type,
             "count": e.count,
         }
@@ -201,7 +225,8 @@ def _graph(sub: Subgraph, *, book: ResultsBook, principal: Principal) -> dict[st
     return {"nodes": nodes, "edges": edges, "truncated": sub.truncated, "masked": not principal.sees_personal_data}
 
 
-async def _require_entity(state: AppState, ref: EntityRef) -> None:
+async def _require_entity(state: AppState, ref: EntityRef, principal: Principal) -> None:
+    _check_scope(state, principal, ref)
     if (ref.type, ref.id) in state.book.credit:
         return
     if await state.graph_call(state.store.entity, ref) is None:
@@ -220,19 +245,19 @@ async def neighbours(
 ) -> dict[str, Any]:
     """The entity's neighbourhood within `hops` (at most `limit` nodes)."""
     ref = EntityRef(entity_type, entity_id)
-    await _require_entity(state, ref)
+    await _require_entity(state, ref, principal)
     sub = await state.graph_call(
         state.store.neighbours, ref, hops=hops, limit=limit, rel_types=tuple(rel_types) if rel_types else None
     )
-    return _graph(sub, book=state.book, principal=principal)
+    return _graph(sub, state=state, principal=principal)
 
 
 async def path(
     *, state: AppState, principal: Principal, source: EntityRef, target: EntityRef, max_hops: int
 ) -> dict[str, Any]:
     """One shortest path between two entities (found=false when none within `max_hops`)."""
-    await _require_entity(state, source)
-    await _require_entity(state, target)
+    await _require_entity(state, source, principal)
+    await _require_entity(state, target, principal)
     sub = await state.graph_call(state.store.shortest_path, source, target, max_hops=max_hops)
     if sub is None:
         return {
@@ -243,7 +268,7 @@ async def path(
             "found": False,
             "hops": None,
         }
-    out = _graph(sub, book=state.book, principal=principal)
+    out = _graph(sub, state=state, principal=principal)
     return {**out, "found": True, "hops": len(sub.edges)}
 
 
@@ -271,14 +296,21 @@ def rings_page(
     entity_id: str | None,
     limit: int,
     cursor: str | None,
+    principal: Principal | None = None,
 ) -> dict[str, Any]:
-    """Rings, highest score first, optionally those of one entity."""
+    """Rings, highest score first, optionally those of one entity. A region-scoped key sees the
+    rings with at least one member in its region, and no ring through an entity outside it."""
+    principal = principal or current_principal.get()
     rings = state.book.rings
     if rings.empty:
         return {"items": [], "total": 0, "next_cursor": None}
     if entity_id is not None and entity_type is None:
         raise InvalidParameter("entity_id needs entity_type")
     mask = np.ones(len(rings), dtype=bool)
+    if principal is not None and principal.region is not None:
+        if entity_id is not None and entity_type is not None:
+            _check_scope(state, principal, EntityRef(entity_type, entity_id))
+        mask &= rings["ring_id"].isin(_rings_in_scope(state, principal)).to_numpy()
     if ring_type is not None:
         mask &= (rings["ring_type"] == ring_type).to_numpy()
     if min_score is not None:
@@ -306,12 +338,28 @@ def rings_page(
     return {"items": [_ring_summary(r) for r in page.to_dict("records")], "total": total, "next_cursor": nxt}
 
 
+def _rings_in_scope(state: AppState, principal: Principal) -> set[str]:
+    """The rings with at least one member in the key's region."""
+    m = state.book.ring_members
+    if not len(m):
+        return set()
+    inside = [
+        state.region_of(t, str(i)) == principal.region
+        for t, i in zip(m["entity_type"].tolist(), m["entity_id"].tolist())
+    ]
+    return set(m["ring_id"][np.asarray(inside, dtype=bool)].tolist())
+
+
 async def ring_detail(*, state: AppState, principal: Principal, ring_id: str) -> dict[str, Any]:
     """A ring with its members and evidence subgraph. Shared identifiers (phone, bank account,
     address) are the graph's identifier nodes: their values for roles that see personal data, the
-    neighbourhoods' masked tokens for the others; `shared_by` counts the ring entities holding one."""
+    neighbourhoods' masked tokens for the others; `shared_by` counts the ring entities holding one.
+    For a region-scoped key, members outside its region are tokens (and a ring without a member in
+    its region is not found)."""
     book = state.book
     if book.rings.empty or ring_id not in set(book.rings["ring_id"]):
+        raise RingNotFound(f"no ring {ring_id!r}")
+    if principal.region is not None and ring_id not in _rings_in_scope(state, principal):
         raise RingNotFound(f"no ring {ring_id!r}")
     summary = _ring_summary(book.rings[book.rings["ring_id"] == ring_id].iloc[0].to_dict())
     ev = RingResult(book.ring_members, book.rings, book.ring_edges).evidence(ring_id)
@@ -322,7 +370,7 @@ async def ring_detail(*, state: AppState, principal: Principal, ring_id: str) ->
         values = ring_evidence.identifier_values(held, wanted)
 
     def node_id(node_type: str, raw: Any) -> str:
-        return _node_id(node_type, values.get((node_type, str(raw)), str(raw)), principal)
+        return _node_id(state, node_type, values.get((node_type, str(raw)), str(raw)), principal)
 
     holders_of: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for e in ev["edges"]:
@@ -331,7 +379,8 @@ async def ring_detail(*, state: AppState, principal: Principal, ring_id: str) ->
             holders_of.setdefault(key, set()).add((e["source_type"], str(e["source_id"])))
 
     def node(n: dict[str, Any]) -> dict[str, Any]:
-        grade = book.credit.grade_of(n["entity_type"], str(n["entity_id"]))
+        hidden = _hidden(state, principal, n["entity_type"], str(n["entity_id"]))
+        grade = None if hidden else book.credit.grade_of(n["entity_type"], str(n["entity_id"]))
         attributes: dict[str, Any] = {"member": bool(n["member"])}
         if n["entity_type"] in IDENTIFIER_TYPES:
             attributes["shared_by"] = len(holders_of.get((n["entity_type"], str(n["entity_id"])), ()))

@@ -124,9 +124,13 @@ def serve(settings: Settings, store: str | None, host: str | None, port: int | N
     settings = settings.model_copy(
         update={"store_url": store or settings.store, "host": host or settings.host, "port": port or settings.port}
     )
+    from api.http_limits import HeaderLimitedProtocol
+
     app = create_app(settings)
     click.echo(f"serving on http://{settings.host}:{settings.port}/", err=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # request heads over api_max_header_bytes get 431 before uvicorn parses them (api/http_limits.py)
+    http = HeaderLimitedProtocol.configure(settings.api_max_header_bytes)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", http=http)
 
 
 @cli.group()
@@ -333,10 +337,12 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None,
 def _add_jobs() -> None:
     from cli.audit import audit
     from cli.jobs import jobs
+    from cli.keys import keys
     from cli.postgres import postgres
 
     cli.add_command(audit)
     cli.add_command(jobs)
+    cli.add_command(keys)
     cli.add_command(postgres)
 
 

@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     api_neighbour_limit_max: int = 1_000  # nodes per neighbourhood answer
     api_path_max_hops: int = 6
     api_results_poll_s: float = 30.0  # reload served results when another process rewrote them
+    api_max_header_bytes: int = 16_384  # request line + headers over this get 431 (docs/security.md)
+    api_graph_timeout_s: float = 10.0  # a graph query (entity, neighbours, paths, rings) answering later gets 504
+    api_graph_per_key: int = 2  # graph queries one key may run at once (more wait, within the timeout)
+    api_graph_threads: int = 4  # graph queries running at once, all keys together
+    api_keys_refresh_s: float = 5.0  # keys created or revoked by `riskgraph keys` take effect within this
     # -- scheduled jobs (api/jobs.py), crontab syntax -----------------------------------------
     job_timezone: str = "UTC"
     job_rescore_cron: str = "0 2 * * *"  # nightly re-scoring with the champion models

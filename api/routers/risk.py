@@ -81,7 +81,7 @@ def _query(entity_type: EntityType, f: RiskFilters) -> risk_lists.RiskQuery:
 )
 async def get_regions(entity_type: EntityType, caller: RiskCaller, state: StateDep) -> RegionList:
     """Distinct non-empty regions, sorted: the choices of the list's region filter."""
-    return RegionList(regions=risk_lists.regions(state=state, entity_type=entity_type.value))
+    return RegionList(regions=risk_lists.regions(state=state, entity_type=entity_type.value, principal=caller))
 
 
 @router.get("/{entity_type}", response_model=RiskPage, summary="Ranked risk list of one entity type")

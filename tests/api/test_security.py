@@ -68,7 +68,7 @@ def test_personal_data_masked_unless_investigator_or_admin(client: TestClient) -
             assert hidden["attributes"][col] == "***" and seen["attributes"][col] != "***"
     nb = client.get(url + "/neighbours", headers=headers("inspector")).json()
     ids = [n["id"] for n in nb["nodes"] if n["type"] in ("phone", "address", "bank_account")]
-    assert ids and all(i.startswith("masked-") for i in ids)
+    assert ids and all(i.startswith("tok-") for i in ids)
     raw = json.dumps(nb)
     if seen["attributes"].get("phone"):
         assert str(seen["attributes"]["phone"]) not in raw

@@ -5,13 +5,14 @@ shared phone or bank account by value for an investigator, as a masked token for
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from api.security import mask_value
+from api.security import Tokens, mask_value
 from tests.pages.support import Shooter
 
 GRAPH = "[data-testid=graph-canvas]"
@@ -166,7 +167,13 @@ def _identity_ring(api_get: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_ring_focus_shows_shared_identifier_by_role(
-    page: Any, offline: list[dict[str, str]], login: Any, keys: dict[str, str], api_get: Any, shoot: Shooter
+    page: Any,
+    offline: list[dict[str, str]],
+    login: Any,
+    keys: dict[str, str],
+    api_get: Any,
+    shoot: Shooter,
+    pages_home: Path,
 ) -> None:
     """Ring focus on an identity ring: the ring stands out (members marked, the rest dimmed), and the
     shared phone or bank account is drawn with its value for an investigator, its token for an inspector."""
@@ -203,7 +210,7 @@ def test_ring_focus_shows_shared_identifier_by_role(
     page.locator("[data-action=focus]").click()
     expect(explorer).to_have_attribute("data-focus", "on")
 
-    token = mask_value(value)
+    token = mask_value(value, Tokens.of(pages_home))
     page.evaluate("k => localStorage.setItem('riskgraph.apiKey', k)", keys["inspector"])
     page.reload()
     expect(page.get_by_test_id("explorer")).to_have_attribute("data-focus", "on")

@@ -161,7 +161,7 @@ def test_inspector_sees_masked_data(page: Any, shoot: Shooter, login: Any, keys:
     wait_graph(page)
     identifiers = page.evaluate(f"""() => document.querySelector('{GRAPH}').rgGraph.cy.nodes()
         .map(n => n.data('node')).filter(n => ['phone', 'address', 'bank_account'].includes(n.type)).map(n => n.id)""")
-    assert identifiers and all(i.startswith("masked-") for i in identifiers), identifiers
+    assert identifiers and all(i.startswith("tok-") for i in identifiers), identifiers
     shoot("inspector-masked")
 
     page.evaluate("k => localStorage.setItem('riskgraph.apiKey', k)", keys["investigator"])
