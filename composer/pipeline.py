@@ -36,7 +36,7 @@ from features.build import build_features, reference_date
 from features.graph_features import add_graph_features
 from features.rings import NEEDS_HITS, RING_KINDS, RingResult, assemble_rings, find_rings
 from features.signals import with_signals
-from graph.contract import ENTITY_TYPES, PROTECTED_COLUMNS, PROTECTED_EXTRA_NAMES
+from graph.contract import ENTITY_TYPES, PROTECTED_COLUMNS, TABLES, Level, column_level
 from graph.dataset import Dataset, load_dataset
 from graph.dictionary import ColumnLabel, load_dictionary
 from graph.factory import open_store
@@ -135,7 +135,7 @@ def run_pipeline(
             signals = Forked(_rules_and_their_rings, dataset, settings, name="rules")
             try:
                 with timer.stage("features", bar):
-                    excluded = set() if settings.model.use_protected_attributes else protected_columns(columns)
+                    excluded = model_excluded_columns(dataset, columns, settings.model.use_protected_attributes)
                     features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
                 with timer.stage("rings", bar):
                     kinds = tuple(k for k in RING_KINDS if k not in WORKER_RING_KINDS)
@@ -275,9 +275,27 @@ def run_catalogue(rule_result: RuleResult, columns: dict[str, ColumnLabel] | Non
 
 
 def protected_columns(columns: dict[str, ColumnLabel]) -> set[str]:
-    """Input columns kept out of the models: the contract's protected attributes, the usual
-    names of health and similar columns, and those the data dictionary marks protected."""
-    return set(PROTECTED_COLUMNS) | set(PROTECTED_EXTRA_NAMES) | {c for c, label in columns.items() if label.protected}
+    """Input columns at the sensitive_personal level: the contract's (gender, birth_date,
+    diagnosis) and those the data dictionary classifies so."""
+    return set(PROTECTED_COLUMNS) | {c for c, label in columns.items() if label.level is Level.SENSITIVE}
+
+
+def model_excluded_columns(dataset: Dataset, columns: dict[str, ColumnLabel], use_sensitive: bool = False) -> set[str]:
+    """Input columns kept out of the models, by their level (graph/contract.py `Level`): personal
+    ones always (the contract's are skipped by the features themselves; an extra column the data
+    dictionary does not classify is personal), sensitive_personal ones unless `use_sensitive`
+    (the `model.use_protected_attributes` setting)."""
+    barred = {Level.PERSONAL} | (set() if use_sensitive else {Level.SENSITIVE})
+    out = set() if use_sensitive else set(PROTECTED_COLUMNS)
+    for name, df in dataset.tables.items():
+        table = TABLES.get(name)
+        if table is None or table.entity_type is None:
+            continue
+        for col in map(str, df.columns):
+            label = columns.get(col)
+            if table.column(col) is None and column_level(name, col, label.level if label else None) in barred:
+                out.add(col)
+    return out
 
 
 def _served_catalogue(db: ResultsDB, settings: Settings) -> Catalogue:

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from graph.contract import Level, name_level
 from graph.dictionary import ColumnLabel
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
@@ -98,7 +99,6 @@ class Entry:
     zero_zh: str = ""
     context_en: str = ""
     context_zh: str = ""
-    protected: bool = False
 
     @staticmethod
     def of(raw: Mapping[str, Any]) -> Entry:
@@ -161,16 +161,18 @@ class Catalogue:
     # -- what may be explained -----------------------------------------------------------------
 
     def is_protected(self, feature: str) -> bool:
-        """Protected attributes (gender, age, health) are never used in reasons."""
+        """Features from personal or sensitive_personal columns (gender, age, health, ...) are
+        never used in reasons: the level of the input column the feature comes from
+        (graph/contract.py for built-in features, the data dictionary for extra columns)."""
         base = feature.removeprefix(NEIGHBOUR_PREFIX)
         for rel in self.relations:
             if feature.startswith(NEIGHBOUR_PREFIX + rel + "_"):
                 base = feature[len(NEIGHBOUR_PREFIX + rel) + 1 :]
-        entry = self.features.get(base)
-        if entry is not None:
-            return entry.protected
+        if base in self.features:
+            level = feature_level(base)
+            return level is not None and level.is_personal
         label = self.columns.get(_column_name(base))
-        return label is not None and label.protected
+        return label is not None and label.level is not None and label.level.is_personal
 
     # -- wording ------------------------------------------------------------------------------
 
@@ -335,6 +337,14 @@ def _column_name(feature: str) -> str:
     while feature.startswith(INPUT_PREFIX):
         feature = feature[len(INPUT_PREFIX) :]
     return feature
+
+
+def feature_level(feature: str) -> Level | None:
+    """The contract level of the input column a built-in feature is read from (gender ->
+    gender, birth_date_years_ago -> birth_date); None for a feature computed from many."""
+    return name_level(feature) or (
+        name_level(feature.removesuffix("_years_ago")) if feature.endswith("_years_ago") else None
+    )
 
 
 @cache

@@ -34,15 +34,18 @@ Credit answers also carry `to_improve` (the nearest better band, the points it n
 reason codes that hold the grade back) and `reason_catalogue`, the catalogue version
 (now **{version}**).
 
-Gender, age and health attributes never appear in reasons, and are not model features unless
-the `model.use_protected_attributes` setting opts them in (graph/contract.py `PROTECTED_*`,
-or `protected: true` in the data dictionary).
+Features read from columns at the sensitive_personal level (gender, age, health: the contract's
+classification in graph/contract.py, or `level: sensitive_personal` in the data dictionary) never
+appear in reasons, and are not model features unless the `model.use_protected_attributes`
+setting opts them in. Personal columns (names, id numbers, contact details, and extra columns
+the dictionary does not classify) are never features. See docs/data-contract.md.
 
 ## User columns and the data dictionary
 
-Extra input columns become model features. Their reasons read `label: value` with the label and
-unit of the dataset's data dictionary (`columns.yaml` or `columns.csv` in the dataset folder:
-column, label_en, label_zh, unit, protected); without one, the raw column name is used. Their
+Extra input columns classified public or internal become model features. Their reasons read
+`label: value` with the label and unit of the dataset's data dictionary (`columns.yaml` or
+`columns.csv` in the dataset folder: column, label_en, label_zh, unit, level); without a label,
+the raw column name is used. Their
 code is `RG-U-<column>`. `riskgraph synth` writes a `columns.yaml` for its extra columns.
 
 Units: count, yuan, days, months, years, share, ratio, decimal, score, severity, category, flag,
@@ -89,7 +92,7 @@ def render(catalogue: Catalogue | None = None) -> str:
     c = catalogue or built_in()
     relations = "\n".join(f"| `{r}` | {w['letter']} | {w['en']} | {w['zh']} |" for r, w in c.relations.items())
     features = "\n".join(
-        f"| {e.code} | `{name}` | {e.unit} | {_cell(e.en)}{' (protected: never shown)' if e.protected else ''} "
+        f"| {e.code} | `{name}` | {e.unit} | {_cell(e.en)}{' (sensitive personal: never shown)' if c.is_protected(name) else ''} "
         f"| {_cell(e.zh)} |"
         for name, e in sorted(c.features.items(), key=lambda kv: kv[1].code)
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from graph.codes import ColumnCodes
-from graph.contract import ENTITY_TABLE, ID_COLUMN, TABLES, Kind
+from graph.contract import ENTITY_TABLE, ID_COLUMN, TABLES, Kind, Level
 from graph.dataset import Dataset
 
 MAX_CATEGORIES = 50  # categorical attributes with more levels are dropped (ids in disguise)
@@ -78,7 +78,7 @@ def attributes(
     index: pd.Index | None = None,
     derived: Iterable[str] = (),
 ) -> pd.DataFrame:
-    """The entity table's own columns as features (personal data and ids excluded).
+    """The entity table's own columns as features (personal-level columns and ids excluded).
     `index`, when given, must be the table's id column as an Index (e.g. the projection's ids).
     Extra (non-contract) columns keep their names unless a derived feature has the name: the
     type's other features (`derived`) or those of later stages (see input_feature_names)."""
@@ -98,7 +98,9 @@ def attributes(
         spec = table.column(col)
         s = df[col].reset_index(drop=True)
         s.index = out.index
-        if spec is not None and (spec.personal or spec.kind == Kind.ID):
+        # personal columns (names, id numbers, contact details) are never features; sensitive
+        # ones are left out by the caller (`exclude`) unless a setting opts them in
+        if spec is not None and (spec.level is Level.PERSONAL or spec.kind == Kind.ID):
             continue
         if pd.api.types.is_datetime64_any_dtype(s):
             if ref is not None and s.notna().any():

@@ -23,13 +23,63 @@ class Kind(str, Enum):
     ENTITY_TYPE = "entity_type"  # one of ENTITY_TYPES
 
 
+class Level(str, Enum):
+    """How sensitive a column is (数据分类分级). Masking, model features, reasons, logging and
+    encryption at rest read this level, never a list of names (docs/security.md):
+
+    - public: may be shown to anyone the service answers (a clinic's level, an industry);
+    - internal: the administration's own records, shown to its staff (ids, dates, amounts,
+      regions); not personal data on its own;
+    - personal: identifies or reaches a person or an entity (name, id number, phone, address,
+      bank account): masked unless the role may see it, never a model feature nor a reason,
+      encrypted at rest;
+    - sensitive_personal: gender, age, health (diagnosis, chronic conditions) and the like:
+      masked as personal, encrypted at rest, never in reasons, and no model feature unless the
+      `model.use_protected_attributes` setting opts it in.
+    """
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    PERSONAL = "personal"
+    SENSITIVE = "sensitive_personal"
+
+    @property
+    def rank(self) -> int:
+        return LEVEL_ORDER.index(self)
+
+    @property
+    def is_personal(self) -> bool:
+        """Personal data (personal or sensitive_personal): masked, encrypted at rest, not logged."""
+        return self in (Level.PERSONAL, Level.SENSITIVE)
+
+
+LEVEL_ORDER: tuple[Level, ...] = (Level.PUBLIC, Level.INTERNAL, Level.PERSONAL, Level.SENSITIVE)
+EXTRA_DEFAULT_LEVEL = Level.PERSONAL  # an extra column the data dictionary does not classify
+
+
+def parse_level(text: str) -> Level | None:
+    """The level named by `text` (case-insensitive; `sensitive` is short for sensitive_personal)."""
+    t = text.strip().lower().replace("-", "_").replace(" ", "_")
+    t = "sensitive_personal" if t == "sensitive" else t
+    return next((lv for lv in Level if lv.value == t), None)
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     kind: Kind
     required: bool = False
-    personal: bool = False  # personal data: never a feature, masked by role
-    protected: bool = False  # protected attribute (gender, age, health): no feature unless opted in, never a reason
+    level: Level = Level.INTERNAL
+
+    @property
+    def personal(self) -> bool:
+        """Personal data at either level: masked by role, encrypted at rest, never logged."""
+        return self.level.is_personal
+
+    @property
+    def protected(self) -> bool:
+        """A sensitive personal attribute: no feature unless opted in, never a reason."""
+        return self.level is Level.SENSITIVE
 
 
 @dataclass(frozen=True)
@@ -62,8 +112,11 @@ class Table:
         return next((c for c in self.columns if c.name == name), None)
 
 
-def _c(name: str, kind: Kind, *, req: bool = False, personal: bool = False, protected: bool = False) -> Column:
-    return Column(name, kind, req, personal, protected)
+PUB, INT, PER, SEN = Level.PUBLIC, Level.INTERNAL, Level.PERSONAL, Level.SENSITIVE
+
+
+def _c(name: str, kind: Kind, level: Level, *, req: bool = False) -> Column:
+    return Column(name, kind, req, level)
 
 
 ENTITY_TYPES: tuple[str, ...] = ("person", "employer", "clinic", "pharmacy", "agency")
@@ -76,16 +129,16 @@ TABLES: dict[str, Table] = {
         Table(
             "persons",
             (
-                _c("person_id", Kind.ID, req=True),
-                _c("name", Kind.TEXT, personal=True),
-                _c("id_number", Kind.TEXT, personal=True),
-                _c("gender", Kind.TEXT, protected=True),
-                _c("birth_date", Kind.DATE, protected=True),
-                _c("region", Kind.TEXT),
-                _c("phone", Kind.TEXT, personal=True),
-                _c("address", Kind.TEXT, personal=True),
-                _c("bank_account", Kind.TEXT, personal=True),
-                _c("death_date", Kind.DATE),
+                _c("person_id", Kind.ID, INT, req=True),
+                _c("name", Kind.TEXT, PER),
+                _c("id_number", Kind.TEXT, PER),
+                _c("gender", Kind.TEXT, SEN),
+                _c("birth_date", Kind.DATE, SEN),
+                _c("region", Kind.TEXT, INT),
+                _c("phone", Kind.TEXT, PER),
+                _c("address", Kind.TEXT, PER),
+                _c("bank_account", Kind.TEXT, PER),
+                _c("death_date", Kind.DATE, INT),
             ),
             key=("person_id",),
             entity_type="person",
@@ -93,15 +146,15 @@ TABLES: dict[str, Table] = {
         Table(
             "employers",
             (
-                _c("employer_id", Kind.ID, req=True),
-                _c("name", Kind.TEXT, personal=True),
-                _c("credit_code", Kind.TEXT),
-                _c("industry", Kind.TEXT),
-                _c("region", Kind.TEXT),
-                _c("registered_date", Kind.DATE),
-                _c("phone", Kind.TEXT, personal=True),
-                _c("address", Kind.TEXT, personal=True),
-                _c("bank_account", Kind.TEXT, personal=True),
+                _c("employer_id", Kind.ID, INT, req=True),
+                _c("name", Kind.TEXT, PER),
+                _c("credit_code", Kind.TEXT, PUB),
+                _c("industry", Kind.TEXT, PUB),
+                _c("region", Kind.TEXT, PUB),
+                _c("registered_date", Kind.DATE, PUB),
+                _c("phone", Kind.TEXT, PER),
+                _c("address", Kind.TEXT, PER),
+                _c("bank_account", Kind.TEXT, PER),
             ),
             key=("employer_id",),
             entity_type="employer",
@@ -109,11 +162,11 @@ TABLES: dict[str, Table] = {
         Table(
             "clinics",
             (
-                _c("clinic_id", Kind.ID, req=True),
-                _c("name", Kind.TEXT, personal=True),
-                _c("level", Kind.TEXT),
-                _c("region", Kind.TEXT),
-                _c("beds", Kind.AMOUNT),
+                _c("clinic_id", Kind.ID, INT, req=True),
+                _c("name", Kind.TEXT, PER),
+                _c("level", Kind.TEXT, PUB),
+                _c("region", Kind.TEXT, PUB),
+                _c("beds", Kind.AMOUNT, PUB),
             ),
             key=("clinic_id",),
             entity_type="clinic",
@@ -121,9 +174,9 @@ TABLES: dict[str, Table] = {
         Table(
             "pharmacies",
             (
-                _c("pharmacy_id", Kind.ID, req=True),
-                _c("name", Kind.TEXT, personal=True),
-                _c("region", Kind.TEXT),
+                _c("pharmacy_id", Kind.ID, INT, req=True),
+                _c("name", Kind.TEXT, PER),
+                _c("region", Kind.TEXT, PUB),
             ),
             key=("pharmacy_id",),
             entity_type="pharmacy",
@@ -131,10 +184,10 @@ TABLES: dict[str, Table] = {
         Table(
             "agencies",
             (
-                _c("agency_id", Kind.ID, req=True),
-                _c("name", Kind.TEXT, personal=True),
-                _c("license_no", Kind.TEXT),
-                _c("region", Kind.TEXT),
+                _c("agency_id", Kind.ID, INT, req=True),
+                _c("name", Kind.TEXT, PER),
+                _c("license_no", Kind.TEXT, PUB),
+                _c("region", Kind.TEXT, PUB),
             ),
             key=("agency_id",),
             entity_type="agency",
@@ -142,12 +195,12 @@ TABLES: dict[str, Table] = {
         Table(
             "employment",
             (
-                _c("person_id", Kind.ID, req=True),
-                _c("employer_id", Kind.ID, req=True),
-                _c("start_date", Kind.DATE),
-                _c("end_date", Kind.DATE),
-                _c("monthly_wage", Kind.AMOUNT),
-                _c("agency_id", Kind.ID),
+                _c("person_id", Kind.ID, INT, req=True),
+                _c("employer_id", Kind.ID, INT, req=True),
+                _c("start_date", Kind.DATE, INT),
+                _c("end_date", Kind.DATE, INT),
+                _c("monthly_wage", Kind.AMOUNT, INT),
+                _c("agency_id", Kind.ID, INT),
             ),
             references=(
                 Reference("person_id", "person"),
@@ -158,12 +211,12 @@ TABLES: dict[str, Table] = {
         Table(
             "contributions",
             (
-                _c("employer_id", Kind.ID, req=True),
-                _c("person_id", Kind.ID, req=True),
-                _c("month", Kind.MONTH, req=True),
-                _c("base", Kind.AMOUNT),
-                _c("due", Kind.AMOUNT),
-                _c("paid", Kind.AMOUNT),
+                _c("employer_id", Kind.ID, INT, req=True),
+                _c("person_id", Kind.ID, INT, req=True),
+                _c("month", Kind.MONTH, INT, req=True),
+                _c("base", Kind.AMOUNT, INT),
+                _c("due", Kind.AMOUNT, INT),
+                _c("paid", Kind.AMOUNT, INT),
             ),
             key=("employer_id", "person_id", "month"),
             references=(Reference("employer_id", "employer"), Reference("person_id", "person")),
@@ -171,25 +224,25 @@ TABLES: dict[str, Table] = {
         Table(
             "benefits",
             (
-                _c("person_id", Kind.ID, req=True),
-                _c("month", Kind.MONTH, req=True),
-                _c("benefit_type", Kind.TEXT, req=True),
-                _c("amount", Kind.AMOUNT, req=True),
+                _c("person_id", Kind.ID, INT, req=True),
+                _c("month", Kind.MONTH, INT, req=True),
+                _c("benefit_type", Kind.TEXT, INT, req=True),
+                _c("amount", Kind.AMOUNT, INT, req=True),
             ),
             references=(Reference("person_id", "person"),),
         ),
         Table(
             "visits",
             (
-                _c("visit_id", Kind.ID, req=True),
-                _c("person_id", Kind.ID, req=True),
-                _c("clinic_id", Kind.ID, req=True),
-                _c("date", Kind.DATE),
-                _c("kind", Kind.TEXT),
-                _c("discharge_date", Kind.DATE),
-                _c("diagnosis", Kind.TEXT, protected=True),
-                _c("amount", Kind.AMOUNT),
-                _c("claimed", Kind.AMOUNT),
+                _c("visit_id", Kind.ID, INT, req=True),
+                _c("person_id", Kind.ID, INT, req=True),
+                _c("clinic_id", Kind.ID, INT, req=True),
+                _c("date", Kind.DATE, INT),
+                _c("kind", Kind.TEXT, INT),
+                _c("discharge_date", Kind.DATE, INT),
+                _c("diagnosis", Kind.TEXT, SEN),
+                _c("amount", Kind.AMOUNT, INT),
+                _c("claimed", Kind.AMOUNT, INT),
             ),
             key=("visit_id",),
             references=(Reference("person_id", "person"), Reference("clinic_id", "clinic")),
@@ -197,16 +250,16 @@ TABLES: dict[str, Table] = {
         Table(
             "purchases",
             (
-                _c("purchase_id", Kind.ID, req=True),
-                _c("person_id", Kind.ID, req=True),
-                _c("pharmacy_id", Kind.ID, req=True),
-                _c("date", Kind.DATE),
-                _c("amount", Kind.AMOUNT),
-                _c("claimed", Kind.AMOUNT),
-                _c("drug_code", Kind.TEXT),
-                _c("quantity", Kind.AMOUNT),
-                _c("days_supply", Kind.AMOUNT),
-                _c("clinic_id", Kind.ID),
+                _c("purchase_id", Kind.ID, INT, req=True),
+                _c("person_id", Kind.ID, INT, req=True),
+                _c("pharmacy_id", Kind.ID, INT, req=True),
+                _c("date", Kind.DATE, INT),
+                _c("amount", Kind.AMOUNT, INT),
+                _c("claimed", Kind.AMOUNT, INT),
+                _c("drug_code", Kind.TEXT, INT),
+                _c("quantity", Kind.AMOUNT, INT),
+                _c("days_supply", Kind.AMOUNT, INT),
+                _c("clinic_id", Kind.ID, INT),
             ),
             key=("purchase_id",),
             references=(
@@ -218,11 +271,11 @@ TABLES: dict[str, Table] = {
         Table(
             "agency_links",
             (
-                _c("agency_id", Kind.ID, req=True),
-                _c("entity_type", Kind.ENTITY_TYPE, req=True),
-                _c("entity_id", Kind.ID, req=True),
-                _c("relation", Kind.TEXT),
-                _c("start_date", Kind.DATE),
+                _c("agency_id", Kind.ID, INT, req=True),
+                _c("entity_type", Kind.ENTITY_TYPE, INT, req=True),
+                _c("entity_id", Kind.ID, INT, req=True),
+                _c("relation", Kind.TEXT, INT),
+                _c("start_date", Kind.DATE, INT),
             ),
             references=(Reference("agency_id", "agency"),),
             polymorphic_ref=("entity_type", "entity_id"),
@@ -230,10 +283,10 @@ TABLES: dict[str, Table] = {
         Table(
             "labels",
             (
-                _c("entity_type", Kind.ENTITY_TYPE, req=True),
-                _c("entity_id", Kind.ID, req=True),
-                _c("label", Kind.LABEL, req=True),
-                _c("as_of", Kind.DATE),
+                _c("entity_type", Kind.ENTITY_TYPE, INT, req=True),
+                _c("entity_id", Kind.ID, INT, req=True),
+                _c("label", Kind.LABEL, INT, req=True),
+                _c("as_of", Kind.DATE, INT),
             ),
             key=("entity_type", "entity_id"),
             polymorphic_ref=("entity_type", "entity_id"),
@@ -247,10 +300,26 @@ ENTITY_TABLE = {t.entity_type: t.name for t in TABLES.values() if t.entity_type}
 AGENCY_LINK_TYPES = ("person", "employer")
 # Attributes that become shared-identifier nodes linking entities that share a value.
 SHARED_IDENTIFIER_COLUMNS = {"phone": "phone", "address": "address", "bank_account": "bank_account"}
+# Contract columns at the personal levels (by name: a name personal in one table is personal in all).
 PERSONAL_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.personal)
+# Contract columns at the sensitive_personal level (gender, birth_date, diagnosis).
 PROTECTED_COLUMNS = frozenset(c.name for t in TABLES.values() for c in t.columns if c.protected)
-# Extra columns protected by their usual names (health, ethnicity, ...); a data dictionary can
-# mark others (graph/dictionary.py).
-PROTECTED_EXTRA_NAMES = frozenset(
-    {"chronic", "chronic_disease", "disability", "health_status", "pregnant", "pregnancy", "ethnicity", "religion"}
-)
+
+
+def contract_level(table: str, column: str) -> Level | None:
+    """The contract's level of one table's column (None: not a contract column of that table)."""
+    t = TABLES.get(table)
+    spec = t.column(column) if t is not None else None
+    return spec.level if spec is not None else None
+
+
+def name_level(column: str) -> Level | None:
+    """The highest contract level of a column name in any table (None: no contract column)."""
+    found = [c.level for t in TABLES.values() for c in t.columns if c.name == column]
+    return max(found, key=lambda lv: lv.rank) if found else None
+
+
+def column_level(table: str, column: str, declared: Level | None = None) -> Level:
+    """A column's level: the contract's for its columns; for an extra column the level the data
+    dictionary declares (`declared`), else EXTRA_DEFAULT_LEVEL (personal)."""
+    return contract_level(table, column) or declared or EXTRA_DEFAULT_LEVEL

@@ -1,8 +1,11 @@
 """The optional data dictionary of a dataset folder (`columns.yaml` or `columns.csv`): labels and
-units that turn user columns into readable reasons, and which of them are protected attributes.
+units that turn user columns into readable reasons, and the level of each extra column.
 
 Fields per column: column*, label_en, label_zh, unit (a catalogue unit such as count, yuan,
-days, share, flag, category, or any text shown after the number), protected (true/false).
+days, share, flag, category, or any text shown after the number), level (public, internal,
+personal or sensitive_personal: graph/contract.py `Level`; an extra column not given one is
+personal), protected (true/false; kept for older dictionaries: true means sensitive_personal).
+A level applies to the dataset's extra columns of that name; contract columns keep the contract's.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from graph.contract import Level, parse_level
 from riskgraph.errors import InvalidDataset, Problem
 
 DICTIONARY_FILES = ("columns.yaml", "columns.yml", "columns.csv")
-FIELDS = ("column", "label_en", "label_zh", "unit", "protected")
+FIELDS = ("column", "label_en", "label_zh", "unit", "level", "protected")
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
 
 
@@ -27,14 +31,25 @@ class ColumnLabel:
     label_en: str
     label_zh: str
     unit: str = ""
-    protected: bool = False
+    level: Level | None = None  # None: not classified (an extra column is then personal)
+
+    @property
+    def protected(self) -> bool:
+        """Declared sensitive_personal (gender, age, health and the like)."""
+        return self.level is Level.SENSITIVE
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["level"] = self.level.value if self.level else None
+        return d
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ColumnLabel:
-        return ColumnLabel(**{k: d[k] for k in FIELDS if k in d})
+        """From to_dict (or an older run's catalogue, with `protected`)."""
+        level = parse_level(str(d["level"])) if d.get("level") else None
+        if level is None and d.get("protected"):
+            level = Level.SENSITIVE
+        return ColumnLabel(**{k: d[k] for k in FIELDS[:4] if k in d}, level=level)
 
 
 def dictionary_file(folder: Path) -> Path | None:
@@ -69,13 +84,25 @@ def load_dictionary(folder: str | Path) -> dict[str, ColumnLabel]:
         flag = str(row.get("protected", "")).strip().lower()
         if flag not in TRUE | FALSE:
             problems.append(Problem(path.name, f"expected true or false, got {flag!r}", row=i, column="protected"))
-        text = {k: "" if row.get(k) is None or pd.isna(row.get(k)) else str(row[k]).strip() for k in FIELDS[1:4]}
+        text = {k: "" if row.get(k) is None or pd.isna(row.get(k)) else str(row[k]).strip() for k in FIELDS[1:5]}
+        level = parse_level(text["level"]) if text["level"] else None
+        if text["level"] and level is None:
+            names = ", ".join(lv.value for lv in Level)
+            problems.append(
+                Problem(path.name, f"expected one of {names}, got {text['level']!r}", row=i, column="level")
+            )
+        if flag in TRUE:
+            if level not in (None, Level.SENSITIVE):
+                problems.append(
+                    Problem(path.name, f"protected: true contradicts level {level.value}", row=i, column="level")
+                )
+            level = Level.SENSITIVE
         out[column] = ColumnLabel(
             column,
             text["label_en"] or column,
             text["label_zh"] or text["label_en"] or column,
             text["unit"],
-            flag in TRUE,
+            level,
         )
     if problems:
         raise InvalidDataset(problems)

@@ -66,14 +66,29 @@ def write_dataset(w: World, out: Path, labels: dict[str, np.ndarray], truth: pd.
 
 # The generator's extra (non-contract) columns, for the data dictionary (graph/dictionary.py).
 EXTRA_COLUMNS = (
-    {"column": "chronic", "label_en": "Chronic condition", "label_zh": "慢性病", "unit": "flag", "protected": True},
-    {"column": "address", "label_en": "Address", "label_zh": "地址", "unit": "category"},
-    {"column": "staff_headcount", "label_en": "Declared staff headcount", "label_zh": "申报职工人数", "unit": "count"},
+    # a health attribute: kept out of models and reasons
+    {
+        "column": "chronic",
+        "label_en": "Chronic condition",
+        "label_zh": "慢性病",
+        "unit": "flag",
+        "level": "sensitive_personal",
+    },
+    # clinics' and pharmacies' street address (a person's address is a contract column, personal)
+    {"column": "address", "label_en": "Address", "label_zh": "地址", "unit": "category", "level": "public"},
+    {
+        "column": "staff_headcount",
+        "label_en": "Declared staff headcount",
+        "label_zh": "申报职工人数",
+        "unit": "count",
+        "level": "internal",
+    },
     {
         "column": "insured_headcount",
         "label_en": "Declared insured headcount",
         "label_zh": "申报参保人数",
         "unit": "count",
+        "level": "internal",
     },
 )
 
