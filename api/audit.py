@@ -1,7 +1,12 @@
 """The audit log writer, a group commit: a request that discloses a decision queues its rows and
 waits until they are durable (`decide`); one background task writes whatever is queued in ONE
 transaction, so concurrent requests share one fsync. Other rows (`record`: promotions, job
-starts) are written by the same task without holding their request."""
+starts) are written by the same task without holding their request.
+
+The rows are hash-chained and sealed in that transaction (ResultsDB.append_audit). The sealed head
+file (HOME/audit.head) is written after the answers are released, by a second task that always
+writes only the newest head: it is never on a request's path, and a head one batch behind the
+table is what `riskgraph audit verify` accepts (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from typing import Any
 import anyio
 
 from riskgraph import faults
+from riskgraph.audit_chain import AuditHead
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
 
@@ -52,6 +58,9 @@ class AuditWriter:
         self._wake: asyncio.Event | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._head: AuditHead | None = None  # newest committed head not yet written to the head file
+        self._head_wake: asyncio.Event | None = None
+        self._head_task: asyncio.Task[None] | None = None
 
     @staticmethod
     def row(
@@ -112,7 +121,7 @@ class AuditWriter:
             batch, self.rows = self.rows, []
             waiters, self.waiters = self.waiters, []
             try:
-                await anyio.to_thread.run_sync(self._write, batch)
+                head = await anyio.to_thread.run_sync(self._write, batch, self._head_task is None)
             except Exception as exc:
                 self.failures += 1
                 log.exception("audit write of %d rows failed", len(batch))
@@ -131,11 +140,31 @@ class AuditWriter:
             for w in waiters:
                 if not w.done():
                     w.set_result(None)
+            if head is not None and self._head_task is not None:
+                self._head = head
+                self._head_event().set()
             return len(batch)
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _write(self, batch: list[dict[str, Any]], write_head: bool) -> AuditHead | None:
         faults.reach(self.fault, "audit_write")
-        self.db.append_audit(batch)
+        return self.db.append_audit(batch, write_head=write_head)
+
+    def _head_event(self) -> asyncio.Event:
+        if self._head_wake is None:
+            self._head_wake = asyncio.Event()
+        return self._head_wake
+
+    async def _write_head(self) -> None:
+        head, self._head = self._head, None
+        if head is not None:
+            await anyio.to_thread.run_sync(self.db.write_audit_head, head)
+
+    async def _head_loop(self) -> None:
+        wake = self._head_event()
+        while True:
+            await wake.wait()
+            wake.clear()
+            await self._write_head()
 
     async def _loop(self) -> None:
         wake = self._event()
@@ -151,15 +180,19 @@ class AuditWriter:
                 await asyncio.sleep(min(self.flush_s, 0.05))
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="audit-writer")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._loop(), name="audit-writer")
+        self._head_task = loop.create_task(self._head_loop(), name="audit-head-writer")
 
     async def stop(self) -> None:
-        """Stop the background task and write whatever is left."""
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        """Stop the background tasks and write whatever is left (rows, then the newest head)."""
+        for task in (self._task, self._head_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._task = self._head_task = None
+        await self._write_head()
         await self.flush()

@@ -27,7 +27,9 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from riskgraph.server_keys import derived_key, key_id
 
@@ -52,19 +54,30 @@ CHAIN_FIELDS = ("seq", *CONTENT_FIELDS, "key_id")
 STORED_FIELDS = (*CHAIN_FIELDS, "prev_hash", "row_hash", "seal")
 
 
-def canonical(row: dict[str, Any]) -> str:
-    """The row's content as hashed: a JSON list of CHAIN_FIELDS (None stays null)."""
-    values = [row.get(f) for f in CHAIN_FIELDS]
-    values = [v if v is None or isinstance(v, int) else str(v) for v in values]
-    return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+class AuditHead(NamedTuple):
+    """The last row of a committed write: its database id, the rows up to it, its hash."""
+
+    id: int
+    rows: int
+    row_hash: str
+
+
+def canonical(row: dict[str, Any]) -> bytes:
+    """The row's content as hashed: a compact JSON list of CHAIN_FIELDS in UTF-8 (no ASCII
+    escaping, null for None, seq an integer, every other value text)."""
+    return _json_list([row.get(f) for f in CHAIN_FIELDS])
+
+
+def _json_list(values: list[Any]) -> bytes:
+    return orjson.dumps([v if v is None or isinstance(v, int) else str(v) for v in values])
 
 
 def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + "\n" + canonical(row)).encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(row)).hexdigest()
 
 
 def _mac(key: bytes, text: str) -> str:
-    return hmac.new(key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, text.encode(), "sha256").hex()
 
 
 @dataclass
@@ -74,6 +87,8 @@ class AuditSeal:
     home: Path
     key: bytes
     key_id: str = field(init=False)
+    _written: int = field(init=False, default=-1)  # rows in the newest head this process wrote
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.key_id = key_id(self.key)
@@ -93,36 +108,42 @@ class AuditSeal:
         """`rows` (AuditWriter.row dicts) as stored: values as text, chained after
         (`last_seq`, `prev_hash`), hashed and sealed under this key."""
         out = []
+        kid, sha256 = self.key_id, hashlib.sha256
         for i, r in enumerate(rows, start=1):
-            row: dict[str, Any] = {f: (None if r.get(f) is None else str(r[f])) for f in CONTENT_FIELDS}
-            row["seq"] = last_seq + i
-            row["key_id"] = self.key_id
-            row["prev_hash"] = prev_hash
-            row["row_hash"] = prev_hash = row_hash(prev_hash, row)
-            row["seal"] = self.seal(prev_hash)
+            values = [None if (v := r.get(f)) is None else str(v) for f in CONTENT_FIELDS]
+            seq = last_seq + i
+            hash_ = sha256(prev_hash.encode() + b"\n" + _json_list([seq, *values, kid])).hexdigest()
+            row: dict[str, Any] = dict(zip(CONTENT_FIELDS, values))
+            row.update(seq=seq, key_id=kid, prev_hash=prev_hash, row_hash=hash_, seal=self.seal(hash_))
             out.append(row)
+            prev_hash = hash_
         return out
 
     # -- the head file ----------------------------------------------------------------------------
-    def write_head(self, *, last_id: int, seq: int, last_hash: str) -> None:
-        """Seal the head into HOME/audit.head atomically (temp file, fsync, rename, fsync of the folder)."""
-        head = {"id": last_id, "rows": seq, "row_hash": last_hash, "key_id": self.key_id}
-        head["seal"] = _mac(self.key, json.dumps(head, sort_keys=True))
-        path = self.head_path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{HEAD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, (json.dumps(head, sort_keys=True) + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    def write_head(self, head: AuditHead) -> None:
+        """Seal `head` into HOME/audit.head atomically (temp file, fsync, rename, fsync of the
+        folder); a head older than one this process already wrote is skipped."""
+        with self._lock:
+            if head.rows <= self._written:
+                return
+            body = {"id": head.id, "rows": head.rows, "row_hash": head.row_hash, "key_id": self.key_id}
+            body["seal"] = _mac(self.key, json.dumps(body, sort_keys=True))
+            path = self.head_path
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_name(f".{HEAD_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, (json.dumps(body, sort_keys=True) + "\n").encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            self._written = head.rows
 
     def read_head(self) -> dict[str, Any] | None:
         """The head file's fields (None when there is none); `valid` says whether its seal holds
@@ -208,7 +229,11 @@ def verify(rows: Iterable[dict[str, Any]], seal: AuditSeal, head: dict[str, Any]
             continue
         v.sealed += 1
         if r.get("seq") != pos:
-            what = "a row before it is missing (deleted)" if (r.get("seq") or 0) > pos else "rows reordered or inserted"
+            what = (
+                "a row before it is missing (deleted) or rows were reordered"
+                if (r.get("seq") or 0) > pos
+                else "rows reordered or inserted"
+            )
             return broken(r, f"sequence {r.get('seq')} where {pos} was expected: {what}")
         if r.get("prev_hash") != prev:
             return broken(r, "does not link to the row before it (a row was deleted, inserted or reordered)")

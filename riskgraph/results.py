@@ -180,6 +180,17 @@ def _insert_rows(conn: sa.Connection, table: str, columns: list[str], rows: list
             cur.close()
 
 
+def _first(conn: sa.Connection, sql: str) -> tuple[Any, ...] | None:
+    """The first row of a parameterless query, through the driver (the audit hot path)."""
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql)
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    return tuple(row) if row is not None else None
+
+
 def _is_locked(exc: OperationalError) -> bool:
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     return "locked" in text or "busy" in text or "deadlock" in text or "could not serialize" in text
@@ -338,15 +349,16 @@ class ResultsDB:
             self._audit_seal = audit_chain.AuditSeal.of(home, key_file)
         return self._audit_seal
 
-    def append_audit(self, rows: list[dict[str, Any]]) -> None:
+    def append_audit(self, rows: list[dict[str, Any]], *, write_head: bool = True) -> audit_chain.AuditHead | None:
         """Insert audit rows in one transaction, hash-chained and sealed after the last row (read
         inside the same write transaction, so writers never fork the chain), durable when this
-        returns; then the head file is resealed."""
+        returns; then the head file is resealed (unless `write_head` is false: the caller writes
+        the returned head later, see api/audit.py)."""
         if not rows:
-            return
+            return None
         seal = self.audit_seal
 
-        def write() -> tuple[int, int, str]:
+        def write() -> audit_chain.AuditHead:
             with self.engine.begin() as conn:
                 chained = self._audit_chain_in(conn, rows, seal)
                 _insert_rows(
@@ -355,14 +367,21 @@ class ResultsDB:
                     list(audit_chain.STORED_FIELDS),
                     [tuple(r[f] for f in audit_chain.STORED_FIELDS) for r in chained],
                 )
-                last_id = conn.exec_driver_sql("SELECT max(id) FROM audit").scalar_one()
-                return int(last_id), chained[-1]["seq"], chained[-1]["row_hash"]
+                last_id = (_first(conn, "SELECT max(id) FROM audit") or (0,))[0]
+                return audit_chain.AuditHead(int(last_id), chained[-1]["seq"], chained[-1]["row_hash"])
 
-        last_id, seq, last_hash = self.retry(write)
+        head = self.retry(write)
+        if write_head:
+            self.write_audit_head(head)
+        return head
+
+    def write_audit_head(self, head: audit_chain.AuditHead) -> None:
+        """Reseal HOME/audit.head after a committed write (a failure is logged: the rows are
+        durable, and verify accepts a head behind the table)."""
         try:
-            seal.write_head(last_id=last_id, seq=seq, last_hash=last_hash)
-        except OSError:  # the rows are durable; verify accepts a head behind the table
-            log.exception("audit head file %s not written", seal.head_path)
+            self.audit_seal.write_head(head)
+        except OSError:
+            log.exception("audit head file %s not written", self.audit_seal.head_path)
 
     def _audit_chain_in(
         self, conn: sa.Connection, rows: list[dict[str, Any]], seal: audit_chain.AuditSeal
@@ -371,11 +390,11 @@ class ResultsDB:
         BEGIN IMMEDIATE already holds the write lock; PostgreSQL: the table is locked here)."""
         if not self.is_sqlite:
             conn.exec_driver_sql("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
-        last = conn.exec_driver_sql("SELECT seq, row_hash FROM audit ORDER BY id DESC LIMIT 1").first()
+        last = _first(conn, "SELECT seq, row_hash FROM audit ORDER BY id DESC LIMIT 1")
         if last is None:
             prev, seq = audit_chain.GENESIS, 0
-        elif last.row_hash is not None:
-            prev, seq = last.row_hash, int(last.seq)
+        elif last[1] is not None:
+            prev, seq = str(last[1]), int(last[0])
         else:
             prev, seq = self._audit_unsealed_tail(conn)
         return seal.chain(rows, prev, seq)

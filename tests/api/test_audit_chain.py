@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,11 @@ def test_each_disclosure_route_writes_one_audit_row(private_client: TestClient, 
     # the API's rows form one sealed chain with its head file
     verdict = _db(home).audit_verify()
     assert verdict.ok, verdict.summary()
-    assert verdict.sealed >= 6 and (home / "audit.head").exists()
+    assert verdict.sealed >= 6
+    deadline = time.monotonic() + 10  # the head file follows the commits (api/audit.py)
+    while not (home / "audit.head").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (home / "audit.head").exists()
 
 
 def test_the_api_log_fails_verify_once_a_row_is_altered(private_client: TestClient, home_copy: Path) -> None:
