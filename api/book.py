@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 
 from api.credit_book import CreditBook
+from composer.protect import reveal_evidence
 from composer.runs import SCORES_PARQUET, run_dir
 from explain.catalogue import Catalogue, built_in
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from graph.dataset import Dataset
+from graph.factory import field_cipher
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
 
@@ -67,7 +69,9 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
     saved_scores = run_dir(settings, run_id) / "features" / SCORES_PARQUET
     # the run's own Parquet copy of its scores table (the same rows; ten times faster than SQL)
     scores = pd.read_parquet(saved_scores) if saved_scores.exists() else db.read_run_table(run_id, "scores")
-    book.rule_hits = db.read_run_table(run_id, "rule_hits")
+    # rule evidence was written with its personal values encrypted (composer/protect.py): the
+    # served book holds them in plain, in memory only; masking by role applies as before
+    book.rule_hits = _revealed(db.read_run_table(run_id, "rule_hits"), settings)
     book.rings = db.read_run_table(run_id, "rings")
     book.ring_members = db.read_run_table(run_id, "ring_members")
     book.ring_edges = db.read_run_table(run_id, "ring_edges")
@@ -89,6 +93,13 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
     book.risk = _risk_frames(scores, book.ring_members, dataset)
     log.info("loaded %d scores, %d rings", len(scores), len(book.rings))
     return book
+
+
+def _revealed(hits: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    if hits.empty or "evidence" not in hits.columns or not hits["evidence"].astype(str).str.contains("enc1:").any():
+        return hits
+    cipher = field_cipher(settings)
+    return hits.assign(evidence=[reveal_evidence(e, cipher) for e in hits["evidence"].tolist()])
 
 
 def _risk_frames(scores: pd.DataFrame, members: pd.DataFrame, dataset: Dataset | None) -> dict[str, pd.DataFrame]:

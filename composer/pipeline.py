@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from composer.protect import protect_hits
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from explain.catalogue import Catalogue, built_in
 from explain.context import reason_context
@@ -39,7 +40,7 @@ from features.signals import with_signals
 from graph.contract import ENTITY_TYPES, PROTECTED_COLUMNS, TABLES, Level, column_level
 from graph.dataset import Dataset, load_dataset
 from graph.dictionary import ColumnLabel, load_dictionary
-from graph.factory import open_store
+from graph.factory import field_cipher, open_store
 from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
 from riskgraph.forked import Forked
@@ -206,8 +207,10 @@ def run_pipeline(
                         scores.to_parquet(run.folder / "features" / SCORES_PARQUET, index=False)
                         (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
                         run.fault("stage_outputs")
-                        _stage_outputs(staging, _output_files(scores, rule_result, ring_result))
-                        _write_results(db, run, scores, rule_result, ring_result, tables)
+                        # personal values in rule evidence (a diagnosis, ...) encrypted before any write
+                        hits = protect_hits(rule_result.hits, field_cipher(settings))
+                        _stage_outputs(staging, _output_files(scores, hits, ring_result))
+                        _write_results(db, run, scores, hits, ring_result, tables)
                         report.result()
                     except BaseException:
                         report.cancel()
@@ -376,12 +379,12 @@ def _write_report(
 
 
 def _write_results(
-    db: ResultsDB, run: Run, scores: pd.DataFrame, rule_result: RuleResult, ring_result: RingResult, tables: list[str]
+    db: ResultsDB, run: Run, scores: pd.DataFrame, hits: pd.DataFrame, ring_result: RingResult, tables: list[str]
 ) -> None:
     """The run's result tables, staged under run-scoped names (invisible until the commit)."""
     frames = {
         "scores": scores,
-        "rule_hits": rule_result.hits,
+        "rule_hits": hits,
         "rings": ring_result.rings,
         "ring_members": ring_result.members,
         "ring_edges": ring_result.edges,
@@ -393,12 +396,14 @@ def _write_results(
 
 
 def _output_files(
-    scores: pd.DataFrame, rule_result: RuleResult, ring_result: RingResult
+    scores: pd.DataFrame, hits: pd.DataFrame, ring_result: RingResult
 ) -> dict[str, Callable[[Path], Any]]:
+    """The --out contract files. They hold ids, scores, reasons (never from personal columns),
+    rule evidence with personal values encrypted, and ring pseudonyms: no name, phone or id number."""
     members = ring_result.members
     return {
         "scores.csv": lambda p: scores[SCORE_COLUMNS].to_csv(p, index=False),
-        "rule_hits.csv": lambda p: rule_result.hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
+        "rule_hits.csv": lambda p: hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
         "rings.csv": lambda p: members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(
             p, index=False
         ),

@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 from graph.store import GraphStore
 from riskgraph.errors import InvalidStoreUrl
+from riskgraph.field_crypto import FieldCipher
 from riskgraph.settings import Settings
 
 
@@ -16,7 +17,12 @@ def _memory(url: str, settings: Settings) -> GraphStore:
     path = url.split("://", 1)[1]
     if not path:
         raise InvalidStoreUrl(f"{url}: memory:// needs a folder, e.g. memory://.riskgraph/store")
-    return MemoryGraphStore(path)
+    return MemoryGraphStore(path, field_cipher(settings))
+
+
+def field_cipher(settings: Settings) -> FieldCipher:
+    """The cipher of personal values at rest, keyed from the installation's secret."""
+    return FieldCipher.of(settings.home, settings.secret_key_file, settings.field_encryption)
 
 
 def _neo4j(url: str, settings: Settings) -> GraphStore:

@@ -1,7 +1,10 @@
 """The embedded default store: typed tables persisted as Parquet files under PATH.
 
 Layout: PATH/snapshots/<id>/<table>.parquet + meta.json, and PATH/CURRENT naming the
-snapshot in force. A load writes a new snapshot folder completely, then swaps CURRENT with
+snapshot in force. Columns at the personal levels (graph/contract.py `Level`; every extra
+column, since the store does not see the data dictionary) are encrypted value by value when a
+cipher is given (riskgraph/field_crypto.py; the factory always gives one); folders are 0700 and
+files 0600. A load writes a new snapshot folder completely, then swaps CURRENT with
 an atomic rename, so a failed load leaves the previous snapshot untouched.
 """
 
@@ -18,20 +21,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from scipy.sparse import csgraph
 
-from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES
+from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES, column_level
 from graph.dataset import Dataset, _dtype
 from graph.projection import REL_TYPES, Projection
 from graph.store import Edge, EntityRef, GraphStore, SnapshotInfo, Subgraph
 from riskgraph.errors import NoSnapshot
+from riskgraph.field_crypto import FieldCipher, decrypt_table, encrypt_table
 
 
 class MemoryGraphStore(GraphStore):
     """Tables in memory, persisted as Parquet; graph queries over the integer projection."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, cipher: FieldCipher | None = None) -> None:
         self.path = Path(path)
+        self.cipher = cipher
         self._cache_id: str | None = None
         self._dataset: Dataset | None = None
         self._projection: Projection | None = None
@@ -57,8 +64,8 @@ class MemoryGraphStore(GraphStore):
         try:
             staging.mkdir(mode=0o700)
             for name, df in dataset.tables.items():
-                df.to_parquet(staging / f"{name}.parquet", index=False)
-            (staging / "meta.json").write_text(
+                write_private_parquet(staging / f"{name}.parquet", personal_table(name, df, self.cipher))
+            _private_write(staging / "meta.json").write_text(
                 json.dumps(
                     {
                         "content_hash": info.content_hash,
@@ -134,7 +141,7 @@ class MemoryGraphStore(GraphStore):
             meta = json.loads((folder / "meta.json").read_text())
             tables = {}
             for f in sorted(folder.glob("*.parquet")):
-                df = pd.read_parquet(f)
+                df = read_private_parquet(f, self.cipher)
                 table = TABLES[f.stem]
                 for c in table.columns:
                     if c.name in df.columns:
@@ -263,6 +270,34 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
             v = v.item()
         out[k] = v
     return out
+
+
+def personal_table(name: str, df: pd.DataFrame, cipher: FieldCipher | None) -> pa.Table:
+    """A dataset table as Arrow, its columns at the personal levels encrypted (with a cipher)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if cipher is None:
+        return table
+    personal = [str(c) for c in df.columns if column_level(name, str(c)).is_personal]
+    return encrypt_table(table, personal, cipher)
+
+
+def write_private_parquet(path: Path, table: pa.Table) -> None:
+    """A Parquet file readable by its owner only (0600)."""
+    _private_write(path)
+    pq.write_table(table, path)
+
+
+def read_private_parquet(path: Path, cipher: FieldCipher | None) -> pd.DataFrame:
+    """A table written by write_private_parquet, its encrypted columns decrypted."""
+    table = decrypt_table(pq.read_table(path), cipher)
+    return table.to_pandas()
+
+
+def _private_write(path: Path) -> Path:
+    """`path` created empty with mode 0600 (whatever the umask), ready to be written."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    os.chmod(path, 0o600)
+    return path
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     home: Path = Path(".riskgraph")  # store, runs, results DB, local servers' data
     # the master secret (riskgraph/server_keys.py): RISKGRAPH_SECRET_KEY, else this file, else HOME/secret.key
     secret_key_file: Path | None = None
+    # personal values at rest (riskgraph/field_crypto.py): "aes-gcm"; "sm4-gcm" is refused until built
+    field_encryption: str = "aes-gcm"
     store_url: str = ""  # default: memory://<home>/store
     results_url: str = ""  # default: sqlite under `home`
     retention_runs: int = Field(default=5, ge=1)  # committed runs kept whole (snapshot, files, results)
