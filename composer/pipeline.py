@@ -286,8 +286,10 @@ def protected_columns(columns: dict[str, ColumnLabel]) -> set[str]:
 def model_excluded_columns(dataset: Dataset, columns: dict[str, ColumnLabel], use_sensitive: bool = False) -> set[str]:
     """Input columns kept out of the models, by their level (graph/contract.py `Level`): personal
     ones always (the contract's are skipped by the features themselves; an extra column the data
-    dictionary does not classify is personal), sensitive_personal ones unless `use_sensitive`
-    (the `model.use_protected_attributes` setting)."""
+    dictionary declares personal), sensitive_personal ones unless `use_sensitive` (the
+    `model.use_protected_attributes` setting). An extra column the dictionary does not classify
+    is protected like personal data at rest and in answers, but stays a model feature, as the
+    data contract promises for extra attributes (docs/data-contract.md)."""
     barred = {Level.PERSONAL} | (set() if use_sensitive else {Level.SENSITIVE})
     out = set() if use_sensitive else set(PROTECTED_COLUMNS)
     for name, df in dataset.tables.items():
@@ -296,7 +298,10 @@ def model_excluded_columns(dataset: Dataset, columns: dict[str, ColumnLabel], us
             continue
         for col in map(str, df.columns):
             label = columns.get(col)
-            if table.column(col) is None and column_level(name, col, label.level if label else None) in barred:
+            declared = label.level if label else None
+            level = column_level(name, col, declared)
+            # unclassified extras stay features unless their name says sensitive
+            if table.column(col) is None and (declared is not None or level is Level.SENSITIVE) and level in barred:
                 out.add(col)
     return out
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from graph.contract import Level, name_level
+from graph.contract import SENSITIVE_EXTRA_NAMES, Level, name_level
 from graph.dictionary import ColumnLabel
 
 CATALOGUE_FILE = Path(__file__).with_name("catalogue.yaml")
@@ -172,7 +172,9 @@ class Catalogue:
             level = feature_level(base)
             return level is not None and level.is_personal
         label = self.columns.get(_column_name(base))
-        return label is not None and label.level is not None and label.level.is_personal
+        if label is None or label.level is None:  # unclassified: only its name can say sensitive
+            return _column_name(base).lower() in SENSITIVE_EXTRA_NAMES
+        return label.level.is_personal
 
     # -- wording ------------------------------------------------------------------------------
 

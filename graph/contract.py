@@ -319,7 +319,17 @@ def name_level(column: str) -> Level | None:
     return max(found, key=lambda lv: lv.rank) if found else None
 
 
+# Extra columns the data dictionary does not classify but whose usual names say health, ethnicity
+# or belief: sensitive_personal, so that a dataset without a dictionary never models on them.
+SENSITIVE_EXTRA_NAMES = frozenset(
+    {"chronic", "chronic_disease", "disability", "health_status", "pregnant", "pregnancy", "ethnicity", "religion"}
+)
+
+
 def column_level(table: str, column: str, declared: Level | None = None) -> Level:
     """A column's level: the contract's for its columns; for an extra column the level the data
-    dictionary declares (`declared`), else EXTRA_DEFAULT_LEVEL (personal)."""
+    dictionary declares (`declared`), else sensitive_personal for the usual names of health and
+    similar columns (SENSITIVE_EXTRA_NAMES), else EXTRA_DEFAULT_LEVEL (personal)."""
+    if declared is None and contract_level(table, column) is None and column.lower() in SENSITIVE_EXTRA_NAMES:
+        return Level.SENSITIVE
     return contract_level(table, column) or declared or EXTRA_DEFAULT_LEVEL
