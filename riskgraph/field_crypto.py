@@ -11,13 +11,20 @@ bytes in URL-safe base64 after the `enc1:` prefix where text is stored (JSON, SQ
 The associated data binds a value to its column name: a ciphertext moved to another column does
 not decrypt.
 
-Algorithms: "aes-gcm" (the `cryptography` package). "sm4-gcm" (national cryptography) needs the
-`gmssl` package and is not built yet: asking for it is refused at start, never silently downgraded.
+Algorithms (the `field_encryption` setting):
+- "aes-gcm" (default, the `cryptography` package): AES-256-GCM, 96-bit nonce, 128-bit tag;
+- "sm4" (national cryptography, GB/T 32907 via the `gmssl` package): SM4 in CTR mode with a
+  128-bit random initial counter, then HMAC-SM3 over version, counter, column and ciphertext
+  (encrypt-then-MAC, tag cut to 128 bits). The first 16 bytes of the field key are the SM4 key,
+  the last 16 the MAC key. gmssl is pure Python: expect it to be slower than AES.
+The version byte names the algorithm, so a store written under one setting stays readable after
+the setting changes (same master secret).
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -32,8 +39,15 @@ from riskgraph.server_keys import derived_key
 
 TEXT_PREFIX = "enc1:"
 AES_GCM = b"\x01"
+SM4_CTR_HMAC = b"\x02"
 NONCE = 12
-ALGORITHMS = ("aes-gcm",)
+SM4_BLOCK = 16
+SM4_TAG = 16
+ALGORITHMS = ("aes-gcm", "sm4")
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big") if a else b""
 
 
 class CannotDecrypt(RiskGraphError):
@@ -49,6 +63,7 @@ class FieldCipher:
             raise RiskGraphError(f"field encryption {algorithm!r} is not available; use one of {', '.join(ALGORITHMS)}")
         self.algorithm = algorithm
         self._aead = AESGCM(key)
+        self._sm4_key, self._mac_key = key[:16], key[16:32]
 
     @staticmethod
     def of(home: Path, key_file: Path | None = None, algorithm: str = "aes-gcm") -> FieldCipher:
@@ -56,10 +71,35 @@ class FieldCipher:
 
     # -- single values ---------------------------------------------------------------------
     def encrypt(self, value: str, column: str = "") -> bytes:
+        plain = value.encode("utf-8", "surrogatepass")
+        if self.algorithm == "sm4":
+            counter = os.urandom(SM4_BLOCK)
+            body = _xor(plain, self._sm4_keystream(counter, len(plain)))
+            return SM4_CTR_HMAC + counter + body + self._sm4_tag(counter, body, column)
         nonce = os.urandom(NONCE)
-        return AES_GCM + nonce + self._aead.encrypt(nonce, value.encode("utf-8", "surrogatepass"), column.encode())
+        return AES_GCM + nonce + self._aead.encrypt(nonce, plain, column.encode())
+
+    def _sm4_keystream(self, counter: bytes, n: int) -> bytes:
+        from gmssl.sm4 import SM4_ENCRYPT, CryptSM4  # optional dependency: only for "sm4"
+
+        start = int.from_bytes(counter, "big")
+        blocks = b"".join(((start + i) % (1 << 128)).to_bytes(SM4_BLOCK, "big") for i in range(-(-n // SM4_BLOCK) or 1))
+        sm4 = CryptSM4()
+        sm4.set_key(self._sm4_key, SM4_ENCRYPT)
+        return bytes(sm4.crypt_ecb(blocks))[:n]  # ECB over counter blocks = CTR keystream
+
+    def _sm4_tag(self, counter: bytes, body: bytes, column: str) -> bytes:
+        message = SM4_CTR_HMAC + counter + len(column).to_bytes(4, "big") + column.encode() + body
+        return hmac.new(self._mac_key, message, "sm3").digest()[:SM4_TAG]
 
     def decrypt(self, blob: bytes, column: str = "") -> str:
+        if blob[:1] == SM4_CTR_HMAC:
+            counter, body, tag = blob[1 : 1 + SM4_BLOCK], blob[1 + SM4_BLOCK : -SM4_TAG], blob[-SM4_TAG:]
+            if len(blob) < 1 + SM4_BLOCK + SM4_TAG or not hmac.compare_digest(
+                tag, self._sm4_tag(counter, body, column)
+            ):
+                raise CannotDecrypt(f"a value of {column or 'a column'} does not decrypt under this key")
+            return _xor(body, self._sm4_keystream(counter, len(body))).decode("utf-8", "surrogatepass")
         if blob[:1] != AES_GCM:
             raise CannotDecrypt("unknown ciphertext version")
         try:

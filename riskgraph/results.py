@@ -221,6 +221,11 @@ class ResultsDB:
         self.retry(self._add_missing_columns)
         _chain_audit_inserts(self)
 
+        if url.startswith("sqlite:///"):  # the file and its WAL hold personal data: owner only
+            database = Path(url.removeprefix("sqlite:///"))
+            for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+                if path.exists():
+                    path.chmod(0o600)
     # -- plumbing ---------------------------------------------------------------------------------
     def retry(self, work: Callable[[], T]) -> T:
         """Run `work` (a whole transaction), again after a short wait when the database is busy."""

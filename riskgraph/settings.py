@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     home: Path = Path(".riskgraph")  # store, runs, results DB, local servers' data
     # the master secret (riskgraph/server_keys.py): RISKGRAPH_SECRET_KEY, else this file, else HOME/secret.key
     secret_key_file: Path | None = None
-    # personal values at rest (riskgraph/field_crypto.py): "aes-gcm"; "sm4-gcm" is refused until built
+    # personal values at rest (riskgraph/field_crypto.py): "aes-gcm" or "sm4" (SM4-CTR + HMAC-SM3)
     field_encryption: str = "aes-gcm"
     store_url: str = ""  # default: memory://<home>/store
     results_url: str = ""  # default: sqlite under `home`
