@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -210,6 +211,7 @@ class ResultsDB:
         self._audit_home = home
         self._audit_key_file = secret_key_file
         self._audit_seal: audit_chain.AuditSeal | None = None
+        self._audit_seal_lock = threading.Lock()
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.is_sqlite:
@@ -219,13 +221,13 @@ class ResultsDB:
             self.engine = sa.create_engine(url, future=True, pool_pre_ping=True)
         self.retry(lambda: metadata.create_all(self.engine))
         self.retry(self._add_missing_columns)
-        _chain_audit_inserts(self)
-
         if url.startswith("sqlite:///"):  # the file and its WAL hold personal data: owner only
             database = Path(url.removeprefix("sqlite:///"))
             for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
                 if path.exists():
                     path.chmod(0o600)
+        _chain_audit_inserts(self)
+
     # -- plumbing ---------------------------------------------------------------------------------
     def retry(self, work: Callable[[], T]) -> T:
         """Run `work` (a whole transaction), again after a short wait when the database is busy."""
@@ -341,6 +343,12 @@ class ResultsDB:
     @property
     def audit_seal(self) -> audit_chain.AuditSeal:
         """The audit-seal key and head file of this database's home (resolved once)."""
+        if self._audit_seal is not None:
+            return self._audit_seal
+        with self._audit_seal_lock:  # writer threads resolve it once (the secret may be created here)
+            return self._resolve_audit_seal()
+
+    def _resolve_audit_seal(self) -> audit_chain.AuditSeal:
         if self._audit_seal is None:
             home, key_file = self._audit_home, self._audit_key_file
             if home is None or key_file is None:
