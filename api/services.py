@@ -367,7 +367,7 @@ async def ring_detail(*, state: AppState, principal: Principal, ring_id: str) ->
     values: dict[tuple[str, str], str] = {}
     if wanted:
         held = await state.graph_call(state.store.subgraph, ring_evidence.holders(ev["nodes"]))
-        values = ring_evidence.identifier_values(held, wanted)
+        values = ring_evidence.identifier_values(held, wanted, state.tokens)
 
     def node_id(node_type: str, raw: Any) -> str:
         return _node_id(state, node_type, values.get((node_type, str(raw)), str(raw)), principal)

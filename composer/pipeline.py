@@ -40,11 +40,12 @@ from features.signals import with_signals
 from graph.contract import ENTITY_TYPES, PROTECTED_COLUMNS, TABLES, Level, column_level
 from graph.dataset import Dataset, load_dataset
 from graph.dictionary import ColumnLabel, load_dictionary
-from graph.factory import field_cipher, open_store
+from graph.factory import field_cipher, masking_tokens, open_store
 from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
 from riskgraph.forked import Forked
 from riskgraph.results import RESULT_TABLES, ResultsDB
+from riskgraph.server_keys import Tokens
 from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
@@ -110,6 +111,7 @@ def run_pipeline(
     preflight(folders, settings.min_free_bytes)
     db = ResultsDB(settings.results_database_url)
     store = open_store(url, settings)
+    tokens = masking_tokens(settings)  # keyed pseudonyms of shared identifiers in ring evidence
     timer = StageTimer()
     bar = tqdm(total=len(STAGES), disable=not settings.progress, unit="stage", leave=False)
     serves = models is not ModelSource.CANDIDATE
@@ -133,14 +135,14 @@ def run_pipeline(
                 proj = Projection(dataset)
             # rules, then the rings read from their hits, on the second core while the features and
             # the other rings are built here
-            signals = Forked(_rules_and_their_rings, dataset, settings, name="rules")
+            signals = Forked(_rules_and_their_rings, dataset, settings, tokens, name="rules")
             try:
                 with timer.stage("features", bar):
                     excluded = model_excluded_columns(dataset, columns, settings.model.use_protected_attributes)
                     features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
                 with timer.stage("rings", bar):
                     kinds = tuple(k for k in RING_KINDS if k not in WORKER_RING_KINDS)
-                    found = find_rings(dataset, kinds, None, settings.rings, proj.column_codes.sharing_ids())
+                    found = find_rings(dataset, kinds, None, settings.rings, proj.column_codes.sharing_ids(), tokens)
             except BaseException:
                 signals.cancel()
                 raise
@@ -354,12 +356,14 @@ def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:
 WORKER_RING_KINDS = NEEDS_HITS + ("broker",)  # found by the rules worker (balances the two cores)
 
 
-def _rules_and_their_rings(dataset: Dataset, settings: Settings) -> tuple[RuleResult, dict[str, Any], dict[str, float]]:
+def _rules_and_their_rings(
+    dataset: Dataset, settings: Settings, tokens: Tokens
+) -> tuple[RuleResult, dict[str, Any], dict[str, float]]:
     """The rule hits, then the rings read from them (and the broker rings), with their times."""
     t0 = time.perf_counter()
     rule_result = evaluate_rules(dataset, settings)
     t1 = time.perf_counter()
-    found = find_rings(dataset, WORKER_RING_KINDS, rule_result.hits, settings.rings)
+    found = find_rings(dataset, WORKER_RING_KINDS, rule_result.hits, settings.rings, tokens=tokens)
     return rule_result, found, {"rules": round(t1 - t0, 3), "rings": round(time.perf_counter() - t1, 3)}
 
 

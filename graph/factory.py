@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 from graph.store import GraphStore
 from riskgraph.errors import InvalidStoreUrl
 from riskgraph.field_crypto import FieldCipher
+from riskgraph.server_keys import Tokens
 from riskgraph.settings import Settings
 
 
@@ -23,6 +24,12 @@ def _memory(url: str, settings: Settings) -> GraphStore:
 def field_cipher(settings: Settings) -> FieldCipher:
     """The cipher of personal values at rest, keyed from the installation's secret."""
     return FieldCipher.of(settings.home, settings.secret_key_file, settings.field_encryption)
+
+
+def masking_tokens(settings: Settings) -> Tokens:
+    """The keyed tokens of personal identifiers (the "masking" key): identifier nodes in the
+    Neo4j store, ring pseudonyms and the API's masked values all use these."""
+    return Tokens.of(settings.home, settings.secret_key_file)
 
 
 def _neo4j(url: str, settings: Settings) -> GraphStore:

@@ -10,10 +10,11 @@ from features.rings.common import SEP, Found, claimed_money
 from features.rings.grouping import group_nodes
 from features.rings.identity import identifier_label, identity_links
 from graph.dataset import Dataset
+from riskgraph.server_keys import Tokens
 from riskgraph.settings import RingSettings
 
 
-def broker_rings(dataset: Dataset, s: RingSettings) -> Found | None:
+def broker_rings(dataset: Dataset, s: RingSettings, tokens: Tokens | None = None) -> Found | None:
     purchases = dataset.table("purchases")
     got = identity_links(dataset, s)
     if purchases.empty or got is None:
@@ -56,7 +57,7 @@ def broker_rings(dataset: Dataset, s: RingSettings) -> Found | None:
             "source_type": "person",
             "source_id": er["entity_id"].to_numpy(),
             "target_type": er["id_type"].to_numpy(),
-            "target_id": identifier_label(er["id_type"], er["value"]).to_numpy(),
+            "target_id": identifier_label(er["id_type"], er["value"], tokens).to_numpy(),
             "relation": ("has_" + er["id_type"]).to_numpy(),
             "count": 1.0,
             "weight": 1.0,

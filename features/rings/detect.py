@@ -14,6 +14,7 @@ from features.rings.facility import facility_rings
 from features.rings.identity import identity_rings
 from graph.codes import ColumnCodes
 from graph.dataset import Dataset
+from riskgraph.server_keys import Tokens
 from riskgraph.settings import RingSettings, Settings
 
 RING_KINDS = ("identity", "collusion", "enrolment", "broker", "facility")  # the order results assemble in
@@ -26,14 +27,16 @@ def find_rings(
     hits: pd.DataFrame | None,
     s: RingSettings,
     codes: ColumnCodes | None = None,
+    tokens: Tokens | None = None,
 ) -> dict[str, Found | None]:
     """The unscored rings of the given kinds (any subset of RING_KINDS: callers may find some
-    kinds elsewhere, e.g. in a worker, and assemble them all with `assemble_rings`)."""
+    kinds elsewhere, e.g. in a worker, and assemble them all with `assemble_rings`). `tokens`
+    name shared identifiers in the evidence (keyed pseudonyms, `identity.identifier_label`)."""
     finders: dict[str, Callable[[], Found | None]] = {
-        "identity": lambda: identity_rings(dataset, s),
+        "identity": lambda: identity_rings(dataset, s, tokens),
         "collusion": lambda: collusion_rings(dataset, s, codes if codes is not None else ColumnCodes(dataset)),
         "enrolment": lambda: enrolment_rings(dataset, s),
-        "broker": lambda: broker_rings(dataset, s),
+        "broker": lambda: broker_rings(dataset, s, tokens),
         "facility": lambda: facility_rings(dataset, hits, s),
     }
     return {kind: finders[kind]() for kind in kinds}
@@ -57,6 +60,7 @@ def detect_rings(
     hits: pd.DataFrame | None = None,
     settings: RingSettings | Settings | None = None,
     codes: ColumnCodes | None = None,
+    tokens: Tokens | None = None,
 ) -> RingResult:
     """Find, score and explain every ring in the dataset.
 
@@ -64,7 +68,9 @@ def detect_rings(
     rule_id, entity_type, entity_id, severity, evidence): facility rings are read from them, so
     without hits no facility ring is found. `settings` are the ring settings, or the whole
     `Settings` (its `rings`); default: `RingSettings()`. `codes` are the projection's integer
-    codes (`Projection.column_codes`), built here when not given.
+    codes (`Projection.column_codes`), built here when not given. `tokens` (the installation's
+    masking `Tokens`) key the pseudonyms of shared identifiers in the evidence; without them an
+    unkeyed digest (tests).
     """
     s = settings.rings if isinstance(settings, Settings) else settings or RingSettings()
-    return assemble_rings(dataset, find_rings(dataset, RING_KINDS, hits, s, codes), s)
+    return assemble_rings(dataset, find_rings(dataset, RING_KINDS, hits, s, codes, tokens), s)

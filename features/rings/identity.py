@@ -18,6 +18,7 @@ from features.rings.common import SEP, Found
 from features.rings.grouping import group_nodes
 from graph.contract import IDENTIFIER_TYPES
 from graph.dataset import Dataset
+from riskgraph.server_keys import Tokens
 from riskgraph.settings import RingSettings
 
 
@@ -47,8 +48,16 @@ def identifier_rows(dataset: Dataset, types: tuple[str, ...]) -> pd.DataFrame:
     return out[out["value"] != ""].drop_duplicates()
 
 
-def identifier_label(id_type: pd.Series, value: pd.Series) -> pd.Series:
-    """A stable pseudonym for an identifier value, so evidence carries no personal data."""
+def identifier_label(id_type: pd.Series, value: pd.Series, tokens: Tokens | None = None) -> pd.Series:
+    """A stable pseudonym for an identifier value, so evidence carries no personal data:
+    `phone#tok-<keyed token of the value>` (riskgraph.server_keys.Tokens, the installation's masking
+    key: the API's token of the same value). Without `tokens` (tests, notebooks) an unkeyed digest
+    of the type and value, `phone#<sha1 prefix>`, which is guessable: never written by a run."""
+    if tokens is not None:
+        return pd.Series(
+            [f"{t}#{tokens(x)}" for t, x in zip(id_type.to_numpy(), value.to_numpy())],
+            index=id_type.index,
+        )
     text = (id_type + SEP + value).to_numpy()
     return pd.Series(
         [f"{t}#{hashlib.sha1(x.encode()).hexdigest()[:10]}" for t, x in zip(id_type.to_numpy(), text)],
@@ -91,7 +100,7 @@ def identity_links(
     return rows[strong], pd.Index(node_names), shared.row[link], shared.col[link], shared.data[link]
 
 
-def identity_rings(dataset: Dataset, s: RingSettings) -> Found | None:
+def identity_rings(dataset: Dataset, s: RingSettings, tokens: Tokens | None = None) -> Found | None:
     got = identity_links(dataset, s)
     if got is None:
         return None
@@ -121,7 +130,7 @@ def identity_rings(dataset: Dataset, s: RingSettings) -> Found | None:
             "source_type": er["entity_type"].to_numpy(),
             "source_id": er["entity_id"].to_numpy(),
             "target_type": er["id_type"].to_numpy(),
-            "target_id": identifier_label(er["id_type"], er["value"]).to_numpy(),
+            "target_id": identifier_label(er["id_type"], er["value"], tokens).to_numpy(),
             "relation": ("has_" + er["id_type"]).to_numpy(),
             "count": 1.0,
             "weight": er["id_type"].map(weights).to_numpy(),
