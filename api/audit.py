@@ -4,9 +4,9 @@ transaction, so concurrent requests share one fsync. Other rows (`record`: promo
 starts) are written by the same task without holding their request.
 
 The rows are hash-chained and sealed in that transaction (ResultsDB.append_audit). The sealed head
-file (HOME/audit.head) is written after the answers are released, by a second task that always
-writes only the newest head: it is never on a request's path, and a head one batch behind the
-table is what `riskgraph audit verify` accepts (docs/security.md)."""
+file (HOME/audit.head) is written after the answers are released, by a second task that writes
+only the newest head, at most every HEAD_EVERY_S: it is never on a request's path, and a head a
+few batches behind the table is what `riskgraph audit verify` accepts (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
 
 log = logging.getLogger("riskgraph.api.audit")
+HEAD_EVERY_S = 0.1  # the head file is rewritten at most this often (each write costs an fsync)
 
 
 class AuditUnavailable(RiskGraphError):
@@ -165,6 +166,7 @@ class AuditWriter:
             await wake.wait()
             wake.clear()
             await self._write_head()
+            await asyncio.sleep(HEAD_EVERY_S)  # heads committed meanwhile: only the newest is written
 
     async def _loop(self) -> None:
         wake = self._event()

@@ -121,8 +121,8 @@ class AuditSeal:
 
     # -- the head file ----------------------------------------------------------------------------
     def write_head(self, head: AuditHead) -> None:
-        """Seal `head` into HOME/audit.head atomically (temp file, fsync, rename, fsync of the
-        folder); a head older than one this process already wrote is skipped."""
+        """Seal `head` into HOME/audit.head atomically (temp file, fsync, rename); a head older
+        than one this process already wrote is skipped."""
         with self._lock:
             if head.rows <= self._written:
                 return
@@ -137,13 +137,8 @@ class AuditSeal:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-            self._written = head.rows
+            os.replace(tmp, path)  # no fsync of the folder: a rename lost in a crash leaves the
+            self._written = head.rows  # previous head, behind the table, which verify accepts
 
     def read_head(self) -> dict[str, Any] | None:
         """The head file's fields (None when there is none); `valid` says whether its seal holds
