@@ -42,7 +42,14 @@ def _neo4j(url: str, settings: Settings) -> GraphStore:
     if parsed.port:
         netloc += f":{parsed.port}"
     database = parsed.path.lstrip("/") or settings.neo4j_database or None
-    return Neo4jGraphStore(f"{parsed.scheme}://{netloc}", user=user, password=password, database=database)
+    return Neo4jGraphStore(
+        f"{parsed.scheme}://{netloc}",
+        user=user,
+        password=password,
+        database=database,
+        cipher=field_cipher(settings),  # personal properties encrypted, identifier nodes keyed by tokens
+        tokens=masking_tokens(settings),
+    )
 
 
 STORE_FACTORIES: dict[str, Callable[[str, Settings], GraphStore]] = {

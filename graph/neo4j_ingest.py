@@ -6,10 +6,17 @@ pure Python (~4-5 us each), so most columns travel as ONE string per batch, join
 split once per transaction on the server (see _Column). Relationships find their end nodes by
 internal node id (NodeByIdSeek): the ids come back from the node CREATEs, so no second lookup of
 the (_snapshot, _id) unique index per end node is needed.
+
+Personal data (docs/security.md, "Encryption at rest"). With a cipher, the columns named in
+`encrypted` (those at a personal level) are written as `enc1:` ciphertext text, each value bound to
+its column name (riskgraph/field_crypto.py); with tokens, identifier nodes are keyed by the keyed
+token of their value (`_id`: `Tokens(value)`, so equal values still meet in one node) and hold the
+value only as ciphertext (`_value`, bound to the identifier type). Nothing personal is sent in plain.
 """
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -33,6 +40,8 @@ from graph.neo4j_layout import (
 )
 from graph.neo4j_runner import CypherRunner
 from riskgraph.errors import StoreLoadFailed
+from riskgraph.field_crypto import TEXT_PREFIX, FieldCipher
+from riskgraph.server_keys import Tokens
 
 # Rows per UNWIND transaction; measured with bench/bench_neo4j.py --batch-sizes (see its docstring).
 DEFAULT_BATCH_SIZE = 10_000
@@ -59,13 +68,35 @@ class SnapshotWriter:
     `sessions` concurrent sessions (each on its own thread, all through `runner`)."""
 
     def __init__(
-        self, runner: CypherRunner, snap: int, *, batch_size: int = DEFAULT_BATCH_SIZE, sessions: int = DEFAULT_SESSIONS
+        self,
+        runner: CypherRunner,
+        snap: int,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        sessions: int = DEFAULT_SESSIONS,
+        cipher: FieldCipher | None = None,
+        encrypted: dict[str, list[str]] | None = None,
+        tokens: Tokens | None = None,
     ) -> None:
         self.runner = runner
         self.snap = snap
         self.batch_size = int(batch_size)
         self.sessions = max(1, int(sessions))
+        self.cipher = cipher
+        self.encrypted = (encrypted or {}) if cipher is not None else {}  # table -> its encrypted columns
+        self.tokens = tokens
         self._cancel = threading.Event()
+
+    def _columns(self, table: str, df: pd.DataFrame, without: tuple[str, ...] = ()) -> list[_Column]:
+        """`_table_columns` of one table, its personal columns (`encrypted`) as ciphertexts."""
+        secret = set(self.encrypted.get(table, ()))
+        if not secret or self.cipher is None:
+            return _table_columns(df, without)
+        cipher = self.cipher
+        return [
+            _Column.encrypted(c.name, df[c.name], cipher) if c.name in secret else c
+            for c in _table_columns(df, without)
+        ]
 
     def write(self, dataset: Dataset) -> None:
         """Write every table of `dataset`. Each job of the plan is split into a client-side part
@@ -115,7 +146,7 @@ class SnapshotWriter:
         # 1. nodes: entities, and the shared identifiers (their values come from persons/employers)
         def entity_nodes(etype: str) -> Write:
             df = tables[ENTITY_TABLE[etype]]
-            columns = _table_columns(df) + [_Column.of("_id", df[ID_COLUMN[etype]])]
+            columns = self._columns(ENTITY_TABLE[etype], df) + [_Column.of("_id", df[ID_COLUMN[etype]])]
 
             def write() -> None:
                 created = self._create_nodes(LABELS[etype], columns, len(df))
@@ -132,8 +163,13 @@ class SnapshotWriter:
                 identifier_values[ident] = values.astype(str).astype(object)
 
         def identifier_nodes(ident: str) -> Write:
-            vals = identifier_values[ident]
+            vals = identifier_values[ident]  # the nodes are found by value (ends) ...
             columns = [_Column.of("_id", pd.Series(vals, dtype=object))]
+            if self.tokens is not None:  # ... but keyed by its token, the value kept encrypted
+                tokens = self.tokens
+                columns = [_Column.of("_id", pd.Series([tokens(v) for v in vals], dtype=object))]
+                if self.cipher is not None:
+                    columns.append(_Column.encrypted("_value", pd.Series(vals, dtype=object), self.cipher, ident))
 
             def write() -> None:
                 node_ids[ident] = (pd.Index(vals, dtype=object), self._create_nodes(LABELS[ident], columns, len(vals)))
@@ -144,7 +180,7 @@ class SnapshotWriter:
         def event_rels(table: str) -> Write:
             rel, st, sc, tt, tc = EVENT_TABLES[table]
             df = tables[table]
-            columns = _table_columns(df, without=(sc, tc))
+            columns = self._columns(table, df, without=(sc, tc))
             return lambda: self._create_rels(rel, *stored_ends(table, df, st, sc, tt, tc), columns)
 
         def derived_rels(table: str, rel: str, st: str, sc: str, tt: str, tc: str) -> Write:
@@ -157,7 +193,7 @@ class SnapshotWriter:
             idx = np.flatnonzero((df["entity_type"] == etype).to_numpy())
             part = df.iloc[idx]
             agency_col, entity_col = END_COLUMNS["agency_links"]
-            columns = _table_columns(part, without=(agency_col, entity_col))
+            columns = self._columns("agency_links", part, without=(agency_col, entity_col))
             columns[-1] = _Column.ints("_row", idx)  # rows of the whole table
             return lambda: self._create_rels(
                 "LINKED", *stored_ends("agency_links", part, "agency", agency_col, etype, entity_col), columns
@@ -176,7 +212,7 @@ class SnapshotWriter:
 
         # 3. the unconnected fact nodes
         def fact_nodes(table: str, label: str) -> Write:
-            columns = _named(_table_columns(tables[table]))
+            columns = _named(self._columns(table, tables[table]))
             props = ", ".join(f"{cypher_name(c.name)}: {c.expr}" for c in columns)
             return lambda: self._create(f"CREATE (:{label} {{_snapshot: $s, {props}}})", columns, len(tables[table]))
 
@@ -386,6 +422,21 @@ class _Column:
         return cls(name, "list", values, has_null)
 
     @classmethod
+    def encrypted(cls, name: str, s: pd.Series, cipher: FieldCipher, column: str | None = None) -> _Column:
+        """Column `name` as `enc1:` ciphertext text, each value bound to `column` (default: `name`);
+        the values as `plain_text` gives them (neo4j_read.py restores them from the table's dtype)."""
+        missing = s.isna().to_numpy()
+        text = plain_text(s)
+        bound = name if column is None else column
+        # the batch API (one nonce prefix per call), in encrypt_text's form: enc1:<url-safe base64>
+        blobs = cipher.encrypt_strings(text.tolist(), bound)
+        out = np.array(
+            [NULL if b is None else TEXT_PREFIX + base64.urlsafe_b64encode(b).decode("ascii") for b in blobs],
+            dtype=object,
+        )
+        return cls(name, "str", out, bool(missing.any()))
+
+    @classmethod
     def ints(cls, name: str, values: np.ndarray) -> _Column:
         return cls(name, "int", _as_text(np.asarray(values, dtype=np.int64)), False)
 
@@ -413,6 +464,22 @@ class _Column:
         if self.kind == "date":
             return f"CASE {v} WHEN '' THEN null ELSE date({v}) END" if self.has_null else f"date({v})"
         return v
+
+
+def plain_text(s: pd.Series) -> np.ndarray:
+    """A column's values as text, the form they are encrypted in: dates YYYY-MM-DD (as Neo4j
+    stores them), numbers the shortest text that parses back exactly, anything else str()."""
+    missing = s.isna().to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(s):
+        text = np.asarray(s.dt.strftime("%Y-%m-%d").to_numpy(dtype=object), dtype=object)
+    elif pd.api.types.is_float_dtype(s) or (pd.api.types.is_integer_dtype(s) and not missing.any()):
+        filled = s.to_numpy(dtype="float64" if pd.api.types.is_float_dtype(s) else "int64", na_value=0)
+        text = _as_text(np.asarray(filled))
+    else:
+        text = np.asarray([str(v) for v in s.to_numpy(dtype=object)], dtype=object)
+    text = np.array(text, dtype=object, copy=True)
+    text[missing] = None
+    return text
 
 
 def _as_text(values: np.ndarray) -> np.ndarray:

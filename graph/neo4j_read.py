@@ -1,10 +1,11 @@
 """Reading a snapshot's tables and nodes back from Neo4j, as the frames and attributes they were
-loaded from (the layout is described in graph/neo4j_store.py)."""
+loaded from (the layout is described in graph/neo4j_store.py). Columns the snapshot keeps
+encrypted (its `encrypted` property) are decrypted here, in memory, with the store's cipher."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import pandas as pd
@@ -12,16 +13,23 @@ import pandas as pd
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from graph.neo4j_layout import END_COLUMNS, EVENT_TABLES, FACT_LABELS, LABELS, cypher_name
 from graph.neo4j_runner import CypherRunner
+from riskgraph.field_crypto import TEXT_PREFIX, CannotDecrypt, FieldCipher
 
 READ_BATCH_SIZE = 20_000
 
 
 def read_table(
-    runner: CypherRunner, snap: int, name: str, cols: list[list[str]], counts: dict[str, int]
+    runner: CypherRunner,
+    snap: int,
+    name: str,
+    cols: list[list[str]],
+    counts: dict[str, int],
+    cipher: FieldCipher | None = None,
+    encrypted: Collection[str] = (),
 ) -> pd.DataFrame:
     """Table `name` of snapshot `snap`, with its columns `cols` ([name, dtype], in order), in its
-    loaded order. Each page comes back as ONE record holding a list per row (not a record per row:
-    decoding those was most of the read time)."""
+    loaded order; its `encrypted` columns decrypted with `cipher`. Each page comes back as ONE
+    record holding a list per row (not a record per row: decoding those was most of the read time)."""
     etype = next((t for t in ENTITY_TYPES if ENTITY_TABLE[t] == name), None)
     source_of = dict(zip(END_COLUMNS.get(name, ()), ("a._id", "b._id")))
 
@@ -62,6 +70,10 @@ def read_table(
     out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
     for c, dtype in cols:
         values = raw[c]
+        if c in encrypted:
+            values = pd.Series([reveal(v, c, cipher) for v in values.tolist()], dtype=object)
+            if dtype == "bool":
+                values = values.map({"True": True, "False": False})
         if dtype.startswith("datetime64"):
             out[c] = pd.to_datetime(values, format="%Y-%m-%d").astype(dtype)
         elif dtype == "str":
@@ -117,9 +129,69 @@ def column_order(snapshot_node: dict[str, Any]) -> dict[str, list[str]]:
     return {t: [c for c, _ in schema.get(ENTITY_TABLE[t], [])] for t in ENTITY_TYPES}
 
 
-def node_attributes(node_type: str, props: dict[str, Any], order: dict[str, list[str]]) -> dict[str, Any]:
+def encrypted_columns(snapshot_node: dict[str, Any]) -> dict[str, list[str]]:
+    """{table: its columns stored encrypted} of a snapshot (none for one written without a cipher)."""
+    return dict(json.loads(snapshot_node.get("encrypted") or "{}"))
+
+
+def reveal(value: Any, column: str, cipher: FieldCipher | None) -> Any:
+    """The plain value of a stored property: `enc1:` ciphertexts decrypted (bound to `column`),
+    anything else unchanged; a ciphertext without a cipher is refused, never shown."""
+    if cipher is not None:
+        return cipher.decrypt_text(value, column)
+    if isinstance(value, str) and value.startswith(TEXT_PREFIX):
+        raise CannotDecrypt(f"{column} is stored encrypted and the store was opened without its key")
+    return value
+
+
+def identifier_value(node_type: str, props: dict[str, Any], cipher: FieldCipher | None) -> Any:
+    """An identifier node's value: its `_value` decrypted when the node is keyed by a token, else
+    its `_id` (a snapshot written without tokens)."""
+    if props.get("_value") is not None:
+        return reveal(props["_value"], node_type, cipher)
+    return props.get("_id")
+
+
+def _typed(text: Any, dtype: str) -> Any:
+    """A decrypted attribute as the memory store gives it (numbers as numbers, dates as text)."""
+    if dtype.startswith("float"):
+        return float(text)
+    if dtype.startswith("int"):
+        return int(text)
+    if dtype == "bool":
+        return text == "True"
+    return text
+
+
+class NodeReader:
+    """Attributes of a snapshot's nodes as the memory store gives them (see `attributes`)."""
+
+    def __init__(self, snapshot_node: dict[str, Any], cipher: FieldCipher | None) -> None:
+        schema = json.loads(snapshot_node["tables"])
+        self.order = column_order(snapshot_node)
+        self.types = {t: dict(map(tuple, schema.get(ENTITY_TABLE[t], []))) for t in ENTITY_TYPES}
+        encrypted = encrypted_columns(snapshot_node)
+        self.encrypted = {t: frozenset(encrypted.get(ENTITY_TABLE[t], ())) for t in ENTITY_TYPES}
+        self.cipher = cipher
+
+    def attributes(self, node_type: str, props: dict[str, Any]) -> dict[str, Any]:
+        """Table column order, dates as YYYY-MM-DD, missing values absent, personal values
+        decrypted; identifier nodes give {"id": value}."""
+        if node_type not in ENTITY_TYPES:
+            return {"id": identifier_value(node_type, props, self.cipher)} if props else {}
+        return node_attributes(node_type, props, self.order, self)
+
+    def reveal(self, node_type: str, column: str, value: Any) -> Any:
+        if column not in self.encrypted[node_type]:
+            return value
+        return _typed(reveal(value, column, self.cipher), self.types[node_type].get(column, "str"))
+
+
+def node_attributes(
+    node_type: str, props: dict[str, Any], order: dict[str, list[str]], reader: NodeReader | None = None
+) -> dict[str, Any]:
     """Node attributes as the memory store gives them: table column order, dates as YYYY-MM-DD,
-    missing values absent; identifier nodes give {"id": value}."""
+    missing values absent (decrypted by `reader`, when given); identifier nodes give {"id": value}."""
     if node_type not in ENTITY_TYPES:
         return {"id": props.get("_id")} if props else {}
     out: dict[str, Any] = {}
@@ -127,6 +199,8 @@ def node_attributes(node_type: str, props: dict[str, Any], order: dict[str, list
         v = props.get(c)
         if v is None:
             continue
+        if reader is not None:
+            v = reader.reveal(node_type, c, v)
         if hasattr(v, "iso_format"):
             v = v.iso_format()
         out[c] = v

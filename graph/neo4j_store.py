@@ -12,6 +12,15 @@ holding a table row also carry `_row` (its row there, so tables read back in the
   HAS_ADDRESS, HAS_BANK_ACCOUNT) with no property at all: their ends say which snapshot they
   belong to, and a relationship's property record is the main cost of writing it;
 - benefits and labels are unconnected fact nodes :Benefit and :RiskLabel (never traversed).
+Personal data (docs/security.md). A store opened with a cipher writes every column at a personal
+level (graph/contract.py `column_level`: names, id numbers, phones, addresses, bank accounts,
+gender, birth date, diagnosis, unclassified extra columns) as `enc1:` ciphertext text bound to its
+column name, and decrypts it when it reads the snapshot back; a store opened with tokens keys the
+identifier nodes by `Tokens(value)` (`_id`: equal values still share one node) with the value kept
+only as ciphertext (`_value`). The snapshot node records both (`encrypted`: table -> columns;
+`identifier_tokens`: the key id of the tokens), so each snapshot reads back as it was written.
+Graph reads give investigators' callers the plain values (identifier refs by value); masking by
+role stays the API's job.
 Only nodes are indexed: a relationship table reads back by pages of its end nodes, and a snapshot
 is deleted node by node (DETACH DELETE); an index on relationships cost every write ~10%.
 Snapshots. Each is a (:RiskGraphSnapshot {id, status}) node, its id the next (:RiskGraphMeta).seq.
@@ -45,15 +54,17 @@ from typing import Any
 
 from neo4j.exceptions import Neo4jError
 
-from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, IDENTIFIER_TYPES
+from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, IDENTIFIER_TYPES, column_level
 from graph.dataset import Dataset
 from graph.neo4j_ingest import DEFAULT_BATCH_SIZE, DEFAULT_SESSIONS, SnapshotWriter
 from graph.neo4j_layout import DERIVED_RELS, EVENT_TABLES, FACT_LABELS, LABELS, NODE_TYPE_OF_LABEL, REL_RANK, TYPE_RANK
-from graph.neo4j_read import column_order, node_attributes, read_table
+from graph.neo4j_read import NodeReader, encrypted_columns, identifier_value, read_table
 from graph.neo4j_runner import BoltCypherRunner, CypherRunner
 from graph.projection import REL_TYPES
 from graph.store import Edge, EntityRef, GraphStore, SnapshotInfo, StoreLease, Subgraph
 from riskgraph.errors import NoSnapshot, StoreBusy, StoreLoadFailed, StoreUnavailable
+from riskgraph.field_crypto import CannotDecrypt, FieldCipher
+from riskgraph.server_keys import Tokens
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SESSIONS", "CypherRunner", "Neo4jGraphStore", "Neo4jStoreLease"]
 
@@ -96,8 +107,12 @@ class Neo4jGraphStore(GraphStore):
         sessions: int = DEFAULT_SESSIONS,
         lease_ttl_s: float = LEASE_TTL_S,
         runner: CypherRunner | None = None,
+        cipher: FieldCipher | None = None,
+        tokens: Tokens | None = None,
     ) -> None:
         self.url = url
+        self.cipher = cipher  # personal columns encrypted at rest (none: stored plain, tests)
+        self.tokens = tokens  # identifier nodes keyed by keyed tokens (none: by value, tests)
         self.database = database or None
         self.batch_size = int(batch_size)
         self.sessions = max(1, int(sessions))
@@ -206,13 +221,16 @@ class Neo4jGraphStore(GraphStore):
         schema = {name: [[c, str(df[c].dtype)] for c in df.columns] for name, df in dataset.tables.items()}
         self._write(
             "CREATE (:RiskGraphSnapshot {id: $id, status: 'loading', content_hash: $hash, "
-            "loaded_at: $at, row_counts: $counts, tables: $schema, skipped: $skipped})",
+            "loaded_at: $at, row_counts: $counts, tables: $schema, skipped: $skipped, "
+            "encrypted: $encrypted, identifier_tokens: $tokens})",
             id=snap,
             hash=info.content_hash,
             at=info.loaded_at.isoformat(),
             counts=json.dumps(info.row_counts),
             schema=json.dumps(schema),
             skipped=dataset.skipped,
+            encrypted=json.dumps(self._personal_columns(dataset)),
+            tokens=self.tokens.key_id if self.tokens is not None else None,
         )
         try:
             self._ingest(snap, dataset)
@@ -349,9 +367,28 @@ class Neo4jGraphStore(GraphStore):
         return max(1, int(self.lease_ttl_s * 1000))
 
     # -- ingest ---------------------------------------------------------------------------------
+    def _personal_columns(self, dataset: Dataset) -> dict[str, list[str]]:
+        """{table: its columns at a personal level}, the ones written encrypted (none without a cipher)."""
+        if self.cipher is None:
+            return {}
+        found = {
+            name: [str(c) for c in df.columns if column_level(name, str(c)).is_personal]
+            for name, df in dataset.tables.items()
+        }
+        return {name: cols for name, cols in found.items() if cols}
+
     def _ingest(self, snap: int, dataset: Dataset) -> None:
-        """Write the dataset's rows as snapshot `snap` (graph/neo4j_ingest.py)."""
-        SnapshotWriter(self._runner, snap, batch_size=self.batch_size, sessions=self.sessions).write(dataset)
+        """Write the dataset's rows as snapshot `snap` (graph/neo4j_ingest.py), personal columns
+        encrypted and identifier nodes keyed by tokens when the store has a cipher / tokens."""
+        SnapshotWriter(
+            self._runner,
+            snap,
+            batch_size=self.batch_size,
+            sessions=self.sessions,
+            cipher=self.cipher,
+            encrypted=self._personal_columns(dataset),
+            tokens=self.tokens,
+        ).write(dataset)
 
     # -- reading the snapshot back ------------------------------------------------------------------
     def _require_current(self) -> dict[str, Any]:
@@ -374,7 +411,11 @@ class Neo4jGraphStore(GraphStore):
                 return self._cache[key]
         schema: dict[str, list[list[str]]] = json.loads(s["tables"])
         counts: dict[str, int] = json.loads(s["row_counts"])
-        tables = {name: read_table(self._runner, s["id"], name, cols, counts) for name, cols in schema.items()}
+        encrypted = encrypted_columns(s)
+        tables = {
+            name: read_table(self._runner, s["id"], name, cols, counts, self.cipher, encrypted.get(name, ()))
+            for name, cols in schema.items()
+        }
         dataset = Dataset(tables, content_hash=s["content_hash"], skipped=list(s.get("skipped") or []))
         self._remember(key, dataset)
         return dataset
@@ -388,39 +429,60 @@ class Neo4jGraphStore(GraphStore):
                 self._cache.popitem(last=False)
 
     # -- graph reads --------------------------------------------------------------------------
+    def _stored_id(self, s: dict[str, Any], node_type: str, node_id: str) -> str:
+        """The `_id` a node is kept under: an identifier's keyed token when the snapshot keys its
+        identifier nodes by tokens (its `identifier_tokens` key id), else the id itself."""
+        key = s.get("identifier_tokens")
+        if node_type not in IDENTIFIER_TYPES or not key:
+            return node_id
+        if self.tokens is None or self.tokens.key_id != key:
+            raise CannotDecrypt(
+                f"snapshot {s['id']} keys its identifier nodes with another key than this store's "
+                "(rotated secret? run the pipeline again)"
+            )
+        return self.tokens(node_id)
+
+    def _ref(self, node_type: str, stored_id: Any, value: Any) -> EntityRef:
+        """A node read back as its ref: identifier nodes by their plain value (`_value` decrypted)."""
+        if node_type in IDENTIFIER_TYPES and value is not None:
+            return EntityRef(node_type, identifier_value(node_type, {"_value": value}, self.cipher))
+        return EntityRef(node_type, stored_id)
+
     def entity(self, ref: EntityRef) -> dict[str, Any] | None:
         if ref.type not in LABELS:
             return None
         s = self._require_current()
         rows = self._run(
-            f"MATCH (n:{LABELS[ref.type]} {{_snapshot: $s, _id: $id}}) RETURN n {{.*}} AS p", s=s["id"], id=ref.id
+            f"MATCH (n:{LABELS[ref.type]} {{_snapshot: $s, _id: $id}}) RETURN n {{.*}} AS p",
+            s=s["id"],
+            id=self._stored_id(s, ref.type, ref.id),
         )
         if not rows:
             return None
-        return node_attributes(ref.type, rows[0]["p"], column_order(s))
+        return NodeReader(s, self.cipher).attributes(ref.type, rows[0]["p"])
 
-    def _node_ids(self, snap: int, refs: list[EntityRef]) -> dict[str, EntityRef]:
+    def _node_ids(self, s: dict[str, Any], refs: list[EntityRef]) -> dict[str, EntityRef]:
         """elementId -> ref for the refs that exist in the snapshot."""
         found: dict[str, EntityRef] = {}
-        by_type: dict[str, list[str]] = {}
+        by_type: dict[str, dict[str, str]] = {}  # type -> stored _id -> the ref's id
         for r in refs:
             if r.type in LABELS:
-                by_type.setdefault(r.type, []).append(r.id)
+                by_type.setdefault(r.type, {})[self._stored_id(s, r.type, r.id)] = r.id
         for t, ids in by_type.items():
             for row in self._run(
                 f"UNWIND $ids AS id MATCH (n:{LABELS[t]} {{_snapshot: $s, _id: id}}) "
                 "RETURN elementId(n) AS e, n._id AS id",
-                ids=ids,
-                s=snap,
+                ids=list(ids),
+                s=s["id"],
             ):
-                found[row["e"]] = EntityRef(t, row["id"])
+                found[row["e"]] = EntityRef(t, ids[row["id"]])
         return found
 
     def neighbours(
         self, ref: EntityRef, *, hops: int = 1, limit: int = 200, rel_types: tuple[str, ...] | None = None
     ) -> Subgraph:
         s = self._require_current()
-        start = self._node_ids(s["id"], [ref])
+        start = self._node_ids(s, [ref])
         if not start:
             return Subgraph()
         types = list(rel_types) if rel_types else None
@@ -440,7 +502,7 @@ class Neo4jGraphStore(GraphStore):
                 "UNWIND $frontier AS e MATCH (a) WHERE elementId(a) = e "
                 "MATCH (a)-[r]-(b) WHERE ($types IS NULL OR type(r) IN $types) "
                 "WITH DISTINCT b WHERE NOT elementId(b) IN $seen "
-                f"RETURN elementId(b) AS e, head(labels(b)) AS label, b._id AS id, {rank} AS rank "
+                f"RETURN elementId(b) AS e, head(labels(b)) AS label, b._id AS id, b._value AS value, {rank} AS rank "
                 "ORDER BY rank, id LIMIT $room",
                 frontier=frontier,
                 types=types,
@@ -450,14 +512,14 @@ class Neo4jGraphStore(GraphStore):
             if len(rows) > room:
                 rows, truncated = rows[: max(room, 0)], True
             frontier = [r["e"] for r in rows]
-            seen.update({r["e"]: EntityRef(NODE_TYPE_OF_LABEL[r["label"]], r["id"]) for r in rows})
+            seen.update({r["e"]: self._ref(NODE_TYPE_OF_LABEL[r["label"]], r["id"], r.get("value")) for r in rows})
             if truncated:
                 break
         return self._subgraph_of(s, seen, types, truncated)
 
     def shortest_path(self, source: EntityRef, target: EntityRef, *, max_hops: int = 6) -> Subgraph | None:
         s = self._require_current()
-        ids = self._node_ids(s["id"], [source, target])
+        ids = self._node_ids(s, [source, target])
         if len(set(ids.values())) < len({source, target}):
             return None
         if source == target:
@@ -468,13 +530,13 @@ class Neo4jGraphStore(GraphStore):
         rows = self._run(
             "MATCH (a) WHERE elementId(a) = $a MATCH (b) WHERE elementId(b) = $b "
             f"MATCH p = shortestPath((a)-[*..{hops}]-(b)) "
-            "RETURN [n IN nodes(p) | [elementId(n), head(labels(n)), n._id]] AS nodes",
+            "RETURN [n IN nodes(p) | [elementId(n), head(labels(n)), n._id, n._value]] AS nodes",
             a=a,
             b=b,
         )
         if not rows:
             return None
-        path = [(e, EntityRef(NODE_TYPE_OF_LABEL[lab], i)) for e, lab, i in rows[0]["nodes"]]
+        path = [(e, self._ref(NODE_TYPE_OF_LABEL[lab], i, v)) for e, lab, i, v in rows[0]["nodes"]]
         sub = self._subgraph_of(s, dict(path), None, False)
         chosen: dict[frozenset[EntityRef], Edge] = {}
         for e in sub.edges:  # one edge per hop: the first relationship type in REL_TYPES order
@@ -486,13 +548,13 @@ class Neo4jGraphStore(GraphStore):
 
     def subgraph(self, refs: list[EntityRef]) -> Subgraph:
         s = self._require_current()
-        return self._subgraph_of(s, self._node_ids(s["id"], refs), None, False)
+        return self._subgraph_of(s, self._node_ids(s, refs), None, False)
 
     def _subgraph_of(
         self, s: dict[str, Any], nodes: dict[str, EntityRef], types: list[str] | None, truncated: bool
     ) -> Subgraph:
         eids = list(nodes)
-        order = column_order(s)
+        reader = NodeReader(s, self.cipher)
         props = {
             r["e"]: r["p"]
             for r in self._run("UNWIND $eids AS e MATCH (n) WHERE elementId(n) = e RETURN e, n {.*} AS p", eids=eids)
@@ -507,7 +569,7 @@ class Neo4jGraphStore(GraphStore):
         ranked = sorted(nodes.items(), key=lambda kv: (TYPE_RANK[kv[1].type], kv[1].id))
         sub = Subgraph(truncated=truncated)
         for e, ref in ranked:
-            sub.nodes[ref] = node_attributes(ref.type, props.get(e, {}), order)
+            sub.nodes[ref] = reader.attributes(ref.type, props.get(e, {}))
         index = {e: i for i, (e, _) in enumerate(ranked)}
         rels.sort(key=lambda r: (index[r["a"]], index[r["b"]], REL_RANK.get(r["t"], len(REL_RANK))))
         sub.edges = [Edge(nodes[r["a"]], nodes[r["b"]], r["t"], int(r["n"])) for r in rels]

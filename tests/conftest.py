@@ -71,6 +71,34 @@ def neo4j_store(neo4j_url: str) -> Iterator[Neo4jGraphStore]:
     store.close()
 
 
+KEY = b"k" * 32  # the keyed stores' field-encryption and masking keys (tests only)
+
+
+@pytest.fixture
+def keyed_memory_store(tmp_path: Path) -> Iterator[MemoryGraphStore]:
+    """A fresh memory store that encrypts personal columns at rest, as `open_store` opens it."""
+    from graph.memory_store import MemoryGraphStore
+    from riskgraph.field_crypto import FieldCipher
+
+    store = MemoryGraphStore(tmp_path / "store", FieldCipher(KEY))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def keyed_neo4j_store(neo4j_url: str) -> Iterator[Neo4jGraphStore]:
+    """A fresh Neo4j store that encrypts personal properties and keys identifier nodes by tokens,
+    as `open_store` opens it (the same shared database as `neo4j_store`)."""
+    from graph.neo4j_store import Neo4jGraphStore
+    from riskgraph.field_crypto import FieldCipher
+    from riskgraph.server_keys import Tokens
+
+    store = Neo4jGraphStore(neo4j_url, cipher=FieldCipher(KEY), tokens=Tokens(KEY))
+    store.clear()
+    yield store
+    store.close()
+
+
 @pytest.fixture
 def no_lease(neo4j_store: Neo4jGraphStore) -> None:
     """No writer lease on the test server (an earlier failed test may have left one)."""
@@ -79,10 +107,16 @@ def no_lease(neo4j_store: Neo4jGraphStore) -> None:
 
 
 @pytest.fixture(
-    params=[pytest.param("memory", id="memory"), pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)]
+    params=[
+        pytest.param("memory", id="memory"),
+        pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j),
+        pytest.param("keyed_memory", id="memory-keyed"),
+        pytest.param("keyed_neo4j", id="neo4j-keyed", marks=pytest.mark.neo4j),
+    ]
 )
 def store(request: pytest.FixtureRequest) -> GraphStore:
-    """A fresh, empty store of each backend in turn: the same test must pass on every one."""
+    """A fresh, empty store of each backend in turn, plain and keyed (personal data encrypted at
+    rest, identifier nodes keyed by tokens): the same test must pass on every one."""
     return request.getfixturevalue(f"{request.param}_store")
 
 
@@ -96,13 +130,13 @@ def reopen() -> Iterator[Callable[..., GraphStore]]:
         from graph.memory_store import MemoryGraphStore
 
         if isinstance(store, MemoryGraphStore):
-            opened.append(MemoryGraphStore(store.path))
+            opened.append(MemoryGraphStore(store.path, store.cipher))
         else:
             from graph.neo4j_store import Neo4jGraphStore  # the driver only when Neo4j is tested
 
             if not isinstance(store, Neo4jGraphStore):
                 raise TypeError(f"cannot reopen a {type(store).__name__}")
-            opened.append(Neo4jGraphStore(store.url, **options))
+            opened.append(Neo4jGraphStore(store.url, cipher=store.cipher, tokens=store.tokens, **options))
         return opened[-1]
 
     yield open_again

@@ -12,7 +12,20 @@ from graph.contract import IDENTIFIER_TYPES
 from graph.dataset import dataset_from_frames
 from graph.store import EntityRef, Subgraph
 from riskgraph.server_keys import Tokens
-from tests.features.test_rings import IDENTITY, _frames
+
+IDENTITY = [f"P{i:03d}" for i in range(10, 14)]
+
+
+def _frames() -> dict[str, pd.DataFrame]:
+    """Persons with their own phones, bank accounts and addresses, but four sharing one phone and
+    one bank account (an identity ring)."""
+    pid = [f"P{i:03d}" for i in range(40)]
+    phone = [f"139{i:05d}" for i in range(40)]
+    bank = [f"6222{i:06d}" for i in range(40)]
+    for i in range(10, 14):
+        phone[i], bank[i] = "13900000999", "62220000999"
+    address = [f"{i} side street" for i in range(40)]
+    return {"persons": pd.DataFrame({"person_id": pid, "phone": phone, "bank_account": bank, "address": address})}
 
 
 def test_identity_ring_evidence_names_identifiers_by_keyed_tokens() -> None:

@@ -271,7 +271,7 @@ def test_neighbours_expand_by_element_id_nearest_first(fake_store: Neo4jGraphSto
         "UNWIND $frontier AS e MATCH (a) WHERE elementId(a) = e "
         "MATCH (a)-[r]-(b) WHERE ($types IS NULL OR type(r) IN $types) "
         "WITH DISTINCT b WHERE NOT elementId(b) IN $seen "
-        f"RETURN elementId(b) AS e, head(labels(b)) AS label, b._id AS id, {RANK} AS rank "
+        f"RETURN elementId(b) AS e, head(labels(b)) AS label, b._id AS id, b._value AS value, {RANK} AS rank "
         "ORDER BY rank, id LIMIT $room"
     )
     # one more than there is room for: a full page tells a truncated expansion
