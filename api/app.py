@@ -55,7 +55,7 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
 
 def build_state(settings: Settings) -> AppState:
     """Open the results DB and graph store and load the served results."""
-    db = ResultsDB(settings.results_database_url)
+    db = ResultsDB.of(settings)
     keyring = load_keyring(settings, KeyStore(db.engine, Pepper.of(settings.home, settings.secret_key_file)))
     registry = ModelRegistry(db)
     metrics = Metrics()

@@ -29,7 +29,7 @@ def main() -> None:
     settings = Settings(
         home=args.home, store_url=args.store or f"memory://{args.home.parent / 'store'}", progress=False
     )
-    db = ResultsDB(settings.results_database_url)
+    db = ResultsDB.of(settings)
     store = open_store(settings.store, settings)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()

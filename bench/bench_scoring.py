@@ -115,7 +115,7 @@ def timing(data: Path, work: Path) -> dict[str, float]:
     t1 = time.perf_counter()
     features = add_graph_features(build_features(dataset, proj), proj)
     t2 = time.perf_counter()
-    registry = ModelRegistry(ResultsDB(settings.results_database_url))
+    registry = ModelRegistry(ResultsDB.of(settings))
     explain_types(
         score_types(dataset, proj, features, rules, rings, settings, registry), dataset, proj, rules, rings, settings
     )

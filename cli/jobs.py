@@ -23,7 +23,7 @@ def jobs_list(settings: Settings) -> None:
     from api.jobs import JOBS, JobRunner, next_run_times
     from riskgraph.results import ResultsDB
 
-    runner = JobRunner(settings, ResultsDB(settings.results_database_url))
+    runner = JobRunner(settings, ResultsDB.of(settings))
     nxt = next_run_times(settings)
     for job_id, spec in JOBS.items():
         last = runner.history(job_id, limit=1)
@@ -41,7 +41,7 @@ def jobs_run(settings: Settings, job_id: str) -> None:
     from api.jobs import JobRunner
     from riskgraph.results import ResultsDB
 
-    runner = JobRunner(settings, ResultsDB(settings.results_database_url))
+    runner = JobRunner(settings, ResultsDB.of(settings))
     run_id, status = runner.run(job_id)
     last = runner.history(job_id, limit=1)[0]
     click.echo(f"{job_id} run {run_id} {status}: {last['message'] or ''}")

@@ -14,7 +14,7 @@ def _store(settings: Settings) -> KeyStore:
     from riskgraph.api_keys import Pepper
     from riskgraph.results import ResultsDB
 
-    db = ResultsDB(settings.results_database_url)
+    db = ResultsDB.of(settings)
     return KeyStore(db.engine, Pepper.of(settings.home, settings.secret_key_file))
 
 

@@ -190,7 +190,7 @@ def models_list(settings: Settings, entity_type: str | None) -> None:
     from scoring.disclosure import withheld
     from scoring.registry import ModelRegistry
 
-    for r in ModelRegistry(ResultsDB(settings.results_database_url)).list(entity_type):
+    for r in ModelRegistry(ResultsDB.of(settings)).list(entity_type):
         auc = r.metrics.get("roc_auc")
         shown = withheld(r.metrics) or (f"ROC-AUC {auc:.3f}" if auc is not None else "")
         click.echo(
@@ -208,7 +208,7 @@ def models_show(settings: Settings, version: str) -> None:
     from riskgraph.results import ResultsDB
     from scoring.registry import ModelRegistry
 
-    rec = ModelRegistry(ResultsDB(settings.results_database_url)).get(version)
+    rec = ModelRegistry(ResultsDB.of(settings)).get(version)
     click.echo(json.dumps(asdict(rec), indent=2, ensure_ascii=False, default=str))
 
 
@@ -220,7 +220,7 @@ def models_promote(settings: Settings, version: str) -> None:
     from riskgraph.results import ResultsDB
     from scoring.registry import ModelRegistry
 
-    rec = ModelRegistry(ResultsDB(settings.results_database_url)).promote(version)
+    rec = ModelRegistry(ResultsDB.of(settings)).promote(version)
     click.echo(f"{rec.version} is now the {rec.entity_type} champion")
 
 
@@ -293,7 +293,7 @@ def runs_list(settings: Settings, show_all: bool) -> None:
     """Runs, newest first (* = served)."""
     from riskgraph.results import ResultsDB
 
-    db = ResultsDB(settings.results_database_url)
+    db = ResultsDB.of(settings)
     served = db.served_run_id()
     for r in db.runs():
         if not show_all and r["status"] not in ("committed", "running"):
@@ -325,7 +325,7 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None,
 
     graph = open_store(store or settings.store, settings)
     try:
-        run = rollback(settings, ResultsDB(settings.results_database_url), graph, run_id, wait=wait, out=out)
+        run = rollback(settings, ResultsDB.of(settings), graph, run_id, wait=wait, out=out)
     finally:
         graph.close()
     click.echo(

@@ -109,7 +109,7 @@ def run_pipeline(
     url = store_url or settings.store
     folders = {"home": settings.home} | ({"output": out} if out is not None else {})
     preflight(folders, settings.min_free_bytes)
-    db = ResultsDB(settings.results_database_url)
+    db = ResultsDB.of(settings)
     store = open_store(url, settings)
     tokens = masking_tokens(settings)  # keyed pseudonyms of shared identifiers in ring evidence
     timer = StageTimer()

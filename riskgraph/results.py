@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
@@ -26,6 +26,9 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from riskgraph import audit_chain
+
+if TYPE_CHECKING:
+    from riskgraph.settings import Settings
 
 log = logging.getLogger("riskgraph.results")
 metadata = sa.MetaData()
@@ -227,6 +230,11 @@ class ResultsDB:
                 if path.exists():
                     path.chmod(0o600)
         _chain_audit_inserts(self)
+
+    @classmethod
+    def of(cls, settings: Settings) -> ResultsDB:
+        """The results database of these settings, with its home (the audit seal and head)."""
+        return cls(settings.results_database_url, home=settings.home, secret_key_file=settings.secret_key_file)
 
     # -- plumbing ---------------------------------------------------------------------------------
     def retry(self, work: Callable[[], T]) -> T:

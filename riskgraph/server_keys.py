@@ -63,12 +63,21 @@ def master_secret(home: Path, key_file: Path | None = None) -> bytes:
         return value
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = secrets.token_bytes(32)
+    # Written whole under a temporary name, then linked into place: another process never reads
+    # a half-written secret, and if two race, both end up with the one that was linked first.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return master_secret(home, key_file)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value.hex() + "\n")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value.hex() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process made it first: use theirs
+            return master_secret(home, key_file)
+    finally:
+        tmp.unlink(missing_ok=True)
     return value
 
 
