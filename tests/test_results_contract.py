@@ -21,6 +21,8 @@ from riskgraph.settings import Settings
 from scoring.registry import ModelRegistry
 from tests.factories import SAMPLE, tiny_frames
 
+APPROVAL_KEY = "results-contract-approval-key-5e8d1c3b"  # passes the key strength rule
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def results_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -240,10 +242,10 @@ def test_pipeline_and_api_on_this_results_database(settings: Settings, tmp_path:
     from composer.pipeline import run_pipeline
 
     result = run_pipeline(data=SAMPLE, out=tmp_path / "out", settings=settings)
-    s = settings.model_copy(update={"api_scheduler": False, "api_keys": {"k-approval": "approval_system"}})
+    s = settings.model_copy(update={"api_scheduler": False, "api_keys": {APPROVAL_KEY: "approval_system"}})
     person = result.scores.loc[result.scores["entity_type"] == "person", "entity_id"].iloc[0]
     with TestClient(create_app(s)) as client:
-        r = client.get(f"/v1/credit/person/{person}", headers={"X-API-Key": "k-approval"})
+        r = client.get(f"/v1/credit/person/{person}", headers={"X-API-Key": APPROVAL_KEY})
         assert r.status_code == 200
         body = r.json()
     assert body["run_id"] == result.run_id and len(body["decision_id"]) == 32
