@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from riskgraph.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-approval-key-7f3c9a1e5b2d8604c1e9f7a3b5d20e48"  # passes the key strength rule
 
@@ -48,12 +50,6 @@ def bare_app():  # uvicorn --factory entry point: the same stack with nothing be
         return Response(body, media_type="application/json")
 
     return app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _prepare(home: Path, persons: int) -> None:
@@ -206,7 +202,7 @@ def main() -> None:
     results: dict = {}
     key = {"X-API-Key": KEY}
     try:
-        port = _free_port()
+        port = free_port()
         server = _start("bench.bench_api:serve_app", port, _env(home), "api.http_limits:HeaderLimitedProtocol")
         try:
             base = f"http://127.0.0.1:{port}"
@@ -218,7 +214,7 @@ def main() -> None:
             server.terminate()
             server.wait(30)
         audit_after = int(db.query("SELECT count(*) AS n FROM audit")["n"].iloc[0])
-        port = _free_port()
+        port = free_port()
         bare = _start("bench.bench_api:bare_app", port, {})
         try:
             base = f"http://127.0.0.1:{port}"

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from riskgraph.errors import (
     Neo4jStartFailed,
     Neo4jStartTimeout,
 )
+from riskgraph.ports import port_free
 
 LAUNCHER_DIR = Path(__file__).resolve().parent / "neo4j_server"
 LIB_DIR = LAUNCHER_DIR / "lib"
@@ -164,16 +164,6 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _bolt_answers(port: int, password: str | None, *, login: bool = False) -> bool:
     """True when a Bolt server answers on `port`; with `login`, only when the credentials work."""
     from neo4j import GraphDatabase
@@ -250,7 +240,7 @@ def start(
         raise JavaNotFound(
             "Java is not on PATH; the local Neo4j server needs Java 17 (e.g. `apt-get install openjdk-17-jre-headless`)"
         )
-    if not _port_free(port):
+    if not port_free(port):
         raise Neo4jPortInUse(
             f"port {port} on 127.0.0.1 is already in use by another process; "
             f"stop it or start with another port (--port)"

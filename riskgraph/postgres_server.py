@@ -25,7 +25,6 @@ import pwd
 import re
 import shlex
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from riskgraph.errors import RiskGraphError
+from riskgraph.ports import port_free
 
 DEFAULT_PORT = 5433  # not 5432: leave the port of a system PostgreSQL alone
 HOST = "127.0.0.1"
@@ -125,16 +125,6 @@ def _log_file(data_dir: Path) -> Path:
 
 def _pid_file(data_dir: Path) -> Path:
     return data_dir / "postmaster.pid"
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
 
 
 def _psycopg() -> Any:
@@ -495,7 +485,7 @@ def start(
 
     bin_dir = find_bin_dir()
     user = _run_as()
-    if not _port_free(port):
+    if not port_free(port):
         raise PostgresPortInUse(
             f"port {port} on {HOST} is already in use by another process; stop it or start with another port (--port)"
         )

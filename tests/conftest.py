@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from riskgraph.ports import free_port
 from riskgraph.settings import Settings
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     data = Path(tempfile.mkdtemp(prefix="riskgraph-pg-", dir="/tmp")) / "data"
     os.chmod(data.parent, 0o711)  # the postgres OS user (when we are root) must reach it
     try:
-        url = postgres_server.start(data, port=_free_port(), progress=lambda _line: None)
+        url = postgres_server.start(data, port=free_port(), progress=lambda _line: None)
     except Exception as exc:
         pytest.fail(
             f"no PostgreSQL for the results-store tests ({exc}); start one with `riskgraph postgres start`",
@@ -195,11 +196,3 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     with admin.connect() as conn:
         conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     admin.dispose()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

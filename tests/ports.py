@@ -12,27 +12,9 @@ Usage: python -m tests.ports > FILE
 
 from __future__ import annotations
 
-import socket
 import sys
 
-HOST = "127.0.0.1"
-
-
-def port_free(port: int) -> bool:
-    """True when nothing listens on HOST:port (the servers bind with SO_REUSEADDR too)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+from riskgraph.ports import free_port, port_free
 
 
 def choose(name: str, running: int | None, default: int) -> int:

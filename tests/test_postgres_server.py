@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from cli.postgres import postgres
 from riskgraph import postgres_server
 from riskgraph.errors import RiskGraphError
+from riskgraph.ports import free_port
 from riskgraph.postgres_server import (
     PostgresDataDirError,
     PostgresNotFound,
@@ -33,12 +34,6 @@ from riskgraph.postgres_server import (
 )
 
 IS_ROOT = os.geteuid() == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _quiet(_line: str) -> None:
@@ -73,7 +68,7 @@ def base_dir() -> Iterator[Path]:
 def _start(data_dir: Path) -> tuple[str, int]:
     """Start on a free port; try another one when something took it in between."""
     for attempt in range(3):
-        port = _free_port()
+        port = free_port()
         try:
             return postgres_server.start(data_dir, port=port, progress=_quiet), port
         except PostgresPortInUse:
@@ -134,7 +129,7 @@ def test_start_connect_status_stop_restart(binaries: Path, base_dir: Path) -> No
 def test_cli_start_status_stop(binaries: Path, base_dir: Path) -> None:
     data_dir = str(base_dir / "cli")
     runner = CliRunner()
-    port = _free_port()
+    port = free_port()
 
     started = runner.invoke(postgres, ["start", "--data-dir", data_dir, "--port", str(port)])
     assert started.exit_code == 0, started.output
@@ -173,7 +168,7 @@ def test_folder_that_is_not_a_cluster_is_refused(binaries: Path, tmp_path: Path)
     data_dir.mkdir()
     (data_dir / "notes.txt").write_text("not a cluster")
     with pytest.raises(PostgresDataDirError, match="not empty and holds no PostgreSQL cluster"):
-        postgres_server.start(data_dir, port=_free_port(), progress=_quiet)
+        postgres_server.start(data_dir, port=free_port(), progress=_quiet)
 
 
 def test_a_private_parent_folder(binaries: Path) -> None:
@@ -183,9 +178,9 @@ def test_a_private_parent_folder(binaries: Path) -> None:
     try:
         if IS_ROOT:
             with pytest.raises(PostgresDataDirError, match=f"{private} \\(mode 700\\).*chmod o\\+x"):
-                postgres_server.start(private / "data", port=_free_port(), progress=_quiet)
+                postgres_server.start(private / "data", port=free_port(), progress=_quiet)
         else:
-            postgres_server.start(private / "data", port=_free_port(), progress=_quiet)
+            postgres_server.start(private / "data", port=free_port(), progress=_quiet)
             assert postgres_server.stop(private / "data")
     finally:
         shutil.rmtree(private, ignore_errors=True)
@@ -213,7 +208,7 @@ def test_missing_binaries_say_how_to_install(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(postgres_server, "DEBIAN_ROOT", tmp_path / "no-postgresql")
     with pytest.raises(PostgresNotFound, match=r"apt-get install -y postgresql"):
-        postgres_server.start(tmp_path / "pg", port=_free_port(), progress=_quiet)
+        postgres_server.start(tmp_path / "pg", port=free_port(), progress=_quiet)
     # Nothing running: status and stop need no binaries.
     assert postgres_server.status(tmp_path / "pg") is None
     assert postgres_server.stop(tmp_path / "pg") is False

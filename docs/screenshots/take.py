@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -25,6 +24,7 @@ OUT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from composer.pipeline import run_pipeline  # noqa: E402
+from riskgraph.ports import free_port  # noqa: E402
 from riskgraph.settings import Settings  # noqa: E402
 
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -37,18 +37,12 @@ def _settings(home: Path, port: int = 8000) -> Settings:
     )  # type: ignore[arg-type]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(home: Path) -> tuple[str, Any]:
     import uvicorn
 
     from api.app import create_app
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(_settings(home, port)), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,16 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from riskgraph.ports import free_port
 from riskgraph.results import ResultsDB
 
 pytestmark = pytest.mark.slow
 KEY = "durability-test-approval-key-0123"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -44,7 +38,7 @@ def _env(home: Path) -> dict[str, str]:
 
 
 def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
         env=_env(home),

@@ -20,22 +20,17 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from riskgraph.api_keys import KeyStore, Pepper
+from riskgraph.ports import free_port
 from riskgraph.results import ResultsDB
 from tests.api.support import KEYS, headers, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(home_copy: Path) -> Iterator[int]:
     """`riskgraph serve` on a free port, over a copy of the scored home."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RISKGRAPH_HOME": str(home_copy),

@@ -8,7 +8,6 @@ tests/conftest.py) is only used for the port-taken check.
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -22,16 +21,11 @@ from graph import neo4j_server
 from graph.dataset import dataset_from_frames
 from graph.neo4j_store import Neo4jGraphStore
 from riskgraph.errors import Neo4jPortInUse, StoreUnavailable
+from riskgraph.ports import free_port
 from tests.factories import small_frames
 
 pytestmark = pytest.mark.neo4j
 PASSWORD = "riskgraph-test-pw"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +34,7 @@ def server() -> Iterator[tuple[Path, neo4j_server.ServerStatus]]:
     # server still writes there.
     home = Path(tempfile.mkdtemp(prefix="riskgraph-neo4j-test-"))
     try:
-        status = neo4j_server.start(home, port=_free_port(), password=PASSWORD, timeout_s=300)
+        status = neo4j_server.start(home, port=free_port(), password=PASSWORD, timeout_s=300)
         yield home, status
     finally:
         neo4j_server.stop(home)
@@ -121,5 +115,5 @@ def test_server_dying_mid_load_keeps_previous_snapshot_then_stop(server) -> None
 
 def test_stop_without_server(tmp_path: Path) -> None:
     assert neo4j_server.stop(tmp_path) is False
-    st = neo4j_server.status(tmp_path, port=_free_port())
+    st = neo4j_server.status(tmp_path, port=free_port())
     assert not st.running and "not running" in st.message

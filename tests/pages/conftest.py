@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from composer.pipeline import run_pipeline
+from riskgraph.ports import free_port
 from riskgraph.settings import Settings
 from synth.generator import generate
 from tests.pages.support import ARTIFACTS, Shooter
@@ -71,12 +71,6 @@ def pages_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def server(pages_home: Path) -> Iterator[str]:
     """The API and pages under uvicorn on 127.0.0.1:<free port>; yields the base URL."""
@@ -84,7 +78,7 @@ def server(pages_home: Path) -> Iterator[str]:
 
     from api.app import create_app
 
-    port = _free_port()
+    port = free_port()
     app = create_app(page_settings(pages_home).model_copy(update={"port": port}))
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=srv.run, name="pages-uvicorn", daemon=True)
