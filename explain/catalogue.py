@@ -78,7 +78,8 @@ def format_value(unit: str, v: Any, lang: str) -> str:
     return f"{_count(v)} {unit}"  # a data dictionary's own unit (kg, persons, ...)
 
 
-def _render(template: str, fields: Mapping[str, Any], one: bool) -> str:
+def render(template: str, fields: Mapping[str, Any], one: bool = False) -> str:
+    """A template with its [one|many] plural picked and its {field}s filled (unknown ones kept)."""
     text = _PLURAL.sub(lambda m: m.group(1) if one else m.group(2), template)
     return _FIELD.sub(lambda m: str(fields.get(m.group(1), m.group(0))), text)
 
@@ -256,7 +257,7 @@ class Catalogue:
             zero = _is_zero(value) or (unit in ("count", "days", "months") and shown.split(" ")[0] == "0")
             template = texts["zero_" + lang] if zero and texts.get("zero_" + lang) else texts[lang]
             one = isinstance(value, (int, float)) and _count(float(value)) == "1"
-            out.append(_capitalise(_render(template, values, one)))
+            out.append(_capitalise(render(template, values, one)))
         return code, out[0], out[1]
 
     def _neighbour(self, feature: str, value: Any) -> tuple[str, str, str] | None:
@@ -268,14 +269,14 @@ class Catalogue:
             entry = self.features.get(base)
             if entry is not None and entry.unit == "flag":  # the share of linked entities flagged
                 code = entry.code
-                en = f"{words['en']}: {format_value('share', value, 'en')} {_lower_first(entry.en)}"
+                en = f"{words['en']}: {format_value('share', value, 'en')} {lower_first(entry.en)}"
                 zh = f"{words['zh']}：{format_value('share', value, 'zh')} {entry.zh}"
             else:
                 inner = self.describe(base, value)
                 if inner is None:
                     return None
                 code, en, zh = inner
-                en, zh = f"{words['en']}, on average: {_lower_first(en)}", f"{words['zh']}（平均）：{zh}"
+                en, zh = f"{words['en']}, on average: {lower_first(en)}", f"{words['zh']}（平均）：{zh}"
             family, number = code.split("-", 2)[1:3]
             return f"RG-N{words['letter']}-{family}{number}", en, zh
         return None
@@ -306,8 +307,8 @@ class Catalogue:
             "direction": RAISES,
             "value": cap,
             "contribution": None,
-            "text": _render(t["en"], {"cap": cap, "title": en_title}, False),
-            "text_zh": _render(t["zh"], {"cap": cap, "title": zh_title}, False),
+            "text": render(t["en"], {"cap": cap, "title": en_title}, False),
+            "text_zh": render(t["zh"], {"cap": cap, "title": zh_title}, False),
         }
 
 
@@ -331,7 +332,7 @@ def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:] if text[:1].islower() else text
 
 
-def _lower_first(text: str) -> str:
+def lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 

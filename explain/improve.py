@@ -3,11 +3,10 @@ that hold the entity back (the risk-raising ones, strongest first)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from explain.catalogue import RAISES, Catalogue
+from explain.catalogue import RAISES, Catalogue, lower_first, render
 
 HELD_BACK_BY = 2  # reasons named in the line
 
@@ -25,7 +24,7 @@ def improvement(
     the grade is the best one or a rule cap holds it."""
     t = catalogue.texts["improve"]
     if grade != score_grade:
-        return _line(None, None, [], _fill(t["capped_en"], {"cap": grade}), _fill(t["capped_zh"], {"cap": grade}))
+        return _line(None, None, [], render(t["capped_en"], {"cap": grade}), render(t["capped_zh"], {"cap": grade}))
     better = sorted(((g, float(v)) for g, v in bands.items() if float(v) > points), key=lambda gv: gv[1])
     if not better:
         return _line(None, None, [], t["top_en"], t["top_zh"])
@@ -34,10 +33,10 @@ def improvement(
     held = [r for r in reasons if r.get("direction") == RAISES and r.get("contribution") is not None]
     held = held[:HELD_BACK_BY]
     fields = {"grade": next_grade, "points": f"{threshold:,.0f}", "needed": f"{needed:,}"}
-    en, zh = _fill(t["en"], fields, one=needed == 1), _fill(t["zh"], fields)
+    en, zh = render(t["en"], fields, one=needed == 1), render(t["zh"], fields)
     if held:
-        en += "; " + _fill(t["held_en"], {"reasons": "; ".join(_lower_first(_short(str(r["text"]))) for r in held)})
-        zh += "；" + _fill(t["held_zh"], {"reasons": "；".join(_short(str(r["text_zh"])) for r in held)})
+        en += "; " + render(t["held_en"], {"reasons": "; ".join(lower_first(_short(str(r["text"]))) for r in held)})
+        zh += "；" + render(t["held_zh"], {"reasons": "；".join(_short(str(r["text_zh"])) for r in held)})
     return _line(next_grade, needed, [str(r["code"]) for r in held], en, zh)
 
 
@@ -45,19 +44,6 @@ def _line(grade: str | None, needed: int | None, codes: list[str], en: str, zh: 
     return {"next_grade": grade, "points_needed": needed, "held_back_by": codes, "text": en, "text_zh": zh}
 
 
-_PLURAL = re.compile(r"\[([^\[\]|]*)\|([^\[\]|]*)\]")
-_FIELD = re.compile(r"\{([a-z_]+)\}")
-
-
-def _fill(template: str, fields: dict[str, str], one: bool = False) -> str:
-    text = _PLURAL.sub(lambda m: m.group(1) if one else m.group(2), template) if "[" in template else template
-    return _FIELD.sub(lambda m: fields.get(m.group(1), m.group(0)), text)
-
-
 def _short(text: str) -> str:
     """A reason without its ring's particulars (named on the reason itself)."""
     return text.split(" (ring ")[0].split("（团伙 ")[0]
-
-
-def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:] if text[1:2].islower() else text
