@@ -34,8 +34,17 @@ def home_copy(scored_home: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def client(scored_home: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(scored_home))) as c:
+def served_home(scored_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The copy the shared apps serve and audit into, so that `scored_home` stays untouched and
+    copying it never races a server writing its audit head or database."""
+    home = tmp_path_factory.mktemp("served") / "home"
+    shutil.copytree(scored_home, home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def client(served_home: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(served_home))) as c:
         yield c
 
 

@@ -20,11 +20,14 @@ IDENTIFIERS = ("phone", "address", "bank_account")
 
 @pytest.fixture(scope="module", params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
 def client(
-    request: pytest.FixtureRequest, scored_home: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    scored_home: Path,
+    served_home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[TestClient]:
     """The investigator endpoints over each graph store: the same tests pass on both."""
     if request.param == "memory":
-        settings = make_settings(scored_home)
+        settings = make_settings(served_home)
     else:
         from graph.neo4j_store import Neo4jGraphStore
 
