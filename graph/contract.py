@@ -70,6 +70,7 @@ class Column:
     kind: Kind
     required: bool = False
     level: Level = Level.INTERNAL
+    choices: tuple[str, ...] = ()  # the only values allowed (as written in the file), when set
 
     @property
     def personal(self) -> bool:
@@ -115,9 +116,15 @@ class Table:
 PUB, INT, PER, SEN = Level.PUBLIC, Level.INTERNAL, Level.PERSONAL, Level.SENSITIVE
 
 
-def _c(name: str, kind: Kind, level: Level, *, req: bool = False) -> Column:
-    return Column(name, kind, req, level)
+def _c(name: str, kind: Kind, level: Level, *, req: bool = False, choices: tuple[str, ...] = ()) -> Column:
+    return Column(name, kind, req, level, choices)
 
+
+# inspections.severity (1 minor .. 3 serious) and commitments.kind
+SEVERITIES: tuple[str, ...] = ("1", "2", "3")
+COMMITMENT_KINDS: tuple[str, ...] = ("credit_commitment", "correction_pledge")
+# The labour-supervision tables (optional, like every table but persons)
+SUPERVISION_TABLES: tuple[str, ...] = ("inspections", "wage_arrears", "commitments")
 
 ENTITY_TYPES: tuple[str, ...] = ("person", "employer", "clinic", "pharmacy", "agency")
 IDENTIFIER_TYPES: tuple[str, ...] = ("phone", "address", "bank_account")
@@ -291,6 +298,48 @@ TABLES: dict[str, Table] = {
             key=("entity_type", "entity_id"),
             polymorphic_ref=("entity_type", "entity_id"),
             extras_allowed=False,
+        ),
+        # Labour supervision (credit supervision, docs/credit-policy.md): inspections and their
+        # findings, wage arrears by month, and commitments (信用承诺) with their fulfilment.
+        Table(
+            "inspections",
+            (
+                _c("inspection_id", Kind.ID, INT, req=True),
+                _c("employer_id", Kind.ID, INT, req=True),
+                _c("date", Kind.DATE, INT, req=True),
+                _c("finding", Kind.TEXT, INT, req=True),
+                _c("severity", Kind.NUMBER, INT, req=True, choices=SEVERITIES),
+                _c("penalty_amount", Kind.AMOUNT, INT),
+                _c("corrected_date", Kind.DATE, INT),
+            ),
+            key=("inspection_id",),
+            references=(Reference("employer_id", "employer"),),
+        ),
+        Table(
+            "wage_arrears",
+            (
+                _c("employer_id", Kind.ID, INT, req=True),
+                _c("month", Kind.MONTH, INT, req=True),
+                _c("persons_affected", Kind.AMOUNT, INT, req=True),
+                _c("amount_owed", Kind.AMOUNT, INT, req=True),
+                _c("amount_repaid", Kind.AMOUNT, INT),
+                _c("group_incident", Kind.LABEL, INT),
+            ),
+            key=("employer_id", "month"),
+            references=(Reference("employer_id", "employer"),),
+        ),
+        Table(
+            "commitments",
+            (
+                _c("commitment_id", Kind.ID, INT, req=True),
+                _c("entity_type", Kind.ENTITY_TYPE, INT, req=True),
+                _c("entity_id", Kind.ID, INT, req=True),
+                _c("date", Kind.DATE, INT, req=True),
+                _c("kind", Kind.TEXT, INT, req=True, choices=COMMITMENT_KINDS),
+                _c("fulfilled", Kind.LABEL, INT),
+            ),
+            key=("commitment_id",),
+            polymorphic_ref=("entity_type", "entity_id"),
         ),
     )
 }

@@ -232,6 +232,8 @@ def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: _Collector) ->
             if len(bad):
                 out.add_rows(file, name, bad, "required value is empty")
         df[name] = _parse_column(col.kind, s, file, name, out)
+        if col.choices:
+            _check_choices(col.choices, s, df[name], file, name, out)
     for column in table.columns:  # absent optional columns exist, empty, with the right dtype
         if column.name not in df.columns:
             df[column.name] = pd.Series(np.nan, index=df.index).astype(_dtype(column.kind))
@@ -295,6 +297,20 @@ def _parse_column(kind: Kind, s: pd.Series, file: str, name: str, out: _Collecto
             out.add_rows(file, name, bad, f"entity type must be one of {', '.join(ENTITY_TYPES)}", s.iloc[bad])
         return s
     raise AssertionError(kind)
+
+
+def _check_choices(
+    choices: tuple[str, ...], raw: pd.Series, parsed: pd.Series, file: str, name: str, out: _Collector
+) -> None:
+    """A column with a closed set of values (a severity 1-3, a commitment kind): numbers compared
+    as numbers (a Parquet 2.0 is a 2), text as written."""
+    if pd.api.types.is_float_dtype(parsed):
+        ok = parsed.isna() | parsed.isin([float(c) for c in choices])
+    else:
+        ok = raw.isna() | raw.isin(list(choices))
+    bad = np.flatnonzero((raw.notna() & ~ok).to_numpy())
+    if len(bad):
+        out.add_rows(file, name, bad, f"must be one of {', '.join(choices)}", raw.iloc[bad])
 
 
 def _check_keys(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> None:

@@ -33,6 +33,7 @@ from synth.params import (
     SURNAMES,
     YEAR,
 )
+from synth.supervision import write_supervision
 from synth.world import World
 
 
@@ -61,6 +62,7 @@ def write_dataset(w: World, out: Path, labels: dict[str, np.ndarray], truth: pd.
         counts["labels"] = n_labels
     counts["truth"] = _write_truth(out, ids, truth)
     _write_dictionary(out)
+    counts |= write_supervision(w, out)  # its own generator: the files above stay as they were
     return counts
 
 
