@@ -236,7 +236,8 @@ def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: _Collector) ->
             _check_choices(col.choices, s, df[name], file, name, out)
     for column in table.columns:  # absent optional columns exist, empty, with the right dtype
         if column.name not in df.columns:
-            df[column.name] = pd.Series(np.nan, index=df.index).astype(_dtype(column.kind))
+            fill = 0 if column.kind == Kind.LABEL else np.nan  # an absent 0/1 flag is 0, as an empty cell
+            df[column.name] = pd.Series(fill, index=df.index).astype(_dtype(column.kind))
     return df
 
 

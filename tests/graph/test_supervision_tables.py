@@ -85,3 +85,12 @@ def test_bad_rows_are_named_and_nothing_loads(
     with pytest.raises(InvalidDataset) as exc:
         load_dataset(write_dataset(tmp_path, frames))
     assert any(str(p).startswith(expected) for p in exc.value.problems), [str(p) for p in exc.value.problems]
+
+
+def test_an_absent_flag_column_reads_as_zero(tmp_path: Path) -> None:
+    frames = supervision_frames()
+    frames["wage_arrears"] = frames["wage_arrears"].drop(columns=["group_incident"])
+    frames["commitments"] = frames["commitments"].drop(columns=["fulfilled"])
+    ds = load_dataset(write_dataset(tmp_path, frames))
+    assert ds.tables["wage_arrears"]["group_incident"].tolist() == [0, 0]
+    assert ds.tables["commitments"]["fulfilled"].tolist() == [0, 0]
