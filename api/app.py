@@ -25,7 +25,7 @@ import riskgraph
 from api.audit import AuditWriter
 from api.jobs import JobRunner, build_scheduler
 from api.metrics import Metrics
-from api.routers import admin, credit, graph, health, risk
+from api.routers import admin, credit, graph, health, policies, risk
 from api.security import LOOPBACK_HOSTS, Tokens, load_keyring
 from api.state import AppState
 from composer.runs import try_recover
@@ -121,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
             {"name": "models", "description": "model owners: registry, retraining, promotion"},
             {"name": "jobs", "description": "scheduled jobs and their history"},
             {"name": "rules", "description": "rule packs and versions"},
+            {"name": "policies", "description": "grade -> treatment policies (versioned, audited)"},
             {"name": "audit", "description": "who was told what, when"},
             {"name": "operations", "description": "health, readiness, metrics"},
         ],
@@ -133,7 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_body=settings.api_max_body_bytes,
         max_headers=settings.api_max_header_bytes,
     )
-    for r in (credit.router, risk.router, graph.router, admin.router, health.router):
+    for r in (credit.router, risk.router, graph.router, admin.router, policies.router, health.router):
         app.include_router(r)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

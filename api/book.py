@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from api.credit_book import CreditBook
+from api.credit_policy import PolicyBook
 from composer.protect import reveal_evidence
 from composer.runs import SCORES_PARQUET, run_dir
+from composer.supervision import SCHEMES_PARQUET, stored_policies
 from explain.catalogue import Catalogue, built_in
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from graph.dataset import Dataset
@@ -82,6 +84,8 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
     bands = settings.bands.model_dump()
     book.bands = bands
     scores = scores.fillna({"grade_cap": "", "reasons": "[]", "rule_hits": "[]", "model_version": ""})
+    saved_schemes = run_dir(settings, run_id) / "features" / SCHEMES_PARQUET
+    policies = PolicyBook(stored_policies(db))
     book.credit = CreditBook.build(
         scores,
         run_dir(settings, run_id) / "features",
@@ -89,6 +93,9 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
         bands=bands,
         as_of=book.as_of,
         run_id=run_id,
+        outcomes=pd.read_parquet(saved_schemes) if saved_schemes.exists() else None,
+        policies=policies,
+        run_policy=next((p for p in policies.versions if f"{p.id} {p.version}" == manifest.get("policy")), None),
     )
     book.risk = _risk_frames(scores, book.ring_members, dataset)
     log.info("loaded %d scores, %d rings", len(scores), len(book.rings))

@@ -19,9 +19,11 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from api.credit_policy import EMPTY, PolicyBook, SchemeColumns, scheme_columns
 from explain.catalogue import Catalogue
 from explain.improve import improvement
 from explain.reasons import MAX_REASONS
+from rules.policy import Policy
 from scoring.attributions import ReasonColumns, load_reason_columns
 
 
@@ -48,15 +50,24 @@ class TypeColumns:
     worded: dict[int, list[dict[str, Any]]]  # row -> the pipeline's worded reasons (riskiest rows, caps)
     reasons: ReasonColumns | None  # every row's strongest reasons
     reason_rows: np.ndarray | None  # row in `reasons` of each row (-1: none)
+    schemes: SchemeColumns | None = None  # scheme grades and list statuses (api/credit_policy.py)
 
 
 class CreditBook(Mapping[tuple[str, str], CreditEntry]):
     """(entity type, id) -> its answer in English; `answer(..., lang)` for another language."""
 
     def __init__(
-        self, types: dict[str, TypeColumns], *, catalogue: Catalogue, bands: dict[str, float], as_of: str, run_id: str
+        self,
+        types: dict[str, TypeColumns],
+        *,
+        catalogue: Catalogue,
+        bands: dict[str, float],
+        as_of: str,
+        run_id: str,
+        policies: PolicyBook | None = None,
     ) -> None:
         self.types, self.catalogue, self.bands, self.as_of, self.run_id = types, catalogue, bands, as_of, run_id
+        self.policies = policies or PolicyBook()
         self._size = sum(len(t.ids) for t in types.values())
 
     @staticmethod
@@ -68,8 +79,13 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
         bands: dict[str, float],
         as_of: str,
         run_id: str,
+        outcomes: pd.DataFrame | None = None,
+        policies: PolicyBook | None = None,
+        run_policy: Policy | None = None,
     ) -> CreditBook:
-        """From the served run's scores table and the reason columns saved beside its features."""
+        """From the served run's scores table and the reason columns saved beside its features;
+        `outcomes` are the run's scheme outcomes (capped under `run_policy`), `policies` the
+        stored versions of the credit policy (treatments)."""
         if "score_grade" not in scores:
             scores = scores.assign(score_grade=scores["grade"])
         types = {}
@@ -97,7 +113,10 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
                 reasons,
                 rows,
             )
-        return CreditBook(types, catalogue=catalogue, bands=bands, as_of=as_of, run_id=run_id)
+            if outcomes is not None:
+                cols = types[str(t)]
+                cols.schemes = scheme_columns(outcomes, str(t), ids, cols.grade, cols.score_grade, run_policy)
+        return CreditBook(types, catalogue=catalogue, bands=bands, as_of=as_of, run_id=run_id, policies=policies)
 
     # -- Mapping ---------------------------------------------------------------------------------
 
@@ -151,6 +170,9 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
         if lang != "en":
             to_improve["text"] = to_improve["text_zh"]
         encoded_reasons = orjson.dumps(reasons)
+        sch = cols.schemes
+        statuses = sch.statuses[i] if sch is not None else ()
+        treatments, policy = self.policies.treatments(grade, entity_type, statuses)
         body = orjson.dumps(
             {
                 "entity_type": entity_type,
@@ -167,6 +189,9 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
                 "reason_catalogue": self.catalogue.version,
                 "lang": lang,
                 "rule_hits": orjson.Fragment(cols.rule_hits[i]),
+                "schemes": sch.items[i] if sch is not None else EMPTY,
+                "treatments": treatments,
+                "policy": policy,
                 "bands": self.bands,
                 "as_of": self.as_of,
                 "run_id": self.run_id,

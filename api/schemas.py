@@ -56,6 +56,64 @@ class Improvement(BaseModel):
     text_zh: str
 
 
+class SchemeCriterion(BaseModel):
+    id: str
+    clause: str
+    title_en: str
+    title_zh: str
+
+
+class SchemeItem(BaseModel):
+    """An official scheme's grade or list status of the entity, beside the model's grade."""
+
+    scheme: str = Field(examples=["labour_integrity"])
+    version: str
+    title: str
+    title_zh: str
+    legal_basis: str
+    status: str = Field(
+        description="the scheme's grade (A, B, C) or list status (listed, removed, expired, not_listed)"
+    )
+    clause: str = Field(description="the clause of the regulation that gives this status")
+    criteria: list[SchemeCriterion] = Field(description="the criteria met, worst first")
+    listed_date: str | None = None
+    expires_date: str | None = None
+    removed_date: str | None = None
+    removal: str | None = Field(None, description="expired | early_removal")
+    source: str = Field(description="data (this run's records) or import (the list exchange)")
+    cap: Grade | None = Field(description="the A-D cap the policy maps this status onto")
+    binds: bool = Field(description="the cap is stricter than the model's grade and sets the final grade")
+
+
+class Loan(BaseModel):
+    cap_yuan: float
+    term_months: int
+
+
+class TreatmentReason(BaseModel):
+    scheme: str
+    status: str
+    text: str
+    text_zh: str
+
+
+class Treatments(BaseModel):
+    """What the policy in force says to do with this grade and these scheme statuses."""
+
+    priority_handling: bool = Field(description="优先办理")
+    commitment_procedure: bool = Field(description="the credit-commitment procedure (告知承诺) is allowed")
+    online_scope: Literal["none", "limited", "standard", "full"] = Field(description="网上业务范围")
+    extra_checks: list[str]
+    startup_loan: Loan = Field(description="start-up guarantee loan cap and term (创业担保贷款) for this entity type")
+    because: list[TreatmentReason] = Field(description="scheme statuses that made the treatments stricter")
+
+
+class PolicyRef(BaseModel):
+    id: str
+    version: str
+    effective_date: str
+
+
 class CreditResponse(BaseModel):
     """One entity's credit grade, with everything needed to justify a decision."""
 
@@ -130,6 +188,9 @@ class CreditResponse(BaseModel):
     bands: Bands
     as_of: str = Field(description="when these scores were committed (ISO 8601, UTC)")
     run_id: str = Field(description="the committed run these scores come from")
+    schemes: list[SchemeItem] = Field(default_factory=list, description="official scheme grades beside the model's")
+    treatments: Treatments | None = Field(None, description="the treatments of the policy in force")
+    policy: PolicyRef | None = Field(None, description="the policy version the treatments come from")
 
 
 class EntityKey(BaseModel):
@@ -370,3 +431,35 @@ class AuditPage(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicyVersionOut(BaseModel):
+    version: str
+    effective_date: str
+    changed_by: str
+    changed_at: str
+    note: str
+    policy: dict[str, Any] = Field(description="the whole policy version (rules/policy.py `Policy`)")
+
+
+class PolicyInForce(BaseModel):
+    version: str
+    effective_date: str
+
+
+class PolicyOut(BaseModel):
+    id: str
+    in_force: PolicyInForce | None
+    versions: list[PolicyVersionOut] = Field(description="every version, in the order added")
+
+
+class PolicyPut(BaseModel):
+    """A new version: its number, the day it takes effect and the policy itself (title_en,
+    title_zh, scheme_caps, grades with their treatments, scheme_overrides)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, max_length=64, examples=["2026.2"])
+    effective_date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", examples=["2026-12-01"])
+    policy: dict[str, Any]
+    note: str = Field("", max_length=500)

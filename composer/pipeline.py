@@ -28,6 +28,7 @@ from tqdm import tqdm
 import riskgraph
 from composer.protect import protect_hits
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
+from composer.supervision import SCHEMES_PARQUET, supervise
 from explain.catalogue import Catalogue, built_in
 from explain.context import reason_context
 from explain.fairness import fairness_table
@@ -149,6 +150,8 @@ def run_pipeline(
             with timer.stage("rules", bar):  # the wait for the worker
                 rule_result, found_by_worker, worker = signals.result()
                 ring_result = assemble_rings(dataset, found | found_by_worker, settings.rings)
+                # the official schemes beside the model: their outcomes, and the caps the policy sets
+                rule_result, outcomes, policy = supervise(dataset, rule_result, db, reference_date(dataset))
             timer.worker |= worker
             with timer.stage("scoring", bar):
                 registry = ModelRegistry(db)
@@ -185,6 +188,8 @@ def run_pipeline(
                     for t, m in scored.items()
                 },
                 "bands": settings.bands.model_dump(),
+                "schemes": sorted(f"{n} {v}" for n, v in set(zip(outcomes["scheme"], outcomes["scheme_version"]))),
+                "policy": f"{policy.id} {policy.version}" if policy else None,
                 "scorecard": settings.scorecard.model_dump(),
                 "python": platform.python_version(),
             }
@@ -207,11 +212,13 @@ def run_pipeline(
                     try:
                         save_feature_matrices(private_dir(run.folder / "features"), scored)
                         scores.to_parquet(run.folder / "features" / SCORES_PARQUET, index=False)
+                        outcomes.to_parquet(run.folder / "features" / SCHEMES_PARQUET, index=False)
                         (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
                         run.fault("stage_outputs")
                         # personal values in rule evidence (a diagnosis, ...) encrypted before any write
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
                         _stage_outputs(staging, _output_files(scores, hits, ring_result))
+                        outcomes.drop(columns=["evidence"]).to_csv(staging / "schemes.csv", index=False)
                         _write_results(db, run, scores, hits, ring_result, tables)
                         report.result()
                     except BaseException:

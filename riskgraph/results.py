@@ -118,6 +118,53 @@ served_table = sa.Table(
     sa.Column("changed_at", sa.String(32), nullable=False),
 )
 
+# Credit supervision (docs/credit-policy.md): policy versions (seeded from rules/policies, then
+# changed through the API), list entries imported from the national credit platform, and
+# corrections accepted on objection (the pluggable input of early removal from a list).
+policies_table = sa.Table(
+    "policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("policy_id", sa.String(64), nullable=False, index=True),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("effective_date", sa.String(10), nullable=False),  # YYYY-MM-DD
+    sa.Column("body", sa.Text, nullable=False),  # the whole policy, JSON
+    sa.Column("changed_by", sa.String(64), nullable=False),
+    sa.Column("changed_at", sa.String(32), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.UniqueConstraint("policy_id", "version", name="uq_policy_version"),
+)
+
+list_entries_table = sa.Table(
+    "list_entries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("import_id", sa.String(40), nullable=False, index=True),
+    sa.Column("entity_type", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(128), nullable=False),
+    sa.Column("entity_name", sa.Text),
+    sa.Column("credit_code", sa.String(18)),
+    sa.Column("list", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("legal_basis", sa.Text),
+    sa.Column("listed_date", sa.String(10)),
+    sa.Column("removed_date", sa.String(10)),
+    sa.Column("authority", sa.Text),
+    sa.Column("imported_at", sa.String(32), nullable=False),
+)
+
+corrections_table = sa.Table(
+    "credit_corrections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entity_type", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(128), nullable=False),
+    sa.Column("corrected_date", sa.String(10), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),  # e.g. objection:<case id>
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+)
+
 # Result tables every serving run writes (empty ones included).
 RESULT_TABLES = ("scores", "rule_hits", "rings", "ring_members", "ring_edges")
 
@@ -451,6 +498,57 @@ class ResultsDB:
         """The whole chain and the head file checked (riskgraph/audit_chain.py `verify`)."""
         seal = self.audit_seal
         return audit_chain.verify(self.audit_rows(), seal, seal.read_head())
+
+    # -- credit supervision -----------------------------------------------------------------------
+    def write_with_audit(
+        self, table: sa.Table, rows: list[dict[str, Any]], audit_rows: list[dict[str, Any]]
+    ) -> audit_chain.AuditHead:
+        """Rows into a static table and their audit rows, chained, in ONE transaction: the change
+        and its audit are durable together or not at all."""
+        seal = self.audit_seal
+
+        def write() -> audit_chain.AuditHead:
+            with self.engine.begin() as conn:
+                if rows:
+                    conn.execute(table.insert(), rows)
+                chained = self._audit_chain_in(conn, audit_rows, seal)
+                _insert_rows(
+                    conn,
+                    audit_table.name,
+                    list(audit_chain.STORED_FIELDS),
+                    [tuple(r[f] for f in audit_chain.STORED_FIELDS) for r in chained],
+                )
+                last_id = (_first(conn, "SELECT max(id) FROM audit") or (0,))[0]
+                return audit_chain.AuditHead(int(last_id), chained[-1]["seq"], chained[-1]["row_hash"])
+
+        head = self.retry(write)
+        self.write_audit_head(head)
+        return head
+
+    def policy_versions(self, policy_id: str | None = None) -> list[dict[str, Any]]:
+        """Every stored version (of one policy), in the order they were added."""
+        q = sa.select(policies_table).order_by(policies_table.c.id)
+        if policy_id is not None:
+            q = q.where(policies_table.c.policy_id == policy_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def list_entries(self) -> pd.DataFrame:
+        """Imported list entries (empty frame with the columns when none)."""
+        cols = [c.name for c in list_entries_table.columns]
+        with self.engine.connect() as conn:
+            rows = [tuple(r) for r in conn.execute(sa.select(list_entries_table).order_by(list_entries_table.c.id))]
+        return pd.DataFrame(rows, columns=cols)
+
+    def credit_corrections(self) -> pd.DataFrame:
+        """Corrections accepted on objection: entity_type, entity_id, corrected_date, source."""
+        t = corrections_table
+        with self.engine.connect() as conn:
+            rows = [
+                tuple(r)
+                for r in conn.execute(sa.select(t.c.entity_type, t.c.entity_id, t.c.corrected_date, t.c.source))
+            ]
+        return pd.DataFrame(rows, columns=["entity_type", "entity_id", "corrected_date", "source"])
 
     def job_started(self, job_id: str) -> int:
         def write() -> int:

@@ -1,0 +1,235 @@
+"""Credit supervision in a run: the official schemes evaluated beside the model, their outcomes
+turned into capped, evidenced hits under the policy in force, and the policies seeded.
+
+- Every employer gets each scheme's grade or list status (rules/schemes.py), saved with the run
+  (`features/schemes.parquet`, `schemes.csv` in --out) for the credit answers.
+- A grade or status the policy caps (integrity C -> D, listed -> D) becomes a hit whose
+  `grade_cap` is that cap: the scoring's rule caps then bind the stricter of the two, leave the
+  credit points as the model gave them, and put the cap and its clause first in the reasons.
+- Entries imported from the national credit platform (riskgraph lists import) that are still in
+  force list an entity as the data would: the wage-arrears list's own entries join its outcome
+  (source `import`); entries of other lists become serious hits of their own.
+- Early removal reads the corrections accepted on objection (results table `credit_corrections`,
+  written by the cases' objection path): the pluggable correction input of rules/schemes.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+
+from graph.dataset import Dataset
+from riskgraph import audit_chain
+from riskgraph.results import ResultsDB, now_iso, policies_table
+from rules.engine import RuleResult, empty_hits
+from rules.policy import Policy, in_force, parse_policy, seed_policies
+from rules.schemes import DEFAULT_SCHEME_DIR, ListScheme, Scheme, evaluate_schemes, list_ids, load_schemes
+
+SCHEMES_PARQUET = "schemes.parquet"  # the run's scheme outcomes, beside its feature matrices
+POLICY_ID = "credit_treatments"  # the policy the credit answers apply
+SEVERITY = {"C": 3, "B": 1, "listed": 4}
+IMPORTED_SEVERITY = 4
+
+
+def citation(legal_basis: str) -> str:
+    """The document number of a legal basis (人社部令第45号), else the text before its first comma."""
+    found = re.search(r"（([^（）]*号)）", legal_basis)
+    return found.group(1) if found else legal_basis.split("，")[0]
+
+
+def audit_row(*, actor: str, role: str, action: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """An audit row of a supervision change (the same content fields as api/audit.py's rows)."""
+    row: dict[str, Any] = dict.fromkeys(audit_chain.CONTENT_FIELDS)
+    row.update(at=now_iso(), actor=actor, role=role, action=action, detail=json.dumps(detail, ensure_ascii=False))
+    return row
+
+
+def policy_row(policy: Policy, *, changed_by: str, note: str = "") -> dict[str, Any]:
+    return {
+        "policy_id": policy.id,
+        "version": policy.version,
+        "effective_date": policy.effective_date.isoformat(),
+        "body": policy.model_dump_json(),
+        "changed_by": changed_by,
+        "changed_at": now_iso(),
+        "note": note,
+    }
+
+
+def ensure_policies(db: ResultsDB) -> None:
+    """Seed each shipped policy whose id has no stored version yet (audited as `policy_seed`)."""
+    for policy in seed_policies():
+        if db.policy_versions(policy.id):
+            continue
+        detail = {"policy_id": policy.id, "version": policy.version, "effective_date": str(policy.effective_date)}
+        db.write_with_audit(
+            policies_table,
+            [policy_row(policy, changed_by="seed", note="seeded from rules/policies")],
+            [audit_row(actor="riskgraph", role="system", action="policy_seed", detail=detail)],
+        )
+
+
+def stored_policies(db: ResultsDB, policy_id: str = POLICY_ID) -> list[Policy]:
+    """Every stored version of a policy, in the order added (seeded first when none is stored)."""
+    ensure_policies(db)
+    return [
+        parse_policy(json.loads(r["body"]), f"policy {r['policy_id']} {r['version']}")
+        for r in db.policy_versions(policy_id)
+    ]
+
+
+def supervise(
+    dataset: Dataset, rule_result: RuleResult, db: ResultsDB, as_of: pd.Timestamp | None
+) -> tuple[RuleResult, pd.DataFrame, Policy | None]:
+    """The schemes' outcomes, and the rule result with their capped hits added."""
+    schemes = load_schemes(DEFAULT_SCHEME_DIR)
+    policy = in_force(stored_policies(db), dt.datetime.now(dt.UTC).date())
+    corrections = db.credit_corrections()
+    corrections["corrected_date"] = pd.to_datetime(corrections["corrected_date"])
+    outcomes = evaluate_schemes(dataset, schemes, as_of, corrections)
+    imported = db.list_entries()
+    outcomes, others = _with_imported(outcomes, imported, schemes, dataset, as_of)
+    hits = _scheme_hits(outcomes, schemes, policy)
+    hits = pd.concat([hits, _imported_hits(others, policy)], ignore_index=True)
+    if hits.empty:
+        return rule_result, outcomes, policy
+    titles = dict(rule_result.titles)
+    codes = dict(rule_result.codes)
+    serious = set(rule_result.serious)
+    counts = dict(rule_result.counts)
+    for rid, part in hits.groupby("rule_id"):
+        rid = str(rid)
+        titles[rid] = (str(part["title_en"].iloc[0]), str(part["title_zh"].iloc[0]))
+        codes[rid] = f"RG-S-{rid}"
+        counts[rid] = len(part)
+        if int(part["severity"].iloc[0]) >= IMPORTED_SEVERITY:
+            serious.add(rid)
+    hits = hits.drop(columns=["title_en", "title_zh"]).astype(empty_hits().dtypes.to_dict())
+    merged = pd.concat([rule_result.hits, hits], ignore_index=True) if len(rule_result.hits) else hits
+    return (
+        replace(rule_result, hits=merged, titles=titles, codes=codes, serious=serious, counts=counts),
+        outcomes,
+        policy,
+    )
+
+
+def _scheme_hits(outcomes: pd.DataFrame, schemes: list[Scheme], policy: Policy | None) -> pd.DataFrame:
+    """A hit per outcome whose status is a finding (integrity B or C, listed), capped by the policy."""
+    by_name = {s.name: s for s in schemes}
+    rows = []
+    found = outcomes[outcomes["status"].isin(list(SEVERITY))]
+    for o in found.itertuples(index=False):
+        scheme = by_name[o.scheme]
+        cap = policy.cap(o.scheme, o.status) if policy else None
+        status = "listed" if o.status == "listed" else f"grade {o.status}"
+        where = f"{citation(scheme.legal_basis)} {o.clause}"
+        records = json.loads(o.evidence)
+        evidence = {
+            "n_records": len(records),
+            "records": records,
+            "scheme": o.scheme,
+            "status": o.status,
+            "clause": o.clause,
+            "legal_basis": scheme.legal_basis,
+            "criteria": json.loads(o.criteria),
+            "listed_date": o.listed_date or None,
+            "expires_date": o.expires_date or None,
+            "source": o.source,
+            "policy": f"{policy.id} {policy.version}" if policy else None,
+        }
+        rows.append(
+            {
+                "rule_id": f"{o.scheme}_{o.status}".lower(),
+                "entity_type": o.entity_type,
+                "entity_id": o.entity_id,
+                "severity": SEVERITY[o.status],
+                "evidence": json.dumps(evidence, ensure_ascii=False, sort_keys=True),
+                "grade_cap": cap or "",
+                "title_en": f"{scheme.title_en}: {status} ({where})",
+                "title_zh": f"{scheme.title_zh}：{'列入名单' if o.status == 'listed' else o.status + '级'}（{where}）",
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["rule_id", "entity_type", "entity_id", "severity", "evidence", "grade_cap", "title_en", "title_zh"],
+    )
+
+
+def in_force_entries(imported: pd.DataFrame, as_of: pd.Timestamp | None, years: dict[str, int]) -> pd.DataFrame:
+    """Imported listings still in force on `as_of`: listed by then, not yet removed, and within
+    their list's period (`years` per list; lists without one stay until removed)."""
+    if imported.empty or as_of is None:
+        return imported.iloc[0:0]
+    e = imported[imported["status"] == "listed"].copy()
+    listed = pd.to_datetime(e["listed_date"], errors="coerce")
+    removed = pd.to_datetime(e["removed_date"], errors="coerce")
+    period = e["list"].map(years)
+    expires = pd.Series(
+        [d + pd.DateOffset(years=int(y)) if pd.notna(y) and pd.notna(d) else pd.NaT for d, y in zip(listed, period)],
+        index=e.index,
+        dtype="datetime64[ns]",
+    )
+    keep = (listed <= as_of) & (removed.isna() | (removed > as_of)) & (expires.isna() | (expires > as_of))
+    return e[keep.to_numpy()].assign(expires_date=expires[keep.to_numpy()].dt.strftime("%Y-%m-%d").fillna(""))
+
+
+def _with_imported(
+    outcomes: pd.DataFrame, imported: pd.DataFrame, schemes: list[Scheme], dataset: Dataset, as_of: pd.Timestamp | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Outcomes with the in-force imported entries of their own lists (status `listed`, source
+    `import`, the entry as evidence), and the in-force entries of other lists (for hits)."""
+    lists = {k: s for k, s in list_ids(schemes).items() if isinstance(s, ListScheme)}
+    live = in_force_entries(imported, as_of, {k: s.period.years for k, s in lists.items()})
+    if live.empty:
+        return outcomes, live
+    known = {t: set(dataset.entity_ids(t).astype(str)) for t in live["entity_type"].unique()}
+    live = live[[eid in known.get(t, set()) for t, eid in zip(live["entity_type"], live["entity_id"])]]
+    own = live[live["list"].isin(list(lists))]
+    out = outcomes.copy()
+    for e in own.itertuples(index=False):
+        scheme = lists[e.list]
+        at = (out["scheme"] == scheme.name) & (out["entity_type"] == e.entity_type) & (out["entity_id"] == e.entity_id)
+        if at.any() and (out.loc[at, "status"] != "listed").all():
+            record = {
+                k: getattr(e, k) for k in ("list", "reason", "legal_basis", "listed_date", "authority", "import_id")
+            }
+            out.loc[at, ["status", "source", "listed_date", "expires_date", "removed_date", "removal"]] = [
+                "listed",
+                "import",
+                e.listed_date,
+                e.expires_date,
+                "",
+                "",
+            ]
+            out.loc[at, "clause"] = scheme.listing.clause
+            out.loc[at, "evidence"] = json.dumps([record], ensure_ascii=False, sort_keys=True, default=str)
+    return out, live[~live["list"].isin(list(lists))]
+
+
+def _imported_hits(entries: pd.DataFrame, policy: Policy | None) -> pd.DataFrame:
+    """A serious hit (capped at D) per in-force entry of a list no scheme here evaluates."""
+    rows = []
+    for e in entries.itertuples(index=False):
+        record = {k: getattr(e, k) for k in ("list", "reason", "legal_basis", "listed_date", "authority", "import_id")}
+        cap = (policy.cap(e.list, "listed") if policy else None) or "D"
+        rows.append(
+            {
+                "rule_id": f"imported_{e.list}"[:64],
+                "entity_type": e.entity_type,
+                "entity_id": e.entity_id,
+                "severity": IMPORTED_SEVERITY,
+                "evidence": json.dumps({"n_records": 1, "records": [record], "source": "import"}, ensure_ascii=False),
+                "grade_cap": cap,
+                "title_en": f"On the {e.list} serious-discredit list (imported; {e.legal_basis or 'no legal basis given'})",
+                "title_zh": f"列入{e.list}严重失信名单（交换导入；{e.legal_basis or '未注明依据'}）",
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["rule_id", "entity_type", "entity_id", "severity", "evidence", "grade_cap", "title_en", "title_zh"],
+    )
