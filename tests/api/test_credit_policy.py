@@ -90,7 +90,9 @@ def test_a_policy_change_is_audited_and_takes_effect(private_client: TestClient)
     c = private_client
     scores = _db(c).read("scores")
     a = scores[(scores["entity_type"] == "person") & (scores["grade"] == "A")]
-    r = c.put("/v1/policies/credit_treatments", json=_new_version("2026.2", "2026-02-01"), headers=headers("model_owner"))
+    r = c.put(
+        "/v1/policies/credit_treatments", json=_new_version("2026.2", "2026-02-01"), headers=headers("model_owner")
+    )
     assert r.status_code == 200, r.text
     assert r.json()["changed_by"].startswith("model_owner:")
     audit = [row for row in _db(c).audit_rows() if row["action"] == "policy_change"]
