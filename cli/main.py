@@ -282,6 +282,36 @@ def rings_cmd(settings: Settings, data: Path, out: Path | None) -> None:
 
 
 @cli.group()
+def lists() -> None:
+    """List exchange with the national credit platform (docs/credit-policy.md)."""
+
+
+@lists.command("export")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="FILE.csv or FILE.json")
+@click.option("--authority", default="", help="who lists (written in each entry)")
+@pass_settings
+def lists_export(settings: Settings, out: Path, authority: str) -> None:
+    """The served run's serious-discredit list entries and scheme grades (audited)."""
+    from composer.supervision import export_served_lists
+
+    n = export_served_lists(settings, out, authority=authority)
+    click.echo(f"exported {n:,} entries -> {out}")
+
+
+@lists.command("import")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--authority", default="", help="who listed them, for entries that do not say")
+@pass_settings
+def lists_import(settings: Settings, file: Path, authority: str) -> None:
+    """Validate and store an exchange file, all or nothing (audited); the next run reads it."""
+    from composer.supervision import import_lists
+    from riskgraph.results import ResultsDB
+
+    import_id, n = import_lists(ResultsDB.of(settings), file, actor="cli", role="admin", authority=authority)
+    click.echo(f"imported {n:,} entries as {import_id}; they take effect at the next run")
+
+
+@cli.group()
 def runs() -> None:
     """Committed runs: list them, serve an earlier one again."""
 

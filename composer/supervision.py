@@ -16,17 +16,24 @@ turned into capped, evidenced hits under the policy in force, and the policies s
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from composer.runs import run_dir
 from graph.dataset import Dataset
+from graph.factory import open_store
 from riskgraph import audit_chain
-from riskgraph.results import ResultsDB, now_iso, policies_table
+from riskgraph.errors import NoSnapshot
+from riskgraph.results import ResultsDB, list_entries_table, now_iso, policies_table
+from riskgraph.settings import Settings
 from rules.engine import RuleResult, empty_hits
+from rules.exchange import COLUMNS, entries_from_outcomes, known_lists, read_exchange, write_exchange
 from rules.policy import Policy, in_force, parse_policy, seed_policies
 from rules.schemes import DEFAULT_SCHEME_DIR, ListScheme, Scheme, evaluate_schemes, list_ids, load_schemes
 
@@ -233,3 +240,75 @@ def _imported_hits(entries: pd.DataFrame, policy: Policy | None) -> pd.DataFrame
         rows,
         columns=["rule_id", "entity_type", "entity_id", "severity", "evidence", "grade_cap", "title_en", "title_zh"],
     )
+
+
+# -- list exchange (rules/exchange.py) ------------------------------------------------------------
+
+
+def import_lists(db: ResultsDB, path: Path, *, actor: str, role: str, authority: str = "") -> tuple[str, int]:
+    """Validate an exchange file and store its entries with their audit row in one transaction
+    (nothing stored when any row is bad); (import id, rows). The next run reads them."""
+    schemes = load_schemes(DEFAULT_SCHEME_DIR)
+    entries = read_exchange(path, known_lists(schemes))
+    import_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}"
+    at = now_iso()
+    rows = [
+        {k: (v or None) for k, v in e.items()} | {"import_id": import_id, "imported_at": at}
+        for e in entries.to_dict("records")
+    ]
+    for r in rows:
+        r["authority"] = r["authority"] or authority or None
+    detail = {
+        "import_id": import_id,
+        "file": path.name,
+        "rows": len(rows),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+    }
+    db.write_with_audit(
+        list_entries_table, rows, [audit_row(actor=actor, role=role, action="list_import", detail=detail)]
+    )
+    return import_id, len(rows)
+
+
+def imported_entries(db: ResultsDB) -> pd.DataFrame:
+    """The stored imported entries in the exchange layout."""
+    e = db.list_entries()
+    return e[list(COLUMNS)].fillna("").astype(str) if len(e) else pd.DataFrame(columns=list(COLUMNS))
+
+
+def export_lists(
+    db: ResultsDB, features_dir: Path, dataset: Dataset | None, path: Path, *, actor: str, role: str, authority: str
+) -> int:
+    """The served run's list entries and grades as an exchange file (audited); rows written."""
+    outcomes = pd.read_parquet(features_dir / SCHEMES_PARQUET) if (features_dir / SCHEMES_PARQUET).exists() else None
+    if outcomes is None:
+        raise NoSnapshot("the served run has no scheme outcomes: run the pipeline first")
+    employers = (
+        dataset.table("employers") if dataset is not None else pd.DataFrame(columns=["employer_id", "credit_code"])
+    )
+    codes = pd.Series(
+        employers["credit_code"].to_numpy(dtype=object), index=employers["employer_id"].astype(str).to_numpy()
+    )
+    entries = entries_from_outcomes(outcomes, codes, load_schemes(DEFAULT_SCHEME_DIR), authority)
+    n = write_exchange(entries, path)
+    detail = {"file": path.name, "rows": n, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
+    db.write_with_audit(
+        list_entries_table, [], [audit_row(actor=actor, role=role, action="list_export", detail=detail)]
+    )
+    return n
+
+
+def export_served_lists(settings: Settings, path: Path, *, authority: str, actor: str = "cli") -> int:
+    """`riskgraph lists export`: the served run's entries and grades, credit codes from its snapshot."""
+    db = ResultsDB.of(settings)
+    run_id = db.served_run_id()
+    if run_id is None:
+        raise NoSnapshot("nothing is served yet: run `riskgraph pipeline --data DIR --out DIR` first")
+    run = db.run(run_id) or {}
+    store = open_store(settings.store, settings)
+    try:
+        dataset = store.dataset(run["snapshot_id"]) if run.get("snapshot_id") else None
+    finally:
+        store.close()
+    features = run_dir(settings, run_id) / "features"
+    return export_lists(db, features, dataset, path, actor=actor, role="admin", authority=authority)

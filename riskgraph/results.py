@@ -142,7 +142,6 @@ list_entries_table = sa.Table(
     sa.Column("import_id", sa.String(40), nullable=False, index=True),
     sa.Column("entity_type", sa.String(16), nullable=False),
     sa.Column("entity_id", sa.String(128), nullable=False),
-    sa.Column("entity_name", sa.Text),
     sa.Column("credit_code", sa.String(18)),
     sa.Column("list", sa.String(64), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),

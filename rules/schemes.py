@@ -47,6 +47,7 @@ OUTCOME_COLUMNS = (
     "removed_date",
     "removal",  # expired | early_removal | ""
     "source",  # data | import
+    "as_of",  # the day evaluated (YYYY-MM-DD)
 )
 
 
@@ -419,7 +420,9 @@ def list_status(
     arrears = dataset.table("wage_arrears").copy()
     arrears["employer_id"] = arrears["employer_id"].astype(str)
     arrears = arrears.sort_values(["employer_id", "month"], kind="mergesort")
-    arrears["month_end"] = _month_end(arrears["month"].astype(str)) if len(arrears) else arrears["month"]
+    arrears["month_end"] = (
+        _month_end(arrears["month"].astype(str)) if len(arrears) else pd.Series(dtype="datetime64[ns]")
+    )
     owing = arrears[arrears["amount_owed"] > 0]
     grace = pd.Timedelta(days=scheme.listing.order_grace_days)
     found: list[Found] = []
@@ -513,4 +516,4 @@ def evaluate_schemes(
         else list_status(dataset, s, as_of, corrections)
         for s in schemes
     ]
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True).assign(as_of=as_of.strftime("%Y-%m-%d"))
