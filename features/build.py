@@ -29,6 +29,7 @@ from features.attributes import (
     input_feature_names,
     reference_date,
 )
+from features.conduct import conduct_features
 from features.entity_aggregates import (
     agency_features,
     clinic_features,
@@ -79,6 +80,9 @@ def build_features(
     }
     for t in ENTITY_TYPES:
         out[t].index.name = "entity_id"
+        conduct = conduct_features(dataset, t, out[t].index)
+        if len(conduct.columns):
+            out[t] = out[t].join(conduct)
         if exclude:
             out[t] = out[t].drop(columns=[c for c in out[t].columns if _source_column(c) in exclude])
     return out

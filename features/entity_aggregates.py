@@ -202,6 +202,10 @@ def employer_features(
         short = (np.nan_to_num(paid) < np.nan_to_num(due)) & (ce >= 0) & has_month
         emp, months = distinct_per_group(pack([(ce[short], n), (cm[short] - MONTH_MIN, MONTH_SPAN)]), MONTH_SPAN)
         f["arrears_months"] = spread(emp, months, n)
+        # good conduct (守信): months whose every contribution due was paid in full
+        ok = (ce >= 0) & has_month
+        emp, months = distinct_per_group(pack([(ce[ok], n), (cm[ok] - MONTH_MIN, MONTH_SPAN)]), MONTH_SPAN)
+        f["months_paid_in_full"] = spread(emp, months, n) - f["arrears_months"]
         f["mean_base"] = agg(ce, n, cols.floats("contributions", "base"), "mean")
         ok = (cp >= 0) & has_month
         person, months = distinct_per_group(

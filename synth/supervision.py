@@ -73,7 +73,12 @@ def build_supervision(w: World) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     free = order[~np.isin(order, shells)]
     k_c = max(len(C_CRITERIA), round(0.01 * n_e))
     k_w = max(len(ARREARS_CASES), round(0.01 * n_e))
+    if len(free) < k_c + k_w:  # a tiny world: as many cases as there are employers, at least one each
+        k_c = max(1, len(free) // 2)
+        k_w = max(1, len(free) - k_c)
     c_emp, w_emp, rest = free[:k_c], free[k_c : k_c + k_w], free[k_c + k_w :]
+    if len(w_emp) == 0:
+        w_emp = order[-1:]
     truth: list[tuple[str, str]] = []
     insp: list[pd.DataFrame] = []
 
@@ -160,6 +165,8 @@ def build_supervision(w: World) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
         ]
     # credit commitments: a fifth of the honest employers, nearly all kept; a few persons too
     pledged = rest[rng.random(len(rest)) < COMMITMENT_SHARE]
+    if len(pledged) == 0:  # a tiny world still shows one
+        pledged = order[:1]
     kept = (rng.random(len(pledged)) < 0.9).astype(int)
     dates = pd.Series(_day(rng, len(pledged), f"{YEAR - 2}-01-01", f"{YEAR}-06-30")).dt.strftime("%Y-%m-%d")
     commitments += [
@@ -176,9 +183,11 @@ def build_supervision(w: World) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     com = pd.DataFrame(commitments, columns=["entity_type", "entity_id", "date", "kind", "fulfilled"])
     com = com.sort_values(["entity_type", "entity_id", "date"], kind="mergesort")
     com.insert(0, "commitment_id", [f"K{i:06d}" for i in range(1, len(com) + 1)])
-    wage = pd.DataFrame(arrears).sort_values(["employer_id", "month"], kind="mergesort")
+    wage_columns = ["employer_id", "month", "persons_affected", "amount_owed", "amount_repaid", "group_incident"]
+    wage = pd.DataFrame(arrears, columns=wage_columns).sort_values(["employer_id", "month"], kind="mergesort")
     tables = {"inspections": frame, "wage_arrears": wage, "commitments": com}
-    return tables, pd.DataFrame(truth, columns=["employer_id", "pattern"]).sort_values("employer_id")
+    truth_frame = pd.DataFrame(truth, columns=["employer_id", "pattern"]).drop_duplicates("employer_id", keep="last")
+    return tables, truth_frame.sort_values("employer_id")
 
 
 def write_supervision(w: World, out: Path) -> dict[str, int]:
