@@ -76,7 +76,7 @@ export async function entityPage(main, { type, id }) {
       : h("p", { class: "muted" }, t("entity.norings")));
 
   main.replaceChildren(header,
-    h("div", { class: "grid-2" }, h("div", {}, creditPanel, rulesPanel, ringsPanel), details),
+    h("div", { class: "grid-2" }, h("div", {}, creditPanel, credit ? supervisionView(credit) : null, rulesPanel, ringsPanel), details),
     h("h3", { class: "section-title" }, t("graph.title")), explorer.element, paths.element);
   explorer.reload();
 }
@@ -91,4 +91,37 @@ function evidenceView(evidence) {
       table(cols, evidence.records.map((r) => h("tr", {}, cols.map((c) => h("td", {}, valueCell(r[c]))))), { cls: "data small" }));
   }
   return h("pre", { class: "evidence" }, JSON.stringify(evidence, null, 2));
+}
+
+/** Official scheme grades beside the model's, and the treatments of the policy in force (credit supervision). */
+function supervisionView(credit) {
+  const schemes = credit.schemes || [];
+  const tr = credit.treatments;
+  const pol = credit.policy;
+  const yes = (v) => (v ? t("tr.yes") : t("tr.no"));
+  const row = (key, label, value) => [h("dt", {}, label), h("dd", { dataset: { treatment: key } }, value)];
+  return h("section", { class: "panel", "data-testid": "credit-supervision" }, h("h3", {}, t("entity.supervision")),
+    schemes.length
+      ? h("ul", { class: "scheme-list" }, schemes.map((s) => h("li", { dataset: { scheme: s.scheme, status: s.status } },
+        h("strong", {}, getTitle(s)), " ", h("span", { class: "chip" }, s.status), " ",
+        h("span", { class: "muted small" }, [s.clause,
+          s.cap ? `${t("scheme.cap")} ${s.cap}${s.binds ? ` (${t("scheme.binds")})` : ""}` : "",
+          s.listed_date ? `${s.listed_date} → ${s.removed_date || s.expires_date || ""}` : ""].filter(Boolean).join(" · ")))))
+      : h("p", { class: "muted" }, t("entity.noschemes")),
+    tr ? h("dl", { class: "kv", "data-testid": "treatments" }, [
+      ...row("priority_handling", t("tr.priority"), yes(tr.priority_handling)),
+      ...row("commitment_procedure", t("tr.commitment"), yes(tr.commitment_procedure)),
+      ...row("online_scope", t("tr.scope"), tr.online_scope),
+      ...row("extra_checks", t("tr.checks"), tr.extra_checks.length ? tr.extra_checks.join(", ") : t("tr.none")),
+      ...row("startup_loan", t("tr.loan"), tr.startup_loan.cap_yuan > 0
+        ? t("tr.loanvalue", { cap: fmtNum(tr.startup_loan.cap_yuan, 0), term: tr.startup_loan.term_months }) : t("tr.none")),
+    ]) : null,
+    tr && tr.because.length ? h("p", { class: "small muted", "data-testid": "treatments-because" },
+      tr.because.map((b) => reasonText(b)).join("; ")) : null,
+    pol ? h("p", { class: "muted small", "data-testid": "policy-version", dataset: { policy: pol.id, version: pol.version } },
+      `${t("entity.policy")} ${pol.id} ${pol.version} (${pol.effective_date})`) : null);
+}
+
+function getTitle(scheme) {
+  return reasonText({ text: scheme.title, text_zh: scheme.title_zh });
 }
