@@ -94,8 +94,13 @@ class PolicyBook:
     _encoded: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], orjson.Fragment] = field(default_factory=dict)
     _info: dict[str, orjson.Fragment] = field(default_factory=dict)
 
+    _today: tuple[dt.date, Policy | None] | None = None  # the version in force, found once a day
+
     def in_force(self, on: dt.date | None = None) -> Policy | None:
-        return in_force(self.versions, on or dt.datetime.now(dt.UTC).date())
+        day = on or dt.datetime.now(dt.UTC).date()
+        if self._today is None or self._today[0] != day:
+            self._today = (day, in_force(self.versions, day))
+        return self._today[1]
 
     def treatments(
         self, grade: str, entity_type: str, statuses: tuple[tuple[str, str], ...]
