@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from composer.supervision import (
     audit_row,
@@ -49,7 +50,7 @@ def test_a_new_version_and_its_audit_row_are_written_together(db: ResultsDB) -> 
         [policy_row(newer, changed_by="model_owner:k1", note="n")],
         [audit_row(actor="model_owner:k1", role="model_owner", action="policy_change", detail={"version": "2026.2"})],
     )
-    with pytest.raises(Exception):  # the same version again: refused by the unique key, nothing written
+    with pytest.raises(sa.exc.IntegrityError):  # the same version again: refused by the unique key, nothing written
         db.write_with_audit(
             policies_table,
             [policy_row(newer, changed_by="admin:k2")],
