@@ -94,3 +94,14 @@ def test_an_absent_flag_column_reads_as_zero(tmp_path: Path) -> None:
     ds = load_dataset(write_dataset(tmp_path, frames))
     assert ds.tables["wage_arrears"]["group_incident"].tolist() == [0, 0]
     assert ds.tables["commitments"]["fulfilled"].tolist() == [0, 0]
+
+
+def test_every_store_keeps_them_exactly(store, reopen) -> None:  # type: ignore[no-untyped-def]
+    """The supervision tables through each GraphStore backend (memory, Neo4j; plain and keyed)."""
+    from graph.dataset import dataset_from_frames
+
+    ds = dataset_from_frames(supervision_frames())
+    store.load(ds)
+    back = reopen(store).dataset()
+    for name in ("inspections", "wage_arrears", "commitments"):
+        pd.testing.assert_frame_equal(back.tables[name], ds.tables[name], check_exact=True, obj=name)
