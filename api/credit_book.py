@@ -197,7 +197,9 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
                 "run_id": self.run_id,
             }
         )
-        return CreditEntry(body, str(cols.model_version[i]), grade, audit_detail(encoded_reasons))
+        return CreditEntry(
+            body, str(cols.model_version[i]), grade, audit_detail(encoded_reasons, self.policies.version_key())
+        )
 
     def reasons(self, cols: TypeColumns, i: int) -> list[dict[str, Any]]:
         """Row i's reasons: a rule cap first, then the pipeline's worded reasons (riskiest rows)
@@ -228,6 +230,8 @@ def with_decision(body: bytes, decision_id: str) -> bytes:
     return b'{"decision_id":"' + decision_id.encode() + b'",' + body[1:]
 
 
-def audit_detail(reasons_json: bytes) -> str:
-    """What the audit log keeps of the reasons: a digest, enough to prove what was served."""
-    return '{"reasons_sha256":"' + hashlib.sha256(reasons_json).hexdigest()[:16] + '"}'
+def audit_detail(reasons_json: bytes, policy: str = "") -> str:
+    """What the audit log keeps of the reasons: a digest, enough to prove what was served; and
+    the policy version whose treatments the answer carried (credit supervision)."""
+    digest = '{"reasons_sha256":"' + hashlib.sha256(reasons_json).hexdigest()[:16] + '"'
+    return digest + (',"policy":' + orjson.dumps(policy).decode() + "}" if policy else "}")

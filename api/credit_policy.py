@@ -102,6 +102,11 @@ class PolicyBook:
             self._today = (day, in_force(self.versions, day))
         return self._today[1]
 
+    def version_key(self) -> str:
+        """`id version` of the version in force today ("" when there is none)."""
+        policy = self.in_force()
+        return f"{policy.id} {policy.version}" if policy else ""
+
     def treatments(
         self, grade: str, entity_type: str, statuses: tuple[tuple[str, str], ...]
     ) -> tuple[orjson.Fragment, orjson.Fragment]:

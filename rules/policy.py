@@ -78,7 +78,7 @@ class Policy(_Strict):
     """One version of a policy."""
 
     id: str = Field(pattern=r"^[a-z][a-z0-9_]{2,63}$")
-    version: str = Field(min_length=1, max_length=64)
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     effective_date: dt.date
     title_en: str = Field(min_length=1)
     title_zh: str = Field(min_length=1)

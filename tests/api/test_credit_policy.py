@@ -38,6 +38,8 @@ def test_an_employer_answer_carries_its_schemes_treatments_and_policy_version(cl
     assert t["online_scope"] == "none" and t["commitment_procedure"] is False
     assert t["startup_loan"] == {"cap_yuan": 0.0, "term_months": 0}
     assert "labour_inspection_priority" in t["extra_checks"]
+    audit = [r for r in _db(client).audit_rows() if r["entity_id"] == c.entity_id and r["action"] == "credit"]
+    assert json.loads(audit[-1]["detail"])["policy"] == "credit_treatments 2026.1"
     if integrity["binds"]:
         assert body["reasons"][0]["code"] == "RG-C-001" and "grade C" in body["reasons"][0]["text"]
 
