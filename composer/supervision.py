@@ -35,7 +35,7 @@ from riskgraph.settings import Settings
 from rules.engine import RuleResult, empty_hits
 from rules.exchange import COLUMNS, entries_from_outcomes, known_lists, read_exchange, write_exchange
 from rules.policy import Policy, in_force, parse_policy, seed_policies
-from rules.schemes import DEFAULT_SCHEME_DIR, ListScheme, Scheme, evaluate_schemes, list_ids, load_schemes
+from rules.schemes import DEFAULT_SCHEME_DIR, SCHEME_TABLE, ListScheme, Scheme, evaluate_schemes, list_ids, load_schemes
 
 SCHEMES_PARQUET = "schemes.parquet"  # the run's scheme outcomes, beside its feature matrices
 POLICY_ID = "credit_treatments"  # the policy the credit answers apply
@@ -99,6 +99,9 @@ def supervise(
     corrections = db.credit_corrections()
     corrections["corrected_date"] = pd.to_datetime(corrections["corrected_date"])
     outcomes = evaluate_schemes(dataset, schemes, as_of, corrections)
+    for s in schemes:
+        if not dataset.has(SCHEME_TABLE[s.kind]) and dataset.has("employers"):
+            dataset.skipped.append(f"scheme {s.name}: no {SCHEME_TABLE[s.kind]} table, so no {s.title_en.lower()}")
     imported = db.list_entries()
     outcomes, others = _with_imported(outcomes, imported, schemes, dataset, as_of)
     hits = _scheme_hits(outcomes, schemes, policy)
@@ -198,10 +201,13 @@ def _with_imported(
     live = live[[eid in known.get(t, set()) for t, eid in zip(live["entity_type"], live["entity_id"])]]
     own = live[live["list"].isin(list(lists))]
     out = outcomes.copy()
-    for e in own.itertuples(index=False):
+    unmatched = []
+    for k, e in zip(own.index, own.itertuples(index=False)):
         scheme = lists[e.list]
         at = (out["scheme"] == scheme.name) & (out["entity_type"] == e.entity_type) & (out["entity_id"] == e.entity_id)
-        if at.any() and (out.loc[at, "status"] != "listed").all():
+        if not at.any():  # the list was not evaluated here (no table), or not for this type
+            unmatched.append(k)
+        elif (out.loc[at, "status"] != "listed").all():
             record = {
                 k: getattr(e, k) for k in ("list", "reason", "legal_basis", "listed_date", "authority", "import_id")
             }
@@ -215,7 +221,7 @@ def _with_imported(
             ]
             out.loc[at, "clause"] = scheme.listing.clause
             out.loc[at, "evidence"] = json.dumps([record], ensure_ascii=False, sort_keys=True, default=str)
-    return out, live[~live["list"].isin(list(lists))]
+    return out, live[~live["list"].isin(list(lists)) | live.index.isin(unmatched)]
 
 
 def _imported_hits(entries: pd.DataFrame, policy: Policy | None) -> pd.DataFrame:

@@ -508,12 +508,18 @@ def evaluate_schemes(
     dataset: Dataset, schemes: list[Scheme], as_of: pd.Timestamp | None, corrections: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """Every scheme's outcome for every entity of its type (OUTCOME_COLUMNS), as of `as_of`."""
+    empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in OUTCOME_COLUMNS})
     if as_of is None or not dataset.has("employers"):
-        return pd.DataFrame({c: pd.Series([], dtype=object) for c in OUTCOME_COLUMNS})
+        return empty
     parts = [
         integrity_grades(dataset, s, as_of)
         if isinstance(s, IntegrityScheme)
         else list_status(dataset, s, as_of, corrections)
         for s in schemes
+        if dataset.has(SCHEME_TABLE[s.kind])  # no records is not a clean record: no grade at all
     ]
-    return pd.concat(parts, ignore_index=True).assign(as_of=as_of.strftime("%Y-%m-%d"))
+    return pd.concat(parts, ignore_index=True).assign(as_of=as_of.strftime("%Y-%m-%d")) if parts else empty
+
+
+# The table a scheme kind needs: without it the scheme gives no outcome (and says so in the run).
+SCHEME_TABLE = {"integrity_grade": "inspections", "discredit_list": "wage_arrears"}

@@ -176,6 +176,9 @@ def test_imported_listings_feed_the_schemes_as_evidence(tmp_path: Path) -> None:
         {
             "persons": pd.DataFrame({"person_id": ["P9"]}),
             "employers": pd.DataFrame({"employer_id": ["E01", "E02", "E03", "E04"]}),
+            "wage_arrears": pd.DataFrame(
+                {"employer_id": ["E03"], "month": ["2025-06"], "persons_affected": [1], "amount_owed": [100.0]}
+            ),
         }
     )
     result, outcomes, _ = supervise(ds, RuleResult(hits=empty_hits()), db, pd.Timestamp("2025-12-31"))
@@ -187,3 +190,20 @@ def test_imported_listings_feed_the_schemes_as_evidence(tmp_path: Path) -> None:
     assert hits.loc[("employer", "E01"), "grade_cap"] == "D"
     assert hits.loc[("person", "P9"), "rule_id"] == "imported_social_insurance_discredit"
     assert "imported_social_insurance_discredit" in result.serious
+
+
+def test_without_the_table_an_imported_listing_is_a_hit_of_its_own(tmp_path: Path) -> None:
+    db = ResultsDB(
+        f"sqlite:///{tmp_path / 'home' / 'results.db'}", home=tmp_path / "home", secret_key_file=tmp_path / "key"
+    )
+    write_exchange(entries(), tmp_path / "in.csv")
+    import_lists(db, tmp_path / "in.csv", actor="cli", role="admin")
+    ds = dataset_from_frames(
+        {"persons": pd.DataFrame({"person_id": ["P9"]}), "employers": pd.DataFrame({"employer_id": ["E01"]})}
+    )
+    result, outcomes, _ = supervise(ds, RuleResult(hits=empty_hits()), db, pd.Timestamp("2025-12-31"))
+    assert outcomes.empty  # no inspections, no wage arrears: no scheme grade at all (not an A)
+    assert any("no inspections table" in note for note in ds.skipped)
+    hits = result.hits.set_index(["entity_type", "entity_id"])
+    assert hits.loc[("employer", "E01"), "rule_id"] == "imported_wage_arrears"
+    assert hits.loc[("employer", "E01"), "grade_cap"] == "D"
