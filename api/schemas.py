@@ -162,6 +162,16 @@ class CreditResponse(BaseModel):
                     "bands": {"A": 650, "B": 550, "C": 450},
                     "as_of": "2026-01-01T02:00:00+00:00",
                     "run_id": "20260101T020000-ab12cd",
+                    "schemes": [],
+                    "treatments": {
+                        "priority_handling": False,
+                        "commitment_procedure": False,
+                        "online_scope": "none",
+                        "extra_checks": ["document_review", "on_site_check"],
+                        "startup_loan": {"cap_yuan": 0.0, "term_months": 0},
+                        "because": [],
+                    },
+                    "policy": {"id": "credit_treatments", "version": "2026.1", "effective_date": "2026-01-01"},
                     "decision_id": "019b7c1f2a3b8e0c4d5f6a7b8c9d0e1f",
                 }
             ]
