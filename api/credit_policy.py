@@ -18,6 +18,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from composer.supervision import POLICY_ID, stored_policies
+from riskgraph.results import ResultsDB
 from rules.policy import Policy, in_force
 from rules.schemes import DEFAULT_SCHEME_DIR, load_schemes
 
@@ -126,3 +128,12 @@ class PolicyBook:
             )
             self._info[policy.version] = info
         return hit, info
+
+
+def policies_changed(current: PolicyBook, db: ResultsDB) -> PolicyBook | None:
+    """A new PolicyBook when versions were added since `current` was read (by another server
+    process or the CLI), else None; one small query of the `policies` table."""
+    rows = db.policy_versions(POLICY_ID)
+    if len(rows) == len(current.versions):
+        return None
+    return PolicyBook(stored_policies(db))

@@ -16,6 +16,7 @@ import pandas as pd
 
 from api.audit import AuditWriter
 from api.book import ResultsBook, load_book, results_fingerprint
+from api.credit_policy import policies_changed
 from api.jobs import JobRunner
 from api.metrics import Metrics
 from api.security import KeyRing, Tokens, current_principal
@@ -119,6 +120,9 @@ class AppState:
     def reload_if_changed(self) -> bool:
         """Reload when another process (CLI job, pipeline) rewrote the results."""
         if results_fingerprint(self.db) == self.book.fingerprint:
+            policies = policies_changed(self.book.credit.policies, self.db)  # a version added elsewhere
+            if policies is not None:
+                self.book.credit.policies = policies
             return False
         self.load_results()
         return True

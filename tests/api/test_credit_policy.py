@@ -129,3 +129,23 @@ def test_policy_changes_are_refused_to_other_roles_and_when_invalid(private_clie
     again = c.put("/v1/policies/credit_treatments", json=_new_version("2026.1", "2026-03-01"), headers=headers("admin"))
     assert again.status_code == 409
     assert not [row for row in _db(c).audit_rows() if row["action"] == "policy_change"]
+
+
+def test_a_version_added_by_another_process_is_picked_up(private_client: TestClient) -> None:
+    from composer.supervision import audit_row, policy_row
+    from riskgraph.results import policies_table
+    from rules.policy import seed_policies
+
+    state = private_client.app.state.riskgraph
+    newer = seed_policies()[0].model_copy(update={"version": "2026.5"})
+    other = ResultsDB(state.db.url, home=state.settings.home, secret_key_file=state.settings.secret_key_file)
+    other.write_with_audit(
+        policies_table,
+        [policy_row(newer, changed_by="admin:cli")],
+        [audit_row(actor="admin:cli", role="admin", action="policy_change", detail={"version": "2026.5"})],
+    )
+    assert state.reload_if_changed() is False  # same served run: only the policies are re-read
+    scores = _db(private_client).read("scores")
+    row = scores[scores["entity_type"] == "person"].iloc[0]
+    body = private_client.get(f"/v1/credit/person/{row.entity_id}", headers=headers("approval_system")).json()
+    assert body["policy"]["version"] == "2026.5"
