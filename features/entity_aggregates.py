@@ -128,6 +128,9 @@ def person_features(
         cp = cols.codes("contributions", "person_id", "person")
         f["contribution_months"] = count_rows(cp, n)
         f["contribution_paid"] = agg(cp, n, cols.floats("contributions", "paid"), "sum")
+        # good conduct (守信): monthly contributions for the person paid in full
+        due, paid = cols.floats("contributions", "due"), cols.floats("contributions", "paid")
+        f["months_paid_in_full"] = flag_sum(cp, n, np.nan_to_num(paid) >= np.nan_to_num(due))
         f["contribution_employers"] = np.diff(proj.matrix("CONTRIBUTED", "employer", "person").T.tocsr().indptr)
     if dataset.has("employment"):
         ep = cols.codes("employment", "person_id", "person")

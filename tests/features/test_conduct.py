@@ -70,6 +70,7 @@ def test_good_conduct_becomes_features() -> None:
     assert e.loc["E1", "findings_corrected"] == 1 and e.loc["E2", "inspection_violations"] == 1
     assert e.loc["E2", "wages_owed"] == 30000 and e.loc["E2", "inspection_penalties"] == 5000
     assert p.loc["P1", "commitments_fulfilled"] == 1
+    assert p.loc["P1", "months_paid_in_full"] == 36 and p.loc["P2", "months_paid_in_full"] == 1
 
 
 def test_without_the_tables_the_features_are_as_before() -> None:
