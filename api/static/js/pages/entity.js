@@ -60,7 +60,7 @@ export async function entityPage(main, { type, id }) {
 
   const rulesPanel = h("section", { class: "panel", "data-testid": "rule-evidence" }, h("h3", {}, t("entity.rules")),
     detail.rule_hits.length ? detail.rule_hits.map((hit) => h("div", { class: "rule-hit", dataset: { rule: hit.rule_id } },
-      h("h4", {}, ruleTitle(rules, hit.rule_id), " ", h("code", { class: "muted" }, hit.rule_id)),
+      h("h4", {}, hitTitle(rules, hit), " ", h("code", { class: "muted" }, hit.rule_id)),
       h("div", { class: "muted small" }, `${t("entity.severity")} ${hit.severity}`, hit.grade_cap ? ` · ${t("entity.cap")} ${hit.grade_cap}` : ""),
       evidenceView(hit.evidence))) : h("p", { class: "muted" }, t("entity.norules")));
 
@@ -124,4 +124,12 @@ function supervisionView(credit) {
 
 function getTitle(scheme) {
   return reasonText({ text: scheme.title, text_zh: scheme.title_zh });
+}
+
+/** A hit's title: its rule's, else (a scheme's or an imported listing's hit) its scheme and status. */
+function hitTitle(rules, hit) {
+  const title = ruleTitle(rules, hit.rule_id);
+  const ev = hit.evidence || {};
+  if (title !== hit.rule_id || !ev.scheme) return title;
+  return `${ev.scheme}: ${ev.status}${ev.clause ? ` (${ev.clause})` : ""}`;
 }
