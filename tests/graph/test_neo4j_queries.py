@@ -159,8 +159,11 @@ def test_snapshot_deletion_detaches_node_by_node_in_bounded_transactions(
         "BankAccount": 20_000,
         "Benefit": 20_000,
         "RiskLabel": 20_000,
+        "Inspection": 20_000,
+        "WageArrears": 20_000,
+        "Commitment": 20_000,
     }
-    key = {"Benefit": "_row", "RiskLabel": "_row"}
+    key = {"Benefit": "_row", "RiskLabel": "_row", "Inspection": "_row", "WageArrears": "_row", "Commitment": "_row"}
     assert runner.calls[2:-1] == [
         Call(
             "autocommit",
