@@ -174,61 +174,68 @@ def in_force_entries(imported: pd.DataFrame, as_of: pd.Timestamp | None, years: 
     """Imported listings still in force on `as_of`: listed by then, not yet removed, and within
     their list's period (`years` per list; lists without one stay until removed)."""
     if imported.empty or as_of is None:
-        return imported.iloc[0:0]
+        return imported.iloc[0:0].assign(expires_date=pd.Series(dtype=object))
     e = imported[imported["status"] == "listed"].copy()
     listed = pd.to_datetime(e["listed_date"], errors="coerce")
     removed = pd.to_datetime(e["removed_date"], errors="coerce")
-    period = e["list"].map(years)
-    expires = pd.Series(
-        [d + pd.DateOffset(years=int(y)) if pd.notna(y) and pd.notna(d) else pd.NaT for d, y in zip(listed, period)],
-        index=e.index,
-        dtype="datetime64[ns]",
-    )
-    keep = (listed <= as_of) & (removed.isna() | (removed > as_of)) & (expires.isna() | (expires > as_of))
-    return e[keep.to_numpy()].assign(expires_date=expires[keep.to_numpy()].dt.strftime("%Y-%m-%d").fillna(""))
+    expires = pd.Series(pd.NaT, index=e.index, dtype="datetime64[ns]")
+    for name, n in years.items():  # one vectorised offset per list
+        on = (e["list"] == name).to_numpy()
+        expires[on] = listed[on] + pd.DateOffset(years=n)
+    keep = ((listed <= as_of) & (removed.isna() | (removed > as_of)) & (expires.isna() | (expires > as_of))).to_numpy()
+    return e[keep].assign(expires_date=expires[keep].dt.strftime("%Y-%m-%d").fillna(""))
+
+
+RECORD_FIELDS = ("list", "reason", "legal_basis", "listed_date", "authority", "import_id")
 
 
 def _with_imported(
     outcomes: pd.DataFrame, imported: pd.DataFrame, schemes: list[Scheme], dataset: Dataset, as_of: pd.Timestamp | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Outcomes with the in-force imported entries of their own lists (status `listed`, source
-    `import`, the entry as evidence), and the in-force entries of other lists (for hits)."""
+    `import`, the entry as evidence), and the in-force entries left for hits of their own: those
+    of other lists, and those of a list not evaluated here (no table). Joined, not looped: a
+    national list may hold many entries."""
     lists = {k: s for k, s in list_ids(schemes).items() if isinstance(s, ListScheme)}
     live = in_force_entries(imported, as_of, {k: s.period.years for k, s in lists.items()})
     if live.empty:
         return outcomes, live
-    known = {t: set(dataset.entity_ids(t).astype(str)) for t in live["entity_type"].unique()}
-    live = live[[eid in known.get(t, set()) for t, eid in zip(live["entity_type"], live["entity_id"])]]
-    own = live[live["list"].isin(list(lists))]
-    out = outcomes.copy()
-    unmatched = []
-    for k, e in zip(own.index, own.itertuples(index=False)):
-        scheme = lists[e.list]
-        at = (out["scheme"] == scheme.name) & (out["entity_type"] == e.entity_type) & (out["entity_id"] == e.entity_id)
-        if not at.any():  # the list was not evaluated here (no table), or not for this type
-            unmatched.append(k)
-        elif (out.loc[at, "status"] != "listed").all():
-            record = {
-                k: getattr(e, k) for k in ("list", "reason", "legal_basis", "listed_date", "authority", "import_id")
-            }
-            out.loc[at, ["status", "source", "listed_date", "expires_date", "removed_date", "removal"]] = [
-                "listed",
-                "import",
-                e.listed_date,
-                e.expires_date,
-                "",
-                "",
-            ]
-            out.loc[at, "clause"] = scheme.listing.clause
-            out.loc[at, "evidence"] = json.dumps([record], ensure_ascii=False, sort_keys=True, default=str)
-    return out, live[~live["list"].isin(list(lists)) | live.index.isin(unmatched)]
+    known = pd.concat(
+        [
+            pd.DataFrame({"entity_type": t, "entity_id": dataset.entity_ids(t).astype(str)})
+            for t in live["entity_type"].unique()
+        ]
+    )
+    live = live.merge(known, on=["entity_type", "entity_id"]).drop_duplicates(["entity_type", "entity_id", "list"])
+    live = live.assign(scheme=live["list"].map({k: s.name for k, s in lists.items()}))
+    out = outcomes.reset_index(drop=True)
+    keys = out[["scheme", "entity_type", "entity_id"]].reset_index(names="row")
+    own = live[live["scheme"].notna()].merge(keys, on=["scheme", "entity_type", "entity_id"], how="left")
+    take = own[own["row"].notna()]
+    take = take[(out.loc[take["row"].astype(int), "status"] != "listed").to_numpy()]
+    if len(take):
+        rows = take["row"].astype(int).to_numpy()
+        clause = take["scheme"].map({s.name: s.listing.clause for s in lists.values()}).to_numpy()
+        out.loc[rows, ["status", "source", "removed_date", "removal"]] = ["listed", "import", "", ""]
+        out.loc[rows, "listed_date"] = take["listed_date"].to_numpy()
+        out.loc[rows, "expires_date"] = take["expires_date"].to_numpy()
+        out.loc[rows, "clause"] = clause
+        records = take[list(RECORD_FIELDS)].astype(object).where(take[list(RECORD_FIELDS)].notna(), None)
+        out.loc[rows, "evidence"] = [
+            json.dumps([r], ensure_ascii=False, sort_keys=True, default=str) for r in records.to_dict("records")
+        ]
+    unmatched = own.loc[own["row"].isna(), ["entity_type", "entity_id", "list"]]
+    left = live[live["scheme"].isna()]
+    if len(unmatched):
+        left = pd.concat([left, live.merge(unmatched, on=["entity_type", "entity_id", "list"])])
+    return out, left.drop(columns=["scheme"])
 
 
 def _imported_hits(entries: pd.DataFrame, policy: Policy | None) -> pd.DataFrame:
     """A serious hit (capped at D) per in-force entry of a list no scheme here evaluates."""
     rows = []
     for e in entries.itertuples(index=False):
-        record = {k: getattr(e, k) for k in ("list", "reason", "legal_basis", "listed_date", "authority", "import_id")}
+        record = {k: getattr(e, k) for k in RECORD_FIELDS}
         cap = (policy.cap(e.list, "listed") if policy else None) or "D"
         rows.append(
             {
