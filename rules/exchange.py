@@ -135,7 +135,8 @@ def validate_entries(raw: pd.DataFrame, lists: dict[str, tuple[str, ...]], name:
         f"entity type must be one of {', '.join(ENTITY_TYPES)}",
     )
     codes = df["credit_code"]
-    bad_code = np.array([c != "" and not valid_credit_code(c) for c in codes])
+    invalid = {c for c in codes[codes != ""].unique() if not valid_credit_code(c)}  # each distinct code once
+    bad_code = codes.isin(invalid).to_numpy()
     for i in np.flatnonzero(bad_code)[:MAX_PROBLEMS]:
         problems.append(
             Problem(
@@ -147,9 +148,10 @@ def validate_entries(raw: pd.DataFrame, lists: dict[str, tuple[str, ...]], name:
         )
     known = df["list"].isin(list(lists))
     flag(((df["list"] != "") & ~known).to_numpy(), "list", f"unknown list (known: {', '.join(sorted(lists))})")
-    allowed = [df.at[i, "status"] in lists.get(df.at[i, "list"], ()) for i in range(len(df))]
+    pairs = pd.MultiIndex.from_tuples([(k, st) for k, sts in lists.items() for st in sts])
+    allowed = pd.MultiIndex.from_arrays([df["list"], df["status"]]).isin(pairs)
     flag(
-        (known & (df["status"] != "") & ~np.array(allowed, dtype=bool)).to_numpy(),
+        (known & (df["status"] != "") & ~allowed).to_numpy(),
         "status",
         "status not taken by this list (a list: listed, removed, expired; a grade: A, B, C)",
     )
