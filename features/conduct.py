@@ -12,6 +12,11 @@ import pandas as pd
 
 from graph.dataset import Dataset
 
+# Trust signals (守信) that can only lower risk: the supervised models learn them under a
+# non-increasing (monotone -1) constraint, and for unlabelled types they are no anomaly and their
+# deviation reads as a push down (scoring/model.py, scoring/unsupervised.py).
+GOOD_CONDUCT = ("months_paid_in_full", "commitments_fulfilled", "findings_corrected")
+
 
 def conduct_features(dataset: Dataset, entity_type: str, ids: pd.Index) -> pd.DataFrame:
     """Per entity of `entity_type` (rows in `ids` order): the conduct signals its tables give."""

@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from features.conduct import GOOD_CONDUCT
 from riskgraph.errors import NotFitted
 from riskgraph.settings import ModelSettings
 from scoring.attributions import CANDIDATES, LeafAttributions
@@ -66,8 +67,10 @@ class CrossFittedRiskModel:
             "verbose": -1,
             "max_bin": s.max_bin,
         }
-        if s.monotone:
-            params["monotone_constraints"] = [int(s.monotone.get(f, 0)) for f in features]
+        # good conduct only lowers risk (features/conduct.py); settings may say otherwise
+        monotone = {f: -1 for f in GOOD_CONDUCT} | dict(s.monotone)
+        if any(monotone.get(f, 0) for f in features):
+            params["monotone_constraints"] = [int(monotone.get(f, 0)) for f in features]
         return params
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, folds: np.ndarray | None = None) -> CrossFittedRiskModel:

@@ -7,7 +7,8 @@ combined as independent evidence, r = 1 - (1 - r_rules)(1 - r_rings)(1 - r_anoma
   taken out of the ring's label share (scoring/score.py `ring_scores_without_own_label`), so
   the few labels a type has can honestly check the ranking;
 - r_anomaly = ANOMALY_CEILING * q ** ANOMALY_POWER, q the entity's IsolationForest anomaly
-  quantile among its type, so only the most unusual few get noticeable risk.
+  quantile among its type, so only the most unusual few get noticeable risk. Good conduct
+  (features/conduct.py GOOD_CONDUCT) is left out: a rare kept commitment is no anomaly.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
+
+from features.conduct import GOOD_CONDUCT
 
 RULE_SCALE = 4.0
 ANOMALY_CEILING = 0.15
@@ -24,7 +27,7 @@ BASE_RISK = 0.005
 
 def anomaly_quantile(X: pd.DataFrame, seed: int) -> np.ndarray:
     """0..1 rank of IsolationForest anomaly scores (1 = most unusual)."""
-    num = X.select_dtypes(include=[np.number]).astype(np.float64)
+    num = X.select_dtypes(include=[np.number]).drop(columns=list(GOOD_CONDUCT), errors="ignore").astype(np.float64)
     if len(num) < 10 or num.shape[1] == 0:
         return np.zeros(len(X))
     num = num.fillna(num.median()).fillna(0)
@@ -48,7 +51,10 @@ def deviation_contributions(X: pd.DataFrame) -> pd.DataFrame:
     med = num.median()
     mad = (num - med).abs().median().replace(0, np.nan)
     spread = mad.fillna(num.std().replace(0, np.nan)).fillna(1.0)
-    return ((num - med) / spread).fillna(0).clip(lower=0) / 10.0
+    out = ((num - med) / spread).fillna(0).clip(lower=0) / 10.0
+    good = [c for c in GOOD_CONDUCT if c in out.columns]
+    out[good] = -out[good]  # more good conduct than is usual: a push down, never up
+    return out
 
 
 RULES_ABSENT, RINGS_ABSENT = -0.05, -0.05  # small pushes down: "no rule flags", "in no ring"
