@@ -100,6 +100,7 @@ class Table:
     entity_type: str | None = None  # set for entity tables (one row per entity)
     polymorphic_ref: tuple[str, str] | None = None  # (type column, id column), e.g. labels
     extras_allowed: bool = True  # extra columns become attributes / features
+    ordered: tuple[tuple[str, str], ...] = ()  # (earlier, later) date columns: later never before earlier
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -314,6 +315,7 @@ TABLES: dict[str, Table] = {
             ),
             key=("inspection_id",),
             references=(Reference("employer_id", "employer"),),
+            ordered=(("date", "corrected_date"),),
         ),
         Table(
             "wage_arrears",

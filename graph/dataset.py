@@ -314,7 +314,16 @@ def _check_choices(
         out.add_rows(file, name, bad, f"must be one of {', '.join(choices)}", raw.iloc[bad])
 
 
+def _check_order(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> None:
+    """A later date never before its earlier one (an inspection corrected before it took place)."""
+    for earlier, later in table.ordered:
+        rows = np.flatnonzero((df[later] < df[earlier]).to_numpy())
+        if len(rows):
+            out.add_rows(file, later, rows, f"{later} before {earlier}", df[later].iloc[rows].dt.strftime("%Y-%m-%d"))
+
+
 def _check_keys(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> None:
+    _check_order(table, df, file, out)
     if not table.key:
         return
     dup = df.duplicated(list(table.key), keep="first").to_numpy()

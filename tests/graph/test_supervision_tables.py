@@ -71,6 +71,13 @@ def test_any_subset_of_them_is_valid(tmp_path: Path, subset: tuple[str, ...]) ->
         ("inspections", "severity", 1, "4", "inspections.csv row 2 column 'severity': must be one of 1, 2, 3"),
         ("inspections", "employer_id", 0, "E9", "inspections.csv row 1 column 'employer_id': unknown employer id"),
         ("inspections", "date", 0, None, "inspections.csv row 1 column 'date': required value is empty"),
+        (
+            "inspections",
+            "corrected_date",
+            1,
+            "2025-03-31",
+            "inspections.csv row 2 column 'corrected_date': corrected_date before date",
+        ),
         ("wage_arrears", "month", 0, "2025-13", "wage_arrears.csv row 1 column 'month': not a month"),
         ("wage_arrears", "amount_owed", 1, "-5", "wage_arrears.csv row 2 column 'amount_owed': negative amount"),
         ("commitments", "kind", 0, "promise", "commitments.csv row 1 column 'kind': must be one of credit_commitment"),
