@@ -372,7 +372,7 @@ def _outcomes(ids: pd.Index, scheme: Scheme, found: list[Found]) -> pd.DataFrame
         keys = [c for c in records.columns if c != "criterion"]
         records = records.groupby(keys, dropna=False, sort=False)["criterion"].agg(list).reset_index()
         records = records.rename(columns={"criterion": "criteria"})
-        ev = records.groupby("entity_id").apply(_evidence, include_groups=False)
+        ev = _evidence(records)
         out.loc[ev.index, "evidence"] = ev.to_numpy()
     return out.reset_index(drop=True)
 
@@ -382,10 +382,17 @@ def _worst_first(criteria: list[Criterion]) -> list[Criterion]:
     return sorted(criteria, key=lambda c: (-rank.get(c.grade or "C", 2), c.id))
 
 
-def _evidence(group: pd.DataFrame) -> str:
-    rows = group.dropna(axis=1, how="all").to_dict("records")
-    clean = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items() if not _missing(v)} for r in rows]
-    return json.dumps(clean, ensure_ascii=False, sort_keys=True, default=str)
+def _evidence(records: pd.DataFrame) -> pd.Series:
+    """entity id -> JSON list of its records (missing values left out), in one pass over the rows."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    rows = records.drop(columns=["entity_id"]).astype(object).to_dict("records")
+    for eid, r in zip(records["entity_id"].astype(str), rows):
+        by.setdefault(eid, []).append(
+            {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items() if not _missing(v)}
+        )
+    return pd.Series(
+        {k: json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for k, v in by.items()}, dtype=object
+    )
 
 
 def _missing(v: Any) -> bool:
