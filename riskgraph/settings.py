@@ -156,6 +156,14 @@ class Settings(BaseSettings):
     bands: GradeBands = Field(default_factory=GradeBands)
     model: ModelSettings = Field(default_factory=ModelSettings)
     rings: RingSettings = Field(default_factory=RingSettings)  # env RISKGRAPH_RINGS__<FIELD>
+    # person resolution (一数一源, docs/resolution.md): pairs at or above resolve_review_high merge,
+    # pairs from resolve_review_low up to it go to the clerical-review list
+    resolve: bool = True
+    resolve_review_low: float = Field(default=0.5, ge=0, le=1)
+    resolve_review_high: float = Field(default=0.95, ge=0, le=1)
+    resolve_registry_threshold: float = Field(default=0.9, ge=0, le=1)  # a registry row matches at or above
+    resolve_memory_limit: str = "4GB"  # DuckDB's memory cap; it spills to HOME/tmp beyond it
+    resolve_threads: int = Field(default=2, ge=1)
     progress: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
