@@ -19,7 +19,12 @@ LABELS: dict[str, str] = {
     "bank_account": "BankAccount",
 }
 NODE_TYPE_OF_LABEL = {v: k for k, v in LABELS.items()}
-FACT_LABELS: dict[str, str] = {"benefits": "Benefit", "labels": "RiskLabel"}
+FACT_LABELS: dict[str, str] = {
+    "benefits": "Benefit",
+    "labels": "RiskLabel",
+    "deaths": "DeathRecord",
+    "custody": "CustodyRecord",
+}
 IDENTIFIER_RELS = {"phone": "HAS_PHONE", "address": "HAS_ADDRESS", "bank_account": "HAS_BANK_ACCOUNT"}
 # event table -> (relationship, source type, source column, target type, target column)
 EVENT_TABLES: dict[str, tuple[str, str, str, str, str]] = {

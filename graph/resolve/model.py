@@ -200,7 +200,7 @@ def prepare(
             "surname_py": sur,
             "birth_date": birth_text,
             "birth_month": birth_text.str.slice(0, 7) if birth_text.notna().any() else birth_text,
-            "gender": pd.Series(np.where(gcode >= 0, np.where(gcode == 1, "M", "F"), None), dtype="object"),
+            "gender": gcode.map({1: "M", 0: "F"}).astype("object"),
             "phone": _text(col(phone)).str.replace(r"\D", "", regex=True) if phone is not None else col(None),
             "address": addr,
         }
@@ -295,24 +295,31 @@ class PersonModel:
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, records: pd.DataFrame) -> PersonModel:
         """Estimate the parameters on `records` (or take the frozen ones)."""
+        self.model_json_: dict[str, Any]
         if self.frozen is not None:
             self.model_json_ = self.frozen
             return self
         from splink import block_on
 
-        linker = self._linker(records, self._settings())
-        try:
-            linker.training.estimate_probability_two_random_records_match([block_on("id18")], recall=self.prior_recall)
-        except Exception as exc:  # no ID number in common anywhere: keep Splink's default prior
-            log.info("resolution prior left at its default: %s", exc)
+        settings = self._settings()
+        settings["probability_two_random_records_match"] = self.prior(records)
+        linker = self._linker(records, settings)
         linker.training.estimate_u_using_random_sampling(max_pairs=self.u_pairs, seed=self.seed)
         for rule in (block_on("birth_date"), block_on("phone")):
             linker.training.estimate_parameters_using_expectation_maximisation(
                 rule, max_pairs=self.em_pairs, record_sample_proportion=1.0
             )
-        self.model_json_: dict[str, Any] = linker.misc.save_model_to_json()
-        self._linker_ = linker
+        self.model_json_ = linker.misc.save_model_to_json()
         return self
+
+    def prior(self, records: pd.DataFrame) -> float:
+        """The probability that two random records match: pairs sharing a valid ID number, over
+        the deterministic rule's recall, over all pairs (at least one pair, so never zero)."""
+        n = len(records)
+        ok = records.loc[(records["id_ok"] == 1) & records["id18"].notna(), "id18"]
+        sizes = ok.value_counts().to_numpy(dtype=np.float64)
+        matches = max(float((sizes * (sizes - 1) / 2).sum()) / self.prior_recall, 1.0)
+        return min(0.5, matches / max(n * (n - 1) / 2, 1.0))
 
     def _fitted(self) -> dict[str, Any]:
         model = getattr(self, "model_json_", None)
