@@ -91,6 +91,7 @@ class PipelineResult:
     rings: pd.DataFrame
     models: dict[str, EntityScores]
     manifest: dict[str, Any]
+    golden: Dataset | None = None  # the dataset the stages worked on: one person per human
 
 
 STAGES = (
@@ -255,7 +256,9 @@ def run_pipeline(
                     },
                 )
         manifest["timings_s"] = timer.timings
-        return PipelineResult(run.run_id, dataset, scores, rule_result.hits, ring_result.members, scored, manifest)
+        return PipelineResult(
+            run.run_id, records, scores, rule_result.hits, ring_result.members, scored, manifest, golden=dataset
+        )
     finally:
         bar.close()
         store.close()

@@ -132,6 +132,11 @@ def expand_scores(scores: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     rows = golden_rows.loc[have["golden_id"].to_numpy()].reset_index(drop=True)
     rows.insert(1, "entity_id", have["person_id"].to_numpy())
     rows["golden_id"] = have["golden_id"].to_numpy()
+    if "priority" in rows.columns and len(rows):  # triage ranks 1..n again, a golden person's records together
+        order = np.lexsort((rows["entity_id"].to_numpy(dtype=str), rows["priority"].to_numpy()))
+        ranks = np.empty(len(rows), dtype=np.int64)
+        ranks[order] = np.arange(1, len(rows) + 1)
+        rows["priority"] = ranks
     out = pd.concat([rows[list(scores.columns) + ["golden_id"]], others], ignore_index=True)
     order = {t: i for i, t in enumerate(pd.unique(scores["entity_type"]))}
     out = out.assign(_t=out["entity_type"].map(order)).sort_values(["_t", "entity_id"], kind="mergesort")
