@@ -138,8 +138,8 @@ def expand_scores(scores: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
         ranks[order] = np.arange(1, len(rows) + 1)
         rows["priority"] = ranks
     out = pd.concat([rows[list(scores.columns) + ["golden_id"]], others], ignore_index=True)
-    order = {t: i for i, t in enumerate(pd.unique(scores["entity_type"]))}
-    out = out.assign(_t=out["entity_type"].map(order)).sort_values(["_t", "entity_id"], kind="mergesort")
+    type_order = {t: i for i, t in enumerate(pd.unique(scores["entity_type"]))}
+    out = out.assign(_t=out["entity_type"].map(type_order)).sort_values(["_t", "entity_id"], kind="mergesort")
     return out.drop(columns="_t").reset_index(drop=True)
 
 
