@@ -1,7 +1,8 @@
 """Person resolution: which person records are one human, and that human's golden id.
 
 1. Deterministic first: records whose ID numbers pass GB 11643-1999 and are equal in their
-   18-digit form (a 15-digit number converted) are one person (`matched_on` = id_number).
+   18-digit form (a 15-digit number converted) are one person (`matched_on` = id_number); two
+   valid numbers with different check characters were issued apart: two people, never linked.
 2. Then the probabilistic model (graph/resolve/model.py), fitted by EM on the data: pairs at or
    above `review_high` merge (`model`); pairs from `review_low` up to it go to the clerical-review
    list, unless an investigator already decided them (`review`: accepted; a rejected pair never
@@ -91,6 +92,22 @@ def deterministic_links(recs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def issued_apart(recs: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+    """Pairs whose two ID numbers both pass GB 11643-1999 and differ in their check character.
+
+    No typo of the first 17 digits keeps a number valid and changes its check character, and a
+    typo of the check character fails the number: the two were issued apart, so the records are
+    two people (twins, a parent and a child) whatever else they share. Such pairs never link."""
+    if pairs.empty:
+        return np.zeros(0, dtype=bool)
+    info = recs.set_index("unique_id")
+    ok = info["id_ok"].reindex(pairs["left"]).to_numpy() == 1
+    ok &= info["id_ok"].reindex(pairs["right"]).to_numpy() == 1
+    left = info["id18"].reindex(pairs["left"]).fillna("").str.slice(-1).to_numpy()
+    right = info["id18"].reindex(pairs["right"]).fillna("").str.slice(-1).to_numpy()
+    return np.asarray(ok & (left != right), dtype=bool)
+
+
 def _pair_index(df: pd.DataFrame) -> pd.MultiIndex:
     a, b = df["left"].astype("str").to_numpy(), df["right"].astype("str").to_numpy()
     return pd.MultiIndex.from_arrays([np.minimum(a, b), np.maximum(a, b)])
@@ -122,7 +139,7 @@ def resolve_persons(
             model_json = model.model_json_
     else:
         pred, model_json = pd.DataFrame(columns=REVIEW_COLUMNS), frozen or {}
-    pred = pred.assign(matched_on="model")
+    pred = pred[~issued_apart(recs, pred)].assign(matched_on="model")
     auto = pred[pred["match_probability"] >= review_high]
     middle = pred[pred["match_probability"] < review_high]
     accepted, rejected = _decisions(decisions)
