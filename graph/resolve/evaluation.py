@@ -39,13 +39,17 @@ def registry_scores(matches: pd.DataFrame, data: Path) -> dict[str, float]:
     return {"precision": right / max(len(m), 1), "recall": right / max(len(t), 1), "true": len(t), "matched": len(m)}
 
 
-def rule_scores(hits: pd.DataFrame, data: Path, rules: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Per planted pattern: recall and precision of its rule's person hits (either record of a human)."""
+def rule_scores(
+    hits: pd.DataFrame, data: Path, rules: dict[str, str], patterns: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, dict[str, float]]:
+    """Per planted pattern (or named group of `patterns`): recall and precision of its rule's
+    person hits, counted per human (either record of a human)."""
     human = pd.read_csv(data / "truth" / "person_clusters.csv", dtype=str).set_index("person_id")["human_id"]
     truth = pd.read_csv(data / "truth" / "truth.csv", dtype=str, keep_default_na=False)
     out = {}
     for pattern, rule in rules.items():
-        want = set(human.reindex(truth.loc[truth["pattern"] == pattern, "entity_id"]).dropna())
+        wanted = (patterns or {}).get(pattern, (pattern,))
+        want = set(human.reindex(truth.loc[truth["pattern"].isin(wanted), "entity_id"]).dropna())
         got = set(human.reindex(hits.loc[hits["rule_id"] == rule, "entity_id"].astype(str)).dropna())
         out[pattern] = {
             "recall": len(want & got) / max(len(want), 1),
