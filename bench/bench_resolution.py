@@ -29,10 +29,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graph.dataset import load_dataset  # noqa: E402
-from graph.resolve.evaluation import cluster_scores, registry_scores, rule_scores  # noqa: E402
-from graph.resolve.persons import resolve_persons  # noqa: E402
-from graph.resolve.registry import match_registries  # noqa: E402
+from graph.dataset import load_dataset
+from graph.resolve.evaluation import cluster_scores, registry_scores, rule_scores
+from graph.resolve.persons import resolve_persons
+from graph.resolve.registry import match_registries
 
 RULE_PATTERNS = {  # rule -> the planted patterns it should find
     "dup_two_pensions": ("duplicate_pension",),
