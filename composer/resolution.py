@@ -118,8 +118,8 @@ def previous_golden(db: ResultsDB, settings: Settings) -> pd.Series | None:
 
 def review_decisions(db: ResultsDB) -> pd.DataFrame | None:
     """The investigators' accept / reject decisions on person pairs (latest per pair)."""
-    reader = getattr(db, "person_decisions", None)
-    return reader() if reader is not None else None
+    decisions = db.person_decisions()
+    return decisions if len(decisions) else None
 
 
 def expand_scores(scores: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
