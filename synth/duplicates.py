@@ -41,6 +41,12 @@ CUSTODY_SHARE = 0.004  # persons with a custody term
 OUTSIDERS_SHARE = 0.2  # registry rows for people not in the data (relative to the planted rows)
 
 
+def _in(values: pd.Series | np.ndarray, pool: pd.Series | np.ndarray) -> np.ndarray:
+    """Whether each value is in `pool` (hash lookups: np.isin on text is quadratic)."""
+    index = pd.Index(pd.unique(np.asarray(pool, dtype=object)))
+    return np.asarray(index.get_indexer(np.asarray(values, dtype=object)) >= 0)
+
+
 def _read(out: Path, name: str) -> pd.DataFrame:
     return pd.read_csv(out / f"{name}.csv", dtype=str, keep_default_na=False, na_values=[""])
 
@@ -121,16 +127,16 @@ def plant(out: Path, rng: np.random.Generator, share: float = 0.03) -> dict[str,
     # second pensions and second enrolments under the duplicate record
     src_ids = persons["person_id"].to_numpy()[src]
     pens = benefits[benefits["benefit_type"] == "pension"]
-    pensioner = np.isin(src_ids, pens["person_id"].unique()) & persons["death_date"].iloc[src].isna().to_numpy()
+    pensioner = _in(src_ids, pens["person_id"]) & persons["death_date"].iloc[src].isna().to_numpy()
     second = pensioner & (rng.random(k) < SECOND_PENSION_SHARE)
-    rows = pens[pens["person_id"].isin(src_ids[second])]
+    rows = pens[_in(pens["person_id"], src_ids[second])]
     to_dup = dict(zip(src_ids, dup["person_id"], strict=True))
     new_benefits = [rows.assign(person_id=rows["person_id"].map(to_dup))]
     truth += [(p, "duplicate_pension") for p in src_ids[second]]
-    contributors = np.isin(src_ids, contributions["person_id"].unique())
+    contributors = _in(src_ids, contributions["person_id"])
     again = contributors & ~second & (rng.random(k) < SECOND_ENROLMENT_SHARE)
     employers = contributions["employer_id"].unique()
-    c = contributions[contributions["person_id"].isin(src_ids[again])].copy()
+    c = contributions[_in(contributions["person_id"], src_ids[again])].copy()
     c = c.sort_values(["person_id", "month"]).groupby("person_id").head(3)
     other = employers[rng.integers(0, len(employers), len(c))]
     c = c.assign(person_id=c["person_id"].map(to_dup), employer_id=other)
@@ -138,10 +144,10 @@ def plant(out: Path, rng: np.random.Generator, share: float = 0.03) -> dict[str,
     truth += [(p, "duplicate_enrolment") for p in src_ids[again]]
     # --- deaths registry -------------------------------------------------------------------------
     dead = persons[persons["death_date"].notna()]
-    alive_pensioners = np.setdiff1d(pens["person_id"].unique(), dead["person_id"].to_numpy())
+    alive_pensioners = np.sort(pens["person_id"].unique()[~_in(pens["person_id"].unique(), dead["person_id"])])
     m = min(len(alive_pensioners), max(1, round(REGISTRY_DEATH_SHARE * n)))
     hidden = np.sort(rng.choice(alive_pensioners, size=m, replace=False))
-    hidden_rows = persons[persons["person_id"].isin(hidden)]
+    hidden_rows = persons[_in(persons["person_id"], hidden)]
     before = pd.Timestamp(f"{YEAR}-01-01") + pd.to_timedelta(rng.integers(0, 150, m), unit="D")
     truth += [(p, "pension_after_registry_death") for p in hidden_rows["person_id"]]
     deaths = pd.concat(
@@ -170,10 +176,10 @@ def plant(out: Path, rng: np.random.Generator, share: float = 0.03) -> dict[str,
     )
     deaths["registry_id"] = _new_ids("MZ", 1, len(deaths), 6)
     # --- custody registry ------------------------------------------------------------------------
-    alive = persons[persons["death_date"].isna() & ~persons["person_id"].isin(hidden)]
+    alive = persons[persons["death_date"].isna() & ~_in(persons["person_id"], hidden)]
     q = max(2, round(CUSTODY_SHARE * n))
     # half of the terms are pensioners' (paid during the term unless stopped), half anyone's
-    paid = alive["person_id"].isin(pens["person_id"]).to_numpy()
+    paid = _in(alive["person_id"], pens["person_id"])
     pick_p = rng.choice(np.flatnonzero(paid), size=min(q // 2, int(paid.sum())), replace=False)
     pick_o = rng.choice(np.flatnonzero(~paid), size=min(q - len(pick_p), int((~paid).sum())), replace=False)
     jailed = alive.iloc[np.sort(np.r_[pick_p, pick_o])]
@@ -191,10 +197,11 @@ def plant(out: Path, rng: np.random.Generator, share: float = 0.03) -> dict[str,
     custody = pd.concat([custody, o.assign(start_date=o_start.strftime("%Y-%m-%d").to_numpy(), end_date=None)])
     custody["registry_id"] = _new_ids("GA", 1, len(custody), 6)
     # --- write -----------------------------------------------------------------------------------
+    # appended: the rows already written stay byte for byte
+    dup[persons.columns].to_csv(out / "persons.csv", index=False, header=False, mode="a")
+    new_benefits[0][benefits.columns].to_csv(out / "benefits.csv", index=False, header=False, mode="a")
+    c[contributions.columns].to_csv(out / "contributions.csv", index=False, header=False, mode="a")
     all_persons = pd.concat([persons, dup], ignore_index=True)
-    all_persons.to_csv(out / "persons.csv", index=False)
-    pd.concat([benefits, *new_benefits], ignore_index=True).to_csv(out / "benefits.csv", index=False)
-    pd.concat([contributions, c], ignore_index=True).to_csv(out / "contributions.csv", index=False)
     reg_cols = ["registry_id", "name", "id_number", "birth_date"]
     deaths[[*reg_cols, "death_date", "source"]].to_csv(out / "deaths.csv", index=False)
     custody[[*reg_cols, "start_date", "end_date"]].to_csv(out / "custody.csv", index=False)

@@ -47,6 +47,8 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 # magnitude each iteration, and Splink refuses an m below 1e-300; 10 iterations converge here.
 EM_ITERATIONS = 10
 
+TF_COLUMNS = ("name_hz", "name_py", "phone", "address")  # columns with term-frequency adjustments
+
 # Candidate pairs for the probabilistic stage (any one of them): docs/resolution.md.
 BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
     ("id18",),
@@ -223,7 +225,9 @@ class PersonModel:
     """A Splink linkage model over prepared records (scikit-learn shaped: `fit`, then `predict`).
 
     `temp_dir`: a private folder for DuckDB's temporary files (created 0700, removed by `close`).
-    `frozen`: a fitted model's JSON (`model_json_`) to reuse its parameters instead of fitting.
+    `frozen`: a fitted model's JSON (`model_json_`) to reuse its parameters instead of fitting;
+    `tf_tables`: frozen term-frequency lookups (`tf_tables_` of a fitted model) to use instead of
+    the data's own (an incremental run and a full re-run then score every pair alike).
     """
 
     def __init__(
@@ -237,6 +241,7 @@ class PersonModel:
         prior_recall: float = 0.8,
         seed: int = 7,
         frozen: dict[str, Any] | None = None,
+        tf_tables: dict[str, pd.DataFrame] | None = None,
     ) -> None:
         self.temp_dir = temp_dir
         self.threads = threads
@@ -246,6 +251,7 @@ class PersonModel:
         self.prior_recall = prior_recall
         self.seed = seed
         self.frozen = frozen
+        self.tf_tables = tf_tables
         self._con: Any = None
         self._api: Any = None
 
@@ -295,8 +301,18 @@ class PersonModel:
     def _linker(self, records: pd.DataFrame, settings: dict[str, Any]) -> Any:
         from splink import Linker
 
-        df = self._db().register(records)
-        return Linker(df, settings, log_level=logging.ERROR)
+        api = self._db()
+        linker = Linker(api.register(records), settings, log_level=logging.ERROR)
+        for col, table in (self.tf_tables or {}).items():
+            linker.table_management.register_term_frequency_lookup(api.register(table), col)
+        return linker
+
+    def term_frequencies(self, records: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """The term-frequency lookups of `records` (or the frozen ones), one table per TF column."""
+        if self.tf_tables is not None:
+            return self.tf_tables
+        linker = self._linker(records, self._fitted())
+        return {c: linker.table_management.compute_tf_table(c).as_pandas_dataframe() for c in TF_COLUMNS}
 
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, records: pd.DataFrame) -> PersonModel:
@@ -349,13 +365,24 @@ class PersonModel:
         got = linker.inference.predict(threshold_match_probability=threshold).as_pandas_dataframe()
         return _pairs(got)
 
+    def predict_within(self, records: pd.DataFrame, threshold: float) -> pd.DataFrame:
+        """Like `predict`, with the frozen term frequencies (`tf_tables` is required)."""
+        if self.tf_tables is None:
+            raise RuntimeError("predict_within needs frozen term frequencies (tf_tables)")
+        api = self._db()
+        linker = self._linker(records, self._fitted())
+        got = linker.inference.predict_within(api.register(records), threshold_match_probability=threshold)
+        return _pairs(got.as_pandas_dataframe())
+
     def predict_between(self, left: pd.DataFrame, right: pd.DataFrame, threshold: float) -> pd.DataFrame:
         """Scored pairs between two sets of records (never within one), both in the prepared
-        form; `left` ids and `right` ids must not overlap. Term frequencies come from `left`."""
+        form; `left` ids and `right` ids must not overlap. Term frequencies: the frozen ones,
+        else `left`'s."""
         api = self._db()
         linker = self._linker(left, self._fitted())
-        for col in ("name_hz", "name_py", "phone", "address"):
-            linker.table_management.compute_tf_table(col)
+        if self.tf_tables is None:
+            for col in TF_COLUMNS:
+                linker.table_management.compute_tf_table(col)
         lt = api.register(left)
         rt = api.register(right)
         got = linker.inference.predict_between(lt, rt, threshold_match_probability=threshold).as_pandas_dataframe()

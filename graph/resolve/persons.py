@@ -40,6 +40,7 @@ class Resolution:
     review: pd.DataFrame  # REVIEW_COLUMNS: undecided pairs between the review thresholds
     model_json: dict[str, Any] = field(default_factory=dict)
     prepared: pd.DataFrame | None = None  # the records in the model's form (for registry matching)
+    tf_tables: dict[str, pd.DataFrame] | None = None  # the term frequencies the pairs were scored with
 
     @property
     def golden(self) -> pd.Series:
@@ -122,23 +123,77 @@ def resolve_persons(
     previous: pd.Series | None = None,
     decisions: pd.DataFrame | None = None,
     frozen: dict[str, Any] | None = None,
+    frozen_tf: dict[str, pd.DataFrame] | None = None,
     threads: int = 2,
     memory_limit: str = "4GB",
 ) -> Resolution:
     """Resolve the persons table (see the module docstring). `previous`: golden_id per person_id of
     the previous run; `decisions`: left, right, decision (accept | reject) from clerical review;
-    `frozen`: a fitted model's JSON to reuse instead of fitting."""
+    `frozen` / `frozen_tf`: a fitted model's JSON and term frequencies to reuse instead of fitting."""
     if not 0 <= review_low <= review_high <= 1:
         raise ValueError("resolve_review_low must not exceed resolve_review_high (both within 0..1)")
     recs = prepare_persons(persons)
-    det = deterministic_links(recs)
+    tf: dict[str, pd.DataFrame] | None = frozen_tf
     if len(recs) >= 2:
-        with PersonModel(temp_dir=temp_dir, threads=threads, memory_limit=memory_limit, frozen=frozen) as model:
+        kw: dict[str, Any] = dict(threads=threads, memory_limit=memory_limit, frozen=frozen, tf_tables=frozen_tf)
+        with PersonModel(temp_dir=temp_dir, **kw) as model:
             model.fit(recs)
             pred = model.predict(recs, review_low)
             model_json = model.model_json_
+            tf = model.term_frequencies(recs)
     else:
         pred, model_json = pd.DataFrame(columns=REVIEW_COLUMNS), frozen or {}
+    out = _conclude(recs, pred, review_low, review_high, previous, decisions)
+    out.model_json, out.tf_tables = model_json, tf
+    return out
+
+
+def resolve_incremental(
+    base: Resolution,
+    new_persons: pd.DataFrame,
+    *,
+    temp_dir: Path,
+    review_low: float = 0.5,
+    review_high: float = 0.95,
+    decisions: pd.DataFrame | None = None,
+    threads: int = 2,
+    memory_limit: str = "4GB",
+) -> Resolution:
+    """Add `new_persons` to an already resolved `base` with its frozen model and term
+    frequencies: only pairs with a new record are scored (new against base, new among
+    themselves); the base's own pairs are kept. The clusters are those of a full re-run with the
+    same frozen parameters (`resolve_persons(..., frozen=, frozen_tf=)`)."""
+    if base.prepared is None or base.tf_tables is None:
+        raise ValueError("the base resolution has no prepared records or term frequencies to build on")
+    new = prepare_persons(new_persons)
+    recs = pd.concat([base.prepared, new], ignore_index=True)
+    kw: dict[str, Any] = dict(
+        threads=threads, memory_limit=memory_limit, frozen=base.model_json, tf_tables=base.tf_tables
+    )
+    with PersonModel(temp_dir=temp_dir, **kw) as model:
+        model.fit(recs)
+        pred = pd.concat(
+            [model.predict_between(base.prepared, new, review_low), model.predict_within(new, review_low)],
+            ignore_index=True,
+        )
+    kept = base.links[base.links["matched_on"] != "id_number"][["left", "right", "match_probability"]]
+    on_review = base.review[["left", "right", "match_probability"]]
+    pred = pd.concat([kept, on_review, pred], ignore_index=True).drop_duplicates(["left", "right"])
+    out = _conclude(recs, pred, review_low, review_high, base.golden, decisions)
+    out.model_json, out.tf_tables = base.model_json, base.tf_tables
+    return out
+
+
+def _conclude(
+    recs: pd.DataFrame,
+    pred: pd.DataFrame,
+    review_low: float,
+    review_high: float,
+    previous: pd.Series | None,
+    decisions: pd.DataFrame | None,
+) -> Resolution:
+    """Links, review list, clusters and golden ids from the scored pairs."""
+    det = deterministic_links(recs)
     pred = pred[~issued_apart(recs, pred)].assign(matched_on="model")
     auto = pred[pred["match_probability"] >= review_high]
     middle = pred[pred["match_probability"] < review_high]
@@ -160,7 +215,6 @@ def resolve_persons(
         records=records,
         links=links.reset_index(drop=True),
         review=review.sort_values("match_probability", ascending=False).reset_index(drop=True),
-        model_json=model_json,
         prepared=recs,
     )
 

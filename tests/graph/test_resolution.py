@@ -142,3 +142,18 @@ def test_a_registry_without_its_required_columns_is_refused_and_nothing_loads(tm
     (tmp_path / "deaths.csv").write_text("registry_id,death_date\nD1,2025-13-01\n", encoding="utf-8")
     with pytest.raises(InvalidDataset, match=r"deaths.csv row 1 column 'death_date'"):
         load_dataset(tmp_path)
+
+
+def test_incremental_resolution_gives_the_clusters_of_a_full_rerun_with_frozen_parameters(background, tmp_path) -> None:
+    from graph.resolve.persons import resolve_incremental
+
+    base_rows, new_rows = background.iloc[:-300], background.iloc[-300:]
+    base = resolve_persons(base_rows, temp_dir=tmp_path / "a")
+    step = resolve_incremental(base, new_rows, temp_dir=tmp_path / "b")
+    full = resolve_persons(
+        background, temp_dir=tmp_path / "c", frozen=base.model_json, frozen_tf=base.tf_tables, previous=base.golden
+    )
+    a = step.records.set_index("person_id")["golden_id"]
+    b = full.records.set_index("person_id")["golden_id"]
+    assert a.sort_index().equals(b.sort_index())
+    assert (a.reindex(base.golden.index) == base.golden).all()  # golden ids of the base stay
