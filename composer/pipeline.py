@@ -27,7 +27,14 @@ from tqdm import tqdm
 
 import riskgraph
 from composer.protect import protect_hits
-from composer.resolution import Resolved, expand_scores, previous_golden, resolve_stage, review_decisions
+from composer.resolution import (
+    Resolved,
+    expand_scores,
+    previous_golden,
+    resolve_stage,
+    review_decisions,
+    with_golden,
+)
 from composer.resolution import output_files as resolution_files
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from explain.catalogue import Catalogue, built_in
@@ -151,7 +158,9 @@ def run_pipeline(
                 resolved = Forked(
                     resolve_stage, records, settings, run.run_id, previous, decisions, name="resolve"
                 ).result()
-                dataset = resolved.golden
+                golden = with_golden(records, resolved).golden
+                assert golden is not None
+                dataset = golden
             with timer.stage("projection", bar):
                 proj = Projection(dataset)
             # rules, then the rings read from their hits, on the second core while the features and

@@ -33,14 +33,15 @@ MODEL_FILE = "person_model.json"
 
 @dataclass
 class Resolved:
-    """What the stage hands on: the golden dataset, and the tables behind the output files."""
+    """What the stage hands on: the tables behind the output files, then (`with_golden`) the
+    golden dataset the later stages work on."""
 
-    golden: Dataset
     records: pd.DataFrame  # RESOLVED_COLUMNS
     matches: pd.DataFrame  # MATCH_COLUMNS
     review: pd.DataFrame  # REVIEW_COLUMNS
     model_json: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    golden: Dataset | None = None
 
     @property
     def golden_of(self) -> pd.Series:
@@ -68,7 +69,7 @@ def resolve_stage(
     if not settings.resolve or len(persons) == 0:
         ids = persons["person_id"].to_numpy(dtype=object)
         records = pd.DataFrame({"person_id": ids, "golden_id": ids, "match_probability": np.nan, "matched_on": ""})
-        return Resolved(dataset, records, empty_matches(), pd.DataFrame(columns=REVIEW_COLUMNS), {}, summary)
+        return Resolved(records, empty_matches(), pd.DataFrame(columns=REVIEW_COLUMNS), {}, summary)
     temp = settings.home / "tmp" / f"resolve-{run_id}"
     try:
         resolution = resolve_persons(
@@ -88,8 +89,14 @@ def resolve_stage(
     summary["registry_matches"] = {
         t: int((matches["table"] == t).sum()) for t in ("deaths", "custody") if dataset.has(t)
     } | {"low_confidence": int(matches["low_confidence"].sum())}
-    golden = golden_dataset(dataset, resolution.golden, matches)
-    return Resolved(golden, resolution.records, matches, resolution.review, resolution.model_json, summary)
+    return Resolved(resolution.records, matches, resolution.review, resolution.model_json, summary)
+
+
+def with_golden(dataset: Dataset, resolved: Resolved) -> Resolved:
+    """`resolved` with its golden dataset (built here, in the composer's process: the forked
+    worker sends back only the resolution's small tables, never a copy of the dataset)."""
+    resolved.golden = golden_dataset(dataset, resolved.golden_of, resolved.matches)
+    return resolved
 
 
 def _match(dataset: Dataset, resolution: Resolution, settings: Settings, temp: Path) -> pd.DataFrame:

@@ -27,8 +27,9 @@ def golden_dataset(dataset: Dataset, golden: pd.Series, matches: pd.DataFrame | 
     """`dataset` with persons resolved: `golden` maps every person_id to its golden_id; `matches`
     (graph/resolve/registry.py) links registry rows to person records."""
     tables = dict(dataset.tables)
-    if "persons" not in tables or golden.empty:
-        return dataset
+    alone = bool((golden.index.to_numpy() == golden.to_numpy()).all())
+    if "persons" not in tables or golden.empty or (alone and (matches is None or matches.empty)):
+        return dataset  # every record its own person and no registry match: nothing to resolve
     persons = tables["persons"]
     gid = persons["person_id"].map(golden).fillna(persons["person_id"])
     is_golden = (gid.to_numpy() == persons["person_id"].to_numpy()).astype(np.int8)
