@@ -159,8 +159,10 @@ def test_snapshot_deletion_detaches_node_by_node_in_bounded_transactions(
         "BankAccount": 20_000,
         "Benefit": 20_000,
         "RiskLabel": 20_000,
+        "DeathRecord": 20_000,  # the registries (issue 16): fact nodes like benefits
+        "CustodyRecord": 20_000,
     }
-    key = {"Benefit": "_row", "RiskLabel": "_row"}
+    key = {"Benefit": "_row", "RiskLabel": "_row", "DeathRecord": "_row", "CustodyRecord": "_row"}
     assert runner.calls[2:-1] == [
         Call(
             "autocommit",
