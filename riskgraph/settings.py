@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: dict[str, str] = Field(default_factory=dict)  # key -> role
+
+    @model_validator(mode="after")
+    def _review_band(self) -> Settings:
+        if self.resolve_review_low > self.resolve_review_high:
+            raise ValueError("resolve_review_low must not exceed resolve_review_high")
+        return self
 
     @property
     def store(self) -> str:
