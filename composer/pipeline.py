@@ -1,8 +1,8 @@
 """The composer: the only place that runs the stages, for the `pipeline` command and every
 scheduled job alike.
 
-ingest -> store snapshot (staged) -> projection -> features -> rules -> rings -> scores ->
-explanations -> outputs (staged) -> ONE commit (composer/runs.py). Rules and rings run in a forked
+ingest -> store snapshot (staged) -> resolution (golden persons) -> projection -> features -> rules ->
+rings -> scores -> explanations -> outputs (staged) -> ONE commit (composer/runs.py). Rules and rings run in a forked
 worker while the features build, and report.html is drawn in one while the other outputs are
 written (riskgraph/forked.py): both cores, the same results. Nothing of a run is visible
 before its commit; a failure anywhere leaves the served state as the last committed run left it.
@@ -27,6 +27,15 @@ from tqdm import tqdm
 
 import riskgraph
 from composer.protect import protect_hits
+from composer.resolution import (
+    Resolved,
+    expand_scores,
+    previous_golden,
+    resolve_stage,
+    review_decisions,
+    with_golden,
+)
+from composer.resolution import output_files as resolution_files
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from composer.supervision import SCHEMES_PARQUET, supervise
 from explain.catalogue import Catalogue, built_in
@@ -90,9 +99,22 @@ class PipelineResult:
     rings: pd.DataFrame
     models: dict[str, EntityScores]
     manifest: dict[str, Any]
+    golden: Dataset | None = None  # the dataset the stages worked on: one person per human
 
 
-STAGES = ("ingest", "read", "projection", "features", "rules", "rings", "scoring", "explain", "outputs", "commit")
+STAGES = (
+    "ingest",
+    "read",
+    "resolve",
+    "projection",
+    "features",
+    "rules",
+    "rings",
+    "scoring",
+    "explain",
+    "outputs",
+    "commit",
+)
 
 
 def run_pipeline(
@@ -131,7 +153,15 @@ def run_pipeline(
                 run.snapshot_id = snapshot.id if serves else None
                 run.fault("after_ingest")
             with timer.stage("read", bar):
-                dataset = store.dataset(snapshot.id)
+                records = store.dataset(snapshot.id)
+            with timer.stage("resolve", bar):  # one node per human from here on (docs/resolution.md)
+                previous, decisions = previous_golden(db, settings), review_decisions(db)
+                resolved = Forked(
+                    resolve_stage, records, settings, run.run_id, previous, decisions, name="resolve"
+                ).result()
+                golden = with_golden(records, resolved).golden
+                assert golden is not None
+                dataset = golden
             with timer.stage("projection", bar):
                 proj = Projection(dataset)
             # rules, then the rings read from their hits, on the second core while the features and
@@ -170,7 +200,8 @@ def run_pipeline(
             with timer.stage("explain", bar):
                 catalogue = run_catalogue(rule_result, columns)
                 explain_types(scored, dataset, proj, rule_result, ring_result, settings, catalogue)
-                scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
+                golden_scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
+                scores = expand_scores(golden_scores, resolved.records)  # keyed by person_id again
             manifest = {
                 "run_id": run.run_id,
                 "kind": kind,
@@ -181,7 +212,8 @@ def run_pipeline(
                 "store": _redact(url),
                 "snapshot_id": snapshot.id,
                 "snapshot_loaded_at": snapshot.loaded_at.isoformat(),
-                "row_counts": dataset.row_counts(),
+                "row_counts": records.row_counts(),
+                "resolution": resolved.summary,
                 "skipped": dataset.skipped + [f"rule {r}: {why}" for r, why in rule_result.skipped],
                 "models": {
                     t: {"version": m.model_version, "kind": m.kind, "fitted": m.fitted, "metrics": m.public_metrics()}
@@ -206,7 +238,7 @@ def run_pipeline(
                         ring_result,
                         manifest,
                         settings,
-                        fairness_table(dataset, scores, reference_date(dataset)),
+                        fairness_table(dataset, golden_scores, reference_date(dataset)),
                         name="report",
                     )
                     try:
@@ -217,7 +249,7 @@ def run_pipeline(
                         run.fault("stage_outputs")
                         # personal values in rule evidence (a diagnosis, ...) encrypted before any write
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
-                        _stage_outputs(staging, _output_files(scores, hits, ring_result))
+                        _stage_outputs(staging, _output_files(scores, hits, ring_result, resolved))
                         outcomes.drop(columns=["evidence"]).to_csv(staging / "schemes.csv", index=False)
                         _write_results(db, run, scores, hits, ring_result, tables)
                         report.result()
@@ -240,7 +272,9 @@ def run_pipeline(
                     },
                 )
         manifest["timings_s"] = timer.timings
-        return PipelineResult(run.run_id, dataset, scores, rule_result.hits, ring_result.members, scored, manifest)
+        return PipelineResult(
+            run.run_id, records, scores, rule_result.hits, ring_result.members, scored, manifest, golden=dataset
+        )
     finally:
         bar.close()
         store.close()
@@ -412,17 +446,18 @@ def _write_results(
 
 
 def _output_files(
-    scores: pd.DataFrame, hits: pd.DataFrame, ring_result: RingResult
+    scores: pd.DataFrame, hits: pd.DataFrame, ring_result: RingResult, resolved: Resolved
 ) -> dict[str, Callable[[Path], Any]]:
     """The --out contract files. They hold ids, scores, reasons (never from personal columns),
     rule evidence with personal values encrypted, and ring pseudonyms: no name, phone or id number."""
     members = ring_result.members
     return {
-        "scores.csv": lambda p: scores[SCORE_COLUMNS].to_csv(p, index=False),
+        "scores.csv": lambda p: scores[[*SCORE_COLUMNS, "golden_id"]].to_csv(p, index=False),
         "rule_hits.csv": lambda p: hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
         "rings.csv": lambda p: members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(
             p, index=False
         ),
+        **resolution_files(resolved),
     }
 
 

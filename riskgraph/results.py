@@ -164,6 +164,20 @@ corrections_table = sa.Table(
     sa.Column("recorded_at", sa.String(32), nullable=False),
 )
 
+# Clerical-review decisions on person record pairs (docs/resolution.md): the latest per pair is
+# honoured by the next run's resolution; every decision is also an audit row.
+person_decisions_table = sa.Table(
+    "person_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("left_id", sa.String(128), nullable=False, index=True),
+    sa.Column("right_id", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),  # accept | reject
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("decided_at", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(40)),  # the served run the decision was made on
+)
+
 # Result tables every serving run writes (empty ones included).
 RESULT_TABLES = ("scores", "rule_hits", "rings", "ring_members", "ring_edges")
 
@@ -548,6 +562,33 @@ class ResultsDB:
                 for r in conn.execute(sa.select(t.c.entity_type, t.c.entity_id, t.c.corrected_date, t.c.source))
             ]
         return pd.DataFrame(rows, columns=["entity_type", "entity_id", "corrected_date", "source"])
+
+    def record_person_decision(
+        self, left: str, right: str, decision: str, *, actor: str, run_id: str | None = None
+    ) -> None:
+        """Store an investigator's decision on a person record pair (ids in sorted order)."""
+        if decision not in ("accept", "reject"):
+            raise ValueError(f"a decision is accept or reject, not {decision!r}")
+        a, b = sorted((left, right))
+
+        def write() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    person_decisions_table.insert().values(
+                        left_id=a, right_id=b, decision=decision, actor=actor, decided_at=now_iso(), run_id=run_id
+                    )
+                )
+
+        self.retry(write)
+
+    def person_decisions(self) -> pd.DataFrame:
+        """The latest decision per person record pair: left, right, decision, actor, decided_at."""
+        t = person_decisions_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.left_id, t.c.right_id, t.c.decision, t.c.actor, t.c.decided_at, t.c.id))
+            df = pd.DataFrame(rows.fetchall(), columns=["left", "right", "decision", "actor", "decided_at", "id"])
+        df = df.sort_values("id").drop_duplicates(["left", "right"], keep="last")
+        return df.drop(columns="id").reset_index(drop=True)
 
     def job_started(self, job_id: str) -> int:
         def write() -> int:

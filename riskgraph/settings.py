@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -156,10 +156,24 @@ class Settings(BaseSettings):
     bands: GradeBands = Field(default_factory=GradeBands)
     model: ModelSettings = Field(default_factory=ModelSettings)
     rings: RingSettings = Field(default_factory=RingSettings)  # env RISKGRAPH_RINGS__<FIELD>
+    # person resolution (一数一源, docs/resolution.md): pairs at or above resolve_review_high merge,
+    # pairs from resolve_review_low up to it go to the clerical-review list
+    resolve: bool = True
+    resolve_review_low: float = Field(default=0.5, ge=0, le=1)
+    resolve_review_high: float = Field(default=0.95, ge=0, le=1)
+    resolve_registry_threshold: float = Field(default=0.9, ge=0, le=1)  # a registry row matches at or above
+    resolve_memory_limit: str = "4GB"  # DuckDB's memory cap; it spills to HOME/tmp beyond it
+    resolve_threads: int = Field(default=2, ge=1)
     progress: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: dict[str, str] = Field(default_factory=dict)  # key -> role
+
+    @model_validator(mode="after")
+    def _review_band(self) -> Settings:
+        if self.resolve_review_low > self.resolve_review_high:
+            raise ValueError("resolve_review_low must not exceed resolve_review_high")
+        return self
 
     @property
     def store(self) -> str:

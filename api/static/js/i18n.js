@@ -70,6 +70,11 @@ const DICT = {
     "err.forbidden": "Your role may not see this: {msg}", "err.notfound": "Not found: {msg}",
     "err.generic": "Request failed: {msg}", "err.unavailable": "Not ready: {msg}",
     "loading": "Loading…", "yes": "yes", "no": "no", "masked": "masked",
+    "nav.review": "Person review", "review.title": "Person records to review",
+    "review.intro": "{n} pairs of person records may be one person. Accept (one person) or reject (two people; a wrong merge is split). The next run honours each decision.",
+    "review.left": "Record", "review.right": "Record", "review.probability": "Match probability",
+    "review.accept": "Same person", "review.reject": "Two people", "review.empty": "Nothing to review.",
+    "review.accepted": "{a} and {b}: one person from the next run.", "review.rejected": "{a} and {b}: two people from the next run.",
   },
   zh: {
     "app.title": "风险图谱", "app.subtitle": "信用评级与欺诈团伙",
@@ -138,6 +143,11 @@ const DICT = {
     "err.forbidden": "您的角色无权查看：{msg}", "err.notfound": "未找到：{msg}",
     "err.generic": "请求失败：{msg}", "err.unavailable": "尚未就绪：{msg}",
     "loading": "加载中…", "yes": "是", "no": "否", "masked": "已脱敏",
+    "nav.review": "人员复核", "review.title": "待复核的人员记录",
+    "review.intro": "有 {n} 对人员记录可能属于同一人。确认为同一人，或否认（两人；错误合并将被拆分）。下次运行起生效。",
+    "review.left": "记录", "review.right": "记录", "review.probability": "匹配概率",
+    "review.accept": "同一人", "review.reject": "两个人", "review.empty": "没有待复核的记录。",
+    "review.accepted": "{a} 与 {b}：下次运行起视为同一人。", "review.rejected": "{a} 与 {b}：下次运行起视为两人。",
   },
 };
 

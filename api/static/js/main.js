@@ -1,4 +1,4 @@
-// The router: #/risk/TYPE, #/entity/TYPE/ID, #/rings, #/ring/ID, #/path, #/models, #/key.
+// The router: #/risk/TYPE, #/entity/TYPE/ID, #/rings, #/ring/ID, #/path, #/models, #/review, #/key.
 import { api, ApiError, ENTITY_TYPES, getKey, roleHint } from "./api.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { h, typeLabel, errorBox } from "./ui.js";
@@ -8,6 +8,7 @@ import { entityPage } from "./pages/entity.js";
 import { ringPage, ringsPage } from "./pages/rings.js";
 import { pathPage } from "./pages/path.js";
 import { modelsPage } from "./pages/models.js";
+import { reviewPage } from "./pages/review.js";
 
 const main = document.getElementById("main");
 
@@ -15,7 +16,7 @@ const main = document.getElementById("main");
 const GRAPH_ROLES = ["inspector", "investigator", "admin"];
 const SECTION_ROLES = {
   risk: ["inspector", "investigator", "model_owner", "admin"], rings: GRAPH_ROLES, ring: GRAPH_ROLES,
-  path: GRAPH_ROLES, entity: GRAPH_ROLES, models: ["model_owner", "admin"],
+  path: GRAPH_ROLES, entity: GRAPH_ROLES, models: ["model_owner", "admin"], review: ["investigator", "admin"],
 };
 const LANDING = { inspector: "#/risk/person", investigator: "#/risk/person", admin: "#/risk/person",
   model_owner: "#/models", approval_system: null };
@@ -93,6 +94,7 @@ async function route() {
     if (section === "ring" && rest.length) return await ringPage(main, { id: rest.join("/") });
     if (section === "path") return pathPage(main, { params });
     if (section === "models") return await modelsPage(main);
+    if (section === "review") return await reviewPage(main, { params });
     main.replaceChildren(errorBox(new ApiError(404, "not_found", location.hash)));
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return keyPage(main, { next: location.hash, message: t("key.invalid") });
