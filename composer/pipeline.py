@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from composer.alerts import build_alerts, carry_ring_ids, current_subjects
 from composer.protect import protect_hits
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from explain.catalogue import Catalogue, built_in
@@ -149,6 +151,9 @@ def run_pipeline(
             with timer.stage("rules", bar):  # the wait for the worker
                 rule_result, found_by_worker, worker = signals.result()
                 ring_result = assemble_rings(dataset, found | found_by_worker, settings.rings)
+                # rings keep the ids of the served run's rings they continue (docs/cases.md)
+                previous = _served_alert_tables(db) if serves else {}
+                ring_result, lineage = carry_ring_ids(ring_result, previous.get("ring_members"), settings.alerts)
             timer.worker |= worker
             with timer.stage("scoring", bar):
                 registry = ModelRegistry(db)
@@ -168,6 +173,18 @@ def run_pipeline(
                 catalogue = run_catalogue(rule_result, columns)
                 explain_types(scored, dataset, proj, rule_result, ring_result, settings, catalogue)
                 scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
+                subjects, items = current_subjects(
+                    ring_result, rule_result.hits, scores, rule_result.serious, settings.alerts
+                )
+                alerts, alert_items = build_alerts(
+                    subjects,
+                    items,
+                    previous.get("alerts"),
+                    previous.get("alert_items"),
+                    settings.alerts,
+                    run_id=run.run_id,
+                    now=run_started_at(run.run_id),
+                )
             manifest = {
                 "run_id": run.run_id,
                 "kind": kind,
@@ -213,6 +230,12 @@ def run_pipeline(
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
                         _stage_outputs(staging, _output_files(scores, hits, ring_result))
                         _write_results(db, run, scores, hits, ring_result, tables)
+                        for name, frame in (
+                            ("alerts", alerts),
+                            ("alert_items", alert_items),
+                            ("ring_lineage", lineage),
+                        ):
+                            tables.append(db.write_run_table(run.run_id, name, frame))
                         report.result()
                     except BaseException:
                         report.cancel()
@@ -346,6 +369,22 @@ def _served_snapshot(db: ResultsDB, store: Any) -> Any:
     if info is None:
         raise NoSnapshot(f"the served run {run_id}'s snapshot {run['snapshot_id']} is missing from the store")
     return info
+
+
+ALERT_TABLES = ("ring_members", "alerts", "alert_items")  # what a run reads of the served run's results
+
+
+def _served_alert_tables(db: ResultsDB) -> dict[str, pd.DataFrame]:
+    """The served run's ring members, alerts and alert items (empty before the first run)."""
+    run_id = db.served_run_id()
+    if run_id is None:
+        return {}
+    return {name: db.read_run_table(run_id, name) for name in ALERT_TABLES}
+
+
+def run_started_at(run_id: str) -> str:
+    """A run's start time (ISO, UTC, to the second), read from its time-ordered id."""
+    return datetime.strptime(run_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).isoformat(timespec="seconds")
 
 
 def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:

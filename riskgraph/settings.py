@@ -131,6 +131,22 @@ class RingSettings(BaseModel):
         return self.weight_labels / max(total, 1e-9)
 
 
+class AlertSettings(BaseModel):
+    """Alert lineage and what counts as material (composer/alerts.py, docs/cases.md).
+
+    Set from the environment as RISKGRAPH_ALERTS__<FIELD>, e.g. RISKGRAPH_ALERTS__REOPEN_SCORE_RISE=0.2.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lineage_min_jaccard: float = Field(default=0.5, gt=0, le=1)  # a ring inherits an earlier id from this overlap up
+    min_severity: int = Field(default=1, ge=1, le=4)  # rule hits from this severity up raise entity alerts
+    serious_min_severity: int = Field(default=3, ge=1, le=4)  # a rule this severe (or marked serious) is serious
+    reopen_on_new_member: bool = True  # material: a ring gained a member
+    reopen_on_serious_rule: bool = True  # material: a serious rule hit the alert's subject for the first time
+    reopen_score_rise: float = Field(default=0.1, ge=0)  # material: the score rose by more than this
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RISKGRAPH_", env_nested_delimiter="__")
 
@@ -156,6 +172,7 @@ class Settings(BaseSettings):
     bands: GradeBands = Field(default_factory=GradeBands)
     model: ModelSettings = Field(default_factory=ModelSettings)
     rings: RingSettings = Field(default_factory=RingSettings)  # env RISKGRAPH_RINGS__<FIELD>
+    alerts: AlertSettings = Field(default_factory=AlertSettings)  # env RISKGRAPH_ALERTS__<FIELD>
     progress: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
