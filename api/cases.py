@@ -1,0 +1,124 @@
+"""The case endpoints' service functions: the caller's scope, the served run's alerts, and the
+case workflow of composer/cases.py run off the event loop (every change there is one
+transaction with its history event and audit row)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+
+from api.errors import ResultsNotLoaded
+from api.security import Principal
+from api.state import AppState
+from composer import cases as workflow
+from riskgraph.errors import EntityNotFound
+from riskgraph.results import run_table
+
+
+class AlertNotFound(EntityNotFound):
+    code = "alert_not_found"
+
+
+def actor(principal: Principal) -> workflow.Actor:
+    return workflow.Actor(principal.actor, principal.role)
+
+
+def served_alert(state: AppState, alert_id: str) -> dict[str, Any] | None:
+    """One alert of the served run (None: no such alert, or nothing served)."""
+    run_id = state.db.served_run_id()
+    if run_id is None:
+        return None
+    table = run_table(run_id, "alerts")
+    with state.db.engine.connect() as conn:
+        if not sa.inspect(conn).has_table(table):
+            return None
+        row = conn.execute(sa.text(f'SELECT * FROM "{table}" WHERE alert_id = :a'), {"a": alert_id}).first()
+    return {**dict(row._mapping), "run_id": run_id} if row is not None else None
+
+
+def _check_case_scope(state: AppState, principal: Principal, case: dict[str, Any]) -> None:
+    """A case outside the key's region scope is not found (as if it did not exist)."""
+    if principal.region is not None and case.get("region") != principal.region:
+        raise workflow.CaseNotFound(f"no case {case['case_id']!r}")
+
+
+async def create_case(
+    *,
+    state: AppState,
+    principal: Principal,
+    alert_id: str | None,
+    entity_type: str | None,
+    entity_id: str | None,
+    typology: str | None,
+    assignee: str | None,
+    due_date: str | None,
+    note: str | None,
+) -> dict[str, Any]:
+    """A case from an alert of the served run, or from an entity (scored in the served run)."""
+    run_id = state.db.served_run_id()
+    if alert_id is not None:
+        alert = await anyio.to_thread.run_sync(served_alert, state, alert_id)
+        if alert is None:
+            raise AlertNotFound(f"no alert {alert_id!r} in the served run")
+        subject_type, subject_id, typ = alert["subject_type"], str(alert["subject_id"]), alert["typology"]
+        run_id = alert["run_id"]
+    else:
+        if entity_type is None or entity_id is None:
+            raise workflow.CaseInvalid("give an alert_id, or an entity_type and entity_id")
+        if not state.book.loaded:
+            raise ResultsNotLoaded("no scores yet: run `riskgraph pipeline` first")
+        if entity_type != "ring" and (entity_type, entity_id) not in state.book.credit:
+            raise EntityNotFound(f"no {entity_type} {entity_id!r} in the served run")
+        subject_type, subject_id, typ = entity_type, entity_id, typology or "manual"
+    region = state.region_of(subject_type, subject_id) if subject_type != "ring" else None
+    if principal.region is not None and region != principal.region:
+        raise EntityNotFound(f"no {subject_type} {subject_id!r}")
+    return await anyio.to_thread.run_sync(
+        lambda: workflow.open_case(
+            state.db,
+            actor(principal),
+            subject_type=subject_type,
+            subject_id=subject_id,
+            typology=typ,
+            alert_id=alert_id,
+            run_id=run_id,
+            region=region,
+            assignee=assignee,
+            due_date=due_date,
+            note=note,
+        )
+    )
+
+
+async def case_detail(*, state: AppState, principal: Principal, case_id: str) -> dict[str, Any]:
+    """The case, its history and the alert it came from (as the served run has it now)."""
+    case = await anyio.to_thread.run_sync(workflow.get_case, state.db, case_id)
+    _check_case_scope(state, principal, case)
+    alert = await anyio.to_thread.run_sync(served_alert, state, case["alert_id"]) if case["alert_id"] else None
+    state.audit.record(
+        actor=principal.actor,
+        role=principal.role,
+        action="case_view",
+        entity_type=case["subject_type"] if case["subject_type"] != "ring" else None,
+        entity_id=case["subject_id"] if case["subject_type"] != "ring" else None,
+        detail=f'{{"case_id": "{case_id}"}}',
+    )
+    return case | {"alert": alert}
+
+
+async def scoped(state: AppState, principal: Principal, case_id: str) -> None:
+    case = await anyio.to_thread.run_sync(workflow.get_case, state.db, case_id)
+    _check_case_scope(state, principal, case)
+
+
+async def list_cases(
+    *, state: AppState, principal: Principal, f: workflow.CaseFilters, limit: int, offset: int
+) -> dict[str, Any]:
+    if principal.region is not None:
+        if f.region is not None and f.region != principal.region:
+            return {"total": 0, "cases": [], "limit": limit, "offset": offset}
+        f = workflow.CaseFilters(**{**f.__dict__, "region": principal.region})
+    total, rows = await anyio.to_thread.run_sync(lambda: workflow.list_cases(state.db, f, limit=limit, offset=offset))
+    return {"total": total, "cases": rows, "limit": limit, "offset": offset}
