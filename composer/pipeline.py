@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 import riskgraph
 from composer.alerts import build_alerts, carry_ring_ids, current_subjects
+from composer.cases import case_labels
+from composer.labels import merge_labels, training_rows, with_labels
 from composer.protect import protect_hits
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from explain.catalogue import Catalogue, built_in
@@ -133,6 +135,9 @@ def run_pipeline(
                 run.fault("after_ingest")
             with timer.stage("read", bar):
                 dataset = store.dataset(snapshot.id)
+                # labels.csv and the decided cases, the later-dated winning (docs/cases.md)
+                labels, label_conflicts = merge_labels(dataset.table("labels"), case_labels(db))
+                dataset = with_labels(dataset, labels)
             with timer.stage("projection", bar):
                 proj = Projection(dataset)
             # rules, then the rings read from their hits, on the second core while the features and
@@ -157,6 +162,13 @@ def run_pipeline(
             timer.worker |= worker
             with timer.stage("scoring", bar):
                 registry = ModelRegistry(db)
+                # a label's training row as the data stood at its as_of (nothing after the decision)
+                then = training_rows(
+                    dataset,
+                    labels,
+                    lambda cut: model_matrices(cut, settings, excluded, tokens),
+                    settings.model.label_max_cuts,
+                )
                 scored = score_types(
                     dataset,
                     proj,
@@ -167,6 +179,7 @@ def run_pipeline(
                     registry,
                     run_id=run.run_id,
                     use_champion=models is ModelSource.CHAMPION,
+                    training=then,
                 )
                 run.fault("after_scoring")
             with timer.stage("explain", bar):
@@ -196,6 +209,11 @@ def run_pipeline(
                 "snapshot_id": snapshot.id,
                 "snapshot_loaded_at": snapshot.loaded_at.isoformat(),
                 "row_counts": dataset.row_counts(),
+                "labels": {
+                    "from_file": int((labels["source"] == "labels.csv").sum()),
+                    "from_cases": int((labels["source"] == "case").sum()),
+                    "conflicts": label_conflicts.to_dict("records"),
+                },
                 "skipped": dataset.skipped + [f"rule {r}: {why}" for r, why in rule_result.skipped],
                 "models": {
                     t: {"version": m.model_version, "kind": m.kind, "fitted": m.fitted, "metrics": m.public_metrics()}
@@ -234,6 +252,8 @@ def run_pipeline(
                             ("alerts", alerts),
                             ("alert_items", alert_items),
                             ("ring_lineage", lineage),
+                            ("labels", labels.assign(as_of=labels["as_of"].dt.strftime("%Y-%m-%d"))),
+                            ("label_conflicts", label_conflicts),
                         ):
                             tables.append(db.write_run_table(run.run_id, name, frame))
                         report.result()
@@ -274,6 +294,7 @@ def score_types(
     run_id: str | None = None,
     use_champion: bool = False,
     types: Sequence[str] = ENTITY_TYPES,
+    training: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, EntityScores]:
     """Each entity type scored from its model matrix (features, then rule and ring signals)."""
     hits, members = rule_result.hits, ring_result.members
@@ -291,9 +312,21 @@ def score_types(
             use_champion=use_champion,
             serious=rule_result.serious,
             money=rule_result.money,
+            training_rows=(training or {}).get(t),
         )
         for t in types
     }
+
+
+def model_matrices(dataset: Dataset, settings: Settings, excluded: set[str], tokens: Tokens) -> dict[str, pd.DataFrame]:
+    """Every type's model matrix (features, rule and ring signals) of a dataset, as the stages
+    build it: for the labels' point-in-time rows (the data cut at an as_of, composer/labels.py)."""
+    proj = Projection(dataset)
+    features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
+    rule_result = evaluate_rules(dataset, settings)
+    found = find_rings(dataset, RING_KINDS, rule_result.hits, settings.rings, proj.column_codes.sharing_ids(), tokens)
+    members = assemble_rings(dataset, found, settings.rings).members
+    return {t: with_signals(features[t], rule_result.hits, members, t) for t in ENTITY_TYPES}
 
 
 def run_catalogue(rule_result: RuleResult, columns: dict[str, ColumnLabel] | None = None) -> Catalogue:

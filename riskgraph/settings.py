@@ -55,6 +55,9 @@ class ModelSettings(BaseModel):
     # gender, age and health columns (graph/contract.py PROTECTED_*) as model features: off by
     # default; even when on they never appear in reasons
     use_protected_attributes: bool = False
+    # a label's training row is built from the data cut at its as_of (composer/labels.py); more
+    # distinct as_of days than this are grouped by month (cut at the end of the month before)
+    label_max_cuts: int = Field(default=12, ge=1)
 
 
 class RingSettings(BaseModel):

@@ -205,6 +205,28 @@ async def dispositions(principal: DispositionReader, state: StateDep) -> list[Di
     return [Disposition.model_validate(r) for r in labels.to_dict("records")]
 
 
+class LabelConflict(BaseModel):
+    entity_type: str
+    entity_id: str
+    file_label: int
+    file_as_of: str | None = None
+    case_label: int
+    case_as_of: str | None = None
+    case_id: str
+    kept: Literal["case", "labels.csv"]
+
+
+@router.get("/label-conflicts", response_model=list[LabelConflict], summary="Where cases and labels.csv disagreed")
+async def label_conflicts(principal: DispositionReader, state: StateDep) -> list[LabelConflict]:
+    """The served run's training labels where a decided case and labels.csv disagreed, and which
+    one it kept (the later-dated; a case wins a tie)."""
+    run_id = state.db.served_run_id()
+    if run_id is None or principal.region is not None:
+        return []
+    rows = await anyio.to_thread.run_sync(state.db.read_run_table, run_id, "label_conflicts")
+    return [LabelConflict.model_validate(r) for r in rows.to_dict("records")]
+
+
 @router.post("/assign", response_model=list[CaseOut], summary="Assign many cases at once")
 async def bulk_assign(body: BulkAssignment, principal: CaseWorker, state: StateDep) -> list[CaseOut]:
     """All the cases change in one transaction, or none (a closed or unknown case refuses)."""

@@ -167,3 +167,53 @@ def test_create_needs_a_known_subject(private_client: TestClient) -> None:
         c.post("/v1/cases", json={"entity_type": "person", "entity_id": "nobody"}, headers=INSPECTOR).status_code == 404
     )
     assert c.post("/v1/cases", json={}, headers=INSPECTOR).status_code == 422
+
+
+def test_dispositions_are_the_next_training_run_s_labels(private_client: TestClient, home_copy) -> None:
+    """Label hand-over: a confirmed case labels its entity in the next run (with provenance), a
+    dismissed case overrides an older labels.csv label, and that conflict is listed."""
+    from composer.pipeline import run_pipeline
+    from tests.api.support import make_settings
+
+    c = private_client
+    db = _db(c)
+    served = db.served_run_id()
+    assert served is not None
+    file_labels = db.read_run_table(served, "labels")
+    positives = file_labels[(file_labels["entity_type"] == "person") & (file_labels["label"] == 1)]
+    labelled = set(file_labels.loc[file_labels["entity_type"] == "person", "entity_id"])
+    scores = db.read_run_table(served, "scores")
+    fresh = next(i for i in scores.loc[scores["entity_type"] == "person", "entity_id"] if i not in labelled)
+    overridden = str(positives["entity_id"].iloc[0])
+
+    confirm = c.post("/v1/cases", json={"entity_type": "person", "entity_id": fresh}, headers=INSPECTOR).json()
+    c.post(f"/v1/cases/{confirm['case_id']}/status", json={"status": "in_progress"}, headers=INSPECTOR)
+    c.post(f"/v1/cases/{confirm['case_id']}/status", json={"status": "confirmed", "note": "proven"}, headers=INSPECTOR)
+    c.post(f"/v1/cases/{confirm['case_id']}/approval", json={"approve": True}, headers=INVESTIGATOR)
+    dismiss = c.post("/v1/cases", json={"entity_type": "person", "entity_id": overridden}, headers=INSPECTOR).json()
+    c.post(
+        f"/v1/cases/{dismiss['case_id']}/status", json={"status": "dismissed", "note": "re-checked"}, headers=INSPECTOR
+    )
+
+    run = run_pipeline(data=None, out=None, settings=make_settings(home_copy))
+    labels = db.read_run_table(run.run_id, "labels").set_index("entity_id")
+    assert labels.loc[fresh, "label"] == 1 and labels.loc[fresh, "source"] == "case"
+    assert labels.loc[fresh, "case_id"] == confirm["case_id"]
+    assert labels.loc[fresh, "decided_by"].startswith("investigator:")
+    assert labels.loc[overridden, "label"] == 0 and labels.loc[overridden, "source"] == "case"
+    assert run.manifest["labels"]["from_cases"] == 2
+    assert [x["entity_id"] for x in run.manifest["labels"]["conflicts"]] == [overridden]
+    c.app.state.riskgraph.load_results()  # type: ignore[attr-defined]
+    conflicts = c.get("/v1/cases/label-conflicts", headers=OWNER).json()
+    assert conflicts == [
+        {
+            "entity_type": "person",
+            "entity_id": overridden,
+            "file_label": 1,
+            "file_as_of": str(positives["as_of"].iloc[0])[:10],
+            "case_label": 0,
+            "case_as_of": dismiss["created_at"][:10],
+            "case_id": dismiss["case_id"],
+            "kept": "case",
+        }
+    ]
