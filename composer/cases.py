@@ -130,7 +130,7 @@ def _event(
     )
 
 
-def _committed(db: ResultsDB, work: Callable[[sa.Connection], T]) -> T:
+def commit_change(db: ResultsDB, work: Callable[[sa.Connection], T]) -> T:
     """`work` in one results-database transaction (retried when busy); its audit rows are
     chained by the database's audit hook, and the sealed head file follows the commit."""
 
@@ -241,7 +241,7 @@ def open_case(
         )
         return _row(conn, case_id) | {"existing": False}
 
-    return _committed(db, write)
+    return commit_change(db, write)
 
 
 def change_status(
@@ -275,7 +275,7 @@ def change_status(
         _event(conn, case, who, kind, at=at, to_status=target, note=text)
         return _row(conn, case_id)
 
-    return _committed(db, write)
+    return commit_change(db, write)
 
 
 def decide_approval(
@@ -321,7 +321,7 @@ def decide_approval(
         )
         return _row(conn, case_id)
 
-    return _committed(db, write)
+    return commit_change(db, write)
 
 
 def assign(
@@ -361,7 +361,7 @@ def assign(
             out.append(_row(conn, case_id))
         return out
 
-    return _committed(db, write)
+    return commit_change(db, write)
 
 
 def comment(db: ResultsDB, who: Actor, case_id: str, *, text: str) -> dict[str, Any]:
@@ -375,7 +375,7 @@ def comment(db: ResultsDB, who: Actor, case_id: str, *, text: str) -> dict[str, 
         _event(conn, case, who, "comment", at=at, note=body)
         return _row(conn, case_id)
 
-    return _committed(db, write)
+    return commit_change(db, write)
 
 
 def get_case(db: ResultsDB, case_id: str) -> dict[str, Any]:

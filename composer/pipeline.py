@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 import riskgraph
 from composer.alerts import build_alerts, carry_ring_ids, current_subjects
+from composer.amendments import apply_amendments, stored_amendments
 from composer.cases import case_labels
 from composer.labels import merge_labels, training_rows, with_labels
 from composer.protect import protect_hits
@@ -138,6 +139,9 @@ def run_pipeline(
                 # labels.csv and the decided cases, the later-dated winning (docs/cases.md)
                 labels, label_conflicts = merge_labels(dataset.table("labels"), case_labels(db))
                 dataset = with_labels(dataset, labels)
+                # corrections decided on objections, on top of every load (composer/amendments.py)
+                amendments = stored_amendments(db)
+                dataset, amendment_notes = apply_amendments(dataset, amendments)
             with timer.stage("projection", bar):
                 proj = Projection(dataset)
             # rules, then the rings read from their hits, on the second core while the features and
@@ -209,6 +213,7 @@ def run_pipeline(
                 "snapshot_id": snapshot.id,
                 "snapshot_loaded_at": snapshot.loaded_at.isoformat(),
                 "row_counts": dataset.row_counts(),
+                "amendments": {"applied": len(amendments) - len(amendment_notes), "not_applied": amendment_notes},
                 "labels": {
                     "from_file": int((labels["source"] == "labels.csv").sum()),
                     "from_cases": int((labels["source"] == "case").sum()),
