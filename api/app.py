@@ -133,7 +133,16 @@ def create_app(settings: Settings) -> FastAPI:
         max_body=settings.api_max_body_bytes,
         max_headers=settings.api_max_header_bytes,
     )
-    for r in (credit.router, risk.router, graph.router, cases.router, objections.router, admin.router, health.router):
+    for r in (
+        credit.router,
+        risk.router,
+        graph.router,
+        cases.router,
+        cases.alerts_router,
+        objections.router,
+        admin.router,
+        health.router,
+    ):
         app.include_router(r)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -4,9 +4,11 @@ transaction with its history event and audit row)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
+import pandas as pd
 import sqlalchemy as sa
 
 from api.errors import ResultsNotLoaded
@@ -122,3 +124,57 @@ async def list_cases(
         f = workflow.CaseFilters(**{**f.__dict__, "region": principal.region})
     total, rows = await anyio.to_thread.run_sync(lambda: workflow.list_cases(state.db, f, limit=limit, offset=offset))
     return {"total": total, "cases": rows, "limit": limit, "offset": offset}
+
+
+ALERT_LISTS = ("new_members", "left_members", "new_rules", "new_serious_rules")
+
+
+def alert_page(
+    state: AppState,
+    principal: Principal,
+    *,
+    raised: bool | None,
+    events: tuple[str, ...],
+    subject_type: str | None,
+    subject_id: str | None,
+    typology: str | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """One page of the served run's alerts, filtered; a region-scoped key sees the entity
+    alerts of its region only."""
+    run_id = state.db.served_run_id()
+    empty: dict[str, Any] = {"total": 0, "limit": limit, "offset": offset, "run_id": run_id, "alerts": []}
+    if run_id is None:
+        return empty
+    df = state.db.read_run_table(run_id, "alerts")
+    if df.empty:
+        return empty
+    keep = pd.Series(True, index=df.index)
+    if raised is not None:
+        keep &= df["raised"].astype(bool) == raised
+    if events:
+        keep &= df["event"].isin(events)
+    for col, value in (("subject_type", subject_type), ("subject_id", subject_id), ("typology", typology)):
+        if value is not None:
+            keep &= df[col].astype(str) == value
+    df = df[keep]
+    if principal.region is not None:
+        regions = [
+            state.region_of(t, str(i)) if t != "ring" else None for t, i in zip(df["subject_type"], df["subject_id"])
+        ]
+        df = df[[r == principal.region for r in regions]]
+    rank = df["event"].map({"new": 0, "reopened": 1}).fillna(2)
+    df = df.assign(_rank=rank).sort_values(
+        ["_rank", "score", "alert_id"], ascending=[True, False, True], kind="mergesort"
+    )
+    rows = df.iloc[offset : offset + limit].drop(columns="_rank")
+    alerts = []
+    for r in rows.to_dict("records"):
+        for k in ALERT_LISTS:
+            r[k] = json.loads(r[k] or "[]")
+        for k in ("score", "previous_score", "score_rise"):
+            r[k] = None if r[k] is None or pd.isna(r[k]) else float(r[k])
+        r["raised"] = bool(r["raised"])
+        alerts.append(r)
+    return {"total": int(len(df)), "limit": limit, "offset": offset, "run_id": run_id, "alerts": alerts}

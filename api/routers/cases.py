@@ -298,3 +298,70 @@ async def add_comment(case_id: CaseId, body: CommentIn, principal: CaseWorker, s
         lambda: workflow.comment(state.db, service.actor(principal), case_id, text=body.text)
     )
     return CaseOut.model_validate(row)
+
+
+# -- alerts of the served run (what cases are opened from) ----------------------------------------
+
+alerts_router = APIRouter(prefix="/v1/alerts", tags=["cases"], responses=router.responses)
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    subject_type: str
+    subject_id: str
+    typology: str
+    event: Literal["new", "reopened", "changed", "unchanged", "gone"]
+    raised: bool
+    score: float | None = None
+    previous_score: float | None = None
+    score_rise: float | None = None
+    n_members: int
+    n_rules: int
+    new_members: list[str]
+    left_members: list[str]
+    new_rules: list[str]
+    new_serious_rules: list[str]
+    first_seen: str
+    last_seen: str
+    raised_at: str
+    first_run: str
+    last_run: str
+
+
+class AlertPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    run_id: str | None
+    alerts: list[AlertOut]
+
+
+@alerts_router.get("", response_model=AlertPage, summary="Alerts of the served run")
+async def list_alerts(
+    principal: CaseWorker,
+    state: StateDep,
+    raised: Annotated[bool | None, Query(description="true: new and re-opened only")] = None,
+    event: Annotated[list[Literal["new", "reopened", "changed", "unchanged", "gone"]] | None, Query()] = None,
+    subject_type: Annotated[SubjectType | None, Query()] = None,
+    subject_id: Annotated[str | None, Query(max_length=128)] = None,
+    typology: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AlertPage:
+    """Raised alerts first (new, then re-opened), then by score. An alert carries what changed
+    since the run before: new and departed members, new rules, new serious rules, the score's
+    rise (docs/cases.md)."""
+    page = await anyio.to_thread.run_sync(
+        lambda: service.alert_page(
+            state,
+            principal,
+            raised=raised,
+            events=tuple(event or ()),
+            subject_type=subject_type,
+            subject_id=subject_id,
+            typology=typology,
+            limit=limit,
+            offset=offset,
+        )
+    )
+    return AlertPage.model_validate(page)

@@ -217,3 +217,14 @@ def test_dispositions_are_the_next_training_run_s_labels(private_client: TestCli
             "kept": "case",
         }
     ]
+
+
+def test_alerts_list_what_cases_are_opened_from(client: TestClient) -> None:
+    page = client.get("/v1/alerts", params={"raised": True, "limit": 5}, headers=INSPECTOR).json()
+    assert page["total"] > 0 and len(page["alerts"]) == min(5, page["total"])
+    first = page["alerts"][0]
+    assert first["event"] == "new" and first["raised"] is True  # the first run: everything is new
+    assert isinstance(first["new_members"], list) and first["first_seen"] <= first["last_seen"]
+    rings = client.get("/v1/alerts", params={"subject_type": "ring"}, headers=INSPECTOR).json()
+    assert all(a["subject_type"] == "ring" and a["n_members"] >= 2 for a in rings["alerts"])
+    assert client.get("/v1/alerts", headers=OWNER).status_code == 403
