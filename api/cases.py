@@ -105,7 +105,7 @@ async def case_detail(*, state: AppState, principal: Principal, case_id: str) ->
         action="case_view",
         entity_type=case["subject_type"] if case["subject_type"] != "ring" else None,
         entity_id=case["subject_id"] if case["subject_type"] != "ring" else None,
-        detail=f'{{"case_id": "{case_id}"}}',
+        detail=json.dumps({"case_id": case_id}),
     )
     return case | {"alert": alert}
 
