@@ -16,7 +16,7 @@ from api.security import Principal
 from api.state import AppState
 from composer import cases as workflow
 from riskgraph.errors import EntityNotFound
-from riskgraph.results import run_table
+from riskgraph.results import cases_table, run_table
 
 
 class AlertNotFound(EntityNotFound):
@@ -169,6 +169,7 @@ def alert_page(
         ["_rank", "score", "alert_id"], ascending=[True, False, True], kind="mergesort"
     )
     rows = df.iloc[offset : offset + limit].drop(columns="_rank")
+    latest = _latest_cases(state, rows)
     alerts = []
     for r in rows.to_dict("records"):
         for k in ALERT_LISTS:
@@ -176,5 +177,22 @@ def alert_page(
         for k in ("score", "previous_score", "score_rise"):
             r[k] = None if r[k] is None or pd.isna(r[k]) else float(r[k])
         r["raised"] = bool(r["raised"])
+        case = latest.get((r["subject_type"], str(r["subject_id"]), r["typology"]))
+        r["case_id"], r["case_status"] = (case["case_id"], case["status"]) if case else (None, None)
         alerts.append(r)
     return {"total": int(len(df)), "limit": limit, "offset": offset, "run_id": run_id, "alerts": alerts}
+
+
+def _latest_cases(state: AppState, alerts: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The newest case of each alert's subject and typology (an alert re-opened after its case was
+    dismissed shows that case)."""
+    if alerts.empty:
+        return {}
+    c = cases_table.c
+    q = (
+        sa.select(c.case_id, c.subject_type, c.subject_id, c.typology, c.status, c.created_at)
+        .where(c.subject_id.in_([str(i) for i in alerts["subject_id"].unique()]))
+        .order_by(c.created_at, c.case_id)
+    )
+    with state.db.engine.connect() as conn:
+        return {(r.subject_type, r.subject_id, r.typology): dict(r._mapping) for r in conn.execute(q)}

@@ -326,6 +326,8 @@ class AlertOut(BaseModel):
     raised_at: str
     first_run: str
     last_run: str
+    case_id: str | None = Field(None, description="the newest case of this subject and typology, if any")
+    case_status: str | None = None
 
 
 class AlertPage(BaseModel):

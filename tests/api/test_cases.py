@@ -228,3 +228,12 @@ def test_alerts_list_what_cases_are_opened_from(client: TestClient) -> None:
     rings = client.get("/v1/alerts", params={"subject_type": "ring"}, headers=INSPECTOR).json()
     assert all(a["subject_type"] == "ring" and a["n_members"] >= 2 for a in rings["alerts"])
     assert client.get("/v1/alerts", headers=OWNER).status_code == 403
+
+
+def test_an_alert_shows_its_subject_s_latest_case(private_client: TestClient, entity_alert: dict) -> None:
+    c = private_client
+    case = c.post("/v1/cases", json={"alert_id": entity_alert["alert_id"]}, headers=INSPECTOR).json()
+    c.post(f"/v1/cases/{case['case_id']}/status", json={"status": "dismissed", "note": "fine"}, headers=INSPECTOR)
+    page = c.get("/v1/alerts", params={"subject_id": entity_alert["subject_id"]}, headers=INSPECTOR).json()
+    mine = next(a for a in page["alerts"] if a["alert_id"] == entity_alert["alert_id"])
+    assert (mine["case_id"], mine["case_status"]) == (case["case_id"], "dismissed")

@@ -108,7 +108,9 @@ function alertTable(page) {
         h("td", {}, h("span", { class: `chip event-${a.event}` }, t(`alerts.event.${a.event}`))),
         h("td", {}, typeLabel(a.subject_type)), h("td", {}, subjectCell(a)), h("td", {}, h("span", { class: "chip" }, a.typology)),
         h("td", { class: "num" }, fmtScore(a.score)), h("td", { class: "small" }, alertChanges(a)),
-        h("td", {}, h("button", { type: "button", "data-action": "open-case", onclick: async () => {
+        h("td", {}, a.case_id ? [h("a", { href: caseHref(a.case_id), class: "small", "data-action": "earlier-case" }, a.case_id), " ",
+          statusChip(a.case_status), " "] : null,
+        h("button", { type: "button", "data-action": "open-case", onclick: async () => {
           try {
             const c = await api("/v1/cases", { method: "POST", body: { alert_id: a.alert_id } });
             location.hash = caseHref(c.case_id);
