@@ -11,6 +11,7 @@ import anyio
 import pandas as pd
 import sqlalchemy as sa
 
+from api.audit import new_decision_id
 from api.errors import ResultsNotLoaded
 from api.security import Principal
 from api.state import AppState
@@ -99,15 +100,42 @@ async def case_detail(*, state: AppState, principal: Principal, case_id: str) ->
     case = await anyio.to_thread.run_sync(workflow.get_case, state.db, case_id)
     _check_case_scope(state, principal, case)
     alert = await anyio.to_thread.run_sync(served_alert, state, case["alert_id"]) if case["alert_id"] else None
-    state.audit.record(
-        actor=principal.actor,
-        role=principal.role,
-        action="case_view",
-        entity_type=case["subject_type"] if case["subject_type"] != "ring" else None,
-        entity_id=case["subject_id"] if case["subject_type"] != "ring" else None,
-        detail=json.dumps({"case_id": case_id}),
+    entity = case["subject_type"] != "ring"
+    await disclosed(
+        state,
+        principal,
+        "case_view",
+        {"case_id": case_id} | ({} if entity else {"ring_id": case["subject_id"]}),
+        entity_type=case["subject_type"] if entity else None,
+        entity_id=case["subject_id"] if entity else None,
     )
     return case | {"alert": alert}
+
+
+async def disclosed(
+    state: AppState,
+    principal: Principal,
+    action: str,
+    detail: dict[str, Any],
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+) -> None:
+    """A read's one audit row (the case or alert ids shown), durable before the answer leaves."""
+    await state.audit.decide(
+        [
+            state.audit.row(
+                actor=principal.actor,
+                role=principal.role,
+                action=action,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                detail=json.dumps(detail, sort_keys=True, default=str),
+                decision_id=new_decision_id(),
+                run_id=state.db.served_run_id(),
+            )
+        ]
+    )
 
 
 async def scoped(state: AppState, principal: Principal, case_id: str) -> None:
@@ -123,6 +151,7 @@ async def list_cases(
             return {"total": 0, "cases": [], "limit": limit, "offset": offset}
         f = workflow.CaseFilters(**{**f.__dict__, "region": principal.region})
     total, rows = await anyio.to_thread.run_sync(lambda: workflow.list_cases(state.db, f, limit=limit, offset=offset))
+    await disclosed(state, principal, "case_list", {"filters": f.__dict__, "ids": [r["case_id"] for r in rows]})
     return {"total": total, "cases": rows, "limit": limit, "offset": offset}
 
 

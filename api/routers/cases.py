@@ -202,6 +202,7 @@ async def dispositions(principal: DispositionReader, state: StateDep) -> list[Di
     labels = await anyio.to_thread.run_sync(workflow.case_labels, state.db)
     if principal.region is not None:
         return []  # labels are installation-wide; a region-scoped key reads none
+    await service.disclosed(state, principal, "dispositions", {"ids": labels["case_id"].tolist()})
     return [Disposition.model_validate(r) for r in labels.to_dict("records")]
 
 
@@ -224,6 +225,9 @@ async def label_conflicts(principal: DispositionReader, state: StateDep) -> list
     if run_id is None or principal.region is not None:
         return []
     rows = await anyio.to_thread.run_sync(state.db.read_run_table, run_id, "label_conflicts")
+    await service.disclosed(
+        state, principal, "label_conflicts", {"ids": rows["entity_id"].tolist() if "entity_id" in rows else []}
+    )
     return [LabelConflict.model_validate(r) for r in rows.to_dict("records")]
 
 
@@ -366,4 +370,5 @@ async def list_alerts(
             offset=offset,
         )
     )
+    await service.disclosed(state, principal, "alert_list", {"ids": [a["alert_id"] for a in page["alerts"]]})
     return AlertPage.model_validate(page)

@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.cases import actor
+from api.cases import actor, disclosed
 from api.deps import StateDep, caller
 from api.schemas import ErrorResponse
 from api.security import Principal
@@ -150,12 +150,22 @@ async def list_objections(
     )
     if principal.region is not None:
         rows = [o for o in rows if state.region_of(o["entity_type"], o["entity_id"]) == principal.region]
+    await disclosed(state, principal, "objection_list", {"ids": [o["objection_id"] for o in rows]})
     return [ObjectionOut.model_validate(o) for o in rows]
 
 
 @router.get("/{objection_id}", response_model=ObjectionOut, summary="One objection with its amendments")
 async def get_objection(objection_id: ObjectionId, principal: Recorder, state: StateDep) -> ObjectionOut:
-    return ObjectionOut.model_validate(await _scoped(state, principal, objection_id))
+    o = await _scoped(state, principal, objection_id)
+    await disclosed(
+        state,
+        principal,
+        "objection_view",
+        {"objection_id": objection_id},
+        entity_type=o["entity_type"],
+        entity_id=o["entity_id"],
+    )
+    return ObjectionOut.model_validate(o)
 
 
 @router.post("/{objection_id}/reject", response_model=ObjectionOut, summary="Reject an objection")
