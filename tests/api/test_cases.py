@@ -241,3 +241,38 @@ def test_an_alert_shows_its_subject_s_latest_case(private_client: TestClient, en
     page = c.get("/v1/alerts", params={"subject_id": entity_alert["subject_id"]}, headers=INSPECTOR).json()
     mine = next(a for a in page["alerts"] if a["alert_id"] == entity_alert["alert_id"])
     assert (mine["case_id"], mine["case_status"]) == (case["case_id"], "dismissed")
+
+
+def test_a_region_scoped_key_works_only_its_region_s_cases(home_copy) -> None:
+    """A region-scoped inspector key opens, lists and changes cases of its region only; others are
+    not found (as if they did not exist)."""
+    import time
+
+    from api.app import create_app
+    from riskgraph.api_keys import KeyStore, Pepper
+    from tests.api.support import make_settings
+
+    with TestClient(create_app(make_settings(home_copy, api_keys_refresh_s=0.05))) as c:
+        frame = c.app.state.riskgraph.book.risk["person"]  # type: ignore[attr-defined]
+        regions = frame["region"].dropna()
+        mine = regions.value_counts().index[0]
+        own = str(frame[frame["region"] == mine].iloc[0]["entity_id"])
+        other = str(frame[frame["region"].notna() & (frame["region"] != mine)].iloc[0]["entity_id"])
+        store = KeyStore(ResultsDB(make_settings(home_copy).results_database_url).engine, Pepper.of(home_copy))
+        key, _ = store.create(role="inspector", institution="Inspectorate", region=mine)
+        h = {"X-API-Key": key}
+        end = time.monotonic() + 5
+        while c.get("/v1/cases", headers=h).status_code != 200:
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        theirs = c.post("/v1/cases", json={"entity_type": "person", "entity_id": other}, headers=INSPECTOR).json()
+        assert c.post("/v1/cases", json={"entity_type": "person", "entity_id": other}, headers=h).status_code == 404
+        ours = c.post("/v1/cases", json={"entity_type": "person", "entity_id": own}, headers=h)
+        assert ours.status_code == 201 and ours.json()["region"] == mine
+        listed = c.get("/v1/cases", headers=h).json()
+        assert [x["case_id"] for x in listed["cases"]] == [ours.json()["case_id"]]
+        assert c.get(f"/v1/cases/{theirs['case_id']}", headers=h).status_code == 404
+        r = c.post(f"/v1/cases/{theirs['case_id']}/comments", json={"text": "x"}, headers=h)
+        assert r.status_code == 404
+        bulk = c.post("/v1/cases/assign", json={"case_ids": [theirs["case_id"]], "assignee": None}, headers=h)
+        assert bulk.status_code == 404
