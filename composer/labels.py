@@ -101,6 +101,9 @@ def with_labels(dataset: Dataset, labels: pd.DataFrame) -> Dataset:
     if end is not None:
         table["as_of"] = table["as_of"].where(table["as_of"].isna() | (table["as_of"] <= end), end)
     table["label"] = table["label"].astype("int64")
+    loaded = dataset.tables.get("labels")
+    if loaded is not None:  # the loaded table's column types (e.g. Arrow strings) stay
+        table = table.astype({c: loaded[c].dtype for c in LABEL_COLUMNS if c in loaded and c != "as_of"})
     return Dataset(
         {**dataset.tables, "labels": table.reset_index(drop=True)}, dataset.content_hash, list(dataset.skipped)
     )

@@ -138,7 +138,8 @@ def run_pipeline(
                 dataset = store.dataset(snapshot.id)
                 # labels.csv and the decided cases, the later-dated winning (docs/cases.md)
                 labels, label_conflicts = merge_labels(dataset.table("labels"), case_labels(db))
-                dataset = with_labels(dataset, labels)
+                if (labels["source"] == "case").any():  # else the loaded labels stand as they are
+                    dataset = with_labels(dataset, labels)
                 # corrections decided on objections, on top of every load (composer/amendments.py)
                 amendments = stored_amendments(db)
                 dataset, amendment_notes = apply_amendments(dataset, amendments)
@@ -218,6 +219,8 @@ def run_pipeline(
                     "from_file": int((labels["source"] == "labels.csv").sum()),
                     "from_cases": int((labels["source"] == "case").sum()),
                     "conflicts": label_conflicts.to_dict("records"),
+                    # training rows built from the data as it stood at their label's as_of
+                    "point_in_time_rows": {t: len(rows) for t, rows in then.items()},
                 },
                 "skipped": dataset.skipped + [f"rule {r}: {why}" for r, why in rule_result.skipped],
                 "models": {

@@ -139,9 +139,12 @@ def score_entity_type(
         X = X.join(out_of_fold_label_features(proj, entity_type, labels, fold_of))
         X_fit = X.loc[y.index]
         if training_rows is not None and len(training_rows):
-            then = training_rows[training_rows.index.isin(y.index)].reindex(columns=signal_columns, fill_value=0.0)
+            then = training_rows[training_rows.index.isin(y.index)]
+            absent = [c for c in signal_columns if c not in then.columns]  # a signal not seen then was 0
+            then = then.reindex(columns=signal_columns).assign(**dict.fromkeys(absent, 0.0))
             X_fit = X_fit.astype({c: "float64" for c in signal_columns if X_fit[c].dtype.kind in "iub"})
-            X_fit.loc[then.index, signal_columns] = then.to_numpy(dtype="float64")
+            for c in signal_columns:
+                X_fit.loc[then.index, c] = then[c].to_numpy()
         model = CrossFittedRiskModel(ms)
         model.fit(X_fit, y.to_numpy(), folds=fold_of.to_numpy())
         margin, r_idx, r_val = model.margin_and_reasons(X)

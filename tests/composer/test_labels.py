@@ -96,3 +96,23 @@ def test_features_dated_after_as_of_do_not_move_the_training_row(sample: Dataset
     assert not today_before.equals(today_after)  # the later visits are real: they move today's row
     # only the case's label needed a cut (labels.csv's as_of is the data's last day)
     assert list(training_rows(before, labels, matrices, 12)["person"].index) == [pid]
+
+
+def test_a_run_trains_labels_dated_before_the_data_ends_on_their_cut(tmp_path) -> None:
+    """The whole run: labels.csv rows dated mid-year are trained on rows cut at their as_of."""
+    import shutil
+
+    from composer.pipeline import run_pipeline
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    labels = pd.read_csv(data / "labels.csv", dtype=str)
+    persons = labels.index[labels["entity_type"] == "person"][:10]
+    labels.loc[persons, "as_of"] = "2025-06-30"
+    labels.to_csv(data / "labels.csv", index=False)
+    settings = Settings(
+        home=tmp_path / "home", progress=False, model={"n_estimators": 40, "folds": 3, "threads": 1, "explain_top": 50}
+    )
+    run = run_pipeline(data=data, out=None, settings=settings)
+    assert run.manifest["labels"]["point_in_time_rows"] == {"person": 10}
+    assert run.models["person"].kind == "supervised"
