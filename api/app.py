@@ -25,7 +25,7 @@ import riskgraph
 from api.audit import AuditWriter
 from api.jobs import JobRunner, build_scheduler
 from api.metrics import Metrics
-from api.routers import admin, credit, graph, health, persons, policies, risk
+from api.routers import admin, cases, credit, graph, health, objections, persons, policies, risk
 from api.security import LOOPBACK_HOSTS, Tokens, load_keyring
 from api.state import AppState
 from composer.runs import try_recover
@@ -139,6 +139,9 @@ def create_app(settings: Settings) -> FastAPI:
         risk.router,
         graph.router,
         persons.router,
+        cases.router,
+        cases.alerts_router,
+        objections.router,
         admin.router,
         policies.router,
         health.router,

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,10 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from composer.alerts import build_alerts, carry_ring_ids, current_subjects
+from composer.amendments import apply_amendments, stored_amendments
+from composer.cases import case_labels
+from composer.labels import merge_labels, training_rows, with_labels
 from composer.protect import protect_hits
 from composer.resolution import (
     Resolved,
@@ -154,10 +159,17 @@ def run_pipeline(
                 run.fault("after_ingest")
             with timer.stage("read", bar):
                 records = store.dataset(snapshot.id)
+                # labels.csv and the decided cases, the later-dated winning (docs/cases.md)
+                labels, label_conflicts = merge_labels(records.table("labels"), case_labels(db))
+                if (labels["source"] == "case").any():  # else the loaded labels stand as they are
+                    records = with_labels(records, labels)
+                # corrections decided on objections, on top of every load (composer/amendments.py)
+                amendments = stored_amendments(db)
+                records, amendment_notes = apply_amendments(records, amendments)
             with timer.stage("resolve", bar):  # one node per human from here on (docs/resolution.md)
-                previous, decisions = previous_golden(db, settings), review_decisions(db)
+                previous_records, decisions = previous_golden(db, settings), review_decisions(db)
                 resolved = Forked(
-                    resolve_stage, records, settings, run.run_id, previous, decisions, name="resolve"
+                    resolve_stage, records, settings, run.run_id, previous_records, decisions, name="resolve"
                 ).result()
                 golden = with_golden(records, resolved).golden
                 assert golden is not None
@@ -182,9 +194,19 @@ def run_pipeline(
                 ring_result = assemble_rings(dataset, found | found_by_worker, settings.rings)
                 # the official schemes beside the model: their outcomes, and the caps the policy sets
                 rule_result, outcomes, policy = supervise(dataset, rule_result, db, reference_date(dataset))
+                # rings keep the ids of the served run's rings they continue (docs/cases.md)
+                previous = _served_alert_tables(db) if serves else {}
+                ring_result, lineage = carry_ring_ids(ring_result, previous.get("ring_members"), settings.alerts)
             timer.worker |= worker
             with timer.stage("scoring", bar):
                 registry = ModelRegistry(db)
+                # a label's training row as the data stood at its as_of (nothing after the decision)
+                then = training_rows(
+                    dataset,
+                    dataset.tables.get("labels", labels),  # as named on golden persons
+                    lambda cut: model_matrices(cut, settings, excluded, tokens),
+                    settings.model.label_max_cuts,
+                )
                 scored = score_types(
                     dataset,
                     proj,
@@ -195,6 +217,7 @@ def run_pipeline(
                     registry,
                     run_id=run.run_id,
                     use_champion=models is ModelSource.CHAMPION,
+                    training=then,
                 )
                 run.fault("after_scoring")
             with timer.stage("explain", bar):
@@ -202,6 +225,18 @@ def run_pipeline(
                 explain_types(scored, dataset, proj, rule_result, ring_result, settings, catalogue)
                 golden_scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
                 scores = expand_scores(golden_scores, resolved.records)  # keyed by person_id again
+                subjects, items = current_subjects(
+                    ring_result, rule_result.hits, golden_scores, rule_result.serious, settings.alerts
+                )
+                alerts, alert_items = build_alerts(
+                    subjects,
+                    items,
+                    previous.get("alerts"),
+                    previous.get("alert_items"),
+                    settings.alerts,
+                    run_id=run.run_id,
+                    now=run_started_at(run.run_id),
+                )
             manifest = {
                 "run_id": run.run_id,
                 "kind": kind,
@@ -214,6 +249,14 @@ def run_pipeline(
                 "snapshot_loaded_at": snapshot.loaded_at.isoformat(),
                 "row_counts": records.row_counts(),
                 "resolution": resolved.summary,
+                "amendments": {"applied": len(amendments) - len(amendment_notes), "not_applied": amendment_notes},
+                "labels": {
+                    "from_file": int((labels["source"] == "labels.csv").sum()),
+                    "from_cases": int((labels["source"] == "case").sum()),
+                    "conflicts": label_conflicts.to_dict("records"),
+                    # training rows built from the data as it stood at their label's as_of
+                    "point_in_time_rows": {t: len(rows) for t, rows in then.items()},
+                },
                 "skipped": dataset.skipped + [f"rule {r}: {why}" for r, why in rule_result.skipped],
                 "models": {
                     t: {"version": m.model_version, "kind": m.kind, "fitted": m.fitted, "metrics": m.public_metrics()}
@@ -252,6 +295,14 @@ def run_pipeline(
                         _stage_outputs(staging, _output_files(scores, hits, ring_result, resolved))
                         outcomes.drop(columns=["evidence"]).to_csv(staging / "schemes.csv", index=False)
                         _write_results(db, run, scores, hits, ring_result, tables)
+                        for name, frame in (
+                            ("alerts", alerts),
+                            ("alert_items", alert_items),
+                            ("ring_lineage", lineage),
+                            ("labels", labels.assign(as_of=labels["as_of"].dt.strftime("%Y-%m-%d"))),
+                            ("label_conflicts", label_conflicts),
+                        ):
+                            tables.append(db.write_run_table(run.run_id, name, frame))
                         report.result()
                     except BaseException:
                         report.cancel()
@@ -292,6 +343,7 @@ def score_types(
     run_id: str | None = None,
     use_champion: bool = False,
     types: Sequence[str] = ENTITY_TYPES,
+    training: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, EntityScores]:
     """Each entity type scored from its model matrix (features, then rule and ring signals)."""
     hits, members = rule_result.hits, ring_result.members
@@ -309,9 +361,21 @@ def score_types(
             use_champion=use_champion,
             serious=rule_result.serious,
             money=rule_result.money,
+            training_rows=(training or {}).get(t),
         )
         for t in types
     }
+
+
+def model_matrices(dataset: Dataset, settings: Settings, excluded: set[str], tokens: Tokens) -> dict[str, pd.DataFrame]:
+    """Every type's model matrix (features, rule and ring signals) of a dataset, as the stages
+    build it: for the labels' point-in-time rows (the data cut at an as_of, composer/labels.py)."""
+    proj = Projection(dataset)
+    features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
+    rule_result = evaluate_rules(dataset, settings)
+    found = find_rings(dataset, RING_KINDS, rule_result.hits, settings.rings, proj.column_codes.sharing_ids(), tokens)
+    members = assemble_rings(dataset, found, settings.rings).members
+    return {t: with_signals(features[t], rule_result.hits, members, t) for t in ENTITY_TYPES}
 
 
 def run_catalogue(rule_result: RuleResult, columns: dict[str, ColumnLabel] | None = None) -> Catalogue:
@@ -387,6 +451,22 @@ def _served_snapshot(db: ResultsDB, store: Any) -> Any:
     if info is None:
         raise NoSnapshot(f"the served run {run_id}'s snapshot {run['snapshot_id']} is missing from the store")
     return info
+
+
+ALERT_TABLES = ("ring_members", "alerts", "alert_items")  # what a run reads of the served run's results
+
+
+def _served_alert_tables(db: ResultsDB) -> dict[str, pd.DataFrame]:
+    """The served run's ring members, alerts and alert items (empty before the first run)."""
+    run_id = db.served_run_id()
+    if run_id is None:
+        return {}
+    return {name: db.read_run_table(run_id, name) for name in ALERT_TABLES}
+
+
+def run_started_at(run_id: str) -> str:
+    """A run's start time (ISO, UTC, to the second), read from its time-ordered id."""
+    return datetime.strptime(run_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).isoformat(timespec="seconds")
 
 
 def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:

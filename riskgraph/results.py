@@ -178,6 +178,83 @@ person_decisions_table = sa.Table(
     sa.Column("run_id", sa.String(40)),  # the served run the decision was made on
 )
 
+# -- case work (composer/cases.py, docs/cases.md): written only by its transactions, each with
+# its audit row; never dropped with a run (they outlive every run they refer to)
+cases_table = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("case_id", sa.String(40), primary_key=True),
+    sa.Column("subject_type", sa.String(16), nullable=False),  # person ... agency | ring
+    sa.Column("subject_id", sa.String(128), nullable=False, index=True),
+    sa.Column("typology", sa.String(64), nullable=False),
+    sa.Column("alert_id", sa.String(40), index=True),
+    sa.Column("run_id", sa.String(40)),  # the served run when the case was opened
+    sa.Column("region", sa.String(128)),
+    sa.Column("status", sa.String(24), nullable=False, index=True),
+    sa.Column("assignee", sa.String(128), index=True),
+    sa.Column("due_date", sa.String(10)),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("proposed_by", sa.String(128)),  # who asked for confirmation (four eyes)
+    sa.Column("disposition", sa.String(16)),  # confirmed | dismissed
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("decided_at", sa.String(32)),
+    sa.Column("as_of", sa.String(10)),  # the label's point in time: the decision's date
+    sa.Column("note", sa.Text),  # the disposition's note
+    sa.Column("version", sa.Integer, nullable=False),  # +1 at every change
+)
+
+case_events_table = sa.Table(
+    "case_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(40), nullable=False, index=True),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # created | status | assigned | comment | ...
+    sa.Column("from_status", sa.String(24)),
+    sa.Column("to_status", sa.String(24)),
+    sa.Column("note", sa.Text),
+    sa.Column("detail", sa.Text),  # JSON
+)
+
+objections_table = sa.Table(
+    "objections",
+    metadata,
+    sa.Column("objection_id", sa.String(40), primary_key=True),
+    sa.Column("entity_type", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(128), nullable=False, index=True),
+    sa.Column("against", sa.String(16), nullable=False),  # grade | rule_hit
+    sa.Column("rule_id", sa.String(128)),
+    sa.Column("records", sa.Text, nullable=False),  # JSON: [{table, key}] the disputed records
+    sa.Column("statement", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # open | corrected | rejected
+    sa.Column("case_id", sa.String(40)),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("decided_at", sa.String(32)),
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("note", sa.Text),
+    sa.Column("before", sa.Text),  # JSON: grade, points, risk, rule hits before the correction
+    sa.Column("after", sa.Text),  # JSON: the same after the re-grade
+    sa.Column("regrade_run_id", sa.String(40)),
+)
+
+amendments_table = sa.Table(
+    "amendments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("objection_id", sa.String(40), nullable=False, index=True),
+    sa.Column("table_name", sa.String(32), nullable=False),
+    sa.Column("row_key", sa.Text, nullable=False),  # JSON: the row's key columns and values
+    sa.Column("action", sa.String(8), nullable=False),  # update | delete
+    sa.Column("changes", sa.Text),  # JSON: column -> new value (update)
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+)
+
 # Result tables every serving run writes (empty ones included).
 RESULT_TABLES = ("scores", "rule_hits", "rings", "ring_members", "ring_edges")
 
