@@ -25,7 +25,7 @@ import riskgraph
 from api.audit import AuditWriter
 from api.jobs import JobRunner, build_scheduler
 from api.metrics import Metrics
-from api.routers import admin, credit, graph, health, risk
+from api.routers import admin, credit, governance, graph, health, risk
 from api.security import LOOPBACK_HOSTS, Tokens, load_keyring
 from api.state import AppState
 from composer.runs import try_recover
@@ -133,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_body=settings.api_max_body_bytes,
         max_headers=settings.api_max_header_bytes,
     )
-    for r in (credit.router, risk.router, graph.router, admin.router, health.router):
+    for r in (credit.router, risk.router, graph.router, admin.router, governance.router, health.router):
         app.include_router(r)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -336,6 +336,7 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None,
 
 def _add_jobs() -> None:
     from cli.audit import audit
+    from cli.governance import replay
     from cli.jobs import jobs
     from cli.keys import keys
     from cli.postgres import postgres
@@ -344,6 +345,7 @@ def _add_jobs() -> None:
     cli.add_command(jobs)
     cli.add_command(keys)
     cli.add_command(postgres)
+    cli.add_command(replay)
 
 
 _add_jobs()

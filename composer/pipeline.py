@@ -50,6 +50,7 @@ from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
 from scoring.attributions import save_reason_columns
+from scoring.inputs import save_row_hashes
 from scoring.registry import ModelRegistry
 from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
 
@@ -431,6 +432,7 @@ def save_feature_matrices(folder: Path, models: dict[str, EntityScores]) -> None
     for t, m in models.items():
         if m.matrix is not None:
             m.matrix.to_parquet(folder / f"{t}.parquet")
+            save_row_hashes(folder, t, m.matrix)  # what each decision record references (replay)
         if m.reasons is not None:
             save_reason_columns(folder, t, m.table["entity_id"], m.reasons)
 

@@ -1,0 +1,38 @@
+"""Model governance: replaying past decisions, drift monitoring, champion and challenger."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import Response
+
+from api import governance
+from api.deps import OwnerCaller, StateDep
+from api.schemas import ErrorResponse
+
+router = APIRouter(
+    prefix="/v1",
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+DecisionId = Annotated[
+    str, Path(min_length=1, max_length=40, pattern="^[0-9a-f]+$", examples=["0192f3a4b5c6d7e8f90a1b2c3d4e5f60"])
+]
+
+
+@router.get(
+    "/decisions/{decision_id}",
+    tags=["audit"],
+    responses={
+        200: {"description": "the credit answer as it was sent, plus `replayed_at`"},
+        404: {"model": ErrorResponse, "description": "no such decision"},
+        409: {"model": ErrorResponse, "description": "the stored inputs differ from the decision record"},
+        410: {"model": ErrorResponse, "description": "the decision's run is no longer retained"},
+    },
+    summary="Replay a past credit decision (audited)",
+)
+async def get_decision(decision_id: DecisionId, caller: OwnerCaller, state: StateDep) -> Response:
+    """The answer sent under `decision_id`, rebuilt from its run's stored inputs: byte-identical
+    apart from the `replayed_at` field at the end. Refused (410) once the run has expired."""
+    body = await governance.replay_decision(state=state, principal=caller, decision_id=decision_id)
+    return Response(body, media_type="application/json")
