@@ -133,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_body=settings.api_max_body_bytes,
         max_headers=settings.api_max_header_bytes,
     )
-    for r in (credit.router, risk.router, graph.router, admin.router, governance.router, health.router):
+    for r in (credit.router, risk.router, graph.router, governance.router, admin.router, health.router):
         app.include_router(r)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

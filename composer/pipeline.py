@@ -26,6 +26,14 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from composer.monitoring import (
+    MONITORING_JSON,
+    keep_references,
+    monitor_run,
+    raise_drift_alerts,
+    run_profile,
+    save_profile,
+)
 from composer.protect import protect_hits
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from explain.catalogue import Catalogue, built_in
@@ -92,7 +100,19 @@ class PipelineResult:
     manifest: dict[str, Any]
 
 
-STAGES = ("ingest", "read", "projection", "features", "rules", "rings", "scoring", "explain", "outputs", "commit")
+STAGES = (
+    "ingest",
+    "read",
+    "projection",
+    "features",
+    "rules",
+    "rings",
+    "scoring",
+    "explain",
+    "monitoring",
+    "outputs",
+    "commit",
+)
 
 
 def run_pipeline(
@@ -169,6 +189,22 @@ def run_pipeline(
                 catalogue = run_catalogue(rule_result, columns)
                 explain_types(scored, dataset, proj, rule_result, ring_result, settings, catalogue)
                 scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
+            with timer.stage("monitoring", bar):  # drift against the served run and the training populations
+                profile = run_profile(scored, rule_result.hits)
+                keep_references(registry, scored, profile)
+                monitoring = (
+                    monitor_run(
+                        settings=settings,
+                        db=db,
+                        registry=registry,
+                        run_id=run.run_id,
+                        profile=profile,
+                        scored=scored,
+                        scores=scores,
+                    )
+                    if serves
+                    else None
+                )
             manifest = {
                 "run_id": run.run_id,
                 "kind": kind,
@@ -203,16 +239,18 @@ def run_pipeline(
                         manifest,
                         settings,
                         fairness_table(dataset, scores, reference_date(dataset)),
+                        monitoring,
                         name="report",
                     )
                     try:
                         save_feature_matrices(private_dir(run.folder / "features"), scored)
                         scores.to_parquet(run.folder / "features" / SCORES_PARQUET, index=False)
                         (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
+                        save_profile(run.folder / "features", profile, monitoring or {})
                         run.fault("stage_outputs")
                         # personal values in rule evidence (a diagnosis, ...) encrypted before any write
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
-                        _stage_outputs(staging, _output_files(scores, hits, ring_result))
+                        _stage_outputs(staging, _output_files(scores, hits, ring_result) | _monitoring_file(monitoring))
                         _write_results(db, run, scores, hits, ring_result, tables)
                         report.result()
                     except BaseException:
@@ -233,6 +271,8 @@ def run_pipeline(
                         if m.model_version and (m.fitted and models is ModelSource.FIT or registry.champion(t) is None)
                     },
                 )
+        if monitoring is not None:
+            raise_drift_alerts(db, monitoring)
         manifest["timings_s"] = timer.timings
         return PipelineResult(run.run_id, dataset, scores, rule_result.hits, ring_result.members, scored, manifest)
     finally:
@@ -376,6 +416,7 @@ def _write_report(
     manifest: dict[str, Any],
     settings: Settings,
     fairness: pd.DataFrame,
+    monitoring: dict[str, Any] | None = None,
 ) -> None:
     write_report(
         path,
@@ -385,6 +426,7 @@ def _write_report(
         manifest=manifest,
         settings=settings,
         fairness=fairness,
+        monitoring=monitoring,
     )
 
 
@@ -418,6 +460,12 @@ def _output_files(
             p, index=False
         ),
     }
+
+
+def _monitoring_file(monitoring: dict[str, Any] | None) -> dict[str, Callable[[Path], Any]]:
+    if monitoring is None:
+        return {}
+    return {MONITORING_JSON: lambda p: p.write_text(json.dumps(monitoring, indent=1), encoding="utf-8")}
 
 
 def evaluate_rules(dataset: Dataset, settings: Settings) -> RuleResult:

@@ -100,6 +100,66 @@ def _fairness_section(fairness: pd.DataFrame | None) -> str:
     )
 
 
+MONITORED_FEATURES = 12  # the most drifted features listed per type
+
+
+def _psi_cell(v: Any) -> str:
+    if v is None:
+        return "<td>n/a</td>"
+    colour = "#f8d0d0" if v >= 0.25 else "#fff0c0" if v >= 0.1 else "#ffffff"
+    return f"<td style='background:{colour}'>{v:.3f}</td>"
+
+
+def monitoring_section(monitoring: dict[str, Any] | None) -> str:
+    """Drift: score and feature PSI against the previous run and the training population, grade
+    migration, rule hit-rate changes (out/monitoring.json has every feature)."""
+    head = "<h2>Monitoring: drift and stability</h2>"
+    if not monitoring:
+        return head + "<p>No monitoring for this run.</p>"
+    prev = monitoring.get("previous_run_id")
+    parts = [
+        head,
+        "<p>Population stability index (PSI) on the reference's decile bins: below 0.1 stable, "
+        "0.1 to 0.25 watch, 0.25 or more alert. "
+        + (f"Previous run: <code>{html.escape(prev)}</code>." if prev else "No previous run to compare with.")
+        + f" {len(monitoring.get('alerts', []))} PSI at or over 0.25.</p>",
+    ]
+    for t, m in monitoring.get("types", {}).items():
+        parts.append(f"<h3>{html.escape(t)} &middot; reference: {html.escape(m['reference'])}</h3>")
+        rows = [("score", m["score_psi"]["previous"], m["score_psi"]["reference"])]
+        rows += [(f["feature"], f["psi_previous"], f["psi_reference"]) for f in m["features"][:MONITORED_FEATURES]]
+        parts.append(
+            "<table><tr><th>column</th><th>PSI vs previous run</th><th>PSI vs training</th></tr>"
+            + "".join(f"<tr><td>{html.escape(n)}</td>{_psi_cell(a)}{_psi_cell(b)}</tr>" for n, a, b in rows)
+            + "</table>"
+        )
+        migration = m.get("grade_migration")
+        if migration:
+            cols = sorted({c for r in migration.values() for c in r}, key=lambda c: "ABCDgone".find(c))
+            parts.append(
+                "<p>Grade migration (rows: previous run, columns: this run)</p><table><tr><th></th>"
+                + "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+                + "</tr>"
+                + "".join(
+                    f"<tr><th>{html.escape(r)}</th>" + "".join(f"<td>{row.get(c, 0)}</td>" for c in cols) + "</tr>"
+                    for r, row in migration.items()
+                )
+                + "</table>"
+            )
+    changes = [r for r in (monitoring.get("rule_hit_rates") or []) if r["change"] != 0][:MONITORED_FEATURES]
+    if changes:
+        parts.append(
+            "<h3>Rule hit-rate changes</h3><table><tr><th>rule</th><th>type</th><th>before</th><th>now</th></tr>"
+            + "".join(
+                f"<tr><td>{html.escape(r['rule_id'])}</td><td>{html.escape(str(r['entity_type']))}</td>"
+                f"<td>{r['rate_before']:.2%}</td><td>{r['rate_now']:.2%}</td></tr>"
+                for r in changes
+            )
+            + "</table>"
+        )
+    return "".join(parts)
+
+
 def write_report(
     path: Path,
     *,
@@ -109,6 +169,7 @@ def write_report(
     manifest: dict[str, Any],
     settings: Settings,
     fairness: pd.DataFrame | None = None,
+    monitoring: dict[str, Any] | None = None,
 ) -> None:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>RiskGraph model report</title>",
@@ -173,6 +234,7 @@ def write_report(
                 + "</figure>"
             )
         parts.append("<div class='plots'>" + "".join(plots) + "</div>")
+    parts.append(monitoring_section(monitoring))
     parts.append("<h2>Rings</h2>")
     if len(rings):
         summary = rings.groupby("ring_type").agg(rings=("ring_id", "size"), mean_score=("ring_score", "mean"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from api import governance
 from api.deps import OwnerCaller, StateDep
@@ -15,6 +15,7 @@ router = APIRouter(
     prefix="/v1",
     responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
+Version = Annotated[str, Path(min_length=1, max_length=64, examples=["person-20260101T020000-ab12cd"])]
 DecisionId = Annotated[
     str, Path(min_length=1, max_length=40, pattern="^[0-9a-f]+$", examples=["0192f3a4b5c6d7e8f90a1b2c3d4e5f60"])
 ]
@@ -36,3 +37,16 @@ async def get_decision(decision_id: DecisionId, caller: OwnerCaller, state: Stat
     apart from the `replayed_at` field at the end. Refused (410) once the run has expired."""
     body = await governance.replay_decision(state=state, principal=caller, decision_id=decision_id)
     return Response(body, media_type="application/json")
+
+
+@router.get(
+    "/models/{version}/monitoring",
+    tags=["models"],
+    responses={404: {"model": ErrorResponse, "description": "unknown version, or no retained run scored with it"}},
+    summary="Drift of the runs a version scores (PSI, grade migration, rule hit rates)",
+)
+async def model_monitoring(version: Version, caller: OwnerCaller, state: StateDep) -> JSONResponse:
+    """The score's and every feature's PSI against the previous run and the version's training
+    population (bands 0.1 / 0.25), the grade migration from the previous run and the rule
+    hit-rate changes, from the newest retained run that scored with `version`."""
+    return JSONResponse(await governance.model_monitoring(state=state, version=version))
