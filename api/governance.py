@@ -11,6 +11,7 @@ import anyio
 from api.replay import Replayer, find_decision
 from api.security import Principal
 from api.state import AppState
+from composer import governance
 from composer.monitoring import saved_monitoring
 from riskgraph.errors import RiskGraphError
 
@@ -71,3 +72,9 @@ def model_monitoring_sync(state: AppState, version: str) -> dict[str, Any]:
 
 async def model_monitoring(*, state: AppState, version: str) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(model_monitoring_sync, state, version)
+
+
+async def compare_models(*, state: AppState, champion: str, challenger: str) -> dict[str, Any]:
+    return await anyio.to_thread.run_sync(
+        lambda: governance.compare(state.settings, state.db, champion=champion, challenger=challenger)
+    )

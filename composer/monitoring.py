@@ -85,7 +85,37 @@ def monitor_run(
     and against each model's training reference (a model fitted in this run: this run)."""
     previous_id = db.served_run_id()
     previous = _saved_profile(settings, previous_id)
-    previous_scores = _saved_grades(settings, previous_id)
+    references = {
+        t: profile["types"][t] if m.fitted else registry.reference(m.model_version)
+        for t, m in scored.items()
+        if t in profile["types"]
+    }
+    return compare_run(
+        run_id=run_id,
+        profile=profile,
+        scored=scored,
+        scores=scores,
+        previous_id=previous_id,
+        previous=previous,
+        previous_grades=_saved_grades(settings, previous_id),
+        references=references,
+    )
+
+
+def compare_run(
+    *,
+    run_id: str,
+    profile: dict[str, Any],
+    scored: dict[str, EntityScores],
+    scores: pd.DataFrame,
+    previous_id: str | None,
+    previous: dict[str, Any] | None,
+    previous_grades: pd.DataFrame | None,
+    references: dict[str, dict[str, Any] | None],
+) -> dict[str, Any]:
+    """The monitoring report of a run's profile and scores against the previous run's profile and
+    grades and each type's training reference profile."""
+    previous_scores = previous_grades
     out: dict[str, Any] = {
         "run_id": run_id,
         "previous_run_id": previous_id if previous is not None else None,
@@ -97,7 +127,7 @@ def monitor_run(
         m = scored[t]
         score = m.table[SCORE]
         before = (previous or {}).get("types", {}).get(t)
-        reference = mine if m.fitted else registry.reference(m.model_version)
+        reference = references.get(t)
         vs_previous = _against(before, score, m.matrix)
         vs_reference = _against(reference, score, m.matrix)
         names = sorted(set(vs_previous["features"]) | set(vs_reference["features"]))

@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from composer.governance import audit_pipeline_promotions, pipeline_gate
 from composer.monitoring import (
     MONITORING_JSON,
     keep_references,
@@ -184,6 +185,20 @@ def run_pipeline(
                     run_id=run.run_id,
                     use_champion=models is ModelSource.CHAMPION,
                 )
+                gated = _through_the_gate(scored, registry, models) if serves else {}
+                for t in (t for t, d in gated.items() if not d["promoted"]):  # the champion keeps serving
+                    scored[t] = score_types(
+                        dataset,
+                        proj,
+                        features,
+                        rule_result,
+                        ring_result,
+                        settings,
+                        registry,
+                        run_id=run.run_id,
+                        use_champion=True,
+                        types=(t,),
+                    )[t]
                 run.fault("after_scoring")
             with timer.stage("explain", bar):
                 catalogue = run_catalogue(rule_result, columns)
@@ -221,6 +236,7 @@ def run_pipeline(
                     t: {"version": m.model_version, "kind": m.kind, "fitted": m.fitted, "metrics": m.public_metrics()}
                     for t, m in scored.items()
                 },
+                "promotion": gated,
                 "bands": settings.bands.model_dump(),
                 "scorecard": settings.scorecard.model_dump(),
                 "python": platform.python_version(),
@@ -273,6 +289,7 @@ def run_pipeline(
                 )
         if monitoring is not None:
             raise_drift_alerts(db, monitoring)
+        audit_pipeline_promotions(db, run.run_id, gated, kind)
         manifest["timings_s"] = timer.timings
         return PipelineResult(run.run_id, dataset, scores, rule_result.hits, ring_result.members, scored, manifest)
     finally:
@@ -387,6 +404,20 @@ def _served_snapshot(db: ResultsDB, store: Any) -> Any:
     if info is None:
         raise NoSnapshot(f"the served run {run_id}'s snapshot {run['snapshot_id']} is missing from the store")
     return info
+
+
+def _through_the_gate(
+    scored: dict[str, EntityScores], registry: ModelRegistry, models: ModelSource
+) -> dict[str, dict[str, Any]]:
+    """The promotion gate on the versions a `fit` run trained for types that have a champion."""
+    if models is not ModelSource.FIT:
+        return {}
+    fitted = {
+        t: (m.model_version, m.matrix)
+        for t, m in scored.items()
+        if m.fitted and m.model_version and m.matrix is not None
+    }
+    return pipeline_gate(registry, fitted)
 
 
 def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:

@@ -55,6 +55,10 @@ class ModelSettings(BaseModel):
     # gender, age and health columns (graph/contract.py PROTECTED_*) as model features: off by
     # default; even when on they never appear in reasons
     use_protected_attributes: bool = False
+    # out-of-time validation (scoring/oot.py): labels dated after the cut are the later period;
+    # the cut is `oot_cut` (YYYY-MM-DD) or else leaves the latest `oot_share` of dated labels after it
+    oot_cut: str | None = None
+    oot_share: float = Field(default=0.2, gt=0, lt=1)
 
 
 class RingSettings(BaseModel):

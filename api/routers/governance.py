@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse, Response
 
 from api import governance
@@ -50,3 +50,25 @@ async def model_monitoring(version: Version, caller: OwnerCaller, state: StateDe
     population (bands 0.1 / 0.25), the grade migration from the previous run and the rule
     hit-rate changes, from the newest retained run that scored with `version`."""
     return JSONResponse(await governance.model_monitoring(state=state, version=version))
+
+
+@router.get(
+    "/models/compare",
+    tags=["models"],
+    responses={
+        404: {"model": ErrorResponse, "description": "unknown version"},
+        422: {"model": ErrorResponse, "description": "versions of different types, or not shadow-scorable"},
+    },
+    summary="Champion and challenger side by side on the served run",
+)
+async def compare_models(
+    caller: OwnerCaller,
+    state: StateDep,
+    champion: Annotated[str, Query(min_length=1, max_length=64)],
+    challenger: Annotated[str, Query(min_length=1, max_length=64)],
+) -> JSONResponse:
+    """Both versions shadow-score the served run's entities: out-of-fold and out-of-time AUC/KS,
+    the challenger's score PSI against the champion, the grade migration between them, the
+    entities whose grade would change (the first 100, with the challenger's reasons) and the
+    promotion gate's verdict."""
+    return JSONResponse(await governance.compare_models(state=state, champion=champion, challenger=challenger))

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.replay import DecisionExpired, Replayer, ReplayMismatch
 from cli.main import cli
+from composer.governance import promote
 from composer.pipeline import ModelSource, run_pipeline
 from composer.runs import run_dir
 from riskgraph.results import ResultsDB
@@ -63,7 +64,10 @@ def test_thousand_decisions_replay_after_reloads_and_retrain(world: tuple[Path, 
     for _ in range(3):
         run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION, kind="nightly-rescore")
     retrain = run_pipeline(data=data, out=tmp_path / "out", settings=settings)
-    assert retrain.manifest["models"]["person"]["version"] != first.manifest["models"]["person"]["version"]
+    # too few labels to gate on: the retrained version stays a candidate until promoted (forced)
+    gated = retrain.manifest["promotion"]["person"]
+    assert not gated["promoted"] and gated["champion"] == first.manifest["models"]["person"]["version"]
+    promote(settings, ResultsDB.of(settings), gated["challenger"], actor="test", role="admin", force_reason="test")
 
     replayer = Replayer(settings, ResultsDB.of(settings))
     for decision_id, body in sent.items():
@@ -102,8 +106,9 @@ def test_thousand_decisions_replay_after_reloads_and_retrain(world: tuple[Path, 
         replayer.replay(person_decision)
     matrix.write_bytes(saved)
 
-    # retention_runs (5) keeps the first run until a sixth commits
-    run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION, kind="nightly-rescore")
+    # retention_runs (5) keeps the first run until a sixth commits (the new champion serving)
+    sixth = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION, kind="nightly-rescore")
+    assert sixth.manifest["models"]["person"]["version"] == gated["challenger"]
     with pytest.raises(DecisionExpired, match=f"run {first.run_id}, which is expired.*retention_runs=5"):
         replayer.replay(decision_id)
     out = CliRunner().invoke(cli, ["replay", decision_id], env=env)
