@@ -59,6 +59,7 @@ from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
 from scoring.attributions import save_reason_columns
+from scoring.baseline import baseline_metrics
 from scoring.inputs import save_row_hashes
 from scoring.registry import ModelRegistry
 from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
@@ -199,6 +200,11 @@ def run_pipeline(
                         use_champion=True,
                         types=(t,),
                     )[t]
+                # the attribute-only baseline beside each supervised model, for report.html (here:
+                # LightGBM must not train in a forked worker, its OpenMP pool does not survive a fork)
+                baselines = {
+                    t: baseline_metrics(dataset, t, settings.model) for t, m in scored.items() if m.kind == "supervised"
+                }
                 run.fault("after_scoring")
             with timer.stage("explain", bar):
                 catalogue = run_catalogue(rule_result, columns)
@@ -256,6 +262,7 @@ def run_pipeline(
                         settings,
                         fairness_table(dataset, scores, reference_date(dataset)),
                         monitoring,
+                        baselines,
                         name="report",
                     )
                     try:
@@ -448,6 +455,7 @@ def _write_report(
     settings: Settings,
     fairness: pd.DataFrame,
     monitoring: dict[str, Any] | None = None,
+    baselines: dict[str, dict[str, Any] | None] | None = None,
 ) -> None:
     write_report(
         path,
@@ -458,6 +466,7 @@ def _write_report(
         settings=settings,
         fairness=fairness,
         monitoring=monitoring,
+        baselines=baselines,
     )
 
 

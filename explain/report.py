@@ -160,6 +160,49 @@ def monitoring_section(monitoring: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
+def _metric_row(name: str, met: dict[str, Any] | None) -> str:
+    if not met:
+        return f"<tr><th>{html.escape(name)}</th><td colspan='6'>not measured</td></tr>"
+    hidden = withheld(met) if met.get("roc_auc") is not None else met.get("note")
+    if hidden:
+        return (
+            f"<tr><th>{html.escape(name)}</th><td>{met.get('n', 'n/a')}</td><td>{met.get('positives', 'n/a')}</td>"
+            f"<td colspan='4'>{html.escape(str(hidden))}</td></tr>"
+        )
+    return (
+        f"<tr><th>{html.escape(name)}</th><td>{met.get('n')}</td><td>{met.get('positives')}</td>"
+        f"<td>{_fmt(met.get('roc_auc'))}</td><td>{_fmt(met.get('pr_auc'))}</td><td>{_fmt(met.get('ks'))}</td>"
+        f"<td>{_fmt(met.get('brier'))}</td></tr>"
+    )
+
+
+def _validation_table(met: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    """Random-fold, out-of-time and attribute-baseline metrics side by side."""
+    oot = met.get("oot") if isinstance(met.get("oot"), dict) else None
+    oot_name = "out of time"
+    if oot and oot.get("cut"):
+        oot_name = f"out of time (labels after {oot['cut']})"
+    rows = [
+        _metric_row("random folds (out-of-fold)", met),
+        _metric_row(oot_name, oot),
+        _metric_row("attribute-only baseline (out-of-fold)", baseline),
+    ]
+    notes = "<p>Random folds: each labelled entity is scored by a model that never saw its label. "
+    if oot and oot.get("cut"):
+        notes += (
+            f"Out of time: a model trained on the labels known up to {html.escape(oot['cut'])} "
+            f"({oot.get('train_n', 'n/a')} labels, {oot.get('undated', 0)} of them without an as_of date and "
+            "counted as known before the cut), measured on the labels dated after it. "
+        )
+    elif oot:
+        notes += f"Out of time: {html.escape(str(oot.get('note', 'not measured')))}. "
+    notes += "Baseline: the same LightGBM and folds on the entity table's own columns only (no graph).</p>"
+    return (
+        "<table><tr><th></th><th>labelled</th><th>positives</th><th>ROC-AUC</th><th>PR-AUC</th><th>KS</th>"
+        "<th>Brier</th></tr>" + "".join(rows) + "</table>" + notes
+    )
+
+
 def write_report(
     path: Path,
     *,
@@ -170,6 +213,7 @@ def write_report(
     settings: Settings,
     fairness: pd.DataFrame | None = None,
     monitoring: dict[str, Any] | None = None,
+    baselines: dict[str, dict[str, Any] | None] | None = None,
 ) -> None:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>RiskGraph model report</title>",
@@ -203,12 +247,7 @@ def write_report(
             )
             met = {}
         elif met:
-            parts.append(
-                "<table><tr><th>labelled</th><th>positives</th><th>ROC-AUC</th><th>PR-AUC</th><th>KS</th><th>Brier</th></tr>"
-                f"<tr><td>{met.get('n')}</td><td>{met.get('positives')}</td><td>{_fmt(met.get('roc_auc'))}</td>"
-                f"<td>{_fmt(met.get('pr_auc'))}</td><td>{_fmt(met.get('ks'))}</td><td>{_fmt(met.get('brier'))}</td></tr></table>"
-                "<p>Metrics are out-of-fold: each labelled entity is scored by a model that never saw its label.</p>"
-            )
+            parts.append(_validation_table(met, (baselines or {}).get(t)))
             if met.get("note"):
                 parts.append(f"<p>{html.escape(met['note'])}</p>")
         else:

@@ -54,6 +54,9 @@ def test_gate_accepts_a_better_challenger_and_refuses_a_worse_one(tmp_path: Path
     registry = ModelRegistry(db)
     first = run_pipeline(data=clean, out=tmp_path / "out", settings=weak)
     champion = first.manifest["models"]["person"]["version"]
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "out of time (labels after" in report and "attribute-only baseline (out-of-fold)" in report
+    assert "10 of them without an as_of date" in report
     better = run_pipeline(data=clean, out=None, settings=settings, models=ModelSource.CANDIDATE, kind="weekly-retrain")
     better_v = better.manifest["models"]["person"]["version"]
     worse = run_pipeline(data=noisy, out=None, settings=settings, models=ModelSource.CANDIDATE, kind="weekly-retrain")
