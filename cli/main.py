@@ -107,12 +107,21 @@ def pipeline(settings: Settings, data: Path, out: Path, store: str | None, model
     type=click.FloatRange(0, 1),
     help="share of the truth given as labels (past investigations)",
 )
+@click.option(
+    "--difficulty",
+    default="standard",
+    show_default=True,
+    type=click.Choice(["standard", "realistic"]),
+    help="realistic: camouflage, weaker signals, wrong and late labels, drift, lawful look-alikes (synth/realistic.py)",
+)
 @pass_settings
-def synth(settings: Settings, persons: int, seed: int, out: Path, label_share: float) -> None:
+def synth(settings: Settings, persons: int, seed: int, out: Path, label_share: float, difficulty: str) -> None:
     """Generate a synthetic dataset with planted fraud; the whole truth goes to OUT/truth/."""
     from synth.generator import generate
 
-    counts = generate(persons=persons, seed=seed, out=out, label_share=label_share, progress=settings.progress)
+    counts = generate(
+        persons=persons, seed=seed, out=out, label_share=label_share, progress=settings.progress, difficulty=difficulty
+    )
     click.echo(f"wrote {sum(counts.values()):,} rows to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 

@@ -66,6 +66,7 @@ from synth.labels import draw_labels, truth_frame
 from synth.medical import build_medical
 from synth.params import MIN_PERSONS, PATTERNS, M
 from synth.population import build_population
+from synth.realistic import harden
 from synth.rings import plant_back_payments, plant_fake_enrolment, plant_rings
 from synth.world import World
 from synth.writer import write_dataset
@@ -96,8 +97,18 @@ STEPS: tuple[tuple[str, tuple[Callable[[World], None], ...]], ...] = (
 )
 
 
+DIFFICULTIES = ("standard", "realistic")  # realistic: synth/realistic.py, on top of the standard world
+
+
 def generate(
-    *, persons: int, seed: int, out: Path, label_share: float = 0.3, negative_share: float = 0.05, progress: bool = True
+    *,
+    persons: int,
+    seed: int,
+    out: Path,
+    label_share: float = 0.3,
+    negative_share: float = 0.05,
+    progress: bool = True,
+    difficulty: str = "standard",
 ) -> dict[str, int]:
     """Write a synthetic dataset folder with planted fraud to `out`; return row counts per table.
 
@@ -106,6 +117,8 @@ def generate(
     """
     if persons < MIN_PERSONS:
         raise ValueError(f"persons must be at least {MIN_PERSONS}")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}")
     if not (0.0 <= label_share <= 1.0 and 0.0 <= negative_share <= 1.0):
         raise ValueError("label_share and negative_share must be between 0 and 1")
     out = Path(out)
@@ -122,4 +135,6 @@ def generate(
         bar.set_postfix_str("write")
         counts = write_dataset(world, out, labels, truth_frame(world))
         bar.update(1)
+    if difficulty == "realistic":
+        counts |= harden(out, seed)
     return counts
