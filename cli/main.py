@@ -82,6 +82,17 @@ def pipeline(settings: Settings, data: Path, out: Path, store: str | None, model
         what = "OOF ROC-AUC" if info["kind"] == "supervised" else "ROC-AUC on its labels"
         shown = withheld(info["metrics"]) or (f"{what} {auc:.3f}" if auc is not None else "")
         click.echo(f"  {t:9s} {info['kind']:12s} {info['version'] or '-':40s} {shown}")
+    for t, d in (m.get("shadow") or {}).items():
+        psi = d["gate"]["figures"].get("score_psi")
+        click.echo(
+            f"  {t}: candidate {d['challenger']} shadow-scored against {d['champion']}"
+            + (f" (score PSI {psi:.3f})" if psi is not None else "")
+            + (
+                ": the gate would accept it"
+                if d["promoted"]
+                else f": the gate would refuse it ({'; '.join(d['gate']['problems'])})"
+            )
+        )
     for t, d in (m.get("promotion") or {}).items():
         if not d["promoted"]:
             click.echo(

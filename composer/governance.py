@@ -348,7 +348,8 @@ def _risk_of(registry: ModelRegistry, rec: ModelRecord, matrix: pd.DataFrame) ->
 def pipeline_gate(registry: ModelRegistry, fitted: dict[str, tuple[str, pd.DataFrame]]) -> dict[str, dict[str, Any]]:
     """The gate on each version a `fit` run trained (type -> (version, its model matrix)): the
     challenger and the current champion shadow-score the run's matrix. Returns per type the
-    champion it would replace, the verdict and whether it is promoted."""
+    champion it would replace, the verdict and whether it is promoted (for a `candidate` run:
+    whether the gate would let it be)."""
     out = {}
     for t, (version, matrix) in fitted.items():
         champion = registry.champion(t)

@@ -187,6 +187,8 @@ def run_pipeline(
                     use_champion=models is ModelSource.CHAMPION,
                 )
                 gated = _through_the_gate(scored, registry, models) if serves else {}
+                # a retraining run's candidates, shadow-scored against the champions on this run
+                shadow = pipeline_gate(registry, _fitted(scored)) if models is ModelSource.CANDIDATE else {}
                 for t in (t for t, d in gated.items() if not d["promoted"]):  # the champion keeps serving
                     scored[t] = score_types(
                         dataset,
@@ -243,6 +245,7 @@ def run_pipeline(
                     for t, m in scored.items()
                 },
                 "promotion": gated,
+                "shadow": shadow,
                 "bands": settings.bands.model_dump(),
                 "scorecard": settings.scorecard.model_dump(),
                 "python": platform.python_version(),
@@ -419,12 +422,16 @@ def _through_the_gate(
     """The promotion gate on the versions a `fit` run trained for types that have a champion."""
     if models is not ModelSource.FIT:
         return {}
-    fitted = {
+    return pipeline_gate(registry, _fitted(scored))
+
+
+def _fitted(scored: dict[str, EntityScores]) -> dict[str, tuple[str, pd.DataFrame]]:
+    """The versions this run trained, with the model matrix they score."""
+    return {
         t: (m.model_version, m.matrix)
         for t, m in scored.items()
         if m.fitted and m.model_version and m.matrix is not None
     }
-    return pipeline_gate(registry, fitted)
 
 
 def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:

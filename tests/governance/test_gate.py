@@ -59,6 +59,8 @@ def test_gate_accepts_a_better_challenger_and_refuses_a_worse_one(tmp_path: Path
     assert "10 of them without an as_of date" in report
     better = run_pipeline(data=clean, out=None, settings=settings, models=ModelSource.CANDIDATE, kind="weekly-retrain")
     better_v = better.manifest["models"]["person"]["version"]
+    shadow = better.manifest["shadow"]["person"]  # the retraining run shadow-scored its candidate
+    assert shadow["challenger"] == better_v and shadow["champion"] == champion and shadow["promoted"]
     worse = run_pipeline(data=noisy, out=None, settings=settings, models=ModelSource.CANDIDATE, kind="weekly-retrain")
     worse_v = worse.manifest["models"]["person"]["version"]
 
