@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,33 +72,47 @@ def _against(reference: dict[str, Any] | None, score: pd.Series, matrix: pd.Data
     return out
 
 
-def monitor_run(
-    *,
-    settings: Settings,
-    db: ResultsDB,
-    registry: ModelRegistry,
-    run_id: str,
-    profile: dict[str, Any],
-    scored: dict[str, EntityScores],
-    scores: pd.DataFrame,
-) -> dict[str, Any]:
-    """monitoring.json of a run, before its commit: against the served run (the previous one)
-    and against each model's training reference (a model fitted in this run: this run)."""
+@dataclass(frozen=True)
+class MonitoringInputs:
+    """What a run's monitoring compares against, read before the comparison runs (it may run in a
+    forked worker, which must not touch the results database)."""
+
+    previous_id: str | None
+    previous: dict[str, Any] | None
+    previous_grades: pd.DataFrame | None
+    references: dict[str, dict[str, Any] | None]  # types scored by an earlier model: its reference
+
+
+def monitoring_inputs(
+    settings: Settings, db: ResultsDB, registry: ModelRegistry, scored: dict[str, EntityScores]
+) -> MonitoringInputs:
+    """The served (previous) run's profile and grades, and each champion-scored type's training reference."""
     previous_id = db.served_run_id()
-    previous = _saved_profile(settings, previous_id)
+    return MonitoringInputs(
+        previous_id,
+        _saved_profile(settings, previous_id),
+        _saved_grades(settings, previous_id),
+        {t: registry.reference(m.model_version) for t, m in scored.items() if not m.fitted and m.model_version},
+    )
+
+
+def monitor(
+    inputs: MonitoringInputs, *, run_id: str, scored: dict[str, EntityScores], scores: pd.DataFrame, hits: pd.DataFrame
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's profile and its monitoring report (a model fitted in this run: its reference is
+    this run's own profile)."""
+    profile = run_profile(scored, hits)
     references = {
-        t: profile["types"][t] if m.fitted else registry.reference(m.model_version)
-        for t, m in scored.items()
-        if t in profile["types"]
+        t: inputs.references.get(t) if not scored[t].fitted else profile["types"][t] for t in profile["types"]
     }
-    return compare_run(
+    return profile, compare_run(
         run_id=run_id,
         profile=profile,
         scored=scored,
         scores=scores,
-        previous_id=previous_id,
-        previous=previous,
-        previous_grades=_saved_grades(settings, previous_id),
+        previous_id=inputs.previous_id,
+        previous=inputs.previous,
+        previous_grades=inputs.previous_grades,
         references=references,
     )
 

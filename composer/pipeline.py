@@ -29,8 +29,10 @@ import riskgraph
 from composer.governance import audit_pipeline_promotions, pipeline_gate
 from composer.monitoring import (
     MONITORING_JSON,
+    MonitoringInputs,
     keep_references,
-    monitor_run,
+    monitor,
+    monitoring_inputs,
     raise_drift_alerts,
     run_profile,
     save_profile,
@@ -212,22 +214,13 @@ def run_pipeline(
                 catalogue = run_catalogue(rule_result, columns)
                 explain_types(scored, dataset, proj, rule_result, ring_result, settings, catalogue)
                 scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
-            with timer.stage("monitoring", bar):  # drift against the served run and the training populations
-                profile = run_profile(scored, rule_result.hits)
-                keep_references(registry, scored, profile)
-                monitoring = (
-                    monitor_run(
-                        settings=settings,
-                        db=db,
-                        registry=registry,
-                        run_id=run.run_id,
-                        profile=profile,
-                        scored=scored,
-                        scores=scores,
-                    )
-                    if serves
-                    else None
-                )
+            with timer.stage("monitoring", bar):
+                # drift against the served run and the training populations: what it compares with
+                # is read here; the comparison runs beside the report on the second core
+                monitoring: dict[str, Any] | None = None
+                compare_with = monitoring_inputs(settings, db, registry, scored) if serves else None
+                if not serves:  # a retraining run: only its candidates' training references
+                    keep_references(registry, scored, run_profile(scored, rule_result.hits))
             manifest = {
                 "run_id": run.run_id,
                 "kind": kind,
@@ -256,7 +249,7 @@ def run_pipeline(
                     staging = private_dir(run.out_staging or run.folder / "out")
                     # report.html (plots: the slowest file) on the second core while the rest is written
                     report = Forked(
-                        _write_report,
+                        _monitor_and_report,
                         staging / "report.html",
                         scores,
                         scored,
@@ -264,21 +257,25 @@ def run_pipeline(
                         manifest,
                         settings,
                         fairness_table(dataset, scores, reference_date(dataset)),
-                        monitoring,
                         baselines,
+                        compare_with,
+                        rule_result.hits,
                         name="report",
                     )
                     try:
                         save_feature_matrices(private_dir(run.folder / "features"), scored)
                         scores.to_parquet(run.folder / "features" / SCORES_PARQUET, index=False)
                         (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
-                        save_profile(run.folder / "features", profile, monitoring or {})
                         run.fault("stage_outputs")
                         # personal values in rule evidence (a diagnosis, ...) encrypted before any write
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
-                        _stage_outputs(staging, _output_files(scores, hits, ring_result) | _monitoring_file(monitoring))
+                        _stage_outputs(staging, _output_files(scores, hits, ring_result))
                         _write_results(db, run, scores, hits, ring_result, tables)
-                        report.result()
+                        profile, monitoring, timings = report.result()
+                        timer.worker |= timings
+                        keep_references(registry, scored, profile)
+                        save_profile(run.folder / "features", profile, monitoring)
+                        _stage_outputs(staging, _monitoring_file(monitoring))
                     except BaseException:
                         report.cancel()
                         raise
@@ -451,6 +448,26 @@ def _rules_and_their_rings(
     t1 = time.perf_counter()
     found = find_rings(dataset, WORKER_RING_KINDS, rule_result.hits, settings.rings, tokens=tokens)
     return rule_result, found, {"rules": round(t1 - t0, 3), "rings": round(time.perf_counter() - t1, 3)}
+
+
+def _monitor_and_report(
+    path: Path,
+    scores: pd.DataFrame,
+    scored: dict[str, EntityScores],
+    ring_result: RingResult,
+    manifest: dict[str, Any],
+    settings: Settings,
+    fairness: pd.DataFrame,
+    baselines: dict[str, dict[str, Any] | None],
+    compare_with: MonitoringInputs,
+    hits: pd.DataFrame,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+    """The run's profile and monitoring (pure: no database), then report.html with them."""
+    t0 = time.perf_counter()
+    profile, monitoring = monitor(compare_with, run_id=manifest["run_id"], scored=scored, scores=scores, hits=hits)
+    t1 = time.perf_counter()
+    _write_report(path, scores, scored, ring_result, manifest, settings, fairness, monitoring, baselines)
+    return profile, monitoring, {"monitoring": round(t1 - t0, 3), "report": round(time.perf_counter() - t1, 3)}
 
 
 def _write_report(

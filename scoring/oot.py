@@ -21,6 +21,7 @@ from graph.projection import Projection
 from riskgraph.settings import ModelSettings
 from scoring.model import CrossFittedRiskModel, classification_metrics
 
+OOT_FOLDS = 2  # the out-of-time model's own folds (label features, calibration): the cheapest honest split
 MIN_LATER_PER_CLASS = 2  # below this the later period has no AUC at all (the 30-label rule still applies)
 
 
@@ -74,7 +75,8 @@ def out_of_time(
             "n": len(test),
             "positives": counts[0],
         }
-    n_folds = int(max(2, min(ms.folds, counts[2], counts[3])))
+    ms = ms.model_copy(update={"folds": OOT_FOLDS})
+    n_folds = OOT_FOLDS
     fold_of = pd.Series(-1, index=train.index)
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=ms.seed)
     for k, (_, rows) in enumerate(splitter.split(np.zeros(len(train)), train.to_numpy())):
