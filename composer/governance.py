@@ -366,9 +366,18 @@ def pipeline_gate(registry: ModelRegistry, fitted: dict[str, tuple[str, pd.DataF
     return out
 
 
-def audit_pipeline_promotions(db: ResultsDB, run_id: str, decisions: dict[str, dict[str, Any]], kind: str) -> None:
-    """After a run's commit: each gated promotion (`promote`) or refusal (`promotion_refused`)."""
-    for t, d in decisions.items():
+def audit_pipeline_promotions(
+    db: ResultsDB, run_id: str, decisions: dict[str, dict[str, Any]], kind: str, promoted: dict[str, str]
+) -> None:
+    """After a run's commit: each promotion it made (`promote`: through the gate, or a type's first
+    model, or an ungated unsupervised scorer) and each refusal (`promotion_refused`)."""
+    for t in sorted(set(decisions) | set(promoted)):
+        d = decisions.get(t)
+        if d is None:  # no champion before: the first model is taken without a gate
+            first = {"allowed": True, "problems": [], "figures": {"note": "the first model of its type"}}
+            d = {"challenger": promoted[t], "champion": None, "promoted": True, "gate": first}
+        elif d["promoted"] and t not in promoted:
+            continue  # passed the gate but this run does not promote (a candidate run's shadow)
         audit(
             db,
             actor=kind,

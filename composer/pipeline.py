@@ -284,19 +284,20 @@ def run_pipeline(
             if serves:
                 _write_json(run.out_staging or run.folder / "out", "manifest.json", manifest)
             with timer.stage("commit", bar):
+                promoted = {
+                    t: m.model_version
+                    for t, m in scored.items()
+                    if m.model_version and (m.fitted and models is ModelSource.FIT or registry.champion(t) is None)
+                }
                 run.commit(
                     manifest=manifest,
                     tables=tables,
                     champions=_champions(scored) if serves else {},
-                    promote={
-                        t: m.model_version
-                        for t, m in scored.items()
-                        if m.model_version and (m.fitted and models is ModelSource.FIT or registry.champion(t) is None)
-                    },
+                    promote=promoted,
                 )
         if monitoring is not None:
             raise_drift_alerts(db, monitoring)
-        audit_pipeline_promotions(db, run.run_id, gated, kind)
+        audit_pipeline_promotions(db, run.run_id, gated, kind, promoted)
         manifest["timings_s"] = timer.timings
         return PipelineResult(run.run_id, dataset, scores, rule_result.hits, ring_result.members, scored, manifest)
     finally:

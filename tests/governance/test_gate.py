@@ -114,6 +114,9 @@ def test_gate_accepts_a_better_challenger_and_refuses_a_worse_one(tmp_path: Path
     assert registry.champion("person").version == better_v
     rows = db.query("SELECT action, actor, model_version, detail FROM audit WHERE entity_type = 'person' ORDER BY id")
     rows = rows[rows["action"].isin(["promote", "rollback"])]
+    first_row = rows.iloc[0]  # the pipeline's own promotion of the first model, audited too
+    assert first_row["actor"] == "pipeline" and first_row["model_version"] == champion
+    rows = rows.iloc[1:]
     assert list(rows["action"]) == ["promote", "promote", "rollback"] and set(rows["actor"]) == {"cli"}
     assert json.loads(rows.iloc[1]["detail"])["forced"] == "regulator asked"
     assert json.loads(rows.iloc[2]["detail"])["from"] == worse_v
