@@ -25,7 +25,7 @@ import riskgraph
 from api.audit import AuditWriter
 from api.jobs import JobRunner, build_scheduler
 from api.metrics import Metrics
-from api.routers import admin, cases, credit, graph, health, objections, persons, policies, risk
+from api.routers import admin, cases, credit, governance, graph, health, objections, persons, policies, risk
 from api.security import LOOPBACK_HOSTS, Tokens, load_keyring
 from api.state import AppState
 from composer.runs import try_recover
@@ -142,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
         cases.router,
         cases.alerts_router,
         objections.router,
+        governance.router,  # before admin, so that /v1/models/compare is not read as a version
         admin.router,
         policies.router,
         health.router,

@@ -30,7 +30,18 @@ import riskgraph
 from composer.alerts import build_alerts, carry_ring_ids, current_subjects
 from composer.amendments import apply_amendments, stored_amendments
 from composer.cases import case_labels
+from composer.governance import audit_pipeline_promotions, pipeline_gate
 from composer.labels import merge_labels, training_rows, with_labels
+from composer.monitoring import (
+    MONITORING_JSON,
+    MonitoringInputs,
+    keep_references,
+    monitor,
+    monitoring_inputs,
+    raise_drift_alerts,
+    run_profile,
+    save_profile,
+)
 from composer.protect import protect_hits
 from composer.resolution import (
     Resolved,
@@ -65,6 +76,8 @@ from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
 from scoring.attributions import save_reason_columns
+from scoring.baseline import baseline_metrics
+from scoring.inputs import save_row_hashes
 from scoring.registry import ModelRegistry
 from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
 
@@ -117,6 +130,7 @@ STAGES = (
     "rings",
     "scoring",
     "explain",
+    "monitoring",
     "outputs",
     "commit",
 )
@@ -219,6 +233,27 @@ def run_pipeline(
                     use_champion=models is ModelSource.CHAMPION,
                     training=then,
                 )
+                gated = _through_the_gate(scored, registry, models) if serves else {}
+                # a retraining run's candidates, shadow-scored against the champions on this run
+                shadow = pipeline_gate(registry, _fitted(scored)) if models is ModelSource.CANDIDATE else {}
+                for t in (t for t, d in gated.items() if not d["promoted"]):  # the champion keeps serving
+                    scored[t] = score_types(
+                        dataset,
+                        proj,
+                        features,
+                        rule_result,
+                        ring_result,
+                        settings,
+                        registry,
+                        run_id=run.run_id,
+                        use_champion=True,
+                        types=(t,),
+                    )[t]
+                # the attribute-only baseline beside each supervised model, for report.html (here:
+                # LightGBM must not train in a forked worker, its OpenMP pool does not survive a fork)
+                baselines = {
+                    t: baseline_metrics(dataset, t, settings.model) for t, m in scored.items() if m.kind == "supervised"
+                }
                 run.fault("after_scoring")
             with timer.stage("explain", bar):
                 catalogue = run_catalogue(rule_result, columns)
@@ -237,6 +272,13 @@ def run_pipeline(
                     run_id=run.run_id,
                     now=run_started_at(run.run_id),
                 )
+            with timer.stage("monitoring", bar):
+                # drift against the served run and the training populations: what it compares with
+                # is read here; the comparison runs beside the report on the second core
+                monitoring: dict[str, Any] | None = None
+                compare_with = monitoring_inputs(settings, db, registry, scored) if serves else None
+                if not serves:  # a retraining run: only its candidates' training references
+                    keep_references(registry, scored, run_profile(scored, rule_result.hits))
             manifest = {
                 "run_id": run.run_id,
                 "kind": kind,
@@ -262,6 +304,8 @@ def run_pipeline(
                     t: {"version": m.model_version, "kind": m.kind, "fitted": m.fitted, "metrics": m.public_metrics()}
                     for t, m in scored.items()
                 },
+                "promotion": gated,
+                "shadow": shadow,
                 "bands": settings.bands.model_dump(),
                 "schemes": sorted(f"{n} {v}" for n, v in set(zip(outcomes["scheme"], outcomes["scheme_version"]))),
                 "policy": f"{policy.id} {policy.version}" if policy else None,
@@ -274,7 +318,7 @@ def run_pipeline(
                     staging = private_dir(run.out_staging or run.folder / "out")
                     # report.html (plots: the slowest file) on the second core while the rest is written
                     report = Forked(
-                        _write_report,
+                        _monitor_and_report,
                         staging / "report.html",
                         scores,
                         scored,
@@ -282,6 +326,9 @@ def run_pipeline(
                         manifest,
                         settings,
                         fairness_table(dataset, golden_scores, reference_date(dataset)),
+                        baselines,
+                        compare_with,
+                        rule_result.hits,
                         name="report",
                     )
                     try:
@@ -303,7 +350,11 @@ def run_pipeline(
                             ("label_conflicts", label_conflicts),
                         ):
                             tables.append(db.write_run_table(run.run_id, name, frame))
-                        report.result()
+                        profile, monitoring, timings = report.result()
+                        timer.worker |= timings
+                        keep_references(registry, scored, profile)
+                        save_profile(run.folder / "features", profile, monitoring)
+                        _stage_outputs(staging, _monitoring_file(monitoring))
                     except BaseException:
                         report.cancel()
                         raise
@@ -312,16 +363,20 @@ def run_pipeline(
             if serves:
                 _write_json(run.out_staging or run.folder / "out", "manifest.json", manifest)
             with timer.stage("commit", bar):
+                promoted = {
+                    t: m.model_version
+                    for t, m in scored.items()
+                    if m.model_version and (m.fitted and models is ModelSource.FIT or registry.champion(t) is None)
+                }
                 run.commit(
                     manifest=manifest,
                     tables=tables,
                     champions=_champions(scored) if serves else {},
-                    promote={
-                        t: m.model_version
-                        for t, m in scored.items()
-                        if m.model_version and (m.fitted and models is ModelSource.FIT or registry.champion(t) is None)
-                    },
+                    promote=promoted,
                 )
+        if monitoring is not None:
+            raise_drift_alerts(db, monitoring)
+        audit_pipeline_promotions(db, run.run_id, gated, kind, promoted)
         manifest["timings_s"] = timer.timings
         return PipelineResult(
             run.run_id, records, scores, rule_result.hits, ring_result.members, scored, manifest, golden=dataset
@@ -469,6 +524,24 @@ def run_started_at(run_id: str) -> str:
     return datetime.strptime(run_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).isoformat(timespec="seconds")
 
 
+def _through_the_gate(
+    scored: dict[str, EntityScores], registry: ModelRegistry, models: ModelSource
+) -> dict[str, dict[str, Any]]:
+    """The promotion gate on the versions a `fit` run trained for types that have a champion."""
+    if models is not ModelSource.FIT:
+        return {}
+    return pipeline_gate(registry, _fitted(scored))
+
+
+def _fitted(scored: dict[str, EntityScores]) -> dict[str, tuple[str, pd.DataFrame]]:
+    """The versions this run trained, with the model matrix they score."""
+    return {
+        t: (m.model_version, m.matrix)
+        for t, m in scored.items()
+        if m.fitted and m.model_version and m.matrix is not None
+    }
+
+
 def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:
     """The champion of each type while this run is served (what a rollback restores)."""
     return {t: m.model_version for t, m in scored.items() if m.model_version}
@@ -488,6 +561,26 @@ def _rules_and_their_rings(
     return rule_result, found, {"rules": round(t1 - t0, 3), "rings": round(time.perf_counter() - t1, 3)}
 
 
+def _monitor_and_report(
+    path: Path,
+    scores: pd.DataFrame,
+    scored: dict[str, EntityScores],
+    ring_result: RingResult,
+    manifest: dict[str, Any],
+    settings: Settings,
+    fairness: pd.DataFrame,
+    baselines: dict[str, dict[str, Any] | None],
+    compare_with: MonitoringInputs,
+    hits: pd.DataFrame,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+    """The run's profile and monitoring (pure: no database), then report.html with them."""
+    t0 = time.perf_counter()
+    profile, monitoring = monitor(compare_with, run_id=manifest["run_id"], scored=scored, scores=scores, hits=hits)
+    t1 = time.perf_counter()
+    _write_report(path, scores, scored, ring_result, manifest, settings, fairness, monitoring, baselines)
+    return profile, monitoring, {"monitoring": round(t1 - t0, 3), "report": round(time.perf_counter() - t1, 3)}
+
+
 def _write_report(
     path: Path,
     scores: pd.DataFrame,
@@ -496,6 +589,8 @@ def _write_report(
     manifest: dict[str, Any],
     settings: Settings,
     fairness: pd.DataFrame,
+    monitoring: dict[str, Any] | None = None,
+    baselines: dict[str, dict[str, Any] | None] | None = None,
 ) -> None:
     write_report(
         path,
@@ -505,6 +600,8 @@ def _write_report(
         manifest=manifest,
         settings=settings,
         fairness=fairness,
+        monitoring=monitoring,
+        baselines=baselines,
     )
 
 
@@ -541,6 +638,12 @@ def _output_files(
     }
 
 
+def _monitoring_file(monitoring: dict[str, Any] | None) -> dict[str, Callable[[Path], Any]]:
+    if monitoring is None:
+        return {}
+    return {MONITORING_JSON: lambda p: p.write_text(json.dumps(monitoring, indent=1), encoding="utf-8")}
+
+
 def evaluate_rules(dataset: Dataset, settings: Settings) -> RuleResult:
     """Run the configured rule packs with the settings' overrides and disabled rules."""
     packs = load_packs(settings.rule_packs or DEFAULT_PACK_DIR)
@@ -553,6 +656,7 @@ def save_feature_matrices(folder: Path, models: dict[str, EntityScores]) -> None
     for t, m in models.items():
         if m.matrix is not None:
             m.matrix.to_parquet(folder / f"{t}.parquet")
+            save_row_hashes(folder, t, m.matrix)  # what each decision record references (replay)
         if m.reasons is not None:
             save_reason_columns(folder, t, m.table["entity_id"], m.reasons)
 

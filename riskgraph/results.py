@@ -49,6 +49,7 @@ models_table = sa.Table(
     sa.Column("artifact", sa.LargeBinary, nullable=True),
     sa.Column("run_id", sa.String(40)),  # the run that trained it
     sa.Column("staged", sa.Boolean, nullable=False, default=False),  # its run has not committed yet
+    sa.Column("reference", sa.Text),  # JSON: its training population's profile (scoring/monitoring.py)
 )
 
 audit_table = sa.Table(

@@ -25,6 +25,7 @@ from riskgraph.settings import ModelSettings, Settings
 from scoring.attributions import ReasonColumns, top_reasons
 from scoring.grades import apply_caps, credit_points, grades
 from scoring.model import CrossFittedRiskModel, classification_metrics
+from scoring.oot import out_of_time
 from scoring.registry import ModelRegistry
 from scoring.triage import amount_at_stake, priority
 from scoring.unsupervised import unsupervised_contributions, unsupervised_risk
@@ -134,6 +135,7 @@ def score_entity_type(
         metrics, kind = champion.metrics, "supervised"
     elif supervised:
         y = own.reindex(ids).dropna().astype(int)
+        later = out_of_time(X, proj=proj, entity_type=entity_type, labels=labels, ms=ms)
         fold_of = assign_folds(y, ms)
         signal_columns = list(X.columns)
         X = X.join(out_of_fold_label_features(proj, entity_type, labels, fold_of))
@@ -150,7 +152,7 @@ def score_entity_type(
         margin, r_idx, r_val = model.margin_and_reasons(X)
         risk = pd.Series(model.calibrated(margin), index=ids)
         risk.loc[y.index] = model.oof_  # labelled entities keep their honest out-of-fold score
-        metrics = model.metrics_
+        metrics = model.metrics_ | {"oot": later}
         importance = model.importance()
         oof_frame = pd.DataFrame({"label": y.to_numpy(), "oof": model.oof_}, index=y.index)
         kind = "supervised"

@@ -67,6 +67,7 @@ from synth.labels import draw_labels, truth_frame
 from synth.medical import build_medical
 from synth.params import MIN_PERSONS, PATTERNS, M
 from synth.population import build_population
+from synth.realistic import harden
 from synth.rings import plant_back_payments, plant_fake_enrolment, plant_rings
 from synth.world import World
 from synth.writer import write_dataset
@@ -99,6 +100,9 @@ STEPS: tuple[tuple[str, tuple[Callable[[World], None], ...]], ...] = (
 )
 
 
+DIFFICULTIES = ("standard", "realistic")  # realistic: synth/realistic.py, on top of the standard world
+
+
 def generate(
     *,
     persons: int,
@@ -108,6 +112,7 @@ def generate(
     negative_share: float = 0.05,
     progress: bool = True,
     duplicates: float = 0.03,
+    difficulty: str = "standard",
 ) -> dict[str, int]:
     """Write a synthetic dataset folder with planted fraud to `out`; return row counts per table.
     `duplicates`: the share of humans with a second person record (0: none, and no registries).
@@ -117,6 +122,8 @@ def generate(
     """
     if persons < MIN_PERSONS:
         raise ValueError(f"persons must be at least {MIN_PERSONS}")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}")
     if not (0.0 <= label_share <= 1.0 and 0.0 <= negative_share <= 1.0 and 0.0 <= duplicates <= 0.5):
         raise ValueError("label_share and negative_share must be between 0 and 1, duplicates between 0 and 0.5")
     out = Path(out)
@@ -135,4 +142,6 @@ def generate(
         if duplicates > 0:  # last: every other table is what it would be without them
             counts |= plant(out, world.rng, duplicates)
         bar.update(1)
+    if difficulty == "realistic":
+        counts |= harden(out, seed)
     return counts
