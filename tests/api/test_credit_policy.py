@@ -149,3 +149,25 @@ def test_a_version_added_by_another_process_is_picked_up(private_client: TestCli
     row = scores[scores["entity_type"] == "person"].iloc[0]
     body = private_client.get(f"/v1/credit/person/{row.entity_id}", headers=headers("approval_system")).json()
     assert body["policy"]["version"] == "2026.5"
+
+
+def test_a_decision_replays_with_the_treatments_it_was_served_under(private_client: TestClient) -> None:
+    """A policy change after the answer does not change its replay (the record names the version)."""
+    from api.replay import Replayer
+
+    c = private_client
+    scores = _db(c).read("scores")
+    person = scores[scores["entity_type"] == "person"].iloc[0].entity_id
+    served = c.get(f"/v1/credit/person/{person}", headers=headers("approval_system"))
+    assert served.status_code == 200 and served.json()["policy"]["version"] == "2026.1"
+    r = c.put(
+        "/v1/policies/credit_treatments", json=_new_version("2026.3", "2026-03-01"), headers=headers("model_owner")
+    )
+    assert r.status_code == 200, r.text
+    assert c.get(f"/v1/credit/person/{person}", headers=headers("approval_system")).json()["policy"]["version"] == (
+        "2026.3"
+    )
+    replayed = Replayer(c.app.state.riskgraph.settings, _db(c)).replay(served.json()["decision_id"])
+    body = json.loads(replayed)
+    assert body.pop("replayed_at")
+    assert replayed.startswith(served.content[:-1]) and body["policy"]["version"] == "2026.1"
