@@ -106,7 +106,7 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
             hashes = load_row_hashes(features_dir, str(t))
             input_hash = has_hash = None
             if hashes is not None and len(hashes):
-                at = hashes.index.get_indexer(ids)
+                at = hashes.index.get_indexer(matrix_ids(part, ids))
                 input_hash, has_hash = hashes.to_numpy()[np.maximum(at, 0)], at >= 0
             types[str(t)] = TypeColumns(
                 ids,
@@ -250,6 +250,16 @@ def _input_hash(cols: TypeColumns, i: int) -> str | None:
 def with_decision(body: bytes, decision_id: str) -> bytes:
     """An answer with its decision id as the first field (no re-encoding)."""
     return b'{"decision_id":"' + decision_id.encode() + b'",' + body[1:]
+
+
+def matrix_ids(part: pd.DataFrame, ids: pd.Index) -> pd.Index:
+    """The ids the run's model matrix keys these rows by: a person record's golden person
+    (docs/resolution.md), whose row it was scored on; the entity id otherwise."""
+    if "golden_id" not in part:
+        return ids
+    golden = part["golden_id"].to_numpy(dtype=object)
+    has = pd.notna(golden) & (golden != "")
+    return pd.Index(np.where(has, golden.astype(str), ids.to_numpy(dtype=object)), dtype=object)
 
 
 def audit_detail(

@@ -23,7 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from api.book import SCORE_FILLS, run_as_of, run_credit_book, saved_catalogue
-from api.credit_book import CreditBook, with_decision
+from api.credit_book import CreditBook, matrix_ids, with_decision
 from composer.runs import SCORES_PARQUET, run_dir
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB, audit_table
@@ -101,19 +101,21 @@ class Replayer:
     def replay(self, decision_id: str, *, now: datetime | None = None) -> bytes:
         """The decision's answer, byte-identical to what was sent, plus `replayed_at`."""
         decision = find_decision(self.db, decision_id)
-        book = self._book(decision)
+        book, matrix_id = self._book(decision)
         entry = book.answer(decision.entity_type, decision.entity_id, decision.lang)
         if entry is None:
             raise ReplayMismatch(
                 f"decision {decision_id}: run {decision.run_id} kept no score of "
                 f"{decision.entity_type} {decision.entity_id!r}"
             )
-        self._check(decision, json.loads(entry.audit_detail), entry.model_version, entry.grade)
+        self._check(decision, json.loads(entry.audit_detail), entry.model_version, entry.grade, matrix_id)
         when = (now or datetime.now(UTC)).isoformat(timespec="milliseconds")
         body = with_decision(entry.body, decision.decision_id)
         return body[:-1] + b',"replayed_at":' + orjson.dumps(when) + b"}"
 
-    def _check(self, decision: Decision, detail: dict[str, Any], model_version: str, grade: str) -> None:
+    def _check(
+        self, decision: Decision, detail: dict[str, Any], model_version: str, grade: str, matrix_id: str
+    ) -> None:
         problems = []
         if model_version != decision.model_version or grade != decision.grade:
             problems.append(
@@ -124,14 +126,15 @@ class Replayer:
         recorded = decision.detail.get("input_row")
         if recorded is not None:
             folder = run_dir(self.settings, decision.run_id) / "features"
-            stored = stored_row_hash(folder, decision.entity_type, decision.entity_id)
+            stored = stored_row_hash(folder, decision.entity_type, matrix_id)
             if stored != recorded:
                 problems.append(f"the stored input row hashes to {stored}, the record says {recorded}")
         if problems:
             raise ReplayMismatch(f"decision {decision.decision_id} cannot be replayed exactly: " + "; ".join(problems))
 
-    def _book(self, decision: Decision) -> CreditBook:
-        """The credit book of the decision's run, holding its entity's row only."""
+    def _book(self, decision: Decision) -> tuple[CreditBook, str]:
+        """The credit book of the decision's run, holding its entity's row only, and the id its
+        model-matrix row is kept under (a person record's golden person)."""
         run = self.db.run(decision.run_id)
         folder = run_dir(self.settings, decision.run_id) / "features"
         keep = self.settings.retention_runs
@@ -148,7 +151,7 @@ class Replayer:
             folder / SCORES_PARQUET,
             filters=[("entity_type", "==", decision.entity_type), ("entity_id", "==", decision.entity_id)],
         ).fillna(SCORE_FILLS)
-        return run_credit_book(
+        book = run_credit_book(
             self.settings,
             self.db,
             decision.run_id,
@@ -159,3 +162,4 @@ class Replayer:
             as_of=run_as_of(run),
             policy=policy or "",
         )
+        return book, str(matrix_ids(scores, pd.Index([decision.entity_id], dtype=object))[0])

@@ -171,3 +171,21 @@ def test_a_decision_replays_with_the_treatments_it_was_served_under(private_clie
     body = json.loads(replayed)
     assert body.pop("replayed_at")
     assert replayed.startswith(served.content[:-1]) and body["policy"]["version"] == "2026.1"
+
+
+def test_a_duplicate_person_records_decision_names_its_input_row_and_replays(private_client: TestClient) -> None:
+    """A person record resolved into another's golden person is scored on the golden row: its
+    decision record names that row's hash, and the replay checks it."""
+    from api.replay import Replayer
+
+    c = private_client
+    scores = _db(c).read("scores")
+    dup = scores[(scores["entity_type"] == "person") & scores["golden_id"].notna()]
+    dup = dup[dup["golden_id"] != dup["entity_id"]].iloc[0]
+    served = c.get(f"/v1/credit/person/{dup.entity_id}", headers=headers("approval_system"))
+    golden = c.get(f"/v1/credit/person/{dup.golden_id}", headers=headers("approval_system"))
+    audit = {r["decision_id"]: json.loads(r["detail"]) for r in _db(c).audit_rows() if r["action"] == "credit"}
+    mine, theirs = audit[served.json()["decision_id"]], audit[golden.json()["decision_id"]]
+    assert mine["input_row"] is not None and mine["input_row"] == theirs["input_row"]
+    replayed = Replayer(c.app.state.riskgraph.settings, _db(c)).replay(served.json()["decision_id"])
+    assert replayed.startswith(served.content[:-1])
