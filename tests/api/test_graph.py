@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.security import mask_value
 from composer.pipeline import run_pipeline
+from graph.projection import REL_TYPES
 from tests.api.support import headers, make_settings
 
 H = headers("investigator")
@@ -115,6 +116,15 @@ def test_a_record_s_neighbours_include_its_other_record_via_same_person(client: 
         headers=H,
     ).json()
     assert path["found"] and path["hops"] == 1 and path["edges"][0]["relation"] == "SAME_PERSON"
+
+
+def test_the_explorer_filters_every_relationship_type() -> None:
+    """The graph explorer's relationship-type filter (api/static/js/api.js) lists exactly the
+    API's relationship types, SAME_PERSON included."""
+    js = (Path(__file__).resolve().parents[2] / "api" / "static" / "js" / "api.js").read_text()
+    listed = re.search(r"export const REL_TYPES = \[(.*?)\];", js, re.S)
+    assert listed is not None
+    assert tuple(re.findall(r'"([A-Z_]+)"', listed.group(1))) == REL_TYPES
 
 
 def test_rings_list_and_detail(client: TestClient) -> None:
