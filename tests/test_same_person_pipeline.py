@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
@@ -26,6 +27,9 @@ from riskgraph.errors import NoSnapshot
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
 from synth.generator import generate
+
+if TYPE_CHECKING:
+    from graph.neo4j_store import Neo4jGraphStore
 
 
 def _settings(home: Path, **overrides: object) -> Settings:
@@ -208,3 +212,21 @@ def test_a_run_killed_after_its_resolution_shows_no_links_and_recovery_removes_t
 
 def _committed(settings: Settings) -> set[str]:
     return {r["snapshot_id"] for r in ResultsDB.of(settings).runs("committed") if r["snapshot_id"]}
+
+
+@pytest.mark.neo4j
+def test_on_neo4j_a_failed_run_leaves_no_same_person_relationship(
+    data: tuple[Path, Path], tmp_path: Path, neo4j_store: Neo4jGraphStore
+) -> None:
+    settings = _settings(tmp_path / "home", store_url=neo4j_store.url)
+    run_pipeline(data=data[0], out=tmp_path / "out", settings=settings)
+    count = "MATCH (:Person)-[r:SAME_PERSON]->(:Person) RETURN count(r) AS n"
+    before, served = neo4j_store.same_person(), neo4j_store.snapshot()
+    assert len(before) > 0 and neo4j_store._run(count)[0]["n"] == len(before)
+    failing = _settings(tmp_path / "home", store_url=neo4j_store.url, fault="after_resolve:enospc")
+    with pytest.raises(OSError, match="after_resolve"):
+        run_pipeline(data=data[1], out=tmp_path / "out2", settings=failing)
+    assert neo4j_store.snapshot() == served
+    pd.testing.assert_frame_equal(neo4j_store.same_person(), before)
+    assert neo4j_store.snapshot_ids() == [served.id]
+    assert neo4j_store._run(count)[0]["n"] == len(before)  # the failed run's links are deleted
