@@ -339,9 +339,9 @@ class Neo4jGraphStore(GraphStore):
         )[0]["n"]
         if found != len(ids):
             raise ValueError(f"{len(ids) - found} SAME_PERSON links name a person record snapshot {snapshot_id} lacks")
-        try:
+        try:  # (`_id IS NOT NULL`: the (_snapshot, _id) index finds the snapshot's persons)
             self._autocommit(  # links an earlier attempt left
-                "MATCH (a:Person)-[r:SAME_PERSON]->() WHERE a._snapshot = $s "
+                "MATCH (a:Person)-[r:SAME_PERSON]->() WHERE a._snapshot = $s AND a._id IS NOT NULL "
                 f"CALL (r) {{ DELETE r }} IN TRANSACTIONS OF {DELETE_BATCH_SIZE} ROWS",
                 s=snap,
             )
@@ -371,7 +371,7 @@ class Neo4jGraphStore(GraphStore):
         if s is None:
             raise NoSnapshot(f"Neo4j at {self.url} holds no complete snapshot {snapshot_id!r}")
         rows = self._run(
-            "MATCH (a:Person)-[r:SAME_PERSON]->(b:Person) WHERE a._snapshot = $s "
+            "MATCH (a:Person)-[r:SAME_PERSON]->(b:Person) WHERE a._snapshot = $s AND a._id IS NOT NULL "
             "RETURN a._id AS person_id, b._id AS golden_id, r.match_probability AS match_probability, "
             "r.matched_on AS matched_on",
             s=s["id"],
