@@ -3,10 +3,10 @@
 Layout: PATH/snapshots/<id>/<table>.parquet + meta.json, and PATH/CURRENT naming the
 snapshot in force; a snapshot's SAME_PERSON links (graph/store.py), written by its run after
 resolution and before the commit, in PATH/snapshots/<id>/links/same_person.parquet (ids, a
-probability and how it matched: nothing personal). Columns at the personal levels (graph/contract.py `Level`; every extra
-column, since the store does not see the data dictionary) are encrypted value by value when a
-cipher is given (riskgraph/field_crypto.py; the factory always gives one); folders are 0700 and
-files 0600. A load writes a new snapshot folder completely, then swaps CURRENT with
+probability and how it matched: nothing personal). Columns at the personal levels
+(graph/contract.py `Level`; every extra column, since the store does not see the data
+dictionary) are encrypted value by value when a cipher is given (riskgraph/field_crypto.py; the
+factory always gives one); folders are 0700 and files 0600. A load writes a new snapshot folder completely, then swaps CURRENT with
 an atomic rename, so a failed load leaves the previous snapshot untouched.
 """
 
