@@ -306,6 +306,10 @@ class EdgeOut(BaseModel):
     target_id: str
     relation: str
     count: float = 1
+    properties: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the relationship's own properties: SAME_PERSON has match_probability and matched_on",
+    )
 
 
 class GraphOut(BaseModel):

@@ -219,6 +219,7 @@ def _graph(sub: Subgraph, *, state: AppState, principal: Principal) -> dict[str,
             "target_id": _node_id(state, e.target.type, e.target.id, principal),
             "relation": e.type,
             "count": e.count,
+            "properties": e.properties,
         }
         for e in sub.edges
     ]

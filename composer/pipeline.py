@@ -1,7 +1,8 @@
 """The composer: the only place that runs the stages, for the `pipeline` command and every
 scheduled job alike.
 
-ingest -> store snapshot (staged) -> resolution (golden persons) -> projection -> features -> rules ->
+ingest -> store snapshot (staged) -> resolution (golden persons; SAME_PERSON links into the staged
+snapshot) -> projection -> features -> rules ->
 rings -> scores -> explanations -> outputs (staged) -> ONE commit (composer/runs.py). Rules and rings run in a forked
 worker while the features build, and report.html is drawn in one while the other outputs are
 written (riskgraph/forked.py): both cores, the same results. Nothing of a run is visible
@@ -49,6 +50,7 @@ from composer.resolution import (
     previous_golden,
     resolve_stage,
     review_decisions,
+    same_person_links,
     with_golden,
 )
 from composer.resolution import output_files as resolution_files
@@ -187,6 +189,11 @@ def run_pipeline(
                 ).result()
                 golden = with_golden(records, resolved).golden
                 assert golden is not None
+                if data is not None:  # into the snapshot this run staged: visible with its commit only
+                    resolved.summary["same_person_links"] = store.stage_same_person(
+                        snapshot.id, same_person_links(resolved.records)
+                    )
+                run.fault("after_resolve")
                 dataset = golden
             with timer.stage("projection", bar):
                 proj = Projection(dataset)

@@ -92,6 +92,15 @@ def resolve_stage(
     return Resolved(resolution.records, matches, resolution.review, resolution.model_json, summary)
 
 
+def same_person_links(records: pd.DataFrame) -> pd.DataFrame:
+    """The SAME_PERSON links of a resolution (graph/store.py): every record merged into another
+    record's golden person, pointing at that golden record, with its match_probability (its
+    strongest link inside the cluster) and matched_on. A record that is its own golden person has
+    none."""
+    merged = records[records["person_id"].astype(str) != records["golden_id"].astype(str)]
+    return merged[RESOLVED_COLUMNS].reset_index(drop=True)
+
+
 def with_golden(dataset: Dataset, resolved: Resolved) -> Resolved:
     """`resolved` with its golden dataset (built here, in the composer's process: the forked
     worker sends back only the resolution's small tables, never a copy of the dataset)."""

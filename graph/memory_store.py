@@ -1,10 +1,12 @@
 """The embedded default store: typed tables persisted as Parquet files under PATH.
 
 Layout: PATH/snapshots/<id>/<table>.parquet + meta.json, and PATH/CURRENT naming the
-snapshot in force. Columns at the personal levels (graph/contract.py `Level`; every extra
-column, since the store does not see the data dictionary) are encrypted value by value when a
-cipher is given (riskgraph/field_crypto.py; the factory always gives one); folders are 0700 and
-files 0600. A load writes a new snapshot folder completely, then swaps CURRENT with
+snapshot in force; a snapshot's SAME_PERSON links (graph/store.py), written by its run after
+resolution and before the commit, in PATH/snapshots/<id>/links/same_person.parquet (ids, a
+probability and how it matched: nothing personal). Columns at the personal levels
+(graph/contract.py `Level`; every extra column, since the store does not see the data
+dictionary) are encrypted value by value when a cipher is given (riskgraph/field_crypto.py; the
+factory always gives one); folders are 0700 and files 0600. A load writes a new snapshot folder completely, then swaps CURRENT with
 an atomic rename, so a failed load leaves the previous snapshot untouched.
 """
 
@@ -28,12 +30,22 @@ from scipy.sparse import csgraph
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES, column_level
 from graph.dataset import Dataset, _dtype
 from graph.projection import REL_TYPES, Projection
-from graph.store import Edge, EntityRef, GraphStore, SnapshotInfo, Subgraph
+from graph.store import (
+    SAME_PERSON,
+    SAME_PERSON_COLUMNS,
+    Edge,
+    EntityRef,
+    GraphStore,
+    SnapshotInfo,
+    Subgraph,
+    same_person_frame,
+)
 from riskgraph.errors import NoSnapshot
 from riskgraph.field_crypto import FieldCipher, decrypt_table, encrypt_table
 from riskgraph.forked import Forked
 
 PARALLEL_WRITE_CELLS = 2_000_000  # snapshots with more cells are written on both cores
+LINKS_FILE = Path("links") / "same_person.parquet"  # inside a snapshot's folder
 
 
 class MemoryGraphStore(GraphStore):
@@ -47,6 +59,9 @@ class MemoryGraphStore(GraphStore):
         self._projection: Projection | None = None
         self._adjacency: dict[tuple[str, ...] | None, Any] = {}
         self._staged: tuple[str, Dataset] | None = None
+        self._projection_id: str | None = None  # the snapshot the projection was built from
+        self._links: pd.DataFrame | None = None  # its SAME_PERSON links
+        self._link_props: dict[tuple[str, str], dict[str, Any]] | None = None
 
     def describe(self) -> str:
         return f"memory://{self.path}"
@@ -144,6 +159,42 @@ class MemoryGraphStore(GraphStore):
             return []
         return sorted(p.name for p in snapshots.iterdir() if (p / "meta.json").exists() and not p.name.startswith("."))
 
+    def stage_same_person(self, snapshot_id: str, links: pd.DataFrame) -> int:
+        folder = self.path / "snapshots" / snapshot_id
+        if not (folder / "meta.json").exists():
+            raise NoSnapshot(f"no complete snapshot {snapshot_id!r} in {self.path}")
+        if self._current_id() == snapshot_id:
+            raise ValueError(f"snapshot {snapshot_id} is current: its SAME_PERSON links are written before its commit")
+        frame = same_person_frame(links)
+        persons = pd.Index(self.dataset(snapshot_id).table("persons")["person_id"].astype(str))
+        unknown = ~pd.Index(frame["person_id"]).isin(persons) | ~pd.Index(frame["golden_id"]).isin(persons)
+        if unknown.any():
+            raise ValueError(
+                f"{int(unknown.sum())} SAME_PERSON links name a person record snapshot {snapshot_id} lacks"
+            )
+        target = folder / LINKS_FILE
+        target.parent.mkdir(exist_ok=True, mode=0o700)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            write_private_parquet(tmp, pa.Table.from_pandas(frame, preserve_index=False))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)  # all of them or none
+            _fsync_dir(target.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return len(frame)
+
+    def same_person(self, snapshot_id: str | None = None) -> pd.DataFrame:
+        snap_id = snapshot_id or self._current_id()
+        if snap_id is None or not (self.path / "snapshots" / snap_id / "meta.json").exists():
+            raise NoSnapshot(f"no snapshot {snap_id!r} in {self.path}")
+        path = self.path / "snapshots" / snap_id / LINKS_FILE
+        if not path.exists():
+            return same_person_frame(pd.DataFrame(columns=list(SAME_PERSON_COLUMNS)))
+        return same_person_frame(read_private_parquet(path, None))
+
     def snapshot(self, snapshot_id: str | None = None) -> SnapshotInfo | None:
         snap_id = snapshot_id or self._current_id()
         if snap_id is None:
@@ -187,14 +238,29 @@ class MemoryGraphStore(GraphStore):
     def _remember(self, snap_id: str, dataset: Dataset) -> None:
         self._cache_id, self._dataset = snap_id, dataset
         self._projection = None
-        self._adjacency = {}
 
     @property
     def projection(self) -> Projection:
         dataset = self.dataset()
-        if self._projection is None:
-            self._projection = Projection(dataset)
+        snap_id = self._current_id()
+        if self._projection is None or self._projection_id != snap_id:
+            assert snap_id is not None
+            self._links = self.same_person(snap_id)
+            self._projection, self._projection_id = Projection(dataset, same_person=self._links), snap_id
+            self._adjacency, self._link_props = {}, None
         return self._projection
+
+    def _same_person_properties(self, source: str, target: str) -> dict[str, Any]:
+        """A SAME_PERSON edge's properties (match_probability when known, matched_on)."""
+        if self._link_props is None:
+            links = self._links if self._links is not None else self.same_person()
+            self._link_props = {
+                (p, g): _clean({"match_probability": prob, "matched_on": on})
+                for p, g, prob, on in zip(
+                    links["person_id"], links["golden_id"], links["match_probability"], links["matched_on"]
+                )
+            }
+        return dict(self._link_props.get((source, target), {}))
 
     # -- graph reads ------------------------------------------------------------------------
     def entity(self, ref: EntityRef) -> dict[str, Any] | None:
@@ -284,7 +350,9 @@ class MemoryGraphStore(GraphStore):
         for ref in refs.values():
             sub.nodes[ref] = self.entity(ref) or {}
         for i in rows:
-            sub.edges.append(Edge(refs[int(src[i])], refs[int(tgt[i])], REL_TYPES[int(rel[i])], int(cnt[i])))
+            a, b, kind = refs[int(src[i])], refs[int(tgt[i])], REL_TYPES[int(rel[i])]
+            props = self._same_person_properties(a.id, b.id) if kind == SAME_PERSON else {}
+            sub.edges.append(Edge(a, b, kind, int(cnt[i]), props))
         return sub
 
 

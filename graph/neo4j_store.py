@@ -11,7 +11,11 @@ holding a table row also carry `_row` (its row there, so tables read back in the
 - derived relationships as in graph/projection.py (PLACED_BY, PRESCRIBED_AT, HAS_PHONE,
   HAS_ADDRESS, HAS_BANK_ACCOUNT) with no property at all: their ends say which snapshot they
   belong to, and a relationship's property record is the main cost of writing it;
-- benefits and labels are unconnected fact nodes :Benefit and :RiskLabel (never traversed).
+- benefits and labels are unconnected fact nodes :Benefit and :RiskLabel (never traversed);
+- SAME_PERSON relationships (person record -> its golden person's record, docs/resolution.md)
+  with match_probability and matched_on, written by `stage_same_person` into a staged snapshot
+  after the run's resolution stage and before its commit; their count is the snapshot node's
+  `same_person`. They go with their person nodes when the snapshot is deleted.
 Personal data (docs/security.md). A store opened with a cipher writes every column at a personal
 level (graph/contract.py `column_level`: names, id numbers, phones, addresses, bank accounts,
 gender, birth date, diagnosis, unclassified extra columns) as `enc1:` ciphertext text bound to its
@@ -45,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import threading
 import uuid
 from collections import OrderedDict
@@ -52,6 +57,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 from neo4j.exceptions import Neo4jError
 
 from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, IDENTIFIER_TYPES, column_level
@@ -61,7 +67,16 @@ from graph.neo4j_layout import DERIVED_RELS, EVENT_TABLES, FACT_LABELS, LABELS, 
 from graph.neo4j_read import NodeReader, encrypted_columns, identifier_value, read_table
 from graph.neo4j_runner import BoltCypherRunner, CypherRunner
 from graph.projection import REL_TYPES
-from graph.store import Edge, EntityRef, GraphStore, SnapshotInfo, StoreLease, Subgraph
+from graph.store import (
+    SAME_PERSON_COLUMNS,
+    Edge,
+    EntityRef,
+    GraphStore,
+    SnapshotInfo,
+    StoreLease,
+    Subgraph,
+    same_person_frame,
+)
 from riskgraph.errors import NoSnapshot, StoreBusy, StoreLoadFailed, StoreUnavailable
 from riskgraph.field_crypto import CannotDecrypt, FieldCipher
 from riskgraph.server_keys import Tokens
@@ -305,6 +320,64 @@ class Neo4jGraphStore(GraphStore):
         with contextlib.suppress(StoreUnavailable, Neo4jError):
             self._delete_snapshot(snap)
 
+    def stage_same_person(self, snapshot_id: str, links: pd.DataFrame) -> int:
+        snap = _snap_key(snapshot_id)
+        frame = same_person_frame(links)
+        rows = self._run(
+            "MATCH (s:RiskGraphSnapshot {id: $id}) WHERE s.status = 'complete' "
+            "OPTIONAL MATCH (m:RiskGraphMeta {key: $key}) RETURN coalesce(m.current = s.id, false) AS current",
+            id=snap,
+            key=META_KEY,
+        )
+        if not rows:
+            raise NoSnapshot(f"Neo4j at {self.url} holds no complete snapshot {snapshot_id!r}")
+        if rows[0]["current"]:
+            raise ValueError(f"snapshot {snapshot_id} is current: its SAME_PERSON links are written before its commit")
+        ids = sorted(set(frame["person_id"]) | set(frame["golden_id"]))
+        found = self._run(
+            "UNWIND $ids AS id MATCH (n:Person {_snapshot: $s, _id: id}) RETURN count(n) AS n", ids=ids, s=snap
+        )[0]["n"]
+        if found != len(ids):
+            raise ValueError(f"{len(ids) - found} SAME_PERSON links name a person record snapshot {snapshot_id} lacks")
+        try:  # (`_id IS NOT NULL`: the (_snapshot, _id) index finds the snapshot's persons)
+            self._autocommit(  # links an earlier attempt left
+                "MATCH (a:Person)-[r:SAME_PERSON]->() WHERE a._snapshot = $s AND a._id IS NOT NULL "
+                f"CALL (r) {{ DELETE r }} IN TRANSACTIONS OF {DELETE_BATCH_SIZE} ROWS",
+                s=snap,
+            )
+            records = [
+                {"a": a, "b": b, "p": None if math.isnan(p) else float(p), "on": on}
+                for a, b, p, on in zip(
+                    frame["person_id"], frame["golden_id"], frame["match_probability"], frame["matched_on"]
+                )
+            ]
+            for lo in range(0, len(records), self.batch_size):
+                self._write(
+                    "UNWIND $rows AS row "
+                    "MATCH (a:Person {_snapshot: $s, _id: row.a}) MATCH (b:Person {_snapshot: $s, _id: row.b}) "
+                    "CREATE (a)-[:SAME_PERSON {match_probability: row.p, matched_on: row.on}]->(b)",
+                    rows=records[lo : lo + self.batch_size],
+                    s=snap,
+                )
+            self._write("MATCH (s:RiskGraphSnapshot {id: $s}) SET s.same_person = $n", s=snap, n=len(records))
+        except Neo4jError as exc:
+            raise StoreLoadFailed(
+                f"Neo4j rejected the SAME_PERSON links of snapshot {snapshot_id}; it is not committed: {exc.message or exc}"
+            ) from exc
+        return len(records)
+
+    def same_person(self, snapshot_id: str | None = None) -> pd.DataFrame:
+        s = self._require_current() if snapshot_id is None else self._snapshot_node(snapshot_id)
+        if s is None:
+            raise NoSnapshot(f"Neo4j at {self.url} holds no complete snapshot {snapshot_id!r}")
+        rows = self._run(
+            "MATCH (a:Person)-[r:SAME_PERSON]->(b:Person) WHERE a._snapshot = $s AND a._id IS NOT NULL "
+            "RETURN a._id AS person_id, b._id AS golden_id, r.match_probability AS match_probability, "
+            "r.matched_on AS matched_on",
+            s=s["id"],
+        )
+        return same_person_frame(pd.DataFrame(rows, columns=list(SAME_PERSON_COLUMNS)))
+
     def _delete_incomplete(self) -> None:
         """Remove snapshots left half-written by crashed loads (status 'loading')."""
         rows = self._run(
@@ -322,8 +395,13 @@ class Neo4jGraphStore(GraphStore):
         with self._cache_lock:
             for key in [k for k in self._cache if k[0] == snap]:
                 del self._cache[key]
-        rows = self._run("MATCH (s:RiskGraphSnapshot {id: $s}) RETURN s.row_counts AS counts", s=snap)
-        per_tx = _delete_batches(json.loads(rows[0]["counts"]) if rows and rows[0]["counts"] else {})
+        rows = self._run(
+            "MATCH (s:RiskGraphSnapshot {id: $s}) RETURN s.row_counts AS counts, s.same_person AS links", s=snap
+        )
+        per_tx = _delete_batches(
+            json.loads(rows[0]["counts"]) if rows and rows[0]["counts"] else {},
+            int(rows[0].get("links") or 0) if rows else 0,
+        )
         for label in list(LABELS.values()) + list(FACT_LABELS.values()):
             prop = "_id" if label in NODE_TYPE_OF_LABEL else "_row"
             rows_per_tx = per_tx.get(label, DELETE_BATCH_SIZE)
@@ -562,7 +640,8 @@ class Neo4jGraphStore(GraphStore):
         rels = self._run(
             "UNWIND $eids AS e MATCH (a) WHERE elementId(a) = e "
             "MATCH (a)-[r]->(b) WHERE elementId(b) IN $eids AND ($types IS NULL OR type(r) IN $types) "
-            "RETURN elementId(a) AS a, elementId(b) AS b, type(r) AS t, count(r) AS n",
+            "RETURN elementId(a) AS a, elementId(b) AS b, type(r) AS t, count(r) AS n, "
+            "head(collect(CASE WHEN type(r) = 'SAME_PERSON' THEN r {.match_probability, .matched_on} END)) AS p",
             eids=eids,
             types=types,
         )
@@ -572,7 +651,16 @@ class Neo4jGraphStore(GraphStore):
             sub.nodes[ref] = reader.attributes(ref.type, props.get(e, {}))
         index = {e: i for i, (e, _) in enumerate(ranked)}
         rels.sort(key=lambda r: (index[r["a"]], index[r["b"]], REL_RANK.get(r["t"], len(REL_RANK))))
-        sub.edges = [Edge(nodes[r["a"]], nodes[r["b"]], r["t"], int(r["n"])) for r in rels]
+        sub.edges = [
+            Edge(
+                nodes[r["a"]],
+                nodes[r["b"]],
+                r["t"],
+                int(r["n"]),
+                {k: v for k, v in (r.get("p") or {}).items() if v is not None},
+            )
+            for r in rels
+        ]
         return sub
 
 
@@ -615,10 +703,11 @@ class Neo4jStoreLease(StoreLease):
             log.warning("could not release the write lease of %s (it expires by itself): %s", self.store.url, exc)
 
 
-def _delete_batches(counts: dict[str, int]) -> dict[str, int]:
+def _delete_batches(counts: dict[str, int], same_person: int = 0) -> dict[str, int]:
     """Nodes per delete transaction for each entity label: DELETE_BATCH_SIZE relationships over the
-    most relationships its nodes can have on average (from the table row counts). Identifier and
-    fact nodes have none left once the entities are gone."""
+    most relationships its nodes can have on average (from the table row counts and the
+    `same_person` links, which touch two person nodes each). Identifier and fact nodes have none
+    left once the entities are gone."""
     touching = {t: 0 for t in ENTITY_TYPES}
     ends = [(table, st, tt) for table, (_, st, _, tt, _) in EVENT_TABLES.items()]
     ends += [(table, st, tt) for table, _, st, _, tt, _ in DERIVED_RELS]
@@ -628,6 +717,7 @@ def _delete_batches(counts: dict[str, int]) -> dict[str, int]:
         touching[tt] += counts.get(table, 0)
     for holder in ("person", "employer"):
         touching[holder] += len(IDENTIFIER_TYPES) * counts.get(ENTITY_TABLE[holder], 0)
+    touching["person"] += 2 * same_person
     return {
         LABELS[t]: max(
             1, min(DELETE_BATCH_SIZE, DELETE_BATCH_SIZE * counts.get(ENTITY_TABLE[t], 0) // max(1, touching[t]))

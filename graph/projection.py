@@ -37,7 +37,12 @@ IDENTIFIER_RELATIONSHIPS: dict[str, str] = {
     "address": "HAS_ADDRESS",
     "bank_account": "HAS_BANK_ACCOUNT",
 }
-REL_TYPES: tuple[str, ...] = tuple(EVENT_RELATIONSHIPS) + ("LINKED",) + tuple(IDENTIFIER_RELATIONSHIPS.values())
+# SAME_PERSON (person record -> its golden person's record) comes last: only a store's graph
+# reads project it (`same_person=`); the analytics stages build their projection of the golden
+# dataset without it, so features, rules, rings and scores never see it.
+REL_TYPES: tuple[str, ...] = (
+    tuple(EVENT_RELATIONSHIPS) + ("LINKED",) + tuple(IDENTIFIER_RELATIONSHIPS.values()) + ("SAME_PERSON",)
+)
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,10 @@ class Relationship:
 
 
 class Projection:
-    """Node index and relationship arrays of one dataset."""
+    """Node index and relationship arrays of one dataset. `same_person` (a store's SAME_PERSON
+    links, graph/store.py) adds those person -> person edges: for graph reads only."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset, same_person: pd.DataFrame | None = None) -> None:
         self.dataset = dataset
         # Node index = id code: the one ColumnCodes of this dataset's ids, which the feature
         # stage shares (`column_codes.sharing_ids()`).
@@ -68,6 +74,15 @@ class Projection:
         self.relationships: dict[str, list[Relationship]] = {}
         self._matrices: dict[tuple[str, str | None, str | None], sp.csr_matrix] = {}
         self._build(dataset)
+        if same_person is not None and len(same_person):
+            person = self.ids["person"]
+            self._add(
+                "SAME_PERSON",
+                "person",
+                "person",
+                person.get_indexer(same_person["person_id"].to_numpy(dtype=object)),
+                person.get_indexer(same_person["golden_id"].to_numpy(dtype=object)),
+            )
 
     def codes(self, table: str, column: str, node_type: str) -> np.ndarray:
         """int64 local index into `ids[node_type]` of each row's value of `table.column`

@@ -8,7 +8,12 @@ Graph model (both backends):
 - relationships, one per event row: EMPLOYED_BY (person->employer), CONTRIBUTED
   (employer->person), VISITED (person->clinic), PURCHASED (person->pharmacy), LINKED
   (agency->person|employer), HAS_PHONE / HAS_ADDRESS / HAS_BANK_ACCOUNT; benefits and labels
-  are facts on the person / entity.
+  are facts on the person / entity;
+- SAME_PERSON (person record -> its golden person's record, docs/resolution.md), with
+  match_probability and matched_on: written by the run that staged the snapshot, after its
+  resolution stage and before its commit (`stage_same_person`), deleted with the snapshot. It is
+  for investigators' graph reads only: the analytics stages work on the golden dataset, where
+  the records of one human already are one node, and never see it.
 
 The pipeline reads the whole snapshot back with `dataset()` and computes from that, so both
 backends give identical results for the same input.
@@ -22,7 +27,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from graph.dataset import Dataset
+
+SAME_PERSON = "SAME_PERSON"
+# A snapshot's SAME_PERSON links: one row per person record merged into another record's golden
+# person (person_id -> golden_id), with the record's match_probability and matched_on.
+SAME_PERSON_COLUMNS = ("person_id", "golden_id", "match_probability", "matched_on")
 
 
 @dataclass(frozen=True, order=True)
@@ -39,6 +51,8 @@ class Edge:
     target: EntityRef
     type: str  # EMPLOYED_BY, VISITED, HAS_PHONE, ...
     count: int = 1  # parallel event rows folded into one edge
+    # the relationship's own properties where it has some (SAME_PERSON: match_probability, matched_on)
+    properties: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass
@@ -90,6 +104,19 @@ class GraphStore(ABC):
         return info
 
     @abstractmethod
+    def stage_same_person(self, snapshot_id: str, links: pd.DataFrame) -> int:
+        """Write the SAME_PERSON links (SAME_PERSON_COLUMNS) into a complete snapshot that is not
+        current (a staged one: they become visible with its commit, and go with it when it is
+        deleted). Replaces the links it held; refuses the current snapshot (NoSnapshot when it is
+        not held, ValueError when it is current or a link names a person it does not hold).
+        Returns the number of links written."""
+
+    @abstractmethod
+    def same_person(self, snapshot_id: str | None = None) -> pd.DataFrame:
+        """The current (or named) snapshot's SAME_PERSON links, SAME_PERSON_COLUMNS, sorted by
+        person_id (empty when its run wrote none)."""
+
+    @abstractmethod
     def snapshot(self, snapshot_id: str | None = None) -> SnapshotInfo | None:
         """The current snapshot (or the named one), or None when there is none."""
 
@@ -130,6 +157,27 @@ class GraphStore(ABC):
 
     def close(self) -> None:
         """Release connections."""
+
+
+def same_person_frame(links: pd.DataFrame) -> pd.DataFrame:
+    """`links` in the stores' one form: SAME_PERSON_COLUMNS, ids as text, probability float (NaN
+    when unknown), matched_on text, one row per person record, sorted by person_id."""
+    missing = [c for c in SAME_PERSON_COLUMNS if c not in links.columns]
+    if missing:
+        raise ValueError(f"SAME_PERSON links lack the columns {missing}")
+    out = pd.DataFrame(
+        {
+            "person_id": links["person_id"].astype(str).to_numpy(dtype=object),
+            "golden_id": links["golden_id"].astype(str).to_numpy(dtype=object),
+            "match_probability": pd.to_numeric(links["match_probability"], errors="coerce").astype("float64"),
+            "matched_on": links["matched_on"].fillna("").astype(str).to_numpy(dtype=object),
+        }
+    )
+    if (out["person_id"] == out["golden_id"]).any():
+        raise ValueError("a SAME_PERSON link joins a record to itself")
+    if out["person_id"].duplicated().any():
+        raise ValueError("a person record has more than one SAME_PERSON link (one golden person each)")
+    return out.sort_values("person_id", kind="mergesort").reset_index(drop=True)
 
 
 class StoreLease:

@@ -13,6 +13,7 @@ log = logging.getLogger("riskgraph.faults")
 
 POINTS = (
     "after_ingest",
+    "after_resolve",
     "after_scoring",
     "stage_outputs",
     "mid_results",

@@ -122,6 +122,10 @@ def served_state(home: Path, out: Path) -> str:
     try:
         snap = store.snapshot()
         assert snap.id == run["snapshot_id"] and snap.content_hash == manifest["input_hash"]
+        # its SAME_PERSON links are those of the run that loaded the snapshot (docs/resolution.md)
+        resolved = pd.read_csv(out / "resolved_persons.csv", dtype=str, keep_default_na=False)
+        merged = resolved[resolved["person_id"] != resolved["golden_id"]]
+        assert store.same_person()["person_id"].tolist() == sorted(merged["person_id"])
     finally:
         store.close()
     registry = ModelRegistry(db)
@@ -135,6 +139,7 @@ def served_state(home: Path, out: Path) -> str:
     "fault,code",
     [
         ("after_ingest:kill", -signal.SIGKILL),
+        ("after_resolve:kill", -signal.SIGKILL),  # its SAME_PERSON links written into its staged snapshot
         ("after_scoring:kill", -signal.SIGKILL),
         ("stage_outputs:kill", -signal.SIGKILL),
         ("mid_results:kill", -signal.SIGKILL),

@@ -10,7 +10,7 @@ import pytest
 
 from composer.pipeline import run_pipeline
 from composer.protect import reveal_evidence
-from graph.factory import field_cipher
+from graph.factory import field_cipher, open_store
 from riskgraph.settings import Settings
 from tests.factories import SAMPLE
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @pytest.mark.neo4j
 def test_memory_and_neo4j_give_the_same_results(tmp_path: Path, neo4j_store: Neo4jGraphStore) -> None:
-    outs, hits = {}, {}
+    outs, hits, links = {}, {}, {}
     for name, url in (("memory", f"memory://{tmp_path / 'store'}"), ("neo4j", neo4j_store.url)):
         settings = Settings(home=tmp_path / f"home-{name}", store_url=url, progress=False)
         run_pipeline(data=SAMPLE, out=tmp_path / name, settings=settings)
@@ -29,6 +29,11 @@ def test_memory_and_neo4j_give_the_same_results(tmp_path: Path, neo4j_store: Neo
         h = pd.read_csv(outs[name] / "rule_hits.csv")
         cipher = field_cipher(settings)
         hits[name] = h.assign(evidence=[reveal_evidence(e, cipher) for e in h["evidence"].tolist()])
+        store = open_store(url, settings)
+        try:
+            links[name] = store.same_person()  # the resolution's SAME_PERSON links (docs/resolution.md)
+        finally:
+            store.close()
     a = pd.read_csv(outs["memory"] / "scores.csv", dtype={"entity_id": str})
     b = pd.read_csv(outs["neo4j"] / "scores.csv", dtype={"entity_id": str})
     same = ["entity_type", "entity_id", "grade", "rule_hits"]
@@ -38,3 +43,8 @@ def test_memory_and_neo4j_give_the_same_results(tmp_path: Path, neo4j_store: Neo
     ra, rb = pd.read_csv(outs["memory"] / "rings.csv"), pd.read_csv(outs["neo4j"] / "rings.csv")
     assert ra.equals(rb)
     assert hits["memory"].equals(hits["neo4j"])
+    pd.testing.assert_frame_equal(links["memory"], links["neo4j"])
+    resolved = pd.read_csv(outs["memory"] / "resolved_persons.csv", dtype=str, keep_default_na=False)
+    merged = resolved[resolved["person_id"] != resolved["golden_id"]]
+    assert len(merged) > 0  # the sample plants duplicate person records
+    assert links["memory"]["person_id"].tolist() == sorted(merged["person_id"])

@@ -6,12 +6,14 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.security import mask_value
 from composer.pipeline import run_pipeline
+from graph.projection import REL_TYPES
 from tests.api.support import headers, make_settings
 
 H = headers("investigator")
@@ -80,6 +82,49 @@ def test_paths(client: TestClient) -> None:
     assert r.status_code == 404
     r = client.get("/v1/paths", params={"source_type": "person", "source_id": "P0000001"}, headers=H)
     assert r.status_code == 422
+
+
+def test_a_record_s_neighbours_include_its_other_record_via_same_person(client: TestClient) -> None:
+    """A person record merged into another record's golden person (issue 16) is linked to it by
+    SAME_PERSON, with match_probability and matched_on, on both stores, for every role."""
+    state = client.app.state.riskgraph
+    links = state.store.same_person()
+    resolved = pd.read_csv(
+        state.settings.home / "runs" / state.book.run_id / "out" / "resolved_persons.csv",
+        dtype={"person_id": str, "golden_id": str},
+        keep_default_na=False,
+    )
+    merged = resolved[resolved["person_id"] != resolved["golden_id"]]
+    assert len(links) == len(merged) > 0  # the synthetic data plants duplicate records
+    assert links["person_id"].tolist() == sorted(merged["person_id"])
+    record, golden = links["person_id"].iloc[0], links["golden_id"].iloc[0]
+    for role in ("investigator", "inspector"):
+        body = client.get(f"/v1/entities/person/{record}/neighbours", headers=headers(role)).json()
+        assert {"type": "person", "id": golden} in [{"type": n["type"], "id": n["id"]} for n in body["nodes"]]
+        same = [e for e in body["edges"] if e["relation"] == "SAME_PERSON"]
+        assert [(e["source_id"], e["target_id"]) for e in same] == [(record, golden)]
+        props = same[0]["properties"]
+        assert props["matched_on"] in {"id_number", "model", "review"}
+        assert props.get("match_probability", 1.0) <= 1.0
+    only = client.get(f"/v1/entities/person/{golden}/neighbours", params={"rel_type": "SAME_PERSON"}, headers=H).json()
+    others = set(links.loc[links["golden_id"] == golden, "person_id"])
+    assert {n["id"] for n in only["nodes"]} == others | {golden}
+    assert {e["relation"] for e in only["edges"]} == {"SAME_PERSON"}
+    path = client.get(
+        "/v1/paths",
+        params={"source_type": "person", "source_id": record, "target_type": "person", "target_id": golden},
+        headers=H,
+    ).json()
+    assert path["found"] and path["hops"] == 1 and path["edges"][0]["relation"] == "SAME_PERSON"
+
+
+def test_the_explorer_filters_every_relationship_type() -> None:
+    """The graph explorer's relationship-type filter (api/static/js/api.js) lists exactly the
+    API's relationship types, SAME_PERSON included."""
+    js = (Path(__file__).resolve().parents[2] / "api" / "static" / "js" / "api.js").read_text()
+    listed = re.search(r"export const REL_TYPES = \[(.*?)\];", js, re.S)
+    assert listed is not None
+    assert tuple(re.findall(r'"([A-Z_]+)"', listed.group(1))) == REL_TYPES
 
 
 def test_rings_list_and_detail(client: TestClient) -> None:

@@ -140,16 +140,22 @@ def test_snapshot_deletion_detaches_node_by_node_in_bounded_transactions(
     fake_store: Neo4jGraphStore, runner: CollectingRunner
 ) -> None:
     runner.answers[RETAIN] = [{"id": 3}]
-    runner.answers["RETURN s.row_counts AS counts"] = [{"counts": json.dumps({"persons": 10, "visits": 40})}]
+    runner.answers["RETURN s.row_counts AS counts"] = [
+        {"counts": json.dumps({"persons": 10, "visits": 40}), "links": 5}
+    ]
     fake_store.retain([])
     assert runner.calls[0] == Call("run", RETAIN, {"key": "riskgraph", "keep": []})
     assert runner.calls[1] == Call(
-        "run", "MATCH (s:RiskGraphSnapshot {id: $s}) RETURN s.row_counts AS counts", {"s": 3}
+        "run",
+        "MATCH (s:RiskGraphSnapshot {id: $s}) RETURN s.row_counts AS counts, s.same_person AS links",
+        {"s": 3},
     )
     # persons: 20,000 relationships a transaction over 40 visits + 3 identifier links per person
-    # = 7 a person; entities without rows: 1; identifier and fact nodes have none left: 20,000
+    # + 5 SAME_PERSON links touching two persons each = 8 a person (their DETACH DELETE removes
+    # the SAME_PERSON links too); entities without rows: 1; identifier and fact nodes have none
+    # left: 20,000
     per_tx = {
-        "Person": 20_000 * 10 // 70,
+        "Person": 20_000 * 10 // 80,
         "Employer": 1,
         "Clinic": 1,
         "Pharmacy": 1,

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
@@ -234,3 +235,38 @@ def test_entity_page_ring_focus(page: Any, offline: list[dict[str, str]], login:
     assert sorted(members) == sorted(f"{m['type']}:{m['id']}" for m in ring["members"])
     assert graph(page, f"return g.cy.getElementById('{ident['type']}:{ident['id']}').hasClass('shared');")
     assert graph(page, "return g.cy.nodes('.dim').length;") > 0  # the member's other links, dimmed
+
+
+def test_two_records_of_one_person_are_drawn_with_same_person(
+    page: Any, offline: list[dict[str, str]], login: Any, pages_home: Path, api_get: Any, shoot: Shooter
+) -> None:
+    """A person record merged into another record's golden person (issue 16): its entity page draws
+    the SAME_PERSON edge to the golden record, labelled with how they matched, and the relationship
+    filter can hide it."""
+    from riskgraph.results import ResultsDB
+    from tests.pages.conftest import page_settings
+
+    settings = page_settings(pages_home)
+    run_id = ResultsDB.of(settings).served_run_id()
+    resolved = pd.read_csv(
+        settings.home / "runs" / str(run_id) / "out" / "resolved_persons.csv", dtype=str, keep_default_na=False
+    )
+    record, golden = resolved[resolved["person_id"] != resolved["golden_id"]].iloc[0][["person_id", "golden_id"]]
+    edge = next(
+        e for e in api_get(f"/v1/entities/person/{record}/neighbours")["edges"] if e["relation"] == "SAME_PERSON"
+    )
+    login("investigator", f"#/entity/person/{record}")
+    wait_drawn(page)
+    edge_id = f"person:{record}|SAME_PERSON|person:{golden}"
+    page.wait_for_function(
+        f"id => document.querySelector('{GRAPH}').rgGraph.cy.getElementById(id).nonempty()", arg=edge_id
+    )
+    label = graph(page, f"return g.cy.getElementById('{edge_id}').data('label');")
+    assert label.startswith("SAME_PERSON (") and edge["properties"]["matched_on"] in label, label
+    box = page.locator("label.rel-box", has_text="SAME_PERSON").locator("input")
+    page.locator("details.rel-filter summary").click()
+    box.uncheck()
+    page.wait_for_function(
+        f"id => document.querySelector('{GRAPH}').rgGraph.cy.getElementById(id).hasClass('hidden')", arg=edge_id
+    )
+    shoot("same-person")

@@ -3,7 +3,7 @@ const KEY_STORE = "riskgraph.apiKey";
 
 export const ENTITY_TYPES = ["person", "employer", "clinic", "pharmacy", "agency"];
 export const REL_TYPES = ["EMPLOYED_BY", "PLACED_BY", "CONTRIBUTED", "VISITED", "PURCHASED", "PRESCRIBED_AT",
-  "LINKED", "HAS_PHONE", "HAS_ADDRESS", "HAS_BANK_ACCOUNT"];
+  "LINKED", "HAS_PHONE", "HAS_ADDRESS", "HAS_BANK_ACCOUNT", "SAME_PERSON"];
 
 export class ApiError extends Error {
   constructor(status, code, message) {

@@ -97,7 +97,7 @@ export class GraphView {
         width: "data(width)", "line-color": "#b8bec7", "curve-style": "bezier", "font-size": 8, color: "#555",
         "text-rotation": "autorotate", "text-background-color": "#fbfcfd", "text-background-opacity": 0.9,
         "min-zoomed-font-size": 7 } },
-      { selector: "edge.labelled, edge.hover", style: { label: "data(relation)" } },
+      { selector: "edge.labelled, edge.hover", style: { label: "data(label)" } },
       { selector: "edge.ring", style: { "line-color": RING_COLOUR, "line-opacity": 0.75, width: 3, "z-index": 10 } },
       { selector: "edge.path", style: { "line-color": "#1565c0", width: 4 } },
       { selector: ".dim", style: { opacity: 0.18, "text-opacity": 0.35, "z-index": 0 } },
@@ -144,8 +144,8 @@ export class GraphView {
         const tgt = nodeKey(e.target_type, e.target_id);
         const id = `${s}|${e.relation}|${tgt}`;
         if (cy.getElementById(id).empty() && cy.getElementById(s).nonempty() && cy.getElementById(tgt).nonempty()) {
-          cy.add({ group: "edges", data: { id, source: s, target: tgt, relation: e.relation, count: e.count,
-            width: 1 + Math.min(5, Math.log2(1 + (e.count || 1))) } });
+          cy.add({ group: "edges", data: { id, source: s, target: tgt, relation: e.relation, label: edgeLabel(e),
+            count: e.count, width: 1 + Math.min(5, Math.log2(1 + (e.count || 1))) } });
         }
         if (cls) cy.getElementById(id).addClass(cls);
       }
@@ -299,4 +299,14 @@ export function legend() {
     h("span", { class: "legend-sep" }),
     h("span", { class: "legend-item" }, h("span", { class: "swatch round ring-swatch" }), t("graph.member")),
     h("span", { class: "legend-item" }, h("span", { class: "swatch dashed-swatch" }), t("graph.hiddenmark")));
+}
+
+// An edge's label: its relationship name; SAME_PERSON (two records of one person, issue 16) also
+// says how the records matched and with what probability.
+function edgeLabel(e) {
+  if (e.relation !== "SAME_PERSON") return e.relation;
+  const p = e.properties || {};
+  const how = [p.matched_on, p.match_probability != null ? Number(p.match_probability).toFixed(2) : null]
+    .filter(Boolean).join(" ");
+  return how ? `SAME_PERSON (${how})` : e.relation;
 }
