@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from composer.engines import open_engine
 from composer.protect import protect_hits
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from composer.supervision import SCHEMES_PARQUET, supervise
@@ -34,8 +35,7 @@ from explain.context import reason_context
 from explain.fairness import fairness_table
 from explain.reasons import entity_reasons
 from explain.report import write_report
-from features.build import build_features, reference_date
-from features.graph_features import add_graph_features
+from features.build import reference_date
 from features.rings import NEEDS_HITS, RING_KINDS, RingResult, assemble_rings, find_rings
 from features.signals import with_signals
 from graph.contract import ENTITY_TYPES, PROTECTED_COLUMNS, TABLES, Level, column_level
@@ -104,9 +104,11 @@ def run_pipeline(
     models: ModelSource = ModelSource.FIT,
     kind: str = "pipeline",
     wait: bool = False,
+    engine: str | None = None,
 ) -> PipelineResult:
     """One run, committed once. `data` None re-scores the served run's snapshot (the jobs);
-    `out` None keeps the output files only in the run's folder under the home."""
+    `out` None keeps the output files only in the run's folder under the home. `engine` (default:
+    the `engine` setting) runs the stages on pandas or Spark (composer/engines/)."""
     url = store_url or settings.store
     folders = {"home": settings.home} | ({"output": out} if out is not None else {})
     preflight(folders, settings.min_free_bytes)
@@ -115,6 +117,7 @@ def run_pipeline(
     tokens = masking_tokens(settings)  # keyed pseudonyms of shared identifiers in ring evidence
     timer = StageTimer()
     bar = tqdm(total=len(STAGES), disable=not settings.progress, unit="stage", leave=False)
+    stages = open_engine(settings, engine)
     serves = models is not ModelSource.CANDIDATE
     try:
         with Run(settings, db, store, kind=kind, serves=serves, wait=wait, out_dir=out) as run:
@@ -140,7 +143,7 @@ def run_pipeline(
             try:
                 with timer.stage("features", bar):
                     excluded = model_excluded_columns(dataset, columns, settings.model.use_protected_attributes)
-                    features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
+                    features = stages.features(dataset, proj, exclude=excluded)
                 with timer.stage("rings", bar):
                     kinds = tuple(k for k in RING_KINDS if k not in WORKER_RING_KINDS)
                     found = find_rings(dataset, kinds, None, settings.rings, proj.column_codes.sharing_ids(), tokens)
@@ -192,6 +195,7 @@ def run_pipeline(
                 "policy": f"{policy.id} {policy.version}" if policy else None,
                 "scorecard": settings.scorecard.model_dump(),
                 "python": platform.python_version(),
+                "engine": stages.describe(),
             }
             tables: list[str] = []
             with timer.stage("outputs", bar):
@@ -244,6 +248,7 @@ def run_pipeline(
     finally:
         bar.close()
         store.close()
+        stages.close()
 
 
 def score_types(
