@@ -1,22 +1,26 @@
 """The Spark engine: the stages it implements as Spark DataFrame work, the rest on the driver.
 
-In Spark (no per-row Python: joins, aggregations, and numpy per group in applyInPandas):
+In Spark (no per-row Python: joins and aggregations; numpy/LightGBM per batch or per group):
 - projection: every relationship as an edge DataFrame (source, target, rel, count) in the
   projection's global node indices (`edge_frame`, equal to `Projection.edges`);
 - graph features: degree, 2-hop path counts and shared-identifier counts (`graph_counts`);
 - ring grouping (`group_nodes`): connected components (GraphFrames when its jars resolved, else
   DataFrame min-label propagation), component sizes and densities, and the Leiden split of each
-  oversized component with applyInPandas (features/rings/grouping.py's `_leiden`, unchanged).
+  oversized component with applyInPandas (features/rings/grouping.py's `_leiden`, unchanged);
+- scoring (`score`): a model trained on the driver, broadcast, scoring and explaining with
+  mapInPandas in batches.
 
-On the driver (pandas), recorded as such in `describe()` and so in the run's manifest:
-ingest and validation, the node numbering (the sorted id vocabularies of graph/codes.py), the
-entity aggregates and attributes, PageRank and neighbour means, rules, the ring finders around
-the grouping, training, scoring and explanations.
+The pipeline runs the first two through the engine; `group_nodes` and `score` are parity-tested
+(tests/engines/) but not yet routed into the ring finders and the scoring stage. The rest runs on
+the driver (pandas), and `describe()` (so the run's manifest) says so: ingest and validation, the
+node numbering (the sorted id vocabularies of graph/codes.py), the entity aggregates and
+attributes, PageRank and neighbour means, rules, the ring finders, training, scoring and
+explanations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import numpy as np
@@ -32,8 +36,14 @@ from graph.contract import ENTITY_TABLE, ID_COLUMN
 from graph.dataset import Dataset
 from graph.projection import EVENT_RELATIONSHIPS, IDENTIFIER_RELATIONSHIPS, NODE_TYPES, REL_TYPES, Projection
 from riskgraph.settings import RingSettings, Settings, SparkSettings
+from scoring.model import CrossFittedRiskModel
 
 SPARK_STAGES = ("projection (edge DataFrames)", "features: degree, two_hop_paths, shares_*_with")
+# stage functions of the engine that are parity-tested but not yet routed into the pipeline
+TESTED_NOT_ROUTED = {
+    "group_nodes": "ring grouping: components, then Leiden per component with applyInPandas",
+    "score": "scoring and explaining with a driver-trained model broadcast to mapInPandas batches",
+}
 DRIVER_STAGES = {
     "ingest, validation": "read and validated by the pandas loader (graph/dataset.py)",
     "node numbering": "the sorted id vocabularies of graph/codes.py, shipped to Spark as DataFrames",
@@ -41,7 +51,8 @@ DRIVER_STAGES = {
     "rules": "rules/engine.py",
     "rings": "features/rings/ on the driver: the engine's Spark group_nodes (components, then Leiden per"
     " component with applyInPandas) is parity-tested but not yet routed into the ring finders",
-    "scoring, explanations": "scoring/, explain/ (train, score and explain on the driver)",
+    "scoring, explanations": "scoring/, explain/ on the driver (the engine's mapInPandas `score` is"
+    " parity-tested but not yet routed into the pipeline)",
 }
 GRAPH_COUNT_COLUMNS = ("degree", "two_hop_paths") + tuple(f"shares_{i}_with" for i in IDENTIFIER_RELATIONSHIPS)
 MAX_PROPAGATION_ROUNDS = 10_000  # a guard only: min-label propagation ends within the graph's diameter
@@ -76,6 +87,7 @@ class SparkEngine(Engine):
             "jars": self.jars.status,
             "components": self.components_by,
             "in_spark": list(SPARK_STAGES),
+            "in_spark_not_yet_routed": TESTED_NOT_ROUTED,
             "on_driver": DRIVER_STAGES,
         }
 
@@ -182,6 +194,40 @@ class SparkEngine(Engine):
             out[name] = values
         edges.unpersist()
         return out
+
+    # -- scoring -------------------------------------------------------------------------------
+    def score(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Calibrated risk and per-feature contributions of each row of `X` with a model trained
+        on the driver: the model (booster and calibrator) is broadcast once and every batch of
+        rows is scored and explained with mapInPandas (LightGBM on one thread per task)."""
+        names = [f"f{i}" for i in range(X.shape[1])]  # Spark-safe names; the batches map them back
+        features = list(X.columns)
+        sent = X.set_axis(names, axis=1).reset_index(drop=True)
+        for c in sent.columns:
+            if isinstance(sent[c].dtype, pd.CategoricalDtype):
+                sent[c] = sent[c].astype(object).where(sent[c].notna(), None).astype("string")
+        sent.insert(0, "_row", np.arange(len(sent), dtype=np.int64))
+        frame = self.session.createDataFrame(pa.Table.from_pandas(sent, preserve_index=False))
+        shared = self.session.sparkContext.broadcast(model)
+        schema = "_row long, risk double, " + ", ".join(f"c{i} double" for i in range(len(names)))
+
+        def batches(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            m = shared.value
+            m.settings = m.settings.model_copy(update={"threads": 1})
+            for part in parts:
+                rows = part.drop(columns=["_row"]).set_axis(features, axis=1)
+                contrib = m.contributions(rows).to_numpy(np.float64)
+                out = pd.DataFrame(contrib, columns=[f"c{i}" for i in range(len(features))])
+                out.insert(0, "risk", m.predict_proba(rows))
+                out.insert(0, "_row", part["_row"].to_numpy(np.int64))
+                yield out
+
+        got = frame.mapInPandas(batches, schema).toPandas().sort_values("_row", kind="mergesort")
+        shared.unpersist()
+        contributions = pd.DataFrame(
+            got[[f"c{i}" for i in range(len(features))]].to_numpy(np.float64), index=X.index, columns=features
+        )
+        return got["risk"].to_numpy(np.float64), contributions
 
     # -- ring grouping ---------------------------------------------------------------------------
     def components(self, n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:

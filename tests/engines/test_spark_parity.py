@@ -15,7 +15,9 @@ from composer.pipeline import PipelineResult, run_pipeline
 from features.rings.grouping import group_nodes
 from graph.dataset import Dataset, load_dataset
 from graph.projection import Projection
-from riskgraph.settings import RingSettings, Settings
+from riskgraph.settings import ModelSettings, RingSettings, Settings
+from scoring.model import CrossFittedRiskModel
+from scoring.score import assign_folds, labels_of
 from tests.engines.conftest import TEST_SPARK
 from tests.factories import SAMPLE
 
@@ -144,3 +146,16 @@ def test_the_manifest_says_what_ran_where(both_runs: dict[str, PipelineResult]) 
     assert "projection (edge DataFrames)" in engine["in_spark"]
     assert {"rules", "rings", "scoring, explanations"} <= set(engine["on_driver"])
     assert engine["components"]
+
+
+def test_scores_with_the_same_model_equal_to_1e_6(spark_engine: SparkEngine, sample) -> None:
+    dataset, proj = sample
+    X = PandasEngine().features(dataset, proj)["person"]
+    y = labels_of(dataset, "person", X.index)
+    ms = ModelSettings(n_estimators=40, threads=1)
+    model = CrossFittedRiskModel(ms).fit(X.loc[y.index], y.to_numpy(), assign_folds(y, ms).to_numpy())
+    risk, contributions = spark_engine.score(model, X)
+    np.testing.assert_allclose(risk, model.predict_proba(X), rtol=0, atol=SCORE_TOLERANCE)
+    want = model.contributions(X)
+    assert contributions.index.equals(want.index) and list(contributions.columns) == list(want.columns)
+    np.testing.assert_allclose(contributions.to_numpy(), want.to_numpy(), rtol=0, atol=SCORE_TOLERANCE)
