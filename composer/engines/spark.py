@@ -2,7 +2,8 @@
 
 In Spark (no per-row Python: joins and aggregations; numpy/LightGBM per batch or per group):
 - projection: every relationship as an edge DataFrame (source, target, rel, count) in the
-  projection's global node indices (`edge_frame`, equal to `Projection.edges`);
+  projection's global node indices (`edge_frame`, equal to `Projection.edges`); Spark gets
+  integer node indices only, never an id or a personal identifier's value;
 - graph features: degree, 2-hop path counts and shared-identifier counts (`graph_counts`);
 - ring grouping (`group_nodes`): connected components (GraphFrames when its jars resolved, else
   DataFrame min-label propagation), component sizes and densities, and the Leiden split of each
@@ -34,7 +35,7 @@ from features.graph_features import add_graph_features
 from features.rings.grouping import _leiden
 from graph.contract import ENTITY_TABLE, ID_COLUMN
 from graph.dataset import Dataset
-from graph.projection import EVENT_RELATIONSHIPS, IDENTIFIER_RELATIONSHIPS, NODE_TYPES, REL_TYPES, Projection
+from graph.projection import EVENT_RELATIONSHIPS, IDENTIFIER_RELATIONSHIPS, REL_TYPES, Projection
 from riskgraph.settings import RingSettings, Settings, SparkSettings
 from scoring.model import CrossFittedRiskModel
 
@@ -46,7 +47,7 @@ TESTED_NOT_ROUTED = {
 }
 DRIVER_STAGES = {
     "ingest, validation": "read and validated by the pandas loader (graph/dataset.py)",
-    "node numbering": "the sorted id vocabularies of graph/codes.py, shipped to Spark as DataFrames",
+    "node numbering": "the sorted id vocabularies of graph/codes.py: Spark gets integer node indices only",
     "features: aggregates, attributes, pagerank, neighbour means": "features/build.py, features/graph_features.py",
     "rules": "rules/engine.py",
     "rings": "features/rings/ on the driver: the engine's Spark group_nodes (components, then Leiden per"
@@ -111,47 +112,39 @@ class SparkEngine(Engine):
     def _frame(self, table: pa.Table) -> Any:
         return self.session.createDataFrame(table)
 
-    def node_frames(self, proj: Projection) -> dict[str, Any]:
-        """Per node type: (id, idx) with idx the global node index (the driver's numbering)."""
-        out = {}
-        for t in NODE_TYPES:
-            ids = proj.column_codes.vocab(t).cast(pa.string())
-            idx = pa.array(np.arange(len(ids), dtype=np.int64) + proj.offsets[t])
-            out[t] = self._frame(pa.table({"id": ids, "idx": idx}))
-        return out
-
     def edge_frame(self, dataset: Dataset, proj: Projection) -> Any:
-        """Every relationship folded to one row per (source, target, rel): `Projection.edges`."""
+        """Every relationship folded to one row per (source, target, rel): `Projection.edges`.
+        Spark gets each table's endpoints as the driver's integer node indices (graph/codes.py),
+        never an id or identifier value: no personal value leaves the driver."""
         from pyspark.sql import functions as F
 
-        nodes = self.node_frames(proj)
         parts = []
 
-        def link(rows: Any, sc: str, st: str, tc: str, tt: str, rel: str) -> Any:
-            s = nodes[st].withColumnRenamed("id", sc).withColumnRenamed("idx", "source")
-            t = nodes[tt].withColumnRenamed("id", tc).withColumnRenamed("idx", "target")
-            return rows.join(s, sc).join(t, tc).select("source", "target", F.lit(REL_TYPES.index(rel)).alias("rel"))
-
-        def rows(table: str, columns: list[str]) -> Any:
-            df = dataset.tables[table]
-            return self._frame(
-                pa.table({c: pa.array(df[c].astype("string").to_numpy(na_value=None), pa.string()) for c in columns})
+        def link(rel: str, st: str, s: np.ndarray, tt: str, t: np.ndarray) -> None:
+            code = REL_TYPES.index(rel)
+            rows = pa.table(
+                {
+                    "source": pa.array(np.asarray(s, np.int64) + proj.offsets[st]),
+                    "target": pa.array(np.asarray(t, np.int64) + proj.offsets[tt]),
+                    "known": pa.array((np.asarray(s) >= 0) & (np.asarray(t) >= 0)),
+                }
             )
+            parts.append(self._frame(rows).filter("known").select("source", "target", F.lit(code).alias("rel")))
 
         for rel, (table, st, sc, tt, tc) in EVENT_RELATIONSHIPS.items():
             if dataset.has(table):
-                r = rows(table, sorted({sc, tc}))
-                parts.append(link(r, sc, st, tc, tt, rel))
+                link(rel, st, proj.codes(table, sc, st), tt, proj.codes(table, tc, tt))
         if dataset.has("agency_links"):
-            r = rows("agency_links", ["agency_id", "entity_type", "entity_id"])
+            kind = dataset.tables["agency_links"]["entity_type"]
+            agency = proj.codes("agency_links", "agency_id", "agency")
             for et in ("person", "employer"):
-                part = r.filter(F.col("entity_type") == et).drop("entity_type")
-                parts.append(link(part, "agency_id", "agency", "entity_id", et, "LINKED"))
+                mine = (kind == et).to_numpy(dtype=bool, na_value=False)
+                link("LINKED", "agency", agency[mine], et, proj.codes("agency_links", "entity_id", et)[mine])
         for et in ("person", "employer"):
-            table, idc = ENTITY_TABLE[et], ID_COLUMN[et]
+            table = ENTITY_TABLE[et]
+            holder = proj.codes(table, ID_COLUMN[et], et)
             for ident, rel in IDENTIFIER_RELATIONSHIPS.items():
-                if ident in dataset.tables[table].columns:
-                    parts.append(link(rows(table, [idc, ident]), idc, et, ident, ident, rel))
+                link(rel, et, holder, ident, proj.codes(table, ident, ident))
         edges = parts[0]
         for p in parts[1:]:
             edges = edges.unionByName(p)

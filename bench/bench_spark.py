@@ -1,0 +1,132 @@
+"""The Spark engine against the pandas engine: stage times, peak memory and parity, on generated
+data (generation excluded) or a dataset folder.
+
+Stages (default): the features stage on each engine, the Spark part of it alone (edge DataFrames,
+degree, 2-hop and shared-identifier counts), and the largest differences between the engines.
+--end-to-end: `run_pipeline` once per engine, each training its own models, and the largest
+score difference, with the rule hits and rings compared as sets.
+
+.venv/bin/python bench/bench_spark.py --persons 10000 --master 'local[2]' --partitions 4
+.venv/bin/python bench/bench_spark.py --persons 10000 --end-to-end
+.venv/bin/python bench/bench_spark.py --data DIR --partitions 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from composer.engines.pandas import PandasEngine
+from composer.engines.spark import GRAPH_COUNT_COLUMNS, SparkEngine
+from composer.engines.spark_session import graphframes_jars, spark_session
+from composer.pipeline import run_pipeline
+from graph.dataset import load_dataset
+from graph.projection import Projection
+from riskgraph.settings import Settings, SparkSettings
+from synth.generator import generate
+
+
+def peak_mib() -> tuple[float, float]:
+    """Peak RSS of this process, and of its largest finished child (the Spark JVM once stopped)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, child
+
+
+def largest_difference(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> float:
+    worst = 0.0
+    for t, f in a.items():
+        for col in f.columns:
+            if pd.api.types.is_numeric_dtype(f[col]) and not isinstance(f[col].dtype, pd.CategoricalDtype):
+                x, y = f[col].to_numpy(np.float64), b[t][col].to_numpy(np.float64)
+                same_nan = np.isnan(x) & np.isnan(y)
+                worst = max(worst, float(np.nanmax(np.where(same_nan, 0, np.abs(x - y)), initial=0)))
+    return worst
+
+
+def stages(data: Path, conf: SparkSettings) -> None:
+    dataset = load_dataset(data)
+    proj = Projection(dataset)
+    t0 = time.perf_counter()
+    want = PandasEngine().features(dataset, proj)
+    t_pandas = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jars = graphframes_jars()
+    engine = SparkEngine(spark_session(conf, jars, app="bench"), conf, jars)
+    t_session = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    engine.graph_counts(dataset, proj)
+    t_counts = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    got = engine.features(dataset, proj)
+    t_spark = time.perf_counter() - t0
+    engine.close()
+    own, child = peak_mib()
+    edges = len(proj.edges)
+    print(
+        f"persons {len(dataset.tables['persons']):,}, edges {edges:,}, master {conf.master}, partitions {conf.shuffle_partitions}"
+    )
+    print(
+        f"features stage: pandas {t_pandas:.1f}s, spark {t_spark:.1f}s (of which the Spark counts {t_counts:.1f}s); session start {t_session:.1f}s"
+    )
+    print(f"Spark counts alone: {t_counts:.1f}s = {1e6 * t_counts / max(edges, 1):.1f} us per edge")
+    print(
+        f"largest feature difference: {largest_difference(want, got):.3g} (columns from Spark: {', '.join(GRAPH_COUNT_COLUMNS)})"
+    )
+    print(f"peak RSS: driver {own:.0f} MiB, Spark JVM {child:.0f} MiB")
+
+
+def end_to_end(data: Path, conf: SparkSettings, tmp: Path) -> None:
+    results = {}
+    for name in ("pandas", "spark"):
+        settings = Settings(home=tmp / name / "home", progress=False, spark=conf)
+        t0 = time.perf_counter()
+        results[name] = run_pipeline(data=data, out=tmp / name / "out", settings=settings, engine=name)
+        print(f"{name}: {time.perf_counter() - t0:.1f}s; stages {results[name].manifest['timings_s']}")
+    p, s = results["pandas"], results["spark"]
+    key = ["entity_type", "entity_id"]
+    ps, ss = p.scores.sort_values(key).reset_index(drop=True), s.scores.sort_values(key).reset_index(drop=True)
+    assert ps[key].equals(ss[key])
+    print(
+        f"entities {len(ps):,}: largest risk_score difference {np.abs(ps['risk_score'] - ss['risk_score']).max():.3g}"
+    )
+    hits = ["rule_id", "entity_type", "entity_id"]
+    same_hits = set(map(tuple, p.rule_hits[hits].to_numpy())) == set(map(tuple, s.rule_hits[hits].to_numpy()))
+    rings = ["ring_id", "ring_type", "entity_type", "entity_id"]
+    same_rings = set(map(tuple, p.rings[rings].to_numpy())) == set(map(tuple, s.rings[rings].to_numpy()))
+    print(
+        f"rule hits {len(p.rule_hits):,} identical: {same_hits}; ring members {len(p.rings):,} identical: {same_rings}"
+    )
+    own, child = peak_mib()
+    print(f"peak RSS: driver {own:.0f} MiB, largest finished child {child:.0f} MiB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--persons", type=int, default=10_000)
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--driver-memory", default="2g")
+    ap.add_argument("--end-to-end", action="store_true")
+    a = ap.parse_args()
+    conf = SparkSettings(master=a.master, shuffle_partitions=a.partitions, driver_memory=a.driver_memory)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = a.data
+        if data is None:
+            data = Path(tmp) / "data"
+            generate(persons=a.persons, seed=1, out=data, progress=False)
+        if a.end_to_end:
+            end_to_end(data, conf, Path(tmp))
+        else:
+            stages(data, conf)
+
+
+if __name__ == "__main__":
+    main()
