@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,8 +56,9 @@ def graphframes_jars() -> Jars:
         [mvn, "-q", "-B", "package"], cwd=JARS_DIR, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     if proc.returncode != 0:
-        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "[ERROR]" in ln]
-        why = f"graphframes jars not resolved from Maven Central: {lines[0] if lines else 'mvn exit ' + str(proc.returncode)}"
+        missing = re.search(r"(io\.graphframes:[\w.:-]+) was not found", proc.stdout + proc.stderr)
+        detail = f"{missing.group(1)} not found" if missing else f"mvn exit {proc.returncode}"
+        why = f"graphframes jars not resolved with Maven ({detail}); delete {FAILED.name} in {JARS_DIR} to retry"
         FAILED.write_text(f"{digest}\n{why}\n")
         log.warning("%s", why)
         return Jars((), why)
