@@ -14,6 +14,7 @@ score difference, with the rule hits and rings compared as sets.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -33,10 +34,30 @@ from synth.generator import generate
 
 
 def peak_mib() -> tuple[float, float]:
-    """Peak RSS of this process, and of its largest finished child (the Spark JVM once stopped)."""
+    """Peak RSS of this process, and the sum of the peaks (VmHWM) of its live descendants (the
+    Spark JVM and its Python workers): call it before the session stops."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own, child
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    mine, grew = {os.getpid()}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in mine} - mine
+        grew = bool(more)
+        mine |= more
+    tree = 0.0
+    for pid in mine - {os.getpid()}:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        hwm = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+        tree += int(hwm[0].split()[1]) / 1024 if hwm else 0
+    return own, tree
 
 
 def largest_difference(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> float:
@@ -66,8 +87,8 @@ def stages(data: Path, conf: SparkSettings) -> None:
     t0 = time.perf_counter()
     got = engine.features(dataset, proj)
     t_spark = time.perf_counter() - t0
-    engine.close()
     own, child = peak_mib()
+    engine.close()
     edges = len(proj.edges)
     print(
         f"persons {len(dataset.tables['persons']):,}, edges {edges:,}, master {conf.master}, partitions {conf.shuffle_partitions}"
@@ -79,7 +100,7 @@ def stages(data: Path, conf: SparkSettings) -> None:
     print(
         f"largest feature difference: {largest_difference(want, got):.3g} (columns from Spark: {', '.join(GRAPH_COUNT_COLUMNS)})"
     )
-    print(f"peak RSS: driver {own:.0f} MiB, Spark JVM {child:.0f} MiB")
+    print(f"peak RSS: driver {own:.0f} MiB, Spark JVM and workers (sum of their peaks) {child:.0f} MiB")
 
 
 def end_to_end(data: Path, conf: SparkSettings, tmp: Path) -> None:
@@ -103,8 +124,8 @@ def end_to_end(data: Path, conf: SparkSettings, tmp: Path) -> None:
     print(
         f"rule hits {len(p.rule_hits):,} identical: {same_hits}; ring members {len(p.rings):,} identical: {same_rings}"
     )
-    own, child = peak_mib()
-    print(f"peak RSS: driver {own:.0f} MiB, largest finished child {child:.0f} MiB")
+    own, _ = peak_mib()
+    print(f"peak RSS of the driver: {own:.0f} MiB (the Spark JVM is not included: see --stages)")
 
 
 def main() -> None:

@@ -179,13 +179,21 @@ class SparkEngine(Engine):
                     )
                 )
             )
-        out = {}
-        for name, frame in frames.items():
-            got = frame.toPandas()
-            values = np.zeros(proj.n_nodes, dtype=np.float64)
-            values[got["source"].to_numpy(np.int64)] = got[name].to_numpy(np.float64)
-            out[name] = values
+        # one long frame (source, column number, value): one Spark job for every column
+        names = list(frames)
+        long = None
+        for k, (name, frame) in enumerate(frames.items()):
+            part = frame.select("source", F.lit(k).alias("k"), F.col(name).cast("double").alias("value"))
+            long = part if long is None else long.unionByName(part)
+        got = long.toPandas() if long is not None else pd.DataFrame({"source": [], "k": [], "value": []})
         edges.unpersist()
+        out = {}
+        k = got["k"].to_numpy(np.int64)
+        for i, name in enumerate(names):
+            values = np.zeros(proj.n_nodes, dtype=np.float64)
+            mine = k == i
+            values[got["source"].to_numpy(np.int64)[mine]] = got["value"].to_numpy(np.float64)[mine]
+            out[name] = values
         return out
 
     # -- scoring -------------------------------------------------------------------------------
