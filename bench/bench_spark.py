@@ -33,10 +33,22 @@ from riskgraph.settings import Settings, SparkSettings
 from synth.generator import generate
 
 
-def peak_mib() -> tuple[float, float]:
-    """Peak RSS of this process, and the sum of the peaks (VmHWM) of its live descendants (the
-    Spark JVM and its Python workers): call it before the session stops."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its live descendants (the Spark JVM and
+    its Python workers): comparable across runs on a shared machine, unlike wall time."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    total = own.ru_utime + own.ru_stime
+    for pid in _descendants():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _descendants() -> set[int]:
+    """Live descendants of this process, from /proc."""
     parent: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -49,8 +61,15 @@ def peak_mib() -> tuple[float, float]:
         more = {p for p, pp in parent.items() if pp in mine} - mine
         grew = bool(more)
         mine |= more
+    return mine - {os.getpid()}
+
+
+def peak_mib() -> tuple[float, float]:
+    """Peak RSS of this process, and the sum of the peaks (VmHWM) of its live descendants (the
+    Spark JVM and its Python workers): call it before the session stops."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tree = 0.0
-    for pid in mine - {os.getpid()}:
+    for pid in _descendants():
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
@@ -82,8 +101,11 @@ def stages(data: Path, conf: SparkSettings) -> None:
     engine = SparkEngine(spark_session(conf, jars, app="bench"), conf, jars)
     t_session = time.perf_counter() - t0
     t0 = time.perf_counter()
+    engine.graph_counts(dataset, proj)  # the first job also warms the JVM up
+    t_first = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), cpu_seconds()
     engine.graph_counts(dataset, proj)
-    t_counts = time.perf_counter() - t0
+    t_counts, c_counts = time.perf_counter() - t0, cpu_seconds() - c0
     t0 = time.perf_counter()
     got = engine.features(dataset, proj)
     t_spark = time.perf_counter() - t0
@@ -94,9 +116,13 @@ def stages(data: Path, conf: SparkSettings) -> None:
         f"persons {len(dataset.tables['persons']):,}, edges {edges:,}, master {conf.master}, partitions {conf.shuffle_partitions}"
     )
     print(
-        f"features stage: pandas {t_pandas:.1f}s, spark {t_spark:.1f}s (of which the Spark counts {t_counts:.1f}s); session start {t_session:.1f}s"
+        f"features stage: pandas {t_pandas:.1f}s, spark {t_spark:.1f}s (driver features + Spark counts); session start {t_session:.1f}s"
     )
-    print(f"Spark counts alone: {t_counts:.1f}s = {1e6 * t_counts / max(edges, 1):.1f} us per edge")
+    print(
+        f"Spark counts alone (warm): {t_counts:.1f}s wall, {c_counts:.1f} CPU s (driver + JVM + workers) ="
+        f" {1e6 * c_counts / max(edges, 1):.1f} CPU us per edge; first (cold) call {t_first:.1f}s wall"
+    )
+    print(f"load average during the run: {os.getloadavg()[0]:.1f}")
     print(
         f"largest feature difference: {largest_difference(want, got):.3g} (columns from Spark: {', '.join(GRAPH_COUNT_COLUMNS)})"
     )
