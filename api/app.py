@@ -25,7 +25,7 @@ import riskgraph
 from api.audit import AuditWriter
 from api.jobs import JobRunner, build_scheduler
 from api.metrics import Metrics
-from api.routers import admin, credit, graph, health, policies, risk
+from api.routers import admin, cases, credit, governance, graph, health, objections, persons, policies, risk
 from api.security import LOOPBACK_HOSTS, Tokens, load_keyring
 from api.state import AppState
 from composer.runs import try_recover
@@ -134,7 +134,19 @@ def create_app(settings: Settings) -> FastAPI:
         max_body=settings.api_max_body_bytes,
         max_headers=settings.api_max_header_bytes,
     )
-    for r in (credit.router, risk.router, graph.router, admin.router, policies.router, health.router):
+    for r in (
+        credit.router,
+        risk.router,
+        graph.router,
+        persons.router,
+        cases.router,
+        cases.alerts_router,
+        objections.router,
+        governance.router,  # before admin, so that /v1/models/compare is not read as a version
+        admin.router,
+        policies.router,
+        health.router,
+    ):
         app.include_router(r)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,11 +64,8 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
         return ResultsBook()
     run_id = served[0]
     run = db.run(run_id) or {}
-    manifest = json.loads(run.get("manifest") or "{}")
     book = ResultsBook(fingerprint=f"{run_id}#{served[1]}", run_id=run_id, snapshot_id=run.get("snapshot_id"))
-    saved = run_dir(settings, run_id) / "features" / "catalogue.json"
-    if saved.exists():
-        book.catalogue = Catalogue.from_json(saved.read_text(encoding="utf-8"))
+    book.catalogue = saved_catalogue(settings, run_id)
     saved_scores = run_dir(settings, run_id) / "features" / SCORES_PARQUET
     # the run's own Parquet copy of its scores table (the same rows; ten times faster than SQL)
     scores = pd.read_parquet(saved_scores) if saved_scores.exists() else db.read_run_table(run_id, "scores")
@@ -77,29 +75,78 @@ def load_book(*, db: ResultsDB, settings: Settings, dataset_of: Callable[[str | 
     book.rings = db.read_run_table(run_id, "rings")
     book.ring_members = db.read_run_table(run_id, "ring_members")
     book.ring_edges = db.read_run_table(run_id, "ring_edges")
-    book.as_of = str(run.get("committed_at") or manifest.get("snapshot_loaded_at") or "")
+    book.as_of = run_as_of(run)
     if scores.empty:
         return book
     dataset = dataset_of(book.snapshot_id)
     bands = settings.bands.model_dump()
     book.bands = bands
-    scores = scores.fillna({"grade_cap": "", "reasons": "[]", "rule_hits": "[]", "model_version": ""})
-    saved_schemes = run_dir(settings, run_id) / "features" / SCHEMES_PARQUET
-    policies = PolicyBook(stored_policies(db))
-    book.credit = CreditBook.build(
+    scores = scores.fillna(SCORE_FILLS)
+    book.credit = run_credit_book(
+        settings,
+        db,
+        run_id,
+        run,
         scores,
-        run_dir(settings, run_id) / "features",
         catalogue=book.catalogue,
         bands=bands,
         as_of=book.as_of,
-        run_id=run_id,
-        outcomes=pd.read_parquet(saved_schemes) if saved_schemes.exists() else None,
-        policies=policies,
-        run_policy=next((p for p in policies.versions if f"{p.id} {p.version}" == manifest.get("policy")), None),
     )
     book.risk = _risk_frames(scores, book.ring_members, dataset)
     log.info("loaded %d scores, %d rings", len(scores), len(book.rings))
     return book
+
+
+SCORE_FILLS = {"grade_cap": "", "reasons": "[]", "rule_hits": "[]", "model_version": ""}
+
+
+def saved_catalogue(settings: Settings, run_id: str) -> Catalogue:
+    """The reason catalogue a run saved beside its features (the built-in one for older runs)."""
+    saved = run_dir(settings, run_id) / "features" / "catalogue.json"
+    return Catalogue.from_json(saved.read_text(encoding="utf-8")) if saved.exists() else built_in()
+
+
+def run_as_of(run: dict[str, Any]) -> str:
+    """A run's answers are as of its commit."""
+    manifest = json.loads(run.get("manifest") or "{}")
+    return str(run.get("committed_at") or manifest.get("snapshot_loaded_at") or "")
+
+
+def run_credit_book(
+    settings: Settings,
+    db: ResultsDB,
+    run_id: str,
+    run: dict[str, Any],
+    scores: pd.DataFrame,
+    *,
+    catalogue: Catalogue,
+    bands: dict[str, float],
+    as_of: str,
+    policy: str | None = None,
+) -> CreditBook:
+    """The credit answers of a run's `scores` rows (all of them when serving; one when replaying).
+    Treatments come from the policy version in force, or, for a replay, from `policy` (the
+    `id version` the decision record names; "" or None: the answer carried no policy)."""
+    folder = run_dir(settings, run_id) / "features"
+    manifest = json.loads(run.get("manifest") or "{}")
+    versions = stored_policies(db)
+    key = lambda p: f"{p.id} {p.version}"  # noqa: E731
+    if policy is not None:
+        versions_served = [p for p in versions if key(p) == policy]
+    else:
+        versions_served = versions
+    saved_schemes = folder / SCHEMES_PARQUET
+    return CreditBook.build(
+        scores,
+        folder,
+        catalogue=catalogue,
+        bands=bands,
+        as_of=as_of,
+        run_id=run_id,
+        outcomes=pd.read_parquet(saved_schemes) if saved_schemes.exists() else None,
+        policies=PolicyBook(versions_served),
+        run_policy=next((p for p in versions if key(p) == manifest.get("policy")), None),
+    )
 
 
 def _revealed(hits: pd.DataFrame, settings: Settings) -> pd.DataFrame:

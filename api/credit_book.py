@@ -25,6 +25,7 @@ from explain.improve import improvement
 from explain.reasons import MAX_REASONS
 from rules.policy import Policy
 from scoring.attributions import ReasonColumns, load_reason_columns
+from scoring.inputs import hash_text, load_row_hashes
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class TypeColumns:
     worded: dict[int, list[dict[str, Any]]]  # row -> the pipeline's worded reasons (riskiest rows, caps)
     reasons: ReasonColumns | None  # every row's strongest reasons
     reason_rows: np.ndarray | None  # row in `reasons` of each row (-1: none)
+    input_hash: np.ndarray | None = None  # each row's input-row hash, uint64 (scoring/inputs.py)
+    has_input_hash: np.ndarray | None = None  # False: no stored row for it
     schemes: SchemeColumns | None = None  # scheme grades and list statuses (api/credit_policy.py)
 
 
@@ -100,6 +103,11 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
             if saved is not None:
                 saved_ids, reasons = saved
                 rows = saved_ids.get_indexer(ids).astype(np.int64)
+            hashes = load_row_hashes(features_dir, str(t))
+            input_hash = has_hash = None
+            if hashes is not None and len(hashes):
+                at = hashes.index.get_indexer(ids)
+                input_hash, has_hash = hashes.to_numpy()[np.maximum(at, 0)], at >= 0
             types[str(t)] = TypeColumns(
                 ids,
                 part["grade"].to_numpy(dtype=object),
@@ -112,6 +120,8 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
                 worded,
                 reasons,
                 rows,
+                input_hash,
+                has_hash,
             )
             if outcomes is not None:
                 cols = types[str(t)]
@@ -197,9 +207,15 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
                 "run_id": self.run_id,
             }
         )
-        return CreditEntry(
-            body, str(cols.model_version[i]), grade, audit_detail(encoded_reasons, self.policies.version_key())
+        detail = audit_detail(
+            encoded_reasons,
+            input_hash=_input_hash(cols, i),
+            inputs=f"runs/{self.run_id}/features/{entity_type}.parquet",
+            catalogue=self.catalogue.version,
+            lang=lang,
+            policy=self.policies.version_key() or None,
         )
+        return CreditEntry(body, str(cols.model_version[i]), grade, detail)
 
     def reasons(self, cols: TypeColumns, i: int) -> list[dict[str, Any]]:
         """Row i's reasons: a rule cap first, then the pipeline's worded reasons (riskiest rows)
@@ -225,13 +241,38 @@ def _row(ids: pd.Index, entity_id: str) -> int:
     return int(i) if isinstance(i, (int, np.integer)) else -1
 
 
+def _input_hash(cols: TypeColumns, i: int) -> str | None:
+    if cols.input_hash is None or cols.has_input_hash is None or not cols.has_input_hash[i]:
+        return None
+    return hash_text(cols.input_hash[i])
+
+
 def with_decision(body: bytes, decision_id: str) -> bytes:
     """An answer with its decision id as the first field (no re-encoding)."""
     return b'{"decision_id":"' + decision_id.encode() + b'",' + body[1:]
 
 
-def audit_detail(reasons_json: bytes, policy: str = "") -> str:
-    """What the audit log keeps of the reasons: a digest, enough to prove what was served; and
-    the policy version whose treatments the answer carried (credit supervision)."""
-    digest = '{"reasons_sha256":"' + hashlib.sha256(reasons_json).hexdigest()[:16] + '"'
-    return digest + (',"policy":' + orjson.dumps(policy).decode() + "}" if policy else "}")
+def audit_detail(
+    reasons_json: bytes,
+    *,
+    input_hash: str | None = None,
+    inputs: str = "",
+    catalogue: str = "",
+    lang: str = "en",
+    policy: str | None = None,
+) -> str:
+    """What the decision record keeps beside its run, entity and model version (audit columns):
+    a digest of the reasons, enough to prove what was served, and what replay needs: the
+    input-row hash and where that row is stored (the run's feature matrix, referenced, not
+    copied), the reason-catalogue version, the policy version whose treatments the answer carried
+    (`id version`, None without a policy) and the language."""
+    return orjson.dumps(
+        {
+            "reasons_sha256": hashlib.sha256(reasons_json).hexdigest()[:16],
+            "input_row": input_hash,
+            "inputs": inputs,
+            "catalogue": catalogue,
+            "policy": policy,
+            "lang": lang,
+        }
+    ).decode()

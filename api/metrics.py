@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -29,3 +31,26 @@ class Metrics:
         self.audit_written = Gauge(
             "riskgraph_audit_written_rows", "audit rows written since start", registry=self.registry
         )
+        self.drift_alerts = Gauge(
+            "riskgraph_drift_alerts",
+            "columns (score or feature) of the served run with a PSI of 0.25 or more",
+            ["entity_type", "against"],
+            registry=self.registry,
+        )
+        self.score_psi = Gauge(
+            "riskgraph_score_psi", "PSI of the served run's score", ["entity_type", "against"], registry=self.registry
+        )
+
+    def set_drift(self, monitoring: dict[str, Any] | None) -> None:
+        """The served run's drift (composer/monitoring.py): alerts and score PSI per type."""
+        self.drift_alerts.clear()
+        self.score_psi.clear()
+        monitoring = monitoring or {}
+        alerts: list[dict[str, Any]] = monitoring.get("alerts") or []
+        for t, m in (monitoring.get("types") or {}).items():
+            for against in ("previous", "reference"):
+                value = m["score_psi"].get(against)
+                if value is not None:
+                    self.score_psi.labels(t, against).set(value)
+                crossed = [a for a in alerts if a["entity_type"] == t and a["against"] == against]
+                self.drift_alerts.labels(t, against).set(len(crossed))

@@ -17,6 +17,7 @@ from api.errors import InvalidParameter
 from api.jobs import JOBS, next_run_times
 from api.security import Principal
 from api.state import AppState
+from composer import governance
 from riskgraph.results import audit_table
 from scoring.disclosure import label_counts, withheld
 
@@ -64,18 +65,19 @@ async def model_metrics(*, state: AppState, version: str) -> dict[str, Any]:
     return dict(_finite({**out, **_metrics_out(rec.metrics, calibration=True)}))
 
 
-async def promote(*, state: AppState, principal: Principal, version: str) -> dict[str, Any]:
-    """Make `version` its type's champion (served from the next re-scoring) and audit it."""
-    rec = await anyio.to_thread.run_sync(state.registry.promote, version)
-    state.audit.record(
-        actor=principal.actor,
-        role=principal.role,
-        action="promote",
-        entity_type=rec.entity_type,
-        model_version=rec.version,
-    )
-    await state.audit.flush()
-    return _model_out(rec)
+async def promote(
+    *, state: AppState, principal: Principal, version: str, force_reason: str | None = None
+) -> dict[str, Any]:
+    """Make `version` its type's champion through the promotion gate (composer/governance.py; served
+    from the next re-scoring); audited there, with the gate's figures and any forcing reason."""
+
+    def run() -> Any:
+        governance.promote(
+            state.settings, state.db, version, actor=principal.actor, role=principal.role, force_reason=force_reason
+        )
+        return state.registry.get(version)
+
+    return _model_out(await anyio.to_thread.run_sync(run))
 
 
 def rules_list(*, state: AppState, entity_type: str | None) -> list[dict[str, Any]]:

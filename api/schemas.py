@@ -431,6 +431,8 @@ class AuditRow(BaseModel):
     model_version: str | None
     grade: str | None
     detail: str | None
+    decision_id: str | None = None  # a credit answer's (and its replays') decision id
+    run_id: str | None = None  # the run the row is about
 
 
 class AuditPage(BaseModel):

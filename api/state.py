@@ -20,6 +20,7 @@ from api.credit_policy import policies_changed
 from api.jobs import JobRunner
 from api.metrics import Metrics
 from api.security import KeyRing, Tokens, current_principal
+from composer.monitoring import saved_monitoring
 from graph.dataset import Dataset
 from graph.store import GraphStore
 from riskgraph.errors import RiskGraphError
@@ -104,6 +105,7 @@ class AppState:
             book = load_book(db=self.db, settings=self.settings, dataset_of=self._dataset_or_none)
             self.book = book
             self.metrics.scores_loaded.set(len(book.credit))
+            self.metrics.set_drift(saved_monitoring(self.settings, book.run_id))
             # The book's objects live until the next reload: keep them out of the cyclic garbage
             # collector, whose full passes over them stalled answers (the p99 in docs/benchmarks.md).
             gc.collect()

@@ -93,6 +93,23 @@ def pipeline(
         what = "OOF ROC-AUC" if info["kind"] == "supervised" else "ROC-AUC on its labels"
         shown = withheld(info["metrics"]) or (f"{what} {auc:.3f}" if auc is not None else "")
         click.echo(f"  {t:9s} {info['kind']:12s} {info['version'] or '-':40s} {shown}")
+    for t, d in (m.get("shadow") or {}).items():
+        psi = d["gate"]["figures"].get("score_psi")
+        click.echo(
+            f"  {t}: candidate {d['challenger']} shadow-scored against {d['champion']}"
+            + (f" (score PSI {psi:.3f})" if psi is not None else "")
+            + (
+                ": the gate would accept it"
+                if d["promoted"]
+                else f": the gate would refuse it ({'; '.join(d['gate']['problems'])})"
+            )
+        )
+    for t, d in (m.get("promotion") or {}).items():
+        if not d["promoted"]:
+            click.echo(
+                f"  {t}: {d['champion']} stays champion; the gate refused {d['challenger']} "
+                f"({'; '.join(d['gate']['problems'])}): `riskgraph models compare` / `models promote --force-reason`"
+            )
     total = sum(m["timings_s"].values())
     beside = m.get("worker_timings_s") or {}
     also = (
@@ -112,12 +129,21 @@ def pipeline(
     type=click.FloatRange(0, 1),
     help="share of the truth given as labels (past investigations)",
 )
+@click.option(
+    "--difficulty",
+    default="standard",
+    show_default=True,
+    type=click.Choice(["standard", "realistic"]),
+    help="realistic: camouflage, weaker signals, wrong and late labels, drift, lawful look-alikes (synth/realistic.py)",
+)
 @pass_settings
-def synth(settings: Settings, persons: int, seed: int, out: Path, label_share: float) -> None:
+def synth(settings: Settings, persons: int, seed: int, out: Path, label_share: float, difficulty: str) -> None:
     """Generate a synthetic dataset with planted fraud; the whole truth goes to OUT/truth/."""
     from synth.generator import generate
 
-    counts = generate(persons=persons, seed=seed, out=out, label_share=label_share, progress=settings.progress)
+    counts = generate(
+        persons=persons, seed=seed, out=out, label_share=label_share, progress=settings.progress, difficulty=difficulty
+    )
     click.echo(f"wrote {sum(counts.values()):,} rows to {out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
@@ -225,14 +251,49 @@ def models_show(settings: Settings, version: str) -> None:
 
 @models.command("promote")
 @click.argument("version")
+@click.option("--force-reason", default=None, help="promote although the gate refuses, for this stated reason")
 @pass_settings
-def models_promote(settings: Settings, version: str) -> None:
-    """Make VERSION the champion of its entity type."""
+def models_promote(settings: Settings, version: str, force_reason: str | None) -> None:
+    """Make VERSION the champion of its entity type, through the promotion gate (audited)."""
+    from composer.governance import promote
     from riskgraph.results import ResultsDB
-    from scoring.registry import ModelRegistry
 
-    rec = ModelRegistry(ResultsDB.of(settings)).promote(version)
-    click.echo(f"{rec.version} is now the {rec.entity_type} champion")
+    done = promote(settings, ResultsDB.of(settings), version, actor="cli", role="admin", force_reason=force_reason)
+    _say_promoted(done)
+
+
+@models.command("rollback")
+@click.argument("entity_type")
+@click.option("--force-reason", default=None, help="roll back although the gate refuses, for this stated reason")
+@pass_settings
+def models_rollback(settings: Settings, entity_type: str, force_reason: str | None) -> None:
+    """Make the previous ENTITY_TYPE champion the champion again, through the gate (audited)."""
+    from composer.governance import rollback
+    from riskgraph.results import ResultsDB
+
+    done = rollback(settings, ResultsDB.of(settings), entity_type, actor="cli", role="admin", force_reason=force_reason)
+    _say_promoted(done)
+
+
+@models.command("compare")
+@click.argument("champion")
+@click.argument("challenger")
+@pass_settings
+def models_compare(settings: Settings, champion: str, challenger: str) -> None:
+    """Two versions side by side on the served run (metrics, score PSI, grade migration, gate) as JSON."""
+    from composer.governance import compare
+    from riskgraph.results import ResultsDB
+
+    report = compare(settings, ResultsDB.of(settings), champion=champion, challenger=challenger)
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+
+
+def _say_promoted(done: dict[str, Any]) -> None:
+    click.echo(f"{done['version']} is now the {done['entity_type']} champion (was {done['previous'] or '-'})")
+    if done["forced"]:
+        click.echo(f"  forced past the gate: {'; '.join(done['gate']['problems'])}; reason: {done['forced']}")
+    for w in done["warnings"]:
+        click.echo(f"  warning: {w}", err=True)
 
 
 @cli.group()
@@ -377,6 +438,7 @@ def runs_rollback(settings: Settings, run_id: str, wait: bool, out: Path | None,
 
 def _add_jobs() -> None:
     from cli.audit import audit
+    from cli.governance import replay
     from cli.jobs import jobs
     from cli.keys import keys
     from cli.postgres import postgres
@@ -385,6 +447,7 @@ def _add_jobs() -> None:
     cli.add_command(jobs)
     cli.add_command(keys)
     cli.add_command(postgres)
+    cli.add_command(replay)
 
 
 _add_jobs()

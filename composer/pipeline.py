@@ -1,8 +1,8 @@
 """The composer: the only place that runs the stages, for the `pipeline` command and every
 scheduled job alike.
 
-ingest -> store snapshot (staged) -> projection -> features -> rules -> rings -> scores ->
-explanations -> outputs (staged) -> ONE commit (composer/runs.py). Rules and rings run in a forked
+ingest -> store snapshot (staged) -> resolution (golden persons) -> projection -> features -> rules ->
+rings -> scores -> explanations -> outputs (staged) -> ONE commit (composer/runs.py). Rules and rings run in a forked
 worker while the features build, and report.html is drawn in one while the other outputs are
 written (riskgraph/forked.py): both cores, the same results. Nothing of a run is visible
 before its commit; a failure anywhere leaves the served state as the last committed run left it.
@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,32 @@ import pandas as pd
 from tqdm import tqdm
 
 import riskgraph
+from composer.alerts import build_alerts, carry_ring_ids, current_subjects
+from composer.amendments import apply_amendments, stored_amendments
+from composer.cases import case_labels
 from composer.engines import open_engine
+from composer.governance import audit_pipeline_promotions, pipeline_gate
+from composer.labels import merge_labels, training_rows, with_labels
+from composer.monitoring import (
+    MONITORING_JSON,
+    MonitoringInputs,
+    keep_references,
+    monitor,
+    monitoring_inputs,
+    raise_drift_alerts,
+    run_profile,
+    save_profile,
+)
 from composer.protect import protect_hits
+from composer.resolution import (
+    Resolved,
+    expand_scores,
+    previous_golden,
+    resolve_stage,
+    review_decisions,
+    with_golden,
+)
+from composer.resolution import output_files as resolution_files
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from composer.supervision import SCHEMES_PARQUET, supervise
 from explain.catalogue import Catalogue, built_in
@@ -35,7 +60,8 @@ from explain.context import reason_context
 from explain.fairness import fairness_table
 from explain.reasons import entity_reasons
 from explain.report import write_report
-from features.build import reference_date
+from features.build import build_features, reference_date
+from features.graph_features import add_graph_features
 from features.rings import NEEDS_HITS, RING_KINDS, RingResult, assemble_rings, find_rings
 from features.signals import with_signals
 from graph.contract import ENTITY_TYPES, PROTECTED_COLUMNS, TABLES, Level, column_level
@@ -51,6 +77,8 @@ from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
 from scoring.attributions import save_reason_columns
+from scoring.baseline import baseline_metrics
+from scoring.inputs import save_row_hashes
 from scoring.registry import ModelRegistry
 from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
 
@@ -90,9 +118,23 @@ class PipelineResult:
     rings: pd.DataFrame
     models: dict[str, EntityScores]
     manifest: dict[str, Any]
+    golden: Dataset | None = None  # the dataset the stages worked on: one person per human
 
 
-STAGES = ("ingest", "read", "projection", "features", "rules", "rings", "scoring", "explain", "outputs", "commit")
+STAGES = (
+    "ingest",
+    "read",
+    "resolve",
+    "projection",
+    "features",
+    "rules",
+    "rings",
+    "scoring",
+    "explain",
+    "monitoring",
+    "outputs",
+    "commit",
+)
 
 
 def run_pipeline(
@@ -134,7 +176,22 @@ def run_pipeline(
                 run.snapshot_id = snapshot.id if serves else None
                 run.fault("after_ingest")
             with timer.stage("read", bar):
-                dataset = store.dataset(snapshot.id)
+                records = store.dataset(snapshot.id)
+                # labels.csv and the decided cases, the later-dated winning (docs/cases.md)
+                labels, label_conflicts = merge_labels(records.table("labels"), case_labels(db))
+                if (labels["source"] == "case").any():  # else the loaded labels stand as they are
+                    records = with_labels(records, labels)
+                # corrections decided on objections, on top of every load (composer/amendments.py)
+                amendments = stored_amendments(db)
+                records, amendment_notes = apply_amendments(records, amendments)
+            with timer.stage("resolve", bar):  # one node per human from here on (docs/resolution.md)
+                previous_records, decisions = previous_golden(db, settings), review_decisions(db)
+                resolved = Forked(
+                    resolve_stage, records, settings, run.run_id, previous_records, decisions, name="resolve"
+                ).result()
+                golden = with_golden(records, resolved).golden
+                assert golden is not None
+                dataset = golden
             with timer.stage("projection", bar):
                 proj = Projection(dataset)
             # rules, then the rings read from their hits, on the second core while the features and
@@ -155,9 +212,19 @@ def run_pipeline(
                 ring_result = assemble_rings(dataset, found | found_by_worker, settings.rings)
                 # the official schemes beside the model: their outcomes, and the caps the policy sets
                 rule_result, outcomes, policy = supervise(dataset, rule_result, db, reference_date(dataset))
+                # rings keep the ids of the served run's rings they continue (docs/cases.md)
+                previous = _served_alert_tables(db) if serves else {}
+                ring_result, lineage = carry_ring_ids(ring_result, previous.get("ring_members"), settings.alerts)
             timer.worker |= worker
             with timer.stage("scoring", bar):
                 registry = ModelRegistry(db)
+                # a label's training row as the data stood at its as_of (nothing after the decision)
+                then = training_rows(
+                    dataset,
+                    dataset.tables.get("labels", labels),  # as named on golden persons
+                    lambda cut: model_matrices(cut, settings, excluded, tokens),
+                    settings.model.label_max_cuts,
+                )
                 scored = score_types(
                     dataset,
                     proj,
@@ -168,12 +235,54 @@ def run_pipeline(
                     registry,
                     run_id=run.run_id,
                     use_champion=models is ModelSource.CHAMPION,
+                    training=then,
                 )
+                gated = _through_the_gate(scored, registry, models) if serves else {}
+                # a retraining run's candidates, shadow-scored against the champions on this run
+                shadow = pipeline_gate(registry, _fitted(scored)) if models is ModelSource.CANDIDATE else {}
+                for t in (t for t, d in gated.items() if not d["promoted"]):  # the champion keeps serving
+                    scored[t] = score_types(
+                        dataset,
+                        proj,
+                        features,
+                        rule_result,
+                        ring_result,
+                        settings,
+                        registry,
+                        run_id=run.run_id,
+                        use_champion=True,
+                        types=(t,),
+                    )[t]
+                # the attribute-only baseline beside each supervised model, for report.html (here:
+                # LightGBM must not train in a forked worker, its OpenMP pool does not survive a fork)
+                baselines = {
+                    t: baseline_metrics(dataset, t, settings.model) for t, m in scored.items() if m.kind == "supervised"
+                }
                 run.fault("after_scoring")
             with timer.stage("explain", bar):
                 catalogue = run_catalogue(rule_result, columns)
                 explain_types(scored, dataset, proj, rule_result, ring_result, settings, catalogue)
-                scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
+                golden_scores = pd.concat([m.table for m in scored.values()], ignore_index=True)
+                scores = expand_scores(golden_scores, resolved.records)  # keyed by person_id again
+                subjects, items = current_subjects(
+                    ring_result, rule_result.hits, golden_scores, rule_result.serious, settings.alerts
+                )
+                alerts, alert_items = build_alerts(
+                    subjects,
+                    items,
+                    previous.get("alerts"),
+                    previous.get("alert_items"),
+                    settings.alerts,
+                    run_id=run.run_id,
+                    now=run_started_at(run.run_id),
+                )
+            with timer.stage("monitoring", bar):
+                # drift against the served run and the training populations: what it compares with
+                # is read here; the comparison runs beside the report on the second core
+                monitoring: dict[str, Any] | None = None
+                compare_with = monitoring_inputs(settings, db, registry, scored) if serves else None
+                if not serves:  # a retraining run: only its candidates' training references
+                    keep_references(registry, scored, run_profile(scored, rule_result.hits))
             manifest = {
                 "run_id": run.run_id,
                 "kind": kind,
@@ -184,12 +293,23 @@ def run_pipeline(
                 "store": _redact(url),
                 "snapshot_id": snapshot.id,
                 "snapshot_loaded_at": snapshot.loaded_at.isoformat(),
-                "row_counts": dataset.row_counts(),
+                "row_counts": records.row_counts(),
+                "resolution": resolved.summary,
+                "amendments": {"applied": len(amendments) - len(amendment_notes), "not_applied": amendment_notes},
+                "labels": {
+                    "from_file": int((labels["source"] == "labels.csv").sum()),
+                    "from_cases": int((labels["source"] == "case").sum()),
+                    "conflicts": label_conflicts.to_dict("records"),
+                    # training rows built from the data as it stood at their label's as_of
+                    "point_in_time_rows": {t: len(rows) for t, rows in then.items()},
+                },
                 "skipped": dataset.skipped + [f"rule {r}: {why}" for r, why in rule_result.skipped],
                 "models": {
                     t: {"version": m.model_version, "kind": m.kind, "fitted": m.fitted, "metrics": m.public_metrics()}
                     for t, m in scored.items()
                 },
+                "promotion": gated,
+                "shadow": shadow,
                 "bands": settings.bands.model_dump(),
                 "schemes": sorted(f"{n} {v}" for n, v in set(zip(outcomes["scheme"], outcomes["scheme_version"]))),
                 "policy": f"{policy.id} {policy.version}" if policy else None,
@@ -203,14 +323,17 @@ def run_pipeline(
                     staging = private_dir(run.out_staging or run.folder / "out")
                     # report.html (plots: the slowest file) on the second core while the rest is written
                     report = Forked(
-                        _write_report,
+                        _monitor_and_report,
                         staging / "report.html",
                         scores,
                         scored,
                         ring_result,
                         manifest,
                         settings,
-                        fairness_table(dataset, scores, reference_date(dataset)),
+                        fairness_table(dataset, golden_scores, reference_date(dataset)),
+                        baselines,
+                        compare_with,
+                        rule_result.hits,
                         name="report",
                     )
                     try:
@@ -221,10 +344,22 @@ def run_pipeline(
                         run.fault("stage_outputs")
                         # personal values in rule evidence (a diagnosis, ...) encrypted before any write
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
-                        _stage_outputs(staging, _output_files(scores, hits, ring_result))
+                        _stage_outputs(staging, _output_files(scores, hits, ring_result, resolved))
                         outcomes.drop(columns=["evidence"]).to_csv(staging / "schemes.csv", index=False)
                         _write_results(db, run, scores, hits, ring_result, tables)
-                        report.result()
+                        for name, frame in (
+                            ("alerts", alerts),
+                            ("alert_items", alert_items),
+                            ("ring_lineage", lineage),
+                            ("labels", labels.assign(as_of=labels["as_of"].dt.strftime("%Y-%m-%d"))),
+                            ("label_conflicts", label_conflicts),
+                        ):
+                            tables.append(db.write_run_table(run.run_id, name, frame))
+                        profile, monitoring, timings = report.result()
+                        timer.worker |= timings
+                        keep_references(registry, scored, profile)
+                        save_profile(run.folder / "features", profile, monitoring)
+                        _stage_outputs(staging, _monitoring_file(monitoring))
                     except BaseException:
                         report.cancel()
                         raise
@@ -233,18 +368,24 @@ def run_pipeline(
             if serves:
                 _write_json(run.out_staging or run.folder / "out", "manifest.json", manifest)
             with timer.stage("commit", bar):
+                promoted = {
+                    t: m.model_version
+                    for t, m in scored.items()
+                    if m.model_version and (m.fitted and models is ModelSource.FIT or registry.champion(t) is None)
+                }
                 run.commit(
                     manifest=manifest,
                     tables=tables,
                     champions=_champions(scored) if serves else {},
-                    promote={
-                        t: m.model_version
-                        for t, m in scored.items()
-                        if m.model_version and (m.fitted and models is ModelSource.FIT or registry.champion(t) is None)
-                    },
+                    promote=promoted,
                 )
+        if monitoring is not None:
+            raise_drift_alerts(db, monitoring)
+        audit_pipeline_promotions(db, run.run_id, gated, kind, promoted)
         manifest["timings_s"] = timer.timings
-        return PipelineResult(run.run_id, dataset, scores, rule_result.hits, ring_result.members, scored, manifest)
+        return PipelineResult(
+            run.run_id, records, scores, rule_result.hits, ring_result.members, scored, manifest, golden=dataset
+        )
     finally:
         bar.close()
         store.close()
@@ -263,6 +404,7 @@ def score_types(
     run_id: str | None = None,
     use_champion: bool = False,
     types: Sequence[str] = ENTITY_TYPES,
+    training: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, EntityScores]:
     """Each entity type scored from its model matrix (features, then rule and ring signals)."""
     hits, members = rule_result.hits, ring_result.members
@@ -280,9 +422,21 @@ def score_types(
             use_champion=use_champion,
             serious=rule_result.serious,
             money=rule_result.money,
+            training_rows=(training or {}).get(t),
         )
         for t in types
     }
+
+
+def model_matrices(dataset: Dataset, settings: Settings, excluded: set[str], tokens: Tokens) -> dict[str, pd.DataFrame]:
+    """Every type's model matrix (features, rule and ring signals) of a dataset, as the stages
+    build it: for the labels' point-in-time rows (the data cut at an as_of, composer/labels.py)."""
+    proj = Projection(dataset)
+    features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
+    rule_result = evaluate_rules(dataset, settings)
+    found = find_rings(dataset, RING_KINDS, rule_result.hits, settings.rings, proj.column_codes.sharing_ids(), tokens)
+    members = assemble_rings(dataset, found, settings.rings).members
+    return {t: with_signals(features[t], rule_result.hits, members, t) for t in ENTITY_TYPES}
 
 
 def run_catalogue(rule_result: RuleResult, columns: dict[str, ColumnLabel] | None = None) -> Catalogue:
@@ -360,6 +514,40 @@ def _served_snapshot(db: ResultsDB, store: Any) -> Any:
     return info
 
 
+ALERT_TABLES = ("ring_members", "alerts", "alert_items")  # what a run reads of the served run's results
+
+
+def _served_alert_tables(db: ResultsDB) -> dict[str, pd.DataFrame]:
+    """The served run's ring members, alerts and alert items (empty before the first run)."""
+    run_id = db.served_run_id()
+    if run_id is None:
+        return {}
+    return {name: db.read_run_table(run_id, name) for name in ALERT_TABLES}
+
+
+def run_started_at(run_id: str) -> str:
+    """A run's start time (ISO, UTC, to the second), read from its time-ordered id."""
+    return datetime.strptime(run_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).isoformat(timespec="seconds")
+
+
+def _through_the_gate(
+    scored: dict[str, EntityScores], registry: ModelRegistry, models: ModelSource
+) -> dict[str, dict[str, Any]]:
+    """The promotion gate on the versions a `fit` run trained for types that have a champion."""
+    if models is not ModelSource.FIT:
+        return {}
+    return pipeline_gate(registry, _fitted(scored))
+
+
+def _fitted(scored: dict[str, EntityScores]) -> dict[str, tuple[str, pd.DataFrame]]:
+    """The versions this run trained, with the model matrix they score."""
+    return {
+        t: (m.model_version, m.matrix)
+        for t, m in scored.items()
+        if m.fitted and m.model_version and m.matrix is not None
+    }
+
+
 def _champions(scored: dict[str, EntityScores]) -> dict[str, str]:
     """The champion of each type while this run is served (what a rollback restores)."""
     return {t: m.model_version for t, m in scored.items() if m.model_version}
@@ -379,6 +567,26 @@ def _rules_and_their_rings(
     return rule_result, found, {"rules": round(t1 - t0, 3), "rings": round(time.perf_counter() - t1, 3)}
 
 
+def _monitor_and_report(
+    path: Path,
+    scores: pd.DataFrame,
+    scored: dict[str, EntityScores],
+    ring_result: RingResult,
+    manifest: dict[str, Any],
+    settings: Settings,
+    fairness: pd.DataFrame,
+    baselines: dict[str, dict[str, Any] | None],
+    compare_with: MonitoringInputs,
+    hits: pd.DataFrame,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
+    """The run's profile and monitoring (pure: no database), then report.html with them."""
+    t0 = time.perf_counter()
+    profile, monitoring = monitor(compare_with, run_id=manifest["run_id"], scored=scored, scores=scores, hits=hits)
+    t1 = time.perf_counter()
+    _write_report(path, scores, scored, ring_result, manifest, settings, fairness, monitoring, baselines)
+    return profile, monitoring, {"monitoring": round(t1 - t0, 3), "report": round(time.perf_counter() - t1, 3)}
+
+
 def _write_report(
     path: Path,
     scores: pd.DataFrame,
@@ -387,6 +595,8 @@ def _write_report(
     manifest: dict[str, Any],
     settings: Settings,
     fairness: pd.DataFrame,
+    monitoring: dict[str, Any] | None = None,
+    baselines: dict[str, dict[str, Any] | None] | None = None,
 ) -> None:
     write_report(
         path,
@@ -396,6 +606,8 @@ def _write_report(
         manifest=manifest,
         settings=settings,
         fairness=fairness,
+        monitoring=monitoring,
+        baselines=baselines,
     )
 
 
@@ -417,18 +629,25 @@ def _write_results(
 
 
 def _output_files(
-    scores: pd.DataFrame, hits: pd.DataFrame, ring_result: RingResult
+    scores: pd.DataFrame, hits: pd.DataFrame, ring_result: RingResult, resolved: Resolved
 ) -> dict[str, Callable[[Path], Any]]:
     """The --out contract files. They hold ids, scores, reasons (never from personal columns),
     rule evidence with personal values encrypted, and ring pseudonyms: no name, phone or id number."""
     members = ring_result.members
     return {
-        "scores.csv": lambda p: scores[SCORE_COLUMNS].to_csv(p, index=False),
+        "scores.csv": lambda p: scores[[*SCORE_COLUMNS, "golden_id"]].to_csv(p, index=False),
         "rule_hits.csv": lambda p: hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
         "rings.csv": lambda p: members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(
             p, index=False
         ),
+        **resolution_files(resolved),
     }
+
+
+def _monitoring_file(monitoring: dict[str, Any] | None) -> dict[str, Callable[[Path], Any]]:
+    if monitoring is None:
+        return {}
+    return {MONITORING_JSON: lambda p: p.write_text(json.dumps(monitoring, indent=1), encoding="utf-8")}
 
 
 def evaluate_rules(dataset: Dataset, settings: Settings) -> RuleResult:
@@ -443,6 +662,7 @@ def save_feature_matrices(folder: Path, models: dict[str, EntityScores]) -> None
     for t, m in models.items():
         if m.matrix is not None:
             m.matrix.to_parquet(folder / f"{t}.parquet")
+            save_row_hashes(folder, t, m.matrix)  # what each decision record references (replay)
         if m.reasons is not None:
             save_reason_columns(folder, t, m.table["entity_id"], m.reasons)
 

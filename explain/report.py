@@ -100,6 +100,109 @@ def _fairness_section(fairness: pd.DataFrame | None) -> str:
     )
 
 
+MONITORED_FEATURES = 12  # the most drifted features listed per type
+
+
+def _psi_cell(v: Any) -> str:
+    if v is None:
+        return "<td>n/a</td>"
+    colour = "#f8d0d0" if v >= 0.25 else "#fff0c0" if v >= 0.1 else "#ffffff"
+    return f"<td style='background:{colour}'>{v:.3f}</td>"
+
+
+def monitoring_section(monitoring: dict[str, Any] | None) -> str:
+    """Drift: score and feature PSI against the previous run and the training population, grade
+    migration, rule hit-rate changes (out/monitoring.json has every feature)."""
+    head = "<h2>Monitoring: drift and stability</h2>"
+    if not monitoring:
+        return head + "<p>No monitoring for this run.</p>"
+    prev = monitoring.get("previous_run_id")
+    parts = [
+        head,
+        "<p>Population stability index (PSI) on the reference's decile bins: below 0.1 stable, "
+        "0.1 to 0.25 watch, 0.25 or more alert. "
+        + (f"Previous run: <code>{html.escape(prev)}</code>." if prev else "No previous run to compare with.")
+        + f" {len(monitoring.get('alerts', []))} PSI at or over 0.25.</p>",
+    ]
+    for t, m in monitoring.get("types", {}).items():
+        parts.append(f"<h3>{html.escape(t)} &middot; reference: {html.escape(m['reference'])}</h3>")
+        rows = [("score", m["score_psi"]["previous"], m["score_psi"]["reference"])]
+        rows += [(f["feature"], f["psi_previous"], f["psi_reference"]) for f in m["features"][:MONITORED_FEATURES]]
+        parts.append(
+            "<table><tr><th>column</th><th>PSI vs previous run</th><th>PSI vs training</th></tr>"
+            + "".join(f"<tr><td>{html.escape(n)}</td>{_psi_cell(a)}{_psi_cell(b)}</tr>" for n, a, b in rows)
+            + "</table>"
+        )
+        migration = m.get("grade_migration")
+        if migration:
+            cols = sorted({c for r in migration.values() for c in r}, key=lambda c: "ABCDgone".find(c))
+            parts.append(
+                "<p>Grade migration (rows: previous run, columns: this run)</p><table><tr><th></th>"
+                + "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+                + "</tr>"
+                + "".join(
+                    f"<tr><th>{html.escape(r)}</th>" + "".join(f"<td>{row.get(c, 0)}</td>" for c in cols) + "</tr>"
+                    for r, row in migration.items()
+                )
+                + "</table>"
+            )
+    changes = [r for r in (monitoring.get("rule_hit_rates") or []) if r["change"] != 0][:MONITORED_FEATURES]
+    if changes:
+        parts.append(
+            "<h3>Rule hit-rate changes</h3><table><tr><th>rule</th><th>type</th><th>before</th><th>now</th></tr>"
+            + "".join(
+                f"<tr><td>{html.escape(r['rule_id'])}</td><td>{html.escape(str(r['entity_type']))}</td>"
+                f"<td>{r['rate_before']:.2%}</td><td>{r['rate_now']:.2%}</td></tr>"
+                for r in changes
+            )
+            + "</table>"
+        )
+    return "".join(parts)
+
+
+def _metric_row(name: str, met: dict[str, Any] | None) -> str:
+    if not met:
+        return f"<tr><th>{html.escape(name)}</th><td colspan='6'>not measured</td></tr>"
+    hidden = withheld(met) if met.get("roc_auc") is not None else met.get("note")
+    if hidden:
+        return (
+            f"<tr><th>{html.escape(name)}</th><td>{met.get('n', 'n/a')}</td><td>{met.get('positives', 'n/a')}</td>"
+            f"<td colspan='4'>{html.escape(str(hidden))}</td></tr>"
+        )
+    return (
+        f"<tr><th>{html.escape(name)}</th><td>{met.get('n')}</td><td>{met.get('positives')}</td>"
+        f"<td>{_fmt(met.get('roc_auc'))}</td><td>{_fmt(met.get('pr_auc'))}</td><td>{_fmt(met.get('ks'))}</td>"
+        f"<td>{_fmt(met.get('brier'))}</td></tr>"
+    )
+
+
+def _validation_table(met: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    """Random-fold, out-of-time and attribute-baseline metrics side by side."""
+    oot = met.get("oot") if isinstance(met.get("oot"), dict) else None
+    oot_name = "out of time"
+    if oot and oot.get("cut"):
+        oot_name = f"out of time (labels after {oot['cut']})"
+    rows = [
+        _metric_row("random folds (out-of-fold)", met),
+        _metric_row(oot_name, oot),
+        _metric_row("attribute-only baseline (out-of-fold)", baseline),
+    ]
+    notes = "<p>Random folds: each labelled entity is scored by a model that never saw its label. "
+    if oot and oot.get("cut"):
+        notes += (
+            f"Out of time: a model trained on the labels known up to {html.escape(oot['cut'])} "
+            f"({oot.get('train_n', 'n/a')} labels, {oot.get('undated', 0)} of them without an as_of date and "
+            "counted as known before the cut), measured on the labels dated after it. "
+        )
+    elif oot:
+        notes += f"Out of time: {html.escape(str(oot.get('note', 'not measured')))}. "
+    notes += "Baseline: the same LightGBM and folds on the entity table's own columns only (no graph).</p>"
+    return (
+        "<table><tr><th></th><th>labelled</th><th>positives</th><th>ROC-AUC</th><th>PR-AUC</th><th>KS</th>"
+        "<th>Brier</th></tr>" + "".join(rows) + "</table>" + notes
+    )
+
+
 def write_report(
     path: Path,
     *,
@@ -109,6 +212,8 @@ def write_report(
     manifest: dict[str, Any],
     settings: Settings,
     fairness: pd.DataFrame | None = None,
+    monitoring: dict[str, Any] | None = None,
+    baselines: dict[str, dict[str, Any] | None] | None = None,
 ) -> None:
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>RiskGraph model report</title>",
@@ -142,12 +247,7 @@ def write_report(
             )
             met = {}
         elif met:
-            parts.append(
-                "<table><tr><th>labelled</th><th>positives</th><th>ROC-AUC</th><th>PR-AUC</th><th>KS</th><th>Brier</th></tr>"
-                f"<tr><td>{met.get('n')}</td><td>{met.get('positives')}</td><td>{_fmt(met.get('roc_auc'))}</td>"
-                f"<td>{_fmt(met.get('pr_auc'))}</td><td>{_fmt(met.get('ks'))}</td><td>{_fmt(met.get('brier'))}</td></tr></table>"
-                "<p>Metrics are out-of-fold: each labelled entity is scored by a model that never saw its label.</p>"
-            )
+            parts.append(_validation_table(met, (baselines or {}).get(t)))
             if met.get("note"):
                 parts.append(f"<p>{html.escape(met['note'])}</p>")
         else:
@@ -173,6 +273,7 @@ def write_report(
                 + "</figure>"
             )
         parts.append("<div class='plots'>" + "".join(plots) + "</div>")
+    parts.append(monitoring_section(monitoring))
     parts.append("<h2>Rings</h2>")
     if len(rings):
         summary = rings.groupby("ring_type").agg(rings=("ring_id", "size"), mean_score=("ring_score", "mean"))

@@ -343,8 +343,34 @@ TABLES: dict[str, Table] = {
             key=("commitment_id",),
             polymorphic_ref=("entity_type", "entity_id"),
         ),
+        # registries of other departments, matched to persons (graph/resolve/registry.py)
+        Table(
+            "deaths",
+            (
+                _c("registry_id", Kind.ID, INT, req=True),
+                _c("name", Kind.TEXT, PER),
+                _c("id_number", Kind.TEXT, PER),
+                _c("birth_date", Kind.DATE, SEN),
+                _c("death_date", Kind.DATE, INT, req=True),
+                _c("source", Kind.TEXT, INT),
+            ),
+            key=("registry_id",),
+        ),
+        Table(
+            "custody",
+            (
+                _c("registry_id", Kind.ID, INT, req=True),
+                _c("name", Kind.TEXT, PER),
+                _c("id_number", Kind.TEXT, PER),
+                _c("birth_date", Kind.DATE, SEN),
+                _c("start_date", Kind.DATE, INT, req=True),
+                _c("end_date", Kind.DATE, INT),
+            ),
+            key=("registry_id",),
+        ),
     )
 }
+REGISTRY_TABLES: tuple[str, ...] = ("deaths", "custody")
 
 ENTITY_TABLE = {t.entity_type: t.name for t in TABLES.values() if t.entity_type}
 # agency_links may only name persons and employers (DESIGN.md).

@@ -25,6 +25,8 @@ FACT_LABELS: dict[str, str] = {
     "inspections": "Inspection",
     "wage_arrears": "WageArrears",
     "commitments": "Commitment",
+    "deaths": "DeathRecord",
+    "custody": "CustodyRecord",
 }
 IDENTIFIER_RELS = {"phone": "HAS_PHONE", "address": "HAS_ADDRESS", "bank_account": "HAS_BANK_ACCOUNT"}
 # event table -> (relationship, source type, source column, target type, target column)

@@ -49,6 +49,7 @@ models_table = sa.Table(
     sa.Column("artifact", sa.LargeBinary, nullable=True),
     sa.Column("run_id", sa.String(40)),  # the run that trained it
     sa.Column("staged", sa.Boolean, nullable=False, default=False),  # its run has not committed yet
+    sa.Column("reference", sa.Text),  # JSON: its training population's profile (scoring/monitoring.py)
 )
 
 audit_table = sa.Table(
@@ -162,6 +163,97 @@ corrections_table = sa.Table(
     sa.Column("corrected_date", sa.String(10), nullable=False),
     sa.Column("source", sa.String(64), nullable=False),  # e.g. objection:<case id>
     sa.Column("recorded_at", sa.String(32), nullable=False),
+)
+
+# Clerical-review decisions on person record pairs (docs/resolution.md): the latest per pair is
+# honoured by the next run's resolution; every decision is also an audit row.
+person_decisions_table = sa.Table(
+    "person_decisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("left_id", sa.String(128), nullable=False, index=True),
+    sa.Column("right_id", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),  # accept | reject
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("decided_at", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.String(40)),  # the served run the decision was made on
+)
+
+# -- case work (composer/cases.py, docs/cases.md): written only by its transactions, each with
+# its audit row; never dropped with a run (they outlive every run they refer to)
+cases_table = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("case_id", sa.String(40), primary_key=True),
+    sa.Column("subject_type", sa.String(16), nullable=False),  # person ... agency | ring
+    sa.Column("subject_id", sa.String(128), nullable=False, index=True),
+    sa.Column("typology", sa.String(64), nullable=False),
+    sa.Column("alert_id", sa.String(40), index=True),
+    sa.Column("run_id", sa.String(40)),  # the served run when the case was opened
+    sa.Column("region", sa.String(128)),
+    sa.Column("status", sa.String(24), nullable=False, index=True),
+    sa.Column("assignee", sa.String(128), index=True),
+    sa.Column("due_date", sa.String(10)),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.String(32), nullable=False),
+    sa.Column("proposed_by", sa.String(128)),  # who asked for confirmation (four eyes)
+    sa.Column("disposition", sa.String(16)),  # confirmed | dismissed
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("decided_at", sa.String(32)),
+    sa.Column("as_of", sa.String(10)),  # the label's point in time: the decision's date
+    sa.Column("note", sa.Text),  # the disposition's note
+    sa.Column("version", sa.Integer, nullable=False),  # +1 at every change
+)
+
+case_events_table = sa.Table(
+    "case_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(40), nullable=False, index=True),
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),  # created | status | assigned | comment | ...
+    sa.Column("from_status", sa.String(24)),
+    sa.Column("to_status", sa.String(24)),
+    sa.Column("note", sa.Text),
+    sa.Column("detail", sa.Text),  # JSON
+)
+
+objections_table = sa.Table(
+    "objections",
+    metadata,
+    sa.Column("objection_id", sa.String(40), primary_key=True),
+    sa.Column("entity_type", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(128), nullable=False, index=True),
+    sa.Column("against", sa.String(16), nullable=False),  # grade | rule_hit
+    sa.Column("rule_id", sa.String(128)),
+    sa.Column("records", sa.Text, nullable=False),  # JSON: [{table, key}] the disputed records
+    sa.Column("statement", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # open | corrected | rejected
+    sa.Column("case_id", sa.String(40)),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("decided_at", sa.String(32)),
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("note", sa.Text),
+    sa.Column("before", sa.Text),  # JSON: grade, points, risk, rule hits before the correction
+    sa.Column("after", sa.Text),  # JSON: the same after the re-grade
+    sa.Column("regrade_run_id", sa.String(40)),
+)
+
+amendments_table = sa.Table(
+    "amendments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("objection_id", sa.String(40), nullable=False, index=True),
+    sa.Column("table_name", sa.String(32), nullable=False),
+    sa.Column("row_key", sa.Text, nullable=False),  # JSON: the row's key columns and values
+    sa.Column("action", sa.String(8), nullable=False),  # update | delete
+    sa.Column("changes", sa.Text),  # JSON: column -> new value (update)
+    sa.Column("at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
 )
 
 # Result tables every serving run writes (empty ones included).
@@ -548,6 +640,33 @@ class ResultsDB:
                 for r in conn.execute(sa.select(t.c.entity_type, t.c.entity_id, t.c.corrected_date, t.c.source))
             ]
         return pd.DataFrame(rows, columns=["entity_type", "entity_id", "corrected_date", "source"])
+
+    def record_person_decision(
+        self, left: str, right: str, decision: str, *, actor: str, run_id: str | None = None
+    ) -> None:
+        """Store an investigator's decision on a person record pair (ids in sorted order)."""
+        if decision not in ("accept", "reject"):
+            raise ValueError(f"a decision is accept or reject, not {decision!r}")
+        a, b = sorted((left, right))
+
+        def write() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    person_decisions_table.insert().values(
+                        left_id=a, right_id=b, decision=decision, actor=actor, decided_at=now_iso(), run_id=run_id
+                    )
+                )
+
+        self.retry(write)
+
+    def person_decisions(self) -> pd.DataFrame:
+        """The latest decision per person record pair: left, right, decision, actor, decided_at."""
+        t = person_decisions_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.left_id, t.c.right_id, t.c.decision, t.c.actor, t.c.decided_at, t.c.id))
+            df = pd.DataFrame(rows.fetchall(), columns=["left", "right", "decision", "actor", "decided_at", "id"])
+        df = df.sort_values("id").drop_duplicates(["left", "right"], keep="last")
+        return df.drop(columns="id").reset_index(drop=True)
 
     def job_started(self, job_id: str) -> int:
         def write() -> int:

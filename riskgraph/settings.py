@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,13 @@ class ModelSettings(BaseModel):
     # gender, age and health columns (graph/contract.py PROTECTED_*) as model features: off by
     # default; even when on they never appear in reasons
     use_protected_attributes: bool = False
+    # a label's training row is built from the data cut at its as_of (composer/labels.py); more
+    # distinct as_of days than this are grouped by month (cut at the end of the month before)
+    label_max_cuts: int = Field(default=12, ge=1)
+    # out-of-time validation (scoring/oot.py): labels dated after the cut are the later period;
+    # the cut is `oot_cut` (YYYY-MM-DD) or else leaves the latest `oot_share` of dated labels after it
+    oot_cut: str | None = None
+    oot_share: float = Field(default=0.2, gt=0, lt=1)
 
 
 class RingSettings(BaseModel):
@@ -143,6 +150,22 @@ class SparkSettings(BaseModel):
     batch_rows: int = 10_000  # Arrow batch size of mapInPandas / applyInPandas
 
 
+class AlertSettings(BaseModel):
+    """Alert lineage and what counts as material (composer/alerts.py, docs/cases.md).
+
+    Set from the environment as RISKGRAPH_ALERTS__<FIELD>, e.g. RISKGRAPH_ALERTS__REOPEN_SCORE_RISE=0.2.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lineage_min_jaccard: float = Field(default=0.5, gt=0, le=1)  # a ring inherits an earlier id from this overlap up
+    min_severity: int = Field(default=1, ge=1, le=4)  # rule hits from this severity up raise entity alerts
+    serious_min_severity: int = Field(default=3, ge=1, le=4)  # a rule this severe (or marked serious) is serious
+    reopen_on_new_member: bool = True  # material: a ring gained a member
+    reopen_on_serious_rule: bool = True  # material: a serious rule hit the alert's subject for the first time
+    reopen_score_rise: float = Field(default=0.1, ge=0)  # material: the score rose by more than this
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RISKGRAPH_", env_nested_delimiter="__")
 
@@ -170,10 +193,26 @@ class Settings(BaseSettings):
     rings: RingSettings = Field(default_factory=RingSettings)  # env RISKGRAPH_RINGS__<FIELD>
     engine: str = "pandas"  # the stage engine: "pandas" (one process) or "spark" (composer/engines/)
     spark: SparkSettings = Field(default_factory=SparkSettings)  # env RISKGRAPH_SPARK__<FIELD>
+
+    # person resolution (一数一源, docs/resolution.md): pairs at or above resolve_review_high merge,
+    # pairs from resolve_review_low up to it go to the clerical-review list
+    resolve: bool = True
+    resolve_review_low: float = Field(default=0.5, ge=0, le=1)
+    resolve_review_high: float = Field(default=0.95, ge=0, le=1)
+    resolve_registry_threshold: float = Field(default=0.9, ge=0, le=1)  # a registry row matches at or above
+    resolve_memory_limit: str = "4GB"  # DuckDB's memory cap; it spills to HOME/tmp beyond it
+    resolve_threads: int = Field(default=2, ge=1)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)  # env RISKGRAPH_ALERTS__<FIELD>
     progress: bool = True
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: dict[str, str] = Field(default_factory=dict)  # key -> role
+
+    @model_validator(mode="after")
+    def _review_band(self) -> Settings:
+        if self.resolve_review_low > self.resolve_review_high:
+            raise ValueError("resolve_review_low must not exceed resolve_review_high")
+        return self
 
     @property
     def store(self) -> str:

@@ -3,12 +3,14 @@ the columns of the entity table (a classic credit table). The graph model must b
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from features.build import attributes, reference_date
 from graph.dataset import Dataset
 from riskgraph.settings import ModelSettings
-from scoring.model import CrossFittedRiskModel
+from scoring.model import CrossFittedRiskModel, classification_metrics
 from scoring.score import assign_folds, labels_of
 
 
@@ -27,3 +29,14 @@ def attribute_baseline(dataset: Dataset, entity_type: str, settings: ModelSettin
     risk = pd.Series(model.predict_proba(X), index=X.index)
     risk.loc[y.index] = model.oof_
     return risk
+
+
+def baseline_metrics(dataset: Dataset, entity_type: str, settings: ModelSettings) -> dict[str, Any] | None:
+    """The baseline's out-of-fold metrics on the type's labels (None: too few labels)."""
+    risk = attribute_baseline(dataset, entity_type, settings)
+    if risk is None:
+        return None
+    y = labels_of(dataset, entity_type, risk.index)
+    metrics = classification_metrics(y.to_numpy(), risk.loc[y.index].to_numpy())
+    metrics.pop("calibration", None)
+    return metrics

@@ -100,7 +100,7 @@ class ModelRegistry:
 
     def list(self, entity_type: str | None = None) -> list[ModelRecord]:
         q = (
-            sa.select(*[c for c in models_table.c if c.name != "artifact"])
+            sa.select(*[c for c in models_table.c if c.name not in ("artifact", "reference")])
             .where(models_table.c.staged.is_(False))
             .order_by(models_table.c.created_at.desc(), models_table.c.version.desc())
         )
@@ -130,6 +130,26 @@ class ModelRegistry:
                 sa.select(models_table).where((models_table.c.entity_type == entity_type) & models_table.c.champion)
             ).first()
         return _record(row) if row else None
+
+    def set_reference(self, version: str, profile: dict[str, Any]) -> None:
+        """Keep the profile of the population a version was trained on (the drift reference)."""
+
+        def write() -> None:
+            with self.db.engine.begin() as conn:
+                conn.execute(
+                    models_table.update().where(models_table.c.version == version).values(reference=to_json(profile))
+                )
+
+        self.db.retry(write)
+
+    def reference(self, version: str) -> dict[str, Any] | None:
+        """The training population's profile of a version (None: not recorded)."""
+        with self.db.engine.connect() as conn:
+            row = conn.execute(sa.select(models_table.c.reference).where(models_table.c.version == version)).first()
+        if row is None:
+            raise ModelNotFound(f"no model version {version!r}")
+        value: dict[str, Any] | None = json.loads(row.reference) if row.reference else None
+        return value
 
     def promote(self, version: str) -> ModelRecord:
         """Make `version` the champion of its entity type."""

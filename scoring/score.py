@@ -25,6 +25,7 @@ from riskgraph.settings import ModelSettings, Settings
 from scoring.attributions import ReasonColumns, top_reasons
 from scoring.grades import apply_caps, credit_points, grades
 from scoring.model import CrossFittedRiskModel, classification_metrics
+from scoring.oot import out_of_time
 from scoring.registry import ModelRegistry
 from scoring.triage import amount_at_stake, priority
 from scoring.unsupervised import unsupervised_contributions, unsupervised_risk
@@ -96,6 +97,7 @@ def score_entity_type(
     use_champion: bool = False,
     serious: frozenset[str] | set[str] = frozenset(),
     money: pd.DataFrame | None = None,
+    training_rows: pd.DataFrame | None = None,
 ) -> EntityScores:
     """Score every entity of one type from its model matrix `X` (features/signals.py): risk,
     points, grade after rule caps, triage priority (scoring/triage.py: `serious` rule ids, the
@@ -103,7 +105,11 @@ def score_entity_type(
 
     A newly fitted model is registered (staged under `run_id` when given); with `use_champion`
     the type's champion scores instead, and a type without one is fitted. Reason text is not
-    made here: explain/reasons.py turns the contributions into words."""
+    made here: explain/reasons.py turns the contributions into words.
+
+    `training_rows` (composer/labels.py `training_rows`): model-matrix rows of labelled
+    entities built from the data as it stood at their label's as_of; the model learns from
+    those rows instead of today's (a signal column missing from them was 0 then)."""
     ids = proj.ids[entity_type]
     money = money if money is not None else pd.DataFrame(columns=["entity_type", "entity_id", "record", "amount"])
     if len(ids) == 0:
@@ -129,14 +135,24 @@ def score_entity_type(
         metrics, kind = champion.metrics, "supervised"
     elif supervised:
         y = own.reindex(ids).dropna().astype(int)
+        later = out_of_time(X, proj=proj, entity_type=entity_type, labels=labels, ms=ms)
         fold_of = assign_folds(y, ms)
+        signal_columns = list(X.columns)
         X = X.join(out_of_fold_label_features(proj, entity_type, labels, fold_of))
+        X_fit = X.loc[y.index]
+        if training_rows is not None and len(training_rows):
+            then = training_rows[training_rows.index.isin(y.index)]
+            absent = [c for c in signal_columns if c not in then.columns]  # a signal not seen then was 0
+            then = then.reindex(columns=signal_columns).assign(**dict.fromkeys(absent, 0.0))
+            X_fit = X_fit.astype({c: "float64" for c in signal_columns if X_fit[c].dtype.kind in "iub"})
+            for c in signal_columns:
+                X_fit.loc[then.index, c] = then[c].to_numpy()
         model = CrossFittedRiskModel(ms)
-        model.fit(X.loc[y.index], y.to_numpy(), folds=fold_of.to_numpy())
+        model.fit(X_fit, y.to_numpy(), folds=fold_of.to_numpy())
         margin, r_idx, r_val = model.margin_and_reasons(X)
         risk = pd.Series(model.calibrated(margin), index=ids)
         risk.loc[y.index] = model.oof_  # labelled entities keep their honest out-of-fold score
-        metrics = model.metrics_
+        metrics = model.metrics_ | {"oot": later}
         importance = model.importance()
         oof_frame = pd.DataFrame({"label": y.to_numpy(), "oof": model.oof_}, index=y.index)
         kind = "supervised"

@@ -60,17 +60,21 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from synth.duplicates import DUPLICATE_PATTERNS, plant
 from synth.employment import build_benefits, build_contributions, build_employment, count_staff
 from synth.fraud import choose_lone_roles, plant_arrears, plant_lone_medical
 from synth.labels import draw_labels, truth_frame
 from synth.medical import build_medical
 from synth.params import MIN_PERSONS, PATTERNS, M
 from synth.population import build_population
+from synth.realistic import harden
 from synth.rings import plant_back_payments, plant_fake_enrolment, plant_rings
 from synth.world import World
 from synth.writer import write_dataset
 
-__all__ = ["PATTERNS", "generate"]
+__all__ = ["ALL_PATTERNS", "PATTERNS", "generate"]
+
+ALL_PATTERNS = PATTERNS + DUPLICATE_PATTERNS  # the truth's patterns with duplicates and registries
 
 # The build steps in order (the progress bar shows their names). The order is part of the output:
 # every step draws from the one rng, and later steps read what earlier ones planted.
@@ -96,18 +100,32 @@ STEPS: tuple[tuple[str, tuple[Callable[[World], None], ...]], ...] = (
 )
 
 
+DIFFICULTIES = ("standard", "realistic")  # realistic: synth/realistic.py, on top of the standard world
+
+
 def generate(
-    *, persons: int, seed: int, out: Path, label_share: float = 0.3, negative_share: float = 0.05, progress: bool = True
+    *,
+    persons: int,
+    seed: int,
+    out: Path,
+    label_share: float = 0.3,
+    negative_share: float = 0.05,
+    progress: bool = True,
+    duplicates: float = 0.03,
+    difficulty: str = "standard",
 ) -> dict[str, int]:
     """Write a synthetic dataset folder with planted fraud to `out`; return row counts per table.
+    `duplicates`: the share of humans with a second person record (0: none, and no registries).
 
     Every pattern is planted at least once, so below ~2,000 persons fraud shares run far above
     DOMAIN.md's magnitudes (fine for smoke tests, not for model evaluation).
     """
     if persons < MIN_PERSONS:
         raise ValueError(f"persons must be at least {MIN_PERSONS}")
-    if not (0.0 <= label_share <= 1.0 and 0.0 <= negative_share <= 1.0):
-        raise ValueError("label_share and negative_share must be between 0 and 1")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}")
+    if not (0.0 <= label_share <= 1.0 and 0.0 <= negative_share <= 1.0 and 0.0 <= duplicates <= 0.5):
+        raise ValueError("label_share and negative_share must be between 0 and 1, duplicates between 0 and 0.5")
     out = Path(out)
     with tqdm(total=len(STEPS) + 2, desc="synth", disable=not progress, unit="step") as bar:
         world = World(persons, seed, M)
@@ -121,5 +139,9 @@ def generate(
         bar.update(1)
         bar.set_postfix_str("write")
         counts = write_dataset(world, out, labels, truth_frame(world))
+        if duplicates > 0:  # last: every other table is what it would be without them
+            counts |= plant(out, world.rng, duplicates)
         bar.update(1)
+    if difficulty == "realistic":
+        counts |= harden(out, seed)
     return counts

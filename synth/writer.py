@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import yaml
 
+from graph.resolve.idnumber import check_chars
 from synth.arrays import money, unique_codes
 from synth.params import (
     AS_OF,
@@ -118,11 +119,7 @@ def _write_persons(w: World, out: Path, ids: dict[str, pa.Array], region_names: 
     sizes = np.diff(np.r_[starts, n])
     group_offset = rng.integers(0, 9000, len(starts))  # sequence numbers look random
     rank[order] = np.arange(n) - np.repeat(starts, sizes) + np.repeat(group_offset, sizes)
-    id_number = _join(
-        _str(110100 + 100 * w.region),
-        pc.replace_substring(birth.cast(pa.string()), "-", ""),
-        pc.utf8_lpad(_str(rank), 4, "0"),
-    )
+    id_number = gb11643(110100 + 100 * w.region, birth, rank, w.gender)
     hh = w.household
     address = _join(
         _text(region_names, w.hh_region[hh]), " ", _text(STREETS, hh % len(STREETS)), " Rd No.", _str(hh + 1)
@@ -372,6 +369,19 @@ def _write_truth(out: Path, ids: dict[str, pa.Array], frame: pd.DataFrame) -> in
             "ring_id": pa.array(frame["ring_id"].tolist(), pa.string()),
         },
     )
+
+
+def gb11643(region: np.ndarray, birth: pa.Array, rank: np.ndarray, male: np.ndarray) -> pa.Array:
+    """18-digit GB 11643-1999 numbers: region, birth date, a 3-digit sequence whose parity is the
+    gender (odd for men) and the MOD 11-2 check character (no rng draws: the rank sets the sequence)."""
+    seq = (np.asarray(rank, dtype=np.int64) % 500) * 2 + np.asarray(male, dtype=np.int64)
+    first17 = _join(
+        _str(region), pc.replace_substring(birth.cast(pa.string()), "-", ""), pc.utf8_lpad(_str(seq), 3, "0")
+    )
+    data = first17.buffers()[2]  # every value is 17 ASCII digits: the data buffer is the digit matrix
+    assert data is not None
+    d = np.frombuffer(data, dtype=np.uint8)[: 17 * len(first17)].reshape(-1, 17).astype(np.int64) - ord("0")
+    return _join(first17, pa.array(check_chars(d).tolist(), pa.string()))
 
 
 def _ids(prefix: str, n: int, width: int) -> pa.Array:

@@ -37,6 +37,7 @@ SCORE_COLUMNS = [
     "rule_hits",
     "priority",
     "amount_at_stake",
+    "golden_id",  # appended by person resolution (docs/resolution.md)
 ]
 
 

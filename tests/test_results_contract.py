@@ -252,3 +252,29 @@ def test_pipeline_and_api_on_this_results_database(settings: Settings, tmp_path:
     audit = ResultsDB(settings.results_database_url).read("audit")
     row = audit[audit["decision_id"] == body["decision_id"]].iloc[0]
     assert (row["entity_id"], row["run_id"], row["grade"]) == (person, result.run_id, body["grade"])
+
+
+def test_case_changes_are_one_transaction_with_their_audit_row(db: ResultsDB) -> None:
+    """Cases (composer/cases.py): each change holds the case row, its history event and its
+    chained audit row, or none of them; a stale version and four-eyes breaches change nothing."""
+    from composer import cases as workflow
+
+    a, b = workflow.Actor("inspector:a", "inspector"), workflow.Actor("investigator:b", "investigator")
+    case = workflow.open_case(db, a, subject_type="person", subject_id="P1", typology="med")
+    cid = case["case_id"]
+    workflow.change_status(db, a, cid, to="in_progress")
+    workflow.change_status(db, a, cid, to="confirmed", note="seen")
+    with pytest.raises(workflow.CaseConflict):
+        workflow.decide_approval(db, a, cid, approve=True)
+    with pytest.raises(workflow.CaseConflict):
+        workflow.change_status(db, b, cid, to="dismissed", note="x", version=1)
+    done = workflow.decide_approval(db, b, cid, approve=True)
+    assert done["status"] == "confirmed" and done["decided_by"] == "investigator:b"
+    history = workflow.get_case(db, cid)["history"]
+    audit = db.query("SELECT action FROM audit WHERE action LIKE 'case_%' ORDER BY id")
+    assert len(history) == len(audit) == 4
+    assert db.audit_verify().ok
+    labels = workflow.case_labels(db)
+    assert labels[["entity_id", "label", "case_id"]].to_dict("records") == [
+        {"entity_id": "P1", "label": 1, "case_id": cid}
+    ]

@@ -10,7 +10,7 @@ import pytest
 from graph.contract import TABLES
 from graph.dataset import Dataset, load_dataset
 from graph.dictionary import load_dictionary
-from synth.generator import PATTERNS, generate
+from synth.generator import ALL_PATTERNS, PATTERNS, generate
 
 PERSONS = 2_000
 
@@ -39,7 +39,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 def test_every_table_is_written_and_passes_the_contract(folder: Path, dataset: Dataset) -> None:
     assert set(dataset.tables) == set(TABLES)
     assert all(len(df) > 0 for df in dataset.tables.values())
-    assert len(dataset.table("persons")) == PERSONS
+    assert len(dataset.table("persons")) == PERSONS + round(0.03 * PERSONS)  # planted duplicate records
     assert (folder / "truth" / "truth.csv").is_file()
 
 
@@ -61,7 +61,7 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(folder: Path, 
 
 def test_truth_covers_every_pattern_with_known_ids(truth: pd.DataFrame, dataset: Dataset) -> None:
     assert list(truth.columns) == ["entity_type", "entity_id", "pattern", "ring_id"]
-    assert set(truth["pattern"]) == set(PATTERNS)
+    assert set(truth["pattern"]) == set(ALL_PATTERNS)
     assert not truth.duplicated(["entity_type", "entity_id", "pattern"]).any()
     for etype, ids in truth.groupby("entity_type")["entity_id"]:
         assert set(ids) <= set(dataset.entity_ids(etype)), etype
@@ -82,6 +82,7 @@ def test_person_fraud_share_and_ring_share_are_plausible(truth: pd.DataFrame) ->
 
 def test_labels_are_truth_positives_and_clean_negatives(dataset: Dataset, truth: pd.DataFrame) -> None:
     labels = dataset.table("labels")
+    truth = truth[truth["pattern"].isin(PATTERNS)]  # labels are drawn before duplicates are planted
     fraud = set(zip(truth["entity_type"], truth["entity_id"]))
     keys = list(zip(labels["entity_type"], labels["entity_id"]))
     assert all((k in fraud) == bool(y) for k, y in zip(keys, labels["label"]))
@@ -107,7 +108,7 @@ def test_magnitudes_are_roughly_realistic(dataset: Dataset) -> None:
     assert 7 <= relationships / PERSONS <= 14
     persons = dataset.table("persons")
     age = (pd.Timestamp("2025-12-31") - persons["birth_date"]).dt.days / 365.25
-    assert age.between(18, 91).all()
+    assert age.dropna().between(18, 91).all()  # a few duplicate records lack a birth date
 
 
 def test_planted_signals_show_in_the_records(dataset: Dataset, truth: pd.DataFrame) -> None:
@@ -141,3 +142,25 @@ def test_data_dictionary_names_every_extra_column(folder: Path, dataset: Dataset
     assert extras and extras <= set(labels)
     assert all(labels[c].label_en != c and labels[c].label_zh for c in extras)
     assert labels["chronic"].protected
+
+
+def test_duplicate_records_and_registries_have_their_truth(folder: Path, dataset: Dataset) -> None:
+    clusters = pd.read_csv(folder / "truth" / "person_clusters.csv", dtype=str)
+    assert list(clusters.columns) == ["person_id", "human_id"]
+    assert sorted(clusters["person_id"]) == sorted(dataset.table("persons")["person_id"])
+    assert clusters["human_id"].nunique() == PERSONS
+    matches = pd.read_csv(folder / "truth" / "registry_matches.csv", dtype=str)
+    assert list(matches.columns) == ["table", "registry_id", "person_id"]
+    assert set(matches["person_id"]) <= set(clusters["person_id"])
+    for table in ("deaths", "custody"):
+        ids = set(dataset.table(table)["registry_id"])
+        assert set(matches.loc[matches["table"] == table, "registry_id"]) < ids  # some are outsiders
+
+
+def test_without_duplicates_the_tables_are_as_before(tmp_path: Path, folder: Path) -> None:
+    generate(persons=PERSONS, seed=11, out=tmp_path, progress=False, duplicates=0)
+    assert not (tmp_path / "deaths.csv").exists()
+    for name in ("visits.csv", "purchases.csv", "employment.csv", "labels.csv"):
+        assert (tmp_path / name).read_bytes() == (folder / name).read_bytes()
+    before = (tmp_path / "persons.csv").read_text().splitlines()
+    assert (folder / "persons.csv").read_text().splitlines()[: len(before)] == before

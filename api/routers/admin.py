@@ -79,12 +79,24 @@ async def model_metrics(version: Version, caller: OwnerCaller, state: StateDep) 
     "/models/{version}/promote",
     response_model=ModelOut,
     tags=["models"],
-    responses={404: {"model": ErrorResponse}},
-    summary="Make a version its type's champion",
+    responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+    summary="Make a version its type's champion (through the gate)",
 )
-async def promote_model(version: Version, caller: OwnerCaller, state: StateDep) -> ModelOut:
-    """Served scores switch at the next `nightly-rescore` (or run it now via /v1/jobs)."""
-    return ModelOut.model_validate(await operations.promote(state=state, principal=caller, version=version))
+async def promote_model(
+    version: Version,
+    caller: OwnerCaller,
+    state: StateDep,
+    force_reason: Annotated[
+        str | None, Query(min_length=1, max_length=500, description="promote past a refusing gate, for this reason")
+    ] = None,
+) -> ModelOut:
+    """Through the promotion gate (409 `promotion_refused` with its reasons: out-of-time AUC more
+    than 0.01 below the champion's, score PSI over 0.25 against it, or under 30 labels a class);
+    `force_reason` overrides a refusal and is audited. Served scores switch at the next
+    `nightly-rescore` (or run it now via /v1/jobs)."""
+    return ModelOut.model_validate(
+        await operations.promote(state=state, principal=caller, version=version, force_reason=force_reason)
+    )
 
 
 @router.get("/jobs", response_model=list[JobOut], tags=["jobs"], summary="Scheduled jobs")

@@ -146,3 +146,41 @@ def evaluate_by_type(members: pd.DataFrame, truth: pd.DataFrame, min_jaccard: fl
             for k in ("recall", "precision", "n_planted", "n_detected", "n_found", "n_correct", "mean_best_jaccard")
         }
     return out
+
+
+def best_matches(members: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Per planted ring (truth rows with a ring id): the detected ring it overlaps most and that
+    Jaccard (truth_ring, ring_id, jaccard; planted rings overlapping nothing are left out)."""
+    from features.rings.lineage import ring_overlaps
+
+    t = truth[truth["ring_id"].astype(str).str.strip() != ""]
+    planted = pd.DataFrame(
+        {
+            "ring_id": t["ring_id"].astype(str),
+            "ring_type": "x",
+            "entity_type": t["entity_type"],
+            "entity_id": t["entity_id"],
+        }
+    ).drop_duplicates()
+    pairs = ring_overlaps(planted, members.assign(ring_type="x"))
+    best = pairs.sort_values(["jaccard", "old_id"], ascending=[False, True], kind="mergesort").drop_duplicates("new_id")
+    return best.rename(columns={"new_id": "truth_ring", "old_id": "ring_id"})[["truth_ring", "ring_id", "jaccard"]]
+
+
+def id_persistence(
+    before: pd.DataFrame, after: pd.DataFrame, truth: pd.DataFrame, min_jaccard: float = 0.5
+) -> dict[str, Any]:
+    """How many planted rings found in both runs (Jaccard >= `min_jaccard` each time) kept their
+    ring id from the run `before` to the run `after` (member tables of the two runs)."""
+    b = best_matches(before, truth)
+    a = best_matches(after, truth)
+    both = b[b["jaccard"] >= min_jaccard].merge(
+        a[a["jaccard"] >= min_jaccard], on="truth_ring", suffixes=("_before", "_after")
+    )
+    kept = both["ring_id_before"] == both["ring_id_after"]
+    return {
+        "persisting": int(len(both)),
+        "kept_id": int(kept.sum()),
+        "share_kept": float(kept.mean()) if len(both) else float("nan"),
+        "lost": both.loc[~kept, ["truth_ring", "ring_id_before", "ring_id_after"]].to_dict("records"),
+    }

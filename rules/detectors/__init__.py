@@ -9,7 +9,7 @@ string columns are only gathered for the rows that fire. Its parameters are a py
 it, and say why, on datasets without them.
 
 One module per domain, each listing its detectors: `medical` (visits, inpatient stays, pharmacy
-purchases), `benefits` (pensions and benefits), `employers` (employers and agencies); `base`
+purchases), `benefits` (pensions and benefits), `employers` (employers and agencies), `identity` (ID-number data quality); `base`
 holds the `Detector` record, `Params` and the shared vectorised helpers.
 """
 
@@ -20,8 +20,11 @@ from types import MappingProxyType
 from rules.detectors.base import Detector, Params
 from rules.detectors.benefits import BENEFITS
 from rules.detectors.employers import EMPLOYERS
+from rules.detectors.identity import IDENTITY
 from rules.detectors.medical import MEDICAL
 
-DETECTORS: MappingProxyType[str, Detector] = MappingProxyType({d.name: d for d in (*MEDICAL, *BENEFITS, *EMPLOYERS)})
+DETECTORS: MappingProxyType[str, Detector] = MappingProxyType(
+    {d.name: d for d in (*MEDICAL, *BENEFITS, *EMPLOYERS, *IDENTITY)}
+)
 
 __all__ = ["DETECTORS", "Detector", "Params"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -66,10 +67,17 @@ def test_retrain_makes_a_candidate_and_promotion_is_explicit(private_client: Tes
     new = [m for m in after if m["version"] not in before]
     assert new and not any(m["champion"] for m in new)
     assert next(m["version"] for m in after if m["champion"]) == champion
-    promoted = c.post(f"/v1/models/{new[0]['version']}/promote", headers=H).json()
+    # the promotion gate: too few out-of-time labels here, so only a stated reason gets it through
+    refused = c.post(f"/v1/models/{new[0]['version']}/promote", headers=H)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "promotion_refused"
+    assert "30 per class" in refused.json()["error"]["message"] or "out-of-time" in refused.json()["error"]["message"]
+    promoted = c.post(
+        f"/v1/models/{new[0]['version']}/promote", params={"force_reason": "reviewed by the model board"}, headers=H
+    ).json()
     assert promoted["champion"]
     audit = c.get("/v1/audit", params={"action": "promote"}, headers=H).json()["items"]
     assert audit[0]["model_version"] == new[0]["version"]
+    assert json.loads(audit[0]["detail"])["forced"] == "reviewed by the model board"
 
 
 def test_jobs_listed_with_schedules(client: TestClient) -> None:

@@ -23,11 +23,11 @@ pytestmark = pytest.mark.slow
 KEY = "durability-test-approval-key-0123"
 
 
-def _env(home: Path) -> dict[str, str]:
+def _env(home: Path, keys: dict[str, str] | None = None) -> dict[str, str]:
     return {
         **os.environ,
         "RISKGRAPH_HOME": str(home),
-        "RISKGRAPH_API_KEYS": json.dumps({KEY: "approval_system"}),
+        "RISKGRAPH_API_KEYS": json.dumps(keys or {KEY: "approval_system"}),
         "RISKGRAPH_API_SCHEDULER": "false",
         "RISKGRAPH_PROGRESS": "false",
         "RISKGRAPH_API_RESULTS_POLL_S": "1",
@@ -37,11 +37,12 @@ def _env(home: Path) -> dict[str, str]:
     }
 
 
-def _serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(home: Path, keys: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`riskgraph serve` on `home` with these keys (key -> role; default: one approval-system key)."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--port", str(port)],
-        env=_env(home),
+        env=_env(home, keys),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

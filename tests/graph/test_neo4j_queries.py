@@ -162,8 +162,18 @@ def test_snapshot_deletion_detaches_node_by_node_in_bounded_transactions(
         "Inspection": 20_000,
         "WageArrears": 20_000,
         "Commitment": 20_000,
+        "DeathRecord": 20_000,  # the registries (issue 16): fact nodes like benefits
+        "CustodyRecord": 20_000,
     }
-    key = {"Benefit": "_row", "RiskLabel": "_row", "Inspection": "_row", "WageArrears": "_row", "Commitment": "_row"}
+    key = {
+        "Benefit": "_row",
+        "RiskLabel": "_row",
+        "Inspection": "_row",
+        "WageArrears": "_row",
+        "Commitment": "_row",
+        "DeathRecord": "_row",
+        "CustodyRecord": "_row",
+    }
     assert runner.calls[2:-1] == [
         Call(
             "autocommit",

@@ -236,3 +236,20 @@ def test_models_page(page: Any, shoot: Shooter, login: Any, api_get: Any) -> Non
 
     login("inspector", "#/models")
     expect(page.locator(".alert-error")).to_have_attribute("data-status", "403")
+
+
+def test_person_review_page(page: Any, shoot: Shooter, login: Any, api_get: Any) -> None:
+    """Investigators see the person pairs awaiting review (or that there are none); inspectors may not."""
+    review = api_get("/v1/review/persons", role="investigator")
+    login("investigator", "#/review")
+    expect(page.get_by_role("heading", name="Person records to review")).to_be_visible()
+    expect(page.locator("#nav a[data-section=review]")).to_be_visible()
+    if review["total"]:
+        expect(page.locator("tr[data-left]")).to_have_count(min(review["total"], 50))
+    else:
+        expect(page.get_by_test_id("review-empty")).to_be_visible()
+    shoot("person-review")
+
+    login("inspector", "#/review")
+    expect(page.locator(".alert-error")).to_have_attribute("data-status", "403")
+    expect(page.locator("#nav a[data-section=review]")).to_be_hidden()

@@ -1,4 +1,5 @@
-// The router: #/risk/TYPE, #/entity/TYPE/ID, #/rings, #/ring/ID, #/path, #/models, #/key.
+// The router: #/risk/TYPE, #/entity/TYPE/ID, #/rings, #/ring/ID, #/path, #/cases, #/case/ID,
+// #/objections, #/objection/ID, #/labels, #/models, #/review, #/key.
 import { api, ApiError, ENTITY_TYPES, getKey, roleHint } from "./api.js";
 import { applyStatic, getLang, setLang, t } from "./i18n.js";
 import { h, typeLabel, errorBox } from "./ui.js";
@@ -8,6 +9,9 @@ import { entityPage } from "./pages/entity.js";
 import { ringPage, ringsPage } from "./pages/rings.js";
 import { pathPage } from "./pages/path.js";
 import { modelsPage } from "./pages/models.js";
+import { reviewPage } from "./pages/review.js";
+import { casePage, casesPage } from "./pages/cases.js";
+import { labelsPage, objectionPage, objectionsPage } from "./pages/objections.js";
 
 const main = document.getElementById("main");
 
@@ -15,7 +19,9 @@ const main = document.getElementById("main");
 const GRAPH_ROLES = ["inspector", "investigator", "admin"];
 const SECTION_ROLES = {
   risk: ["inspector", "investigator", "model_owner", "admin"], rings: GRAPH_ROLES, ring: GRAPH_ROLES,
-  path: GRAPH_ROLES, entity: GRAPH_ROLES, models: ["model_owner", "admin"],
+  path: GRAPH_ROLES, entity: GRAPH_ROLES, models: ["model_owner", "admin"], review: ["investigator", "admin"],
+  cases: GRAPH_ROLES, case: GRAPH_ROLES,
+  objections: GRAPH_ROLES, objection: GRAPH_ROLES, labels: ["inspector", "investigator", "model_owner", "admin"],
 };
 const LANDING = { inspector: "#/risk/person", investigator: "#/risk/person", admin: "#/risk/person",
   model_owner: "#/models", approval_system: null };
@@ -61,7 +67,8 @@ function renderChrome() {
   select.value = sessionStorage.getItem("riskgraph.searchType") || "person";
   const section = parseHash().parts[0] || "risk";
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", a.dataset.section === section
-    || (a.dataset.section === "rings" && section === "ring")));
+    || (a.dataset.section === "rings" && section === "ring") || (a.dataset.section === "cases" && section === "case")
+    || (a.dataset.section === "objections" && section === "objection")));
   keyRole().then((r) => {
     document.querySelectorAll("#nav a").forEach((a) => {
       const allowed = SECTION_ROLES[a.dataset.section];
@@ -93,6 +100,12 @@ async function route() {
     if (section === "ring" && rest.length) return await ringPage(main, { id: rest.join("/") });
     if (section === "path") return pathPage(main, { params });
     if (section === "models") return await modelsPage(main);
+    if (section === "review") return await reviewPage(main, { params });
+    if (section === "cases") return await casesPage(main, { params });
+    if (section === "case" && rest.length) return await casePage(main, { id: rest.join("/") });
+    if (section === "objections") return await objectionsPage(main, { params });
+    if (section === "objection" && rest.length) return await objectionPage(main, { id: rest.join("/") });
+    if (section === "labels") return await labelsPage(main);
     main.replaceChildren(errorBox(new ApiError(404, "not_found", location.hash)));
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return keyPage(main, { next: location.hash, message: t("key.invalid") });

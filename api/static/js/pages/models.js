@@ -37,7 +37,7 @@ export async function modelsPage(main) {
   }
   const sections = [...byType.entries()].map(([type, list]) => h("section", { class: "panel", dataset: { type } },
     h("h3", {}, typeLabel(type)),
-    table([t("models.version"), t("models.kind"), t("models.created"), "", t("models.features"), ...HEADLINE, ""],
+    table([t("models.version"), t("models.kind"), t("models.created"), "", t("models.features"), ...HEADLINE, "", ""],
       list.map((m) => h("tr", { dataset: { version: m.version, champion: String(m.champion) } },
         h("td", {}, h("button", { type: "button", class: "linkish", onclick: () => showDetail(m.version, detail) }, m.version)),
         h("td", {}, m.kind), h("td", {}, fmtTime(m.created_at)),
@@ -46,10 +46,12 @@ export async function modelsPage(main) {
         m.metrics
           ? HEADLINE.map((k) => h("td", { class: "num" }, typeof m.metrics[k] === "number" ? fmtNum(m.metrics[k], 3) : "–"))
           : h("td", { colspan: HEADLINE.length }, withheldNote(m)),
+        h("td", {}, m.champion || !championOf(list) ? null : h("button", { type: "button", "data-action": "compare",
+          onclick: () => showCompare(championOf(list).version, m.version, detail) }, t("models.compare"))),
         h("td", {}, m.champion ? null : h("button", { type: "button", "data-action": "promote", onclick: async () => {
           if (!window.confirm(t("models.confirm", { v: m.version, t: typeLabel(type) }))) return;
           try {
-            await api(`/v1/models/${encodeURIComponent(m.version)}/promote`, { method: "POST" });
+            await promote(m.version);
             await modelsPage(main);
             main.querySelector("[data-testid=models-message]").replaceChildren(
               h("div", { class: "alert alert-ok" }, t("models.promoted", { v: m.version })));
@@ -58,6 +60,54 @@ export async function modelsPage(main) {
     list[0].metrics && list[0].metrics.note ? h("p", { class: "muted small" }, list[0].metrics.note) : null));
   main.replaceChildren(h("h2", {}, t("models.title")), message,
     h("p", { class: "muted" }, t("models.report")), ...sections, detail);
+}
+
+function championOf(list) { return list.find((m) => m.champion) || null; }
+
+/** Promote through the gate; when it refuses, ask for a reason and force it (both audited by the API). */
+async function promote(version) {
+  const path = `/v1/models/${encodeURIComponent(version)}/promote`;
+  try {
+    return await api(path, { method: "POST" });
+  } catch (err) {
+    if (err.code !== "promotion_refused") throw err;
+    const reason = window.prompt(t("models.force", { msg: err.message }));
+    if (!reason || !reason.trim()) throw err;
+    return await api(path, { method: "POST", params: { force_reason: reason.trim() } });
+  }
+}
+
+const SIDE = [["out_of_fold", "roc_auc"], ["out_of_fold", "ks"], ["out_of_time", "roc_auc"], ["out_of_time", "ks"],
+  ["out_of_time", "n"], ["out_of_time", "positives"], ["out_of_time", "cut"]];
+
+/** Champion and challenger side by side on the served run (GET /v1/models/compare). */
+async function showCompare(champion, challenger, panel) {
+  panel.hidden = false;
+  panel.replaceChildren(loading());
+  try {
+    const c = await api("/v1/models/compare", { params: { champion, challenger } });
+    const cell = (v) => h("td", { class: "num" }, typeof v === "number" ? fmtNum(v, 3) : v === null || v === undefined ? "–" : String(v));
+    const grades = Object.keys(c.grade_migration);
+    const cols = [...new Set(grades.flatMap((g) => Object.keys(c.grade_migration[g])))];
+    panel.replaceChildren(h("h3", {}, t("models.compare"), " ", champion, " → ", challenger),
+      h("div", { class: c.gate.allowed ? "alert alert-ok" : "alert alert-warn", role: "status", "data-testid": "gate" },
+        c.gate.allowed ? t("models.gate.ok") : t("models.gate.refused", { why: c.gate.problems.join("; ") })),
+      ...c.warnings.map((w) => h("div", { class: "alert alert-warn" }, w)),
+      table(["", t("models.champion"), t("models.candidate")], [
+        ...SIDE.map(([part, k]) => h("tr", {}, h("th", {}, `${part.replaceAll("_", " ")} ${k}`),
+          cell(c.champion[part][k]), cell(c.challenger[part][k]))),
+        h("tr", {}, h("th", {}, t("models.psi")), h("td", {}), cell(c.score_psi))]),
+      h("p", {}, t("models.migration"), ` (${c.entities})`),
+      table(["", ...cols], grades.map((g) => h("tr", {}, h("th", {}, g), ...cols.map((k) => cell(c.grade_migration[g][k] || 0))))),
+      h("p", {}, t("models.changed", { n: c.changed_total })),
+      table(["id", t("models.champion"), t("models.candidate"), t("models.reasons")], c.changed.map((e) => h("tr", {},
+        h("td", {}, e.entity_id), h("td", {}, `${e.champion_grade} (${fmtNum(e.champion_risk, 3)})`),
+        h("td", {}, `${e.challenger_grade} (${fmtNum(e.challenger_risk, 3)})`),
+        h("td", { class: "small" }, e.reasons.map((r) => r.text).join("; "))))));
+    panel.scrollIntoView({ behavior: "smooth" });
+  } catch (err) {
+    panel.replaceChildren(errorBox(err));
+  }
 }
 
 async function showDetail(version, panel) {

@@ -1,0 +1,159 @@
+"""The resolution stage of a run (docs/resolution.md): person records -> golden persons, registry
+rows -> persons, the golden dataset the later stages work on, and the outputs keyed by person_id.
+
+Called by the composer (composer/pipeline.py) only. DuckDB's temporary files live in a private
+folder under the home (HOME/tmp/resolve-<run>, mode 0700), removed when the stage ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from composer.runs import run_dir
+from graph.dataset import Dataset
+from graph.resolve.golden import golden_dataset
+from graph.resolve.idnumber import check
+from graph.resolve.persons import RESOLVED_COLUMNS, REVIEW_COLUMNS, Resolution, resolve_persons
+from graph.resolve.registry import MATCH_COLUMNS, empty_matches, match_registries
+from riskgraph.results import ResultsDB
+from riskgraph.settings import Settings
+
+RESOLVED_FILE = "resolved_persons.csv"
+MATCHES_FILE = "registry_matches.csv"
+REVIEW_FILE = "review_persons.csv"
+MODEL_FILE = "person_model.json"
+
+
+@dataclass
+class Resolved:
+    """What the stage hands on: the tables behind the output files, then (`with_golden`) the
+    golden dataset the later stages work on."""
+
+    records: pd.DataFrame  # RESOLVED_COLUMNS
+    matches: pd.DataFrame  # MATCH_COLUMNS
+    review: pd.DataFrame  # REVIEW_COLUMNS
+    model_json: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    golden: Dataset | None = None
+
+    @property
+    def golden_of(self) -> pd.Series:
+        return pd.Series(self.records["golden_id"].to_numpy(), index=self.records["person_id"].to_numpy())
+
+
+def resolve_stage(
+    dataset: Dataset,
+    settings: Settings,
+    run_id: str,
+    previous: pd.Series | None = None,
+    decisions: pd.DataFrame | None = None,
+) -> Resolved:
+    """Resolve the dataset's persons and match its registries (or, with `resolve` off, every
+    record its own golden person). `previous` and `decisions`: see `previous_golden` and
+    `review_decisions`. The composer runs this in a forked worker, so that DuckDB's threads never
+    live in the process that forks the later stages' workers."""
+    persons = dataset.table("persons")
+    checked = check(
+        persons["id_number"] if "id_number" in persons.columns else pd.Series([None] * len(persons)),
+        birth_date=persons["birth_date"] if "birth_date" in persons.columns else None,
+        gender=persons["gender"] if "gender" in persons.columns else None,
+    )
+    summary: dict[str, Any] = {"id_numbers": checked.counts()}
+    if not settings.resolve or len(persons) == 0:
+        ids = persons["person_id"].to_numpy(dtype=object)
+        records = pd.DataFrame({"person_id": ids, "golden_id": ids, "match_probability": np.nan, "matched_on": ""})
+        return Resolved(records, empty_matches(), pd.DataFrame(columns=REVIEW_COLUMNS), {}, summary)
+    temp = settings.home / "tmp" / f"resolve-{run_id}"
+    try:
+        resolution = resolve_persons(
+            persons,
+            temp_dir=temp / "persons",
+            review_low=settings.resolve_review_low,
+            review_high=settings.resolve_review_high,
+            previous=previous,
+            decisions=decisions,
+            threads=settings.resolve_threads,
+            memory_limit=settings.resolve_memory_limit,
+        )
+        matches = _match(dataset, resolution, settings, temp / "registries")
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    summary["persons"] = resolution.counts()
+    summary["registry_matches"] = {
+        t: int((matches["table"] == t).sum()) for t in ("deaths", "custody") if dataset.has(t)
+    } | {"low_confidence": int(matches["low_confidence"].sum())}
+    return Resolved(resolution.records, matches, resolution.review, resolution.model_json, summary)
+
+
+def with_golden(dataset: Dataset, resolved: Resolved) -> Resolved:
+    """`resolved` with its golden dataset (built here, in the composer's process: the forked
+    worker sends back only the resolution's small tables, never a copy of the dataset)."""
+    resolved.golden = golden_dataset(dataset, resolved.golden_of, resolved.matches)
+    return resolved
+
+
+def _match(dataset: Dataset, resolution: Resolution, settings: Settings, temp: Path) -> pd.DataFrame:
+    if resolution.prepared is None or not (dataset.has("deaths") or dataset.has("custody")):
+        return empty_matches()
+    return match_registries(
+        dataset,
+        resolution.prepared,
+        resolution.model_json,
+        temp_dir=temp,
+        threshold=settings.resolve_registry_threshold,
+        threads=settings.resolve_threads,
+        memory_limit=settings.resolve_memory_limit,
+    )
+
+
+def previous_golden(db: ResultsDB, settings: Settings) -> pd.Series | None:
+    """golden_id per person_id in the served run (keeps golden ids stable), if it resolved."""
+    run_id = db.served_run_id()
+    path = run_dir(settings, run_id) / "out" / RESOLVED_FILE if run_id else None
+    if path is None or not path.exists():
+        return None
+    df = pd.read_csv(path, dtype={"person_id": str, "golden_id": str}, usecols=["person_id", "golden_id"])
+    return pd.Series(df["golden_id"].to_numpy(), index=df["person_id"].to_numpy())
+
+
+def review_decisions(db: ResultsDB) -> pd.DataFrame | None:
+    """The investigators' accept / reject decisions on person pairs (latest per pair)."""
+    decisions = db.person_decisions()
+    return decisions if len(decisions) else None
+
+
+def expand_scores(scores: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Scores keyed by person_id again: every person record gets its golden person's row, and
+    `golden_id` is appended (empty for other entity types)."""
+    person = scores["entity_type"] == "person"
+    others = scores[~person].assign(golden_id=None)
+    golden_rows = scores[person].set_index("entity_id")
+    have = records[records["golden_id"].isin(golden_rows.index)]
+    rows = golden_rows.loc[have["golden_id"].to_numpy()].reset_index(drop=True)
+    rows.insert(1, "entity_id", have["person_id"].to_numpy())
+    rows["golden_id"] = have["golden_id"].to_numpy()
+    if "priority" in rows.columns and len(rows):  # triage ranks 1..n again, a golden person's records together
+        order = np.lexsort((rows["entity_id"].to_numpy(dtype=str), rows["priority"].to_numpy()))
+        ranks = np.empty(len(rows), dtype=np.int64)
+        ranks[order] = np.arange(1, len(rows) + 1)
+        rows["priority"] = ranks
+    out = pd.concat([rows[list(scores.columns) + ["golden_id"]], others], ignore_index=True)
+    type_order = {t: i for i, t in enumerate(pd.unique(scores["entity_type"]))}
+    out = out.assign(_t=out["entity_type"].map(type_order)).sort_values(["_t", "entity_id"], kind="mergesort")
+    return out.drop(columns="_t").reset_index(drop=True)
+
+
+def output_files(resolved: Resolved) -> dict[str, Callable[[Path], Any]]:
+    """resolved_persons.csv and registry_matches.csv (the output contract), the review list."""
+    return {
+        RESOLVED_FILE: lambda p: resolved.records[RESOLVED_COLUMNS].to_csv(p, index=False),
+        MATCHES_FILE: lambda p: resolved.matches[MATCH_COLUMNS].to_csv(p, index=False),
+        REVIEW_FILE: lambda p: resolved.review[REVIEW_COLUMNS].to_csv(p, index=False),
+    }

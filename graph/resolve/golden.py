@@ -1,0 +1,85 @@
+"""The golden dataset: the same tables with one person row per human.
+
+Features, rules, rings and scoring run on it, so a human with two records is one node with both
+histories. Every table's person reference becomes the golden id (its records' own ids are kept in
+`source_person_id` of the event tables, so the rules can tell two pensions of one human apart);
+labels naming either record count for the golden person (1 wins over 0). The golden person row is
+its oldest record's row, its empty fields filled from the other records; its death_date is the
+earliest of the records' death dates and of the deaths registry rows matched to any of them, so
+the after-death rules see a registry death once per golden person. Registry rows gain the golden
+`person_id` they matched (empty when none) and their `match_probability`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from graph.contract import REGISTRY_TABLES
+from graph.dataset import Dataset
+
+# event tables whose person_id is remapped (their records' ids kept in SOURCE_COLUMN)
+PERSON_TABLES = ("employment", "contributions", "benefits", "visits", "purchases")
+SOURCE_COLUMN = "source_person_id"
+
+
+def golden_dataset(dataset: Dataset, golden: pd.Series, matches: pd.DataFrame | None = None) -> Dataset:
+    """`dataset` with persons resolved: `golden` maps every person_id to its golden_id; `matches`
+    (graph/resolve/registry.py) links registry rows to person records."""
+    tables = dict(dataset.tables)
+    alone = bool((golden.index.to_numpy() == golden.to_numpy()).all())
+    if "persons" not in tables or golden.empty or (alone and (matches is None or matches.empty)):
+        return dataset  # every record its own person and no registry match: nothing to resolve
+    persons = tables["persons"]
+    gid = persons["person_id"].map(golden).fillna(persons["person_id"])
+    is_golden = (gid.to_numpy() == persons["person_id"].to_numpy()).astype(np.int8)
+    ordered = persons.assign(_g=gid.to_numpy(), _first=-is_golden).sort_values(["_g", "_first"], kind="mergesort")
+    merged = ordered.groupby("_g", sort=True).first()
+    death = ordered.groupby("_g", sort=True)["death_date"].min() if "death_date" in persons.columns else None
+    if matches is not None and not matches.empty and dataset.has("deaths"):
+        d = matches[matches["table"] == "deaths"]
+        reg = dataset.table("deaths").set_index("registry_id")["death_date"]
+        when = pd.Series(reg.reindex(d["registry_id"]).to_numpy(), index=golden.reindex(d["person_id"]).to_numpy())
+        when = when.groupby(level=0).min()
+        death = when if death is None else pd.concat([death, when]).groupby(level=0).min()
+    if death is not None:
+        merged["death_date"] = death.reindex(merged.index).astype("datetime64[ns]")
+    merged = merged.drop(columns=["person_id", "_first"]).rename_axis("person_id").reset_index()
+    tables["persons"] = merged[list(persons.columns)].astype(persons.dtypes.to_dict()).reset_index(drop=True)
+    mapping = golden.to_dict()
+    for name in PERSON_TABLES:
+        if name in tables and len(tables[name]):
+            df = tables[name]
+            tables[name] = df.assign(
+                **{SOURCE_COLUMN: df["person_id"].to_numpy(), "person_id": _remap(df["person_id"], mapping)}
+            )
+    if "agency_links" in tables:
+        df = tables["agency_links"]
+        person = df["entity_type"] == "person"
+        ids = df["entity_id"].where(~person, _remap(df["entity_id"], mapping))
+        tables["agency_links"] = df.assign(entity_id=ids).drop_duplicates(ignore_index=True)
+    if "labels" in tables:
+        df = tables["labels"]
+        person = df["entity_type"] == "person"
+        ids = df["entity_id"].where(~person, _remap(df["entity_id"], mapping))
+        df = df.assign(entity_id=ids).sort_values(["entity_type", "entity_id", "label"], ascending=[True, True, False])
+        tables["labels"] = df.drop_duplicates(["entity_type", "entity_id"]).reset_index(drop=True)
+    for name in REGISTRY_TABLES:
+        if name in tables:
+            tables[name] = with_matches(tables[name], name, matches, golden)
+    return Dataset(tables, dataset.content_hash, list(dataset.skipped))
+
+
+def with_matches(df: pd.DataFrame, table: str, matches: pd.DataFrame | None, golden: pd.Series) -> pd.DataFrame:
+    """A registry table with the golden `person_id` each row matched (None when unmatched)."""
+    m = matches[matches["table"] == table] if matches is not None and not matches.empty else None
+    if m is None or m.empty:
+        return df.assign(person_id=pd.Series([None] * len(df), dtype="object"), match_probability=np.nan)
+    by_id = m.set_index("registry_id")
+    person = golden.reindex(by_id["person_id"].reindex(df["registry_id"]).to_numpy()).to_numpy()
+    prob = by_id["match_probability"].reindex(df["registry_id"]).to_numpy(dtype=np.float64)
+    return df.assign(person_id=person, match_probability=prob)
+
+
+def _remap(ids: pd.Series, mapping: dict[str, str]) -> np.ndarray:
+    return ids.map(mapping).fillna(ids).to_numpy(dtype=object)

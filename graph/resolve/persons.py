@@ -1,0 +1,288 @@
+"""Person resolution: which person records are one human, and that human's golden id.
+
+1. Deterministic first: records whose ID numbers pass GB 11643-1999 and are equal in their
+   18-digit form (a 15-digit number converted) are one person (`matched_on` = id_number); two
+   valid numbers with different check characters were issued apart: two people, never linked.
+2. Then the probabilistic model (graph/resolve/model.py), fitted by EM on the data: pairs at or
+   above `review_high` merge (`model`); pairs from `review_low` up to it go to the clerical-review
+   list, unless an investigator already decided them (`review`: accepted; a rejected pair never
+   links, and splits a merge that other links would make: its second record leaves the cluster).
+3. Clusters are the connected components of the kept links. A cluster's golden id is its oldest
+   member record: the record that was the golden id in the previous run, else one seen in the
+   previous run, else the smallest person_id; so golden ids stay put while clusters persist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from graph.resolve.model import PersonModel, prepare
+
+RESOLVED_COLUMNS = ["person_id", "golden_id", "match_probability", "matched_on"]
+REVIEW_COLUMNS = ["left", "right", "match_probability"]
+DECISIONS = ("accept", "reject")
+_KIND_RANK = {"id_number": 0, "review": 1, "model": 2}
+
+
+@dataclass
+class Resolution:
+    """The outcome of one resolution."""
+
+    records: pd.DataFrame  # RESOLVED_COLUMNS, one row per person record, sorted by person_id
+    links: pd.DataFrame  # left, right, match_probability, matched_on: the links the clusters are made of
+    review: pd.DataFrame  # REVIEW_COLUMNS: undecided pairs between the review thresholds
+    model_json: dict[str, Any] = field(default_factory=dict)
+    prepared: pd.DataFrame | None = None  # the records in the model's form (for registry matching)
+    tf_tables: dict[str, pd.DataFrame] | None = None  # the term frequencies the pairs were scored with
+
+    @property
+    def golden(self) -> pd.Series:
+        """golden_id per person_id."""
+        return pd.Series(self.records["golden_id"].to_numpy(), index=self.records["person_id"].to_numpy())
+
+    def counts(self) -> dict[str, int]:
+        r = self.records
+        return {
+            "records": int(len(r)),
+            "golden_persons": int(r["golden_id"].nunique()),
+            "merged_records": int((r["person_id"] != r["golden_id"]).sum()),
+            "links_id_number": int((self.links["matched_on"] == "id_number").sum()),
+            "links_model": int((self.links["matched_on"] == "model").sum()),
+            "links_review": int((self.links["matched_on"] == "review").sum()),
+            "review_pairs": int(len(self.review)),
+        }
+
+
+def prepare_persons(persons: pd.DataFrame) -> pd.DataFrame:
+    """The persons table in the model's comparable form."""
+
+    def c(name: str) -> pd.Series | None:
+        return persons[name] if name in persons.columns else None
+
+    return prepare(
+        persons["person_id"],
+        name=c("name"),
+        id_number=c("id_number"),
+        birth_date=c("birth_date"),
+        gender=c("gender"),
+        phone=c("phone"),
+        address=c("address"),
+    )
+
+
+def deterministic_links(recs: pd.DataFrame) -> pd.DataFrame:
+    """Links between records sharing a valid 18-digit ID number (each to the group's first)."""
+    ok = recs[(recs["id_ok"] == 1) & recs["id18"].notna()][["unique_id", "id18"]]
+    ok = ok.sort_values(["id18", "unique_id"], kind="mergesort")
+    first = ok.groupby("id18")["unique_id"].transform("first")
+    keep = ok["unique_id"] != first
+    return pd.DataFrame(
+        {
+            "left": first[keep].to_numpy(dtype=object),
+            "right": ok.loc[keep, "unique_id"].to_numpy(dtype=object),
+            "match_probability": 1.0,
+            "matched_on": "id_number",
+        }
+    )
+
+
+def issued_apart(recs: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+    """Pairs whose two ID numbers both pass GB 11643-1999 and differ in their check character.
+
+    No typo of the first 17 digits keeps a number valid and changes its check character, and a
+    typo of the check character fails the number: the two were issued apart, so the records are
+    two people (twins, a parent and a child) whatever else they share. Such pairs never link."""
+    if pairs.empty:
+        return np.zeros(0, dtype=bool)
+    info = recs.set_index("unique_id")
+    ok = info["id_ok"].reindex(pairs["left"]).to_numpy() == 1
+    ok &= info["id_ok"].reindex(pairs["right"]).to_numpy() == 1
+    left = info["id18"].reindex(pairs["left"]).fillna("").str.slice(-1).to_numpy()
+    right = info["id18"].reindex(pairs["right"]).fillna("").str.slice(-1).to_numpy()
+    return np.asarray(ok & (left != right), dtype=bool)
+
+
+def _pair_index(df: pd.DataFrame) -> pd.MultiIndex:
+    a, b = df["left"].astype("str").to_numpy(), df["right"].astype("str").to_numpy()
+    return pd.MultiIndex.from_arrays([np.minimum(a, b), np.maximum(a, b)])
+
+
+def resolve_persons(
+    persons: pd.DataFrame,
+    *,
+    temp_dir: Path,
+    review_low: float = 0.5,
+    review_high: float = 0.95,
+    previous: pd.Series | None = None,
+    decisions: pd.DataFrame | None = None,
+    frozen: dict[str, Any] | None = None,
+    frozen_tf: dict[str, pd.DataFrame] | None = None,
+    threads: int = 2,
+    memory_limit: str = "4GB",
+) -> Resolution:
+    """Resolve the persons table (see the module docstring). `previous`: golden_id per person_id of
+    the previous run; `decisions`: left, right, decision (accept | reject) from clerical review;
+    `frozen` / `frozen_tf`: a fitted model's JSON and term frequencies to reuse instead of fitting."""
+    if not 0 <= review_low <= review_high <= 1:
+        raise ValueError("resolve_review_low must not exceed resolve_review_high (both within 0..1)")
+    recs = prepare_persons(persons)
+    tf: dict[str, pd.DataFrame] | None = frozen_tf
+    if len(recs) >= 2:
+        kw: dict[str, Any] = dict(threads=threads, memory_limit=memory_limit, frozen=frozen, tf_tables=frozen_tf)
+        with PersonModel(temp_dir=temp_dir, **kw) as model:
+            model.fit(recs)
+            pred = model.predict(recs, review_low)
+            model_json = model.model_json_
+            tf = model.term_frequencies(recs)
+    else:
+        pred, model_json = pd.DataFrame(columns=REVIEW_COLUMNS), frozen or {}
+    out = _conclude(recs, pred, review_low, review_high, previous, decisions)
+    out.model_json, out.tf_tables = model_json, tf
+    return out
+
+
+def resolve_incremental(
+    base: Resolution,
+    new_persons: pd.DataFrame,
+    *,
+    temp_dir: Path,
+    review_low: float = 0.5,
+    review_high: float = 0.95,
+    decisions: pd.DataFrame | None = None,
+    threads: int = 2,
+    memory_limit: str = "4GB",
+) -> Resolution:
+    """Add `new_persons` to an already resolved `base` with its frozen model and term
+    frequencies: only pairs with a new record are scored (new against base, new among
+    themselves); the base's own pairs are kept. The clusters are those of a full re-run with the
+    same frozen parameters (`resolve_persons(..., frozen=, frozen_tf=)`)."""
+    if base.prepared is None or base.tf_tables is None:
+        raise ValueError("the base resolution has no prepared records or term frequencies to build on")
+    new = prepare_persons(new_persons)
+    recs = pd.concat([base.prepared, new], ignore_index=True)
+    kw: dict[str, Any] = dict(
+        threads=threads, memory_limit=memory_limit, frozen=base.model_json, tf_tables=base.tf_tables
+    )
+    with PersonModel(temp_dir=temp_dir, **kw) as model:
+        model.fit(recs)
+        pred = pd.concat(
+            [model.predict_between(base.prepared, new, review_low), model.predict_within(new, review_low)],
+            ignore_index=True,
+        )
+    kept = base.links[base.links["matched_on"] != "id_number"][["left", "right", "match_probability"]]
+    on_review = base.review[["left", "right", "match_probability"]]
+    pred = pd.concat([kept, on_review, pred], ignore_index=True).drop_duplicates(["left", "right"])
+    out = _conclude(recs, pred, review_low, review_high, base.golden, decisions)
+    out.model_json, out.tf_tables = base.model_json, base.tf_tables
+    return out
+
+
+def _conclude(
+    recs: pd.DataFrame,
+    pred: pd.DataFrame,
+    review_low: float,
+    review_high: float,
+    previous: pd.Series | None,
+    decisions: pd.DataFrame | None,
+) -> Resolution:
+    """Links, review list, clusters and golden ids from the scored pairs."""
+    det = deterministic_links(recs)
+    pred = pred[~issued_apart(recs, pred)].assign(matched_on="model")
+    auto = pred[pred["match_probability"] >= review_high]
+    middle = pred[pred["match_probability"] < review_high]
+    accepted, rejected = _decisions(decisions)
+    middle_idx = _pair_index(middle)
+    acc = middle[middle_idx.isin(accepted)].assign(matched_on="review")
+    links = pd.concat([det, auto, acc], ignore_index=True)
+    links = links[~_pair_index(links).isin(rejected)] if len(links) else links
+    decided = accepted.union(rejected)
+    review = middle[~middle_idx.isin(decided)][REVIEW_COLUMNS]
+    ids = recs["unique_id"].to_numpy(dtype=object)
+    labels = _components(ids, links)
+    labels = _split_rejected(ids, labels, links, rejected)
+    records = _golden(ids, labels, links, previous)
+    same = records.set_index("person_id")["golden_id"]
+    if len(review):
+        review = review[same.reindex(review["left"]).to_numpy() != same.reindex(review["right"]).to_numpy()]
+    return Resolution(
+        records=records,
+        links=links.reset_index(drop=True),
+        review=review.sort_values("match_probability", ascending=False).reset_index(drop=True),
+        prepared=recs,
+    )
+
+
+def _decisions(decisions: pd.DataFrame | None) -> tuple[pd.MultiIndex, pd.MultiIndex]:
+    empty = pd.MultiIndex.from_arrays([[], []])
+    if decisions is None or decisions.empty:
+        return empty, empty
+    d = decisions.drop_duplicates(["left", "right"], keep="last")
+    acc, rej = d[d["decision"] == "accept"], d[d["decision"] == "reject"]
+    return (_pair_index(acc) if len(acc) else empty), (_pair_index(rej) if len(rej) else empty)
+
+
+def _components(ids: np.ndarray, links: pd.DataFrame) -> np.ndarray:
+    n = len(ids)
+    code = pd.Index(ids)
+    a = code.get_indexer(links["left"].to_numpy(dtype=object))
+    b = code.get_indexer(links["right"].to_numpy(dtype=object))
+    ok = (a >= 0) & (b >= 0)
+    g = coo_matrix((np.ones(int(ok.sum())), (a[ok], b[ok])), shape=(n, n))
+    _, labels = connected_components(g, directed=False)
+    return np.asarray(labels)
+
+
+def _split_rejected(ids: np.ndarray, labels: np.ndarray, links: pd.DataFrame, rejected: pd.MultiIndex) -> np.ndarray:
+    """A rejected pair that other links still join: its second record leaves the cluster."""
+    if not len(rejected):
+        return labels
+    code = pd.Index(ids)
+    left = code.get_indexer(rejected.get_level_values(0))
+    right = code.get_indexer(rejected.get_level_values(1))
+    ok = (left >= 0) & (right >= 0)
+    joined = ok & (labels[np.where(ok, left, 0)] == labels[np.where(ok, right, 0)])
+    if not joined.any():
+        return labels
+    out = labels.copy()
+    leave = right[joined]
+    out[leave] = labels.max() + 1 + np.arange(len(leave))
+    return out
+
+
+def _golden(ids: np.ndarray, labels: np.ndarray, links: pd.DataFrame, previous: pd.Series | None) -> pd.DataFrame:
+    """Golden id per record (the cluster's oldest member), its best link and the link's kind."""
+    df = pd.DataFrame({"person_id": ids, "cluster": labels})
+    if previous is not None and len(previous):
+        was_golden = df["person_id"].isin(set(previous.to_numpy()))
+        seen = df["person_id"].isin(previous.index)
+        df["age"] = np.where(was_golden, 0, np.where(seen, 1, 2))
+    else:
+        df["age"] = 2
+    oldest = df.sort_values(["cluster", "age", "person_id"], kind="mergesort").drop_duplicates("cluster")
+    df["golden_id"] = df["cluster"].map(oldest.set_index("cluster")["person_id"])
+    # each record's strongest incident link that stayed inside its cluster
+    ends = pd.concat(
+        [
+            links[["left", "match_probability", "matched_on"]].rename(columns={"left": "person_id"}),
+            links[["right", "match_probability", "matched_on"]].rename(columns={"right": "person_id"}),
+        ],
+        ignore_index=True,
+    )
+    other = pd.concat([links["right"], links["left"]], ignore_index=True)
+    cluster = df.set_index("person_id")["cluster"]
+    inside = cluster.reindex(ends["person_id"]).to_numpy() == cluster.reindex(other).to_numpy()
+    ends = ends[inside].assign(rank=lambda e: e["matched_on"].map(_KIND_RANK))
+    best = ends.sort_values(["person_id", "rank", "match_probability"], ascending=[True, True, False]).drop_duplicates(
+        "person_id"
+    )
+    best = best.set_index("person_id")
+    df["match_probability"] = best["match_probability"].reindex(df["person_id"]).to_numpy()
+    df["matched_on"] = best["matched_on"].reindex(df["person_id"]).fillna("").to_numpy()
+    return df.sort_values("person_id", kind="mergesort")[RESOLVED_COLUMNS].reset_index(drop=True)

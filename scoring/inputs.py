@@ -1,0 +1,80 @@
+"""The input row behind every score, by hash: what a decision record references so that a past
+answer can be proven to come from the same inputs (api/replay.py).
+
+A run keeps each type's model matrix in `runs/<run>/features/<type>.parquet` (composer/pipeline.py).
+Beside it, `<type>.rowhash.parquet` holds every row's 64-bit hash (pandas' `hash_pandas_object`:
+vectorised, and a function of the row's values alone, so one row read back from the matrix file
+hashes to the same number). A decision's audit row carries its entity's hash; replay recomputes
+it from the stored row and refuses to answer if the two differ.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROW_HASH_SUFFIX = ".rowhash.parquet"
+
+
+def matrix_file(folder: Path, entity_type: str) -> Path:
+    """The type's stored model matrix (its rows are the inputs of the run's scores)."""
+    return folder / f"{entity_type}.parquet"
+
+
+def row_hashes(matrix: pd.DataFrame) -> np.ndarray:
+    """Each row's hash (uint64) over its entity id and every value, column names included."""
+    if matrix.shape[1] == 0:
+        only_ids: np.ndarray = pd.util.hash_pandas_object(matrix.index.to_series(), index=False).to_numpy(np.uint64)
+        return only_ids
+    values: np.ndarray = pd.util.hash_pandas_object(matrix, index=True, categorize=False).to_numpy(np.uint64)
+    names = np.uint64(int(pd.util.hash_array(np.array(["|".join(map(str, matrix.columns))], dtype=object))[0]))
+    hashed: np.ndarray = np.bitwise_xor(values, names)
+    return hashed
+
+
+def hash_text(value: int | np.integer) -> str:
+    """A row hash as the 16 hex digits the decision record keeps."""
+    return f"{int(value):016x}"
+
+
+def save_row_hashes(folder: Path, entity_type: str, matrix: pd.DataFrame) -> None:
+    """`<type>.rowhash.parquet`: entity_id, input_hash for every row of the type's matrix."""
+    table = pa.table(
+        {
+            "entity_id": pa.array(matrix.index.astype(str).to_numpy(dtype=object), pa.string()),
+            "input_hash": pa.array(row_hashes(matrix), pa.uint64()),
+        }
+    )
+    pq.write_table(table, folder / f"{entity_type}{ROW_HASH_SUFFIX}")
+
+
+def load_row_hashes(folder: Path, entity_type: str) -> pd.Series | None:
+    """The type's saved row hashes by entity id (None for a run saved before they existed)."""
+    path = folder / f"{entity_type}{ROW_HASH_SUFFIX}"
+    if not path.exists():
+        return None
+    table = pq.read_table(path)
+    ids = pd.Index(table.column("entity_id").to_numpy(zero_copy_only=False).astype(object), dtype=object)
+    return pd.Series(table.column("input_hash").to_numpy(), index=ids, dtype=np.uint64)
+
+
+def stored_row_hash(folder: Path, entity_type: str, entity_id: str) -> str | None:
+    """The hash of one entity's row, recomputed from the stored matrix (None: no such row)."""
+    path = matrix_file(folder, entity_type)
+    if not path.exists():
+        return None
+    matrix = pd.read_parquet(path, filters=[(matrix_id_column(path), "==", entity_id)])
+    if len(matrix) == 0:
+        return None
+    return hash_text(row_hashes(matrix.iloc[:1])[0])
+
+
+def matrix_id_column(path: Path) -> str:
+    """The column the matrix file stores its entity ids in (the frame's index)."""
+    names = pq.read_schema(path).pandas_metadata or {}
+    index = [c for c in names.get("index_columns", []) if isinstance(c, str)]
+    return index[0] if index else "entity_id"
