@@ -30,7 +30,7 @@ import riskgraph
 from composer.alerts import build_alerts, carry_ring_ids, current_subjects
 from composer.amendments import apply_amendments, stored_amendments
 from composer.cases import case_labels
-from composer.engines import open_engine
+from composer.engines import Engine, open_engine
 from composer.governance import audit_pipeline_promotions, pipeline_gate
 from composer.labels import merge_labels, training_rows, with_labels
 from composer.monitoring import (
@@ -159,9 +159,10 @@ def run_pipeline(
     tokens = masking_tokens(settings)  # keyed pseudonyms of shared identifiers in ring evidence
     timer = StageTimer()
     bar = tqdm(total=len(STAGES), disable=not settings.progress, unit="stage", leave=False)
-    stages = open_engine(settings, engine)
+    stages: Engine | None = None
     serves = models is not ModelSource.CANDIDATE
     try:
+        stages = open_engine(settings, engine)
         with Run(settings, db, store, kind=kind, serves=serves, wait=wait, out_dir=out) as run:
             with timer.stage("ingest", bar):
                 if data is not None:
@@ -389,7 +390,8 @@ def run_pipeline(
     finally:
         bar.close()
         store.close()
-        stages.close()
+        if stages is not None:
+            stages.close()
 
 
 def score_types(

@@ -178,3 +178,10 @@ def test_the_output_files_match(both_runs: dict[str, PipelineResult]) -> None:
     np.testing.assert_allclose(s["risk_score"], p["risk_score"], rtol=0, atol=SCORE_TOLERANCE)
     same = [c for c in p.columns if c not in ("risk_score", "model_version")]
     assert p[same].reset_index(drop=True).equals(s[same].reset_index(drop=True))
+
+
+def test_an_unknown_engine_stops_the_run_before_any_stage(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", progress=False, engine="dask")
+    with pytest.raises(UnknownEngine):
+        run_pipeline(data=SAMPLE, out=tmp_path / "out", settings=settings)
+    assert not (tmp_path / "out" / "scores.csv").exists()
