@@ -63,12 +63,23 @@ pass_settings = click.make_pass_decorator(Settings)
     help="fit new models and promote them, score with the champions, or fit candidates only",
 )
 @click.option("--wait", is_flag=True, help="wait for a run holding the home instead of refusing")
+@click.option(
+    "--engine",
+    "engine",
+    default=None,
+    type=click.Choice(["pandas", "spark"]),
+    help="stage engine (default: the engine setting, pandas); spark: see docs/scale.md",
+)
 @pass_settings
-def pipeline(settings: Settings, data: Path, out: Path, store: str | None, models: str, wait: bool) -> None:
+def pipeline(
+    settings: Settings, data: Path, out: Path, store: str | None, models: str, wait: bool, engine: str | None
+) -> None:
     """Ingest, features, rules, rings, train, score and write the outputs, committed as one run."""
     from composer.pipeline import ModelSource, run_pipeline
 
-    result = run_pipeline(data=data, out=out, settings=settings, store_url=store, models=ModelSource(models), wait=wait)
+    result = run_pipeline(
+        data=data, out=out, settings=settings, store_url=store, models=ModelSource(models), wait=wait, engine=engine
+    )
     m = result.manifest
     click.echo(
         f"run {result.run_id} committed: scored {len(result.scores):,} entities, "

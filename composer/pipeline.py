@@ -31,6 +31,7 @@ import riskgraph
 from composer.alerts import build_alerts, carry_ring_ids, current_subjects
 from composer.amendments import apply_amendments, stored_amendments
 from composer.cases import case_labels
+from composer.engines import Engine, open_engine
 from composer.governance import audit_pipeline_promotions, pipeline_gate
 from composer.labels import merge_labels, training_rows, with_labels
 from composer.monitoring import (
@@ -147,9 +148,11 @@ def run_pipeline(
     models: ModelSource = ModelSource.FIT,
     kind: str = "pipeline",
     wait: bool = False,
+    engine: str | None = None,
 ) -> PipelineResult:
     """One run, committed once. `data` None re-scores the served run's snapshot (the jobs);
-    `out` None keeps the output files only in the run's folder under the home."""
+    `out` None keeps the output files only in the run's folder under the home. `engine` (default:
+    the `engine` setting) runs the stages on pandas or Spark (composer/engines/)."""
     url = store_url or settings.store
     folders = {"home": settings.home} | ({"output": out} if out is not None else {})
     preflight(folders, settings.min_free_bytes)
@@ -158,8 +161,10 @@ def run_pipeline(
     tokens = masking_tokens(settings)  # keyed pseudonyms of shared identifiers in ring evidence
     timer = StageTimer()
     bar = tqdm(total=len(STAGES), disable=not settings.progress, unit="stage", leave=False)
+    stages: Engine | None = None
     serves = models is not ModelSource.CANDIDATE
     try:
+        stages = open_engine(settings, engine)
         with Run(settings, db, store, kind=kind, serves=serves, wait=wait, out_dir=out) as run:
             with timer.stage("ingest", bar):
                 if data is not None:
@@ -203,7 +208,7 @@ def run_pipeline(
             try:
                 with timer.stage("features", bar):
                     excluded = model_excluded_columns(dataset, columns, settings.model.use_protected_attributes)
-                    features = add_graph_features(build_features(dataset, proj, exclude=excluded), proj)
+                    features = stages.features(dataset, proj, exclude=excluded)
                 with timer.stage("rings", bar):
                     kinds = tuple(k for k in RING_KINDS if k not in WORKER_RING_KINDS)
                     found = find_rings(dataset, kinds, None, settings.rings, proj.column_codes.sharing_ids(), tokens)
@@ -318,6 +323,7 @@ def run_pipeline(
                 "policy": f"{policy.id} {policy.version}" if policy else None,
                 "scorecard": settings.scorecard.model_dump(),
                 "python": platform.python_version(),
+                "engine": stages.describe(),
             }
             tables: list[str] = []
             with timer.stage("outputs", bar):
@@ -391,6 +397,8 @@ def run_pipeline(
     finally:
         bar.close()
         store.close()
+        if stages is not None:
+            stages.close()
 
 
 def score_types(

@@ -138,6 +138,18 @@ class RingSettings(BaseModel):
         return self.weight_labels / max(total, 1e-9)
 
 
+class SparkSettings(BaseModel):
+    """The Spark engine (composer/engines/spark.py, docs/scale.md): where it runs and how big."""
+
+    # local[N] / local[*] in this process, spark://host:7077 for a standalone cluster, or a Spark
+    # Connect URL sc://host:15002
+    master: str = "local[*]"
+    driver_memory: str = "2g"  # local mode: the whole engine's heap
+    shuffle_partitions: int = 8  # spark.sql.shuffle.partitions (docs/scale.md: about 2-3 per core)
+    io_encryption: bool = True  # spark.io.encryption.enabled: shuffle and spill files encrypted
+    batch_rows: int = 10_000  # Arrow batch size of mapInPandas / applyInPandas
+
+
 class AlertSettings(BaseModel):
     """Alert lineage and what counts as material (composer/alerts.py, docs/cases.md).
 
@@ -179,6 +191,9 @@ class Settings(BaseSettings):
     bands: GradeBands = Field(default_factory=GradeBands)
     model: ModelSettings = Field(default_factory=ModelSettings)
     rings: RingSettings = Field(default_factory=RingSettings)  # env RISKGRAPH_RINGS__<FIELD>
+    engine: str = "pandas"  # the stage engine: "pandas" (one process) or "spark" (composer/engines/)
+    spark: SparkSettings = Field(default_factory=SparkSettings)  # env RISKGRAPH_SPARK__<FIELD>
+
     # person resolution (一数一源, docs/resolution.md): pairs at or above resolve_review_high merge,
     # pairs from resolve_review_low up to it go to the clerical-review list
     resolve: bool = True

@@ -1,0 +1,179 @@
+"""The Spark engine against the pandas engine: stage times, peak memory and parity, on generated
+data (generation excluded) or a dataset folder.
+
+Stages (default): the features stage on each engine, the Spark part of it alone (edge DataFrames,
+degree, 2-hop and shared-identifier counts), and the largest differences between the engines.
+--end-to-end: `run_pipeline` once per engine, each training its own models, and the largest
+score difference, with the rule hits and rings compared as sets.
+
+.venv/bin/python bench/bench_spark.py --persons 10000 --master 'local[2]' --partitions 4
+.venv/bin/python bench/bench_spark.py --persons 10000 --end-to-end
+.venv/bin/python bench/bench_spark.py --data DIR --partitions 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from composer.engines.pandas import PandasEngine
+from composer.engines.spark import GRAPH_COUNT_COLUMNS, SparkEngine
+from composer.engines.spark_session import graphframes_jars, spark_session
+from composer.pipeline import run_pipeline
+from graph.dataset import load_dataset
+from graph.projection import Projection
+from riskgraph.settings import Settings, SparkSettings
+from synth.generator import generate
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its live descendants (the Spark JVM and
+    its Python workers): comparable across runs on a shared machine, unlike wall time."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    total = own.ru_utime + own.ru_stime
+    for pid in _descendants():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _descendants() -> set[int]:
+    """Live descendants of this process, from /proc."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    mine, grew = {os.getpid()}, True
+    while grew:
+        more = {p for p, pp in parent.items() if pp in mine} - mine
+        grew = bool(more)
+        mine |= more
+    return mine - {os.getpid()}
+
+
+def peak_mib() -> tuple[float, float]:
+    """Peak RSS of this process, and the sum of the peaks (VmHWM) of its live descendants (the
+    Spark JVM and its Python workers): call it before the session stops."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tree = 0.0
+    for pid in _descendants():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        hwm = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+        tree += int(hwm[0].split()[1]) / 1024 if hwm else 0
+    return own, tree
+
+
+def largest_difference(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> float:
+    worst = 0.0
+    for t, f in a.items():
+        for col in f.columns:
+            if pd.api.types.is_numeric_dtype(f[col]) and not isinstance(f[col].dtype, pd.CategoricalDtype):
+                x, y = f[col].to_numpy(np.float64), b[t][col].to_numpy(np.float64)
+                same_nan = np.isnan(x) & np.isnan(y)
+                worst = max(worst, float(np.nanmax(np.where(same_nan, 0, np.abs(x - y)), initial=0)))
+    return worst
+
+
+def stages(data: Path, conf: SparkSettings) -> None:
+    dataset = load_dataset(data)
+    proj = Projection(dataset)
+    t0 = time.perf_counter()
+    want = PandasEngine().features(dataset, proj)
+    t_pandas = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jars = graphframes_jars()
+    engine = SparkEngine(spark_session(conf, jars, app="bench"), conf, jars)
+    t_session = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    engine.graph_counts(dataset, proj)  # the first job also warms the JVM up
+    t_first = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    engine.graph_counts(dataset, proj)
+    t_counts, c_counts = time.perf_counter() - t0, cpu_seconds() - c0
+    t0 = time.perf_counter()
+    got = engine.features(dataset, proj)
+    t_spark = time.perf_counter() - t0
+    own, child = peak_mib()
+    engine.close()
+    edges = len(proj.edges)
+    print(
+        f"persons {len(dataset.tables['persons']):,}, edges {edges:,}, master {conf.master}, partitions {conf.shuffle_partitions}"
+    )
+    print(
+        f"features stage: pandas {t_pandas:.1f}s, spark {t_spark:.1f}s (driver features + Spark counts); session start {t_session:.1f}s"
+    )
+    print(
+        f"Spark counts alone (warm): {t_counts:.1f}s wall, {c_counts:.1f} CPU s (driver + JVM + workers) ="
+        f" {1e6 * c_counts / max(edges, 1):.1f} CPU us per edge; first (cold) call {t_first:.1f}s wall"
+    )
+    print(f"load average during the run: {os.getloadavg()[0]:.1f}")
+    print(
+        f"largest feature difference: {largest_difference(want, got):.3g} (columns from Spark: {', '.join(GRAPH_COUNT_COLUMNS)})"
+    )
+    print(f"peak RSS: driver {own:.0f} MiB, Spark JVM and workers (sum of their peaks) {child:.0f} MiB")
+
+
+def end_to_end(data: Path, conf: SparkSettings, tmp: Path) -> None:
+    results = {}
+    for name in ("pandas", "spark"):
+        settings = Settings(home=tmp / name / "home", progress=False, spark=conf)
+        t0 = time.perf_counter()
+        results[name] = run_pipeline(data=data, out=tmp / name / "out", settings=settings, engine=name)
+        print(f"{name}: {time.perf_counter() - t0:.1f}s; stages {results[name].manifest['timings_s']}")
+    p, s = results["pandas"], results["spark"]
+    key = ["entity_type", "entity_id"]
+    ps, ss = p.scores.sort_values(key).reset_index(drop=True), s.scores.sort_values(key).reset_index(drop=True)
+    assert ps[key].equals(ss[key])
+    print(
+        f"entities {len(ps):,}: largest risk_score difference {np.abs(ps['risk_score'] - ss['risk_score']).max():.3g}"
+    )
+    hits = ["rule_id", "entity_type", "entity_id"]
+    same_hits = set(map(tuple, p.rule_hits[hits].to_numpy())) == set(map(tuple, s.rule_hits[hits].to_numpy()))
+    rings = ["ring_id", "ring_type", "entity_type", "entity_id"]
+    same_rings = set(map(tuple, p.rings[rings].to_numpy())) == set(map(tuple, s.rings[rings].to_numpy()))
+    print(
+        f"rule hits {len(p.rule_hits):,} identical: {same_hits}; ring members {len(p.rings):,} identical: {same_rings}"
+    )
+    own, _ = peak_mib()
+    print(f"peak RSS of the driver: {own:.0f} MiB (the Spark JVM is not included: see --stages)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--persons", type=int, default=10_000)
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--driver-memory", default="2g")
+    ap.add_argument("--end-to-end", action="store_true")
+    a = ap.parse_args()
+    conf = SparkSettings(master=a.master, shuffle_partitions=a.partitions, driver_memory=a.driver_memory)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = a.data
+        if data is None:
+            data = Path(tmp) / "data"
+            generate(persons=a.persons, seed=1, out=data, progress=False)
+        if a.end_to_end:
+            end_to_end(data, conf, Path(tmp))
+        else:
+            stages(data, conf)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Stage engines: the same stage functions on pandas (one process) or on Apache Spark.
+
+An engine is chosen by name, as a graph store is chosen by URL (graph/factory.py): the `engine`
+setting or `riskgraph pipeline --engine pandas|spark`. The composer calls the stages through
+`Engine` only; the pandas engine delegates to the stage functions unchanged, the Spark engine
+(composer/engines/spark.py, PySpark imported only there) runs the stages it implements as
+DataFrame work and states in `describe()` which stages still run on the driver.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Collection
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from graph.dataset import Dataset
+from graph.projection import Projection
+from riskgraph.errors import RiskGraphError
+from riskgraph.settings import RingSettings, Settings
+
+
+class UnknownEngine(RiskGraphError):
+    status_code = 400
+    code = "unknown_engine"
+
+
+class Engine(ABC):
+    """The stage functions an engine implements (documented here, on the interface only)."""
+
+    name: str
+
+    @abstractmethod
+    def features(
+        self, dataset: Dataset, proj: Projection, exclude: Collection[str] = frozenset()
+    ) -> dict[str, pd.DataFrame]:
+        """Each entity type's feature table (entity attributes, aggregates, graph features),
+        rows in the projection's sorted id order: features/build.py + features/graph_features.py."""
+
+    @abstractmethod
+    def group_nodes(self, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings) -> np.ndarray:
+        """Ring grouping (features/rings/grouping.py `group_nodes`): connected components,
+        Leiden-split when too big or too sparse; one label per node, -1 = no group."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """What ran where, for the run's manifest: the engine, its master, the stages it ran
+        and the stages that fell back to the driver (with why)."""
+
+    def close(self) -> None:
+        """Release the engine's resources (the Spark session of a local master)."""
+
+
+def _pandas(settings: Settings) -> Engine:
+    from composer.engines.pandas import PandasEngine
+
+    return PandasEngine()
+
+
+def _spark(settings: Settings) -> Engine:
+    from composer.engines.spark import SparkEngine  # PySpark is imported only for this engine
+
+    return SparkEngine.of(settings)
+
+
+ENGINES: dict[str, Callable[[Settings], Engine]] = {"pandas": _pandas, "spark": _spark}
+
+
+def open_engine(settings: Settings, name: str | None = None) -> Engine:
+    """The engine named (default: the `engine` setting)."""
+    chosen = name or settings.engine
+    factory = ENGINES.get(chosen)
+    if factory is None:
+        raise UnknownEngine(f"engine {chosen!r}: use one of {', '.join(ENGINES)}")
+    return factory(settings)

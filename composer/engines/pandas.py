@@ -1,0 +1,32 @@
+"""The pandas engine: the stage functions as they are, in this process."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from composer.engines import Engine
+from features.build import build_features
+from features.graph_features import add_graph_features
+from features.rings.grouping import group_nodes
+from graph.dataset import Dataset
+from graph.projection import Projection
+from riskgraph.settings import RingSettings
+
+
+class PandasEngine(Engine):
+    name = "pandas"
+
+    def features(
+        self, dataset: Dataset, proj: Projection, exclude: Collection[str] = frozenset()
+    ) -> dict[str, pd.DataFrame]:
+        return add_graph_features(build_features(dataset, proj, exclude=exclude), proj)
+
+    def group_nodes(self, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings) -> np.ndarray:
+        return group_nodes(n, src, dst, w, s)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}

@@ -1,0 +1,331 @@
+"""The Spark engine: the stages it implements as Spark DataFrame work, the rest on the driver.
+
+In Spark (no per-row Python: joins and aggregations; numpy/LightGBM per batch or per group):
+- projection: every relationship as an edge DataFrame (source, target, rel, count) in the
+  projection's global node indices (`edge_frame`, equal to `Projection.edges`); Spark gets
+  integer node indices only, never an id or a personal identifier's value;
+- graph features: degree, 2-hop path counts and shared-identifier counts (`graph_counts`);
+- ring grouping (`group_nodes`): connected components (GraphFrames when its jars resolved, else
+  DataFrame min-label propagation), component sizes and densities, and the Leiden split of each
+  oversized component with applyInPandas (features/rings/grouping.py's `_leiden`, unchanged);
+- scoring (`score`): a model trained on the driver, broadcast, scoring and explaining with
+  mapInPandas in batches.
+
+The pipeline runs the first two through the engine; `group_nodes` and `score` are parity-tested
+(tests/engines/) but not yet routed into the ring finders and the scoring stage. The rest runs on
+the driver (pandas), and `describe()` (so the run's manifest) says so: ingest and validation, the
+node numbering (the sorted id vocabularies of graph/codes.py), the entity aggregates and
+attributes, PageRank and neighbour means, rules, the ring finders, training, scoring and
+explanations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from composer.engines import Engine
+from composer.engines.spark_session import Jars, graphframes_jars, spark_session
+from features.build import build_features
+from features.graph_features import add_graph_features
+from features.rings.grouping import _leiden
+from graph.contract import ENTITY_TABLE, ID_COLUMN
+from graph.dataset import Dataset
+from graph.projection import EVENT_RELATIONSHIPS, IDENTIFIER_RELATIONSHIPS, REL_TYPES, Projection
+from riskgraph.settings import RingSettings, Settings, SparkSettings
+from scoring.model import CrossFittedRiskModel
+
+SPARK_STAGES = ("projection (edge DataFrames)", "features: degree, two_hop_paths, shares_*_with")
+# stage functions of the engine that are parity-tested but not yet routed into the pipeline
+TESTED_NOT_ROUTED = {
+    "group_nodes": "ring grouping: components, then Leiden per component with applyInPandas",
+    "score": "scoring and explaining with a driver-trained model broadcast to mapInPandas batches",
+}
+DRIVER_STAGES = {
+    "ingest, validation": "read and validated by the pandas loader (graph/dataset.py)",
+    "node numbering": "the sorted id vocabularies of graph/codes.py: Spark gets integer node indices only",
+    "features: aggregates, attributes, pagerank, neighbour means": "features/build.py, features/graph_features.py",
+    "rules": "rules/engine.py",
+    "rings": "features/rings/ on the driver: the engine's Spark group_nodes (components, then Leiden per"
+    " component with applyInPandas) is parity-tested but not yet routed into the ring finders",
+    "scoring, explanations": "scoring/, explain/ on the driver (the engine's mapInPandas `score` is"
+    " parity-tested but not yet routed into the pipeline)",
+}
+GRAPH_COUNT_COLUMNS = ("degree", "two_hop_paths") + tuple(f"shares_{i}_with" for i in IDENTIFIER_RELATIONSHIPS)
+MAX_PROPAGATION_ROUNDS = 10_000  # a guard only: min-label propagation ends within the graph's diameter
+
+
+class SparkEngine(Engine):
+    name = "spark"
+
+    def __init__(self, session: Any, conf: SparkSettings, jars: Jars, owns: bool = True) -> None:
+        self.session = session
+        self.owns = owns  # stop the session at close (not one that was running before)
+        self.conf = conf
+        self.jars = jars
+        self.components_by = "graphframes" if jars.paths else "label propagation (DataFrame joins)"
+
+    @classmethod
+    def of(cls, settings: Settings) -> SparkEngine:
+        conf = settings.spark
+        jars = (
+            Jars((), "Spark Connect: jars are the server's") if conf.master.startswith("sc://") else graphframes_jars()
+        )
+        from pyspark.sql import SparkSession
+
+        running = SparkSession.getActiveSession()
+        return cls(running or spark_session(conf, jars), conf, jars, owns=running is None)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "master": self.conf.master,
+            "spark_version": self.session.version,
+            "jars": self.jars.status,
+            "components": self.components_by,
+            "in_spark": list(SPARK_STAGES),
+            "in_spark_not_yet_routed": TESTED_NOT_ROUTED,
+            "on_driver": DRIVER_STAGES,
+        }
+
+    def close(self) -> None:
+        if self.owns and self.conf.master.startswith("local"):
+            self.session.stop()
+
+    # -- features ------------------------------------------------------------------------------
+    def features(
+        self, dataset: Dataset, proj: Projection, exclude: Collection[str] = frozenset()
+    ) -> dict[str, pd.DataFrame]:
+        out = add_graph_features(build_features(dataset, proj, exclude=exclude), proj)
+        counts = self.graph_counts(dataset, proj)
+        for t, f in out.items():
+            lo = proj.offsets[t]
+            for col in GRAPH_COUNT_COLUMNS:
+                if col in f.columns and col in counts:
+                    f[col] = counts[col][lo : lo + len(f)]
+        return out
+
+    def _frame(self, table: pa.Table) -> Any:
+        return self.session.createDataFrame(table)
+
+    def edge_frame(self, dataset: Dataset, proj: Projection) -> Any:
+        """Every relationship folded to one row per (source, target, rel): `Projection.edges`.
+        Spark gets each table's endpoints as the driver's integer node indices (graph/codes.py),
+        never an id or identifier value: no personal value leaves the driver."""
+        from pyspark.sql import functions as F
+
+        parts = []
+
+        def link(rel: str, st: str, s: np.ndarray, tt: str, t: np.ndarray) -> None:
+            code = REL_TYPES.index(rel)
+            rows = pa.table(
+                {
+                    "source": pa.array(np.asarray(s, np.int64) + proj.offsets[st]),
+                    "target": pa.array(np.asarray(t, np.int64) + proj.offsets[tt]),
+                    "known": pa.array((np.asarray(s) >= 0) & (np.asarray(t) >= 0)),
+                }
+            )
+            parts.append(self._frame(rows).filter("known").select("source", "target", F.lit(code).alias("rel")))
+
+        for rel, (table, st, sc, tt, tc) in EVENT_RELATIONSHIPS.items():
+            if dataset.has(table):
+                link(rel, st, proj.codes(table, sc, st), tt, proj.codes(table, tc, tt))
+        if dataset.has("agency_links"):
+            kind = dataset.tables["agency_links"]["entity_type"]
+            agency = proj.codes("agency_links", "agency_id", "agency")
+            for et in ("person", "employer"):
+                mine = (kind == et).to_numpy(dtype=bool, na_value=False)
+                link("LINKED", "agency", agency[mine], et, proj.codes("agency_links", "entity_id", et)[mine])
+        for et in ("person", "employer"):
+            table = ENTITY_TABLE[et]
+            holder = proj.codes(table, ID_COLUMN[et], et)
+            for ident, rel in IDENTIFIER_RELATIONSHIPS.items():
+                link(rel, et, holder, ident, proj.codes(table, ident, ident))
+        edges = parts[0]
+        for p in parts[1:]:
+            edges = edges.unionByName(p)
+        return edges.groupBy("source", "target", "rel").agg(F.count(F.lit(1)).alias("count"))
+
+    def graph_counts(self, dataset: Dataset, proj: Projection) -> dict[str, np.ndarray]:
+        """Per global node index: degree, 2-hop paths and shares_<identifier>_with, from the
+        edge DataFrame by joins and aggregations (features/graph_features.py and
+        features/entity_aggregates.py compute the same with sparse products)."""
+        from pyspark.sql import functions as F
+
+        edges = self.edge_frame(dataset, proj).persist()
+        pairs = edges.select("source", "target")
+        adj = pairs.union(pairs.select(F.col("target").alias("source"), F.col("source").alias("target"))).distinct()
+        degree = adj.groupBy("source").agg(F.count(F.lit(1)).alias("degree"))
+        nb = degree.select(F.col("source").alias("target"), F.col("degree").alias("nb_degree"))
+        two_hop = (
+            adj.join(nb, "target")
+            .groupBy("source")
+            .agg(F.sum(F.greatest(F.col("nb_degree") - 1, F.lit(0))).alias("two_hop_paths"))
+        )
+        frames = {"degree": degree, "two_hop_paths": two_hop}
+        for ident, rel in IDENTIFIER_RELATIONSHIPS.items():
+            own = edges.filter(F.col("rel") == REL_TYPES.index(rel))
+            holders = own.groupBy("target").agg(F.sum("count").alias("holders"))
+            frames[f"shares_{ident}_with"] = (
+                own.join(holders, "target")
+                .groupBy("source")
+                .agg(
+                    F.greatest(F.sum(F.col("count") * F.col("holders")) - F.sum("count"), F.lit(0)).alias(
+                        f"shares_{ident}_with"
+                    )
+                )
+            )
+        # one long frame (source, column number, value): one Spark job for every column
+        names = list(frames)
+        long = None
+        for k, (name, frame) in enumerate(frames.items()):
+            part = frame.select("source", F.lit(k).alias("k"), F.col(name).cast("double").alias("value"))
+            long = part if long is None else long.unionByName(part)
+        got = long.toPandas() if long is not None else pd.DataFrame({"source": [], "k": [], "value": []})
+        edges.unpersist()
+        out = {}
+        k = got["k"].to_numpy(np.int64)
+        for i, name in enumerate(names):
+            values = np.zeros(proj.n_nodes, dtype=np.float64)
+            mine = k == i
+            values[got["source"].to_numpy(np.int64)[mine]] = got["value"].to_numpy(np.float64)[mine]
+            out[name] = values
+        return out
+
+    # -- scoring -------------------------------------------------------------------------------
+    def score(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Calibrated risk and per-feature contributions of each row of `X` with a model trained
+        on the driver: the model (booster and calibrator) is broadcast once and every batch of
+        rows is scored and explained with mapInPandas (LightGBM on one thread per task)."""
+        names = [f"f{i}" for i in range(X.shape[1])]  # Spark-safe names; the batches map them back
+        features = list(X.columns)
+        sent = X.set_axis(names, axis=1).reset_index(drop=True)
+        for c in sent.columns:
+            if isinstance(sent[c].dtype, pd.CategoricalDtype):
+                sent[c] = sent[c].astype(object).where(sent[c].notna(), None).astype("string")
+        sent.insert(0, "_row", np.arange(len(sent), dtype=np.int64))
+        frame = self.session.createDataFrame(pa.Table.from_pandas(sent, preserve_index=False))
+        shared = self.session.sparkContext.broadcast(model)
+        schema = "_row long, risk double, " + ", ".join(f"c{i} double" for i in range(len(names)))
+
+        def batches(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            m = shared.value
+            m.settings = m.settings.model_copy(update={"threads": 1})
+            for part in parts:
+                rows = part.drop(columns=["_row"]).set_axis(features, axis=1)
+                contrib = m.contributions(rows).to_numpy(np.float64)
+                out = pd.DataFrame(contrib, columns=[f"c{i}" for i in range(len(features))])
+                out.insert(0, "risk", m.predict_proba(rows))
+                out.insert(0, "_row", part["_row"].to_numpy(np.int64))
+                yield out
+
+        got = frame.mapInPandas(batches, schema).toPandas().sort_values("_row", kind="mergesort")
+        shared.unpersist()
+        contributions = pd.DataFrame(
+            got[[f"c{i}" for i in range(len(features))]].to_numpy(np.float64), index=X.index, columns=features
+        )
+        return got["risk"].to_numpy(np.float64), contributions
+
+    # -- ring grouping ---------------------------------------------------------------------------
+    def components(self, n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Per node: the smallest node index of its connected component (singletons: itself)."""
+        from pyspark.sql import functions as F
+
+        e = self._frame(pa.table({"src": pa.array(src, pa.int64()), "dst": pa.array(dst, pa.int64())}))
+        e = e.union(e.select(F.col("dst").alias("src"), F.col("src").alias("dst"))).distinct().persist()
+        if self.jars.paths:
+            from graphframes import GraphFrame
+
+            v = e.select(F.col("src").alias("id")).distinct()
+            cc = GraphFrame(v, e).connectedComponents(algorithm="graphx")
+            got = cc.groupBy("component").agg(F.min("id").alias("low")).join(cc, "component").select("id", "low")
+        else:
+            got = self._propagate(e)
+        pdf = got.toPandas()
+        e.unpersist()
+        low = np.arange(n, dtype=np.int64)
+        low[pdf["id"].to_numpy(np.int64)] = pdf["low"].to_numpy(np.int64)
+        return low
+
+    def _propagate(self, e: Any) -> Any:
+        """Min-label propagation: each node takes its neighbours' smallest label until none changes."""
+        from pyspark.sql import functions as F
+
+        labels = e.groupBy(F.col("src").alias("id")).agg(F.least(F.min("dst"), F.first("src")).alias("low"))
+        labels = labels.select("id", F.least("id", "low").alias("low")).localCheckpoint()
+        for _ in range(MAX_PROPAGATION_ROUNDS):
+            nb = (
+                e.join(labels.withColumnRenamed("id", "dst"), "dst")
+                .groupBy(F.col("src").alias("id"))
+                .agg(F.min("low").alias("nb_low"))
+            )
+            new = labels.join(nb, "id").select("id", F.least("low", "nb_low").alias("low")).localCheckpoint()
+            changed = (
+                new.join(labels.withColumnRenamed("low", "old"), "id").filter(F.col("low") != F.col("old")).count()
+            )
+            labels = new
+            if changed == 0:
+                break
+        return labels
+
+    def group_nodes(self, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings) -> np.ndarray:
+        from pyspark.sql import functions as F
+
+        labels = np.full(n, -1, dtype=np.int64)
+        if len(src) == 0:
+            return labels
+        low = self.components(n, np.asarray(src, np.int64), np.asarray(dst, np.int64))
+        _, comp = np.unique(low, return_inverse=True)  # components numbered by their smallest node
+        edges = self._frame(
+            pa.table(
+                {
+                    "comp": pa.array(comp[src], pa.int64()),
+                    "src": pa.array(src, pa.int64()),
+                    "dst": pa.array(dst, pa.int64()),
+                    "w": pa.array(np.asarray(w, np.float64)),
+                }
+            )
+        ).persist()
+        sizes = np.bincount(comp)
+        stats = edges.groupBy("comp").agg(F.count(F.lit(1)).alias("edges")).toPandas()
+        n_edges = np.zeros(len(sizes), dtype=np.int64)
+        n_edges[stats["comp"].to_numpy(np.int64)] = stats["edges"].to_numpy(np.int64)
+        density = n_edges / np.maximum(sizes * (sizes - 1) / 2, 1)
+        split = (sizes > s.max_ring_size) | ((sizes >= s.split_check_size) & (density < s.min_density))
+        keep = ~split & (sizes >= s.min_ring_size)
+        labels = np.where(keep[comp], comp, -1)
+        if split.any():
+            to_split = self._frame(pa.table({"comp": pa.array(np.flatnonzero(split), pa.int64())}))
+
+            def leiden(pdf: pd.DataFrame) -> pd.DataFrame:
+                a, b = pdf["src"].to_numpy(np.int64), pdf["dst"].to_numpy(np.int64)
+                nodes = np.unique(np.concatenate([a, b]))
+                pieces = _leiden(
+                    len(nodes), np.searchsorted(nodes, a), np.searchsorted(nodes, b), pdf["w"].to_numpy(), s
+                )
+                return pd.DataFrame({"comp": np.full(len(nodes), pdf["comp"].iloc[0]), "node": nodes, "piece": pieces})
+
+            got = (
+                edges.join(F.broadcast(to_split), "comp")
+                .groupBy("comp")
+                .applyInPandas(leiden, "comp long, node long, piece long")
+                .toPandas()
+                .sort_values(["comp", "node"], kind="mergesort")
+            )
+            next_label = len(sizes)
+            for _, part in got.groupby("comp", sort=True):  # one step per oversized component
+                pieces = part["piece"].to_numpy(np.int64)
+                ok = pieces >= 0
+                labels[part["node"].to_numpy(np.int64)[ok]] = pieces[ok] + next_label
+                next_label += int(pieces.max()) + 1 if len(pieces) else 0
+        edges.unpersist()
+        valid = labels >= 0
+        if valid.any():
+            counts = np.bincount(labels[valid])
+            idx = np.flatnonzero(valid)
+            labels[idx[counts[labels[valid]] < s.min_ring_size]] = -1
+        return labels

@@ -1,0 +1,99 @@
+"""The Spark session of the Spark engine, and the GraphFrames jars it adds to PySpark's own.
+
+PySpark (pinned in requirements.txt) brings Spark's jars; GraphFrames' JVM package
+(io.graphframes:graphframes-spark4_2.13) is fetched once with Maven into
+composer/engines/spark_jars/lib (gitignored), re-fetched only when the pom changes, as Neo4j's
+classpath is (graph/neo4j_server.py). Where Maven cannot resolve it, the session starts without
+it and the engine's components run as DataFrame label propagation instead: `jars_status` says
+which, and the run's manifest records it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from riskgraph.settings import SparkSettings
+
+log = logging.getLogger("composer.engines.spark")
+JARS_DIR = Path(__file__).parent / "spark_jars"
+LIB_DIR = JARS_DIR / "lib"
+STAMP = LIB_DIR / ".pom-digest"
+FAILED = JARS_DIR / ".failed-pom-digest"  # a resolution that failed: not retried until the pom changes
+
+
+@dataclass(frozen=True)
+class Jars:
+    paths: tuple[str, ...]
+    status: str  # "graphframes <jar>" or why there are none
+
+
+def _digest() -> str:
+    return hashlib.sha256((JARS_DIR / "pom.xml").read_bytes()).hexdigest()[:16]
+
+
+def graphframes_jars() -> Jars:
+    """The GraphFrames jars, fetched with Maven on first use and cached."""
+    digest = _digest()
+    if STAMP.exists() and STAMP.read_text().strip() == digest:
+        jars = tuple(sorted(str(p) for p in LIB_DIR.glob("*.jar")))
+        return Jars(jars, "graphframes " + ", ".join(Path(j).name for j in jars if "graphframes" in j))
+    if FAILED.exists() and FAILED.read_text().splitlines()[0].strip() == digest:
+        return Jars((), FAILED.read_text().split("\n", 1)[1].strip())
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        return Jars((), "graphframes jars not fetched: Maven (`mvn`) is not on PATH")
+    shutil.rmtree(LIB_DIR, ignore_errors=True)
+    proc = subprocess.run(
+        [mvn, "-q", "-B", "package"], cwd=JARS_DIR, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    if proc.returncode != 0:
+        missing = re.search(r"(io\.graphframes:[\w.:-]+) was not found", proc.stdout + proc.stderr)
+        detail = f"{missing.group(1)} not found" if missing else f"mvn exit {proc.returncode}"
+        why = f"graphframes jars not resolved with Maven ({detail}); delete {FAILED.name} in {JARS_DIR} to retry"
+        FAILED.write_text(f"{digest}\n{why}\n")
+        log.warning("%s", why)
+        return Jars((), why)
+    STAMP.write_text(digest + "\n")
+    return graphframes_jars()
+
+
+def spark_session(conf: SparkSettings, jars: Jars, app: str = "riskgraph") -> Any:
+    """A session on the configured master: local[N], spark://host:port, or Spark Connect sc://."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app)
+    if conf.master.startswith("sc://"):
+        builder = builder.remote(conf.master)
+    else:
+        builder = builder.master(conf.master).config("spark.driver.memory", conf.driver_memory)
+        # Python workers run this interpreter (its packages: numpy, leidenalg, lightgbm); PySpark
+        # reads the worker's interpreter from the environment only
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.pyspark.python", sys.executable)
+        if jars.paths:
+            builder = builder.config("spark.jars", ",".join(jars.paths))
+    options = {
+        "spark.sql.shuffle.partitions": str(conf.shuffle_partitions),
+        "spark.default.parallelism": str(conf.shuffle_partitions),
+        "spark.io.encryption.enabled": str(conf.io_encryption).lower(),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(conf.batch_rows),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.adaptive.enabled": "true",
+    }
+    for key, value in options.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR") if not conf.master.startswith("sc://") else None
+    return session

@@ -1,0 +1,187 @@
+"""Parity: the Spark engine's stages against the pandas engine's on the same data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from composer.engines import UnknownEngine, open_engine
+from composer.engines.pandas import PandasEngine
+from composer.engines.spark import GRAPH_COUNT_COLUMNS, SparkEngine
+from composer.pipeline import PipelineResult, run_pipeline
+from features.rings.grouping import group_nodes
+from graph.dataset import Dataset, load_dataset
+from graph.projection import Projection
+from riskgraph.settings import ModelSettings, RingSettings, Settings
+from scoring.model import CrossFittedRiskModel
+from scoring.score import assign_folds, labels_of
+from tests.engines.conftest import TEST_SPARK
+from tests.factories import SAMPLE
+
+pytestmark = pytest.mark.spark
+FEATURE_TOLERANCE = 1e-9
+SCORE_TOLERANCE = 1e-6
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[Dataset, Projection]:
+    dataset = load_dataset(SAMPLE)
+    return dataset, Projection(dataset)
+
+
+def test_edges_as_a_dataframe_equal_the_projection(spark_engine: SparkEngine, sample) -> None:
+    dataset, proj = sample
+    got = spark_engine.edge_frame(dataset, proj).toPandas()
+    got = got.sort_values(["source", "target", "rel"], kind="mergesort").reset_index(drop=True)
+    want = proj.edges
+    assert len(got) == len(want) > 0
+    for col in ("source", "target", "rel", "count"):
+        np.testing.assert_array_equal(got[col].to_numpy(np.int64), want[col].to_numpy(np.int64), err_msg=col)
+
+
+def test_features_equal_to_1e_9(spark_engine: SparkEngine, sample) -> None:
+    dataset, proj = sample
+    want = PandasEngine().features(dataset, proj)
+    counts = spark_engine.graph_counts(dataset, proj)
+    got = spark_engine.features(dataset, proj)
+    assert set(got) == set(want)
+    compared = 0
+    for t, w in want.items():
+        g = got[t]
+        assert list(g.columns) == list(w.columns), t
+        assert g.index.equals(w.index), t
+        for col in w.columns:
+            if isinstance(w[col].dtype, pd.CategoricalDtype) or w[col].dtype == object:
+                assert g[col].astype(str).equals(w[col].astype(str)), (t, col)
+                continue
+            np.testing.assert_allclose(
+                g[col].to_numpy(np.float64),
+                w[col].to_numpy(np.float64),
+                rtol=0,
+                atol=FEATURE_TOLERANCE,
+                err_msg=f"{t}.{col}",
+            )
+        # the Spark-computed columns were compared too, not only the driver's
+        for col in GRAPH_COUNT_COLUMNS:
+            if col in w.columns:
+                lo = proj.offsets[t]
+                np.testing.assert_allclose(
+                    counts[col][lo : lo + len(w)], w[col].to_numpy(np.float64), atol=FEATURE_TOLERANCE
+                )
+                compared += 1
+    assert compared >= 8  # degree and two-hop of every type, shares of persons and employers
+
+
+def test_ring_grouping_equals_components_and_leiden(spark_engine: SparkEngine) -> None:
+    rng = np.random.default_rng(3)
+    s = RingSettings(max_ring_size=12, min_ring_size=3)
+    # small rings, a chain, and one component above the cap that Leiden must split
+    blocks, src, dst, base = [], [], [], 0
+    for size in (4, 5, 3, 2, 40):
+        nodes = np.arange(base, base + size)
+        k = size * 2
+        src.append(rng.choice(nodes, k))
+        dst.append(rng.choice(nodes, k))
+        src.append(nodes[:-1])  # a path through the block keeps it one component
+        dst.append(nodes[1:])
+        blocks.append(nodes)
+        base += size
+    n = base + 5  # five isolated nodes
+    a, b = np.concatenate(src), np.concatenate(dst)
+    w = rng.random(len(a)) + 0.5
+    want = group_nodes(n, a, b, w, s)
+    got = spark_engine.group_nodes(n, a, b, w, s)
+    np.testing.assert_array_equal(got, want)
+    assert len(set(want[want >= 0])) >= 4  # the big block was split into several rings
+
+
+def test_engine_is_chosen_by_name(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    assert open_engine(settings).name == "pandas"
+    with pytest.raises(UnknownEngine, match="use one of pandas, spark"):
+        open_engine(settings, "dask")
+
+
+@pytest.fixture(scope="module")
+def both_runs(tmp_path_factory: pytest.TempPathFactory, spark_engine: SparkEngine) -> dict[str, PipelineResult]:
+    out = {}
+    for engine in ("pandas", "spark"):
+        tmp = tmp_path_factory.mktemp(engine)
+        settings = Settings(home=tmp / "home", progress=False, spark=TEST_SPARK)
+        out[engine] = run_pipeline(data=SAMPLE, out=tmp / "out", settings=settings, engine=engine)
+        out[engine].manifest["out"] = tmp / "out"
+    return out
+
+
+def test_end_to_end_each_engine_training_its_own_model(both_runs: dict[str, PipelineResult]) -> None:
+    p, s = both_runs["pandas"], both_runs["spark"]
+    key = ["entity_type", "entity_id"]
+    ps = p.scores.sort_values(key).reset_index(drop=True)
+    ss = s.scores.sort_values(key).reset_index(drop=True)
+    assert ps[key].equals(ss[key])
+    np.testing.assert_allclose(ss["risk_score"], ps["risk_score"], rtol=0, atol=SCORE_TOLERANCE)
+    assert (ps["grade"] == ss["grade"]).all()
+    hit_key = ["rule_id", "entity_type", "entity_id"]
+    assert (
+        p.rule_hits[hit_key]
+        .sort_values(hit_key)
+        .reset_index(drop=True)
+        .equals(s.rule_hits[hit_key].sort_values(hit_key).reset_index(drop=True))
+    )
+    ring_key = ["ring_id", "ring_type", "entity_type", "entity_id"]
+    assert (
+        p.rings[ring_key]
+        .sort_values(ring_key)
+        .reset_index(drop=True)
+        .equals(s.rings[ring_key].sort_values(ring_key).reset_index(drop=True))
+    )
+
+
+def test_the_manifest_says_what_ran_where(both_runs: dict[str, PipelineResult]) -> None:
+    assert both_runs["pandas"].manifest["engine"] == {"name": "pandas"}
+    engine = both_runs["spark"].manifest["engine"]
+    assert engine["name"] == "spark" and engine["master"] == "local[2]"
+    assert "projection (edge DataFrames)" in engine["in_spark"]
+    assert {"rules", "rings", "scoring, explanations"} <= set(engine["on_driver"])
+    assert engine["components"]
+
+
+def test_scores_with_the_same_model_equal_to_1e_6(spark_engine: SparkEngine, sample) -> None:
+    dataset, proj = sample
+    X = PandasEngine().features(dataset, proj)["person"]
+    y = labels_of(dataset, "person", X.index)
+    ms = ModelSettings(n_estimators=40, threads=1)
+    model = CrossFittedRiskModel(ms).fit(X.loc[y.index], y.to_numpy(), assign_folds(y, ms).to_numpy())
+    risk, contributions = spark_engine.score(model, X)
+    np.testing.assert_allclose(risk, model.predict_proba(X), rtol=0, atol=SCORE_TOLERANCE)
+    want = model.contributions(X)
+    assert contributions.index.equals(want.index) and list(contributions.columns) == list(want.columns)
+    np.testing.assert_allclose(contributions.to_numpy(), want.to_numpy(), rtol=0, atol=SCORE_TOLERANCE)
+
+
+def test_the_output_files_match(both_runs: dict[str, PipelineResult]) -> None:
+    """`riskgraph pipeline --engine spark` against the default: the same --out contract files."""
+    folders = {name: r.manifest["out"] for name, r in both_runs.items()}
+    assert (folders["spark"] / "rings.csv").read_bytes() == (folders["pandas"] / "rings.csv").read_bytes()
+    # evidence holds values encrypted under each home's own key: compared without it
+    hits = [
+        pd.read_csv(folders[e] / "rule_hits.csv", dtype=str).drop(columns=["evidence"]) for e in ("pandas", "spark")
+    ]
+    assert hits[0].equals(hits[1]) and len(hits[0]) > 0
+    key = ["entity_type", "entity_id"]
+    p, s = (
+        pd.read_csv(folders[e] / "scores.csv", dtype={"entity_id": str}).sort_values(key) for e in ("pandas", "spark")
+    )
+    np.testing.assert_allclose(s["risk_score"], p["risk_score"], rtol=0, atol=SCORE_TOLERANCE)
+    same = [c for c in p.columns if c not in ("risk_score", "model_version")]
+    assert p[same].reset_index(drop=True).equals(s[same].reset_index(drop=True))
+
+
+def test_an_unknown_engine_stops_the_run_before_any_stage(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", progress=False, engine="dask")
+    with pytest.raises(UnknownEngine):
+        run_pipeline(data=SAMPLE, out=tmp_path / "out", settings=settings)
+    assert not (tmp_path / "out" / "scores.csv").exists()
