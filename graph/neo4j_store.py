@@ -37,7 +37,8 @@ of every table are kept in the snapshot node, so `dataset()` rebuilds identical 
 Writers take the lease (:RiskGraphLease {key: 'writer'}) with holder, acquired_at, expires_at
 (server time, LEASE_TTL_S ahead, renewed by the run's heartbeat); an expired lease may be taken over.
 
-Modules. This one holds the store: snapshots, the write lease and graph reads. The batch writer is
+Modules. This one holds the store: snapshots, taking the write lease and graph reads; the held
+lease (renew, release) is graph/neo4j_lease.py. The batch writer is
 graph/neo4j_ingest.py, reading tables back graph/neo4j_read.py, the labels and relationship types
 above graph/neo4j_layout.py; every statement goes through a CypherRunner (graph/neo4j_runner.py:
 the Bolt driver by default, or a test's fake). Imports go one way: this module imports neo4j_ingest
@@ -64,6 +65,7 @@ from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, IDENTI
 from graph.dataset import Dataset
 from graph.neo4j_ingest import DEFAULT_BATCH_SIZE, DEFAULT_SESSIONS, SnapshotWriter
 from graph.neo4j_layout import DERIVED_RELS, EVENT_TABLES, FACT_LABELS, LABELS, NODE_TYPE_OF_LABEL, REL_RANK, TYPE_RANK
+from graph.neo4j_lease import LEASE_KEY, LEASE_TTL_S, Neo4jStoreLease, server_time
 from graph.neo4j_read import NodeReader, encrypted_columns, identifier_value, read_table
 from graph.neo4j_runner import BoltCypherRunner, CypherRunner
 from graph.projection import REL_TYPES
@@ -73,7 +75,6 @@ from graph.store import (
     EntityRef,
     GraphStore,
     SnapshotInfo,
-    StoreLease,
     Subgraph,
     same_person_frame,
 )
@@ -87,8 +88,6 @@ log = logging.getLogger(__name__)
 
 DELETE_BATCH_SIZE = 20_000
 META_KEY = "riskgraph"
-LEASE_KEY = "writer"
-LEASE_TTL_S = 180.0  # a run renews its lease every 30 s (its heartbeat)
 CACHED_SNAPSHOTS = 2  # datasets kept in memory: the current one and one staged or older one
 
 
@@ -98,11 +97,6 @@ def _snap_key(snapshot_id: str) -> int | None:
         return int(snapshot_id)
     except (TypeError, ValueError):
         return None
-
-
-def _when(value: Any) -> str:
-    """A server DateTime as UTC text, to the second."""
-    return str(value.to_native().astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
 
 class Neo4jGraphStore(GraphStore):
@@ -434,8 +428,8 @@ class Neo4jGraphStore(GraphStore):
         )[0]
         if not r["mine"]:
             raise StoreBusy(
-                f"Neo4j at {self.url} is being written by {r['holder']} since {_when(r['since'])} "
-                f"(its lease runs until {_when(r['until'])} unless renewed); "
+                f"Neo4j at {self.url} is being written by {r['holder']} since {server_time(r['since'])} "
+                f"(its lease runs until {server_time(r['until'])} unless renewed); "
                 "try again once that run has finished"
             )
         return Neo4jStoreLease(self, holder, token)
@@ -662,45 +656,6 @@ class Neo4jGraphStore(GraphStore):
             for r in rels
         ]
         return sub
-
-
-class Neo4jStoreLease(StoreLease):
-    """The write lease as held by one run (a random token tells it from any other holder)."""
-
-    def __init__(self, store: Neo4jGraphStore, holder: str, token: str) -> None:
-        self.store = store
-        self.holder = holder
-        self._token = token
-
-    def renew(self) -> None:
-        """Push the expiry lease_ttl_s ahead; StoreBusy when the lease was lost (expired and taken
-        over, or removed): this run must not write any more."""
-        renewed = self.store._run(
-            "MATCH (l:RiskGraphLease {key: $key}) WHERE l.token = $token "
-            "SET l.expires_at = datetime() + duration({milliseconds: $ttl}) RETURN l.key AS key",
-            key=LEASE_KEY,
-            token=self._token,
-            ttl=self.store._lease_ttl_ms,
-        )
-        if renewed:
-            return
-        now = self.store._run(
-            "MATCH (l:RiskGraphLease {key: $key}) RETURN l.holder AS holder, l.acquired_at AS since", key=LEASE_KEY
-        )
-        by = f"; {now[0]['holder']} holds it since {_when(now[0]['since'])}" if now else ""
-        raise StoreBusy(
-            f"{self.holder} lost the write lease of Neo4j at {self.store.url} "
-            f"(it expired and was taken over, or was removed){by}"
-        )
-
-    def release(self) -> None:
-        """Remove the lease if this run still holds it (an unreachable server lets it expire)."""
-        try:
-            self.store._write(
-                "MATCH (l:RiskGraphLease {key: $key}) WHERE l.token = $token DELETE l", key=LEASE_KEY, token=self._token
-            )
-        except StoreUnavailable as exc:
-            log.warning("could not release the write lease of %s (it expires by itself): %s", self.store.url, exc)
 
 
 def _delete_batches(counts: dict[str, int], same_person: int = 0) -> dict[str, int]:
