@@ -17,7 +17,8 @@ from api.security import Principal
 from api.state import AppState
 from composer import cases as workflow
 from riskgraph.errors import EntityNotFound
-from riskgraph.results import cases_table, run_table
+from riskgraph.results import run_table
+from riskgraph.results_schema import cases_table
 
 
 class AlertNotFound(EntityNotFound):

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from api.errors import JobAlreadyRunning, UnknownJob
 from composer.pipeline import ModelSource, run_pipeline
 from composer.runs import live_runs
-from riskgraph.results import ResultsDB, jobs_table
+from riskgraph.results import ResultsDB
+from riskgraph.results_schema import jobs_table
 from riskgraph.settings import Settings
 
 log = logging.getLogger("riskgraph.api.jobs")

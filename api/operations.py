@@ -18,7 +18,7 @@ from api.jobs import JOBS, next_run_times
 from api.security import Principal
 from api.state import AppState
 from composer import governance
-from riskgraph.results import audit_table
+from riskgraph.results_schema import audit_table
 from scoring.disclosure import label_counts, withheld
 
 

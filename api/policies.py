@@ -16,7 +16,7 @@ from api.security import Principal
 from api.state import AppState
 from composer.supervision import audit_row, policy_row, stored_policies
 from riskgraph.errors import RiskGraphError
-from riskgraph.results import policies_table
+from riskgraph.results_schema import policies_table
 from rules.policy import parse_policy
 
 

@@ -26,7 +26,8 @@ from api.book import SCORE_FILLS, run_as_of, run_credit_book, saved_catalogue
 from api.credit_book import CreditBook, matrix_ids, with_decision
 from composer.runs import SCORES_PARQUET, run_dir
 from riskgraph.errors import RiskGraphError
-from riskgraph.results import ResultsDB, audit_table
+from riskgraph.results import ResultsDB
+from riskgraph.results_schema import audit_table
 from riskgraph.settings import Settings
 from scoring.inputs import stored_row_hash
 

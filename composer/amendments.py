@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from graph.contract import TABLES, Kind
 from graph.dataset import Dataset
 from riskgraph.errors import RiskGraphError
-from riskgraph.results import ResultsDB, amendments_table
+from riskgraph.results import ResultsDB
+from riskgraph.results_schema import amendments_table
 
 ROW_KEYS: dict[str, tuple[str, ...]] = {
     "visits": ("visit_id",),

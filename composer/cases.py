@@ -28,7 +28,8 @@ import sqlalchemy as sa
 
 from riskgraph.audit_chain import AuditHead
 from riskgraph.errors import RiskGraphError
-from riskgraph.results import ResultsDB, audit_table, case_events_table, cases_table
+from riskgraph.results import ResultsDB
+from riskgraph.results_schema import audit_table, case_events_table, cases_table
 
 STATUSES = ("new", "in_progress", "awaiting_approval", "confirmed", "dismissed")
 OPEN_STATUSES = ("new", "in_progress", "awaiting_approval")

@@ -20,7 +20,8 @@ import pandas as pd
 from composer.runs import SCORES_PARQUET, run_dir
 from explain.catalogue import Catalogue, built_in
 from riskgraph.errors import ModelNotFound, RiskGraphError
-from riskgraph.results import ResultsDB, audit_table, now_iso
+from riskgraph.results import ResultsDB, now_iso
+from riskgraph.results_schema import audit_table
 from riskgraph.settings import Settings
 from scoring.disclosure import withheld
 from scoring.gate import GateVerdict, gate, oot_of

@@ -23,14 +23,8 @@ from composer.amendments import Amendment, InvalidAmendment
 from composer.cases import Actor, CaseConflict, CaseInvalid, commit_change, now_iso
 from composer.pipeline import ModelSource, run_pipeline
 from riskgraph.errors import RiskGraphError
-from riskgraph.results import (
-    ResultsDB,
-    amendments_table,
-    audit_table,
-    corrections_table,
-    objections_table,
-    run_table,
-)
+from riskgraph.results import ResultsDB, run_table
+from riskgraph.results_schema import amendments_table, audit_table, corrections_table, objections_table
 from riskgraph.settings import Settings
 
 AGAINST = ("grade", "rule_hit")

@@ -30,7 +30,8 @@ import sqlalchemy as sa
 from graph.store import GraphStore, StoreLease
 from riskgraph import faults
 from riskgraph.errors import NoSnapshot, PreflightFailed, RiskGraphError, RunLocked, RunNotFound, StoreBusy
-from riskgraph.results import ResultsDB, audit_table, jobs_table, models_table, now_iso, run_log_table, served_table
+from riskgraph.results import ResultsDB, now_iso
+from riskgraph.results_schema import audit_table, jobs_table, models_table, run_log_table, served_table
 from riskgraph.settings import Settings
 
 log = logging.getLogger("composer.runs")

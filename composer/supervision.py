@@ -30,7 +30,8 @@ from graph.dataset import Dataset
 from graph.factory import open_store
 from riskgraph import audit_chain
 from riskgraph.errors import NoSnapshot
-from riskgraph.results import ResultsDB, list_entries_table, now_iso, policies_table
+from riskgraph.results import ResultsDB, now_iso
+from riskgraph.results_schema import list_entries_table, policies_table
 from riskgraph.settings import Settings
 from rules.engine import RuleResult, empty_hits
 from rules.exchange import COLUMNS, entries_from_outcomes, known_lists, read_exchange, write_exchange

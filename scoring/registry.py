@@ -13,7 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from riskgraph.errors import ModelNotFound
-from riskgraph.results import ResultsDB, models_table, to_json
+from riskgraph.results import ResultsDB, to_json
+from riskgraph.results_schema import models_table
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from cli.audit import audit
-from riskgraph.results import ResultsDB, audit_table
+from riskgraph.results import ResultsDB
+from riskgraph.results_schema import audit_table
 from riskgraph.settings import Settings
 
 

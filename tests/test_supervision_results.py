@@ -19,7 +19,8 @@ from composer.supervision import (
     policy_row,
     stored_policies,
 )
-from riskgraph.results import ResultsDB, corrections_table, now_iso, policies_table
+from riskgraph.results import ResultsDB, now_iso
+from riskgraph.results_schema import corrections_table, policies_table
 from rules.exchange import InvalidExchange, write_exchange
 from rules.policy import seed_policies
 from tests.rules.test_exchange import entries

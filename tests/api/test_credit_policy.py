@@ -133,7 +133,7 @@ def test_policy_changes_are_refused_to_other_roles_and_when_invalid(private_clie
 
 def test_a_version_added_by_another_process_is_picked_up(private_client: TestClient) -> None:
     from composer.supervision import audit_row, policy_row
-    from riskgraph.results import policies_table
+    from riskgraph.results_schema import policies_table
     from rules.policy import seed_policies
 
     state = private_client.app.state.riskgraph
