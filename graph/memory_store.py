@@ -166,8 +166,12 @@ class MemoryGraphStore(GraphStore):
         if self._current_id() == snapshot_id:
             raise ValueError(f"snapshot {snapshot_id} is current: its SAME_PERSON links are written before its commit")
         frame = same_person_frame(links)
-        persons = pd.Index(self.dataset(snapshot_id).table("persons")["person_id"].astype(str))
-        unknown = ~pd.Index(frame["person_id"]).isin(persons) | ~pd.Index(frame["golden_id"]).isin(persons)
+        # object arrays: pandas' isin on Arrow-backed strings loops in Python over the values
+        persons = self.dataset(snapshot_id).table("persons")["person_id"].astype(str).to_numpy(dtype=object)
+        known = pd.Index(
+            np.concatenate([frame["person_id"].to_numpy(dtype=object), frame["golden_id"].to_numpy(dtype=object)])
+        )
+        unknown = ~known.isin(persons).reshape(2, -1).all(axis=0)
         if unknown.any():
             raise ValueError(
                 f"{int(unknown.sum())} SAME_PERSON links name a person record snapshot {snapshot_id} lacks"

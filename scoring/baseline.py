@@ -14,9 +14,9 @@ from scoring.model import CrossFittedRiskModel, classification_metrics
 from scoring.score import assign_folds, labels_of
 
 
-def attribute_baseline(dataset: Dataset, entity_type: str, settings: ModelSettings) -> pd.Series | None:
-    """Risk per entity from entity-table attributes alone (labelled rows: out-of-fold), or None
-    when the type has too few labels to train."""
+def _fitted(
+    dataset: Dataset, entity_type: str, settings: ModelSettings
+) -> tuple[CrossFittedRiskModel, pd.DataFrame, pd.Series] | None:
     X = attributes(dataset, entity_type, reference_date(dataset))
     X = X.sort_index()
     y = labels_of(dataset, entity_type, X.index)
@@ -25,18 +25,28 @@ def attribute_baseline(dataset: Dataset, entity_type: str, settings: ModelSettin
     if X.shape[1] == 0:
         X = X.assign(constant=0.0)
     fold_of = assign_folds(y, settings)
-    model = CrossFittedRiskModel(settings).fit(X.loc[y.index], y.to_numpy(), folds=fold_of.to_numpy())
+    return CrossFittedRiskModel(settings).fit(X.loc[y.index], y.to_numpy(), folds=fold_of.to_numpy()), X, y
+
+
+def attribute_baseline(dataset: Dataset, entity_type: str, settings: ModelSettings) -> pd.Series | None:
+    """Risk per entity from entity-table attributes alone (labelled rows: out-of-fold), or None
+    when the type has too few labels to train."""
+    fitted = _fitted(dataset, entity_type, settings)
+    if fitted is None:
+        return None
+    model, X, y = fitted
     risk = pd.Series(model.predict_proba(X), index=X.index)
     risk.loc[y.index] = model.oof_
     return risk
 
 
 def baseline_metrics(dataset: Dataset, entity_type: str, settings: ModelSettings) -> dict[str, Any] | None:
-    """The baseline's out-of-fold metrics on the type's labels (None: too few labels)."""
-    risk = attribute_baseline(dataset, entity_type, settings)
-    if risk is None:
+    """The baseline's out-of-fold metrics on the type's labels (None: too few labels). Only the
+    labelled rows are scored: the unlabelled ones have no say in the metrics."""
+    fitted = _fitted(dataset, entity_type, settings)
+    if fitted is None:
         return None
-    y = labels_of(dataset, entity_type, risk.index)
-    metrics = classification_metrics(y.to_numpy(), risk.loc[y.index].to_numpy())
+    model, _, y = fitted
+    metrics = classification_metrics(y.to_numpy(), model.oof_)
     metrics.pop("calibration", None)
     return metrics

@@ -144,6 +144,8 @@ def duplicate_enrolment(ds: Dataset, p: DuplicateEnrolmentParams, cx: Cache) -> 
     c = ds.table("contributions")
     if SOURCE not in c.columns or c.empty:
         return _empty(DUPLICATE_ENROLMENT_EVIDENCE)
+    pairs = c[["person_id", SOURCE]].drop_duplicates()
+    c = c[c["person_id"].isin(pairs.loc[pairs["person_id"].duplicated(), "person_id"])]  # persons with 2+ records
     due = c["due"].fillna(c["paid"]).fillna(0.0) if "due" in c.columns else pd.Series(0.0, index=c.index)
     per_record = (
         c.assign(_due=due.to_numpy())
@@ -152,12 +154,12 @@ def duplicate_enrolment(ds: Dataset, p: DuplicateEnrolmentParams, cx: Cache) -> 
         .reset_index()
     )
     g = per_record.groupby(["person_id", "month"], sort=True).agg(
-        n_records=(SOURCE, "nunique"),
-        total=("due", "sum"),
-        first=("due", "first"),
-        employers=("employer", lambda e: ",".join(sorted(set(e)))),
+        n_records=(SOURCE, "nunique"), total=("due", "sum"), first=("due", "first")
     )
-    g = g[g["n_records"] >= 2].reset_index()
+    g = g[g["n_records"] >= 2]
+    # Word the employers only for the few months enrolled twice: a Python join per group is slow.
+    twice = per_record.set_index(["person_id", "month"]).loc[g.index, "employer"]
+    g = g.assign(employers=twice.groupby(level=[0, 1], sort=True).agg(lambda e: ",".join(sorted(set(e))))).reset_index()
     months = g.groupby("person_id")["month"].transform("nunique")
     g = g[(months >= p.min_months).to_numpy()]
     return _records(
