@@ -29,11 +29,10 @@ from tqdm import tqdm
 
 import riskgraph
 from composer.alerts import build_alerts, carry_ring_ids, current_subjects
-from composer.amendments import apply_amendments, stored_amendments
-from composer.cases import case_labels
+from composer.decided import apply_decided
 from composer.engines import Engine, open_engine
 from composer.governance import audit_pipeline_promotions, pipeline_gate
-from composer.labels import merge_labels, training_rows, with_labels
+from composer.labels import training_rows
 from composer.monitoring import (
     MONITORING_JSON,
     MonitoringInputs,
@@ -72,7 +71,7 @@ from graph.dictionary import ColumnLabel, load_dictionary
 from graph.factory import field_cipher, masking_tokens, open_store
 from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
-from riskgraph.forked import Forked
+from riskgraph.forked import Forked, timed
 from riskgraph.results import RESULT_TABLES, ResultsDB
 from riskgraph.server_keys import Tokens
 from riskgraph.settings import Settings
@@ -168,30 +167,32 @@ def run_pipeline(
         with Run(settings, db, store, kind=kind, serves=serves, wait=wait, out_dir=out) as run:
             with timer.stage("ingest", bar):
                 if data is not None:
-                    loaded = load_dataset(data)
-                    columns = load_dictionary(data)
-                    snapshot = store.stage(loaded)
+                    loaded, columns = load_dataset(data), load_dictionary(data)
                     content_hash, source = loaded.content_hash, str(data)
                 else:
                     snapshot = _served_snapshot(db, store)
-                    columns = _served_catalogue(db, settings).columns
+                    loaded, columns = store.dataset(snapshot.id), _served_catalogue(db, settings).columns
                     content_hash, source = snapshot.content_hash, f"snapshot {snapshot.id} of run {db.served_run_id()}"
+                decided = apply_decided(db, loaded)
+                # resolution on the second core while this process stages the snapshot
+                resolving = Forked(
+                    timed(resolve_stage, "resolve"),
+                    *(decided.records, settings, run.run_id, previous_golden(db, settings), review_decisions(db)),
+                    name="resolve",
+                )
+                try:
+                    snapshot = store.stage(loaded) if data is not None else snapshot
+                except BaseException:
+                    resolving.cancel()
+                    raise
                 run.snapshot_id = snapshot.id if serves else None
                 run.fault("after_ingest")
             with timer.stage("read", bar):
-                records = store.dataset(snapshot.id)
-                # labels.csv and the decided cases, the later-dated winning (docs/cases.md)
-                labels, label_conflicts = merge_labels(records.table("labels"), case_labels(db))
-                if (labels["source"] == "case").any():  # else the loaded labels stand as they are
-                    records = with_labels(records, labels)
-                # corrections decided on objections, on top of every load (composer/amendments.py)
-                amendments = stored_amendments(db)
-                records, amendment_notes = apply_amendments(records, amendments)
+                if store.dataset(snapshot.id) is not loaded:  # the store's read-back (Neo4j) is what runs on
+                    decided = apply_decided(db, store.dataset(snapshot.id))
+                records, labels, label_conflicts = decided.records, decided.labels, decided.label_conflicts
             with timer.stage("resolve", bar):  # one node per human from here on (docs/resolution.md)
-                previous_records, decisions = previous_golden(db, settings), review_decisions(db)
-                resolved = Forked(
-                    resolve_stage, records, settings, run.run_id, previous_records, decisions, name="resolve"
-                ).result()
+                resolved, timer.worker["resolve"] = resolving.result()
                 golden = with_golden(records, resolved).golden
                 assert golden is not None
                 if data is not None:  # into the snapshot this run staged: visible with its commit only
@@ -303,7 +304,7 @@ def run_pipeline(
                 "snapshot_loaded_at": snapshot.loaded_at.isoformat(),
                 "row_counts": records.row_counts(),
                 "resolution": resolved.summary,
-                "amendments": {"applied": len(amendments) - len(amendment_notes), "not_applied": amendment_notes},
+                "amendments": {"applied": decided.amendments_applied, "not_applied": decided.amendment_notes},
                 "labels": {
                     "from_file": int((labels["source"] == "labels.csv").sum()),
                     "from_cases": int((labels["source"] == "case").sum()),

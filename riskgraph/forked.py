@@ -14,6 +14,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -101,3 +102,14 @@ def _describe(status: int) -> str:
     if os.WIFSIGNALED(status):
         return f"signal {os.WTERMSIG(status)}"
     return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def timed(fn: Callable[..., T], name: str = "") -> Callable[..., tuple[T, float]]:
+    """`fn` returning (its result, its wall seconds): what a worker ran beside the stages."""
+
+    def run(*args: Any) -> tuple[T, float]:
+        t0 = time.perf_counter()
+        return fn(*args), round(time.perf_counter() - t0, 3)
+
+    run.__name__ = name or getattr(fn, "__name__", "stage")
+    return run
