@@ -46,7 +46,9 @@ def golden_dataset(dataset: Dataset, golden: pd.Series, matches: pd.DataFrame | 
         merged["death_date"] = death.reindex(merged.index).astype("datetime64[ns]")
     merged = merged.drop(columns=["person_id", "_first"]).rename_axis("person_id").reset_index()
     tables["persons"] = merged[list(persons.columns)].astype(persons.dtypes.to_dict()).reset_index(drop=True)
-    mapping = golden.to_dict()
+    keys, values = golden.index.to_numpy(dtype=object), golden.to_numpy(dtype=object)
+    moved = values != keys  # only merged records change their id
+    mapping = pd.Series(values[moved], index=pd.Index(keys[moved], dtype=object))
     for name in PERSON_TABLES:
         if name in tables and len(tables[name]):
             df = tables[name]
@@ -81,5 +83,10 @@ def with_matches(df: pd.DataFrame, table: str, matches: pd.DataFrame | None, gol
     return df.assign(person_id=person, match_probability=prob)
 
 
-def _remap(ids: pd.Series, mapping: dict[str, str]) -> np.ndarray:
-    return ids.map(mapping).fillna(ids).to_numpy(dtype=object)
+def _remap(ids: pd.Series, mapping: pd.Series) -> np.ndarray:
+    """`ids` with every merged record's id replaced by its golden id (one hash lookup per id)."""
+    out = ids.to_numpy(dtype=object).copy()
+    pos = mapping.index.get_indexer(out)
+    hit = pos >= 0
+    out[hit] = mapping.to_numpy(dtype=object)[pos[hit]]
+    return out
