@@ -252,10 +252,13 @@ def _parse_extra(s: pd.Series) -> pd.Series:
 def _to_float(s: pd.Series) -> pd.Series:
     """Finite numbers from text; unparsable values and 'inf' / 'nan' become NaN. Tries the fast
     vectorised cast first."""
-    try:
-        nums = s.astype("float64")
-    except (ValueError, TypeError):
-        nums = pd.to_numeric(s, errors="coerce").astype("float64")
+    try:  # Arrow's parser first (C++, no Python float per value); it refuses what it cannot read
+        nums = pd.Series(pc.cast(pa.array(s, type=pa.string()), pa.float64()).to_numpy(zero_copy_only=False), s.index)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        try:
+            nums = s.astype("float64")
+        except (ValueError, TypeError):
+            nums = pd.to_numeric(s, errors="coerce").astype("float64")
     return nums.where(np.isfinite(nums.to_numpy()))
 
 
