@@ -108,14 +108,14 @@ def identity_rings(dataset: Dataset, s: RingSettings, tokens: Tokens | None = No
     labels = group_nodes(len(node_names), src, dst, lw, s, min_size=s.identity_min_size)
     if (labels < 0).all():
         return None
-    nodes = pd.Series(node_names).str.split(SEP, n=1, expand=True)
     in_ring = np.flatnonzero(labels >= 0)
+    nodes = pd.Series(node_names.to_numpy()[in_ring], dtype="str").str.split(SEP, n=1, expand=True)
     members = pd.DataFrame(
         {
             "ring": labels[in_ring],
             "ring_type": "identity",
-            "entity_type": nodes[0].to_numpy()[in_ring],
-            "entity_id": nodes[1].to_numpy()[in_ring],
+            "entity_type": nodes[0].to_numpy(),
+            "entity_id": nodes[1].to_numpy(),
         }
     )
     # Evidence: member -> identifier edges of identifiers shared inside the ring.
