@@ -50,6 +50,8 @@ class ModelSettings(BaseModel):
     threads: int = 2
     small_training_rows: int = 20_000  # train on one thread below this many labelled rows
     monotone: dict[str, int] = Field(default_factory=dict)  # feature -> +1 / -1 constraint
+    # the rules' evidence as one linear term of the margin, weighed by the labels (scoring/evidence.py)
+    rule_evidence: bool = True
     explain_top: int = 2_000  # the riskiest N per type: exact TreeSHAP, worded with context by the pipeline
     reasons_per_entity: int = 4  # at most 4 (the reason schema's limit)
     # gender, age and health columns (graph/contract.py PROTECTED_*) as model features: off by

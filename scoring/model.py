@@ -28,6 +28,7 @@ from features.conduct import GOOD_CONDUCT
 from riskgraph.errors import NotFitted
 from riskgraph.settings import ModelSettings
 from scoring.attributions import CANDIDATES, LeafAttributions
+from scoring.evidence import EVIDENCE_FEATURE, evidence_weight, merge_reason, rule_log_odds
 
 _NOT_NAME_SAFE = re.compile(r"[^0-9A-Za-z_]")
 
@@ -109,6 +110,13 @@ class CrossFittedRiskModel:
         for booster, test in zip(boosters, tests):
             oof_margin[test] = booster.predict(Xl.iloc[test], raw_score=True)
             self.boosters_.append(booster)
+        # the rules' evidence as one linear term, its weight fitted on the labels (scoring/evidence.py)
+        self.evidence_weight_, self.evidence_ref_ = 0.0, 0.0
+        if self.settings.rule_evidence and EVIDENCE_FEATURE in self.features_:
+            z = rule_log_odds(X)
+            self.evidence_weight_ = evidence_weight(oof_margin, z, y)
+            self.evidence_ref_ = float(z.mean())
+            oof_margin = oof_margin + self.evidence_weight_ * z
         self.calibrator_ = LogisticRegression(C=1e6).fit(oof_margin.reshape(-1, 1), y)
         self.oof_ = self._calibrate(oof_margin)
         self.metrics_ = classification_metrics(y, self.oof_)
@@ -138,13 +146,23 @@ class CrossFittedRiskModel:
         `lgb_names_` existed were trained under the original names)."""
         return X.set_axis(getattr(self, "lgb_names_", self.features_), axis=1)
 
+    def _evidence(self, X: pd.DataFrame) -> np.ndarray | None:
+        """The rule-evidence term's part of each row's margin, centred on the training rows'
+        mean (its contribution); None when the model has no such term."""
+        w = getattr(self, "evidence_weight_", 0.0)  # models pickled before the term: none
+        if not w or EVIDENCE_FEATURE not in X.columns:
+            return None
+        return np.asarray(w * (rule_log_odds(X) - self.evidence_ref_), dtype=np.float64)
+
     def margin(self, X: pd.DataFrame) -> np.ndarray:
-        """Raw score of the final model."""
+        """Raw score of the final model: its trees, plus the rule-evidence term."""
         self._check()
-        return np.asarray(
+        trees = np.asarray(
             self.final_.predict(self._renamed(self._align(X)), raw_score=True, num_threads=self.settings.threads),
             dtype=np.float64,
         )
+        extra = self._evidence(X)
+        return trees if extra is None else trees + extra + self.evidence_weight_ * self.evidence_ref_
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of label 1 for each row."""
@@ -156,7 +174,11 @@ class CrossFittedRiskModel:
         contrib = np.asarray(
             self.final_.predict(self._renamed(self._align(X)), pred_contrib=True, num_threads=self.settings.threads)
         )
-        return pd.DataFrame(contrib[:, :-1], index=X.index, columns=self.features_)
+        out = pd.DataFrame(contrib[:, :-1], index=X.index, columns=self.features_)
+        extra = self._evidence(X)
+        if extra is not None:
+            out[EVIDENCE_FEATURE] += extra
+        return out
 
     def leaf_attributions(self) -> LeafAttributions:
         """The final model's per-leaf path attributions (scoring/attributions.py), built once."""
@@ -180,7 +202,12 @@ class CrossFittedRiskModel:
             val.append(v)
         if not margins:
             return np.zeros(0), np.zeros((0, CANDIDATES), np.int16), np.zeros((0, CANDIDATES), np.float32)
-        return np.concatenate(margins), np.concatenate(idx), np.concatenate(val)
+        margin, top, value = np.concatenate(margins), np.concatenate(idx), np.concatenate(val)
+        extra = self._evidence(X)
+        if extra is None:
+            return margin, top, value
+        top, value = merge_reason(top, value, self.features_.index(EVIDENCE_FEATURE), extra)
+        return margin + extra + self.evidence_weight_ * self.evidence_ref_, top, value
 
     def importance(self) -> pd.Series:
         """Total gain per feature in the final model."""
