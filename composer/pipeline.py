@@ -52,6 +52,7 @@ from composer.resolution import (
     resolve_stage,
     review_decisions,
     same_person_links,
+    stored_model_path,
     with_golden,
 )
 from composer.resolution import output_files as resolution_files
@@ -189,9 +190,8 @@ def run_pipeline(
                 records, amendment_notes = apply_amendments(records, amendments)
             with timer.stage("resolve", bar):  # one node per human from here on (docs/resolution.md)
                 previous_records, decisions = previous_golden(db, settings), review_decisions(db)
-                resolved = Forked(
-                    resolve_stage, records, settings, run.run_id, previous_records, decisions, name="resolve"
-                ).result()
+                args = (records, settings, run.run_id, previous_records, decisions, stored_model_path(db, settings))
+                resolved = Forked(resolve_stage, *args, name="resolve").result()
                 golden = with_golden(records, resolved).golden
                 assert golden is not None
                 if data is not None:  # into the snapshot this run staged: visible with its commit only

@@ -228,6 +228,8 @@ class PersonModel:
     `frozen`: a fitted model's JSON (`model_json_`) to reuse its parameters instead of fitting;
     `tf_tables`: frozen term-frequency lookups (`tf_tables_` of a fitted model) to use instead of
     the data's own (an incremental run and a full re-run then score every pair alike).
+    `prior_from_data`: with `frozen`, take its m and u but estimate the prior on the records (as
+    `fit` does; cheap), so that a stored model reused on grown data keeps a fitting prior.
     """
 
     def __init__(
@@ -242,8 +244,10 @@ class PersonModel:
         seed: int = 7,
         frozen: dict[str, Any] | None = None,
         tf_tables: dict[str, pd.DataFrame] | None = None,
+        prior_from_data: bool = False,
     ) -> None:
         self.temp_dir = temp_dir
+        self.prior_from_data = prior_from_data
         self.threads = threads
         self.memory_limit = memory_limit
         self.u_pairs = u_pairs
@@ -320,6 +324,8 @@ class PersonModel:
         self.model_json_: dict[str, Any]
         if self.frozen is not None:
             self.model_json_ = self.frozen
+            if self.prior_from_data:
+                self.model_json_ = dict(self.frozen, probability_two_random_records_match=self.prior(records))
             return self
         from splink import block_on
         from splink.internals.exceptions import EMTrainingException

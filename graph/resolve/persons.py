@@ -124,23 +124,34 @@ def resolve_persons(
     decisions: pd.DataFrame | None = None,
     frozen: dict[str, Any] | None = None,
     frozen_tf: dict[str, pd.DataFrame] | None = None,
+    prior_from_data: bool = False,
+    keep_tf: bool = True,
     threads: int = 2,
     memory_limit: str = "4GB",
 ) -> Resolution:
     """Resolve the persons table (see the module docstring). `previous`: golden_id per person_id of
     the previous run; `decisions`: left, right, decision (accept | reject) from clerical review;
-    `frozen` / `frozen_tf`: a fitted model's JSON and term frequencies to reuse instead of fitting."""
+    `frozen` / `frozen_tf`: a fitted model's JSON and term frequencies to reuse instead of fitting
+    (without `frozen_tf` the term frequencies are the data's own); `prior_from_data`: with
+    `frozen`, estimate the prior on these records (PersonModel); `keep_tf`: return the term
+    frequencies (`tf_tables`, for `resolve_incremental`; computing them again costs time)."""
     if not 0 <= review_low <= review_high <= 1:
         raise ValueError("resolve_review_low must not exceed resolve_review_high (both within 0..1)")
     recs = prepare_persons(persons)
     tf: dict[str, pd.DataFrame] | None = frozen_tf
     if len(recs) >= 2:
-        kw: dict[str, Any] = dict(threads=threads, memory_limit=memory_limit, frozen=frozen, tf_tables=frozen_tf)
+        kw: dict[str, Any] = dict(
+            threads=threads,
+            memory_limit=memory_limit,
+            frozen=frozen,
+            tf_tables=frozen_tf,
+            prior_from_data=prior_from_data,
+        )
         with PersonModel(temp_dir=temp_dir, **kw) as model:
             model.fit(recs)
             pred = model.predict(recs, review_low)
             model_json = model.model_json_
-            tf = model.term_frequencies(recs)
+            tf = model.term_frequencies(recs) if keep_tf else frozen_tf
     else:
         pred, model_json = pd.DataFrame(columns=REVIEW_COLUMNS), frozen or {}
     out = _conclude(recs, pred, review_low, review_high, previous, decisions)
