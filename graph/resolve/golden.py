@@ -46,7 +46,7 @@ def golden_dataset(dataset: Dataset, golden: pd.Series, matches: pd.DataFrame | 
         merged["death_date"] = death.reindex(merged.index).astype("datetime64[ns]")
     merged = merged.drop(columns=["person_id", "_first"]).rename_axis("person_id").reset_index()
     tables["persons"] = merged[list(persons.columns)].astype(persons.dtypes.to_dict()).reset_index(drop=True)
-    mapping = golden.to_dict()
+    mapping = golden[golden.index.to_numpy() != golden.to_numpy()]  # only the merged records change
     for name in PERSON_TABLES:
         if name in tables and len(tables[name]):
             df = tables[name]
@@ -81,5 +81,11 @@ def with_matches(df: pd.DataFrame, table: str, matches: pd.DataFrame | None, gol
     return df.assign(person_id=person, match_probability=prob)
 
 
-def _remap(ids: pd.Series, mapping: dict[str, str]) -> np.ndarray:
-    return ids.map(mapping).fillna(ids).to_numpy(dtype=object)
+def _remap(ids: pd.Series, mapping: pd.Series) -> np.ndarray:
+    """`ids` with every id in `mapping`'s index replaced by its value (a hash lookup of the few
+    merged records, not of every id)."""
+    out = ids.to_numpy(dtype=object, copy=True)
+    hit = np.asarray(ids.isin(mapping.index), dtype=bool)
+    if hit.any():
+        out[hit] = mapping.reindex(out[hit]).to_numpy(dtype=object)
+    return out

@@ -225,7 +225,9 @@ def _conclude(
     return Resolution(
         records=records,
         links=links.reset_index(drop=True),
-        review=review.sort_values("match_probability", ascending=False).reset_index(drop=True),
+        review=review.sort_values(
+            ["match_probability", "left", "right"], ascending=[False, True, True], kind="mergesort"
+        ).reset_index(drop=True),
         prepared=recs,
     )
 
