@@ -98,6 +98,7 @@ def resolve_stage(
             frozen=stored.model if stored else None,
             prior_from_data=True,
             keep_tf=False,
+            checked=checked,
             threads=settings.resolve_threads,
             memory_limit=settings.resolve_memory_limit,
         )

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graph.resolve.idnumber import check
+from graph.resolve.idnumber import Checked, check
 
 log = logging.getLogger("graph.resolve")
 
@@ -137,9 +137,9 @@ COMPARISONS: tuple[dict[str, Any], ...] = (
 
 def _text(s: pd.Series) -> pd.Series:
     """Stripped text, None for missing or empty."""
-    t = s.astype("object").where(s.notna(), None)
-    t = t.map(lambda v: str(v).strip() if v is not None else None)
-    return t.where(t.astype(bool) if len(t) else t, None)
+    missing = s.isna().to_numpy()
+    t = s.astype("object").astype("str").str.strip().astype("object")
+    return t.where(~missing & (t != "").to_numpy(), None)
 
 
 def _pinyin(names: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -177,14 +177,17 @@ def prepare(
     gender: pd.Series | None = None,
     phone: pd.Series | None = None,
     address: pd.Series | None = None,
+    checked: Checked | None = None,
 ) -> pd.DataFrame:
-    """Records in the model's comparable form (RECORD_COLUMNS); absent fields are null."""
+    """Records in the model's comparable form (RECORD_COLUMNS); absent fields are null.
+    `checked`: the ID numbers already checked (with this `birth_date`), not checked again."""
     n = len(ids)
 
     def col(s: pd.Series | None) -> pd.Series:
         return pd.Series([None] * n, dtype="object") if s is None else s.reset_index(drop=True)
 
-    checked = check(col(id_number), birth_date=col(birth_date))
+    if checked is None or len(checked.id18) != n:
+        checked = check(col(id_number), birth_date=col(birth_date))
     id18 = pd.Series(checked.id18, dtype="object")
     id18 = id18.where(id18 != "", None)
     # the number's checks of its own (not agreement with the record): valid numbers of two records
