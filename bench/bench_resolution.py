@@ -179,10 +179,9 @@ def _reuse(args: argparse.Namespace, tmp: Path, data: Path, persons: pd.DataFram
         rows.append((f"seed {args.reuse_seed}", len(ds.table("persons")), got_s, got, other))
     print("| reused on | records | resolve s | registries s | pairwise P / R / F1 | registry P / R | load avg |")
     for what, n, secs, res, where in rows:
+        ds = load_dataset(where)
         t = time.perf_counter()
-        m = match_registries(
-            load_dataset(where), res.prepared, res.model_json, temp_dir=tmp / "duck-reg2", threshold=0.9, **duck
-        )
+        m = match_registries(ds, res.prepared, res.model_json, temp_dir=tmp / "duck-reg2", threshold=0.9, **duck)
         m_s = time.perf_counter() - t
         c, r = cluster_scores(res.records, where), registry_scores(m, where)
         print(
