@@ -4,6 +4,7 @@
     python bench/bench_resolution.py --data DIR
     python bench/bench_resolution.py --persons 20000 --pipeline
     python bench/bench_resolution.py --persons 1000000 --incremental 10000
+    python bench/bench_resolution.py --persons 200000 --reuse [--reuse-seed 2]
 
 Generates a synthetic dataset (synth plants ~3% duplicate records, the deaths and custody
 registries and their truth) unless --data is given, then times `resolve_persons` (fit by EM and
@@ -12,7 +13,11 @@ precision / recall / F1 of the person clusters, registry precision / recall. Wit
 also runs the whole pipeline on the dataset and scores the eligibility rules against the planted
 patterns. With --incremental N, N records drawn at random are held back: the rest is resolved
 (fitted), then the N are added with `resolve_incremental` (frozen model and term frequencies),
-and the clusters are compared with a full re-run using the same frozen parameters. Peak GiB is the process's maximum resident set (DuckDB runs in-process). The machine
+and the clusters are compared with a full re-run using the same frozen parameters. With --reuse
+the fitted model is reused as the pipeline reuses the served run's (m and u frozen, the prior and
+term frequencies from the data; docs/resolution.md): on the same records (timed, clusters
+compared) and, with --reuse-seed S, on another synthetic population of the same size (timed,
+scored against its truth). Peak GiB is the process's maximum resident set (DuckDB runs in-process). The machine
 may be shared: the load average is printed with the figures.
 """
 
@@ -59,6 +64,8 @@ def main() -> None:
     ap.add_argument("--incremental", type=int, default=0, help="hold back N records and add them incrementally")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory-limit", default="6GB")
+    ap.add_argument("--reuse", action="store_true", help="resolve again with the fitted model reused")
+    ap.add_argument("--reuse-seed", type=int, default=None, help="and on another population (this seed)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-resolution-"))
     data = args.data
@@ -125,6 +132,8 @@ def main() -> None:
             f"{clusters['precision']:.3f} / {clusters['recall']:.3f} / {clusters['f1']:.3f} | "
             f"{registry['precision']:.3f} / {registry['recall']:.3f} | {load:.1f} |"
         )
+        if args.reuse:
+            _reuse(args, tmp, data, persons, resolution, duck)
         if args.pipeline:
             from composer.pipeline import run_pipeline
             from riskgraph.settings import Settings
@@ -146,6 +155,40 @@ def main() -> None:
             print("kept:", tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _reuse(args: argparse.Namespace, tmp: Path, data: Path, persons: pd.DataFrame, fitted, duck: dict) -> None:
+    """Resolve again with the fitted model reused (the pipeline's way), on the same records and,
+    with --reuse-seed, on another population: time, clusters, accuracy."""
+    reuse = {"frozen": fitted.model_json, "prior_from_data": True, "keep_tf": False, **duck}
+    t = time.perf_counter()
+    again = resolve_persons(persons, temp_dir=tmp / "duck-reuse", **reuse)
+    again_s = time.perf_counter() - t
+    same = again.records.equals(fitted.records)
+    print(f"reused model, same records: {again_s:.1f} s; clusters and golden ids identical: {same}", flush=True)
+    rows = [("same records", len(persons), again_s, again, data)]
+    if args.reuse_seed is not None:
+        from synth.generator import generate
+
+        other = tmp / "other"
+        generate(persons=args.persons, seed=args.reuse_seed, out=other, progress=False)
+        ds = load_dataset(other)
+        t = time.perf_counter()
+        got = resolve_persons(ds.table("persons"), temp_dir=tmp / "duck-other", **reuse)
+        got_s = time.perf_counter() - t
+        rows.append((f"seed {args.reuse_seed}", len(ds.table("persons")), got_s, got, other))
+    print("| reused on | records | resolve s | registries s | pairwise P / R / F1 | registry P / R | load avg |")
+    for what, n, secs, res, where in rows:
+        ds = load_dataset(where)
+        t = time.perf_counter()
+        m = match_registries(ds, res.prepared, res.model_json, temp_dir=tmp / "duck-reg2", threshold=0.9, **duck)
+        m_s = time.perf_counter() - t
+        c, r = cluster_scores(res.records, where), registry_scores(m, where)
+        print(
+            f"| {what} | {n:,} | {secs:.1f} | {m_s:.1f} | {c['precision']:.3f} / {c['recall']:.3f} / {c['f1']:.3f} | "
+            f"{r['precision']:.3f} / {r['recall']:.3f} | {os.getloadavg()[0]:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

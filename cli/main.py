@@ -70,12 +70,27 @@ pass_settings = click.make_pass_decorator(Settings)
     type=click.Choice(["pandas", "spark"]),
     help="stage engine (default: the engine setting, pandas); spark: see docs/scale.md",
 )
+@click.option(
+    "--refit-resolution",
+    is_flag=True,
+    help="fit the person-resolution model again instead of reusing the served run's (docs/resolution.md)",
+)
 @pass_settings
 def pipeline(
-    settings: Settings, data: Path, out: Path, store: str | None, models: str, wait: bool, engine: str | None
+    settings: Settings,
+    data: Path,
+    out: Path,
+    store: str | None,
+    models: str,
+    wait: bool,
+    engine: str | None,
+    refit_resolution: bool,
 ) -> None:
     """Ingest, features, rules, rings, train, score and write the outputs, committed as one run."""
     from composer.pipeline import ModelSource, run_pipeline
+
+    if refit_resolution:
+        settings = settings.model_copy(update={"resolve_refit": True})
 
     result = run_pipeline(
         data=data, out=out, settings=settings, store_url=store, models=ModelSource(models), wait=wait, engine=engine

@@ -51,6 +51,7 @@ from composer.resolution import (
     resolve_stage,
     review_decisions,
     same_person_links,
+    stored_model_path,
     with_golden,
 )
 from composer.resolution import output_files as resolution_files
@@ -175,11 +176,8 @@ def run_pipeline(
                     content_hash, source = snapshot.content_hash, f"snapshot {snapshot.id} of run {db.served_run_id()}"
                 decided = apply_decided(db, loaded)
                 # resolution on the second core while this process stages the snapshot
-                resolving = Forked(
-                    timed(resolve_stage, "resolve"),
-                    *(decided.records, settings, run.run_id, previous_golden(db, settings), review_decisions(db)),
-                    name="resolve",
-                )
+                prior = previous_golden(db, settings), review_decisions(db), stored_model_path(db, settings)
+                resolving = Forked(timed(resolve_stage), decided.records, settings, run.run_id, *prior, name="resolve")
                 try:
                     snapshot = store.stage(loaded) if data is not None else snapshot
                 except BaseException:

@@ -3,10 +3,18 @@ rows -> persons, the golden dataset the later stages work on, and the outputs ke
 
 Called by the composer (composer/pipeline.py) only. DuckDB's temporary files live in a private
 folder under the home (HOME/tmp/resolve-<run>, mode 0700), removed when the stage ends.
+
+The fitted model: a run reuses the person model of the served run (HOME/runs/<served>/
+person_model.json: m and u; the prior and the term frequencies are always the data's own) and
+fits again only when there is none, it is unusable, the `resolve_refit` setting asks for it, or
+the record count moved by more than `resolve_refit_drift` from the count it was fitted on
+(`model_decision`). Every resolving run keeps the model it used in its own folder, written
+atomically, so the next run finds it once this one is served (docs/resolution.md).
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,13 +30,16 @@ from graph.resolve.golden import golden_dataset
 from graph.resolve.idnumber import check
 from graph.resolve.persons import RESOLVED_COLUMNS, REVIEW_COLUMNS, Resolution, resolve_persons
 from graph.resolve.registry import MATCH_COLUMNS, empty_matches, match_registries
+from graph.resolve.stored import StoredModel, load_model, save_model
 from riskgraph.results import ResultsDB
 from riskgraph.settings import Settings
 
 RESOLVED_FILE = "resolved_persons.csv"
 MATCHES_FILE = "registry_matches.csv"
 REVIEW_FILE = "review_persons.csv"
-MODEL_FILE = "person_model.json"
+MODEL_FILE = "person_model.json"  # in the run's folder: the person model the run resolved with
+
+log = logging.getLogger("composer.resolution")
 
 
 @dataclass
@@ -54,11 +65,13 @@ def resolve_stage(
     run_id: str,
     previous: pd.Series | None = None,
     decisions: pd.DataFrame | None = None,
+    stored_model: Path | None = None,
 ) -> Resolved:
     """Resolve the dataset's persons and match its registries (or, with `resolve` off, every
     record its own golden person). `previous` and `decisions`: see `previous_golden` and
-    `review_decisions`. The composer runs this in a forked worker, so that DuckDB's threads never
-    live in the process that forks the later stages' workers."""
+    `review_decisions`; `stored_model`: the served run's model file (`stored_model_path`), reused
+    as `model_decision` says. The composer runs this in a forked worker, so that DuckDB's threads
+    never live in the process that forks the later stages' workers."""
     persons = dataset.table("persons")
     checked = check(
         persons["id_number"] if "id_number" in persons.columns else pd.Series([None] * len(persons)),
@@ -70,6 +83,9 @@ def resolve_stage(
         ids = persons["person_id"].to_numpy(dtype=object)
         records = pd.DataFrame({"person_id": ids, "golden_id": ids, "match_probability": np.nan, "matched_on": ""})
         return Resolved(records, empty_matches(), pd.DataFrame(columns=REVIEW_COLUMNS), {}, summary)
+    stored, why = model_decision(stored_model, len(persons), settings)
+    if stored is None:
+        log.info("resolution: fitting the person model by EM (%s)", why)
     temp = settings.home / "tmp" / f"resolve-{run_id}"
     try:
         resolution = resolve_persons(
@@ -79,12 +95,25 @@ def resolve_stage(
             review_high=settings.resolve_review_high,
             previous=previous,
             decisions=decisions,
+            frozen=stored.model if stored else None,
+            prior_from_data=True,
+            keep_tf=False,
+            checked=checked,
             threads=settings.resolve_threads,
             memory_limit=settings.resolve_memory_limit,
         )
         matches = _match(dataset, resolution, settings, temp / "registries")
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+    if resolution.model_json and len(persons) >= 2:
+        kept = stored or StoredModel(resolution.model_json, len(persons), run_id)
+        save_model(run_dir(settings, run_id) / MODEL_FILE, kept.model, records=kept.records, fitted_in=kept.fitted_in)
+        summary["model"] = {
+            "fitted": stored is None,
+            "why": why,
+            "fitted_in": kept.fitted_in,
+            "fitted_records": kept.records,
+        }
     summary["persons"] = resolution.counts()
     summary["registry_matches"] = {
         t: int((matches["table"] == t).sum()) for t in ("deaths", "custody") if dataset.has(t)
@@ -130,6 +159,34 @@ def previous_golden(db: ResultsDB, settings: Settings) -> pd.Series | None:
         return None
     df = pd.read_csv(path, dtype={"person_id": str, "golden_id": str}, usecols=["person_id", "golden_id"])
     return pd.Series(df["golden_id"].to_numpy(), index=df["person_id"].to_numpy())
+
+
+def stored_model_path(db: ResultsDB, settings: Settings) -> Path | None:
+    """The served run's person model file, if there is a served run."""
+    run_id = db.served_run_id()
+    return run_dir(settings, run_id) / MODEL_FILE if run_id else None
+
+
+def model_decision(path: Path | None, records: int, settings: Settings) -> tuple[StoredModel | None, str]:
+    """(the stored model to reuse, why) or (None, why the model is fitted again): no stored model,
+    an unusable one (logged as a warning), the `resolve_refit` setting, or a record count that
+    moved by more than `resolve_refit_drift` from the one the model was fitted on."""
+    if settings.resolve_refit:
+        return None, "the resolve_refit setting asks for it"
+    if path is None:
+        return None, "no served run"
+    stored, problem = load_model(path)
+    if stored is None:
+        if problem != "no stored model":
+            log.warning("resolution: %s; fitting the person model again", problem)
+        return None, problem
+    drift = abs(records - stored.records) / stored.records
+    if drift > settings.resolve_refit_drift:
+        return None, (
+            f"{records:,} records against {stored.records:,} at its fit: moved {drift:.0%}, "
+            f"more than resolve_refit_drift {settings.resolve_refit_drift:.0%}"
+        )
+    return stored, f"reusing the model fitted in run {stored.fitted_in} on {stored.records:,} records"
 
 
 def review_decisions(db: ResultsDB) -> pd.DataFrame | None:

@@ -204,6 +204,11 @@ class Settings(BaseSettings):
     resolve_registry_threshold: float = Field(default=0.9, ge=0, le=1)  # a registry row matches at or above
     resolve_memory_limit: str = "4GB"  # DuckDB's memory cap; it spills to HOME/tmp beyond it
     resolve_threads: int = Field(default=2, ge=1)
+    # a run reuses the served run's fitted person model (m, u) instead of re-running EM, unless
+    # resolve_refit, or the record count moved by more than resolve_refit_drift (a fraction) from
+    # the count the model was fitted on
+    resolve_refit: bool = False
+    resolve_refit_drift: float = Field(default=0.2, ge=0)
     alerts: AlertSettings = Field(default_factory=AlertSettings)  # env RISKGRAPH_ALERTS__<FIELD>
     progress: bool = True
     host: str = "127.0.0.1"

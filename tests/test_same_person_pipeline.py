@@ -138,6 +138,23 @@ def test_a_rescoring_job_keeps_the_snapshot_s_links(run: tuple[PipelineResult, P
         store.close()
 
 
+def test_a_later_run_reuses_the_served_run_s_resolution_model(run: tuple[PipelineResult, Path, Settings]) -> None:
+    """The first run fits the person model and keeps it in its folder; a later run reuses it (no
+    EM) with the same resolution; `resolve_refit` fits again (docs/resolution.md)."""
+    result, out, settings = run
+    assert result.manifest["resolution"]["model"]["fitted"] is True
+    assert (settings.home / "runs" / result.run_id / "person_model.json").exists()
+    again = run_pipeline(data=None, out=None, settings=settings, models=ModelSource.CHAMPION, kind="nightly-rescore")
+    model = again.manifest["resolution"]["model"]
+    assert model["fitted"] is False and model["fitted_in"] == result.run_id, model
+    pd.testing.assert_frame_equal(_resolved(settings.home / "runs" / again.run_id / "out"), _resolved(out))
+    refit = settings.model_copy(update={"resolve_refit": True})
+    third = run_pipeline(data=None, out=None, settings=refit, models=ModelSource.CHAMPION, kind="nightly-rescore")
+    assert third.manifest["resolution"]["model"]["fitted"] is True
+    assert "resolve_refit" in third.manifest["resolution"]["model"]["why"]
+    pd.testing.assert_frame_equal(_resolved(settings.home / "runs" / third.run_id / "out"), _resolved(out))
+
+
 def test_a_run_failing_after_its_resolution_leaves_no_links_behind(
     run: tuple[PipelineResult, Path, Settings], data: tuple[Path, Path], tmp_path: Path
 ) -> None:

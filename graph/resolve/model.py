@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graph.resolve.idnumber import check
+from graph.resolve.idnumber import Checked, check
 
 log = logging.getLogger("graph.resolve")
 
@@ -137,9 +137,9 @@ COMPARISONS: tuple[dict[str, Any], ...] = (
 
 def _text(s: pd.Series) -> pd.Series:
     """Stripped text, None for missing or empty."""
-    t = s.astype("object").where(s.notna(), None)
-    t = t.map(lambda v: str(v).strip() if v is not None else None)
-    return t.where(t.astype(bool) if len(t) else t, None)
+    missing = s.isna().to_numpy()
+    t = s.astype("object").astype("str").str.strip().astype("object")
+    return t.where(~missing & (t != "").to_numpy(), None)
 
 
 def _pinyin(names: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
@@ -177,14 +177,17 @@ def prepare(
     gender: pd.Series | None = None,
     phone: pd.Series | None = None,
     address: pd.Series | None = None,
+    checked: Checked | None = None,
 ) -> pd.DataFrame:
-    """Records in the model's comparable form (RECORD_COLUMNS); absent fields are null."""
+    """Records in the model's comparable form (RECORD_COLUMNS); absent fields are null.
+    `checked`: the ID numbers already checked (with this `birth_date`), not checked again."""
     n = len(ids)
 
     def col(s: pd.Series | None) -> pd.Series:
         return pd.Series([None] * n, dtype="object") if s is None else s.reset_index(drop=True)
 
-    checked = check(col(id_number), birth_date=col(birth_date))
+    if checked is None or len(checked.id18) != n:
+        checked = check(col(id_number), birth_date=col(birth_date))
     id18 = pd.Series(checked.id18, dtype="object")
     id18 = id18.where(id18 != "", None)
     # the number's checks of its own (not agreement with the record): valid numbers of two records
@@ -228,6 +231,8 @@ class PersonModel:
     `frozen`: a fitted model's JSON (`model_json_`) to reuse its parameters instead of fitting;
     `tf_tables`: frozen term-frequency lookups (`tf_tables_` of a fitted model) to use instead of
     the data's own (an incremental run and a full re-run then score every pair alike).
+    `prior_from_data`: with `frozen`, take its m and u but estimate the prior on the records (as
+    `fit` does; cheap), so that a stored model reused on grown data keeps a fitting prior.
     """
 
     def __init__(
@@ -242,8 +247,10 @@ class PersonModel:
         seed: int = 7,
         frozen: dict[str, Any] | None = None,
         tf_tables: dict[str, pd.DataFrame] | None = None,
+        prior_from_data: bool = False,
     ) -> None:
         self.temp_dir = temp_dir
+        self.prior_from_data = prior_from_data
         self.threads = threads
         self.memory_limit = memory_limit
         self.u_pairs = u_pairs
@@ -320,6 +327,8 @@ class PersonModel:
         self.model_json_: dict[str, Any]
         if self.frozen is not None:
             self.model_json_ = self.frozen
+            if self.prior_from_data:
+                self.model_json_ = dict(self.frozen, probability_two_random_records_match=self.prior(records))
             return self
         from splink import block_on
         from splink.internals.exceptions import EMTrainingException

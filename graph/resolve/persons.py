@@ -23,6 +23,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from graph.resolve.idnumber import Checked
 from graph.resolve.model import PersonModel, prepare
 
 RESOLVED_COLUMNS = ["person_id", "golden_id", "match_probability", "matched_on"]
@@ -60,8 +61,9 @@ class Resolution:
         }
 
 
-def prepare_persons(persons: pd.DataFrame) -> pd.DataFrame:
-    """The persons table in the model's comparable form."""
+def prepare_persons(persons: pd.DataFrame, checked: Checked | None = None) -> pd.DataFrame:
+    """The persons table in the model's comparable form (`checked`: its ID numbers, checked
+    with its birth dates, if the caller already did)."""
 
     def c(name: str) -> pd.Series | None:
         return persons[name] if name in persons.columns else None
@@ -74,6 +76,7 @@ def prepare_persons(persons: pd.DataFrame) -> pd.DataFrame:
         gender=c("gender"),
         phone=c("phone"),
         address=c("address"),
+        checked=checked,
     )
 
 
@@ -81,12 +84,15 @@ def deterministic_links(recs: pd.DataFrame) -> pd.DataFrame:
     """Links between records sharing a valid 18-digit ID number (each to the group's first)."""
     ok = recs[(recs["id_ok"] == 1) & recs["id18"].notna()][["unique_id", "id18"]]
     ok = ok.sort_values(["id18", "unique_id"], kind="mergesort")
-    first = ok.groupby("id18")["unique_id"].transform("first")
-    keep = ok["unique_id"] != first
+    number, uid = ok["id18"].to_numpy(dtype=object), ok["unique_id"].to_numpy(dtype=object)
+    starts = np.ones(len(ok), dtype=bool)
+    starts[1:] = number[1:] != number[:-1]
+    first = uid[np.maximum.accumulate(np.where(starts, np.arange(len(ok)), 0))]  # each group's first id
+    keep = ~starts
     return pd.DataFrame(
         {
-            "left": first[keep].to_numpy(dtype=object),
-            "right": ok.loc[keep, "unique_id"].to_numpy(dtype=object),
+            "left": first[keep],
+            "right": uid[keep],
             "match_probability": 1.0,
             "matched_on": "id_number",
         }
@@ -124,23 +130,36 @@ def resolve_persons(
     decisions: pd.DataFrame | None = None,
     frozen: dict[str, Any] | None = None,
     frozen_tf: dict[str, pd.DataFrame] | None = None,
+    prior_from_data: bool = False,
+    keep_tf: bool = True,
+    checked: Checked | None = None,
     threads: int = 2,
     memory_limit: str = "4GB",
 ) -> Resolution:
     """Resolve the persons table (see the module docstring). `previous`: golden_id per person_id of
     the previous run; `decisions`: left, right, decision (accept | reject) from clerical review;
-    `frozen` / `frozen_tf`: a fitted model's JSON and term frequencies to reuse instead of fitting."""
+    `frozen` / `frozen_tf`: a fitted model's JSON and term frequencies to reuse instead of fitting
+    (without `frozen_tf` the term frequencies are the data's own); `prior_from_data`: with
+    `frozen`, estimate the prior on these records (PersonModel); `keep_tf`: return the term
+    frequencies (`tf_tables`, for `resolve_incremental`; computing them again costs time);
+    `checked`: the persons' ID numbers already checked with their birth dates."""
     if not 0 <= review_low <= review_high <= 1:
         raise ValueError("resolve_review_low must not exceed resolve_review_high (both within 0..1)")
-    recs = prepare_persons(persons)
+    recs = prepare_persons(persons, checked)
     tf: dict[str, pd.DataFrame] | None = frozen_tf
     if len(recs) >= 2:
-        kw: dict[str, Any] = dict(threads=threads, memory_limit=memory_limit, frozen=frozen, tf_tables=frozen_tf)
+        kw: dict[str, Any] = dict(
+            threads=threads,
+            memory_limit=memory_limit,
+            frozen=frozen,
+            tf_tables=frozen_tf,
+            prior_from_data=prior_from_data,
+        )
         with PersonModel(temp_dir=temp_dir, **kw) as model:
             model.fit(recs)
             pred = model.predict(recs, review_low)
             model_json = model.model_json_
-            tf = model.term_frequencies(recs)
+            tf = model.term_frequencies(recs) if keep_tf else frozen_tf
     else:
         pred, model_json = pd.DataFrame(columns=REVIEW_COLUMNS), frozen or {}
     out = _conclude(recs, pred, review_low, review_high, previous, decisions)
@@ -214,7 +233,9 @@ def _conclude(
     return Resolution(
         records=records,
         links=links.reset_index(drop=True),
-        review=review.sort_values("match_probability", ascending=False).reset_index(drop=True),
+        review=review.sort_values(
+            ["match_probability", "left", "right"], ascending=[False, True, True], kind="mergesort"
+        ).reset_index(drop=True),
         prepared=recs,
     )
 
