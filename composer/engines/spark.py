@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Collection, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ from scoring.attributions import CANDIDATES
 from scoring.model import CrossFittedRiskModel
 
 SPARK_STAGES = (
+    "ingest: reading (CSV, Parquet, partitioned folders) and every validation check (spark_read.py)",
     "projection (edge DataFrames)",
     "features: degree, two_hop_paths, shares_*_with",
     "rings: grouping of the identity, collusion and enrolment rings (components, Leiden per component"
@@ -48,7 +50,7 @@ SPARK_STAGES = (
     "scoring: every row's margin and reasons, the riskiest rows' contributions (mapInPandas)",
 )
 DRIVER_STAGES = {
-    "ingest, validation": "read and validated by the pandas loader (graph/dataset.py)",
+    "ingest: typing": "a valid dataset's text columns collected and typed by graph/dataset.py",
     "resolution": "composer/resolution.py (Splink on DuckDB)",
     "node numbering": "the sorted id vocabularies of graph/codes.py: Spark gets integer node indices only",
     "features: aggregates, attributes, pagerank, neighbour means": "features/build.py, features/graph_features.py",
@@ -99,6 +101,11 @@ class SparkEngine(Engine):
     def close(self) -> None:
         if self.owns and self.conf.master.startswith("local"):
             self.session.stop()
+
+    def load_dataset(self, folder: Path) -> Dataset:
+        from composer.engines.spark_read import read_dataset
+
+        return read_dataset(self.session, folder)
 
     # -- features ------------------------------------------------------------------------------
     def features(
