@@ -3,9 +3,10 @@ whose form depends on the engine.
 
 - features: `Engine.features` (the Spark engine computes degree, 2-hop and shared-identifier
   counts as DataFrame joins);
-- ring grouping: the ring finders of the main process group through `Engine.group_nodes`
-  (`rings_grouped_by`); the finders of the forked rules worker (started before, so outside
-  the block) group in their own process;
+- rules: the rule packs' detectors the engine implements run there (`Engine.detectors`,
+  composer/engines/spark_rules.py), the others as they are; with such an engine the rules and
+  their rings run in this process, not in a forked worker (`rules_worker`);
+- ring grouping: the ring finders group through `Engine.group_nodes` (`rings_grouped_by`);
 - scoring: every row's margin and path attributions, and the TreeSHAP contributions of the
   riskiest rows, through the engine (`scoring.score.RowScorer`: Spark mapInPandas batches);
 - results: the --out contract files (CSV, the same for every engine), and with the Spark
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
@@ -28,10 +29,37 @@ from composer.resolution import Resolved
 from composer.resolution import output_files as resolution_files
 from features.rings import RingResult
 from features.rings.grouping import grouped_by
+from riskgraph.forked import Forked
+from rules.detectors.base import detected_by
 from scoring.score import SCORE_COLUMNS
 
+T = TypeVar("T")
 RING_FILE_COLUMNS = ["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]
 PARQUET_RESULTS = ("scores.parquet", "rule_hits.parquet", "rings.parquet")  # --out, Spark engine only
+
+
+class Inline(Generic[T]):
+    """`Forked`'s interface for work run here and now: with an engine that runs it on Spark
+    (a forked child cannot use the parent's Spark session)."""
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def result(self) -> T:
+        return self.value
+
+    def cancel(self) -> None:
+        pass
+
+
+def rules_worker(engine: Engine, fn: Callable[..., T], *args: Any) -> Forked[T] | Inline[T]:
+    """The rules and the rings read from their hits: on the second core in a forked child (the
+    pandas engine), or here, with the engine's detectors and ring grouping (the Spark engine)."""
+    detectors = engine.detectors()
+    if not detectors and not engine.groups_rings:
+        return Forked(fn, *args, name="rules")
+    with rings_grouped_by(engine), detected_by(detectors):
+        return Inline(fn(*args))
 
 
 @contextmanager

@@ -31,7 +31,7 @@ import riskgraph
 from composer.alerts import build_alerts, carry_ring_ids, current_subjects
 from composer.amendments import apply_amendments, stored_amendments
 from composer.cases import case_labels
-from composer.engine_stages import monitoring_file, output_files, rings_grouped_by
+from composer.engine_stages import monitoring_file, output_files, rings_grouped_by, rules_worker
 from composer.engines import Engine, open_engine
 from composer.governance import audit_pipeline_promotions, pipeline_gate
 from composer.labels import merge_labels, training_rows, with_labels
@@ -202,7 +202,7 @@ def run_pipeline(
                 proj = Projection(dataset)
             # rules, then the rings read from their hits, on the second core while the features and
             # the other rings are built here
-            signals = Forked(_rules_and_their_rings, dataset, settings, tokens, name="rules")
+            signals = rules_worker(stages, _rules_and_their_rings, dataset, settings, tokens)
             try:
                 with timer.stage("features", bar):
                     excluded = model_excluded_columns(dataset, columns, settings.model.use_protected_attributes)

@@ -21,6 +21,7 @@ from graph.dataset import Dataset, load_dataset
 from graph.projection import Projection
 from riskgraph.errors import RiskGraphError
 from riskgraph.settings import RingSettings, Settings
+from rules.detectors.base import DetectorFn
 from scoring.model import CrossFittedRiskModel
 
 
@@ -60,6 +61,11 @@ class Engine(ABC):
         """Every row of `X` scored by a fitted model: its raw margin and strongest path
         attributions (`CrossFittedRiskModel.margin_and_reasons`, scoring/score.py `RowScorer`)."""
         return model.margin_and_reasons(X)
+
+    def detectors(self) -> dict[str, DetectorFn]:
+        """Rule detectors (by name, rules/detectors/) the engine runs its own way; the others
+        run as they are."""
+        return {}
 
     def contributions(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> pd.DataFrame:
         """TreeSHAP contributions of the rows of `X` (`CrossFittedRiskModel.contributions`)."""

@@ -9,11 +9,13 @@ In Spark (no per-row Python: joins and aggregations; numpy/LightGBM per batch or
   DataFrame min-label propagation), component sizes and densities, and the Leiden split of each
   oversized component with applyInPandas (features/rings/grouping.py's `_leiden`, unchanged);
 - scoring (`margin_and_reasons`, `contributions`, `score`): a model trained on the driver,
-  broadcast, scoring and explaining with mapInPandas in batches.
+  broadcast, scoring and explaining with mapInPandas in batches;
+- reading and validation (`load_dataset`, spark_read.py) and three rule detectors
+  (`detectors`, spark_rules.py).
 
-The pipeline runs all four through the engine (composer/engine_stages.py). The rest runs on the
-driver (pandas), and `describe()` (so the run's manifest) says so: ingest and validation,
-resolution, the node numbering (the sorted id vocabularies of graph/codes.py), the entity
+The pipeline runs all of them through the engine (composer/engine_stages.py). The rest runs on the
+driver (pandas), and `describe()` (so the run's manifest) says so: typing the validated tables,
+resolution, the other rule detectors, the node numbering (the sorted id vocabularies of graph/codes.py), the entity
 aggregates and attributes, PageRank and neighbour means, rules, the ring finders' link building,
 training, grades and the wording of explanations.
 """
@@ -30,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from composer.engines import Engine
+from composer.engines.spark_rules import PYTHON_ONLY
 from composer.engines.spark_session import Jars, graphframes_jars, spark_session
 from features.build import build_features
 from features.graph_features import add_graph_features
@@ -38,6 +41,7 @@ from graph.contract import ENTITY_TABLE, ID_COLUMN
 from graph.dataset import Dataset
 from graph.projection import EVENT_RELATIONSHIPS, IDENTIFIER_RELATIONSHIPS, REL_TYPES, Projection
 from riskgraph.settings import RingSettings, Settings, SparkSettings
+from rules.detectors.base import DetectorFn
 from scoring.attributions import CANDIDATES
 from scoring.model import CrossFittedRiskModel
 
@@ -45,8 +49,8 @@ SPARK_STAGES = (
     "ingest: reading (CSV, Parquet, partitioned folders) and every validation check (spark_read.py)",
     "projection (edge DataFrames)",
     "features: degree, two_hop_paths, shares_*_with",
-    "rings: grouping of the identity, collusion and enrolment rings (components, Leiden per component"
-    " with applyInPandas)",
+    "rules: the detectors multi_clinic_visits, over_prescribing, benefit_after_death (spark_rules.py)",
+    "rings: grouping of every ring kind (components, Leiden per component with applyInPandas)",
     "scoring: every row's margin and reasons, the riskiest rows' contributions (mapInPandas)",
 )
 DRIVER_STAGES = {
@@ -54,9 +58,9 @@ DRIVER_STAGES = {
     "resolution": "composer/resolution.py (Splink on DuckDB)",
     "node numbering": "the sorted id vocabularies of graph/codes.py: Spark gets integer node indices only",
     "features: aggregates, attributes, pagerank, neighbour means": "features/build.py, features/graph_features.py",
-    "rules": "rules/engine.py, in the forked rules worker",
-    "rings": "the ring finders' link building and scoring (features/rings/); the broker and facility rings"
-    " in the forked rules worker, grouped there (scipy, igraph)",
+    "rules": "rules/engine.py: every other detector, in pandas (spark_rules.PYTHON_ONLY); the rules run in"
+    " this process, not in a forked worker",
+    "rings": "the ring finders' link building and the ring scoring (features/rings/)",
     "training": "scoring/model.py: labelled rows are few; the fitted model is broadcast to the batches",
     "point-in-time training rows": "composer/labels.py: features, rules and rings of the data cut at each as_of",
     "grades, caps, explanations' wording": "scoring/score.py, explain/",
@@ -96,6 +100,7 @@ class SparkEngine(Engine):
             "components": self.components_by,
             "in_spark": list(SPARK_STAGES),
             "on_driver": DRIVER_STAGES,
+            "rule_detectors_on_driver": list(PYTHON_ONLY),
         }
 
     def close(self) -> None:
@@ -106,6 +111,11 @@ class SparkEngine(Engine):
         from composer.engines.spark_read import read_dataset
 
         return read_dataset(self.session, folder)
+
+    def detectors(self) -> dict[str, DetectorFn]:
+        from composer.engines.spark_rules import spark_detectors
+
+        return spark_detectors(self.session)
 
     # -- features ------------------------------------------------------------------------------
     def features(
