@@ -59,6 +59,7 @@ class Check:
 class _Read:
     frame: Any  # `_row` (1-based data row) and every column as text, named as in the file
     names: list[str]
+    cached: Any  # the persisted frame it is read from (unpersisted after the collect)
 
 
 def read_dataset(session: Any, folder: str | Path) -> Dataset:
@@ -75,6 +76,7 @@ def read_dataset(session: Any, folder: str | Path) -> Dataset:
     if "persons" not in paths:
         out.add(Problem("persons.csv", "the persons table is required (persons.csv or persons.parquet)"))
     parsed: dict[str, Any] = {}
+    cached: list[Any] = []  # each table's text, parsed once and kept for the checks and the collect
     names = {name: path.name for name, path in paths.items()}
     for name, path in sorted(paths.items()):
         got = _read(session, path, out)
@@ -83,7 +85,8 @@ def read_dataset(session: Any, folder: str | Path) -> Dataset:
         table = TABLES[name]
         cols = [c.strip() for c in got.names]
         frame = got.frame.toDF("_row", *cols)
-        if not check_header(table, cols, frame.count(), path.name, out):
+        cached.append(got.cached)
+        if not check_header(table, cols, len(frame.take(1)), path.name, out):  # only "no rows" needs the size
             continue
         steps: list[Check | Problem] = []
         typed = frame.select("_row", *[_stripped(F.col(f"`{c}`")).alias(c) for c in cols])
@@ -100,9 +103,13 @@ def read_dataset(session: Any, folder: str | Path) -> Dataset:
         parsed[name] = typed
     if out.total == 0:
         _check_references(parsed, names, out)
-    if out.total:
-        raise InvalidDataset(out.problems, out.total)
-    raws = {name: _collect(parsed[name], paths[name]) for name in parsed}
+    try:
+        if out.total:
+            raise InvalidDataset(out.problems, out.total)
+        raws = {name: _collect(parsed[name], paths[name]) for name in parsed}
+    finally:
+        for frame in cached:
+            frame.unpersist()
     return dataset_from_text(raws, names, file_hash(paths))
 
 
@@ -132,7 +139,8 @@ def _read(session: Any, path: Path, out: Collector) -> _Read | None:
         pd.DataFrame({"_file": sizes["_file"], "_offset": sizes["count"].cumsum() - sizes["count"]})
     )
     numbered = located.join(F.broadcast(offsets), "_file").withColumn("_row", F.col("_offset") + F.col("_at") + 1)
-    return _Read(numbered.select("_row", *[_as_text(raw, c) for c in raw.columns]), list(raw.columns))
+    text = numbered.select("_row", *[_as_text(raw, c) for c in raw.columns]).persist()
+    return _Read(text, list(raw.columns), text)
 
 
 def _read_csv(session: Any, path: Path, names: list[str], out: Collector) -> _Read | None:
@@ -153,7 +161,7 @@ def _read_csv(session: Any, path: Path, names: list[str], out: Collector) -> _Re
         .option("columnNameOfCorruptRecord", "_corrupt")
         .csv(str(path))
     )
-    numbered = raw.withColumn("_row", F.monotonically_increasing_id()).filter("_row > 0")
+    numbered = raw.withColumn("_row", F.monotonically_increasing_id()).filter("_row > 0").persist()
     replaced = F.lit(False)
     for c in cols:
         replaced = replaced | F.coalesce(F.col(c).contains("\ufffd"), F.lit(False))
@@ -167,8 +175,9 @@ def _read_csv(session: Any, path: Path, names: list[str], out: Collector) -> _Re
             out.add(
                 Problem(path.name, f"malformed CSV: CSV parse error: Expected {len(names)} columns, got {got}: {line}")
             )
+        numbered.unpersist()
         return None
-    return _Read(numbered.select("_row", *cols), names)
+    return _Read(numbered.select("_row", *cols), names, numbered)
 
 
 def _as_text(raw: Any, name: str) -> Any:
