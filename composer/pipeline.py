@@ -200,8 +200,8 @@ def run_pipeline(
                 dataset = golden
             with timer.stage("projection", bar):
                 proj = Projection(dataset)
-            # rules, then the rings read from their hits, on the second core while the features and
-            # the other rings are built here
+            # rules, then the rings read from their hits, on the second core while the features and the
+            # other rings are built here (with the Spark engine: here, first; composer/engine_stages.py)
             signals = rules_worker(stages, _rules_and_their_rings, dataset, settings, tokens)
             try:
                 with timer.stage("features", bar):
