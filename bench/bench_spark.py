@@ -9,6 +9,7 @@ score difference, with the rule hits and rings compared as sets.
 .venv/bin/python bench/bench_spark.py --persons 10000 --master 'local[2]' --partitions 4
 .venv/bin/python bench/bench_spark.py --persons 10000 --end-to-end
 .venv/bin/python bench/bench_spark.py --data DIR --partitions 8
+.venv/bin/python bench/bench_spark.py --persons 500000 --only spark --driver-memory 4g
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import os
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -77,6 +79,70 @@ def peak_mib() -> tuple[float, float]:
         hwm = [line for line in status.splitlines() if line.startswith("VmHWM:")]
         tree += int(hwm[0].split()[1]) / 1024 if hwm else 0
     return own, tree
+
+
+class TreeRss:
+    """The largest sum of RSS over this process and its descendants (the Spark JVM, its Python
+    workers, forked stage workers), sampled every `every` seconds in a thread."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.peak_mib = 0.0
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            total = 0
+            for pid in _descendants() | {os.getpid()}:
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                rss = [line for line in status.splitlines() if line.startswith("VmRSS:")]
+                total += int(rss[0].split()[1]) if rss else 0
+            self.peak_mib = max(self.peak_mib, total / 1024)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_mib
+
+
+def only(data: Path, engine: str, conf: SparkSettings, tmp: Path) -> None:
+    """One `run_pipeline` with one engine: wall time, stage times, the process tree's peak RSS."""
+    settings = Settings(home=tmp / engine / "home", progress=False, spark=conf)
+    rss = TreeRss()
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
+    result = run_pipeline(data=data, out=tmp / engine / "out", settings=settings, engine=engine)
+    wall = time.perf_counter() - t0
+    peak = rss.stop()
+    print(f"{engine}: {wall:.1f}s wall; stages {result.manifest['timings_s']}")
+    print(f"worker stages {result.manifest.get('worker_timings_s')}")
+    print(f"entities {len(result.scores):,}, rule hits {len(result.rule_hits):,}, ring members {len(result.rings):,}")
+    print(f"peak RSS of the process tree (sampled every 0.5 s): {peak:.0f} MiB")
+    print(f"load average: {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+
+
+def read(data: Path, conf: SparkSettings) -> None:
+    """Reading and validation: the pandas reader, then the Spark reader (session started first)."""
+    t0 = time.perf_counter()
+    want = load_dataset(data)
+    t_pandas = time.perf_counter() - t0
+    jars = graphframes_jars()
+    engine = SparkEngine(spark_session(conf, jars, app="bench"), conf, jars)
+    rss = TreeRss()
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    got = engine.load_dataset(data)
+    t_spark, c_spark = time.perf_counter() - t0, cpu_seconds() - c0
+    peak = rss.stop()
+    engine.close()
+    same = all(got.tables[n].equals(t) for n, t in want.tables.items()) and set(got.tables) == set(want.tables)
+    rows = sum(len(t) for t in want.tables.values())
+    print(f"rows {rows:,}: pandas reader {t_pandas:.1f}s; Spark reader {t_spark:.1f}s wall, {c_spark:.0f} CPU s")
+    print(f"same typed tables: {same}; peak RSS of the process tree during the Spark read {peak:.0f} MiB")
+    print(f"load average: {os.getloadavg()[0]:.1f}")
 
 
 def largest_difference(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> float:
@@ -162,14 +228,23 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--driver-memory", default="2g")
     ap.add_argument("--end-to-end", action="store_true")
+    ap.add_argument("--only", choices=("pandas", "spark"), help="one end-to-end run with this engine, with peak RSS")
+    ap.add_argument("--read", action="store_true", help="reading and validation only, both readers")
+    ap.add_argument("--keep", type=Path, default=None, help="generate the data into this folder and keep it")
     a = ap.parse_args()
     conf = SparkSettings(master=a.master, shuffle_partitions=a.partitions, driver_memory=a.driver_memory)
     with tempfile.TemporaryDirectory() as tmp:
         data = a.data
         if data is None:
-            data = Path(tmp) / "data"
+            data = a.keep or Path(tmp) / "data"
+            t0 = time.perf_counter()
             generate(persons=a.persons, seed=1, out=data, progress=False)
-        if a.end_to_end:
+            print(f"generated {a.persons:,} persons in {time.perf_counter() - t0:.0f}s")
+        if a.read:
+            read(data, conf)
+        elif a.only:
+            only(data, a.only, conf, Path(tmp))
+        elif a.end_to_end:
             end_to_end(data, conf, Path(tmp))
         else:
             stages(data, conf)

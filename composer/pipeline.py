@@ -30,11 +30,11 @@ from tqdm import tqdm
 import riskgraph
 from composer.alerts import build_alerts, carry_ring_ids, current_subjects
 from composer.decided import apply_decided
+from composer.engine_stages import monitoring_file, output_files, rings_grouped_by, rules_worker
 from composer.engines import Engine, open_engine
 from composer.governance import audit_pipeline_promotions, pipeline_gate
 from composer.labels import training_rows
 from composer.monitoring import (
-    MONITORING_JSON,
     MonitoringInputs,
     keep_references,
     monitor,
@@ -45,7 +45,6 @@ from composer.monitoring import (
 )
 from composer.protect import protect_hits
 from composer.resolution import (
-    Resolved,
     expand_scores,
     previous_golden,
     resolve_stage,
@@ -54,7 +53,6 @@ from composer.resolution import (
     stored_model_path,
     with_golden,
 )
-from composer.resolution import output_files as resolution_files
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from composer.supervision import SCHEMES_PARQUET, supervise
 from explain.catalogue import Catalogue, built_in
@@ -67,7 +65,7 @@ from features.graph_features import add_graph_features
 from features.rings import NEEDS_HITS, RING_KINDS, RingResult, assemble_rings, find_rings
 from features.signals import with_signals
 from graph.contract import ENTITY_TYPES, PROTECTED_COLUMNS, TABLES, Level, column_level
-from graph.dataset import Dataset, load_dataset
+from graph.dataset import Dataset
 from graph.dictionary import ColumnLabel, load_dictionary
 from graph.factory import field_cipher, masking_tokens, open_store
 from graph.projection import Projection
@@ -82,7 +80,7 @@ from scoring.attributions import save_reason_columns
 from scoring.baseline import baseline_metrics
 from scoring.inputs import save_row_hashes
 from scoring.registry import ModelRegistry
-from scoring.score import SCORE_COLUMNS, EntityScores, score_entity_type
+from scoring.score import EntityScores, RowScorer, score_entity_type
 
 log = logging.getLogger("composer.pipeline")
 CATALOGUE_JSON = "catalogue.json"  # the run's reason catalogue, beside its feature matrices
@@ -168,7 +166,7 @@ def run_pipeline(
         with Run(settings, db, store, kind=kind, serves=serves, wait=wait, out_dir=out) as run:
             with timer.stage("ingest", bar):
                 if data is not None:
-                    loaded, columns = load_dataset(data), load_dictionary(data)
+                    loaded, columns = stages.load_dataset(data), load_dictionary(data)
                     content_hash, source = loaded.content_hash, str(data)
                 else:
                     snapshot = _served_snapshot(db, store)
@@ -201,14 +199,14 @@ def run_pipeline(
                 dataset = golden
             with timer.stage("projection", bar):
                 proj = Projection(dataset)
-            # rules, then the rings read from their hits, on the second core while the features and
-            # the other rings are built here
-            signals = Forked(_rules_and_their_rings, dataset, settings, tokens, name="rules")
+            # rules, then the rings read from their hits, on the second core while the features and the
+            # other rings are built here (with the Spark engine: here, first; composer/engine_stages.py)
+            signals = rules_worker(stages, _rules_and_their_rings, dataset, settings, tokens)
             try:
                 with timer.stage("features", bar):
                     excluded = model_excluded_columns(dataset, columns, settings.model.use_protected_attributes)
                     features = stages.features(dataset, proj, exclude=excluded)
-                with timer.stage("rings", bar):
+                with timer.stage("rings", bar), rings_grouped_by(stages):
                     kinds = tuple(k for k in RING_KINDS if k not in WORKER_RING_KINDS)
                     found = find_rings(dataset, kinds, None, settings.rings, proj.column_codes.sharing_ids(), tokens)
             except BaseException:
@@ -243,6 +241,7 @@ def run_pipeline(
                     run_id=run.run_id,
                     use_champion=models is ModelSource.CHAMPION,
                     training=then,
+                    scorer=stages,
                 )
                 gated = _through_the_gate(scored, registry, models) if serves else {}
                 # a retraining run's candidates, shadow-scored against the champions on this run
@@ -259,6 +258,7 @@ def run_pipeline(
                         run_id=run.run_id,
                         use_champion=True,
                         types=(t,),
+                        scorer=stages,
                     )[t]
                 # the attribute-only baseline beside each supervised model, for report.html (here:
                 # LightGBM must not train in a forked worker, its OpenMP pool does not survive a fork)
@@ -351,7 +351,7 @@ def run_pipeline(
                         run.fault("stage_outputs")
                         # personal values in rule evidence (a diagnosis, ...) encrypted before any write
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
-                        _stage_outputs(staging, _output_files(scores, hits, ring_result, resolved))
+                        _stage_outputs(staging, output_files(scores, hits, ring_result, resolved, stages))
                         outcomes.drop(columns=["evidence"]).to_csv(staging / "schemes.csv", index=False)
                         _write_results(db, run, scores, hits, ring_result, tables)
                         for name, frame in (
@@ -366,7 +366,7 @@ def run_pipeline(
                         timer.worker |= timings
                         keep_references(registry, scored, profile)
                         save_profile(run.folder / "features", profile, monitoring)
-                        _stage_outputs(staging, _monitoring_file(monitoring))
+                        _stage_outputs(staging, monitoring_file(monitoring))
                     except BaseException:
                         report.cancel()
                         raise
@@ -413,8 +413,10 @@ def score_types(
     use_champion: bool = False,
     types: Sequence[str] = ENTITY_TYPES,
     training: dict[str, pd.DataFrame] | None = None,
+    scorer: RowScorer | None = None,
 ) -> dict[str, EntityScores]:
-    """Each entity type scored from its model matrix (features, then rule and ring signals)."""
+    """Each entity type scored from its model matrix (features, then rule and ring signals);
+    `scorer` (a stage engine) scores the rows."""
     hits, members = rule_result.hits, ring_result.members
     return {
         t: score_entity_type(
@@ -431,6 +433,7 @@ def score_types(
             serious=rule_result.serious,
             money=rule_result.money,
             training_rows=(training or {}).get(t),
+            scorer=scorer,
         )
         for t in types
     }
@@ -634,28 +637,6 @@ def _write_results(
         if i == 2:
             run.fault("mid_results")
         tables.append(db.write_run_table(run.run_id, name, frames[name]))
-
-
-def _output_files(
-    scores: pd.DataFrame, hits: pd.DataFrame, ring_result: RingResult, resolved: Resolved
-) -> dict[str, Callable[[Path], Any]]:
-    """The --out contract files. They hold ids, scores, reasons (never from personal columns),
-    rule evidence with personal values encrypted, and ring pseudonyms: no name, phone or id number."""
-    members = ring_result.members
-    return {
-        "scores.csv": lambda p: scores[[*SCORE_COLUMNS, "golden_id"]].to_csv(p, index=False),
-        "rule_hits.csv": lambda p: hits.drop(columns=["grade_cap"], errors="ignore").to_csv(p, index=False),
-        "rings.csv": lambda p: members[["ring_id", "ring_type", "ring_score", "entity_type", "entity_id"]].to_csv(
-            p, index=False
-        ),
-        **resolution_files(resolved),
-    }
-
-
-def _monitoring_file(monitoring: dict[str, Any] | None) -> dict[str, Callable[[Path], Any]]:
-    if monitoring is None:
-        return {}
-    return {MONITORING_JSON: lambda p: p.write_text(json.dumps(monitoring, indent=1), encoding="utf-8")}
 
 
 def evaluate_rules(dataset: Dataset, settings: Settings) -> RuleResult:

@@ -83,7 +83,9 @@ def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
     files: dict[str, Path] = {}
     problems: list[Problem] = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in (".csv", ".parquet"):
+        if path.is_dir() and path.suffix.lower() in ("", ".parquet") and parquet_parts(path):
+            pass  # a partitioned table: a folder of Parquet parts (as Spark writes them)
+        elif not path.is_file() or path.suffix.lower() not in (".csv", ".parquet"):
             continue
         name = path.stem
         if name not in TABLES:
@@ -95,21 +97,38 @@ def find_table_files(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
     return files, problems
 
 
+def parquet_parts(folder: Path) -> list[Path]:
+    """The Parquet parts of a partitioned table's folder, in the order its rows are numbered
+    (by path; files and folders starting with `_` or `.`, e.g. _SUCCESS, are not data)."""
+    return sorted(
+        p
+        for p in folder.rglob("*.parquet")
+        if p.is_file() and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
+    )
+
+
+def csv_header(path: Path) -> tuple[list[str], int]:
+    """A CSV file's column names (stripped) and the lines its header takes (a quoted name may
+    hold line breaks); `EmptyFile` or `Unreadable` (not UTF-8 text) when there is none."""
+    if path.stat().st_size == 0:
+        raise EmptyFile()
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            header_lines = reader.line_num
+    except UnicodeDecodeError as exc:
+        raise Unreadable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    names = [c.strip() for c in header] if header else []
+    if not names:
+        raise EmptyFile()
+    return names, header_lines
+
+
 def _read_raw(path: Path) -> pd.DataFrame:
     """Read a file with every column as nullable text, so parsing happens once, here."""
     if path.suffix.lower() == ".csv":
-        if path.stat().st_size == 0:
-            raise _EmptyFile()
-        try:
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                reader = csv.reader(f)
-                header = next(reader, [])
-                header_lines = reader.line_num  # a quoted name may hold line breaks
-        except UnicodeDecodeError as exc:
-            raise _Unreadable(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-        names = [c.strip() for c in header] if header else []
-        if not names:
-            raise _EmptyFile()
+        names, header_lines = csv_header(path)
         try:
             table = pacsv.read_csv(
                 path,
@@ -124,14 +143,15 @@ def _read_raw(path: Path) -> pd.DataFrame:
                 ),
             )
         except pa.ArrowInvalid as exc:
-            raise _Unreadable(_arrow_message(exc)) from exc
+            raise Unreadable(_arrow_message(exc)) from exc
         df = table.to_pandas()
         df.columns = names
         return df
     try:
-        df = pd.read_parquet(path)
+        parts = parquet_parts(path) if path.is_dir() else [path]
+        df = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
     except Exception as exc:  # pyarrow raises many types for a corrupt file
-        raise _Unreadable(f"unreadable Parquet file: {exc}") from exc
+        raise Unreadable(f"unreadable Parquet file: {exc}") from exc
     return _as_text(df)
 
 
@@ -157,11 +177,11 @@ def _as_text(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class _EmptyFile(Exception):
+class EmptyFile(Exception):
     pass
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
     pass
 
 
@@ -169,7 +189,7 @@ class _Unreadable(Exception):
 # Parsing and validation
 
 
-class _Collector:
+class Collector:
     """Collects problems; keeps the first MAX_REPORTED_PROBLEMS and counts the rest."""
 
     def __init__(self) -> None:
@@ -191,18 +211,17 @@ class _Collector:
         self.total += max(0, len(rows) - MAX_REPORTED_PROBLEMS)
 
 
-def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: _Collector) -> pd.DataFrame | None:
-    cols = [str(c).strip() for c in raw.columns]
+def check_header(table: Table, cols: list[str], n_rows: int, file: str, out: Collector) -> bool:
+    """The header's problems (repeated or missing columns, no rows); False: the table is unusable."""
     dupes = sorted({c for c in cols if cols.count(c) > 1})
     for c in dupes:
         out.add(Problem(file, "column appears more than once", None, c))
-    raw.columns = cols
-    missing = [c for c in table.required if c not in raw.columns]
+    missing = [c for c in table.required if c not in cols]
     for c in missing:
         out.add(Problem(file, "required column is missing", None, c))
     if dupes or missing:
-        return None
-    if len(raw) == 0:
+        return False
+    if n_rows == 0:
         out.add(
             Problem(
                 file,
@@ -214,8 +233,14 @@ def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: _Collector) ->
                 ),
             )
         )
-        return None
+        return False
+    return True
 
+
+def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: Collector) -> pd.DataFrame | None:
+    raw.columns = [str(c).strip() for c in raw.columns]
+    if not check_header(table, list(raw.columns), len(raw), file, out):
+        return None
     df = pd.DataFrame(index=pd.RangeIndex(len(raw)))
     for name in raw.columns:
         s = raw[name].astype("str").str.strip()
@@ -262,7 +287,7 @@ def _to_float(s: pd.Series) -> pd.Series:
     return nums.where(np.isfinite(nums.to_numpy()))
 
 
-def _parse_column(kind: Kind, s: pd.Series, file: str, name: str, out: _Collector) -> pd.Series:
+def _parse_column(kind: Kind, s: pd.Series, file: str, name: str, out: Collector) -> pd.Series:
     present = s.notna().to_numpy()
     if kind in (Kind.ID, Kind.TEXT):
         return s
@@ -304,7 +329,7 @@ def _parse_column(kind: Kind, s: pd.Series, file: str, name: str, out: _Collecto
 
 
 def _check_choices(
-    choices: tuple[str, ...], raw: pd.Series, parsed: pd.Series, file: str, name: str, out: _Collector
+    choices: tuple[str, ...], raw: pd.Series, parsed: pd.Series, file: str, name: str, out: Collector
 ) -> None:
     """A column with a closed set of values (a severity 1-3, a commitment kind): numbers compared
     as numbers (a Parquet 2.0 is a 2), text as written."""
@@ -317,7 +342,7 @@ def _check_choices(
         out.add_rows(file, name, bad, f"must be one of {', '.join(choices)}", raw.iloc[bad])
 
 
-def _check_order(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> None:
+def _check_order(table: Table, df: pd.DataFrame, file: str, out: Collector) -> None:
     """A later date never before its earlier one (an inspection corrected before it took place)."""
     for earlier, later in table.ordered:
         rows = np.flatnonzero((df[later] < df[earlier]).to_numpy())
@@ -325,7 +350,7 @@ def _check_order(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> 
             out.add_rows(file, later, rows, f"{later} before {earlier}", df[later].iloc[rows].dt.strftime("%Y-%m-%d"))
 
 
-def _check_keys(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> None:
+def _check_keys(table: Table, df: pd.DataFrame, file: str, out: Collector) -> None:
     _check_order(table, df, file, out)
     if not table.key:
         return
@@ -342,7 +367,7 @@ def _check_keys(table: Table, df: pd.DataFrame, file: str, out: _Collector) -> N
         )
 
 
-def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], out: _Collector) -> None:
+def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], out: Collector) -> None:
     known = {
         t: pa.array(tables[ENTITY_TABLE[t]][ID_COLUMN[t]].dropna().to_numpy(dtype=object), type=pa.string())
         if ENTITY_TABLE[t] in tables
@@ -391,9 +416,10 @@ def file_hash(files: dict[str, Path]) -> str:
     h = hashlib.sha256()
     for name in sorted(files):
         h.update(name.encode())
-        with open(files[name], "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        for part in parquet_parts(files[name]) if files[name].is_dir() else [files[name]]:
+            with open(part, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
     return h.hexdigest()[:16]
 
 
@@ -403,7 +429,7 @@ def load_dataset(folder: str | Path) -> Dataset:
     if not folder.is_dir():
         raise InvalidDataset([Problem(str(folder), "dataset folder does not exist")])
     paths, problems = find_table_files(folder)
-    out = _Collector()
+    out = Collector()
     for p in problems:
         out.add(p)
     if "persons" not in paths:
@@ -413,10 +439,10 @@ def load_dataset(folder: str | Path) -> Dataset:
     for name, path in sorted(paths.items()):
         try:
             raw = _read_raw(path)
-        except _EmptyFile:
+        except EmptyFile:
             out.add(Problem(path.name, "file is empty; remove it if the table does not apply"))
             continue
-        except _Unreadable as exc:
+        except Unreadable as exc:
             out.add(Problem(path.name, str(exc)))
             continue
         df = _parse_table(TABLES[name], raw, path.name, out)
@@ -431,9 +457,25 @@ def load_dataset(folder: str | Path) -> Dataset:
     return Dataset(typed, content_hash=file_hash(paths))
 
 
+def dataset_from_text(raws: dict[str, pd.DataFrame], files: dict[str, str], content_hash: str) -> Dataset:
+    """Tables read as text and validated elsewhere (the Spark engine's reader,
+    composer/engines/spark_read.py), typed as `load_dataset` types them. Any problem found here
+    after all is raised with the same messages (a safety net, not the validation)."""
+    out = Collector()
+    tables: dict[str, pd.DataFrame] = {}
+    for name, raw in sorted(raws.items()):
+        df = _parse_table(TABLES[name], raw, files[name], out)
+        if df is not None:
+            _check_keys(TABLES[name], df, files[name], out)
+            tables[name] = df
+    if out.total:
+        raise InvalidDataset(out.problems, out.total)
+    return Dataset({name: _sort(TABLES[name], df) for name, df in tables.items()}, content_hash=content_hash)
+
+
 def dataset_from_frames(frames: dict[str, pd.DataFrame]) -> Dataset:
     """Validate in-memory tables (as text or typed) through the same checks as files."""
-    out = _Collector()
+    out = Collector()
     tables: dict[str, pd.DataFrame] = {}
     for name, frame in sorted(frames.items()):
         if name not in TABLES:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,29 @@ SCORE_COLUMNS = [
     "priority",  # triage rank within the type (scoring/triage.py), appended by the pipeline
     "amount_at_stake",
 ]
+
+
+class RowScorer(Protocol):
+    """Where a fitted model scores every row and explains the riskiest: in this process (the
+    model's own methods), or a stage engine's batches (composer/engines/: Spark mapInPandas)."""
+
+    def margin_and_reasons(
+        self, model: CrossFittedRiskModel, X: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def contributions(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> pd.DataFrame: ...
+
+
+class InProcess:
+    """`RowScorer` in this process."""
+
+    def margin_and_reasons(
+        self, model: CrossFittedRiskModel, X: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return model.margin_and_reasons(X)
+
+    def contributions(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> pd.DataFrame:
+        return model.contributions(X)
 
 
 @dataclass
@@ -98,6 +121,7 @@ def score_entity_type(
     serious: frozenset[str] | set[str] = frozenset(),
     money: pd.DataFrame | None = None,
     training_rows: pd.DataFrame | None = None,
+    scorer: RowScorer | None = None,
 ) -> EntityScores:
     """Score every entity of one type from its model matrix `X` (features/signals.py): risk,
     points, grade after rule caps, triage priority (scoring/triage.py: `serious` rule ids, the
@@ -109,7 +133,8 @@ def score_entity_type(
 
     `training_rows` (composer/labels.py `training_rows`): model-matrix rows of labelled
     entities built from the data as it stood at their label's as_of; the model learns from
-    those rows instead of today's (a signal column missing from them was 0 then)."""
+    those rows instead of today's (a signal column missing from them was 0 then). `scorer`
+    scores every row with the fitted model (default: in this process)."""
     ids = proj.ids[entity_type]
     money = money if money is not None else pd.DataFrame(columns=["entity_type", "entity_id", "record", "amount"])
     if len(ids) == 0:
@@ -117,6 +142,7 @@ def score_entity_type(
             entity_type, "empty", "", pd.DataFrame(columns=SCORE_COLUMNS + ["grade_cap", "score_grade"])
         )
     ms = settings.model
+    scorer = scorer or InProcess()
     labels = dataset.table("labels")
     own = labels[labels["entity_type"] == entity_type].set_index("entity_id")["label"]
     own = own[ids.get_indexer(own.index) >= 0]  # Index.isin on Arrow strings is ~30x slower
@@ -130,7 +156,7 @@ def score_entity_type(
         X = X.join(labelled_neighbour_features(proj, entity_type, *all_label_vectors(proj, labels)))
         X = X.reindex(columns=champion.features)
         model = registry.load(champion.version)
-        margin, r_idx, r_val = model.margin_and_reasons(X)
+        margin, r_idx, r_val = scorer.margin_and_reasons(model, X)
         risk = pd.Series(model.calibrated(margin), index=ids)
         metrics, kind = champion.metrics, "supervised"
     elif supervised:
@@ -149,7 +175,7 @@ def score_entity_type(
                 X_fit.loc[then.index, c] = then[c].to_numpy()
         model = CrossFittedRiskModel(ms)
         model.fit(X_fit, y.to_numpy(), folds=fold_of.to_numpy())
-        margin, r_idx, r_val = model.margin_and_reasons(X)
+        margin, r_idx, r_val = scorer.margin_and_reasons(model, X)
         risk = pd.Series(model.calibrated(margin), index=ids)
         risk.loc[y.index] = model.oof_  # labelled entities keep their honest out-of-fold score
         metrics = model.metrics_ | {"oot": later}
@@ -192,7 +218,7 @@ def score_entity_type(
     top = risk.sort_values(ascending=False, kind="mergesort").index[: ms.explain_top]
     if model is not None:
         reason_features = list(model.features_)
-        contributions = model.contributions(X.loc[top])
+        contributions = scorer.contributions(model, X.loc[top])
     else:
         reason_features = list(deviation.columns)
         contributions = deviation.loc[top]

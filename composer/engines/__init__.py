@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from graph.dataset import Dataset
+from graph.dataset import Dataset, load_dataset
 from graph.projection import Projection
 from riskgraph.errors import RiskGraphError
 from riskgraph.settings import RingSettings, Settings
+from rules.detectors.base import DetectorFn
+from scoring.model import CrossFittedRiskModel
 
 
 class UnknownEngine(RiskGraphError):
@@ -31,6 +34,12 @@ class Engine(ABC):
     """The stage functions an engine implements (documented here, on the interface only)."""
 
     name: str
+    groups_rings: bool = False  # True: the ring finders of the main process group through `group_nodes`
+
+    def load_dataset(self, folder: Path) -> Dataset:
+        """The dataset folder read and validated (graph/dataset.py `load_dataset`: its problems,
+        with file, row and column, raised as InvalidDataset)."""
+        return load_dataset(folder)
 
     @abstractmethod
     def features(
@@ -40,9 +49,27 @@ class Engine(ABC):
         rows in the projection's sorted id order: features/build.py + features/graph_features.py."""
 
     @abstractmethod
-    def group_nodes(self, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings) -> np.ndarray:
+    def group_nodes(
+        self, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings, min_size: int | None = None
+    ) -> np.ndarray:
         """Ring grouping (features/rings/grouping.py `group_nodes`): connected components,
         Leiden-split when too big or too sparse; one label per node, -1 = no group."""
+
+    def margin_and_reasons(
+        self, model: CrossFittedRiskModel, X: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row of `X` scored by a fitted model: its raw margin and strongest path
+        attributions (`CrossFittedRiskModel.margin_and_reasons`, scoring/score.py `RowScorer`)."""
+        return model.margin_and_reasons(X)
+
+    def detectors(self) -> dict[str, DetectorFn]:
+        """Rule detectors (by name, rules/detectors/) the engine runs its own way; the others
+        run as they are."""
+        return {}
+
+    def contributions(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> pd.DataFrame:
+        """TreeSHAP contributions of the rows of `X` (`CrossFittedRiskModel.contributions`)."""
+        return model.contributions(X)
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

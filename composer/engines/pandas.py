@@ -11,7 +11,7 @@ import pandas as pd
 from composer.engines import Engine
 from features.build import build_features
 from features.graph_features import add_graph_features
-from features.rings.grouping import group_nodes
+from features.rings.grouping import group_locally
 from graph.dataset import Dataset
 from graph.projection import Projection
 from riskgraph.settings import RingSettings
@@ -25,8 +25,10 @@ class PandasEngine(Engine):
     ) -> dict[str, pd.DataFrame]:
         return add_graph_features(build_features(dataset, proj, exclude=exclude), proj)
 
-    def group_nodes(self, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings) -> np.ndarray:
-        return group_nodes(n, src, dst, w, s)
+    def group_nodes(
+        self, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings, min_size: int | None = None
+    ) -> np.ndarray:
+        return group_locally(n, src, dst, w, s, min_size)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}

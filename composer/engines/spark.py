@@ -8,20 +8,23 @@ In Spark (no per-row Python: joins and aggregations; numpy/LightGBM per batch or
 - ring grouping (`group_nodes`): connected components (GraphFrames when its jars resolved, else
   DataFrame min-label propagation), component sizes and densities, and the Leiden split of each
   oversized component with applyInPandas (features/rings/grouping.py's `_leiden`, unchanged);
-- scoring (`score`): a model trained on the driver, broadcast, scoring and explaining with
-  mapInPandas in batches.
+- scoring (`margin_and_reasons`, `contributions`, `score`): a model trained on the driver,
+  broadcast, scoring and explaining with mapInPandas in batches;
+- reading and validation (`load_dataset`, spark_read.py) and three rule detectors
+  (`detectors`, spark_rules.py).
 
-The pipeline runs the first two through the engine; `group_nodes` and `score` are parity-tested
-(tests/engines/) but not yet routed into the ring finders and the scoring stage. The rest runs on
-the driver (pandas), and `describe()` (so the run's manifest) says so: ingest and validation, the
-node numbering (the sorted id vocabularies of graph/codes.py), the entity aggregates and
-attributes, PageRank and neighbour means, rules, the ring finders, training, scoring and
-explanations.
+The pipeline runs all of them through the engine (composer/engine_stages.py). The rest runs on the
+driver (pandas), and `describe()` (so the run's manifest) says so: typing the validated tables,
+resolution, the other rule detectors, the node numbering (the sorted id vocabularies of graph/codes.py), the entity
+aggregates and attributes, PageRank and neighbour means, rules, the ring finders' link building,
+training, grades and the wording of explanations.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Collection, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,7 @@ import pandas as pd
 import pyarrow as pa
 
 from composer.engines import Engine
+from composer.engines.spark_rules import PYTHON_ONLY
 from composer.engines.spark_session import Jars, graphframes_jars, spark_session
 from features.build import build_features
 from features.graph_features import add_graph_features
@@ -37,23 +41,29 @@ from graph.contract import ENTITY_TABLE, ID_COLUMN
 from graph.dataset import Dataset
 from graph.projection import EVENT_RELATIONSHIPS, IDENTIFIER_RELATIONSHIPS, REL_TYPES, Projection
 from riskgraph.settings import RingSettings, Settings, SparkSettings
+from rules.detectors.base import DetectorFn
+from scoring.attributions import CANDIDATES
 from scoring.model import CrossFittedRiskModel
 
-SPARK_STAGES = ("projection (edge DataFrames)", "features: degree, two_hop_paths, shares_*_with")
-# stage functions of the engine that are parity-tested but not yet routed into the pipeline
-TESTED_NOT_ROUTED = {
-    "group_nodes": "ring grouping: components, then Leiden per component with applyInPandas",
-    "score": "scoring and explaining with a driver-trained model broadcast to mapInPandas batches",
-}
+SPARK_STAGES = (
+    "ingest: reading (CSV, Parquet, partitioned folders) and every validation check (spark_read.py)",
+    "projection (edge DataFrames)",
+    "features: degree, two_hop_paths, shares_*_with",
+    "rules: the detectors multi_clinic_visits, over_prescribing, benefit_after_death (spark_rules.py)",
+    "rings: grouping of every ring kind (components, Leiden per component with applyInPandas)",
+    "scoring: every row's margin and reasons, the riskiest rows' contributions (mapInPandas)",
+)
 DRIVER_STAGES = {
-    "ingest, validation": "read and validated by the pandas loader (graph/dataset.py)",
+    "ingest: typing": "a valid dataset's text columns collected and typed by graph/dataset.py",
+    "resolution": "composer/resolution.py (Splink on DuckDB)",
     "node numbering": "the sorted id vocabularies of graph/codes.py: Spark gets integer node indices only",
     "features: aggregates, attributes, pagerank, neighbour means": "features/build.py, features/graph_features.py",
-    "rules": "rules/engine.py",
-    "rings": "features/rings/ on the driver: the engine's Spark group_nodes (components, then Leiden per"
-    " component with applyInPandas) is parity-tested but not yet routed into the ring finders",
-    "scoring, explanations": "scoring/, explain/ on the driver (the engine's mapInPandas `score` is"
-    " parity-tested but not yet routed into the pipeline)",
+    "rules": "rules/engine.py: every other detector, in pandas (spark_rules.PYTHON_ONLY); the rules run in"
+    " this process, not in a forked worker",
+    "rings": "the ring finders' link building and the ring scoring (features/rings/)",
+    "training": "scoring/model.py: labelled rows are few; the fitted model is broadcast to the batches",
+    "point-in-time training rows": "composer/labels.py: features, rules and rings of the data cut at each as_of",
+    "grades, caps, explanations' wording": "scoring/score.py, explain/",
 }
 GRAPH_COUNT_COLUMNS = ("degree", "two_hop_paths") + tuple(f"shares_{i}_with" for i in IDENTIFIER_RELATIONSHIPS)
 MAX_PROPAGATION_ROUNDS = 10_000  # a guard only: min-label propagation ends within the graph's diameter
@@ -61,6 +71,7 @@ MAX_PROPAGATION_ROUNDS = 10_000  # a guard only: min-label propagation ends with
 
 class SparkEngine(Engine):
     name = "spark"
+    groups_rings = True
 
     def __init__(self, session: Any, conf: SparkSettings, jars: Jars, owns: bool = True) -> None:
         self.session = session
@@ -88,13 +99,23 @@ class SparkEngine(Engine):
             "jars": self.jars.status,
             "components": self.components_by,
             "in_spark": list(SPARK_STAGES),
-            "in_spark_not_yet_routed": TESTED_NOT_ROUTED,
             "on_driver": DRIVER_STAGES,
+            "rule_detectors_on_driver": list(PYTHON_ONLY),
         }
 
     def close(self) -> None:
         if self.owns and self.conf.master.startswith("local"):
             self.session.stop()
+
+    def load_dataset(self, folder: Path) -> Dataset:
+        from composer.engines.spark_read import read_dataset
+
+        return read_dataset(self.session, folder)
+
+    def detectors(self) -> dict[str, DetectorFn]:
+        from composer.engines.spark_rules import spark_detectors
+
+        return spark_detectors(self.session)
 
     # -- features ------------------------------------------------------------------------------
     def features(
@@ -197,10 +218,10 @@ class SparkEngine(Engine):
         return out
 
     # -- scoring -------------------------------------------------------------------------------
-    def score(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-        """Calibrated risk and per-feature contributions of each row of `X` with a model trained
-        on the driver: the model (booster and calibrator) is broadcast once and every batch of
-        rows is scored and explained with mapInPandas (LightGBM on one thread per task)."""
+    def _map_rows(self, model: CrossFittedRiskModel, X: pd.DataFrame, each: Any, schema: str) -> pd.DataFrame:
+        """`each(model, rows)` (a DataFrame per batch, `_row` first) over every row of `X` with
+        mapInPandas; the model (booster and calibrator) is broadcast once, LightGBM runs on one
+        thread per task. The answer comes back in `X`'s row order."""
         names = [f"f{i}" for i in range(X.shape[1])]  # Spark-safe names; the batches map them back
         features = list(X.columns)
         sent = X.set_axis(names, axis=1).reset_index(drop=True)
@@ -209,26 +230,49 @@ class SparkEngine(Engine):
                 sent[c] = sent[c].astype(object).where(sent[c].notna(), None).astype("string")
         sent.insert(0, "_row", np.arange(len(sent), dtype=np.int64))
         frame = self.session.createDataFrame(pa.Table.from_pandas(sent, preserve_index=False))
-        shared = self.session.sparkContext.broadcast(model)
-        schema = "_row long, risk double, " + ", ".join(f"c{i} double" for i in range(len(names)))
+        # pickled here: Spark's broadcast stream cannot take protocol 5's out-of-band numpy buffers
+        shared = self.session.sparkContext.broadcast(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
 
         def batches(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            m = shared.value
+            m = pickle.loads(shared.value)
             m.settings = m.settings.model_copy(update={"threads": 1})
             for part in parts:
-                rows = part.drop(columns=["_row"]).set_axis(features, axis=1)
-                contrib = m.contributions(rows).to_numpy(np.float64)
-                out = pd.DataFrame(contrib, columns=[f"c{i}" for i in range(len(features))])
-                out.insert(0, "risk", m.predict_proba(rows))
+                out = each(m, part.drop(columns=["_row"]).set_axis(features, axis=1))
                 out.insert(0, "_row", part["_row"].to_numpy(np.int64))
                 yield out
 
-        got = frame.mapInPandas(batches, schema).toPandas().sort_values("_row", kind="mergesort")
+        got = frame.mapInPandas(batches, "_row long, " + schema).toPandas().sort_values("_row", kind="mergesort")
         shared.unpersist()
-        contributions = pd.DataFrame(
-            got[[f"c{i}" for i in range(len(features))]].to_numpy(np.float64), index=X.index, columns=features
-        )
-        return got["risk"].to_numpy(np.float64), contributions
+        return got.reset_index(drop=True)
+
+    def score(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Calibrated risk and per-feature contributions (TreeSHAP) of each row of `X`."""
+        schema = "risk double, " + _columns("c", len(model.features_), "double")
+        got = self._map_rows(model, X, _risk_and_contributions, schema)
+        return got["risk"].to_numpy(np.float64), self._contributions(got, model, X)
+
+    def margin_and_reasons(
+        self, model: CrossFittedRiskModel, X: pd.DataFrame
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if len(X) == 0:
+            return model.margin_and_reasons(X)
+        model.leaf_attributions()  # built once on the driver, broadcast with the model
+        schema = f"margin double, {_columns('i', CANDIDATES, 'int')}, {_columns('v', CANDIDATES, 'float')}"
+        got = self._map_rows(model, X, _margin_and_reasons, schema)
+        idx = got[[f"i{k}" for k in range(CANDIDATES)]].to_numpy(np.int16)
+        val = got[[f"v{k}" for k in range(CANDIDATES)]].to_numpy(np.float32)
+        return got["margin"].to_numpy(np.float64), idx, val
+
+    def contributions(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> pd.DataFrame:
+        if len(X) == 0:
+            return model.contributions(X)
+        got = self._map_rows(model, X, _only_contributions, _columns("c", len(model.features_), "double"))
+        return self._contributions(got, model, X)
+
+    @staticmethod
+    def _contributions(got: pd.DataFrame, model: CrossFittedRiskModel, X: pd.DataFrame) -> pd.DataFrame:
+        values = got[[f"c{i}" for i in range(len(model.features_))]].to_numpy(np.float64)
+        return pd.DataFrame(values, index=X.index, columns=list(model.features_))
 
     # -- ring grouping ---------------------------------------------------------------------------
     def components(self, n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -272,9 +316,12 @@ class SparkEngine(Engine):
                 break
         return labels
 
-    def group_nodes(self, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings) -> np.ndarray:
+    def group_nodes(
+        self, n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings, min_size: int | None = None
+    ) -> np.ndarray:
         from pyspark.sql import functions as F
 
+        min_size = s.min_ring_size if min_size is None else min_size
         labels = np.full(n, -1, dtype=np.int64)
         if len(src) == 0:
             return labels
@@ -296,7 +343,7 @@ class SparkEngine(Engine):
         n_edges[stats["comp"].to_numpy(np.int64)] = stats["edges"].to_numpy(np.int64)
         density = n_edges / np.maximum(sizes * (sizes - 1) / 2, 1)
         split = (sizes > s.max_ring_size) | ((sizes >= s.split_check_size) & (density < s.min_density))
-        keep = ~split & (sizes >= s.min_ring_size)
+        keep = ~split & (sizes >= min_size)
         labels = np.where(keep[comp], comp, -1)
         if split.any():
             to_split = self._frame(pa.table({"comp": pa.array(np.flatnonzero(split), pa.int64())}))
@@ -327,5 +374,31 @@ class SparkEngine(Engine):
         if valid.any():
             counts = np.bincount(labels[valid])
             idx = np.flatnonzero(valid)
-            labels[idx[counts[labels[valid]] < s.min_ring_size]] = -1
+            labels[idx[counts[labels[valid]] < min_size]] = -1
         return labels
+
+
+def _columns(prefix: str, n: int, kind: str) -> str:
+    return ", ".join(f"{prefix}{i} {kind}" for i in range(n))
+
+
+# what each mapInPandas batch computes (module functions: pickled by reference to the workers)
+def _risk_and_contributions(m: CrossFittedRiskModel, rows: pd.DataFrame) -> pd.DataFrame:
+    out = _only_contributions(m, rows)
+    out.insert(0, "risk", m.predict_proba(rows))
+    return out
+
+
+def _only_contributions(m: CrossFittedRiskModel, rows: pd.DataFrame) -> pd.DataFrame:
+    contrib = m.contributions(rows).to_numpy(np.float64)
+    return pd.DataFrame(contrib, columns=[f"c{i}" for i in range(contrib.shape[1])])
+
+
+def _margin_and_reasons(m: CrossFittedRiskModel, rows: pd.DataFrame) -> pd.DataFrame:
+    margin, idx, val = m.margin_and_reasons(rows)
+    out = pd.DataFrame({"margin": margin})
+    for k in range(idx.shape[1]):
+        out[f"i{k}"] = idx[:, k].astype(np.int32)
+    for k in range(val.shape[1]):
+        out[f"v{k}"] = val[:, k].astype(np.float32)
+    return out

@@ -1,7 +1,16 @@
 """Grouping linked entities into rings: connected components, split by seeded Leiden when a
-component is above `max_ring_size` or too sparse; pieces still above the cap are dropped."""
+component is above `max_ring_size` or too sparse; pieces still above the cap are dropped.
+
+The grouping can be handed to a stage engine (composer/engines/: the Spark engine runs it as
+DataFrame work) for the ring finders called inside `grouped_by(engine_grouping)`; outside, and
+in a process forked before it, the scipy/igraph grouping of `group_locally` runs.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,10 +24,35 @@ def _symmetric(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> sp.cs
     return a.tocsr()
 
 
+Grouping = Callable[[int, np.ndarray, np.ndarray, np.ndarray, RingSettings, int], np.ndarray]
+_grouping: ContextVar[Grouping | None] = ContextVar("ring_grouping", default=None)
+
+
+@contextmanager
+def grouped_by(grouping: Grouping) -> Iterator[None]:
+    """Within this block, `group_nodes` hands its work to `grouping` (same arguments, same labels)."""
+    token = _grouping.set(grouping)
+    try:
+        yield
+    finally:
+        _grouping.reset(token)
+
+
 def group_nodes(
     n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings, min_size: int | None = None
 ) -> np.ndarray:
     """Group linked nodes: components, Leiden-split when too big or too sparse; -1 = no group."""
+    min_size = s.min_ring_size if min_size is None else min_size
+    grouping = _grouping.get()
+    if grouping is not None:
+        return grouping(n, np.asarray(src, np.int64), np.asarray(dst, np.int64), np.asarray(w, np.float64), s, min_size)
+    return group_locally(n, src, dst, w, s, min_size)
+
+
+def group_locally(
+    n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray, s: RingSettings, min_size: int | None = None
+) -> np.ndarray:
+    """`group_nodes` in this process: scipy's connected components, igraph/leidenalg's Leiden."""
     min_size = s.min_ring_size if min_size is None else min_size
     labels = np.full(n, -1, dtype=np.int64)
     if len(src) == 0:

@@ -11,7 +11,9 @@ it, and say why, on datasets without them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,20 @@ from pydantic import BaseModel, ConfigDict
 
 from graph.dataset import Dataset
 from rules.cache import NAT, Cache, VocabularyChanged
+
+DetectorFn = Callable[[Dataset, Any, Cache], pd.DataFrame]
+_elsewhere: ContextVar[Mapping[str, DetectorFn] | None] = ContextVar("detectors_elsewhere", default=None)
+
+
+@contextmanager
+def detected_by(functions: Mapping[str, DetectorFn]) -> Iterator[None]:
+    """Within this block the named detectors run as `functions[name]` (same arguments, same
+    evidence records): a stage engine's versions (composer/engines/spark_rules.py)."""
+    token = _elsewhere.set(functions)
+    try:
+        yield
+    finally:
+        _elsewhere.reset(token)
 
 
 class Params(BaseModel):
@@ -47,9 +63,10 @@ class Detector:
     def run(self, dataset: Dataset, params: Any, cache: Cache | None = None) -> pd.DataFrame:
         """The evidence records; pass the evaluation's cache to share codes across detectors."""
         cache = cache if cache is not None else Cache(dataset)
+        fn = (_elsewhere.get() or {}).get(self.name, self.fn)
         while True:
             try:
-                return self.fn(dataset, params, cache)
+                return fn(dataset, params, cache)
             except VocabularyChanged:  # ids outside the entity tables: the cache was reset, run again
                 continue
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,12 +110,35 @@ def test_engine_is_chosen_by_name(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def both_runs(tmp_path_factory: pytest.TempPathFactory, spark_engine: SparkEngine) -> dict[str, PipelineResult]:
     out = {}
-    for engine in ("pandas", "spark"):
-        tmp = tmp_path_factory.mktemp(engine)
-        settings = Settings(home=tmp / "home", progress=False, spark=TEST_SPARK)
-        out[engine] = run_pipeline(data=SAMPLE, out=tmp / "out", settings=settings, engine=engine)
-        out[engine].manifest["out"] = tmp / "out"
+    calls: Counter[str] = Counter()
+    with pytest.MonkeyPatch.context() as mp:  # count what the pipeline hands to the Spark engine
+        for name in ("graph_counts", "group_nodes", "margin_and_reasons", "contributions"):
+            mp.setattr(SparkEngine, name, _counted(getattr(SparkEngine, name), name, calls))
+        for engine in ("pandas", "spark"):
+            tmp = tmp_path_factory.mktemp(engine)
+            settings = Settings(home=tmp / "home", progress=False, spark=TEST_SPARK)
+            out[engine] = run_pipeline(data=SAMPLE, out=tmp / "out", settings=settings, engine=engine)
+            out[engine].manifest["out"] = tmp / "out"
+    out["spark"].manifest["spark_calls"] = dict(calls)
     return out
+
+
+def _counted(method: Any, name: str, calls: Counter[str]) -> Any:
+    def counting(self: SparkEngine, *args: Any, **kwargs: Any) -> Any:
+        calls[name] += 1
+        return method(self, *args, **kwargs)
+
+    return counting
+
+
+def test_the_pipeline_runs_its_stages_on_spark(both_runs: dict[str, PipelineResult]) -> None:
+    """Features, ring grouping and scoring went through the Spark engine, not around it."""
+    calls = both_runs["spark"].manifest["spark_calls"]
+    assert calls["graph_counts"] == 1
+    assert calls["group_nodes"] >= 1  # identity, collusion, enrolment rings of the main process
+    assert calls["margin_and_reasons"] >= 1 and calls["contributions"] >= 1
+    assert (both_runs["spark"].manifest["out"] / "scores.parquet").exists()
+    assert not (both_runs["pandas"].manifest["out"] / "scores.parquet").exists()
 
 
 def test_end_to_end_each_engine_training_its_own_model(both_runs: dict[str, PipelineResult]) -> None:
@@ -145,7 +170,9 @@ def test_the_manifest_says_what_ran_where(both_runs: dict[str, PipelineResult]) 
     engine = both_runs["spark"].manifest["engine"]
     assert engine["name"] == "spark" and engine["master"] == "local[2]"
     assert "projection (edge DataFrames)" in engine["in_spark"]
-    assert {"rules", "rings", "scoring, explanations"} <= set(engine["on_driver"])
+    assert any(stage.startswith("rings: grouping") for stage in engine["in_spark"])
+    assert any(stage.startswith("scoring:") for stage in engine["in_spark"])
+    assert {"rules", "training"} <= set(engine["on_driver"])
     assert engine["components"]
 
 
@@ -160,6 +187,15 @@ def test_scores_with_the_same_model_equal_to_1e_6(spark_engine: SparkEngine, sam
     want = model.contributions(X)
     assert contributions.index.equals(want.index) and list(contributions.columns) == list(want.columns)
     np.testing.assert_allclose(contributions.to_numpy(), want.to_numpy(), rtol=0, atol=SCORE_TOLERANCE)
+    # what the pipeline's scoring stage asks of the engine: margins and path reasons, every row
+    margin, idx, val = spark_engine.margin_and_reasons(model, X)
+    want_margin, want_idx, want_val = model.margin_and_reasons(X)
+    np.testing.assert_allclose(margin, want_margin, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(val, want_val)
+    top = spark_engine.contributions(model, X.iloc[:50])
+    assert top.index.equals(X.index[:50])
+    np.testing.assert_allclose(top.to_numpy(), want.iloc[:50].to_numpy(), rtol=0, atol=SCORE_TOLERANCE)
 
 
 def test_the_output_files_match(both_runs: dict[str, PipelineResult]) -> None:

@@ -1,0 +1,398 @@
+"""The Spark engine's reader: the input contract's tables read by Spark and validated as
+DataFrame expressions, with the pandas reader's messages (graph/dataset.py).
+
+- CSV files, Parquet files and partitioned tables (a folder `claims/` or `claims.parquet/` of
+  Parquet parts) are read natively by Spark, every column as text, as the pandas reader does.
+- Rows are numbered as read: a CSV file is read as one split (quoted values may hold line
+  breaks) and numbered by its scan order; Parquet rows by their position in their file
+  (`_metadata.row_index`), the parts of a folder one after the other in path order.
+- Every check of graph/dataset.py (required values, dates, months, numbers, amounts, labels,
+  entity types, closed choices, date order, duplicate keys, unknown ids) is a column expression;
+  one scan per table explodes each row's failed checks, and only the first
+  `MAX_REPORTED_PROBLEMS` rows of each check (and every check's count) reach the driver, where
+  they become the same `Problem`s in the same order.
+- A valid dataset's text columns are then collected in row order and typed on the driver
+  (`graph.dataset.dataset_from_text`): every later stage still needs the driver's tables.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES, Kind, Table
+from graph.dataset import (
+    _MONTH_PATTERN,
+    MAX_REPORTED_PROBLEMS,
+    Collector,
+    Dataset,
+    EmptyFile,
+    Unreadable,
+    check_header,
+    csv_header,
+    dataset_from_text,
+    file_hash,
+    find_table_files,
+    parquet_parts,
+)
+from riskgraph.errors import InvalidDataset, Problem
+
+_STRIP = r"(?U)^\s+|\s+$"  # str.strip(): Unicode white space at both ends
+_FINITE_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"  # what float() takes, finite
+
+
+@dataclass
+class Check:
+    """One check of one column: the rows where `failed` holds are reported with `message`."""
+
+    column: str
+    message: str
+    failed: Any  # a boolean Column
+    shown: Any = None  # the value shown as "(got '...')", a string Column; None: no value
+
+
+@dataclass
+class _Read:
+    frame: Any  # `_row` (1-based data row) and every column as text, named as in the file
+    names: list[str]
+    cached: Any  # the persisted frame it is read from (unpersisted after the collect)
+
+
+def read_dataset(session: Any, folder: str | Path) -> Dataset:
+    """`graph.dataset.load_dataset` on Spark: the same problems, else the same typed tables."""
+    from pyspark.sql import functions as F
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InvalidDataset([Problem(str(folder), "dataset folder does not exist")])
+    paths, problems = find_table_files(folder)
+    out = Collector()
+    for p in problems:
+        out.add(p)
+    if "persons" not in paths:
+        out.add(Problem("persons.csv", "the persons table is required (persons.csv or persons.parquet)"))
+    parsed: dict[str, Any] = {}
+    cached: list[Any] = []  # each table's text, parsed once and kept for the checks and the collect
+    names = {name: path.name for name, path in paths.items()}
+    for name, path in sorted(paths.items()):
+        got = _read(session, path, out)
+        if got is None:
+            continue
+        table = TABLES[name]
+        cols = [c.strip() for c in got.names]
+        frame = got.frame.toDF("_row", *cols)
+        cached.append(got.cached)
+        if not check_header(table, cols, len(frame.take(1)), path.name, out):  # only "no rows" needs the size
+            continue
+        steps: list[Check | Problem] = []
+        typed = frame.select("_row", *[_stripped(F.col(f"`{c}`")).alias(c) for c in cols])
+        for c in cols:
+            column = table.column(c)
+            if column is None:
+                if not table.extras_allowed:
+                    steps.append(Problem(path.name, "unexpected column (this table takes no extra columns)", None, c))
+                continue
+            steps.extend(_column_checks(column.kind, column.required, column.choices, c))
+        typed = _with_parsed(typed, table, cols)
+        steps.extend(_key_checks(table, cols))
+        _report(typed, steps, path.name, out)
+        parsed[name] = typed
+    if out.total == 0:
+        _check_references(parsed, names, out)
+    try:
+        if out.total:
+            raise InvalidDataset(out.problems, out.total)
+        raws = {name: _collect(parsed[name], paths[name]) for name in parsed}
+    finally:
+        for frame in cached:
+            frame.unpersist()
+    return dataset_from_text(raws, names, file_hash(paths))
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _read(session: Any, path: Path, out: Collector) -> _Read | None:
+    from pyspark.sql import functions as F
+
+    if path.is_file() and path.suffix.lower() == ".csv":
+        try:
+            names, _ = csv_header(path)  # on the driver, as the pandas reader: the same names
+        except EmptyFile:
+            out.add(Problem(path.name, "file is empty; remove it if the table does not apply"))
+            return None
+        except Unreadable as exc:
+            out.add(Problem(path.name, str(exc)))
+            return None
+        return _read_csv(session, path, names, out)
+    try:
+        parts = parquet_parts(path) if path.is_dir() else [path]
+        raw = session.read.parquet(*[str(p) for p in parts])
+    except Exception as exc:  # a corrupt file: Spark raises on reading its footer
+        out.add(Problem(path.name, f"unreadable Parquet file: {exc}"))
+        return None
+    located = raw.select("*", F.col("_metadata.file_path").alias("_file"), F.col("_metadata.row_index").alias("_at"))
+    sizes = located.groupBy("_file").count().toPandas().sort_values("_file")
+    offsets = session.createDataFrame(
+        pd.DataFrame({"_file": sizes["_file"], "_offset": sizes["count"].cumsum() - sizes["count"]})
+    )
+    numbered = located.join(F.broadcast(offsets), "_file").withColumn("_row", F.col("_offset") + F.col("_at") + 1)
+    text = numbered.select("_row", *[_as_text(raw, c) for c in raw.columns]).persist()
+    return _Read(text, list(raw.columns), text)
+
+
+def _read_csv(session: Any, path: Path, names: list[str], out: Collector) -> _Read | None:
+    """Every record after the header, numbered in scan order (one split per file); the first
+    record with the wrong number of fields or bytes that are not UTF-8 stops the table, as
+    the pandas reader stops there."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    cols = [f"_c{i}" for i in range(len(names))]
+    schema = StructType([StructField(c, StringType()) for c in cols] + [StructField("_corrupt", StringType())])
+    raw = (
+        session.read.schema(schema)
+        .option("multiLine", True)  # one split per file: rows numbered as read; quoted line breaks
+        .option("encoding", "UTF-8")
+        .option("escape", '"')  # RFC 4180 quotes, as the pandas reader
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", "_corrupt")
+        .csv(str(path))
+    )
+    numbered = raw.withColumn("_row", F.monotonically_increasing_id()).filter("_row > 0").persist()
+    replaced = F.lit(False)
+    for c in cols:
+        replaced = replaced | F.coalesce(F.col(c).contains("\ufffd"), F.lit(False))
+    broken = numbered.filter(F.col("_corrupt").isNotNull() | replaced).orderBy("_row").limit(1).collect()
+    if broken:
+        line = broken[0]["_corrupt"]
+        if line is None or "\ufffd" in line:
+            out.add(Problem(path.name, "not UTF-8 text"))
+        else:
+            got = len(next(csv.reader([line]), []))
+            out.add(
+                Problem(path.name, f"malformed CSV: CSV parse error: Expected {len(names)} columns, got {got}: {line}")
+            )
+        numbered.unpersist()
+        return None
+    return _Read(numbered.select("_row", *cols), names, numbered)
+
+
+def _as_text(raw: Any, name: str) -> Any:
+    """A typed Parquet column as the text the pandas reader makes of it (graph/dataset.py `_as_text`)."""
+    from pyspark.sql import functions as F
+
+    kind = dict(raw.dtypes)[name]
+    c = F.col(f"`{name}`")
+    if kind in ("date", "timestamp", "timestamp_ntz"):
+        return F.date_format(c, "yyyy-MM-dd").alias(name)
+    if kind == "boolean":
+        return F.when(c, "True").when(~c, "False").alias(name)
+    return c.cast("string").alias(name)
+
+
+def _stripped(c: Any) -> Any:
+    from pyspark.sql import functions as F
+
+    v = F.regexp_replace(c.cast("string"), _STRIP, "")
+    return F.when(v == "", None).otherwise(v)
+
+
+def _collect(frame: Any, path: Path) -> pd.DataFrame:
+    """The table's text columns in row order (for the driver's typing)."""
+    cols = [c for c in frame.columns if not c.startswith("_")]
+    got = frame.orderBy("_row").select(*[f"`{c}`" for c in cols]).toPandas()
+    return got.astype({c: "str" for c in cols}).where(got.notna(), None)
+
+
+# -- checks -------------------------------------------------------------------------------------
+def _number(c: Any) -> Any:
+    from pyspark.sql import functions as F
+
+    n = F.expr(f"try_cast(`{c}` AS DOUBLE)")
+    ok = F.col(f"`{c}`").rlike(_FINITE_NUMBER) & ~F.isnan(n) & (F.abs(n) != float("inf"))
+    return F.when(ok, n)
+
+
+def _with_parsed(frame: Any, table: Table, cols: list[str]) -> Any:
+    """Beside each contract column's text: its parsed value (`__num_<c>`, `__date_<c>`)."""
+    from pyspark.sql import functions as F
+
+    for c in cols:
+        column = table.column(c)
+        if column is None:
+            continue
+        if column.kind in (Kind.AMOUNT, Kind.NUMBER):
+            frame = frame.withColumn(f"__num_{c}", _number(c))
+        elif column.kind == Kind.DATE:
+            frame = frame.withColumn(
+                f"__date_{c}", F.expr(f"try_to_timestamp(`{c}`, 'yyyy-M-d')").cast("date")
+            ).withColumn(f"__date_{c}", F.when(F.col(f"`{c}`").rlike(r"^\d{4}-\d{1,2}-\d{1,2}$"), F.col(f"__date_{c}")))
+    return frame
+
+
+def _column_checks(kind: Kind, required: bool, choices: tuple[str, ...], c: str) -> list[Check]:
+    """graph/dataset.py `_parse_table` / `_parse_column` / `_check_choices` for one column, in their order."""
+    from pyspark.sql import functions as F
+
+    v = F.col(f"`{c}`")
+    present = v.isNotNull()
+    checks = [Check(c, "required value is empty", v.isNull())] if required else []
+    if kind == Kind.DATE:
+        checks.append(Check(c, "not a date in YYYY-MM-DD form", present & F.col(f"__date_{c}").isNull(), v))
+    elif kind == Kind.MONTH:
+        checks.append(Check(c, "not a month in YYYY-MM form", present & ~v.rlike(_MONTH_PATTERN), v))
+    elif kind in (Kind.AMOUNT, Kind.NUMBER):
+        num = F.col(f"__num_{c}")
+        checks.append(Check(c, "not a number", present & num.isNull(), v))
+        if kind == Kind.AMOUNT:
+            checks.append(Check(c, "negative amount", F.coalesce(num < 0, F.lit(False)), v))
+    elif kind == Kind.LABEL:
+        checks.append(Check(c, "label must be 0 or 1", present & ~v.isin("0", "1"), v))
+    elif kind == Kind.ENTITY_TYPE:
+        msg = f"entity type must be one of {', '.join(ENTITY_TYPES)}"
+        checks.append(Check(c, msg, present & ~v.isin(*ENTITY_TYPES), v))
+    if choices:
+        if kind in (Kind.AMOUNT, Kind.NUMBER):
+            num = F.col(f"__num_{c}")
+            ok = num.isNull() | num.isin(*[float(x) for x in choices])
+        else:
+            ok = v.isin(*choices)
+        checks.append(Check(c, f"must be one of {', '.join(choices)}", present & ~ok, v))
+    return checks
+
+
+def _key_checks(table: Table, cols: list[str]) -> list[Check]:
+    """graph/dataset.py `_check_keys`: dates in order, then duplicate keys (the first one stays)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    checks = []
+    for earlier, later in table.ordered:
+        if earlier in cols and later in cols:
+            a, b = F.col(f"__date_{earlier}"), F.col(f"__date_{later}")
+            shown = F.date_format(b, "yyyy-MM-dd")
+            checks.append(Check(later, f"{later} before {earlier}", F.coalesce(b < a, F.lit(False)), shown))
+    if table.key:
+        parsed = [_parsed_key(table, k) for k in table.key]
+        first = F.row_number().over(Window.partitionBy(*parsed).orderBy("_row"))
+        label = table.key[0] if len(table.key) == 1 else "+".join(table.key)
+        shown = F.concat_ws("/", *[_key_text(table, k, p) for k, p in zip(table.key, parsed)])
+        checks.append(Check(label, "duplicate id" if len(table.key) == 1 else "duplicate key", first > 1, shown))
+    return checks
+
+
+def _parsed_key(table: Table, k: str) -> Any:
+    from pyspark.sql import functions as F
+
+    kind = table.column(k).kind  # type: ignore[union-attr]
+    if kind == Kind.DATE:
+        return F.col(f"__date_{k}")
+    if kind in (Kind.AMOUNT, Kind.NUMBER):
+        return F.col(f"__num_{k}")
+    return F.col(f"`{k}`")
+
+
+def _key_text(table: Table, k: str, parsed: Any) -> Any:
+    """A key value as pandas' `astype(str)` shows it."""
+    from pyspark.sql import functions as F
+
+    kind = table.column(k).kind  # type: ignore[union-attr]
+    if kind == Kind.DATE:
+        return F.coalesce(F.date_format(parsed, "yyyy-MM-dd"), F.lit("NaT"))
+    return F.coalesce(parsed.cast("string"), F.lit("nan"))
+
+
+def _report(frame: Any, steps: list[Check | Problem], file: str, out: Collector) -> None:
+    """One scan: each row's failed checks exploded; per check its count and first rows."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    checks = [s for s in steps if isinstance(s, Check)]
+    found: dict[int, tuple[int, list[tuple[int, str | None]]]] = {}
+    if checks:
+        # each check's flag and shown value as a column first (a window, e.g. duplicate keys,
+        # cannot sit inside the array below)
+        frame = frame.select(
+            "_row",
+            *[ch.failed.alias(f"__f{k}") for k, ch in enumerate(checks)],
+            *[
+                (ch.shown if ch.shown is not None else F.lit(None)).cast("string").alias(f"__s{k}")
+                for k, ch in enumerate(checks)
+            ],
+        )
+        failed = F.filter(
+            F.array(*[F.when(F.col(f"__f{k}"), F.lit(k)) for k in range(len(checks))]), lambda x: x.isNotNull()
+        )
+        shown = F.array(*[F.col(f"__s{k}") for k in range(len(checks))])
+        bad = frame.select("_row", F.explode(failed).alias("_check"), shown.alias("_shown")).select(
+            "_row", "_check", F.element_at("_shown", F.col("_check") + 1).alias("_value")
+        )
+        rank = F.row_number().over(Window.partitionBy("_check").orderBy("_row"))
+        counted = bad.withColumn("_n", F.count(F.lit(1)).over(Window.partitionBy("_check")))
+        first = counted.withColumn("_rank", rank).filter(F.col("_rank") <= MAX_REPORTED_PROBLEMS).toPandas()
+        for k, part in first.sort_values(["_check", "_row"]).groupby("_check", sort=True):
+            rows = list(zip(part["_row"].astype(int), part["_value"]))
+            found[int(k)] = (int(part["_n"].iloc[0]), rows)
+    k = 0
+    for step in steps:
+        if isinstance(step, Problem):
+            out.add(step)
+            continue
+        if k in found:
+            _add(out, file, step, *found[k])
+        k += 1
+
+
+def _add(out: Collector, file: str, check: Check, count: int, rows: list[tuple[int, str | None]]) -> None:
+    values = pd.Series([v for _, v in rows], dtype=object) if check.shown is not None else None
+    out.add_rows(file, check.column, pd.Index([r - 1 for r, _ in rows]).to_numpy(), check.message, values)
+    out.total += count - len(rows)
+
+
+def _check_references(parsed: dict[str, Any], files: dict[str, str], out: Collector) -> None:
+    """graph/dataset.py `_check_references`: every id column names a known entity."""
+    from pyspark.sql import functions as F
+
+    known = {}
+    for t in ENTITY_TYPES:
+        frame = parsed.get(ENTITY_TABLE[t])
+        if frame is not None:
+            known[t] = frame.select(F.col(f"`{ID_COLUMN[t]}`").alias("_id")).where("_id IS NOT NULL").distinct()
+    for name, frame in parsed.items():
+        table = TABLES[name]
+        steps: list[Check | Problem] = []
+        for k, ref in enumerate(table.references):
+            frame = _with_unknown(frame, ref.column, ref.entity_type, known, f"__ref{k}", F.lit(True))
+            where = ENTITY_TABLE[ref.entity_type]
+            msg = f"unknown {ref.entity_type} id (not in {where})"
+            steps.append(Check(ref.column, msg, F.col(f"__ref{k}"), F.col(f"`{ref.column}`")))
+        if table.polymorphic_ref:
+            tcol, icol = table.polymorphic_ref
+            kind, ident = F.col(f"`{tcol}`"), F.col(f"`{icol}`")
+            if name == "agency_links":
+                msg = "agency links name persons or employers only"
+                steps.append(Check(tcol, msg, kind.isNotNull() & ~kind.isin(*AGENCY_LINK_TYPES), kind))
+            for etype in ENTITY_TYPES:
+                frame = _with_unknown(frame, icol, etype, known, f"__is_{etype}", kind == etype)
+                msg = f"unknown {etype} id (not in {ENTITY_TABLE[etype]})"
+                steps.append(Check(icol, msg, F.col(f"__is_{etype}"), ident))
+        if steps:
+            _report(frame, steps, files[name], out)
+
+
+def _with_unknown(frame: Any, column: str, etype: str, known: dict[str, Any], flag: str, applies: Any) -> Any:
+    """`flag`: True where `applies` and a present value of `column` is not an id of `etype`
+    (a left join to the known ids)."""
+    from pyspark.sql import functions as F
+
+    v = F.col(f"`{column}`")
+    ids = known.get(etype)
+    if ids is None:
+        return frame.withColumn(flag, F.coalesce(applies & v.isNotNull(), F.lit(False)))
+    marked = ids.select(F.col("_id").alias(f"{flag}_id"), F.lit(True).alias(f"{flag}_hit"))
+    joined = frame.join(marked, v == F.col(f"{flag}_id"), "left")
+    unknown = applies & v.isNotNull() & F.col(f"{flag}_hit").isNull()
+    return joined.withColumn(flag, F.coalesce(unknown, F.lit(False))).drop(f"{flag}_id", f"{flag}_hit")

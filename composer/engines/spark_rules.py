@@ -1,0 +1,165 @@
+"""Rule detectors as Spark DataFrame work, for the rules of the same YAML packs (rules/packs/).
+
+A rule pack names a detector and its parameters; `evaluate` (rules/engine.py) runs it. Inside
+`detected_by(spark_detectors(session))` the detectors below run on Spark instead, with the
+rule's parameters from the same pack and overrides: Spark gets integer codes, day and month
+numbers and amounts per row (never an id or a personal value), does the grouping, counting and
+joining that decide which rows fire, and sends back the firing rows' positions (and the numbers
+it computed); the driver then gathers their evidence exactly as the pandas detector does, so hits
+and evidence are the same.
+
+On Spark: multi_clinic_visits (distinct clinics per person and day or month), over_prescribing
+(supplies over the limit, per-person counts), benefit_after_death (benefits joined to deaths by
+person, months after the death month). Every other detector of rules/detectors/ still runs in
+pandas on the driver (`PYTHON_ONLY` lists them for the manifest and docs/scale.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from graph.dataset import Dataset
+from rules.cache import NAT, Cache
+from rules.detectors import DETECTORS
+from rules.detectors.base import DetectorFn, _death_ns, _empty, _ns_months, _ns_to_date, _records
+from rules.detectors.benefits import BenefitAfterDeathParams
+from rules.detectors.medical import (
+    MULTI_CLINIC_EVIDENCE,
+    OVER_SUPPLY_EVIDENCE,
+    MultiClinicParams,
+    OverSupplyParams,
+)
+
+
+def _frame(session: Any, columns: dict[str, np.ndarray]) -> Any:
+    return session.createDataFrame(pa.table({k: pa.array(v) for k, v in columns.items()}))
+
+
+def _collect(frame: Any, columns: list[str]) -> pd.DataFrame:
+    got = frame.toPandas()
+    if got.empty:
+        return pd.DataFrame({c: np.zeros(0, np.int64) for c in columns})
+    return got.sort_values("row", kind="mergesort").reset_index(drop=True)
+
+
+def multi_clinic_visits(session: Any, ds: Dataset, p: MultiClinicParams, cx: Cache) -> pd.DataFrame:
+    from pyspark.sql import functions as F
+
+    v = ds.table("visits")
+    ok = cx.notna("visits", "date")
+    if p.kinds is not None:
+        ok = ok & v["kind"].isin(p.kinds).to_numpy()
+    rows = np.flatnonzero(ok)
+    if not len(rows):
+        return _empty(MULTI_CLINIC_EVIDENCE)
+    period = (cx.days("visits", "date") if p.window == "day" else cx.date_months("visits", "date"))[rows]
+    sent = _frame(
+        session,
+        {
+            "row": rows.astype(np.int64),
+            "person": cx.codes("visits", "person_id", "person")[rows].astype(np.int64),
+            "period": np.asarray(period, np.int64),
+            "clinic": cx.codes("visits", "clinic_id", "clinic")[rows].astype(np.int64),
+        },
+    )
+    clinics = sent.groupBy("person", "period").agg(F.countDistinct("clinic").alias("n_clinics"))
+    fired = clinics.filter(F.col("n_clinics") >= p.min_clinics).join(sent, ["person", "period"])
+    got = _collect(fired.select("row", "n_clinics"), ["row", "n_clinics"])
+    f = v.iloc[got["row"].to_numpy(np.int64)]
+    return _records(
+        f["person_id"],
+        {
+            "visit_id": f["visit_id"],
+            "clinic_id": f["clinic_id"],
+            "date": f["date"],
+            "kind": f["kind"],
+            "amount": f["amount"],
+            "claimed": f["claimed"],
+            "n_clinics": got["n_clinics"].to_numpy(np.int64),
+        },
+        ["date", "clinic_id", "visit_id"],
+    )
+
+
+def over_prescribing(session: Any, ds: Dataset, p: OverSupplyParams, cx: Cache) -> pd.DataFrame:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    e = ds.table("purchases")
+    sent = _frame(
+        session,
+        {
+            "row": np.arange(len(e), dtype=np.int64),
+            "person": cx.codes("purchases", "person_id", "person").astype(np.int64),
+            "days_supply": e["days_supply"].to_numpy(np.float64, na_value=np.nan),
+        },
+    )
+    over = sent.filter(F.col("days_supply") > p.max_days_supply)  # NaN never fires (as in pandas)
+    over = over.filter(~F.isnan("days_supply"))
+    if p.min_purchases > 1:
+        over = over.withColumn("n", F.count(F.lit(1)).over(Window.partitionBy("person")))
+        over = over.filter(F.col("n") >= p.min_purchases)
+    got = _collect(over.select("row"), ["row"])
+    e = e.iloc[got["row"].to_numpy(np.int64)]
+    return _records(e["person_id"], {c: e[c] for c in OVER_SUPPLY_EVIDENCE}, ["date", "purchase_id"])
+
+
+def benefit_after_death(session: Any, ds: Dataset, p: BenefitAfterDeathParams, cx: Cache) -> pd.DataFrame:
+    from pyspark.sql import functions as F
+
+    b = ds.table("benefits")
+    death = _death_ns(cx)[:-1]  # per person code (the last slot is code -1's)
+    dead = np.flatnonzero(death != NAT)
+    deaths = _frame(session, {"person": dead.astype(np.int64), "death_month": _ns_months(death[dead])})
+    sent = _frame(
+        session,
+        {
+            "row": np.arange(len(b), dtype=np.int64),
+            "person": cx.codes("benefits", "person_id", "person").astype(np.int64),
+            "month": np.asarray(cx.months("benefits", "month"), np.int64),
+            "of_type": b["benefit_type"].isin(p.benefit_types).to_numpy(dtype=bool),
+        },
+    )
+    after = (
+        sent.filter("of_type")
+        .join(deaths, "person")
+        .select("row", (F.col("month") - F.col("death_month")).alias("after"))
+        .filter(F.col("after") >= p.min_months_after)
+    )
+    got = _collect(after, ["row", "after"])
+    rows = got["row"].to_numpy(np.int64)
+    d = _death_ns(cx)[cx.codes("benefits", "person_id", "person")[rows]]
+    b = b.iloc[rows].assign(death_date=_ns_to_date(d))
+    return _records(
+        b["person_id"],
+        {
+            "month": b["month"],
+            "benefit_type": b["benefit_type"],
+            "amount": b["amount"],
+            "death_date": b["death_date"],
+            "months_after_death": got["after"].to_numpy(np.int64),
+        },
+        ["month", "benefit_type"],
+    )
+
+
+SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
+    "multi_clinic_visits": multi_clinic_visits,
+    "over_prescribing": over_prescribing,
+    "benefit_after_death": benefit_after_death,
+}
+PYTHON_ONLY = tuple(sorted(name for name in DETECTORS if name not in SPARK_DETECTORS))
+
+
+def spark_detectors(session: Any) -> dict[str, DetectorFn]:
+    """The detectors that run on Spark, bound to a session (for `rules.detectors.base.detected_by`)."""
+
+    def bound(fn: Callable[..., pd.DataFrame]) -> DetectorFn:
+        return lambda ds, p, cx: fn(session, ds, p, cx)
+
+    return {name: bound(fn) for name, fn in SPARK_DETECTORS.items()}

@@ -1,0 +1,113 @@
+"""The Spark engine's reader against the pandas reader: the same problems (file, row, column,
+message, in the same order, the same count), else the same typed tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from composer.engines.spark import SparkEngine
+from graph.dataset import Dataset, load_dataset
+from riskgraph.errors import InvalidDataset
+from tests.factories import SAMPLE, tiny_frames, write_dataset
+
+pytestmark = pytest.mark.spark
+Frames = dict[str, pd.DataFrame]
+
+
+def _both(spark_engine: SparkEngine, folder: Path) -> tuple[tuple[list[str], int], tuple[list[str], int]]:
+    """Each reader's problems (as shown) and total."""
+    got = []
+    for read in (load_dataset, spark_engine.load_dataset):
+        with pytest.raises(InvalidDataset) as exc:
+            read(folder)
+        got.append(([str(p) for p in exc.value.problems], exc.value.total))
+    return got[0], got[1]
+
+
+def _set(table: str, row: int, column: str, value: object) -> Callable[[Frames], None]:
+    return lambda f: f[table].loc.__setitem__((row, column), value)
+
+
+def _many_bad(f: Frames) -> None:
+    for i in range(len(f["visits"])):  # every visit's date wrong, and some amounts: counted, capped
+        f["visits"].loc[i, "date"] = f"2025-99-{i:02d}"
+    f["visits"].loc[1, "amount"] = "-3"
+    f["persons"].loc[2, "birth_date"] = "1990/01/01"
+
+
+CASES: dict[str, Callable[[Frames], None]] = {
+    "missing column": lambda f: f.__setitem__("persons", f["persons"].drop(columns=["person_id"])),
+    "duplicate id": _set("persons", 3, "person_id", "P1"),
+    "unknown clinic": _set("visits", 1, "clinic_id", "C9"),
+    "impossible date": _set("visits", 0, "date", "2025-02-30"),
+    "month": _set("contributions", 2, "month", "2025-13"),
+    "negative amount": _set("purchases", 0, "amount", "-5"),
+    "label": _set("labels", 1, "label", "yes"),
+    "unknown labelled person": _set("labels", 0, "entity_id", "P99"),
+    "empty required": _set("benefits", 0, "amount", None),
+    "not a number": _set("visits", 0, "amount", "abc"),
+    "no persons": lambda f: f.pop("persons"),
+    "many, capped": _many_bad,
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_gives_the_same_messages(spark_engine: SparkEngine, tmp_path: Path, case: str) -> None:
+    frames = tiny_frames()
+    CASES[case](frames)
+    want, got = _both(spark_engine, write_dataset(tmp_path, frames))
+    assert got == want
+    assert want[0]
+
+
+def test_files_that_cannot_be_read(spark_engine: SparkEngine, tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path, {"persons": tiny_frames()["persons"]})
+    for content in (
+        b"",
+        b"clinic_id,level\n",
+        b"clinic_id,level\nC1,3\nC2,1,extra\n",
+        b"clinic_id,level\nC1,\xff\xfe\n",
+    ):
+        (folder / "clinics.csv").write_bytes(content)
+        want, got = _both(spark_engine, folder)
+        assert got == want, content
+
+
+def test_a_partitioned_parquet_table_numbers_rows_across_its_parts(spark_engine: SparkEngine, tmp_path: Path) -> None:
+    frames = tiny_frames()
+    frames["visits"].loc[len(frames["visits"]) - 1, "amount"] = "-7"  # in the second part
+    folder = write_dataset(tmp_path, {k: v for k, v in frames.items() if k != "visits"})
+    parts = folder / "visits"
+    parts.mkdir()
+    half = len(frames["visits"]) // 2
+    frames["visits"].iloc[:half].to_parquet(parts / "part-00000.parquet", index=False)
+    frames["visits"].iloc[half:].to_parquet(parts / "part-00001.parquet", index=False)
+    (parts / "_SUCCESS").write_text("")
+    want, got = _both(spark_engine, folder)
+    assert got == want
+    assert f"visits row {len(frames['visits'])} column 'amount': negative amount" in want[0][0]
+
+
+def _same(a: Dataset, b: Dataset) -> None:
+    assert set(a.tables) == set(b.tables) and a.content_hash == b.content_hash
+    for name, want in a.tables.items():
+        pd.testing.assert_frame_equal(b.tables[name], want, check_dtype=True, obj=name)
+
+
+def test_a_valid_dataset_reads_the_same(spark_engine: SparkEngine) -> None:
+    _same(load_dataset(SAMPLE), spark_engine.load_dataset(SAMPLE))
+
+
+def test_parquet_and_folders_read_the_same(spark_engine: SparkEngine, tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path / "mixed")
+    frames = tiny_frames()
+    (folder / "visits.csv").unlink()
+    (folder / "persons.csv").unlink()
+    frames["persons"].to_parquet(folder / "persons.parquet", index=False)
+    (folder / "visits.parquet").mkdir()
+    frames["visits"].to_parquet(folder / "visits.parquet" / "part-0.parquet", index=False)
+    _same(load_dataset(folder), spark_engine.load_dataset(folder))

@@ -1,0 +1,61 @@
+"""Rules on Spark: the detectors the Spark engine implements give the pandas detectors' evidence
+records, and the rule packs' hits are identical."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from composer.engines.spark import SparkEngine
+from composer.engines.spark_rules import PYTHON_ONLY, SPARK_DETECTORS
+from graph.dataset import Dataset, load_dataset
+from rules.cache import Cache
+from rules.detectors import DETECTORS
+from rules.detectors.base import detected_by
+from rules.engine import evaluate
+from rules.pack import DEFAULT_PACK_DIR, load_packs
+from tests.factories import SAMPLE
+
+pytestmark = pytest.mark.spark
+
+PARAMS = {  # the packs' parameters and a few others (overrides take the same path)
+    "multi_clinic_visits": [{"window": "day", "min_clinics": 2}, {"window": "month", "min_clinics": 3}],
+    "over_prescribing": [{"max_days_supply": 7, "min_purchases": 1}, {"max_days_supply": 5, "min_purchases": 2}],
+    "benefit_after_death": [
+        {"benefit_types": ["pension"], "min_months_after": 1},
+        {"benefit_types": ["pension", "unemployment"], "min_months_after": 2},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def sample() -> Dataset:
+    return load_dataset(SAMPLE)
+
+
+@pytest.mark.parametrize(("name", "k"), [(n, k) for n in SPARK_DETECTORS for k in range(2)])
+def test_the_same_evidence_records(spark_engine: SparkEngine, sample: Dataset, name: str, k: int) -> None:
+    det = DETECTORS[name]
+    params = det.params(**PARAMS[name][k])
+    want = det.run(sample, params, Cache(sample))
+    with detected_by(spark_engine.detectors()):
+        got = det.run(sample, params, Cache(sample))
+    pd.testing.assert_frame_equal(got, want)
+    if k == 0:
+        assert len(want) > 0, name  # the sample fires every pack rule these detectors serve
+
+
+def test_the_packs_hits_are_identical(spark_engine: SparkEngine, sample: Dataset) -> None:
+    packs = load_packs(DEFAULT_PACK_DIR)
+    want = evaluate(sample, packs)
+    with detected_by(spark_engine.detectors()):
+        got = evaluate(sample, packs)
+    pd.testing.assert_frame_equal(got.hits, want.hits)
+    assert got.skipped == want.skipped
+    on_spark = {r.id for p in packs for r in p.rules if r.detector in SPARK_DETECTORS}
+    assert len(on_spark) == 4 and all(got.counts[r] > 0 for r in on_spark)
+
+
+def test_every_detector_is_on_spark_or_named_python_only() -> None:
+    assert set(SPARK_DETECTORS) | set(PYTHON_ONLY) == set(DETECTORS)
+    assert not set(SPARK_DETECTORS) & set(PYTHON_ONLY)
