@@ -68,6 +68,7 @@ def main() -> None:
         total = time.perf_counter() - t0
         fitted = (result.manifest.get("resolution") or {}).get("model", {}).get("fitted")
         rows.append((result.manifest["timings_s"], total, fitted))
+        print(f"peak RSS (MiB) of this process at the end of each stage: {result.manifest.get('peak_rss_mib')}")
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     reference_after = reference_workload(data)
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024

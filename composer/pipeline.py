@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -98,6 +99,7 @@ class ModelSource(str, Enum):
 class StageTimer:
     timings: dict[str, float] = field(default_factory=dict)
     worker: dict[str, float] = field(default_factory=dict)  # stages a forked worker ran beside these
+    peak_mib: dict[str, int] = field(default_factory=dict)  # this process's peak RSS at each stage's end
 
     @contextmanager
     def stage(self, name: str, bar: tqdm) -> Iterator[None]:
@@ -105,7 +107,8 @@ class StageTimer:
         bar.set_description(name)
         yield
         self.timings[name] = round(time.perf_counter() - t0, 3)
-        log.info("stage %s done in %.2fs", name, self.timings[name])
+        self.peak_mib[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+        log.info("stage %s done in %.2fs (peak %d MiB)", name, self.timings[name], self.peak_mib[name])
         bar.update(1)
 
 
@@ -372,6 +375,7 @@ def run_pipeline(
                         raise
             manifest["timings_s"] = timer.timings
             manifest["worker_timings_s"] = timer.worker
+            manifest["peak_rss_mib"] = timer.peak_mib
             if serves:
                 _write_json(run.out_staging or run.folder / "out", "manifest.json", manifest)
             with timer.stage("commit", bar):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from graph.contract import REGISTRY_TABLES
 from graph.dataset import Dataset
@@ -52,9 +54,7 @@ def golden_dataset(dataset: Dataset, golden: pd.Series, matches: pd.DataFrame | 
     for name in PERSON_TABLES:
         if name in tables and len(tables[name]):
             df = tables[name]
-            tables[name] = df.assign(
-                **{SOURCE_COLUMN: df["person_id"].to_numpy(), "person_id": _remap(df["person_id"], mapping)}
-            )
+            tables[name] = df.assign(**{SOURCE_COLUMN: df["person_id"], "person_id": _remap(df["person_id"], mapping)})
     if "agency_links" in tables:
         df = tables["agency_links"]
         person = df["entity_type"] == "person"
@@ -83,10 +83,17 @@ def with_matches(df: pd.DataFrame, table: str, matches: pd.DataFrame | None, gol
     return df.assign(person_id=person, match_probability=prob)
 
 
-def _remap(ids: pd.Series, mapping: pd.Series) -> np.ndarray:
-    """`ids` with every merged record's id replaced by its golden id (one hash lookup per id)."""
-    out = ids.to_numpy(dtype=object).copy()
-    pos = mapping.index.get_indexer(out)
+def _remap(ids: pd.Series, mapping: pd.Series) -> pd.Series:
+    """`ids` with every merged record's id replaced by its golden id. Arrow-backed text stays
+    Arrow (a lookup in C++, no Python string per row: the event tables hold millions of rows)."""
+    if isinstance(ids.array, pd.arrays.ArrowStringArray):
+        arr = pa.array(ids)
+        at = pc.index_in(arr, value_set=pa.array(mapping.index.to_numpy(dtype=object), type=arr.type))
+        golden = pc.take(pa.array(mapping.to_numpy(dtype=object), type=arr.type), at)
+        out = pc.if_else(pc.is_valid(at), golden, arr)
+        return pd.Series(out.to_pandas(types_mapper={arr.type: ids.dtype}.get), index=ids.index)
+    values = ids.to_numpy(dtype=object).copy()
+    pos = mapping.index.get_indexer(values)
     hit = pos >= 0
-    out[hit] = mapping.to_numpy(dtype=object)[pos[hit]]
-    return out
+    values[hit] = mapping.to_numpy(dtype=object)[pos[hit]]
+    return pd.Series(values, index=ids.index, dtype=object)
