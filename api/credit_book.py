@@ -102,7 +102,8 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
             reasons = rows = None
             if saved is not None:
                 saved_ids, reasons = saved
-                rows = saved_ids.get_indexer(ids).astype(np.int64)
+                # a person record's reason columns are its golden person's, whose row it was scored on
+                rows = saved_ids.get_indexer(matrix_ids(part, ids)).astype(np.int64)
             hashes = load_row_hashes(features_dir, str(t))
             input_hash = has_hash = None
             if hashes is not None and len(hashes):

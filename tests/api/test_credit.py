@@ -49,6 +49,20 @@ def test_entities_outside_the_explained_top_get_reasons_from_their_columns(clien
     assert len(body["reasons"]) <= 4 and body["reason_catalogue"] and body["to_improve"]["text"]
 
 
+def test_every_person_record_gets_its_golden_person_s_reasons(client: TestClient) -> None:
+    """A duplicate person record (docs/resolution.md) is answered from its golden person's row:
+    the same grade and the same reasons, whether or not the pipeline worded them."""
+    s = _scores(client)
+    merged = s[(s["entity_type"] == "person") & s["golden_id"].notna() & (s["golden_id"] != s["entity_id"])]
+    assert len(merged) >= 5
+    quiet = merged[merged["reasons"] == "[]"]
+    for row in list(quiet.itertuples())[:5] + list(merged.itertuples())[:5]:
+        mine = client.get(f"/v1/credit/person/{row.entity_id}", headers=headers("approval_system")).json()
+        golden = client.get(f"/v1/credit/person/{row.golden_id}", headers=headers("approval_system")).json()
+        assert mine["reasons"], f"{row.entity_id} has no reasons"
+        assert (mine["grade"], mine["reasons"]) == (golden["grade"], golden["reasons"])
+
+
 def test_unknown_entity_is_404_and_bad_type_422(client: TestClient) -> None:
     r = client.get("/v1/credit/person/NOPE", headers=headers("approval_system"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "entity_not_found"
