@@ -423,8 +423,10 @@ def file_hash(files: dict[str, Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def load_dataset(folder: str | Path) -> Dataset:
-    """Read and validate every table in `folder`; raise InvalidDataset listing every problem."""
+def start_reading(folder: str | Path) -> tuple[dict[str, Path], Collector, dict[str, str]]:
+    """A dataset folder's table files, the problems found so far (misnamed files, no persons
+    table) and each table's file name; InvalidDataset when the folder does not exist. The start
+    of every reader (this one and the Spark engine's)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InvalidDataset([Problem(str(folder), "dataset folder does not exist")])
@@ -434,8 +436,13 @@ def load_dataset(folder: str | Path) -> Dataset:
         out.add(p)
     if "persons" not in paths:
         out.add(Problem("persons.csv", "the persons table is required (persons.csv or persons.parquet)"))
+    return paths, out, {name: path.name for name, path in paths.items()}
+
+
+def load_dataset(folder: str | Path) -> Dataset:
+    """Read and validate every table in `folder`; raise InvalidDataset listing every problem."""
+    paths, out, names = start_reading(folder)
     tables: dict[str, pd.DataFrame] = {}
-    names = {name: path.name for name, path in paths.items()}
     for name, path in sorted(paths.items()):
         try:
             raw = _read_raw(path)

@@ -36,8 +36,8 @@ from graph.dataset import (
     csv_header,
     dataset_from_text,
     file_hash,
-    find_table_files,
     parquet_parts,
+    start_reading,
 )
 from riskgraph.errors import InvalidDataset, Problem
 
@@ -66,18 +66,9 @@ def read_dataset(session: Any, folder: str | Path) -> Dataset:
     """`graph.dataset.load_dataset` on Spark: the same problems, else the same typed tables."""
     from pyspark.sql import functions as F
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InvalidDataset([Problem(str(folder), "dataset folder does not exist")])
-    paths, problems = find_table_files(folder)
-    out = Collector()
-    for p in problems:
-        out.add(p)
-    if "persons" not in paths:
-        out.add(Problem("persons.csv", "the persons table is required (persons.csv or persons.parquet)"))
+    paths, out, names = start_reading(folder)
     parsed: dict[str, Any] = {}
     cached: list[Any] = []  # each table's text, parsed once and kept for the checks and the collect
-    names = {name: path.name for name, path in paths.items()}
     for name, path in sorted(paths.items()):
         got = _read(session, path, out)
         if got is None:

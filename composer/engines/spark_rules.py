@@ -27,12 +27,13 @@ from graph.dataset import Dataset
 from rules.cache import NAT, Cache
 from rules.detectors import DETECTORS
 from rules.detectors.base import DetectorFn, _death_ns, _empty, _ns_months, _ns_to_date, _records
-from rules.detectors.benefits import BenefitAfterDeathParams
+from rules.detectors.benefits import BenefitAfterDeathParams, after_death_records
 from rules.detectors.medical import (
     MULTI_CLINIC_EVIDENCE,
     OVER_SUPPLY_EVIDENCE,
     MultiClinicParams,
     OverSupplyParams,
+    multi_clinic_records,
 )
 
 
@@ -70,20 +71,7 @@ def multi_clinic_visits(session: Any, ds: Dataset, p: MultiClinicParams, cx: Cac
     clinics = sent.groupBy("person", "period").agg(F.countDistinct("clinic").alias("n_clinics"))
     fired = clinics.filter(F.col("n_clinics") >= p.min_clinics).join(sent, ["person", "period"])
     got = _collect(fired.select("row", "n_clinics"), ["row", "n_clinics"])
-    f = v.iloc[got["row"].to_numpy(np.int64)]
-    return _records(
-        f["person_id"],
-        {
-            "visit_id": f["visit_id"],
-            "clinic_id": f["clinic_id"],
-            "date": f["date"],
-            "kind": f["kind"],
-            "amount": f["amount"],
-            "claimed": f["claimed"],
-            "n_clinics": got["n_clinics"].to_numpy(np.int64),
-        },
-        ["date", "clinic_id", "visit_id"],
-    )
+    return multi_clinic_records(v.iloc[got["row"].to_numpy(np.int64)], got["n_clinics"].to_numpy(np.int64))
 
 
 def over_prescribing(session: Any, ds: Dataset, p: OverSupplyParams, cx: Cache) -> pd.DataFrame:
@@ -134,18 +122,7 @@ def benefit_after_death(session: Any, ds: Dataset, p: BenefitAfterDeathParams, c
     got = _collect(after, ["row", "after"])
     rows = got["row"].to_numpy(np.int64)
     d = _death_ns(cx)[cx.codes("benefits", "person_id", "person")[rows]]
-    b = b.iloc[rows].assign(death_date=_ns_to_date(d))
-    return _records(
-        b["person_id"],
-        {
-            "month": b["month"],
-            "benefit_type": b["benefit_type"],
-            "amount": b["amount"],
-            "death_date": b["death_date"],
-            "months_after_death": got["after"].to_numpy(np.int64),
-        },
-        ["month", "benefit_type"],
-    )
+    return after_death_records(b.iloc[rows], _ns_to_date(d), got["after"].to_numpy(np.int64))
 
 
 SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from pydantic import Field
@@ -74,7 +76,12 @@ def benefit_after_death(ds: Dataset, p: BenefitAfterDeathParams, cx: Cache) -> p
     after = cx.months("benefits", "month")[rows] - _ns_months(d[rows])
     keep = after >= p.min_months_after
     rows = rows[keep]
-    b = b.iloc[rows].assign(death_date=_ns_to_date(d[rows]))
+    return after_death_records(b.iloc[rows], _ns_to_date(d[rows]), after[keep])
+
+
+def after_death_records(b: pd.DataFrame, death_date: Any, months_after: np.ndarray) -> pd.DataFrame:
+    """The evidence records of `benefit_after_death` (also built by the Spark engine's version)."""
+    b = b.assign(death_date=death_date)
     return _records(
         b["person_id"],
         {
@@ -82,7 +89,7 @@ def benefit_after_death(ds: Dataset, p: BenefitAfterDeathParams, cx: Cache) -> p
             "benefit_type": b["benefit_type"],
             "amount": b["amount"],
             "death_date": b["death_date"],
-            "months_after_death": after[keep],
+            "months_after_death": months_after,
         },
         ["month", "benefit_type"],
     )

@@ -56,7 +56,11 @@ def multi_clinic_visits(ds: Dataset, p: MultiClinicParams, cx: Cache) -> pd.Data
     keys, n = np.unique(pt[first], return_counts=True)  # distinct clinics per (person, period)
     fired_keys, fired_n = keys[n >= p.min_clinics], n[n >= p.min_clinics]
     mask, pos = _in_sorted(pt, fired_keys)
-    f = v.iloc[rows[mask]]
+    return multi_clinic_records(v.iloc[rows[mask]], fired_n[pos[mask]])
+
+
+def multi_clinic_records(f: pd.DataFrame, n_clinics: np.ndarray) -> pd.DataFrame:
+    """The evidence records of `multi_clinic_visits` (also built by the Spark engine's version)."""
     return _records(
         f["person_id"],
         {
@@ -66,7 +70,7 @@ def multi_clinic_visits(ds: Dataset, p: MultiClinicParams, cx: Cache) -> pd.Data
             "kind": f["kind"],
             "amount": f["amount"],
             "claimed": f["claimed"],
-            "n_clinics": fired_n[pos[mask]].astype(np.int64),
+            "n_clinics": n_clinics.astype(np.int64),
         },
         ["date", "clinic_id", "visit_id"],
     )
