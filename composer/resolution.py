@@ -201,7 +201,9 @@ def expand_scores(scores: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     person = scores["entity_type"] == "person"
     others = scores[~person].assign(golden_id=None)
     golden_rows = scores[person].set_index("entity_id")
-    have = records[pd.Index(records["golden_id"].to_numpy(dtype=object)).isin(golden_rows.index.to_numpy(dtype=object))]
+    # object Indexes: pandas' isin on Arrow-backed strings loops in Python over the values
+    golden = pd.Index(records["golden_id"].to_numpy(dtype=object), dtype=object)
+    have = records[golden.isin(pd.Index(golden_rows.index.to_numpy(dtype=object), dtype=object))]
     rows = golden_rows.loc[have["golden_id"].to_numpy()].reset_index(drop=True)
     rows.insert(1, "entity_id", have["person_id"].to_numpy())
     rows["golden_id"] = have["golden_id"].to_numpy()

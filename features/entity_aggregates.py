@@ -24,7 +24,6 @@ from features.groupby import (
     pack,
     spread,
     unique_counts,
-    unique_sorted,
 )
 from features.same_day import (
     SameDayPairs,
@@ -35,7 +34,7 @@ from features.same_day import (
     top_partner_share,
     visit_days,
 )
-from graph.codes import DAY_MIN, DAY_SPAN, MONTH_MIN, MONTH_SPAN, NAT, ColumnCodes
+from graph.codes import DAY_MIN, DAY_SPAN, MONTH_MIN, MONTH_SPAN, NAT, ColumnCodes, unique_sorted
 from graph.dataset import Dataset
 from graph.projection import Projection
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from graph.codes import unique_sorted
+
 
 def pack(parts: list[tuple[np.ndarray, int]]) -> np.ndarray:
     """One int64 key per row from several non-negative int columns, each below its size;
@@ -73,17 +75,6 @@ def group_max(groups: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     out = np.zeros(n, dtype=np.int64)
     np.maximum.at(out, groups, values)
     return out
-
-
-def unique_sorted(a: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (a plain sort: faster than np.unique / pd.unique on wide int64 keys)."""
-    s = np.sort(a)
-    if len(s) < 2:
-        return s
-    keep = np.empty(len(s), dtype=bool)
-    keep[0] = True
-    np.not_equal(s[1:], s[:-1], out=keep[1:])
-    return s[keep]
 
 
 def unique_counts(a: np.ndarray, presorted: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.groupby import group_max, isin_sorted, pack, pair_counts, unique_counts, unique_sorted
-from graph.codes import DAY_MIN, DAY_SPAN, ColumnCodes
+from features.groupby import group_max, isin_sorted, pack, pair_counts, unique_counts
+from graph.codes import DAY_MIN, DAY_SPAN, ColumnCodes, unique_sorted
 from graph.dataset import Dataset
 from graph.projection import Projection
 

@@ -169,7 +169,8 @@ class MemoryGraphStore(GraphStore):
         # object arrays: pandas' isin on Arrow-backed strings loops in Python over the values
         persons = self.dataset(snapshot_id).table("persons")["person_id"].astype(str).to_numpy(dtype=object)
         known = pd.Index(
-            np.concatenate([frame["person_id"].to_numpy(dtype=object), frame["golden_id"].to_numpy(dtype=object)])
+            np.concatenate([frame["person_id"].to_numpy(dtype=object), frame["golden_id"].to_numpy(dtype=object)]),
+            dtype=object,
         )
         unknown = ~known.isin(persons).reshape(2, -1).all(axis=0)
         if unknown.any():

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from features.rings.common import Found, claimed_money
 from features.rings.grouping import group_nodes
-from graph.codes import ColumnCodes
+from graph.codes import ColumnCodes, unique_sorted
 from graph.dataset import Dataset
 from riskgraph.settings import RingSettings
 
@@ -74,7 +74,7 @@ def _covisits(dataset: Dataset, prescriptions: bool, codes: ColumnCodes) -> tupl
     marg = {
         "clinic_days": np.bincount(left["c"].to_numpy(), minlength=len(clinics)),
         "pharmacy_days": np.bincount(right["f"].to_numpy(), minlength=len(pharmacies)),
-        "person_days": len(np.union1d(vk, pk)),
+        "person_days": len(unique_sorted(np.concatenate([vk, pk]))),
     }
     return t, {"persons": persons, "clinics": clinics, "pharmacies": pharmacies, "codes": codes, **marg}
 
@@ -122,7 +122,7 @@ def collusion_rings(dataset: Dataset, s: RingSettings, codes: ColumnCodes) -> Fo
     shared = co.data[link].astype("float64")
     # Group persons on the weighted projection (summed over pairs).
     proj = pd.DataFrame({"a": a_person, "b": b_person, "w": shared}).groupby(["a", "b"], as_index=False)["w"].sum()
-    nodes = np.union1d(proj["a"], proj["b"])
+    nodes = unique_sorted(np.concatenate([proj["a"].to_numpy(), proj["b"].to_numpy()]))
     labels_local = group_nodes(
         len(nodes), np.searchsorted(nodes, proj["a"]), np.searchsorted(nodes, proj["b"]), proj["w"].to_numpy(), s
     )

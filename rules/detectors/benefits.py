@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from graph.codes import unique_sorted
 from graph.dataset import Dataset
 from rules.cache import NAT, Cache
 from rules.detectors.base import (
@@ -161,7 +162,7 @@ def _ineligible_reason(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> np
         cp = cx.codes("contributions", "person_id", "person")
         crows = np.flatnonzero((c["paid"] > 0).to_numpy() & is_cand[cp])
         bkey, ckey = _join_keys(cand_p, cand_m, cp[crows], cx.months("contributions", "month")[crows])
-        found, _ = _in_sorted(bkey, np.unique(ckey))
+        found, _ = _in_sorted(bkey, unique_sorted(ckey))
         employed[emp_rows[found]] = True
         # an employment spell covering the whole month
         ep = cx.codes("employment", "person_id", "person")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from graph.codes import unique_sorted
 from graph.dataset import Dataset
 from rules.cache import NAT, Cache
 from rules.detectors.base import (
@@ -129,7 +130,7 @@ def _employer_persons(ds: Dataset, cx: Cache) -> pd.Series:
         emp = cx.codes("employment", "employer_id", "employer")
         person = cx.codes("employment", "person_id", "person")
         ok = emp >= 0
-        present = np.unique(emp[ok])
+        present = unique_sorted(emp[ok])
         has_person = ok & (person >= 0)
         _, first = np.unique(_pair_key(emp[has_person], person[has_person]), return_index=True)
         counts = np.bincount(emp[has_person][first], minlength=cx.n("employer"))[present]
