@@ -49,14 +49,30 @@ EM_ITERATIONS = 10
 
 TF_COLUMNS = ("name_hz", "name_py", "phone", "address")  # columns with term-frequency adjustments
 
-# Candidate pairs for the probabilistic stage (any one of them): docs/resolution.md.
+# Candidate pairs for the probabilistic stage (any one of them): docs/resolution.md. A rule with
+# gender halves its pairs; pairs where either record's gender is unknown still meet through
+# `blocking_rules` (only two records of known, different genders are never compared on it).
 BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
     ("id18",),
-    ("birth_date",),
+    ("birth_date", "gender"),
     ("phone",),
-    ("surname_py", "birth_month"),
+    ("surname_py", "birth_month", "gender"),
     ("name_py", "address"),
 )
+
+
+def blocking_rules() -> list[Any]:
+    """Splink's blocking rules for `BLOCKING_RULES`: each as equality on its columns, and for a
+    rule with gender the same rule without it where either gender is null."""
+    from splink import block_on
+
+    rules: list[Any] = []
+    for cols in BLOCKING_RULES:
+        rules.append(block_on(*cols))
+        if "gender" in cols:
+            same = " AND ".join(f"l.{c} = r.{c}" for c in cols if c != "gender")
+            rules.append(f"{same} AND (l.gender IS NULL OR r.gender IS NULL)")
+    return rules
 
 
 def _level(sql: str, label: str, *, null: bool = False, tf: str | None = None) -> dict[str, Any]:
@@ -294,12 +310,12 @@ class PersonModel:
         self.close()
 
     def _settings(self) -> dict[str, Any]:
-        from splink import SettingsCreator, block_on
+        from splink import SettingsCreator
 
         return SettingsCreator(
             link_type="dedupe_only",
             comparisons=[dict(c) for c in COMPARISONS],
-            blocking_rules_to_generate_predictions=[block_on(*cols) for cols in BLOCKING_RULES],
+            blocking_rules_to_generate_predictions=blocking_rules(),
             retain_matching_columns=False,
             retain_intermediate_calculation_columns=False,
             max_iterations=EM_ITERATIONS,

@@ -102,6 +102,29 @@ def test_a_review_pair_accepted_by_an_investigator_links(background, tmp_path) -
     assert linked.review[(linked.review["left"] == "RV1") & (linked.review["right"] == "RV2")].empty
 
 
+def test_a_pair_with_an_unknown_gender_is_still_compared_on_birth_date(background, tmp_path) -> None:
+    # They share only name and birth date (no ID number, phone or address): only the birth-date
+    # rule pairs them, and it is split by gender; an unknown gender must not hide the pair.
+    pair = _pair("GN1", "GN2", phone="17799999999", address="", gender="")
+    pair[0].update(id_number="", address="")
+    apart = _pair("GN3", "GN4", phone="17799999998", address="", gender="F")
+    apart[0].update(id_number="", address="", phone="17799999997", name="李娜")
+    apart[1].update(name="李娜")
+    persons = pd.concat([background, pd.DataFrame(pair + apart)], ignore_index=True)
+    got = resolve_persons(persons, temp_dir=tmp_path / "a", review_low=0.0, review_high=1.0)
+    compared = pd.concat([got.review[["left", "right"]], _linked_pairs(got.records)], ignore_index=True)
+    pairs = set(zip(compared["left"], compared["right"]))
+    assert ("GN1", "GN2") in pairs
+    # two records of known, different genders never meet on the birth-date rule
+    assert ("GN3", "GN4") not in pairs
+
+
+def _linked_pairs(records: pd.DataFrame) -> pd.DataFrame:
+    merged = records[records["person_id"] != records["golden_id"]]
+    a, b = merged["person_id"].to_numpy(dtype=str), merged["golden_id"].to_numpy(dtype=str)
+    return pd.DataFrame({"left": [min(x, y) for x, y in zip(a, b)], "right": [max(x, y) for x, y in zip(a, b)]})
+
+
 def test_duckdb_temporary_files_are_removed(background, tmp_path) -> None:
     temp = tmp_path / "home" / "tmp" / "resolve"
     resolve_persons(background.head(300), temp_dir=temp)
