@@ -346,6 +346,7 @@ def run_pipeline(
                         rule_result.hits,
                         name="report",
                     )
+                    written: Forked[None] | None = None
                     try:
                         save_feature_matrices(private_dir(run.folder / "features"), scored)
                         scores.to_parquet(run.folder / "features" / SCORES_PARQUET, index=False)
@@ -354,7 +355,8 @@ def run_pipeline(
                         run.fault("stage_outputs")
                         # personal values in rule evidence (a diagnosis, ...) encrypted before any write
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
-                        _stage_outputs(staging, output_files(scores, hits, ring_result, resolved, stages))
+                        files = output_files(scores, hits, ring_result, resolved, stages)
+                        written = Forked(_stage_outputs, staging, files, name="output files")  # beside the database
                         outcomes.drop(columns=["evidence"]).to_csv(staging / "schemes.csv", index=False)
                         _write_results(db, run, scores, hits, ring_result, tables)
                         for name, frame in (
@@ -365,6 +367,7 @@ def run_pipeline(
                             ("label_conflicts", label_conflicts),
                         ):
                             tables.append(db.write_run_table(run.run_id, name, frame))
+                        written.result()
                         profile, monitoring, timings = report.result()
                         timer.worker |= timings
                         keep_references(registry, scored, profile)
@@ -372,6 +375,8 @@ def run_pipeline(
                         _stage_outputs(staging, monitoring_file(monitoring))
                     except BaseException:
                         report.cancel()
+                        if written is not None:
+                            written.cancel()
                         raise
             manifest["timings_s"] = timer.timings
             manifest["worker_timings_s"] = timer.worker
