@@ -121,14 +121,11 @@ class SparkEngine(Engine):
     def features(
         self, dataset: Dataset, proj: Projection, exclude: Collection[str] = frozenset()
     ) -> dict[str, pd.DataFrame]:
-        out = add_graph_features(build_features(dataset, proj, exclude=exclude), proj)
+        from composer.engines.spark_features import spark_aggregates
+
         counts = self.graph_counts(dataset, proj)
-        for t, f in out.items():
-            lo = proj.offsets[t]
-            for col in GRAPH_COUNT_COLUMNS:
-                if col in f.columns and col in counts:
-                    f[col] = counts[col][lo : lo + len(f)]
-        return out
+        given = spark_aggregates(self.session, dataset, proj, counts)
+        return add_graph_features(build_features(dataset, proj, exclude=exclude, given=given), proj, counts=counts)
 
     def _frame(self, table: pa.Table) -> Any:
         return self.session.createDataFrame(table)
