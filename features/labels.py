@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from graph.projection import Projection
 from riskgraph.settings import RingSettings
@@ -52,11 +53,11 @@ class _LabelPropagation:
         """Feature name -> (entities, k) values, for k label views (columns of `lab` / `kno`,
         node-indexed) at the cost of one pass over the graph."""
         k = lab.shape[1]
-        both = np.hstack([lab, kno])
-        hop1 = self.rows @ both
-        hop2 = self.rows @ (self.inv[:, None] * (self.adj @ both))
+        both = _sparse_columns([lab[:, j] for j in range(k)] + [kno[:, j] for j in range(k)])
+        hop1 = (self.rows @ both).toarray()
+        hop2 = (self.rows @ (sp.diags(self.inv) @ (self.adj @ both))).toarray()
         # 2-hop sums include the walk back to the entity itself: remove it so no label leaks.
-        hop2 -= self.back[:, None] * both[self.lo : self.hi]
+        hop2 -= self.back[:, None] * both[self.lo : self.hi].toarray()
         bad1, known1, bad2, known2 = hop1[:, :k], hop1[:, k:], hop2[:, :k], hop2[:, k:]
         out: dict[str, np.ndarray] = {
             "labelled_neighbours": known1,
@@ -68,6 +69,17 @@ class _LabelPropagation:
             bad_per_value = sum(m @ lab[a:b] for m, a, b in holders)
             out[f"confirmed_fraud_sharing_{ident}"] = np.maximum(own @ bad_per_value - self_bad * own_count[:, None], 0)
         return out
+
+
+def _sparse_columns(columns: list[np.ndarray]) -> sp.csr_matrix:
+    """The columns side by side as a sparse matrix. Labels are few: the graph products then
+    touch only labelled nodes' neighbourhoods, and add the same terms in the same order as the
+    dense products (the zeros they skip add nothing), so the values are the same to the bit."""
+    nz = [np.flatnonzero(c) for c in columns]
+    values = np.concatenate([c[i] for c, i in zip(columns, nz)]) if columns else np.zeros(0)
+    rows = np.concatenate(nz) if columns else np.zeros(0, dtype=np.int64)
+    cols = np.repeat(np.arange(len(columns)), [len(i) for i in nz])
+    return sp.csr_matrix((values, (rows, cols)), shape=(len(columns[0]) if columns else 0, len(columns)))
 
 
 def label_vectors(proj: Projection, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
