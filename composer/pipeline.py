@@ -18,6 +18,7 @@ import platform
 import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -163,6 +164,7 @@ def run_pipeline(
     timer = StageTimer()
     bar = tqdm(total=len(STAGES), disable=not settings.progress, unit="stage", leave=False)
     stages: Engine | None = None
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baselines")
     serves = models is not ModelSource.CANDIDATE
     try:
         stages = open_engine(settings, engine)
@@ -263,11 +265,13 @@ def run_pipeline(
                         types=(t,),
                         scorer=stages,
                     )[t]
-                # the attribute-only baseline beside each supervised model, for report.html (here:
-                # LightGBM must not train in a forked worker, its OpenMP pool does not survive a fork)
-                baselines = {
-                    t: baseline_metrics(dataset, t, settings.model) for t, m in scored.items() if m.kind == "supervised"
-                }
+                # the attribute-only baseline beside each supervised model, for report.html: in a
+                # thread during the explanations (LightGBM must not train in a forked worker, its
+                # OpenMP pool does not survive a fork); taken before the report's worker is forked
+                supervised = [t for t, m in scored.items() if m.kind == "supervised"]
+                baselines_later = background.submit(
+                    lambda: {t: baseline_metrics(dataset, t, settings.model) for t in supervised}
+                )
                 run.fault("after_scoring")
             with timer.stage("explain", bar):
                 catalogue = run_catalogue(rule_result, columns)
@@ -329,6 +333,7 @@ def run_pipeline(
             }
             tables: list[str] = []
             with timer.stage("outputs", bar):
+                baselines = baselines_later.result()
                 if serves:
                     staging = private_dir(run.out_staging or run.folder / "out")
                     # report.html (plots: the slowest file) on the second core while the rest is written
@@ -403,6 +408,7 @@ def run_pipeline(
             run.run_id, records, scores, rule_result.hits, ring_result.members, scored, manifest, golden=dataset
         )
     finally:
+        background.shutdown(wait=False, cancel_futures=True)
         bar.close()
         store.close()
         if stages is not None:
