@@ -4,6 +4,8 @@ training rows, and with the entity's own part removed from ring label shares."""
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -24,18 +26,27 @@ def labelled_neighbour_features(
     return pd.DataFrame({name: v[:, 0] for name, v in views.items()}, index=proj.ids[entity_type])
 
 
+# The adjacency as floats and its inverse degrees, per projection (the same for every entity type).
+_WALKS: weakref.WeakKeyDictionary[Projection, tuple[sp.csr_matrix, np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def _walk_matrices(proj: Projection) -> tuple[sp.csr_matrix, np.ndarray]:
+    if proj not in _WALKS:
+        adj = proj.adjacency().astype(np.float64)
+        deg = np.asarray(adj.sum(axis=1)).ravel()
+        _WALKS[proj] = adj, np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
+    return _WALKS[proj]
+
+
 class _LabelPropagation:
     """The label-free parts of labelled_neighbour_features (adjacency, degrees, identifier
     matrices), built once per entity type and applied to any number of label views."""
 
     def __init__(self, proj: Projection, entity_type: str) -> None:
-        adj = proj.adjacency().astype(np.float64)
+        self.adj, self.inv = _walk_matrices(proj)
         self.lo = proj.offsets[entity_type]
         self.hi = self.lo + len(proj.ids[entity_type])
-        self.adj = adj
-        self.rows = adj[self.lo : self.hi]
-        deg = np.asarray(adj.sum(axis=1)).ravel()
-        self.inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
+        self.rows = self.adj[self.lo : self.hi]
         self.back = self.rows @ self.inv  # 2-hop walks that return to the entity itself
         self.identifiers = []
         if entity_type in IDENTIFIER_HOLDERS:
