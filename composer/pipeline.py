@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 import riskgraph
 from composer.alerts import build_alerts, carry_ring_ids, current_subjects
-from composer.decided import apply_decided
+from composer.decided import apply_decided, start_resolving
 from composer.engine_stages import monitoring_file, output_files, rings_grouped_by, rules_worker
 from composer.engines import Engine, open_engine
 from composer.governance import audit_pipeline_promotions, pipeline_gate
@@ -48,11 +48,7 @@ from composer.monitoring import (
 from composer.protect import protect_hits
 from composer.resolution import (
     expand_scores,
-    previous_golden,
-    resolve_stage,
-    review_decisions,
     same_person_links,
-    stored_model_path,
     with_golden,
 )
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
@@ -72,7 +68,7 @@ from graph.dictionary import ColumnLabel, load_dictionary
 from graph.factory import field_cipher, masking_tokens, open_store
 from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
-from riskgraph.forked import Forked, timed
+from riskgraph.forked import Forked
 from riskgraph.results import RESULT_TABLES, ResultsDB
 from riskgraph.server_keys import Tokens
 from riskgraph.settings import Settings
@@ -170,22 +166,29 @@ def run_pipeline(
         stages = open_engine(settings, engine)
         with Run(settings, db, store, kind=kind, serves=serves, wait=wait, out_dir=out) as run:
             with timer.stage("ingest", bar):
-                if data is not None:
-                    loaded, columns = stages.load_dataset(data), load_dictionary(data)
-                    content_hash, source = loaded.content_hash, str(data)
-                else:
-                    snapshot = _served_snapshot(db, store)
-                    loaded, columns = store.dataset(snapshot.id), _served_catalogue(db, settings).columns
-                    content_hash, source = snapshot.content_hash, f"snapshot {snapshot.id} of run {db.served_run_id()}"
-                decided = apply_decided(db, loaded)
-                # resolution on the second core while this process stages the snapshot
-                prior = previous_golden(db, settings), review_decisions(db), stored_model_path(db, settings)
-                resolving = Forked(timed(resolve_stage), decided.records, settings, run.run_id, *prior, name="resolve")
+                # resolution on the second core as soon as the persons are read (while the rest is
+                # read and this process stages the snapshot)
+                early: list[Forked[Any]] = []
                 try:
+                    if data is not None:
+                        loaded = stages.load_dataset(
+                            data, lambda p: early.append(start_resolving(db, p, settings, run.run_id))
+                        )
+                        columns, content_hash, source = load_dictionary(data), loaded.content_hash, str(data)
+                    else:
+                        snapshot = _served_snapshot(db, store)
+                        loaded, columns = store.dataset(snapshot.id), _served_catalogue(db, settings).columns
+                        content_hash = snapshot.content_hash
+                        source = f"snapshot {snapshot.id} of run {db.served_run_id()}"
+                    decided = apply_decided(db, loaded)
+                    if not early:
+                        early.append(start_resolving(db, loaded, settings, run.run_id))
                     snapshot = store.stage(loaded) if data is not None else snapshot
                 except BaseException:
-                    resolving.cancel()
+                    for started in early:
+                        started.cancel()
                     raise
+                resolving = early[0]
                 run.snapshot_id = snapshot.id if serves else None
                 run.fault("after_ingest")
             with timer.stage("read", bar):

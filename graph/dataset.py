@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from graph.contract import (
     ENTITY_TABLE,
     ENTITY_TYPES,
     ID_COLUMN,
+    REGISTRY_TABLES,
     TABLES,
     Kind,
     Table,
@@ -439,10 +441,17 @@ def start_reading(folder: str | Path) -> tuple[dict[str, Path], Collector, dict[
     return paths, out, {name: path.name for name, path in paths.items()}
 
 
-def load_dataset(folder: str | Path) -> Dataset:
-    """Read and validate every table in `folder`; raise InvalidDataset listing every problem."""
+RESOLUTION_TABLES = ("persons", *REGISTRY_TABLES)  # what person resolution reads (composer/resolution.py)
+
+
+def load_dataset(folder: str | Path, on_resolvable: Callable[[Dataset], None] | None = None) -> Dataset:
+    """Read and validate every table in `folder`; raise InvalidDataset listing every problem.
+    `on_resolvable` is called with the RESOLUTION_TABLES as soon as they are read and no problem
+    has been found yet (so resolution can start while the rest is read); the load may still fail."""
     paths, out, names = start_reading(folder)
     tables: dict[str, pd.DataFrame] = {}
+    typed: dict[str, pd.DataFrame] = {}
+    waiting = set(RESOLUTION_TABLES) & set(paths) if on_resolvable is not None else set()
     for name, path in sorted(paths.items()):
         try:
             raw = _read_raw(path)
@@ -456,11 +465,15 @@ def load_dataset(folder: str | Path) -> Dataset:
         if df is not None:
             _check_keys(TABLES[name], df, path.name, out)
             tables[name] = df
+        if waiting and waiting <= set(tables) and out.total == 0 and on_resolvable is not None:
+            typed |= {n: _sort(TABLES[n], tables[n]) for n in waiting}
+            on_resolvable(Dataset({n: typed[n] for n in sorted(waiting)}))
+            waiting = set()
     if out.total == 0:
         _check_references(tables, names, out)
     if out.total:
         raise InvalidDataset(out.problems, out.total)
-    typed = {name: _sort(TABLES[name], df) for name, df in tables.items()}
+    typed = {name: typed[name] if name in typed else _sort(TABLES[name], df) for name, df in tables.items()}
     return Dataset(typed, content_hash=file_hash(paths))
 
 

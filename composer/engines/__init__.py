@@ -36,10 +36,11 @@ class Engine(ABC):
     name: str
     groups_rings: bool = False  # True: the ring finders of the main process group through `group_nodes`
 
-    def load_dataset(self, folder: Path) -> Dataset:
+    def load_dataset(self, folder: Path, on_resolvable: Callable[[Dataset], None] | None = None) -> Dataset:
         """The dataset folder read and validated (graph/dataset.py `load_dataset`: its problems,
-        with file, row and column, raised as InvalidDataset)."""
-        return load_dataset(folder)
+        with file, row and column, raised as InvalidDataset). `on_resolvable`: called with the
+        tables person resolution reads as soon as they are valid, if the engine can (else never)."""
+        return load_dataset(folder, on_resolvable)
 
     @abstractmethod
     def features(

@@ -29,7 +29,7 @@ explanations.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +121,8 @@ class SparkEngine(Engine):
         if self.owns and self.conf.master.startswith("local"):
             self.session.stop()
 
-    def load_dataset(self, folder: Path) -> Dataset:
-        from composer.engines.spark_read import read_dataset
+    def load_dataset(self, folder: Path, on_resolvable: Callable[[Dataset], None] | None = None) -> Dataset:
+        from composer.engines.spark_read import read_dataset  # validates every table before typing any
 
         return read_dataset(self.session, folder)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from graph.dataset import load_dataset
+from graph.contract import REGISTRY_TABLES
+from graph.dataset import Dataset, load_dataset
 from graph.memory_store import MemoryGraphStore
 from riskgraph.errors import InvalidDataset
 from tests.factories import tiny_frames, write_dataset
@@ -155,3 +156,30 @@ def test_byte_order_mark_and_spaces_are_tolerated(tmp_path: Path) -> None:
     ds = load_dataset(folder)
     assert ds.tables["persons"]["person_id"].tolist() == ["P1", "P2"]
     assert ds.tables["persons"]["region"].isna().tolist() == [False, True]
+
+
+def test_resolution_tables_are_handed_over_as_soon_as_they_are_valid(tmp_path: Path) -> None:
+    frames = tiny_frames()
+    frames["persons"] = frames["persons"].iloc[::-1]
+    handed: list[Dataset] = []
+    ds = load_dataset(write_dataset(tmp_path / "ok", frames), on_resolvable=handed.append)
+    assert len(handed) == 1
+    early = handed[0]
+    assert set(early.tables) == {"persons", *REGISTRY_TABLES} & set(ds.tables)
+    for name, table in early.tables.items():
+        pd.testing.assert_frame_equal(table, ds.tables[name])  # typed and sorted as the whole load
+
+    # a problem in a later table: handed over, and the load still fails as a whole
+    frames["visits"].loc[0, "amount"] = "lots"
+    handed.clear()
+    with pytest.raises(InvalidDataset, match="visits"):
+        load_dataset(write_dataset(tmp_path / "late", frames), on_resolvable=handed.append)
+    assert len(handed) == 1
+
+    # a problem in the persons table, or before it: never handed over
+    bad = tiny_frames()
+    bad["persons"].loc[0, "birth_date"] = "yesterday"
+    handed.clear()
+    with pytest.raises(InvalidDataset):
+        load_dataset(write_dataset(tmp_path / "bad", bad), on_resolvable=handed.append)
+    assert handed == []
