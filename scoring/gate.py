@@ -51,6 +51,7 @@ def gate(champion: ModelRecord | None, challenger: ModelRecord, score_psi: float
     figures: dict[str, Any] = {"score_psi": score_psi}
     aucs = {}
     need = METRICS_MIN_LABELS_PER_CLASS
+    unvalidated: dict[str, str] = {}  # who -> why there is no out-of-time validation
     for who, rec in (("champion", champion), ("challenger", challenger)):
         oot = oot_of(rec)
         counts = label_counts(oot)
@@ -58,12 +59,22 @@ def gate(champion: ModelRecord | None, challenger: ModelRecord, score_psi: float
         figures[f"{who}_oot_auc"] = aucs[who]
         figures[f"{who}_oot_labels"] = counts
         if counts is None:
-            problems.append(f"the {who} {rec.version} has no out-of-time validation ({oot.get('note') or 'not run'})")
+            unvalidated[who] = str(oot.get("note") or "not run")
         elif min(counts.values()) < need:
             problems.append(
                 f"only {counts['fraud']} fraud / {counts['not_fraud']} clean out-of-time labels support the "
                 f"{who}'s AUC; at least {need} per class are needed"
             )
+    if len(unvalidated) == 2 and len(set(unvalidated.values())) == 1:  # one reason, said once
+        problems.insert(
+            0,
+            f"neither the champion {champion.version} nor the challenger {challenger.version} has "
+            f"out-of-time validation ({unvalidated['champion']})",
+        )
+    else:
+        versions = {"champion": champion.version, "challenger": challenger.version}
+        for i, (who, why) in enumerate(unvalidated.items()):
+            problems.insert(i, f"the {who} {versions[who]} has no out-of-time validation ({why})")
     champ_auc, chall_auc = aucs["champion"], aucs["challenger"]
     if isinstance(champ_auc, float) and isinstance(chall_auc, float) and chall_auc < champ_auc - OOT_AUC_TOLERANCE:
         problems.append(

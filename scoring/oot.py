@@ -55,7 +55,7 @@ def out_of_time(
     )
     undated = int((own & dates.isna().to_numpy()).sum())
     if cut is None:
-        return {"note": "labels carry no two as_of dates to split on: no out-of-time validation", "undated": undated}
+        return {"note": "the labels carry no two as_of dates to split on", "undated": undated}
     later = (dates > cut).to_numpy()
     known = labels[~later]  # before the cut, undated included (every type: neighbours' labels too)
     train = labels[own & ~later].drop_duplicates("entity_id", keep="last").set_index("entity_id")["label"].astype(int)
