@@ -63,7 +63,7 @@ class CannotDecrypt(RiskGraphError):
     code = "cannot_decrypt"
 
 
-class _FieldKeyWrapping(pqe.KmsClient):
+class _FieldKeyWrapping(pqe.KmsClient):  # type: ignore[misc]
     """Parquet encryption's key store, in process: a file's data keys are sealed (AES-GCM, the
     master key's name as associated data) under a key derived from the field key."""
 
