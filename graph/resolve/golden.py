@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from graph.codes import positions
 from graph.contract import REGISTRY_TABLES
 from graph.dataset import Dataset
 
@@ -33,24 +34,16 @@ def golden_dataset(dataset: Dataset, golden: pd.Series, matches: pd.DataFrame | 
     if "persons" not in tables or golden.empty or (alone and (matches is None or matches.empty)):
         return dataset  # every record its own person and no registry match: nothing to resolve
     persons = tables["persons"]
-    gid = persons["person_id"].map(golden).fillna(persons["person_id"])
-    is_golden = (gid.to_numpy() == persons["person_id"].to_numpy()).astype(np.int8)
-    ordered = persons.assign(_g=gid.to_numpy(), _first=-is_golden).sort_values(["_g", "_first"], kind="mergesort")
-    merged = ordered.groupby("_g", sort=True).first()
-    death = ordered.groupby("_g", sort=True)["death_date"].min() if "death_date" in persons.columns else None
+    keys, values = golden.index.to_numpy(dtype=object), golden.to_numpy(dtype=object)
+    moved = values != keys  # only merged records change their id
+    mapping = pd.Series(values[moved], index=pd.Index(keys[moved], dtype=object))
+    when = None
     if matches is not None and not matches.empty and dataset.has("deaths"):
         d = matches[matches["table"] == "deaths"]
         reg = dataset.table("deaths").set_index("registry_id")["death_date"]
         when = pd.Series(reg.reindex(d["registry_id"]).to_numpy(), index=golden.reindex(d["person_id"]).to_numpy())
         when = when.groupby(level=0).min()
-        death = when if death is None else pd.concat([death, when]).groupby(level=0).min()
-    if death is not None:
-        merged["death_date"] = death.reindex(merged.index).astype("datetime64[ns]")
-    merged = merged.drop(columns=["person_id", "_first"]).rename_axis("person_id").reset_index()
-    tables["persons"] = merged[list(persons.columns)].astype(persons.dtypes.to_dict()).reset_index(drop=True)
-    keys, values = golden.index.to_numpy(dtype=object), golden.to_numpy(dtype=object)
-    moved = values != keys  # only merged records change their id
-    mapping = pd.Series(values[moved], index=pd.Index(keys[moved], dtype=object))
+    tables["persons"] = _golden_persons(persons, _remap(persons["person_id"], mapping), when)
     for name in PERSON_TABLES:
         if name in tables and len(tables[name]):
             df = tables[name]
@@ -70,6 +63,46 @@ def golden_dataset(dataset: Dataset, golden: pd.Series, matches: pd.DataFrame | 
         if name in tables:
             tables[name] = with_matches(tables[name], name, matches, golden)
     return Dataset(tables, dataset.content_hash, list(dataset.skipped))
+
+
+def _golden_persons(persons: pd.DataFrame, gid: pd.Series, when: pd.Series | None) -> pd.DataFrame:
+    """One row per golden id (`gid`: each record's), sorted by it: the golden record's row with
+    its empty fields filled from the group's other records, the earliest death date of the group
+    and of `when` (registry deaths by golden id). Persons sorted by id (as loaded) take a short
+    cut: only the groups of two or more records are merged, the other rows are kept as they are."""
+    pid = persons["person_id"]
+    if not (pid.is_monotonic_increasing and pid.is_unique):
+        return _merged_records(persons, gid, when)
+    merged_away = (gid.to_numpy(dtype=object) != pid.to_numpy(dtype=object)) & gid.notna().to_numpy()
+    groups = pd.Index(gid[merged_away].unique())
+    touched = positions(groups, gid) >= 0
+    rows = np.flatnonzero(~merged_away)  # golden rows and records alone, in id order = golden id order
+    group_rows = _merged_records(persons[touched], gid[touched], None)  # sorted by golden id
+    golden_row = touched[rows]  # each group's golden record, in the same order as its merged row
+    if int(golden_row.sum()) != len(group_rows):  # a golden id no record has: the long way
+        return _merged_records(persons, gid, when)
+    rows[golden_row] = len(persons) + np.arange(len(group_rows))
+    kept = pd.concat([persons, group_rows], ignore_index=True).take(rows)
+    if when is not None and "death_date" in kept.columns:
+        registry = when.reindex(kept["person_id"].to_numpy()).astype("datetime64[ns]").to_numpy()
+        own = kept["death_date"].astype("datetime64[ns]").to_numpy()
+        earliest = np.where(np.isnat(own) | (registry < own), registry, own)
+        kept = kept.assign(death_date=pd.Series(earliest, index=kept.index).astype(persons["death_date"].dtype))
+    return kept.reset_index(drop=True)
+
+
+def _merged_records(persons: pd.DataFrame, gid: pd.Series, when: pd.Series | None) -> pd.DataFrame:
+    """`_golden_persons` the long way: every group through a sort and a groupby."""
+    is_golden = (gid.to_numpy() == persons["person_id"].to_numpy()).astype(np.int8)
+    ordered = persons.assign(_g=gid.to_numpy(), _first=-is_golden).sort_values(["_g", "_first"], kind="mergesort")
+    merged = ordered.groupby("_g", sort=True).first()
+    death = ordered.groupby("_g", sort=True)["death_date"].min() if "death_date" in persons.columns else None
+    if when is not None:
+        death = when if death is None else pd.concat([death, when]).groupby(level=0).min()
+    if death is not None:
+        merged["death_date"] = death.reindex(merged.index).astype("datetime64[ns]")
+    merged = merged.drop(columns=["person_id", "_first"]).rename_axis("person_id").reset_index()
+    return merged[list(persons.columns)].astype(persons.dtypes.to_dict()).reset_index(drop=True)
 
 
 def with_matches(df: pd.DataFrame, table: str, matches: pd.DataFrame | None, golden: pd.Series) -> pd.DataFrame:
