@@ -31,7 +31,13 @@ def dataset(order: list[int]) -> object:
 
 
 MATCHES = pd.DataFrame(
-    {"table": ["deaths"], "registry_id": ["D1"], "person_id": ["P3"], "match_probability": [0.99], "low_confidence": [False]}
+    {
+        "table": ["deaths"],
+        "registry_id": ["D1"],
+        "person_id": ["P3"],
+        "match_probability": [0.99],
+        "low_confidence": [False],
+    }
 )
 
 
