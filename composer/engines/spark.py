@@ -40,7 +40,7 @@ import pyarrow as pa
 from composer.engines import Engine
 from composer.engines.spark_features import DRIVER_GROUPS, SPARK_GROUPS, spark_aggregates
 from composer.engines.spark_rules import PYTHON_ONLY
-from composer.engines.spark_session import Jars, graphframes_jars, spark_session
+from composer.engines.spark_session import NO_LOCAL_RELATIONS, Jars, graphframes_jars, spark_session
 from features.build import build_features
 from features.graph_features import add_graph_features
 from features.rings.grouping import _leiden
@@ -91,6 +91,9 @@ class SparkEngine(Engine):
         self.conf = conf
         self.jars = jars
         self.components_by = "graphframes" if jars.paths else "label propagation (DataFrame joins)"
+        if not owns and not conf.master.startswith("sc://"):
+            for key, value in NO_LOCAL_RELATIONS.items():  # a session started elsewhere: as ours
+                session.conf.set(key, value)
 
     @classmethod
     def of(cls, settings: Settings) -> SparkEngine:

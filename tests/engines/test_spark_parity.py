@@ -13,7 +13,7 @@ import pytest
 from composer.engines import UnknownEngine, open_engine
 from composer.engines.pandas import PandasEngine
 from composer.engines.spark import GRAPH_COUNT_COLUMNS, SparkEngine
-from composer.engines.spark_features import SPARK_GROUPS
+from composer.engines.spark_features import SPARK_GROUPS, Sources
 from composer.pipeline import PipelineResult, run_pipeline
 from features import entity_aggregates
 from features.entity_aggregates import GROUPS
@@ -45,6 +45,17 @@ def test_edges_as_a_dataframe_equal_the_projection(spark_engine: SparkEngine, sa
     assert len(got) == len(want) > 0
     for col in ("source", "target", "rel", "count"):
         np.testing.assert_array_equal(got[col].to_numpy(np.int64), want[col].to_numpy(np.int64), err_msg=col)
+
+
+def test_the_drivers_arrays_reach_spark_as_an_rdd_not_a_local_relation(spark_engine: SparkEngine, sample) -> None:
+    """Over a LocalRelation the optimizer evaluates filters and projections on the driver
+    (ConvertToLocalRelation) and each plan keeps its own boxed copy of the rows: at 100k persons
+    those copies filled the 2g heap and the aggregations failed with AGGREGATE_OUT_OF_MEMORY."""
+    dataset, proj = sample
+    s = Sources(spark_engine.session, dataset, proj, proj.column_codes.sharing_ids(), {})
+    for frame in (s.visits().filter("person >= 0").select("person", "amount"), spark_engine.edge_frame(dataset, proj)):
+        plan = frame._jdf.queryExecution().optimizedPlan().toString()
+        assert "LocalRelation" not in plan and "LogicalRDD" in plan, plan
 
 
 @pytest.fixture(scope="module")
