@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from composer.runs import run_dir
+from graph.codes import positions
 from graph.dataset import Dataset
 from graph.resolve.golden import golden_dataset
 from graph.resolve.idnumber import check
@@ -201,21 +202,27 @@ def expand_scores(scores: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     person = scores["entity_type"] == "person"
     others = scores[~person].assign(golden_id=None)
     golden_rows = scores[person].set_index("entity_id")
-    # object Indexes: pandas' isin on Arrow-backed strings loops in Python over the values
-    golden = pd.Index(records["golden_id"].to_numpy(dtype=object), dtype=object)
-    have = records[golden.isin(pd.Index(golden_rows.index.to_numpy(dtype=object), dtype=object))]
-    rows = golden_rows.loc[have["golden_id"].to_numpy()].reset_index(drop=True)
+    at = positions(golden_rows.index, records["golden_id"])  # looked up in Arrow, not pandas' isin
+    have = records[at >= 0]
+    rows = golden_rows.iloc[at[at >= 0]].reset_index(drop=True)
     rows.insert(1, "entity_id", have["person_id"].to_numpy())
     rows["golden_id"] = have["golden_id"].to_numpy()
     if "priority" in rows.columns and len(rows):  # triage ranks 1..n again, a golden person's records together
-        order = np.lexsort((rows["entity_id"].to_numpy(dtype=str), rows["priority"].to_numpy()))
+        order = np.lexsort((_text_rank(rows["entity_id"]), rows["priority"].to_numpy()))
         ranks = np.empty(len(rows), dtype=np.int64)
         ranks[order] = np.arange(1, len(rows) + 1)
         rows["priority"] = ranks
     out = pd.concat([rows[list(scores.columns) + ["golden_id"]], others], ignore_index=True)
     type_order = {t: i for i, t in enumerate(pd.unique(scores["entity_type"]))}
-    out = out.assign(_t=out["entity_type"].map(type_order)).sort_values(["_t", "entity_id"], kind="mergesort")
-    return out.drop(columns="_t").reset_index(drop=True)
+    # by type (in the scores' order), then id; ids are distinct within a type, so no ties
+    order = np.lexsort((_text_rank(out["entity_id"]), out["entity_type"].map(type_order).to_numpy()))
+    return out.iloc[order].reset_index(drop=True)
+
+
+def _text_rank(values: pd.Series) -> np.ndarray:
+    """Each text value's rank in code-point order (equal values share one): sorts like the text."""
+    codes, _ = pd.factorize(values.astype("str"), sort=True)
+    return codes
 
 
 def output_files(resolved: Resolved) -> dict[str, Callable[[Path], Any]]:

@@ -5,8 +5,9 @@ snapshot in force; a snapshot's SAME_PERSON links (graph/store.py), written by i
 resolution and before the commit, in PATH/snapshots/<id>/links/same_person.parquet (ids, a
 probability and how it matched: nothing personal). Columns at the personal levels
 (graph/contract.py `Level`; every extra column, since the store does not see the data
-dictionary) are encrypted value by value when a cipher is given (riskgraph/field_crypto.py; the
-factory always gives one); folders are 0700 and files 0600. A load writes a new snapshot folder completely, then swaps CURRENT with
+dictionary) are encrypted when a cipher is given (riskgraph/field_crypto.py; the factory always
+gives one): with Parquet modular encryption under AES-GCM (the columns and the footer), value by
+value under SM4; snapshots written value by value before still read. Folders are 0700 and files 0600. A load writes a new snapshot folder completely, then swaps CURRENT with
 an atomic rename, so a failed load leaves the previous snapshot untouched.
 """
 
@@ -41,7 +42,7 @@ from graph.store import (
     same_person_frame,
 )
 from riskgraph.errors import NoSnapshot
-from riskgraph.field_crypto import FieldCipher, decrypt_table, encrypt_table
+from riskgraph.field_crypto import CannotDecrypt, FieldCipher, decrypt_table, encrypt_table
 from riskgraph.forked import Forked
 
 PARALLEL_WRITE_CELLS = 2_000_000  # snapshots with more cells are written on both cores
@@ -109,7 +110,7 @@ class MemoryGraphStore(GraphStore):
         def write(names: list[str]) -> None:
             for name in names:
                 df = dataset.tables[name]
-                write_private_parquet(staging / f"{name}.parquet", personal_table(name, df, self.cipher))
+                write_personal_parquet(staging / f"{name}.parquet", name, df, self.cipher)
 
         sizes = {name: len(df) * max(len(df.columns), 1) for name, df in dataset.tables.items()}
         if sum(sizes.values()) < PARALLEL_WRITE_CELLS:
@@ -375,25 +376,35 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def personal_table(name: str, df: pd.DataFrame, cipher: FieldCipher | None) -> pa.Table:
-    """A dataset table as Arrow, its columns at the personal levels encrypted (with a cipher)."""
+def write_personal_parquet(path: Path, name: str, df: pd.DataFrame, cipher: FieldCipher | None) -> None:
+    """A dataset table as a private Parquet file, its columns at the personal levels encrypted
+    (with a cipher): natively by Parquet under AES-GCM, value by value under SM4."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    if cipher is None:
-        return table
     personal = [str(c) for c in df.columns if column_level(name, str(c)).is_personal]
-    return encrypt_table(table, personal, cipher)
+    if cipher is None or not personal:
+        write_private_parquet(path, table)
+    elif cipher.encrypts_parquet:
+        write_private_parquet(path, table, cipher.parquet_encryption(personal))
+    else:
+        write_private_parquet(path, encrypt_table(table, personal, cipher))
 
 
-def write_private_parquet(path: Path, table: pa.Table) -> None:
-    """A Parquet file readable by its owner only (0600)."""
+def write_private_parquet(path: Path, table: pa.Table, encryption: Any = None) -> None:
+    """A Parquet file readable by its owner only (0600); `encryption`: pyarrow's file
+    encryption properties (FieldCipher.parquet_encryption)."""
     _private_write(path)
-    pq.write_table(table, path)
+    pq.write_table(table, path, encryption_properties=encryption)
 
 
 def read_private_parquet(path: Path, cipher: FieldCipher | None) -> pd.DataFrame:
-    """A table written by write_private_parquet, its encrypted columns decrypted."""
-    table = decrypt_table(pq.read_table(path), cipher)
-    return table.to_pandas()
+    """A table written by write_private_parquet or write_personal_parquet, decrypted."""
+    try:
+        table = pq.read_table(path, decryption_properties=cipher.parquet_decryption() if cipher else None)
+    except OSError as exc:
+        if "encrypted" not in str(exc):
+            raise
+        raise CannotDecrypt(f"{path.name} is encrypted and does not open without its key") from exc
+    return decrypt_table(table, cipher).to_pandas()
 
 
 def _private_write(path: Path) -> Path:

@@ -19,11 +19,18 @@ Algorithms (the `field_encryption` setting):
   the last 16 the MAC key. gmssl is pure Python: expect it to be slower than AES.
 The version byte names the algorithm, so a store written under one setting stays readable after
 the setting changes (same master secret).
+
+Whole Parquet files (the embedded store's snapshots) use Parquet modular encryption instead
+under "aes-gcm" (`parquet_encryption`): pyarrow encrypts the personal columns' pages and the
+footer with AES-GCM (AES_GCM_V1, a fresh data key per file), about 15x faster than value by
+value. The data keys are wrapped with a key derived from the field key (`_FieldKeyWrapping`),
+so the same master secret opens them; without it neither the columns nor the schema read.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import os
@@ -32,6 +39,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet.encryption as pqe
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from riskgraph.errors import RiskGraphError
@@ -55,6 +63,27 @@ class CannotDecrypt(RiskGraphError):
     code = "cannot_decrypt"
 
 
+class _FieldKeyWrapping(pqe.KmsClient):  # type: ignore[misc]
+    """Parquet encryption's key store, in process: a file's data keys are sealed (AES-GCM, the
+    master key's name as associated data) under a key derived from the field key."""
+
+    def __init__(self, wrapping_key: bytes) -> None:
+        super().__init__()
+        self._aead = AESGCM(wrapping_key)
+
+    def wrap_key(self, key_bytes: bytes, master_key_identifier: str) -> str:
+        nonce = os.urandom(NONCE)
+        sealed = self._aead.encrypt(nonce, key_bytes, master_key_identifier.encode())
+        return base64.b64encode(nonce + sealed).decode("ascii")
+
+    def unwrap_key(self, wrapped_key: str, master_key_identifier: str) -> bytes:
+        blob = base64.b64decode(wrapped_key)
+        try:
+            return self._aead.decrypt(blob[:NONCE], blob[NONCE:], master_key_identifier.encode())
+        except Exception as exc:  # InvalidTag: written under another master secret
+            raise CannotDecrypt("an encrypted Parquet file does not open under this key") from exc
+
+
 class FieldCipher:
     """Encrypts and decrypts single values under one key."""
 
@@ -64,6 +93,34 @@ class FieldCipher:
         self.algorithm = algorithm
         self._aead = AESGCM(key)
         self._sm4_key, self._mac_key = key[:16], key[16:32]
+        self._wrapping_key = hmac.new(key, b"riskgraph parquet key wrapping", hashlib.sha256).digest()
+
+    # -- whole Parquet files ---------------------------------------------------------------
+    @property
+    def encrypts_parquet(self) -> bool:
+        """Whether whole Parquet files are encrypted natively (AES-GCM; SM4 stays value by value)."""
+        return self.algorithm == "aes-gcm"
+
+    def _crypto_factory(self) -> pqe.CryptoFactory:
+        # a fresh factory per file: no key cache shared with a forked writer
+        return pqe.CryptoFactory(lambda _config: _FieldKeyWrapping(self._wrapping_key))
+
+    def parquet_encryption(self, columns: Sequence[str]) -> pqe.FileEncryptionProperties:
+        """Properties for `pq.write_table` that encrypt `columns` (non-empty) and the footer."""
+        config = pqe.EncryptionConfiguration(
+            footer_key="riskgraph-footer",
+            column_keys={"riskgraph-personal": list(columns)},
+            encryption_algorithm="AES_GCM_V1",
+            plaintext_footer=False,
+        )
+        return self._crypto_factory().file_encryption_properties(pqe.KmsConnectionConfig(), config)
+
+    def parquet_decryption(self) -> pqe.FileDecryptionProperties:
+        """Properties for `pq.read_table` that open files `parquet_encryption` wrote (plain
+        files read as they are)."""
+        return self._crypto_factory().file_decryption_properties(
+            pqe.KmsConnectionConfig(), pqe.DecryptionConfiguration()
+        )
 
     @staticmethod
     def of(home: Path, key_file: Path | None = None, algorithm: str = "aes-gcm") -> FieldCipher:

@@ -19,7 +19,7 @@ def broker_rings(dataset: Dataset, s: RingSettings, tokens: Tokens | None = None
     got = identity_links(dataset, s)
     if purchases.empty or got is None:
         return None
-    rows, node_names, src, dst, lw = got
+    rows, node_names, src, dst, lw, _ = got
     person_nodes = node_names.str.startswith("person" + SEP)
     keep_link = person_nodes[src] & person_nodes[dst]
     src, dst, lw = src[keep_link], dst[keep_link], lw[keep_link]

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from features.rings.common import Found, claimed_money
+from graph.codes import positions
 from graph.dataset import Dataset
 from riskgraph.settings import RingSettings
 
@@ -107,7 +108,7 @@ def _facility_events(
     visits = dataset.table("visits")
     purchases = dataset.table("purchases")
     v = visits[visits["date"].notna()]
-    vp, vc = persons.get_indexer(v["person_id"]), clinics.get_indexer(v["clinic_id"])
+    vp, vc = positions(persons, v["person_id"]), positions(clinics, v["clinic_id"])
     vkind = v["kind"].fillna("").astype("str").str.strip().str.lower().to_numpy()
     inpatient = (vkind == "inpatient") | (v["discharge_date"].notna().to_numpy() & (vkind != "outpatient"))
     frames = []
@@ -136,8 +137,8 @@ def _facility_events(
                 "kind": kind,
                 "rule": rule,
                 "ftype": ftype,
-                "f": (clinics if ftype == "clinic" else pharmacies).get_indexer(f.astype("str")),
-                "p": persons.get_indexer(r["entity_id"]),
+                "f": positions(clinics if ftype == "clinic" else pharmacies, f.astype("str")),
+                "p": positions(persons, r["entity_id"]),
                 "m": m,
             }
         )
@@ -150,7 +151,7 @@ def _facility_events(
     known = inpatient & (vp >= 0) & (vc >= 0)
     inp = pd.DataFrame({"p": vp[known], "f": vc[known]}).drop_duplicates()
     cust = pd.DataFrame(
-        {"p": persons.get_indexer(purchases["person_id"]), "f": pharmacies.get_indexer(purchases["pharmacy_id"])}
+        {"p": positions(persons, purchases["person_id"]), "f": positions(pharmacies, purchases["pharmacy_id"])}
     ).drop_duplicates()
     cust = cust[(cust["p"] >= 0) & (cust["f"] >= 0)]
     ctx = {

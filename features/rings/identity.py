@@ -12,6 +12,7 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import scipy.sparse as sp
 
 from features.rings.common import SEP, Found
@@ -24,7 +25,17 @@ from riskgraph.settings import RingSettings
 
 def identifier_rows(dataset: Dataset, types: tuple[str, ...]) -> pd.DataFrame:
     """(entity_type, entity_id, id_type, value) for every shared identifier of persons/employers."""
-    frames = []
+    return _coded_identifier_rows(dataset, types)[0]
+
+
+def _coded_identifier_rows(
+    dataset: Dataset, types: tuple[str, ...]
+) -> tuple[pd.DataFrame, pd.Index, np.ndarray, np.ndarray, int]:
+    """`identifier_rows` (values stripped and case-folded, empty ones and repeats dropped), with
+    each row's node code into the node names ("type<SEP>id", sorted) and identifier code (by
+    type, then value, sorted), and the number of identifiers. Codes are taken per entity type
+    and per identifier type, so no "type<SEP>value" text is built for millions of rows."""
+    parts = []  # (entity type, column, ids, values, positions kept of the part's non-null rows, its length)
     for etype, table in (("person", "persons"), ("employer", "employers")):
         df = dataset.table(table)
         for col in types:
@@ -32,20 +43,54 @@ def identifier_rows(dataset: Dataset, types: tuple[str, ...]) -> pd.DataFrame:
                 continue
             sub = df[[f"{etype}_id", col]].dropna()
             value = sub[col].astype("str").str.strip().str.casefold()
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "entity_type": etype,
-                        "entity_id": sub[f"{etype}_id"].astype("str").to_numpy(),
-                        "id_type": col,
-                        "value": value.to_numpy(),
-                    }
-                )
-            )
-    if not frames:
-        return pd.DataFrame(columns=["entity_type", "entity_id", "id_type", "value"], dtype="str")
-    out = pd.concat(frames, ignore_index=True)
-    return out[out["value"] != ""].drop_duplicates()
+            keep = (value != "").to_numpy()
+            ids = sub[f"{etype}_id"].astype("str")[keep].reset_index(drop=True)
+            parts.append((etype, col, ids, value[keep].reset_index(drop=True), np.flatnonzero(keep), len(sub)))
+    columns = ["entity_type", "entity_id", "id_type", "value"]
+    if not parts:
+        return pd.DataFrame(columns=columns, dtype="str"), pd.Index([], dtype=object), *(np.zeros(0, np.int64),) * 2, 0
+    # node codes: employers before persons ("employer" < "person"), each type's ids sorted
+    node = [np.zeros(0, np.int64)] * len(parts)
+    names, offset = [], 0
+    for etype in sorted({p[0] for p in parts}):
+        mine = [i for i, p in enumerate(parts) if p[0] == etype]
+        codes, uniques = pd.factorize(pd.concat([parts[i][2] for i in mine], ignore_index=True), sort=True)
+        bounds = np.cumsum([0] + [len(parts[i][2]) for i in mine])
+        for k, i in enumerate(mine):
+            node[i] = codes[bounds[k] : bounds[k + 1]].astype(np.int64) + offset
+        names.append((etype + SEP) + np.asarray(uniques, dtype=object))  # object: fast Index lookups
+        offset += len(uniques)
+    # identifier codes: by type name, then value
+    ident = [np.zeros(0, np.int64)] * len(parts)
+    n_ident = 0
+    for col in sorted({p[1] for p in parts}):
+        mine = [i for i, p in enumerate(parts) if p[1] == col]
+        codes, uniques = pd.factorize(pd.concat([parts[i][3] for i in mine], ignore_index=True), sort=True)
+        bounds = np.cumsum([0] + [len(parts[i][3]) for i in mine])
+        for k, i in enumerate(mine):
+            ident[i] = codes[bounds[k] : bounds[k + 1]].astype(np.int64) + n_ident
+        n_ident += len(uniques)
+    node_all, ident_all = np.concatenate(node), np.concatenate(ident)
+    first = ~pd.Series(node_all * max(n_ident, 1) + ident_all).duplicated().to_numpy()  # drop_duplicates
+    sizes = [len(p[4]) for p in parts]
+    # index labels as identifier_rows always had them: positions in the concat of all parts
+    starts = np.cumsum([0] + [p[5] for p in parts])
+    index = np.concatenate([starts[i] + p[4] for i, p in enumerate(parts)])
+    part_of = np.repeat(np.arange(len(parts), dtype=np.int32), sizes)
+
+    def constant(i: int) -> pd.Series:  # each part's entity or identifier type, as Arrow dictionary text
+        words = pa.DictionaryArray.from_arrays(pa.array(part_of), pa.array([p[i] for p in parts]))
+        return pd.Series(words.cast(pa.large_string()), dtype="str", index=index)
+
+    rows = pd.DataFrame(
+        {
+            "entity_type": constant(0),
+            "entity_id": pd.concat([p[2] for p in parts], ignore_index=True).set_axis(index),
+            "id_type": constant(1),
+            "value": pd.concat([p[3] for p in parts], ignore_index=True).set_axis(index),
+        }
+    )
+    return rows[first], pd.Index(np.concatenate(names), dtype=object), node_all[first], ident_all[first], n_ident
 
 
 def identifier_label(id_type: pd.Series, value: pd.Series, tokens: Tokens | None = None) -> pd.Series:
@@ -67,22 +112,20 @@ def identifier_label(id_type: pd.Series, value: pd.Series, tokens: Tokens | None
 
 def identity_links(
     dataset: Dataset, s: RingSettings
-) -> tuple[pd.DataFrame, pd.Index, np.ndarray, np.ndarray, np.ndarray] | None:
+) -> tuple[pd.DataFrame, pd.Index, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Entity pairs linked by shared phones / bank accounts, households excepted.
 
-    Returns the identifier rows used, the node names ("type<SEP>id"), and link arrays
-    (src, dst, weight) over node codes. Identifier values held by more than
+    Returns the identifier rows used, the node names ("type<SEP>id"), link arrays
+    (src, dst, weight) over node codes, and each row's node code. Identifier values held by more than
     `identifier_max_degree` entities are too common to link anyone. Entities that also share an
     address are a household (an elder using a relative's phone, a couple's joint account) and are
     not linked; an address alone never links.
     """
-    rows = identifier_rows(dataset, IDENTIFIER_TYPES)
+    rows, node_names, node, ident, n_ident = _coded_identifier_rows(dataset, IDENTIFIER_TYPES)
     if rows.empty:
         return None
     weights = {"phone": s.phone_weight, "bank_account": s.bank_account_weight, "address": s.address_weight}
-    node, node_names = pd.factorize(rows["entity_type"] + SEP + rows["entity_id"], sort=True)
-    ident, _ = pd.factorize(rows["id_type"] + SEP + rows["value"], sort=True)
-    degree = np.bincount(ident)
+    degree = np.bincount(ident, minlength=n_ident)
     ok = (degree[ident] >= 2) & (degree[ident] <= s.identifier_max_degree)
     is_addr = (rows["id_type"] == "address").to_numpy()
     strong = ok & ~is_addr
@@ -97,14 +140,14 @@ def identity_links(
     ba = sp.csr_matrix((np.ones(addr.sum()), (node[addr], ident[addr])), shape=shape)
     same_home = np.asarray((ba[shared.row].multiply(ba[shared.col])).sum(axis=1)).ravel() > 0
     link = (shared.data >= s.identity_min_link) & ~same_home
-    return rows[strong], pd.Index(node_names), shared.row[link], shared.col[link], shared.data[link]
+    return rows[strong], node_names, shared.row[link], shared.col[link], shared.data[link], node[strong]
 
 
 def identity_rings(dataset: Dataset, s: RingSettings, tokens: Tokens | None = None) -> Found | None:
     got = identity_links(dataset, s)
     if got is None:
         return None
-    rows, node_names, src, dst, lw = got
+    rows, node_names, src, dst, lw, row_node = got
     labels = group_nodes(len(node_names), src, dst, lw, s, min_size=s.identity_min_size)
     if (labels < 0).all():
         return None
@@ -119,7 +162,7 @@ def identity_rings(dataset: Dataset, s: RingSettings, tokens: Tokens | None = No
         }
     )
     # Evidence: member -> identifier edges of identifiers shared inside the ring.
-    er = rows.assign(ring=labels[node_names.get_indexer(rows["entity_type"] + SEP + rows["entity_id"])])
+    er = rows.assign(ring=labels[row_node])
     er = er[er["ring"] >= 0]
     per = er.groupby(["ring", "id_type", "value"])["entity_id"].transform("size")
     er = er[per >= 2]

@@ -108,7 +108,7 @@ def test_progressive_expansion(
     page.locator(GRAPH).scroll_into_view_if_needed()
     page.wait_for_timeout(300)
     overlaps, drawn = label_overlaps(page)
-    assert overlaps <= drawn // 10, (overlaps, drawn)
+    assert overlaps <= drawn // 20, (overlaps, drawn)  # labels pushed apart after the layout
     shoot("clinic-first-batch")
 
     page.locator("[data-action=more]").click()

@@ -32,6 +32,40 @@ function loadScript(src) {
   });
 }
 
+/** Pushes apart nodes whose label boxes overlap (fcose spaces the nodes, not their labels): each
+ * overlapping pair moves apart along the axis of the smaller overlap, until none overlap or the
+ * rounds run out. Quadratic per round, so only for the few hundred nodes a view draws. */
+function separateLabels(nodes, rounds = 60) {
+  if (nodes.length < 2 || nodes.length > 400) return;
+  const gap = 4;
+  for (let round = 0; round < rounds; round++) {
+    const boxes = nodes.map((n) => n.boundingBox({ includeLabels: true }));
+    const shift = boxes.map(() => ({ x: 0, y: 0 }));
+    let moved = false;
+    for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i], b = boxes[j];
+        const dx = Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1) + gap;
+        const dy = Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1) + gap;
+        if (dx <= 0 || dy <= 0) continue;
+        moved = true;
+        if (dx < dy) {
+          const s = (a.x1 + a.x2 < b.x1 + b.x2 ? -1 : 1) * dx / 2;
+          shift[i].x += s; shift[j].x -= s;
+        } else {
+          const s = (a.y1 + a.y2 < b.y1 + b.y2 ? -1 : 1) * dy / 2;
+          shift[i].y += s; shift[j].y -= s;
+        }
+      }
+    }
+    if (!moved) return;
+    nodes.forEach((n, i) => {
+      const p = n.position();
+      n.position({ x: p.x + shift[i].x, y: p.y + shift[i].y });
+    });
+  }
+}
+
 /** Resolves to true once the fcose layout is registered with cytoscape (false: cose is used instead). */
 export function loadFcose() {
   if (!fcoseReady) {
@@ -187,7 +221,8 @@ export class GraphView {
     } : { name: "cose", animate: false, randomize: !incremental, fit, padding: 30,
       nodeRepulsion: () => 9000, idealEdgeLength: () => 80, numIter: 600 };
     eles.layout(options).run();
-    if (fit) this.capZoom();
+    separateLabels(cy.nodes().not(".hidden"));
+    if (fit) { cy.fit(eles, 30); this.capZoom(); }
     cy.nodes().forEach((n) => n.removeData("fresh"));
   }
 
