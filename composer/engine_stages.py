@@ -2,7 +2,7 @@
 whose form depends on the engine.
 
 - features: `Engine.features` (the Spark engine computes degree, 2-hop and shared-identifier
-  counts as DataFrame joins);
+  counts and the entity aggregates over the event tables as DataFrame joins and aggregations);
 - rules: the rule packs' detectors the engine implements run there (`Engine.detectors`,
   composer/engines/spark_rules.py), the others as they are; with such an engine the rules and
   their rings run in this process, not in a forked worker (`rules_worker`);

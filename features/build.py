@@ -16,7 +16,7 @@ parts:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import pandas as pd
 
@@ -31,6 +31,7 @@ from features.attributes import (
 )
 from features.conduct import conduct_features
 from features.entity_aggregates import (
+    Given,
     agency_features,
     clinic_features,
     employer_features,
@@ -63,20 +64,26 @@ __all__ = [
 
 
 def build_features(
-    dataset: Dataset, proj: Projection, exclude: Collection[str] = frozenset()
+    dataset: Dataset,
+    proj: Projection,
+    exclude: Collection[str] = frozenset(),
+    given: Mapping[str, Given] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Feature table per entity type (rows in the projection's sorted id order); the entity
-    tables' columns named in `exclude` (protected attributes) are left out."""
+    tables' columns named in `exclude` (protected attributes) are left out. `given`: per entity
+    type, groups of derived features computed elsewhere (features/entity_aggregates.py `GROUPS`;
+    the Spark engine's), taken as they are."""
+    given = given or {}
     ref = reference_date(dataset)
     # the projection's id codes; dates, months and flags memoised for this build only
     cols = proj.column_codes.sharing_ids()
     pairs = same_day_pairs(dataset, proj, cols)
     out = {
-        "person": person_features(dataset, proj, ref, pairs, cols),
-        "employer": employer_features(dataset, proj, ref, cols),
-        "clinic": clinic_features(dataset, proj, ref, pairs, cols),
-        "pharmacy": pharmacy_features(dataset, proj, ref, pairs, cols),
-        "agency": agency_features(dataset, proj, ref, cols),
+        "person": person_features(dataset, proj, ref, pairs, cols, given.get("person")),
+        "employer": employer_features(dataset, proj, ref, cols, given.get("employer")),
+        "clinic": clinic_features(dataset, proj, ref, pairs, cols, given.get("clinic")),
+        "pharmacy": pharmacy_features(dataset, proj, ref, pairs, cols, given.get("pharmacy")),
+        "agency": agency_features(dataset, proj, ref, cols, given.get("agency")),
     }
     for t in ENTITY_TYPES:
         out[t].index.name = "entity_id"

@@ -8,6 +8,8 @@ must be computed per fold.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -68,13 +70,20 @@ def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
     return num.fillna(0)
 
 
-def add_graph_features(features: dict[str, pd.DataFrame], proj: Projection) -> dict[str, pd.DataFrame]:
-    """Add PageRank, 2-hop reach and neighbour means to each entity type's features."""
+def add_graph_features(
+    features: dict[str, pd.DataFrame], proj: Projection, counts: Mapping[str, np.ndarray] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Add PageRank, 2-hop reach and neighbour means to each entity type's features. `counts`:
+    `degree` and `two_hop_paths` per global node index computed elsewhere (the Spark engine's),
+    taken as they are."""
+    counts = counts or {}
     out = {t: f.copy() for t, f in features.items()}
     adj = proj.adjacency()
     pr = pagerank(adj.astype(np.float64), symmetric=True)
-    degree = np.diff(adj.indptr).astype(np.float64)
-    two_hop = adj @ (degree - 1).clip(min=0)  # paths of length 2 (cheap; distinct reach is not)
+    degree = counts["degree"] if "degree" in counts else np.diff(adj.indptr).astype(np.float64)
+    two_hop = (  # paths of length 2 (cheap; distinct reach is not)
+        counts["two_hop_paths"] if "two_hop_paths" in counts else adj @ (degree - 1).clip(min=0)
+    )
     for t, f in out.items():
         lo = proj.offsets[t]
         f["pagerank"] = pr[lo : lo + len(f)]

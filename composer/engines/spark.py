@@ -5,6 +5,10 @@ In Spark (no per-row Python: joins and aggregations; numpy/LightGBM per batch or
   projection's global node indices (`edge_frame`, equal to `Projection.edges`); Spark gets
   integer node indices only, never an id or a personal identifier's value;
 - graph features: degree, 2-hop path counts and shared-identifier counts (`graph_counts`);
+- entity aggregates (spark_features.py): the per-entity aggregates over visits, purchases,
+  contributions, employment, benefits and agency links, and the visit-day counts (distinct clinics
+  per person-day and month, same-day visit and purchase days, admissions per day): integer codes,
+  day and month numbers, amounts and flags in, per-entity columns out, one Spark job;
 - ring grouping (`group_nodes`): connected components (GraphFrames when its jars resolved, else
   DataFrame min-label propagation), component sizes and densities, and the Leiden split of each
   oversized component with applyInPandas (features/rings/grouping.py's `_leiden`, unchanged);
@@ -15,9 +19,11 @@ In Spark (no per-row Python: joins and aggregations; numpy/LightGBM per batch or
 
 The pipeline runs all of them through the engine (composer/engine_stages.py). The rest runs on the
 driver (pandas), and `describe()` (so the run's manifest) says so: typing the validated tables,
-resolution, the other rule detectors, the node numbering (the sorted id vocabularies of graph/codes.py), the entity
-aggregates and attributes, PageRank and neighbour means, rules, the ring finders' link building,
-training, grades and the wording of explanations.
+resolution, the other rule detectors, the node numbering (the sorted id vocabularies of
+graph/codes.py) and the integer columns handed to Spark, the same-day pair features (the pairs are
+built on the driver for the reasons anyway), the entity tables' attributes and the conduct tables,
+PageRank and neighbour means, the ring finders' link building, training, grades and the wording of
+explanations.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ import pandas as pd
 import pyarrow as pa
 
 from composer.engines import Engine
+from composer.engines.spark_features import DRIVER_GROUPS, SPARK_GROUPS, spark_aggregates
 from composer.engines.spark_rules import PYTHON_ONLY
-from composer.engines.spark_session import Jars, graphframes_jars, spark_session
+from composer.engines.spark_session import NO_LOCAL_RELATIONS, Jars, graphframes_jars, spark_session
 from features.build import build_features
 from features.graph_features import add_graph_features
 from features.rings.grouping import _leiden
@@ -49,6 +56,8 @@ SPARK_STAGES = (
     "ingest: reading (CSV, Parquet, partitioned folders) and every validation check (spark_read.py)",
     "projection (edge DataFrames)",
     "features: degree, two_hop_paths, shares_*_with",
+    "features: entity aggregates over visits, purchases, contributions, employment, benefits, agency_links"
+    " and the visit-day counts (spark_features.py SPARK_GROUPS)",
     "rules: the detectors multi_clinic_visits, over_prescribing, benefit_after_death (spark_rules.py)",
     "rings: grouping of every ring kind (components, Leiden per component with applyInPandas)",
     "scoring: every row's margin and reasons, the riskiest rows' contributions (mapInPandas)",
@@ -57,7 +66,10 @@ DRIVER_STAGES = {
     "ingest: typing": "a valid dataset's text columns collected and typed by graph/dataset.py",
     "resolution": "composer/resolution.py (Splink on DuckDB)",
     "node numbering": "the sorted id vocabularies of graph/codes.py: Spark gets integer node indices only",
-    "features: aggregates, attributes, pagerank, neighbour means": "features/build.py, features/graph_features.py",
+    "features: same-day pair features": "features/same_day.py (top clinic-pharmacy pairs and their shares,"
+    " spark_features.DRIVER_GROUPS): the pairs are built on the driver for the reasons' wording anyway",
+    "features: attributes, conduct, pagerank, neighbour means": "features/attributes.py, features/conduct.py,"
+    " features/graph_features.py (neighbour means read the aggregates Spark returned)",
     "rules": "rules/engine.py: every other detector, in pandas (spark_rules.PYTHON_ONLY); the rules run in"
     " this process, not in a forked worker",
     "rings": "the ring finders' link building and the ring scoring (features/rings/)",
@@ -79,6 +91,9 @@ class SparkEngine(Engine):
         self.conf = conf
         self.jars = jars
         self.components_by = "graphframes" if jars.paths else "label propagation (DataFrame joins)"
+        if not owns and not conf.master.startswith("sc://"):
+            for key, value in NO_LOCAL_RELATIONS.items():  # a session started elsewhere: as ours
+                session.conf.set(key, value)
 
     @classmethod
     def of(cls, settings: Settings) -> SparkEngine:
@@ -101,6 +116,8 @@ class SparkEngine(Engine):
             "in_spark": list(SPARK_STAGES),
             "on_driver": DRIVER_STAGES,
             "rule_detectors_on_driver": list(PYTHON_ONLY),
+            "feature_groups_in_spark": {t: list(g) for t, g in SPARK_GROUPS.items()},
+            "feature_groups_on_driver": {t: list(g) for t, g in DRIVER_GROUPS.items()},
         }
 
     def close(self) -> None:
@@ -121,14 +138,11 @@ class SparkEngine(Engine):
     def features(
         self, dataset: Dataset, proj: Projection, exclude: Collection[str] = frozenset()
     ) -> dict[str, pd.DataFrame]:
-        out = add_graph_features(build_features(dataset, proj, exclude=exclude), proj)
+        """Graph counts and entity aggregates on Spark (`graph_counts`, spark_features.py), handed
+        to the driver's feature build, which computes only the rest (features/build.py `given`)."""
         counts = self.graph_counts(dataset, proj)
-        for t, f in out.items():
-            lo = proj.offsets[t]
-            for col in GRAPH_COUNT_COLUMNS:
-                if col in f.columns and col in counts:
-                    f[col] = counts[col][lo : lo + len(f)]
-        return out
+        given = spark_aggregates(self.session, dataset, proj, counts)
+        return add_graph_features(build_features(dataset, proj, exclude=exclude, given=given), proj, counts=counts)
 
     def _frame(self, table: pa.Table) -> Any:
         return self.session.createDataFrame(table)

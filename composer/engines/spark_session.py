@@ -30,6 +30,15 @@ STAMP = LIB_DIR / ".pom-digest"
 FAILED = JARS_DIR / ".failed-pom-digest"  # a resolution that failed: not retried until the pom changes
 
 
+# The driver's arrays (event codes, edges, feature rows) go to Spark as Arrow batches in an RDD,
+# never as a LocalRelation: below this threshold (48 MB by default) createDataFrame makes a
+# LocalRelation, and the optimizer then evaluates every filter and projection over it on the
+# driver (ConvertToLocalRelation: new boxed rows for each derived DataFrame, kept by its query's
+# plans). At 100k persons those copies filled the 2g heap and the entity aggregates failed with
+# AGGREGATE_OUT_OF_MEMORY (docs/scale.md, "Driver memory").
+NO_LOCAL_RELATIONS = {"spark.sql.execution.arrow.localRelationThreshold": "0"}
+
+
 @dataclass(frozen=True)
 class Jars:
     paths: tuple[str, ...]
@@ -91,6 +100,7 @@ def spark_session(conf: SparkSettings, jars: Jars, app: str = "riskgraph") -> An
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
+        **NO_LOCAL_RELATIONS,
     }
     for key, value in options.items():
         builder = builder.config(key, value)

@@ -13,7 +13,10 @@ import pytest
 from composer.engines import UnknownEngine, open_engine
 from composer.engines.pandas import PandasEngine
 from composer.engines.spark import GRAPH_COUNT_COLUMNS, SparkEngine
+from composer.engines.spark_features import SPARK_GROUPS, Sources
 from composer.pipeline import PipelineResult, run_pipeline
+from features import entity_aggregates
+from features.entity_aggregates import GROUPS
 from features.rings.grouping import group_nodes
 from graph.dataset import Dataset, load_dataset
 from graph.projection import Projection
@@ -44,20 +47,54 @@ def test_edges_as_a_dataframe_equal_the_projection(spark_engine: SparkEngine, sa
         np.testing.assert_array_equal(got[col].to_numpy(np.int64), want[col].to_numpy(np.int64), err_msg=col)
 
 
-def test_features_equal_to_1e_9(spark_engine: SparkEngine, sample) -> None:
+def test_the_drivers_arrays_reach_spark_as_an_rdd_not_a_local_relation(spark_engine: SparkEngine, sample) -> None:
+    """Over a LocalRelation the optimizer evaluates filters and projections on the driver
+    (ConvertToLocalRelation) and each plan keeps its own boxed copy of the rows: at 100k persons
+    those copies filled the 2g heap and the aggregations failed with AGGREGATE_OUT_OF_MEMORY."""
+    dataset, proj = sample
+    s = Sources(spark_engine.session, dataset, proj, proj.column_codes.sharing_ids(), {})
+    for frame in (s.visits().filter("person >= 0").select("person", "amount"), spark_engine.edge_frame(dataset, proj)):
+        plan = frame._jdf.queryExecution().optimizedPlan().toString()
+        assert "LocalRelation" not in plan and "LogicalRDD" in plan, plan
+
+
+@pytest.fixture(scope="module")
+def both_features(spark_engine: SparkEngine, sample) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """(pandas, Spark) features of the sample; the Spark engine's built with every group it runs on
+    Spark made to fail on the driver, so none of them is computed twice."""
     dataset, proj = sample
     want = PandasEngine().features(dataset, proj)
-    counts = spark_engine.graph_counts(dataset, proj)
-    got = spark_engine.features(dataset, proj)
-    assert set(got) == set(want)
-    compared = 0
+    with pytest.MonkeyPatch.context() as mp:
+        groups = {
+            t: tuple((name, _not_on_the_driver(t, name) if name in SPARK_GROUPS[t] else fn) for name, fn in g)
+            for t, g in GROUPS.items()
+        }
+        mp.setattr(entity_aggregates, "GROUPS", groups)
+        mp.setattr(entity_aggregates, "_shared_identifier_counts", _not_on_the_driver("any", "shared_identifiers"))
+        got = spark_engine.features(dataset, proj)
+    return want, got
+
+
+def _not_on_the_driver(entity_type: str, group: str) -> Any:
+    def fail(*args: Any) -> Any:
+        raise AssertionError(f"{entity_type} {group} computed on the driver by the Spark engine")
+
+    return fail
+
+
+def test_features_equal_to_1e_9(both_features) -> None:
+    """Every feature column of every entity type: same names, order, dtypes and categories,
+    values equal to 1e-9 (in practice: to the last bit, or 1 ulp of a sum)."""
+    want, got = both_features
+    assert set(got) == set(want) == set(GROUPS)
     for t, w in want.items():
         g = got[t]
         assert list(g.columns) == list(w.columns), t
         assert g.index.equals(w.index), t
+        assert g.dtypes.equals(w.dtypes), (t, g.dtypes[g.dtypes != w.dtypes])
         for col in w.columns:
-            if isinstance(w[col].dtype, pd.CategoricalDtype) or w[col].dtype == object:
-                assert g[col].astype(str).equals(w[col].astype(str)), (t, col)
+            if isinstance(w[col].dtype, pd.CategoricalDtype):
+                assert g[col].equals(w[col]), (t, col)
                 continue
             np.testing.assert_allclose(
                 g[col].to_numpy(np.float64),
@@ -66,15 +103,25 @@ def test_features_equal_to_1e_9(spark_engine: SparkEngine, sample) -> None:
                 atol=FEATURE_TOLERANCE,
                 err_msg=f"{t}.{col}",
             )
-        # the Spark-computed columns were compared too, not only the driver's
-        for col in GRAPH_COUNT_COLUMNS:
-            if col in w.columns:
-                lo = proj.offsets[t]
-                np.testing.assert_allclose(
-                    counts[col][lo : lo + len(w)], w[col].to_numpy(np.float64), atol=FEATURE_TOLERANCE
-                )
-                compared += 1
-    assert compared >= 8  # degree and two-hop of every type, shares of persons and employers
+
+
+def test_the_spark_groups_and_graph_counts_are_among_the_features(both_features, sample) -> None:
+    """What the parity above covers: every group the Spark engine runs gave columns on the
+    sample, and so did the graph counts."""
+    dataset, proj = sample
+    want, _ = both_features
+    for t, names in SPARK_GROUPS.items():
+        for name in names:
+            if name == "shared_identifiers":
+                continue
+            group = dict(GROUPS[t])[name]
+            x = entity_aggregates.Inputs(dataset, proj, proj.column_codes.sharing_ids(), None, len(proj.ids[t]))
+            cols = group(x, want[t])
+            assert cols and set(cols) <= set(want[t].columns), (t, name)
+    for w in want.values():
+        assert {"degree", "two_hop_paths"} <= set(w.columns)
+    for t in ("person", "employer"):
+        assert set(GRAPH_COUNT_COLUMNS) <= set(want[t].columns)
 
 
 def test_ring_grouping_equals_components_and_leiden(spark_engine: SparkEngine) -> None:
