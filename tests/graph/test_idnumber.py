@@ -52,3 +52,13 @@ def test_a_future_birth_date_is_invalid():
 
 def test_gender_codes():
     assert list(gender_code(pd.Series(["M", "f", "女", "1", "2", "x", None]))) == [1, 0, 0, 1, 0, -1, -1]
+
+
+def test_full_width_characters_and_unicode_spaces_are_read_as_ascii():
+    """Exports typed with a Chinese input method hold full-width digits (１２３Ｘ) and ideographic
+    spaces; they are the same number (a full-width digit used to crash the check)."""
+    typed = ["１１０１０５１９４９１２３１００２Ｘ", "110105\u30001949 1231002x", "11010519491231002X\u2003"]
+    got = check(typed)
+    assert list(got.id18) == ["11010519491231002X"] * 3
+    assert list(got.problem) == ["", "", ""]
+    assert list(check(["11010519491231002٣"]).problem) == ["format"]  # other scripts' digits are not ASCII
