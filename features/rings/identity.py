@@ -9,6 +9,7 @@ account).
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,26 +51,11 @@ def _coded_identifier_rows(
     if not parts:
         return pd.DataFrame(columns=columns, dtype="str"), pd.Index([], dtype=object), *(np.zeros(0, np.int64),) * 2, 0
     # node codes: employers before persons ("employer" < "person"), each type's ids sorted
-    node = [np.zeros(0, np.int64)] * len(parts)
-    names, offset = [], 0
-    for etype in sorted({p[0] for p in parts}):
-        mine = [i for i, p in enumerate(parts) if p[0] == etype]
-        codes, uniques = pd.factorize(pd.concat([parts[i][2] for i in mine], ignore_index=True), sort=True)
-        bounds = np.cumsum([0] + [len(parts[i][2]) for i in mine])
-        for k, i in enumerate(mine):
-            node[i] = codes[bounds[k] : bounds[k + 1]].astype(np.int64) + offset
-        names.append((etype + SEP) + np.asarray(uniques, dtype=object))  # object: fast Index lookups
-        offset += len(uniques)
+    node, node_uniques = _codes_by_group(parts, group=0, text=2)
+    names = [(etype + SEP) + np.asarray(u, dtype=object) for etype, u in node_uniques]  # object: fast lookups
     # identifier codes: by type name, then value
-    ident = [np.zeros(0, np.int64)] * len(parts)
-    n_ident = 0
-    for col in sorted({p[1] for p in parts}):
-        mine = [i for i, p in enumerate(parts) if p[1] == col]
-        codes, uniques = pd.factorize(pd.concat([parts[i][3] for i in mine], ignore_index=True), sort=True)
-        bounds = np.cumsum([0] + [len(parts[i][3]) for i in mine])
-        for k, i in enumerate(mine):
-            ident[i] = codes[bounds[k] : bounds[k + 1]].astype(np.int64) + n_ident
-        n_ident += len(uniques)
+    ident, ident_uniques = _codes_by_group(parts, group=1, text=3)
+    n_ident = sum(len(u) for _, u in ident_uniques)
     node_all, ident_all = np.concatenate(node), np.concatenate(ident)
     first = ~pd.Series(node_all * max(n_ident, 1) + ident_all).duplicated().to_numpy()  # drop_duplicates
     sizes = [len(p[4]) for p in parts]
@@ -91,6 +77,22 @@ def _coded_identifier_rows(
         }
     )
     return rows[first], pd.Index(np.concatenate(names), dtype=object), node_all[first], ident_all[first], n_ident
+
+
+def _codes_by_group(parts: list[Any], group: int, text: int) -> tuple[list[np.ndarray], list[tuple[str, Any]]]:
+    """Codes of each part's texts (`parts[i][text]`) numbered across groups (`parts[i][group]`,
+    in sorted order), each group's distinct texts sorted; and each group's distinct texts."""
+    codes_of: list[np.ndarray] = [np.zeros(0, np.int64)] * len(parts)
+    uniques_of, offset = [], 0
+    for name in sorted({p[group] for p in parts}):
+        mine = [i for i, p in enumerate(parts) if p[group] == name]
+        codes, uniques = pd.factorize(pd.concat([parts[i][text] for i in mine], ignore_index=True), sort=True)
+        bounds = np.cumsum([0] + [len(parts[i][text]) for i in mine])
+        for k, i in enumerate(mine):
+            codes_of[i] = codes[bounds[k] : bounds[k + 1]].astype(np.int64) + offset
+        uniques_of.append((name, uniques))
+        offset += len(uniques)
+    return codes_of, uniques_of
 
 
 def identifier_label(id_type: pd.Series, value: pd.Series, tokens: Tokens | None = None) -> pd.Series:
