@@ -203,6 +203,12 @@ class Collector:
         if len(self.problems) < MAX_REPORTED_PROBLEMS:
             self.problems.append(problem)
 
+    def extend(self, other: Collector) -> None:
+        """`other`'s problems after these, as if they had been added here."""
+        for problem in other.problems:
+            self.add(problem)
+        self.total += other.total - len(other.problems)
+
     def add_rows(
         self, file: str, column: str | None, rows: np.ndarray, message: str, values: pd.Series | None = None
     ) -> None:
@@ -452,23 +458,29 @@ def load_dataset(folder: str | Path, on_resolvable: Callable[[Dataset], None] | 
     tables: dict[str, pd.DataFrame] = {}
     typed: dict[str, pd.DataFrame] = {}
     waiting = set(RESOLUTION_TABLES) & set(paths) if on_resolvable is not None else set()
-    for name, path in sorted(paths.items()):
+    found: dict[str, Collector] = {}  # each table's problems, reported in table order whatever the reading order
+    # the resolution's tables first, so that it starts before the large event tables are read
+    for name, path in sorted(paths.items(), key=lambda item: (item[0] not in waiting, item[0])):
+        mine = found[name] = Collector()
         try:
             raw = _read_raw(path)
         except EmptyFile:
-            out.add(Problem(path.name, "file is empty; remove it if the table does not apply"))
+            mine.add(Problem(path.name, "file is empty; remove it if the table does not apply"))
             continue
         except Unreadable as exc:
-            out.add(Problem(path.name, str(exc)))
+            mine.add(Problem(path.name, str(exc)))
             continue
-        df = _parse_table(TABLES[name], raw, path.name, out)
+        df = _parse_table(TABLES[name], raw, path.name, mine)
         if df is not None:
-            _check_keys(TABLES[name], df, path.name, out)
+            _check_keys(TABLES[name], df, path.name, mine)
             tables[name] = df
-        if waiting and waiting <= set(tables) and out.total == 0 and on_resolvable is not None:
+        clean = out.total == 0 and all(c.total == 0 for c in found.values())
+        if waiting and waiting <= set(tables) and clean and on_resolvable is not None:
             typed |= {n: _sort(TABLES[n], tables[n]) for n in waiting}
             on_resolvable(Dataset({n: typed[n] for n in sorted(waiting)}))
             waiting = set()
+    for name in sorted(found):
+        out.extend(found[name])
     if out.total == 0:
         _check_references(tables, names, out)
     if out.total:

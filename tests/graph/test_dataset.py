@@ -176,10 +176,27 @@ def test_resolution_tables_are_handed_over_as_soon_as_they_are_valid(tmp_path: P
         load_dataset(write_dataset(tmp_path / "late", frames), on_resolvable=handed.append)
     assert len(handed) == 1
 
-    # a problem in the persons table, or before it: never handed over
+    # a problem in the persons table: never handed over
     bad = tiny_frames()
     bad["persons"].loc[0, "birth_date"] = "yesterday"
     handed.clear()
     with pytest.raises(InvalidDataset):
         load_dataset(write_dataset(tmp_path / "bad", bad), on_resolvable=handed.append)
     assert handed == []
+
+
+def test_resolution_tables_are_read_first_and_problems_still_listed_in_table_order(tmp_path: Path) -> None:
+    """The persons and registries are read before the event tables (resolution starts sooner),
+    yet the problems are listed as a load in file-name order lists them."""
+    frames = tiny_frames()
+    frames["benefits"].loc[0, "amount"] = "lots"  # benefits.csv sorts before persons.csv
+    frames["persons"].loc[0, "birth_date"] = "yesterday"
+    frames["visits"].loc[0, "amount"] = "many"
+    folder = write_dataset(tmp_path, frames)
+    handed: list[Dataset] = []
+    with pytest.raises(InvalidDataset) as exc:
+        load_dataset(folder, on_resolvable=handed.append)
+    files = [p.file for p in exc.value.problems]
+    assert files == sorted(files) and {"benefits.csv", "persons.csv", "visits.csv"} <= set(files)
+    assert handed == []
+    assert [str(p) for p in exc.value.problems] == _problems(folder)  # the same without early hand-over
