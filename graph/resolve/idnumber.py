@@ -65,7 +65,7 @@ class Checked:
 
 
 # Python's \s, for RE2 (whose \s is ASCII only): ideographic and other Unicode spaces too
-_SPACES = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]+"
+SPACES = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\p{Z}]+"
 
 
 def _text(values: pd.Series | np.ndarray) -> pa.Array:
@@ -82,7 +82,7 @@ def normalise(values: pd.Series | np.ndarray) -> np.ndarray:
 def _normalised(values: pd.Series | np.ndarray) -> pa.Array:
     # NFKC first: full-width digits and letters (１２３Ｘ, common in exports typed with a Chinese
     # input method) become ASCII
-    return pc.utf8_upper(pc.replace_substring_regex(pc.utf8_normalize(_text(values), "NFKC"), _SPACES, ""))
+    return pc.utf8_upper(pc.replace_substring_regex(pc.utf8_normalize(_text(values), "NFKC"), SPACES, ""))
 
 
 def _digits(text: np.ndarray, width: int) -> np.ndarray:
