@@ -13,7 +13,8 @@ import pytest
 from composer.engines import UnknownEngine, open_engine
 from composer.engines.pandas import PandasEngine
 from composer.engines.spark import GRAPH_COUNT_COLUMNS, SparkEngine
-from composer.engines.spark_features import SPARK_GROUPS, Sources
+from composer.engines.spark_aggregation import Sources
+from composer.engines.spark_features import SPARK_GROUPS
 from composer.pipeline import PipelineResult, run_pipeline
 from features import entity_aggregates
 from features.entity_aggregates import GROUPS
