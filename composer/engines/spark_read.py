@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES, Kind, Table
@@ -89,7 +90,7 @@ def read_dataset(session: Any, folder: str | Path) -> Dataset:
                 continue
             steps.extend(_column_checks(column.kind, column.required, column.choices, c))
         typed = _with_parsed(typed, table, cols)
-        steps.extend(_key_checks(table, cols))
+        steps.extend(_key_checks(table, cols, _has_duplicate_keys(typed, table, cols)))
         _report(typed, steps, path.name, out)
         parsed[name] = typed
     if out.total == 0:
@@ -194,7 +195,9 @@ def _stripped(c: Any) -> Any:
 def _collect(frame: Any, path: Path) -> pd.DataFrame:
     """The table's text columns in row order (for the driver's typing)."""
     cols = [c for c in frame.columns if not c.startswith("_")]
-    got = frame.orderBy("_row").select(*[f"`{c}`" for c in cols]).toPandas()
+    # sorted here, not by Spark: a global orderBy is a sampling job and a shuffle of every row
+    got = frame.select("_row", *[f"`{c}`" for c in cols]).toPandas()
+    got = got.iloc[np.argsort(got["_row"].to_numpy(), kind="stable")].drop(columns="_row").reset_index(drop=True)
     return got.astype({c: "str" for c in cols}).where(got.notna(), None)
 
 
@@ -255,8 +258,20 @@ def _column_checks(kind: Kind, required: bool, choices: tuple[str, ...], c: str)
     return checks
 
 
-def _key_checks(table: Table, cols: list[str]) -> list[Check]:
-    """graph/dataset.py `_check_keys`: dates in order, then duplicate keys (the first one stays)."""
+def _has_duplicate_keys(frame: Any, table: Table, cols: list[str]) -> bool:
+    """Whether two rows share a key: a hash aggregate, so that the ranking window of the duplicate
+    check (a sort of the whole table) runs only on tables that have duplicates."""
+    from pyspark.sql import functions as F
+
+    if not table.key or not all(k in cols for k in table.key):
+        return bool(table.key)
+    keys = [_parsed_key(table, k).alias(f"__key{i}") for i, k in enumerate(table.key)]
+    return bool(frame.groupBy(*keys).count().where(F.col("count") > 1).limit(1).collect())
+
+
+def _key_checks(table: Table, cols: list[str], duplicates: bool = True) -> list[Check]:
+    """graph/dataset.py `_check_keys`: dates in order, then duplicate keys (the first one stays;
+    `duplicates` False: no two rows share a key, so nothing to rank)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -266,7 +281,7 @@ def _key_checks(table: Table, cols: list[str]) -> list[Check]:
             a, b = F.col(f"__date_{earlier}"), F.col(f"__date_{later}")
             shown = F.date_format(b, "yyyy-MM-dd")
             checks.append(Check(later, f"{later} before {earlier}", F.coalesce(b < a, F.lit(False)), shown))
-    if table.key:
+    if table.key and duplicates:
         parsed = [_parsed_key(table, k) for k in table.key]
         first = F.row_number().over(Window.partitionBy(*parsed).orderBy("_row"))
         label = table.key[0] if len(table.key) == 1 else "+".join(table.key)

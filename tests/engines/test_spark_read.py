@@ -39,9 +39,16 @@ def _many_bad(f: Frames) -> None:
     f["persons"].loc[2, "birth_date"] = "1990/01/01"
 
 
+def _duplicate_key(f: Frames) -> None:
+    """The second contribution with the first one's employer, person and month (a key of three)."""
+    for c in ("employer_id", "person_id", "month"):
+        f["contributions"].loc[1, c] = f["contributions"].loc[0, c]
+
+
 CASES: dict[str, Callable[[Frames], None]] = {
     "missing column": lambda f: f.__setitem__("persons", f["persons"].drop(columns=["person_id"])),
     "duplicate id": _set("persons", 3, "person_id", "P1"),
+    "duplicate key": _duplicate_key,
     "unknown clinic": _set("visits", 1, "clinic_id", "C9"),
     "impossible date": _set("visits", 0, "date", "2025-02-30"),
     "month": _set("contributions", 2, "month", "2025-13"),
