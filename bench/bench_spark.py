@@ -82,11 +82,14 @@ def peak_mib() -> tuple[float, float]:
 
 
 class TreeRss:
-    """The largest sum of RSS over this process and its descendants (the Spark JVM, its Python
-    workers, forked stage workers), sampled every `every` seconds in a thread."""
+    """The largest sum of memory over this process and its descendants (the Spark JVM, its Python
+    workers, forked stage workers), sampled every `every` seconds in a thread: PSS (each shared
+    page divided among the processes that map it, so a forked worker's copy-on-write pages are
+    not counted twice), and the plain sum of RSS beside it, an upper bound."""
 
     def __init__(self, every: float = 0.5) -> None:
         self.peak_mib = 0.0
+        self.peak_rss_mib = 0.0
         self.every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -94,15 +97,17 @@ class TreeRss:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            total = 0
+            pss = rss = 0
             for pid in _descendants() | {os.getpid()}:
                 try:
-                    status = Path(f"/proc/{pid}/status").read_text()
+                    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
                 except OSError:
                     continue
-                rss = [line for line in status.splitlines() if line.startswith("VmRSS:")]
-                total += int(rss[0].split()[1]) if rss else 0
-            self.peak_mib = max(self.peak_mib, total / 1024)
+                fields = dict(line.split(":", 1) for line in rollup.splitlines()[1:] if ":" in line)
+                pss += int(fields.get("Pss", "0 kB").split()[0])
+                rss += int(fields.get("Rss", "0 kB").split()[0])
+            self.peak_mib = max(self.peak_mib, pss / 1024)
+            self.peak_rss_mib = max(self.peak_rss_mib, rss / 1024)
 
     def stop(self) -> float:
         self._stop.set()
@@ -121,7 +126,10 @@ def only(data: Path, engine: str, conf: SparkSettings, tmp: Path) -> None:
     print(f"{engine}: {wall:.1f}s wall; stages {result.manifest['timings_s']}")
     print(f"worker stages {result.manifest.get('worker_timings_s')}")
     print(f"entities {len(result.scores):,}, rule hits {len(result.rule_hits):,}, ring members {len(result.rings):,}")
-    print(f"peak RSS of the process tree (sampled every 0.5 s): {peak:.0f} MiB")
+    print(
+        f"peak memory of the process tree (sampled every 0.5 s): PSS {peak:.0f} MiB "
+        f"(sum of RSS, counting shared pages once per process: {rss.peak_rss_mib:.0f} MiB)"
+    )
     print(f"load average: {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
 
 
@@ -141,7 +149,7 @@ def read(data: Path, conf: SparkSettings) -> None:
     same = all(got.tables[n].equals(t) for n, t in want.tables.items()) and set(got.tables) == set(want.tables)
     rows = sum(len(t) for t in want.tables.values())
     print(f"rows {rows:,}: pandas reader {t_pandas:.1f}s; Spark reader {t_spark:.1f}s wall, {c_spark:.0f} CPU s")
-    print(f"same typed tables: {same}; peak RSS of the process tree during the Spark read {peak:.0f} MiB")
+    print(f"same typed tables: {same}; peak PSS of the process tree during the Spark read {peak:.0f} MiB")
     print(f"load average: {os.getloadavg()[0]:.1f}")
 
 
