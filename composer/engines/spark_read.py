@@ -42,7 +42,9 @@ from graph.dataset import (
 )
 from riskgraph.errors import InvalidDataset, Problem
 
-_STRIP = r"(?U)^\s+|\s+$"  # str.strip(): Unicode white space at both ends
+# str.strip() (and pandas' on Arrow text): Unicode white space at both ends, and the four
+# information separators U+001C-U+001F, which Python counts as space and Java's \s does not
+_STRIP = r"(?U)^[\s\x1c-\x1f]+|[\s\x1c-\x1f]+$"
 _FINITE_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"  # what float() takes, finite
 
 

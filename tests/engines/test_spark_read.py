@@ -118,3 +118,16 @@ def test_parquet_and_folders_read_the_same(spark_engine: SparkEngine, tmp_path: 
     (folder / "visits.parquet").mkdir()
     frames["visits"].to_parquet(folder / "visits.parquet" / "part-0.parquet", index=False)
     _same(load_dataset(folder), spark_engine.load_dataset(folder))
+
+
+def test_values_are_stripped_as_python_strips_them(spark_engine: SparkEngine, tmp_path: Path) -> None:
+    """White space at both ends as str.strip() removes it: Unicode spaces, and the information
+    separators U+001C-U+001F (white space to Python, not to Java's regex \\s)."""
+    frames = tiny_frames()
+    frames["persons"].loc[0, "name"] = "\x1fLi Lei\x1c"
+    frames["persons"].loc[1, "name"] = "\u3000Han Meimei\x85"
+    frames["persons"].loc[2, "person_id"] = "\x1eP3\u2009"
+    folder = write_dataset(tmp_path, frames)
+    want = load_dataset(folder)
+    assert list(want.tables["persons"]["name"][:2]) == ["Li Lei", "Han Meimei"]
+    _same(want, spark_engine.load_dataset(folder))
