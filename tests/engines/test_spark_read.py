@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from composer.engines import spark_read
 from composer.engines.spark import SparkEngine
 from graph.dataset import Dataset, load_dataset
 from riskgraph.errors import InvalidDataset
@@ -64,6 +65,19 @@ CASES: dict[str, Callable[[Frames], None]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_gives_the_same_messages(spark_engine: SparkEngine, tmp_path: Path, case: str) -> None:
+    frames = tiny_frames()
+    CASES[case](frames)
+    want, got = _both(spark_engine, write_dataset(tmp_path, frames))
+    assert got == want
+    assert want[0]
+
+
+@pytest.mark.parametrize("case", ["duplicate id", "duplicate key"])
+def test_duplicates_found_by_the_precheck_of_large_tables(
+    spark_engine: SparkEngine, tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every table as if large: a hash aggregate asks first whether any key repeats."""
+    monkeypatch.setattr(spark_read, "PRECHECK_BYTES", 0)
     frames = tiny_frames()
     CASES[case](frames)
     want, got = _both(spark_engine, write_dataset(tmp_path, frames))
@@ -131,3 +145,11 @@ def test_values_are_stripped_as_python_strips_them(spark_engine: SparkEngine, tm
     want = load_dataset(folder)
     assert list(want.tables["persons"]["name"][:2]) == ["Li Lei", "Han Meimei"]
     _same(want, spark_engine.load_dataset(folder))
+
+
+def test_a_valid_dataset_reads_the_same_through_the_precheck(
+    spark_engine: SparkEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key repeats, so no table's duplicates are ranked: the same tables."""
+    monkeypatch.setattr(spark_read, "PRECHECK_BYTES", 0)
+    _same(load_dataset(SAMPLE), spark_engine.load_dataset(SAMPLE))
