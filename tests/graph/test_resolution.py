@@ -102,21 +102,29 @@ def test_a_review_pair_accepted_by_an_investigator_links(background, tmp_path) -
     assert linked.review[(linked.review["left"] == "RV1") & (linked.review["right"] == "RV2")].empty
 
 
-def test_a_pair_with_an_unknown_gender_is_still_compared_on_birth_date(background, tmp_path) -> None:
-    # They share only name and birth date (no ID number, phone or address): only the birth-date
-    # rule pairs them, and it is split by gender; an unknown gender must not hide the pair.
+def test_candidate_pairs_agree_on_two_fields_never_on_birth_date_alone(background, tmp_path) -> None:
+    # GN1/GN2 share only name and birth date (no ID number, phone or address; gender unknown):
+    # the name-and-birth-date rules pair them. BD1/BD2 share only birth date and gender: no rule
+    # pairs them, which keeps the candidate pairs from growing with the square of the records.
+    # TY1/TY2 are one person typed twice: a transposed ID number, a typo in the surname's pinyin
+    # and a new phone; only birth date and address agree, and they link.
     pair = _pair("GN1", "GN2", phone="17799999999", address="", gender="")
     pair[0].update(id_number="", address="")
-    apart = _pair("GN3", "GN4", phone="17799999998", address="", gender="F")
-    apart[0].update(id_number="", address="", phone="17799999997", name="李娜")
-    apart[1].update(name="李娜")
-    persons = pd.concat([background, pd.DataFrame(pair + apart)], ignore_index=True)
+    apart = _pair("BD1", "BD2", phone="17799999998", address="", gender="F")
+    apart[0].update(id_number="", phone="17799999997", name="李娜", address="Ping'an Rd No. 3")
+    apart[1].update(id_number="", name="周敏", address="Heping Rd No. 9")
+    typo = _pair("TY1", "TY2", phone="17799999996", address="Dongfeng Rd No. 45481", gender="F")
+    typo[0].update(id_number="110500196203318503", name="liang liqing", birth_date="1962-03-31", gender="F")
+    typo[1].update(id_number="110500196203318053", name="loang liqing", birth_date="1962-03-31", phone="14769469956")
+    persons = pd.concat([background, pd.DataFrame(pair + apart + typo)], ignore_index=True)
     got = resolve_persons(persons, temp_dir=tmp_path / "a", review_low=0.0, review_high=1.0)
     compared = pd.concat([got.review[["left", "right"]], _linked_pairs(got.records)], ignore_index=True)
     pairs = set(zip(compared["left"], compared["right"]))
     assert ("GN1", "GN2") in pairs
-    # two records of known, different genders never meet on the birth-date rule
-    assert ("GN3", "GN4") not in pairs
+    assert ("BD1", "BD2") not in pairs
+    default = resolve_persons(persons, temp_dir=tmp_path / "b")
+    golden = default.records.set_index("person_id")["golden_id"]
+    assert golden["TY1"] == golden["TY2"]
 
 
 def _linked_pairs(records: pd.DataFrame) -> pd.DataFrame:
