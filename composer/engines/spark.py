@@ -125,9 +125,9 @@ class SparkEngine(Engine):
             self.session.stop()
 
     def load_dataset(self, folder: Path, on_resolvable: Callable[[Dataset], None] | None = None) -> Dataset:
-        from composer.engines.spark_read import read_dataset  # validates every table before typing any
+        from composer.engines.spark_read import read_dataset
 
-        return read_dataset(self.session, folder)
+        return read_dataset(self.session, folder, on_resolvable)
 
     def detectors(self) -> dict[str, DetectorFn]:
         from composer.engines.spark_rules import spark_detectors

@@ -12,12 +12,15 @@ DataFrame expressions, with the pandas reader's messages (graph/dataset.py).
   `MAX_REPORTED_PROBLEMS` rows of each check (and every check's count) reach the driver, where
   they become the same `Problem`s in the same order.
 - A valid dataset's text columns are then collected in row order and typed on the driver
-  (`graph.dataset.dataset_from_text`): every later stage still needs the driver's tables.
+  (`graph.dataset.dataset_from_text`): every later stage still needs the driver's tables. The
+  persons and registries are read and checked first and, if no problem was found so far,
+  collected at once for person resolution, which then runs beside the rest of the reading.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, ID_COL
 from graph.dataset import (
     _MONTH_PATTERN,
     MAX_REPORTED_PROBLEMS,
+    RESOLUTION_TABLES,
     Collector,
     Dataset,
     EmptyFile,
@@ -65,43 +69,59 @@ class _Read:
     cached: Any  # the persisted frame it is read from (unpersisted after the collect)
 
 
-def read_dataset(session: Any, folder: str | Path) -> Dataset:
-    """`graph.dataset.load_dataset` on Spark: the same problems, else the same typed tables."""
+def read_dataset(session: Any, folder: str | Path, on_resolvable: Callable[[Dataset], None] | None = None) -> Dataset:
+    """`graph.dataset.load_dataset` on Spark: the same problems, else the same typed tables.
+    `on_resolvable` as there: called with the RESOLUTION_TABLES, collected and typed, as soon as
+    they are checked and no problem has been found yet (the load may still fail)."""
     from pyspark.sql import functions as F
 
     paths, out, names = start_reading(folder)
     parsed: dict[str, Any] = {}
+    raws: dict[str, pd.DataFrame] = {}  # tables collected early for resolution
     cached: list[Any] = []  # each table's text, parsed once and kept for the checks and the collect
-    for name, path in sorted(paths.items()):
-        got = _read(session, path, out)
-        if got is None:
-            continue
-        table = TABLES[name]
-        cols = [c.strip() for c in got.names]
-        frame = got.frame.toDF("_row", *cols)
-        cached.append(got.cached)
-        if not check_header(table, cols, len(frame.take(1)), path.name, out):  # only "no rows" needs the size
-            continue
-        steps: list[Check | Problem] = []
-        typed = frame.select("_row", *[_stripped(F.col(f"`{c}`")).alias(c) for c in cols])
-        for c in cols:
-            column = table.column(c)
-            if column is None:
-                if not table.extras_allowed:
-                    steps.append(Problem(path.name, "unexpected column (this table takes no extra columns)", None, c))
-                continue
-            steps.extend(_column_checks(column.kind, column.required, column.choices, c))
-        typed = _with_parsed(typed, table, cols)
-        ranked = _input_bytes(path) < PRECHECK_BYTES or _has_duplicate_keys(typed, table, cols)
-        steps.extend(_key_checks(table, cols, ranked))
-        _report(typed, steps, path.name, out)
-        parsed[name] = typed
-    if out.total == 0:
-        _check_references(parsed, names, out)
+    waiting = set(RESOLUTION_TABLES) & set(paths) if on_resolvable is not None else set()
+    found: dict[str, Collector] = {}  # each table's problems, reported in table order whatever the reading order
     try:
+        # the resolution's tables first, so that it starts before the large event tables are read
+        for name, path in sorted(paths.items(), key=lambda item: (item[0] not in waiting, item[0])):
+            mine = found[name] = Collector()
+            got = _read(session, path, mine)
+            if got is None:
+                continue
+            table = TABLES[name]
+            cols = [c.strip() for c in got.names]
+            frame = got.frame.toDF("_row", *cols)
+            cached.append(got.cached)
+            if not check_header(table, cols, len(frame.take(1)), path.name, mine):  # only "no rows" needs the size
+                continue
+            steps: list[Check | Problem] = []
+            typed = frame.select("_row", *[_stripped(F.col(f"`{c}`")).alias(c) for c in cols])
+            for c in cols:
+                column = table.column(c)
+                if column is None:
+                    if not table.extras_allowed:
+                        steps.append(
+                            Problem(path.name, "unexpected column (this table takes no extra columns)", None, c)
+                        )
+                    continue
+                steps.extend(_column_checks(column.kind, column.required, column.choices, c))
+            typed = _with_parsed(typed, table, cols)
+            ranked = _input_bytes(path) < PRECHECK_BYTES or _has_duplicate_keys(typed, table, cols)
+            steps.extend(_key_checks(table, cols, ranked))
+            _report(typed, steps, path.name, mine)
+            parsed[name] = typed
+            clean = out.total == 0 and all(c.total == 0 for c in found.values())
+            if waiting and waiting <= set(parsed) and clean and on_resolvable is not None:
+                raws |= {n: _collect(parsed[n], paths[n]) for n in sorted(waiting)}
+                on_resolvable(dataset_from_text({n: raws[n] for n in waiting}, names, ""))
+                waiting = set()
+        for name in sorted(found):
+            out.extend(found[name])
+        if out.total == 0:
+            _check_references(parsed, names, out)
         if out.total:
             raise InvalidDataset(out.problems, out.total)
-        raws = {name: _collect(parsed[name], paths[name]) for name in parsed}
+        raws |= {name: _collect(parsed[name], paths[name]) for name in parsed if name not in raws}
     finally:
         for frame in cached:
             frame.unpersist()

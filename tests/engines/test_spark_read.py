@@ -24,7 +24,7 @@ def _both(spark_engine: SparkEngine, folder: Path) -> tuple[tuple[list[str], int
     got = []
     for read in (load_dataset, spark_engine.load_dataset):
         with pytest.raises(InvalidDataset) as exc:
-            read(folder)
+            read(folder, lambda _: None)  # as the pipeline reads: the resolution's tables first
         got.append(([str(p) for p in exc.value.problems], exc.value.total))
     return got[0], got[1]
 
@@ -153,3 +153,31 @@ def test_a_valid_dataset_reads_the_same_through_the_precheck(
     """No key repeats, so no table's duplicates are ranked: the same tables."""
     monkeypatch.setattr(spark_read, "PRECHECK_BYTES", 0)
     _same(load_dataset(SAMPLE), spark_engine.load_dataset(SAMPLE))
+
+
+def test_the_resolution_tables_are_handed_over_first_as_the_pandas_reader_does(
+    spark_engine: SparkEngine, tmp_path: Path
+) -> None:
+    """Persons and registries go to resolution once checked, typed as in the final dataset; not
+    when they have a problem; still when only a later table has one (the load then fails)."""
+    for case, called in (("valid", True), ("bad person", False), ("bad visit", True)):
+        frames = tiny_frames()
+        if case == "bad person":
+            frames["persons"].loc[2, "birth_date"] = "1990/01/01"
+        if case == "bad visit":
+            frames["visits"].loc[0, "date"] = "2025-02-30"
+        folder = write_dataset(tmp_path / case, frames)
+        handed: dict[str, list[Dataset]] = {"pandas": [], "spark": []}
+        results = []
+        for name, read in (("pandas", load_dataset), ("spark", spark_engine.load_dataset)):
+            try:
+                results.append(read(folder, handed[name].append))
+            except InvalidDataset:
+                assert case != "valid"
+        assert [len(h) for h in handed.values()] == [int(called)] * 2, case
+        if called:
+            assert set(handed["spark"][0].tables) == {"persons", "deaths", "custody"} & set(frames)
+            _same(handed["pandas"][0], handed["spark"][0])
+        if case == "valid":
+            for name, table in handed["spark"][0].tables.items():
+                pd.testing.assert_frame_equal(results[1].tables[name], table, obj=name)
