@@ -1,9 +1,10 @@
 """The person-matching model: Splink 5 over an embedded DuckDB, no server.
 
 Records are first put in one comparable form (`prepare`): the 18-digit ID number (a 15-digit one
-converted), whether it passes GB 11643-1999, the name in hanzi and in toneless pinyin (pypinyin,
-so that 章/张 and a pinyin-only spelling meet), the surname's pinyin, birth date (from the record,
-else from the ID number), gender, phone and address. The comparisons (`COMPARISONS`) and the
+converted), whether it passes GB 11643-1999, its region (first 6 digits), the name in hanzi and
+in toneless pinyin (pypinyin, so that 章/张 and a pinyin-only spelling meet), the surname's and the
+given name's pinyin, birth date (from the record, else from the ID number), gender, phone and
+address. The comparisons (`COMPARISONS`) and the
 blocking rules that generate candidate pairs (`BLOCKING_RULES`) are documented in
 docs/resolution.md. Parameters are estimated on the data itself: u by random sampling, m by
 expectation maximisation in two sessions (blocked on birth date, then on phone), the prior from
