@@ -77,7 +77,7 @@ def add_graph_features(
     `degree` and `two_hop_paths` per global node index computed elsewhere (the Spark engine's),
     taken as they are."""
     counts = counts or {}
-    out = {t: f.copy() for t, f in features.items()}
+    out = {t: f.copy(deep=False) for t, f in features.items()}  # new columns only: the input frames stay as given
     adj = proj.adjacency()
     pr = pagerank(adj.astype(np.float64), symmetric=True)
     degree = counts["degree"] if "degree" in counts else np.diff(adj.indptr).astype(np.float64)

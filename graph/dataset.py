@@ -375,44 +375,53 @@ def _check_keys(table: Table, df: pd.DataFrame, file: str, out: Collector) -> No
         )
 
 
-def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], out: Collector) -> None:
-    known = {
+def _known_ids(tables: dict[str, pd.DataFrame]) -> dict[str, pa.Array]:
+    """Each entity type's ids (as Arrow text, for set membership); empty when its table is absent."""
+    return {
         t: pa.array(tables[ENTITY_TABLE[t]][ID_COLUMN[t]].dropna().to_numpy(dtype=object), type=pa.string())
         if ENTITY_TABLE[t] in tables
         else pa.array([], type=pa.string())
         for t in ENTITY_TYPES
     }
 
+
+def _check_table_references(name: str, df: pd.DataFrame, known: dict[str, pa.Array], file: str, out: Collector) -> None:
+    """Every id column of table `name` names a known entity (rows as in the file)."""
+
     def unknown(values: pd.Series, etype: str) -> np.ndarray:
         """True where a present value is not an id of `etype` (set membership in Arrow)."""
         found = pc.is_in(pa.array(values, type=pa.string(), from_pandas=True), value_set=known[etype])
         return values.notna().to_numpy() & ~found.to_numpy(zero_copy_only=False)
 
-    for name, df in tables.items():
-        table = TABLES[name]
-        for ref in table.references:
-            s = df[ref.column]
-            bad = np.flatnonzero(unknown(s, ref.entity_type))
+    table = TABLES[name]
+    for ref in table.references:
+        s = df[ref.column]
+        bad = np.flatnonzero(unknown(s, ref.entity_type))
+        if len(bad):
+            where = ENTITY_TABLE[ref.entity_type]
+            out.add_rows(file, ref.column, bad, f"unknown {ref.entity_type} id (not in {where})", s.iloc[bad])
+    if table.polymorphic_ref:
+        tcol, icol = table.polymorphic_ref
+        if name == "agency_links":
+            wrong = np.flatnonzero((df[tcol].notna() & ~df[tcol].isin(AGENCY_LINK_TYPES)).to_numpy())
+            if len(wrong):
+                out.add_rows(file, tcol, wrong, "agency links name persons or employers only", df[tcol].iloc[wrong])
+        for etype in ENTITY_TYPES:
+            mask = (df[tcol] == etype) & df[icol].notna()
+            bad = np.flatnonzero(mask.to_numpy() & unknown(df[icol], etype))
             if len(bad):
-                where = ENTITY_TABLE[ref.entity_type]
-                out.add_rows(
-                    files[name], ref.column, bad, f"unknown {ref.entity_type} id (not in {where})", s.iloc[bad]
-                )
-        if table.polymorphic_ref:
-            tcol, icol = table.polymorphic_ref
-            if name == "agency_links":
-                wrong = np.flatnonzero((df[tcol].notna() & ~df[tcol].isin(AGENCY_LINK_TYPES)).to_numpy())
-                if len(wrong):
-                    out.add_rows(
-                        files[name], tcol, wrong, "agency links name persons or employers only", df[tcol].iloc[wrong]
-                    )
-            for etype in ENTITY_TYPES:
-                mask = (df[tcol] == etype) & df[icol].notna()
-                bad = np.flatnonzero(mask.to_numpy() & unknown(df[icol], etype))
-                if len(bad):
-                    out.add_rows(
-                        files[name], icol, bad, f"unknown {etype} id (not in {ENTITY_TABLE[etype]})", df[icol].iloc[bad]
-                    )
+                out.add_rows(file, icol, bad, f"unknown {etype} id (not in {ENTITY_TABLE[etype]})", df[icol].iloc[bad])
+
+
+def _refers(name: str) -> bool:
+    return bool(TABLES[name].references or TABLES[name].polymorphic_ref)
+
+
+def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], out: Collector) -> None:
+    known = _known_ids(tables)
+    for name, df in tables.items():
+        if _refers(name):
+            _check_table_references(name, df, known, files[name], out)
 
 
 def _sort(table: Table, df: pd.DataFrame) -> pd.DataFrame:
@@ -455,12 +464,18 @@ def load_dataset(folder: str | Path, on_resolvable: Callable[[Dataset], None] | 
     `on_resolvable` is called with the RESOLUTION_TABLES as soon as they are read and no problem
     has been found yet (so resolution can start while the rest is read); the load may still fail."""
     paths, out, names = start_reading(folder)
-    tables: dict[str, pd.DataFrame] = {}
-    typed: dict[str, pd.DataFrame] = {}
+    tables: dict[str, pd.DataFrame] = {}  # sorted as soon as checked: a table is never held twice
     waiting = set(RESOLUTION_TABLES) & set(paths) if on_resolvable is not None else set()
     found: dict[str, Collector] = {}  # each table's problems, reported in table order whatever the reading order
-    # the resolution's tables first, so that it starts before the large event tables are read
-    for name, path in sorted(paths.items(), key=lambda item: (item[0] not in waiting, item[0])):
+    references: dict[str, Collector] = {}  # unknown ids, reported only when nothing else is wrong
+    known: dict[str, pa.Array] | None = None
+    entity_tables = set(ENTITY_TABLE.values())
+    # the resolution's tables first, so that it starts before the large event tables are read;
+    # then the other entity tables, so that every table's ids are checked (on its file's row
+    # order) before it is sorted
+    for name, path in sorted(
+        paths.items(), key=lambda item: (item[0] not in waiting, item[0] not in entity_tables, item[0])
+    ):
         mine = found[name] = Collector()
         try:
             raw = _read_raw(path)
@@ -471,22 +486,26 @@ def load_dataset(folder: str | Path, on_resolvable: Callable[[Dataset], None] | 
             mine.add(Problem(path.name, str(exc)))
             continue
         df = _parse_table(TABLES[name], raw, path.name, mine)
+        del raw
         if df is not None:
             _check_keys(TABLES[name], df, path.name, mine)
-            tables[name] = df
+            if _refers(name):
+                known = _known_ids(tables) if known is None else known
+                _check_table_references(name, df, known, path.name, references.setdefault(name, Collector()))
+            tables[name] = _sort(TABLES[name], df)
+            del df
         clean = out.total == 0 and all(c.total == 0 for c in found.values())
         if waiting and waiting <= set(tables) and clean and on_resolvable is not None:
-            typed |= {n: _sort(TABLES[n], tables[n]) for n in waiting}
-            on_resolvable(Dataset({n: typed[n] for n in sorted(waiting)}))
+            on_resolvable(Dataset({n: tables[n] for n in sorted(waiting)}))
             waiting = set()
     for name in sorted(found):
         out.extend(found[name])
     if out.total == 0:
-        _check_references(tables, names, out)
+        for name in sorted(references):
+            out.extend(references[name])
     if out.total:
         raise InvalidDataset(out.problems, out.total)
-    typed = {name: typed[name] if name in typed else _sort(TABLES[name], df) for name, df in tables.items()}
-    return Dataset(typed, content_hash=file_hash(paths))
+    return Dataset(tables, content_hash=file_hash(paths))
 
 
 def dataset_from_text(raws: dict[str, pd.DataFrame], files: dict[str, str], content_hash: str) -> Dataset:
@@ -499,10 +518,10 @@ def dataset_from_text(raws: dict[str, pd.DataFrame], files: dict[str, str], cont
         df = _parse_table(TABLES[name], raw, files[name], out)
         if df is not None:
             _check_keys(TABLES[name], df, files[name], out)
-            tables[name] = df
+            tables[name] = _sort(TABLES[name], df)
     if out.total:
         raise InvalidDataset(out.problems, out.total)
-    return Dataset({name: _sort(TABLES[name], df) for name, df in tables.items()}, content_hash=content_hash)
+    return Dataset(tables, content_hash=content_hash)
 
 
 def dataset_from_frames(frames: dict[str, pd.DataFrame]) -> Dataset:

@@ -12,7 +12,8 @@ DataFrame expressions, with the pandas reader's messages (graph/dataset.py).
   `MAX_REPORTED_PROBLEMS` rows of each check (and every check's count) reach the driver, where
   they become the same `Problem`s in the same order.
 - A valid dataset's text columns are then collected in row order and typed on the driver
-  (`graph.dataset.dataset_from_text`): every later stage still needs the driver's tables. The
+  (`graph.dataset.dataset_from_text`), one table at a time, each table's text dropped (and its
+  Spark copy unpersisted) once it is typed: every later stage still needs the driver's tables. The
   persons and registries are read and checked first and, if no problem was found so far,
   collected at once for person resolution, which then runs beside the rest of the reading.
 """
@@ -77,8 +78,8 @@ def read_dataset(session: Any, folder: str | Path, on_resolvable: Callable[[Data
 
     paths, out, names = start_reading(folder)
     parsed: dict[str, Any] = {}
-    raws: dict[str, pd.DataFrame] = {}  # tables collected early for resolution
-    cached: list[Any] = []  # each table's text, parsed once and kept for the checks and the collect
+    collected: dict[str, pd.DataFrame] = {}  # tables collected and typed (the resolution's early)
+    cached: dict[str, Any] = {}  # each table's text, parsed once and kept for the checks and the collect
     waiting = set(RESOLUTION_TABLES) & set(paths) if on_resolvable is not None else set()
     found: dict[str, Collector] = {}  # each table's problems, reported in table order whatever the reading order
     try:
@@ -91,7 +92,7 @@ def read_dataset(session: Any, folder: str | Path, on_resolvable: Callable[[Data
             table = TABLES[name]
             cols = [c.strip() for c in got.names]
             frame = got.frame.toDF("_row", *cols)
-            cached.append(got.cached)
+            cached[name] = got.cached
             if not check_header(table, cols, len(frame.take(1)), path.name, mine):  # only "no rows" needs the size
                 continue
             steps: list[Check | Problem] = []
@@ -112,8 +113,9 @@ def read_dataset(session: Any, folder: str | Path, on_resolvable: Callable[[Data
             parsed[name] = typed
             clean = out.total == 0 and all(c.total == 0 for c in found.values())
             if waiting and waiting <= set(parsed) and clean and on_resolvable is not None:
-                raws |= {n: _collect(parsed[n], paths[n]) for n in sorted(waiting)}
-                on_resolvable(dataset_from_text({n: raws[n] for n in waiting}, names, ""))
+                early = dataset_from_text({n: _collect(parsed[n], paths[n]) for n in sorted(waiting)}, names, "")
+                collected |= early.tables
+                on_resolvable(early)
                 waiting = set()
         for name in sorted(found):
             out.extend(found[name])
@@ -121,11 +123,13 @@ def read_dataset(session: Any, folder: str | Path, on_resolvable: Callable[[Data
             _check_references(parsed, names, out)
         if out.total:
             raise InvalidDataset(out.problems, out.total)
-        raws |= {name: _collect(parsed[name], paths[name]) for name in parsed if name not in raws}
+        for name in sorted(set(parsed) - set(collected)):  # one at a time: a table's text is dropped once typed
+            collected |= dataset_from_text({name: _collect(parsed[name], paths[name])}, names, "").tables
+            cached.pop(name).unpersist()  # its text is on the driver now: free Spark's copy before the next
     finally:
-        for frame in cached:
+        for frame in cached.values():
             frame.unpersist()
-    return dataset_from_text(raws, names, file_hash(paths))
+    return Dataset({name: collected[name] for name in sorted(collected)}, content_hash=file_hash(paths))
 
 
 # -- reading ------------------------------------------------------------------------------------

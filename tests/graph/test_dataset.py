@@ -45,6 +45,24 @@ def test_parquet_reads_like_csv(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(a.tables[name], b.tables[name])
 
 
+def test_unknown_ids_name_the_rows_of_the_file_as_written_in_table_order(tmp_path: Path) -> None:
+    """Each table is sorted as soon as it is checked (never held twice): the ids are checked
+    first, so the rows named are the file's, and the tables are listed in file-name order."""
+    frames = tiny_frames()
+    for name in ("visits", "labels", "employment"):
+        frames[name] = frames[name].iloc[::-1].reset_index(drop=True)  # against the sort order
+    frames["visits"].loc[len(frames["visits"]) - 1, "clinic_id"] = "C9"
+    person_label = int((frames["labels"]["entity_type"] == "person").to_numpy().argmax())
+    frames["labels"].loc[person_label, "entity_id"] = "P99"
+    frames["employment"].loc[1, "employer_id"] = "E77"
+    problems = _problems(write_dataset(tmp_path, frames))
+    assert problems == [
+        "employment.csv row 2 column 'employer_id': unknown employer id (not in employers) (got 'E77')",
+        f"labels.csv row {person_label + 1} column 'entity_id': unknown person id (not in persons) (got 'P99')",
+        f"visits.csv row {len(frames['visits'])} column 'clinic_id': unknown clinic id (not in clinics) (got 'C9')",
+    ]
+
+
 @pytest.mark.parametrize("tables", [("persons", "labels"), ("persons", "clinics", "visits")])
 def test_few_tables_are_enough(tmp_path: Path, tables: tuple[str, ...]) -> None:
     frames = {k: v for k, v in tiny_frames().items() if k in tables}
