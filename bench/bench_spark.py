@@ -90,6 +90,9 @@ class TreeRss:
     def __init__(self, every: float = 0.5) -> None:
         self.peak_mib = 0.0
         self.peak_rss_mib = 0.0
+        self.started = time.perf_counter()
+        self.peak_at = 0.0  # seconds after the start
+        self.peak_parts: dict[str, float] = {}  # MiB of PSS at the peak: this process, the JVM, the others
         self.every = every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -98,16 +101,33 @@ class TreeRss:
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             pss = rss = 0
+            parts: dict[str, float] = {}
             for pid in _descendants() | {os.getpid()}:
                 try:
                     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+                    command = Path(f"/proc/{pid}/comm").read_text().strip()
                 except OSError:
                     continue
                 fields = dict(line.split(":", 1) for line in rollup.splitlines()[1:] if ":" in line)
                 pss += int(fields.get("Pss", "0 kB").split()[0])
                 rss += int(fields.get("Rss", "0 kB").split()[0])
-            self.peak_mib = max(self.peak_mib, pss / 1024)
+                kind = "this process" if pid == os.getpid() else "JVM" if command == "java" else "other processes"
+                parts[kind] = parts.get(kind, 0.0) + int(fields.get("Pss", "0 kB").split()[0]) / 1024
+            if pss / 1024 > self.peak_mib:
+                self.peak_mib, self.peak_parts = pss / 1024, parts
+                self.peak_at = time.perf_counter() - self.started
             self.peak_rss_mib = max(self.peak_rss_mib, rss / 1024)
+
+    def describe(self, timings: dict[str, float]) -> str:
+        """Where the peak was: the pipeline stage then running (from the stage times) and its parts."""
+        end, stage = 0.0, "after the stages"
+        for name, seconds in timings.items():
+            end += seconds
+            if self.peak_at <= end:
+                stage = name
+                break
+        parts = ", ".join(f"{k} {v:.0f} MiB" for k, v in sorted(self.peak_parts.items()))
+        return f"the peak came {self.peak_at:.0f} s in, during {stage}: {parts}"
 
     def stop(self) -> float:
         self._stop.set()
@@ -130,6 +150,8 @@ def only(data: Path, engine: str, conf: SparkSettings, tmp: Path) -> None:
         f"peak memory of the process tree (sampled every 0.5 s): PSS {peak:.0f} MiB "
         f"(sum of RSS, counting shared pages once per process: {rss.peak_rss_mib:.0f} MiB)"
     )
+    print(rss.describe(result.manifest["timings_s"]))
+    print(f"peak RSS of this process at the end of each stage (MiB): {result.manifest.get('peak_rss_mib')}")
     print(f"load average: {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
 
 

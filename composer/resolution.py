@@ -198,25 +198,34 @@ def review_decisions(db: ResultsDB) -> pd.DataFrame | None:
 
 def expand_scores(scores: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     """Scores keyed by person_id again: every person record gets its golden person's row, and
-    `golden_id` is appended (empty for other entity types)."""
-    person = scores["entity_type"] == "person"
-    others = scores[~person].assign(golden_id=None)
-    golden_rows = scores[person].set_index("entity_id")
-    at = positions(golden_rows.index, records["golden_id"])  # looked up in Arrow, not pandas' isin
-    have = records[at >= 0]
-    rows = golden_rows.iloc[at[at >= 0]].reset_index(drop=True)
-    rows.insert(1, "entity_id", have["person_id"].to_numpy())
-    rows["golden_id"] = have["golden_id"].to_numpy()
-    if "priority" in rows.columns and len(rows):  # triage ranks 1..n again, a golden person's records together
-        order = np.lexsort((_text_rank(rows["entity_id"]), rows["priority"].to_numpy()))
-        ranks = np.empty(len(rows), dtype=np.int64)
-        ranks[order] = np.arange(1, len(rows) + 1)
-        rows["priority"] = ranks
-    out = pd.concat([rows[list(scores.columns) + ["golden_id"]], others], ignore_index=True)
+    `golden_id` is appended (empty for other entity types). Rows by type (in the scores' order),
+    then id. Built as one take of the scores' rows, so a million records are copied once."""
+    person = (scores["entity_type"] == "person").to_numpy()
+    person_rows, other_rows = np.flatnonzero(person), np.flatnonzero(~person)
+    at = positions(pd.Index(scores["entity_id"].to_numpy()[person_rows]), records["golden_id"])
+    have = at >= 0
+    source = np.concatenate([person_rows[at[have]], other_rows])  # each output row's scores row
+    n_persons = int(have.sum())
+    entity_id = np.concatenate(
+        [records["person_id"].to_numpy(dtype=object)[have], scores["entity_id"].to_numpy(dtype=object)[other_rows]]
+    )
+    golden_id = np.full(len(source), None, dtype=object)
+    golden_id[:n_persons] = records["golden_id"].to_numpy(dtype=object)[have]
+    replaced: dict[str, np.ndarray] = {"entity_id": entity_id}
+    if "priority" in scores.columns and n_persons:  # triage ranks 1..n again, a golden person's records together
+        priority = scores["priority"].to_numpy()[source]
+        order = np.lexsort((_text_rank(pd.Series(entity_id[:n_persons])), priority[:n_persons]))
+        priority[order] = np.arange(1, n_persons + 1)
+        replaced["priority"] = priority
     type_order = {t: i for i, t in enumerate(pd.unique(scores["entity_type"]))}
+    types = scores["entity_type"].map(type_order).to_numpy()[source]
     # by type (in the scores' order), then id; ids are distinct within a type, so no ties
-    order = np.lexsort((_text_rank(out["entity_id"]), out["entity_type"].map(type_order).to_numpy()))
-    return out.iloc[order].reset_index(drop=True)
+    order = np.lexsort((_text_rank(pd.Series(entity_id)), types))
+    out = scores.take(source[order]).reset_index(drop=True)
+    for name, values in replaced.items():
+        out[name] = pd.Series(values[order]).astype(scores[name].dtype)
+    out["golden_id"] = pd.Series(golden_id[order], dtype=object)
+    return out
 
 
 def _text_rank(values: pd.Series) -> np.ndarray:
