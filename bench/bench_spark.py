@@ -118,14 +118,16 @@ class TreeRss:
                 self.peak_at = time.perf_counter() - self.started
             self.peak_rss_mib = max(self.peak_rss_mib, rss / 1024)
 
-    def describe(self, timings: dict[str, float]) -> str:
-        """Where the peak was: the pipeline stage then running (from the stage times) and its parts."""
-        end, stage = 0.0, "after the stages"
+    def describe(self, timings: dict[str, float], wall: float) -> str:
+        """Where the peak was: the pipeline stage then running and the parts of the peak. The
+        stages are timed after the engine has started (the Spark session), so they are taken to
+        end with the run."""
+        end, stage = wall - sum(timings.values()), "the engine's start"
         for name, seconds in timings.items():
-            end += seconds
             if self.peak_at <= end:
-                stage = name
                 break
+            end += seconds
+            stage = name
         parts = ", ".join(f"{k} {v:.0f} MiB" for k, v in sorted(self.peak_parts.items()))
         return f"the peak came {self.peak_at:.0f} s in, during {stage}: {parts}"
 
@@ -150,7 +152,7 @@ def only(data: Path, engine: str, conf: SparkSettings, tmp: Path) -> None:
         f"peak memory of the process tree (sampled every 0.5 s): PSS {peak:.0f} MiB "
         f"(sum of RSS, counting shared pages once per process: {rss.peak_rss_mib:.0f} MiB)"
     )
-    print(rss.describe(result.manifest["timings_s"]))
+    print(rss.describe(result.manifest["timings_s"], wall))
     print(f"peak RSS of this process at the end of each stage (MiB): {result.manifest.get('peak_rss_mib')}")
     print(f"load average: {load0:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
 

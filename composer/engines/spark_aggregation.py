@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from features.attributes import in_code_order
@@ -49,21 +48,36 @@ class Query:
 
     def collect(self) -> Results:
         if not self.parts:
-            return Results(pd.DataFrame({"code": [], "key": [], "value": []}))
+            empty = {
+                "code": pa.array([], pa.int64()),
+                "key": pa.array([], pa.int32()),
+                "value": pa.array([], pa.float64()),
+            }
+            return Results.of(pa.table(empty))
         frame = self.parts[0]
         for p in self.parts[1:]:
             frame = frame.unionByName(p)
-        return Results(frame.toPandas())
+        return Results.of(frame.toArrow())  # Arrow, not pandas: one copy of every row fewer
 
 
 class Results:
-    """The collected long frame, by key."""
+    """The collected long frame, grouped by key (the order of codes within a key is not used)."""
 
-    def __init__(self, got: pd.DataFrame) -> None:
-        got = got.sort_values(["key", "code"], kind="mergesort")
-        self.key = got["key"].to_numpy(np.int64)
-        self.code = got["code"].to_numpy(np.int64)
-        self.value = got["value"].to_numpy(np.float64)
+    def __init__(self, key: np.ndarray, code: np.ndarray, value: np.ndarray) -> None:
+        self.key, self.code, self.value = key, code, value
+
+    @staticmethod
+    def of(table: pa.Table) -> Results:
+        """From the collected (code, key, value) rows; a missing value reads as NaN. Column by
+        column, so that the driver holds the table and at most two arrays of one column more."""
+        key = table.column("key").to_numpy()
+        small = key.size == 0 or int(key.max()) <= np.iinfo(np.int16).max  # column numbers: a few hundred
+        key = key.astype(np.int16 if small else np.int64)
+        order = np.argsort(key, kind="stable")  # a radix sort on 16-bit integers
+        key = key[order]
+        code = table.column("code").to_numpy().astype(np.int64, copy=False)[order]
+        value = table.column("value").to_numpy(zero_copy_only=False).astype(np.float64, copy=False)[order]
+        return Results(key, code, value)
 
     def _of(self, key: int) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = np.searchsorted(self.key, [key, key + 1])
