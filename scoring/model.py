@@ -187,7 +187,7 @@ class CrossFittedRiskModel:
             self.leaves_ = LeafAttributions.of(self.final_)
         return self.leaves_
 
-    def margin_and_reasons(self, X: pd.DataFrame, chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def margin_and_reasons(self, X: pd.DataFrame, chunk: int = 20_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The final model's margin (as `margin`) and each row's strongest path attributions
         (`top_reasons`: feature index into `features_`, contribution), walking the trees once."""
         self._check()
