@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,62 +75,108 @@ def read_dataset(session: Any, folder: str | Path, on_resolvable: Callable[[Data
     """`graph.dataset.load_dataset` on Spark: the same problems, else the same typed tables.
     `on_resolvable` as there: called with the RESOLUTION_TABLES, collected and typed, as soon as
     they are checked and no problem has been found yet (the load may still fail)."""
-    from pyspark.sql import functions as F
-
     paths, out, names = start_reading(folder)
-    parsed: dict[str, Any] = {}
+    found = {name: Collector() for name in paths}  # each table's problems, reported in table order
+    checked: dict[str, _Checked] = {}
     collected: dict[str, pd.DataFrame] = {}  # tables collected and typed (the resolution's early)
     cached: dict[str, Any] = {}  # each table's text, parsed once and kept for the checks and the collect
-    waiting = set(RESOLUTION_TABLES) & set(paths) if on_resolvable is not None else set()
-    found: dict[str, Collector] = {}  # each table's problems, reported in table order whatever the reading order
+    waiting = sorted(set(RESOLUTION_TABLES) & set(paths)) if on_resolvable is not None else []
+    # A CSV file is one partition (its rows are numbered as read), so one table's scans use one
+    # core: tables are read, checked and collected `lanes` at a time, the largest first.
+    largest_first = sorted(set(paths) - set(waiting), key=lambda n: (-_input_bytes(paths[n]), n))
+
+    def check(name: str) -> None:
+        got = _checked(session, paths[name], found[name], cached, name)
+        if got is not None:
+            checked[name] = got
+
+    def collect(name: str) -> None:
+        typed = dataset_from_text({name: _collect(checked[name].text, paths[name])}, names, "").tables
+        cached.pop(name).unpersist()  # its text is on the driver now: free Spark's copy
+        collected.update(typed)
+
     try:
-        # the resolution's tables first, so that it starts before the large event tables are read
-        for name, path in sorted(paths.items(), key=lambda item: (item[0] not in waiting, item[0])):
-            mine = found[name] = Collector()
-            got = _read(session, path, mine)
-            if got is None:
-                continue
-            table = TABLES[name]
-            cols = [c.strip() for c in got.names]
-            frame = got.frame.toDF("_row", *cols)
-            cached[name] = got.cached
-            if not check_header(table, cols, len(frame.take(1)), path.name, mine):  # only "no rows" needs the size
-                continue
-            steps: list[Check | Problem] = []
-            typed = frame.select("_row", *[_stripped(F.col(f"`{c}`")).alias(c) for c in cols])
-            for c in cols:
-                column = table.column(c)
-                if column is None:
-                    if not table.extras_allowed:
-                        steps.append(
-                            Problem(path.name, "unexpected column (this table takes no extra columns)", None, c)
-                        )
-                    continue
-                steps.extend(_column_checks(column.kind, column.required, column.choices, c))
-            typed = _with_parsed(typed, table, cols)
-            ranked = _input_bytes(path) < PRECHECK_BYTES or _has_duplicate_keys(typed, table, cols)
-            steps.extend(_key_checks(table, cols, ranked))
-            _report(typed, steps, path.name, mine)
-            parsed[name] = typed
-            clean = out.total == 0 and all(c.total == 0 for c in found.values())
-            if waiting and waiting <= set(parsed) and clean and on_resolvable is not None:
-                early = dataset_from_text({n: _collect(parsed[n], paths[n]) for n in sorted(waiting)}, names, "")
+        with ThreadPoolExecutor(_lanes(session), thread_name_prefix="spark-read") as lanes:
+            # the resolution's tables first, so that it starts before the large event tables are read
+            _each(lanes, check, waiting)
+            clean = out.total == 0 and all(found[n].total == 0 for n in waiting)
+            if waiting and set(waiting) <= set(checked) and clean and on_resolvable is not None:
+                early = dataset_from_text({n: _collect(checked[n].text, paths[n]) for n in waiting}, names, "")
                 collected |= early.tables
                 on_resolvable(early)
-                waiting = set()
-        for name in sorted(found):
-            out.extend(found[name])
-        if out.total == 0:
-            _check_references(parsed, names, out)
-        if out.total:
-            raise InvalidDataset(out.problems, out.total)
-        for name in sorted(set(parsed) - set(collected)):  # one at a time: a table's text is dropped once typed
-            collected |= dataset_from_text({name: _collect(parsed[name], paths[name])}, names, "").tables
-            cached.pop(name).unpersist()  # its text is on the driver now: free Spark's copy before the next
+            _each(lanes, check, largest_first)
+            for name in sorted(found):
+                out.extend(found[name])
+            if out.total == 0:
+                _check_references(lanes, {n: c.typed for n, c in checked.items()}, names, out)
+            if out.total:
+                raise InvalidDataset(out.problems, out.total)
+            by_size = sorted(set(checked) - set(collected), key=lambda n: (-_input_bytes(paths[n]), n))
+            _each(lanes, collect, by_size)
     finally:
         for frame in cached.values():
             frame.unpersist()
     return Dataset({name: collected[name] for name in sorted(collected)}, content_hash=file_hash(paths))
+
+
+@dataclass
+class _Checked:
+    typed: Any  # `_row`, the stripped text and the parsed values (`__num_<c>`, `__date_<c>`): the checks'
+    text: Any  # `_row` and the text as read: what the driver types
+
+
+def _checked(session: Any, path: Path, mine: Collector, cached: dict[str, Any], name: str) -> _Checked | None:
+    """One table read and checked, its problems in `mine`; None when it cannot be typed."""
+    from pyspark.sql import functions as F
+
+    got = _read(session, path, mine)
+    if got is None:
+        return None
+    table = TABLES[name]
+    cols = [c.strip() for c in got.names]
+    frame = got.frame.toDF("_row", *cols)
+    cached[name] = got.cached
+    if not check_header(table, cols, len(frame.take(1)), path.name, mine):  # only "no rows" needs the size
+        return None
+    steps: list[Check | Problem] = []
+    typed = frame.select("_row", *[_stripped(F.col(f"`{c}`")).alias(c) for c in cols])
+    for c in cols:
+        column = table.column(c)
+        if column is None:
+            if not table.extras_allowed:
+                steps.append(Problem(path.name, "unexpected column (this table takes no extra columns)", None, c))
+            continue
+        steps.extend(_column_checks(column.kind, column.required, column.choices, c))
+    typed = _with_parsed(typed, table, cols)
+    ranked = _input_bytes(path) < PRECHECK_BYTES or _has_duplicate_keys(typed, table, cols)
+    steps.extend(_key_checks(table, cols, ranked))
+    _report(typed, steps, path.name, mine)
+    return _Checked(typed, frame)
+
+
+MAX_LANES = 4  # tables in flight at once: each collect holds one table's text on the driver
+
+
+def _lanes(session: Any) -> int:
+    """Tables worked on at once: the cores of a local session (one partition per CSV file)."""
+    try:
+        cores = int(session.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect: no SparkContext here; the cluster's cores are unknown
+        cores = 2
+    return max(1, min(cores, MAX_LANES))
+
+
+def _each(lanes: ThreadPoolExecutor, work: Callable[[str], None], names: list[str]) -> None:
+    """`work` on every name in the lanes; the first failure cancels what has not started and is raised."""
+    futures = [lanes.submit(work, n) for n in names]
+    try:
+        for f in futures:
+            f.result()
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        wait(futures)
+        raise
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -220,7 +267,9 @@ def _stripped(c: Any) -> Any:
 
 
 def _collect(frame: Any, path: Path) -> pd.DataFrame:
-    """The table's text columns in row order (for the driver's typing)."""
+    """The table's text columns as read, in row order, for the driver's typing (which strips
+    values and empties them as `_stripped` does: not done here, a regular expression per value on
+    one partition cost more than the transfer)."""
     cols = [c for c in frame.columns if not c.startswith("_")]
     # sorted here, not by Spark: a global orderBy is a sampling job and a shuffle of every row
     got = frame.select("_row", *[f"`{c}`" for c in cols]).toPandas()
@@ -394,8 +443,9 @@ def _add(out: Collector, file: str, check: Check, count: int, rows: list[tuple[i
     out.total += count - len(rows)
 
 
-def _check_references(parsed: dict[str, Any], files: dict[str, str], out: Collector) -> None:
-    """graph/dataset.py `_check_references`: every id column names a known entity."""
+def _check_references(lanes: ThreadPoolExecutor, parsed: dict[str, Any], files: dict[str, str], out: Collector) -> None:
+    """graph/dataset.py `_check_references`: every id column names a known entity; the tables
+    checked in the lanes, their problems reported in table order."""
     from pyspark.sql import functions as F
 
     known = {}
@@ -403,38 +453,56 @@ def _check_references(parsed: dict[str, Any], files: dict[str, str], out: Collec
         frame = parsed.get(ENTITY_TABLE[t])
         if frame is not None:
             known[t] = frame.select(F.col(f"`{ID_COLUMN[t]}`").alias("_id")).where("_id IS NOT NULL").distinct()
-    for name, frame in parsed.items():
-        table = TABLES[name]
-        steps: list[Check | Problem] = []
-        for k, ref in enumerate(table.references):
-            frame = _with_unknown(frame, ref.column, ref.entity_type, known, f"__ref{k}", F.lit(True))
-            where = ENTITY_TABLE[ref.entity_type]
-            msg = f"unknown {ref.entity_type} id (not in {where})"
+    found = {name: Collector() for name in parsed}
+    _each(lanes, lambda name: _check_table_references(name, parsed[name], known, files, found[name]), sorted(parsed))
+    for name in sorted(found):
+        out.extend(found[name])
+
+
+def _check_table_references(
+    name: str, frame: Any, known: dict[str, Any], files: dict[str, str], out: Collector
+) -> None:
+    from pyspark.sql import functions as F
+
+    table = TABLES[name]
+    steps: list[Check | Problem] = []
+    for k, ref in enumerate(table.references):
+        flagged = _with_unknown(frame, ref.column, ref.entity_type, known, f"__ref{k}", F.lit(True))
+        if flagged is not None:
+            frame = flagged
+            msg = f"unknown {ref.entity_type} id (not in {ENTITY_TABLE[ref.entity_type]})"
             steps.append(Check(ref.column, msg, F.col(f"__ref{k}"), F.col(f"`{ref.column}`")))
-        if table.polymorphic_ref:
-            tcol, icol = table.polymorphic_ref
-            kind, ident = F.col(f"`{tcol}`"), F.col(f"`{icol}`")
-            if name == "agency_links":
-                msg = "agency links name persons or employers only"
-                steps.append(Check(tcol, msg, kind.isNotNull() & ~kind.isin(*AGENCY_LINK_TYPES), kind))
-            for etype in ENTITY_TYPES:
-                frame = _with_unknown(frame, icol, etype, known, f"__is_{etype}", kind == etype)
+    if table.polymorphic_ref:
+        tcol, icol = table.polymorphic_ref
+        kind, ident = F.col(f"`{tcol}`"), F.col(f"`{icol}`")
+        if name == "agency_links":
+            msg = "agency links name persons or employers only"
+            steps.append(Check(tcol, msg, kind.isNotNull() & ~kind.isin(*AGENCY_LINK_TYPES), kind))
+        for etype in ENTITY_TYPES:
+            flagged = _with_unknown(frame, icol, etype, known, f"__is_{etype}", kind == etype)
+            if flagged is not None:
+                frame = flagged
                 msg = f"unknown {etype} id (not in {ENTITY_TABLE[etype]})"
                 steps.append(Check(icol, msg, F.col(f"__is_{etype}"), ident))
-        if steps:
-            _report(frame, steps, files[name], out)
+    if steps:
+        _report(frame, steps, files[name], out)
 
 
-def _with_unknown(frame: Any, column: str, etype: str, known: dict[str, Any], flag: str, applies: Any) -> Any:
-    """`flag`: True where `applies` and a present value of `column` is not an id of `etype`
-    (a left join to the known ids)."""
+def _with_unknown(frame: Any, column: str, etype: str, known: dict[str, Any], flag: str, applies: Any) -> Any | None:
+    """`flag`: True where `applies` and a present value of `column` is not an id of `etype`;
+    None when there is no such row. The distinct values are checked first (a hash aggregate and
+    an anti join of ids), so that the rows are joined only to the unknown values, if any."""
     from pyspark.sql import functions as F
 
     v = F.col(f"`{column}`")
     ids = known.get(etype)
     if ids is None:
         return frame.withColumn(flag, F.coalesce(applies & v.isNotNull(), F.lit(False)))
-    marked = ids.select(F.col("_id").alias(f"{flag}_id"), F.lit(True).alias(f"{flag}_hit"))
+    present = frame.where(applies & v.isNotNull()).select(v.alias("_v")).distinct()
+    unknown = present.join(ids, F.col("_v") == F.col("_id"), "left_anti")
+    if not unknown.limit(1).collect():
+        return None
+    marked = unknown.select(F.col("_v").alias(f"{flag}_id"), F.lit(True).alias(f"{flag}_hit"))
     joined = frame.join(marked, v == F.col(f"{flag}_id"), "left")
-    unknown = applies & v.isNotNull() & F.col(f"{flag}_hit").isNull()
-    return joined.withColumn(flag, F.coalesce(unknown, F.lit(False))).drop(f"{flag}_id", f"{flag}_hit")
+    hit = applies & F.col(f"{flag}_hit").isNotNull()
+    return joined.withColumn(flag, F.coalesce(hit, F.lit(False))).drop(f"{flag}_id", f"{flag}_hit")
