@@ -51,6 +51,13 @@ from riskgraph.errors import InvalidDataset, Problem
 # str.strip() (and pandas' on Arrow text): Unicode white space at both ends, and the four
 # information separators U+001C-U+001F, which Python counts as space and Java's \s does not
 _STRIP = r"(?U)^[\s\x1c-\x1f]+|[\s\x1c-\x1f]+$"
+# the same characters one by one (every character whose str.isspace() is True): a value whose first
+# and last characters are not among them has nothing to strip, and most values are such
+SPACES = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
 _FINITE_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"  # what float() takes, finite
 
 
@@ -122,7 +129,7 @@ def read_dataset(session: Any, folder: str | Path, on_resolvable: Callable[[Data
 @dataclass
 class _Checked:
     typed: Any  # `_row`, the stripped text and the parsed values (`__num_<c>`, `__date_<c>`): the checks'
-    text: Any  # `_row` and the text as read: what the driver types
+    text: Any  # `_row` and the stripped text: what the driver types
 
 
 def _checked(session: Any, path: Path, mine: Collector, cached: dict[str, Any], name: str) -> _Checked | None:
@@ -147,11 +154,15 @@ def _checked(session: Any, path: Path, mine: Collector, cached: dict[str, Any], 
                 steps.append(Problem(path.name, "unexpected column (this table takes no extra columns)", None, c))
             continue
         steps.extend(_column_checks(column.kind, column.required, column.choices, c))
-    typed = _with_parsed(typed, table, cols)
+    # kept: every check below and the collect read the stripped text, stripped once
+    typed = _with_parsed(typed, table, cols).persist()
+    cached[f"{name} (stripped)"] = typed
     ranked = _input_bytes(path) < PRECHECK_BYTES or _has_duplicate_keys(typed, table, cols)
     steps.extend(_key_checks(table, cols, ranked))
-    _report(typed, steps, path.name, mine)
-    return _Checked(typed, frame)
+    _report(typed, steps, path.name, mine)  # `typed` is kept from here on
+    cached.pop(name).unpersist()  # the text as read is needed no more
+    cached[name] = cached.pop(f"{name} (stripped)")
+    return _Checked(typed, typed.select("_row", *[f"`{c}`" for c in cols]))
 
 
 MAX_LANES = 4  # tables in flight at once: each collect holds one table's text on the driver
@@ -262,14 +273,14 @@ def _as_text(raw: Any, name: str) -> Any:
 def _stripped(c: Any) -> Any:
     from pyspark.sql import functions as F
 
-    v = F.regexp_replace(c.cast("string"), _STRIP, "")
+    text = c.cast("string")
+    edges = F.substring(text, 1, 1).isin(*SPACES) | F.substring(text, -1, 1).isin(*SPACES)
+    v = F.when(edges, F.regexp_replace(text, _STRIP, "")).otherwise(text)
     return F.when(v == "", None).otherwise(v)
 
 
 def _collect(frame: Any, path: Path) -> pd.DataFrame:
-    """The table's text columns as read, in row order, for the driver's typing (which strips
-    values and empties them as `_stripped` does: not done here, a regular expression per value on
-    one partition cost more than the transfer)."""
+    """The table's text columns in row order, for the driver's typing."""
     cols = [c for c in frame.columns if not c.startswith("_")]
     # sorted here, not by Spark: a global orderBy is a sampling job and a shuffle of every row
     got = frame.select("_row", *[f"`{c}`" for c in cols]).toPandas()
@@ -452,7 +463,8 @@ def _check_references(lanes: ThreadPoolExecutor, parsed: dict[str, Any], files: 
     for t in ENTITY_TYPES:
         frame = parsed.get(ENTITY_TABLE[t])
         if frame is not None:
-            known[t] = frame.select(F.col(f"`{ID_COLUMN[t]}`").alias("_id")).where("_id IS NOT NULL").distinct()
+            # unique: a duplicate id was a problem, and no reference is checked after one
+            known[t] = frame.select(F.col(f"`{ID_COLUMN[t]}`").alias("_id")).where("_id IS NOT NULL")
     found = {name: Collector() for name in parsed}
     _each(lanes, lambda name: _check_table_references(name, parsed[name], known, files, found[name]), sorted(parsed))
     for name in sorted(found):

@@ -59,6 +59,11 @@ CASES: dict[str, Callable[[Frames], None]] = {
     "empty required": _set("benefits", 0, "amount", None),
     "not a number": _set("visits", 0, "amount", "abc"),
     "no persons": lambda f: f.pop("persons"),
+    "unknown ids in three tables": lambda f: [
+        _set("visits", 1, "clinic_id", "C9")(f),
+        _set("labels", 0, "entity_id", "P99")(f),
+        _set("contributions", 0, "person_id", "P98")(f),
+    ],
     "many, capped": _many_bad,
 }
 
@@ -132,6 +137,12 @@ def test_parquet_and_folders_read_the_same(spark_engine: SparkEngine, tmp_path: 
     (folder / "visits.parquet").mkdir()
     frames["visits"].to_parquet(folder / "visits.parquet" / "part-0.parquet", index=False)
     _same(load_dataset(folder), spark_engine.load_dataset(folder))
+
+
+def test_the_strip_shortcut_knows_every_character_python_strips() -> None:
+    """`_stripped` runs its regular expression only on values that begin or end with one of
+    SPACES, so SPACES must be exactly the characters str.strip() removes."""
+    assert set(spark_read.SPACES) == {c for c in map(chr, range(0x110000)) if c.isspace()}
 
 
 def test_values_are_stripped_as_python_strips_them(spark_engine: SparkEngine, tmp_path: Path) -> None:
