@@ -21,6 +21,8 @@ DataFrame expressions, with the pandas reader's messages (graph/dataset.py).
 from __future__ import annotations
 
 import csv
+import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -129,7 +131,7 @@ def read_dataset(session: Any, folder: str | Path, on_resolvable: Callable[[Data
 @dataclass
 class _Checked:
     typed: Any  # `_row`, the stripped text and the parsed values (`__num_<c>`, `__date_<c>`): the checks'
-    text: Any  # `_row` and the stripped text: what the driver types
+    text: Any  # `_row` and the text as read: what the driver types (and strips)
 
 
 def _checked(session: Any, path: Path, mine: Collector, cached: dict[str, Any], name: str) -> _Checked | None:
@@ -154,15 +156,11 @@ def _checked(session: Any, path: Path, mine: Collector, cached: dict[str, Any], 
                 steps.append(Problem(path.name, "unexpected column (this table takes no extra columns)", None, c))
             continue
         steps.extend(_column_checks(column.kind, column.required, column.choices, c))
-    # kept: every check below and the collect read the stripped text, stripped once
-    typed = _with_parsed(typed, table, cols).persist()
-    cached[f"{name} (stripped)"] = typed
+    typed = _with_parsed(typed, table, cols)
     ranked = _input_bytes(path) < PRECHECK_BYTES or _has_duplicate_keys(typed, table, cols)
     steps.extend(_key_checks(table, cols, ranked))
-    _report(typed, steps, path.name, mine)  # `typed` is kept from here on
-    cached.pop(name).unpersist()  # the text as read is needed no more
-    cached[name] = cached.pop(f"{name} (stripped)")
-    return _Checked(typed, typed.select("_row", *[f"`{c}`" for c in cols]))
+    _report(typed, steps, path.name, mine)
+    return _Checked(typed, frame)
 
 
 MAX_LANES = 4  # tables in flight at once: each collect holds one table's text on the driver
@@ -170,11 +168,22 @@ MAX_LANES = 4  # tables in flight at once: each collect holds one table's text o
 
 def _lanes(session: Any) -> int:
     """Tables worked on at once: the cores of a local session (one partition per CSV file)."""
+    return min(_cores(session), MAX_LANES)
+
+
+def _cores(session: Any) -> int:
+    """The session's cores: N of local[N] (the machine's for local[*]), else the cluster's."""
     try:
-        cores = int(session.sparkContext.defaultParallelism)
-    except Exception:  # Spark Connect: no SparkContext here; the cluster's cores are unknown
-        cores = 2
-    return max(1, min(cores, MAX_LANES))
+        context = session.sparkContext
+    except Exception:  # Spark Connect: no SparkContext here; its shuffle partitions instead
+        return max(1, int(session.conf.get("spark.sql.shuffle.partitions", "2")))
+    local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", context.master)
+    if local is None:
+        return max(1, int(context.defaultParallelism))
+    threads = local.group(1)
+    if threads is None:
+        return 1
+    return (os.cpu_count() or 1) if threads == "*" else int(threads)
 
 
 def _each(lanes: ThreadPoolExecutor, work: Callable[[str], None], names: list[str]) -> None:
@@ -238,7 +247,10 @@ def _read_csv(session: Any, path: Path, names: list[str], out: Collector) -> _Re
         .option("columnNameOfCorruptRecord", "_corrupt")
         .csv(str(path))
     )
-    numbered = raw.withColumn("_row", F.monotonically_increasing_id()).filter("_row > 0").persist()
+    numbered = raw.withColumn("_row", F.monotonically_increasing_id()).filter("_row > 0")
+    if path.stat().st_size >= PRECHECK_BYTES:  # numbered as one partition; checked on every core
+        numbered = numbered.repartition(_cores(session), "_row")
+    numbered = numbered.persist()
     replaced = F.lit(False)
     for c in cols:
         replaced = replaced | F.coalesce(F.col(c).contains("\ufffd"), F.lit(False))
@@ -280,7 +292,8 @@ def _stripped(c: Any) -> Any:
 
 
 def _collect(frame: Any, path: Path) -> pd.DataFrame:
-    """The table's text columns in row order, for the driver's typing."""
+    """The table's text columns as read, in row order, for the driver's typing (which strips
+    them as `_stripped` does)."""
     cols = [c for c in frame.columns if not c.startswith("_")]
     # sorted here, not by Spark: a global orderBy is a sampling job and a shuffle of every row
     got = frame.select("_row", *[f"`{c}`" for c in cols]).toPandas()
