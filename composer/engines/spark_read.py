@@ -468,8 +468,12 @@ def _add(out: Collector, file: str, check: Check, count: int, rows: list[tuple[i
 
 
 def _check_references(lanes: ThreadPoolExecutor, parsed: dict[str, Any], files: dict[str, str], out: Collector) -> None:
-    """graph/dataset.py `_check_references`: every id column names a known entity; the tables
-    checked in the lanes, their problems reported in table order."""
+    """graph/dataset.py `_check_references`: every id column names a known entity. The distinct
+    values of every id column of every table are checked against the ids in one job; only the
+    tables with an unknown value are then scanned (in the lanes) for its rows, and the problems
+    are reported in table order."""
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
     known = {}
@@ -477,57 +481,102 @@ def _check_references(lanes: ThreadPoolExecutor, parsed: dict[str, Any], files: 
         frame = parsed.get(ENTITY_TABLE[t])
         if frame is not None:
             # unique: a duplicate id was a problem, and no reference is checked after one
-            known[t] = frame.select(F.col(f"`{ID_COLUMN[t]}`").alias("_id")).where("_id IS NOT NULL")
-    found = {name: Collector() for name in parsed}
-    _each(lanes, lambda name: _check_table_references(name, parsed[name], known, files, found[name]), sorted(parsed))
-    for name in sorted(found):
-        out.extend(found[name])
+            known[t] = frame.select(F.lit(t).alias("_known_type"), F.col(f"`{ID_COLUMN[t]}`").alias("_id"))
+    refs = {name: _references(name) for name in sorted(parsed)}
+    values = [
+        parsed[name]
+        .where(_applies(r) & F.col(f"`{r.column}`").isNotNull())
+        .select(
+            F.lit(r.flag).alias("_flag"),
+            F.lit(name).alias("_table"),
+            F.lit(r.etype).alias("_type"),
+            F.col(f"`{r.column}`").alias("_v"),
+        )
+        for name, table_refs in refs.items()
+        for r in table_refs
+        if r.etype in known
+    ]
+    unknown = None
+    if values and known:
+        ids = reduce(lambda a, b: a.unionAll(b), known.values()).where("_id IS NOT NULL")
+        matched = (F.col("_type") == F.col("_known_type")) & (F.col("_v") == F.col("_id"))
+        unknown = reduce(lambda a, b: a.unionAll(b), values).distinct().join(ids, matched, "left_anti").persist()
+    try:
+        bad = (
+            {(r["_table"], r["_flag"]) for r in unknown.select("_table", "_flag").distinct().collect()}
+            if unknown
+            else set()
+        )
+        found = {name: Collector() for name in parsed}
+
+        def check(name: str) -> None:
+            _check_table_references(name, parsed[name], refs[name], known, bad, unknown, files[name], found[name])
+
+        _each(lanes, check, sorted(parsed))
+        for name in sorted(found):
+            out.extend(found[name])
+    finally:
+        if unknown is not None:
+            unknown.unpersist()
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """An id column of a table that names an entity of `etype`: every value, or (`polymorphic`)
+    the values of the rows whose type column names `etype`."""
+
+    column: str
+    etype: str
+    flag: str  # the column that marks its unknown values
+    type_column: str | None = None
+
+
+def _references(name: str) -> list[_Reference]:
+    """The table's references in the pandas reader's order."""
+    table = TABLES[name]
+    refs = [_Reference(ref.column, ref.entity_type, f"__ref{k}") for k, ref in enumerate(table.references)]
+    if table.polymorphic_ref:
+        tcol, icol = table.polymorphic_ref
+        refs += [_Reference(icol, etype, f"__is_{etype}", tcol) for etype in ENTITY_TYPES]
+    return refs
+
+
+def _applies(ref: _Reference) -> Any:
+    from pyspark.sql import functions as F
+
+    return F.lit(True) if ref.type_column is None else F.col(f"`{ref.type_column}`") == ref.etype
 
 
 def _check_table_references(
-    name: str, frame: Any, known: dict[str, Any], files: dict[str, str], out: Collector
+    name: str,
+    frame: Any,
+    refs: list[_Reference],
+    known: dict[str, Any],
+    bad: set[tuple[str, str]],
+    unknown: Any,
+    file: str,
+    out: Collector,
 ) -> None:
     from pyspark.sql import functions as F
 
-    table = TABLES[name]
     steps: list[Check | Problem] = []
-    for k, ref in enumerate(table.references):
-        flagged = _with_unknown(frame, ref.column, ref.entity_type, known, f"__ref{k}", F.lit(True))
-        if flagged is not None:
-            frame = flagged
-            msg = f"unknown {ref.entity_type} id (not in {ENTITY_TABLE[ref.entity_type]})"
-            steps.append(Check(ref.column, msg, F.col(f"__ref{k}"), F.col(f"`{ref.column}`")))
-    if table.polymorphic_ref:
-        tcol, icol = table.polymorphic_ref
-        kind, ident = F.col(f"`{tcol}`"), F.col(f"`{icol}`")
-        if name == "agency_links":
+    for ref in refs:
+        if ref.type_column is not None and name == "agency_links" and ref.etype == ENTITY_TYPES[0]:
+            kind = F.col(f"`{ref.type_column}`")
             msg = "agency links name persons or employers only"
-            steps.append(Check(tcol, msg, kind.isNotNull() & ~kind.isin(*AGENCY_LINK_TYPES), kind))
-        for etype in ENTITY_TYPES:
-            flagged = _with_unknown(frame, icol, etype, known, f"__is_{etype}", kind == etype)
-            if flagged is not None:
-                frame = flagged
-                msg = f"unknown {etype} id (not in {ENTITY_TABLE[etype]})"
-                steps.append(Check(icol, msg, F.col(f"__is_{etype}"), ident))
+            steps.append(Check(ref.type_column, msg, kind.isNotNull() & ~kind.isin(*AGENCY_LINK_TYPES), kind))
+        v = F.col(f"`{ref.column}`")
+        if ref.etype not in known:  # no such table: every present value is unknown
+            frame = frame.withColumn(ref.flag, F.coalesce(_applies(ref) & v.isNotNull(), F.lit(False)))
+        elif (name, ref.flag) in bad:  # the rows with one of the unknown values
+            marked = unknown.where((F.col("_table") == name) & (F.col("_flag") == ref.flag))
+            marked = marked.select(F.col("_v").alias(f"{ref.flag}_id"), F.lit(True).alias(f"{ref.flag}_hit"))
+            hit = _applies(ref) & F.col(f"{ref.flag}_hit").isNotNull()
+            frame = frame.join(marked, v == F.col(f"{ref.flag}_id"), "left")
+            frame = frame.withColumn(ref.flag, F.coalesce(hit, F.lit(False))).drop(f"{ref.flag}_id", f"{ref.flag}_hit")
+        else:
+            continue
+        msg = f"unknown {ref.etype} id (not in {ENTITY_TABLE[ref.etype]})"
+        steps.append(Check(ref.column, msg, F.col(ref.flag), v))
     if steps:
-        _report(frame, steps, files[name], out)
-
-
-def _with_unknown(frame: Any, column: str, etype: str, known: dict[str, Any], flag: str, applies: Any) -> Any | None:
-    """`flag`: True where `applies` and a present value of `column` is not an id of `etype`;
-    None when there is no such row. The distinct values are checked first (a hash aggregate and
-    an anti join of ids), so that the rows are joined only to the unknown values, if any."""
-    from pyspark.sql import functions as F
-
-    v = F.col(f"`{column}`")
-    ids = known.get(etype)
-    if ids is None:
-        return frame.withColumn(flag, F.coalesce(applies & v.isNotNull(), F.lit(False)))
-    present = frame.where(applies & v.isNotNull()).select(v.alias("_v")).distinct()
-    unknown = present.join(ids, F.col("_v") == F.col("_id"), "left_anti")
-    if not unknown.limit(1).collect():
-        return None
-    marked = unknown.select(F.col("_v").alias(f"{flag}_id"), F.lit(True).alias(f"{flag}_hit"))
-    joined = frame.join(marked, v == F.col(f"{flag}_id"), "left")
-    hit = applies & F.col(f"{flag}_hit").isNotNull()
-    return joined.withColumn(flag, F.coalesce(hit, F.lit(False))).drop(f"{flag}_id", f"{flag}_hit")
+        _report(frame, steps, file, out)
