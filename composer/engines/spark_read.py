@@ -4,18 +4,22 @@ DataFrame expressions, with the pandas reader's messages (graph/dataset.py).
 - CSV files, Parquet files and partitioned tables (a folder `claims/` or `claims.parquet/` of
   Parquet parts) are read natively by Spark, every column as text, as the pandas reader does.
 - Rows are numbered as read: a CSV file is read as one split (quoted values may hold line
-  breaks) and numbered by its scan order; Parquet rows by their position in their file
-  (`_metadata.row_index`), the parts of a folder one after the other in path order.
+  breaks) and numbered by its scan order, then (a large one) spread over the cores; Parquet rows
+  by their position in their file (`_metadata.row_index`), the parts of a folder one after the
+  other in path order.
 - Every check of graph/dataset.py (required values, dates, months, numbers, amounts, labels,
-  entity types, closed choices, date order, duplicate keys, unknown ids) is a column expression;
-  one scan per table explodes each row's failed checks, and only the first
-  `MAX_REPORTED_PROBLEMS` rows of each check (and every check's count) reach the driver, where
-  they become the same `Problem`s in the same order.
+  entity types, closed choices, date order, duplicate keys) is a column expression; one scan per
+  table explodes each row's failed checks, and only the first `MAX_REPORTED_PROBLEMS` rows of
+  each check (and every check's count) reach the driver, where they become the same `Problem`s in
+  the same order. Unknown ids: every id column's distinct values against the ids in one job, and
+  only the tables with an unknown value are scanned for its rows.
 - A valid dataset's text columns are then collected in row order and typed on the driver
-  (`graph.dataset.dataset_from_text`), one table at a time, each table's text dropped (and its
-  Spark copy unpersisted) once it is typed: every later stage still needs the driver's tables. The
-  persons and registries are read and checked first and, if no problem was found so far,
-  collected at once for person resolution, which then runs beside the rest of the reading.
+  (`graph.dataset.dataset_from_text`), each table's text dropped (and its Spark copy unpersisted)
+  once it is typed: every later stage still needs the driver's tables. The persons and
+  registries are read and checked first and, if no problem was found so far, collected at once
+  for person resolution, which then runs beside the rest of the reading.
+- Tables are read, checked and collected as many at a time as the session has cores (at most
+  `MAX_LANES`), the largest first: one CSV file's scans before its spreading use one core.
 """
 
 from __future__ import annotations
