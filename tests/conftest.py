@@ -18,32 +18,6 @@ if TYPE_CHECKING:
     from graph.store import GraphStore
 
 
-# -- parallel runs ---------------------------------------------------------------------------------
-# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`). Tests that share
-# state outside their own temporary folders stay on one worker: everything on the test Neo4j server
-# (Community edition has one database, which each test empties), and each Spark test file (its
-# tests share one local[2] session per worker, which takes ~20 s to start).
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("neo4j") or any("neo4j" in name for name in getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("neo4j"))
-        elif item.get_closest_marker("spark"):
-            item.add_marker(pytest.mark.xdist_group(f"spark:{item.path.name}"))
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """The GraphFrames jars are fetched once, before any worker starts (two workers fetching at
-    once would each empty the other's folder)."""
-    if hasattr(session.config, "workerinput"):
-        return
-    if getattr(session.config.option, "numprocesses", None):
-        from composer.engines.spark_session import graphframes_jars
-
-        graphframes_jars()
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings isolated in a temporary home, no progress bars."""
