@@ -57,7 +57,7 @@ from explain.catalogue import Catalogue, built_in
 from explain.context import reason_context
 from explain.fairness import fairness_table
 from explain.reasons import entity_reasons
-from explain.report import write_report
+from explain.report import model_plots, write_report
 from features.build import build_features, reference_date
 from features.graph_features import add_graph_features
 from features.rings import NEEDS_HITS, RING_KINDS, RingResult, assemble_rings, find_rings
@@ -161,6 +161,7 @@ def run_pipeline(
     bar = tqdm(total=len(STAGES), disable=not settings.progress, unit="stage", leave=False)
     stages: Engine | None = None
     background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baselines")
+    workers: list[Forked[Any]] = []  # stopped if the run fails before their results are taken
     serves = models is not ModelSource.CANDIDATE
     try:
         stages = open_engine(settings, engine)
@@ -268,6 +269,11 @@ def run_pipeline(
                         types=(t,),
                         scorer=stages,
                     )[t]
+                # report.html's figures (its slowest part) on the second core during the explanations;
+                # forked before the baselines' thread starts
+                plots = Forked(model_plots, scored, name="plots") if serves else None
+                if plots is not None:
+                    workers.append(plots)
                 # the attribute-only baseline beside each supervised model, for report.html: in a
                 # thread during the explanations (LightGBM must not train in a forked worker, its
                 # OpenMP pool does not survive a fork); taken before the report's worker is forked
@@ -338,6 +344,8 @@ def run_pipeline(
             with timer.stage("outputs", bar):
                 baselines = baselines_later.result()
                 if serves:
+                    assert plots is not None
+                    figures = plots.result()
                     staging = private_dir(run.out_staging or run.folder / "out")
                     # report.html (plots: the slowest file) on the second core while the rest is written
                     report = Forked(
@@ -352,6 +360,7 @@ def run_pipeline(
                         baselines,
                         compare_with,
                         rule_result.hits,
+                        figures,
                         name="report",
                     )
                     written: Forked[None] | None = None
@@ -412,6 +421,8 @@ def run_pipeline(
         )
     finally:
         background.shutdown(wait=False, cancel_futures=True)
+        for child in workers:
+            child.cancel()
         bar.close()
         store.close()
         if stages is not None:
@@ -607,12 +618,13 @@ def _monitor_and_report(
     baselines: dict[str, dict[str, Any] | None],
     compare_with: MonitoringInputs,
     hits: pd.DataFrame,
+    plots: dict[str, str],
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
     """The run's profile and monitoring (pure: no database), then report.html with them."""
     t0 = time.perf_counter()
     profile, monitoring = monitor(compare_with, run_id=manifest["run_id"], scored=scored, scores=scores, hits=hits)
     t1 = time.perf_counter()
-    _write_report(path, scores, scored, ring_result, manifest, settings, fairness, monitoring, baselines)
+    _write_report(path, scores, scored, ring_result, manifest, settings, fairness, monitoring, baselines, plots)
     return profile, monitoring, {"monitoring": round(t1 - t0, 3), "report": round(time.perf_counter() - t1, 3)}
 
 
@@ -626,6 +638,7 @@ def _write_report(
     fairness: pd.DataFrame,
     monitoring: dict[str, Any] | None = None,
     baselines: dict[str, dict[str, Any] | None] | None = None,
+    plots: dict[str, str] | None = None,
 ) -> None:
     write_report(
         path,
@@ -637,6 +650,7 @@ def _write_report(
         fairness=fairness,
         monitoring=monitoring,
         baselines=baselines,
+        plots=plots,
     )
 
 

@@ -203,6 +203,34 @@ def _validation_table(met: dict[str, Any], baseline: dict[str, Any] | None) -> s
     )
 
 
+def _model_plots(m: Any) -> str:
+    met = m.metrics or {}
+    plots = []
+    if met.get("calibration") and not withheld(met):
+        plots.append(
+            "<figure><figcaption>Calibration (out-of-fold)</figcaption>"
+            + _calibration_plot(met["calibration"])
+            + "</figure>"
+        )
+    if m.importance is not None and len(m.importance):
+        plots.append(
+            "<figure><figcaption>Feature importance</figcaption>" + _importance_plot(m.importance) + "</figure>"
+        )
+    if m.contributions is not None and len(m.contributions):
+        plots.append(
+            "<figure><figcaption>SHAP summary</figcaption>"
+            + _shap_summary_plot(m.contributions, m.explained_X)
+            + "</figure>"
+        )
+    return "<div class='plots'>" + "".join(plots) + "</div>"
+
+
+def model_plots(models: dict[str, Any]) -> dict[str, str]:
+    """Each scored type's figures as HTML (the report's slowest part: the composer draws them on
+    the second core as soon as the models are scored, while the explanations are built)."""
+    return {t: _model_plots(m) for t, m in models.items() if m.kind != "empty"}
+
+
 def write_report(
     path: Path,
     *,
@@ -214,7 +242,9 @@ def write_report(
     fairness: pd.DataFrame | None = None,
     monitoring: dict[str, Any] | None = None,
     baselines: dict[str, dict[str, Any] | None] | None = None,
+    plots: dict[str, str] | None = None,
 ) -> None:
+    """report.html; `plots` are `model_plots(models)` when drawn beforehand (else drawn here)."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>RiskGraph model report</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
@@ -255,24 +285,7 @@ def write_report(
                 "<p>Too few labels to train or to measure: scored by the documented unsupervised "
                 "method (rule severities, ring membership, anomaly rank).</p>"
             )
-        plots = []
-        if met.get("calibration"):
-            plots.append(
-                "<figure><figcaption>Calibration (out-of-fold)</figcaption>"
-                + _calibration_plot(met["calibration"])
-                + "</figure>"
-            )
-        if m.importance is not None and len(m.importance):
-            plots.append(
-                "<figure><figcaption>Feature importance</figcaption>" + _importance_plot(m.importance) + "</figure>"
-            )
-        if m.contributions is not None and len(m.contributions):
-            plots.append(
-                "<figure><figcaption>SHAP summary</figcaption>"
-                + _shap_summary_plot(m.contributions, m.explained_X)
-                + "</figure>"
-            )
-        parts.append("<div class='plots'>" + "".join(plots) + "</div>")
+        parts.append(plots[t] if plots is not None and t in plots else _model_plots(m))
     parts.append(monitoring_section(monitoring))
     parts.append("<h2>Rings</h2>")
     if len(rings):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from composer.pipeline import PipelineResult, run_pipeline
+from explain.report import model_plots
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from riskgraph.errors import InvalidDataset
 from riskgraph.settings import Settings
@@ -75,6 +78,15 @@ def test_output_files_follow_the_contract(run) -> None:
     assert "Calibration" in report or "Metrics withheld: only" in report
     manifest = json.loads((out / "manifest.json").read_text())
     assert {"input_hash", "models", "timings_s", "row_counts"} <= set(manifest)
+
+
+def test_the_reports_figures_are_those_of_the_runs_models(run) -> None:
+    """The figures are drawn in a worker as soon as the models are scored, while the reasons are
+    worded; they are the figures of the models the run served, in the same order."""
+    result, out, _ = run
+    written = re.findall(r"<img[^>]*>", (out / "report.html").read_text())
+    drawn = re.findall(r"<img[^>]*>", "".join(model_plots(result.models).values()))
+    assert written and written == drawn
 
 
 def test_every_entity_gets_a_score(run) -> None:
@@ -142,3 +154,27 @@ def test_default_order_puts_every_serious_d_cap_first(run) -> None:
     person = scores[scores["entity_type"] == "person"]
     known = person["amount_at_stake"].dropna()
     assert len(known) and (known > 0).all()
+
+
+def _children() -> set[int]:
+    me = str(os.getpid())
+    kids = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:  # the process ended while we looked
+            continue
+        if fields.get("PPid", "").strip() == me:
+            kids.add(int(status.parent.name))
+    return kids
+
+
+def test_a_run_failing_while_its_figures_are_drawn_leaves_no_worker(tmp_path: Path) -> None:
+    """A run that fails after scoring (here: the disk full) stops the worker drawing its figures."""
+    settings = Settings(
+        home=tmp_path / "home", store_url=f"memory://{tmp_path / 'store'}", progress=False, fault="after_scoring:enospc"
+    )
+    before = _children()
+    with pytest.raises(OSError, match="fault point after_scoring"):
+        run_pipeline(data=SAMPLE, out=tmp_path / "out", settings=settings)
+    assert _children() <= before
