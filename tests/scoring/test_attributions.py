@@ -35,6 +35,17 @@ def test_margin_is_lightgbms_bit_for_bit_and_attributions_sum_to_it(fitted) -> N
     np.testing.assert_allclose(total, margin[:200], atol=1e-9)
 
 
+def test_chunks_and_lanes_do_not_change_a_row(fitted) -> None:
+    """Chunks run in lanes (one per thread); every row comes out as from one chunk on one thread."""
+    model, X = fitted
+    one_lane = CrossFittedRiskModel(model.settings.model_copy(update={"threads": 1}))
+    one_lane.__dict__.update({k: v for k, v in model.__dict__.items() if k != "settings"})
+    want = one_lane.margin_and_reasons(X, chunk=len(X))
+    for got in (model.margin_and_reasons(X, chunk=700), one_lane.margin_and_reasons(X, chunk=700)):
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
 def test_reason_order_stays_close_to_exact_treeshap(fitted) -> None:
     """The bound docs/scoring.md states: the strongest reason is TreeSHAP's own on at least 70% of
     rows, and at least 75% of the 4 shown are among TreeSHAP's 4 (with interactions in the data)."""
