@@ -28,7 +28,7 @@ def main() -> None:
     train = rng.choice(args.rows, min(args.rows, 20_000), replace=False)
     model = CrossFittedRiskModel(ModelSettings()).fit(X.iloc[train], y[train])
     print(f"{args.rows:,} rows x {args.features} features, {model.final_.num_trees()} trees")
-    results = {}
+    results: dict[int, tuple[float, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     for threads in (1, model.settings.threads, 1, model.settings.threads):
         model.settings = model.settings.model_copy(update={"threads": threads})
         t0 = time.perf_counter()
