@@ -37,7 +37,7 @@ CALLS = (
     "build_alerts",
     "save_feature_matrices",
     "output_files",
-    "_write_results",
+    "write_results",
 )
 
 

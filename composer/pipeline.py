@@ -11,13 +11,11 @@ before its commit; a failure anywhere leaves the served state as the last commit
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import platform
 import resource
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,9 +35,7 @@ from composer.engines import Engine, open_engine
 from composer.governance import audit_pipeline_promotions, pipeline_gate
 from composer.labels import training_rows
 from composer.monitoring import (
-    MonitoringInputs,
     keep_references,
-    monitor,
     monitoring_inputs,
     raise_drift_alerts,
     run_profile,
@@ -51,13 +47,14 @@ from composer.resolution import (
     same_person_links,
     with_golden,
 )
+from composer.run_files import monitor_and_report, save_feature_matrices, stage_outputs, write_json, write_results
 from composer.runs import SCORES_PARQUET, Run, preflight, private_dir, run_dir
 from composer.supervision import SCHEMES_PARQUET, supervise
 from explain.catalogue import Catalogue, built_in
 from explain.context import reason_context
 from explain.fairness import fairness_table
 from explain.reasons import entity_reasons
-from explain.report import model_plots, write_report
+from explain.report import model_plots
 from features.build import build_features, reference_date
 from features.graph_features import add_graph_features
 from features.rings import NEEDS_HITS, RING_KINDS, RingResult, assemble_rings, find_rings
@@ -69,14 +66,12 @@ from graph.factory import field_cipher, masking_tokens, open_store
 from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
 from riskgraph.forked import Forked
-from riskgraph.results import RESULT_TABLES, ResultsDB
+from riskgraph.results import ResultsDB
 from riskgraph.server_keys import Tokens
 from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
-from scoring.attributions import save_reason_columns
 from scoring.baseline import baseline_metrics
-from scoring.inputs import save_row_hashes
 from scoring.registry import ModelRegistry
 from scoring.score import EntityScores, RowScorer, score_entity_type
 
@@ -349,7 +344,7 @@ def run_pipeline(
                     staging = private_dir(run.out_staging or run.folder / "out")
                     # report.html (plots: the slowest file) on the second core while the rest is written
                     report = Forked(
-                        _monitor_and_report,
+                        monitor_and_report,
                         staging / "report.html",
                         scores,
                         scored,
@@ -373,9 +368,9 @@ def run_pipeline(
                         # personal values in rule evidence (a diagnosis, ...) encrypted before any write
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
                         files = output_files(scores, hits, ring_result, resolved, stages)
-                        written = Forked(_stage_outputs, staging, files, name="output files")  # beside the database
+                        written = Forked(stage_outputs, staging, files, name="output files")  # beside the database
                         outcomes.drop(columns=["evidence"]).to_csv(staging / "schemes.csv", index=False)
-                        _write_results(db, run, scores, hits, ring_result, tables)
+                        write_results(db, run, scores, hits, ring_result, tables)
                         for name, frame in (
                             ("alerts", alerts),
                             ("alert_items", alert_items),
@@ -389,7 +384,7 @@ def run_pipeline(
                         timer.worker |= timings
                         keep_references(registry, scored, profile)
                         save_profile(run.folder / "features", profile, monitoring)
-                        _stage_outputs(staging, monitoring_file(monitoring))
+                        stage_outputs(staging, monitoring_file(monitoring))
                     except BaseException:
                         report.cancel()
                         if written is not None:
@@ -399,7 +394,7 @@ def run_pipeline(
             manifest["worker_timings_s"] = timer.worker
             manifest["peak_rss_mib"] = timer.peak_mib
             if serves:
-                _write_json(run.out_staging or run.folder / "out", "manifest.json", manifest)
+                write_json(run.out_staging or run.folder / "out", "manifest.json", manifest)
             with timer.stage("commit", bar):
                 promoted = {
                     t: m.model_version
@@ -607,99 +602,10 @@ def _rules_and_their_rings(
     return rule_result, found, {"rules": round(t1 - t0, 3), "rings": round(time.perf_counter() - t1, 3)}
 
 
-def _monitor_and_report(
-    path: Path,
-    scores: pd.DataFrame,
-    scored: dict[str, EntityScores],
-    ring_result: RingResult,
-    manifest: dict[str, Any],
-    settings: Settings,
-    fairness: pd.DataFrame,
-    baselines: dict[str, dict[str, Any] | None],
-    compare_with: MonitoringInputs,
-    hits: pd.DataFrame,
-    plots: dict[str, str],
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, float]]:
-    """The run's profile and monitoring (pure: no database), then report.html with them."""
-    t0 = time.perf_counter()
-    profile, monitoring = monitor(compare_with, run_id=manifest["run_id"], scored=scored, scores=scores, hits=hits)
-    t1 = time.perf_counter()
-    _write_report(path, scores, scored, ring_result, manifest, settings, fairness, monitoring, baselines, plots)
-    return profile, monitoring, {"monitoring": round(t1 - t0, 3), "report": round(time.perf_counter() - t1, 3)}
-
-
-def _write_report(
-    path: Path,
-    scores: pd.DataFrame,
-    scored: dict[str, EntityScores],
-    ring_result: RingResult,
-    manifest: dict[str, Any],
-    settings: Settings,
-    fairness: pd.DataFrame,
-    monitoring: dict[str, Any] | None = None,
-    baselines: dict[str, dict[str, Any] | None] | None = None,
-    plots: dict[str, str] | None = None,
-) -> None:
-    write_report(
-        path,
-        scores=scores,
-        models=scored,
-        rings=ring_result.rings,
-        manifest=manifest,
-        settings=settings,
-        fairness=fairness,
-        monitoring=monitoring,
-        baselines=baselines,
-        plots=plots,
-    )
-
-
-def _write_results(
-    db: ResultsDB, run: Run, scores: pd.DataFrame, hits: pd.DataFrame, ring_result: RingResult, tables: list[str]
-) -> None:
-    """The run's result tables, staged under run-scoped names (invisible until the commit)."""
-    frames = {
-        "scores": scores,
-        "rule_hits": hits,
-        "rings": ring_result.rings,
-        "ring_members": ring_result.members,
-        "ring_edges": ring_result.edges,
-    }
-    for i, name in enumerate(RESULT_TABLES):
-        if i == 2:
-            run.fault("mid_results")
-        tables.append(db.write_run_table(run.run_id, name, frames[name]))
-
-
 def evaluate_rules(dataset: Dataset, settings: Settings) -> RuleResult:
     """Run the configured rule packs with the settings' overrides and disabled rules."""
     packs = load_packs(settings.rule_packs or DEFAULT_PACK_DIR)
     return evaluate(dataset, packs, overrides=settings.rule_overrides, disabled=settings.rules_disabled)
-
-
-def save_feature_matrices(folder: Path, models: dict[str, EntityScores]) -> None:
-    """Keep each type's model matrix (the inputs behind its scores) and its reason columns
-    (every entity's strongest reasons, which the API words when asked)."""
-    for t, m in models.items():
-        if m.matrix is not None:
-            m.matrix.to_parquet(folder / f"{t}.parquet")
-            save_row_hashes(folder, t, m.matrix)  # what each decision record references (replay)
-        if m.reasons is not None:
-            save_reason_columns(folder, t, m.table["entity_id"], m.reasons)
-
-
-def _stage_outputs(staging: Path, files: dict[str, Callable[[Path], Any]]) -> None:
-    """Write every output file into the run's staging folder (moved in at the commit)."""
-    private_dir(staging)
-    for name, write in files.items():
-        write(staging / name)
-
-
-def _write_json(folder: Path, name: str, value: Any) -> None:
-    path = folder / name
-    path.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
 
 
 def _redact(url: str) -> str:
