@@ -20,6 +20,7 @@ import pandas as pd
 
 from features.attributes import reference_date
 from graph.dataset import Dataset
+from riskgraph.forked import Forked
 
 LABEL_COLUMNS = ["entity_type", "entity_id", "label", "as_of"]
 PROVENANCE_COLUMNS = LABEL_COLUMNS + ["source", "case_id", "decided_by"]
@@ -158,19 +159,50 @@ def training_rows(
     labels: pd.DataFrame,
     matrices_at: Callable[[Dataset], dict[str, pd.DataFrame]],
     max_cuts: int,
+    lanes: int = 1,
 ) -> dict[str, pd.DataFrame]:
     """Per entity type: the model-matrix rows of the labelled entities whose as_of comes before
-    the data's last day, each built by `matrices_at` from the dataset cut at its day."""
+    the data's last day, each built by `matrices_at` from the dataset cut at its day.
+
+    With `lanes` > 1 the cut days are shared out (every lanes-th day) between this process and
+    forked workers, each returning only its labelled rows; the result is the same, in day order."""
     end = reference_date(Dataset({k: v for k, v in dataset.tables.items() if k != "labels"}))
     days = cut_days(labels, end, max_cuts)
+    ordered = [pd.Timestamp(d) for d in sorted(days.dropna().unique())]
+    shares = [ordered[k::lanes] for k in range(min(max(lanes, 1), len(ordered)))]
+    workers = [
+        Forked(_rows_on_days, dataset, labels, days, share, matrices_at, name="training cuts") for share in shares[1:]
+    ]
+    try:
+        by_day = _rows_on_days(dataset, labels, days, shares[0] if shares else [], matrices_at)
+        for worker in workers:
+            by_day |= worker.result()
+    finally:
+        for worker in workers:
+            worker.cancel()
     out: dict[str, list[pd.DataFrame]] = {}
-    for day in sorted(days.dropna().unique()):
+    for day in ordered:
+        for t, rows in by_day[day].items():
+            out.setdefault(t, []).append(rows)
+    return {t: pd.concat(parts) for t, parts in out.items()}
+
+
+def _rows_on_days(
+    dataset: Dataset,
+    labels: pd.DataFrame,
+    days: pd.Series,
+    share: list[pd.Timestamp],
+    matrices_at: Callable[[Dataset], dict[str, pd.DataFrame]],
+) -> dict[pd.Timestamp, dict[str, pd.DataFrame]]:
+    """Per cut day of `share`: per type, the matrix rows of the labels cut at that day."""
+    out: dict[pd.Timestamp, dict[str, pd.DataFrame]] = {}
+    for day in share:
         mine = labels[(days == day).to_numpy()]
-        matrices = matrices_at(cut_at(dataset, pd.Timestamp(day)))
+        matrices = matrices_at(cut_at(dataset, day))
+        out[day] = {}
         for t, ids in mine.groupby("entity_type")["entity_id"]:
             X = matrices.get(str(t))
             if X is None:
                 continue
-            keep = X.index[X.index.isin(ids.astype(str))]
-            out.setdefault(str(t), []).append(X.loc[keep])
-    return {t: pd.concat(parts) for t, parts in out.items()}
+            out[day][str(t)] = X.loc[X.index[X.index.isin(ids.astype(str))]]
+    return out

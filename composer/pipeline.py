@@ -233,6 +233,7 @@ def run_pipeline(
                     dataset.tables.get("labels", labels),  # as named on golden persons
                     lambda cut: model_matrices(cut, settings, excluded, tokens),
                     settings.model.label_max_cuts,
+                    settings.model.label_cut_lanes,
                 )
                 scored = score_types(
                     dataset,

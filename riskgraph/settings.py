@@ -60,6 +60,8 @@ class ModelSettings(BaseModel):
     # a label's training row is built from the data cut at its as_of (composer/labels.py); more
     # distinct as_of days than this are grouped by month (cut at the end of the month before)
     label_max_cuts: int = Field(default=12, ge=1)
+    # processes the cut days are shared between (each cut rebuilds features, rules and rings)
+    label_cut_lanes: int = Field(default=2, ge=1)
     # out-of-time validation (scoring/oot.py): labels dated after the cut are the later period;
     # the cut is `oot_cut` (YYYY-MM-DD) or else leaves the latest `oot_share` of dated labels after it
     oot_cut: str | None = None

@@ -18,6 +18,7 @@ Validated as strictly as a rule pack: every problem is named with its file, sect
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from riskgraph.errors import InvalidRulePack
 from rules.pack import GRADES, PackProblem
 
 DEFAULT_POLICY_DIR = Path(__file__).parent / "policies"
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML was built with it
 SCOPES = ("none", "limited", "standard", "full")  # online business scope, narrowest first
 Grade = Literal["A", "B", "C", "D"]
 Scope = Literal["none", "limited", "standard", "full"]
@@ -152,15 +154,27 @@ def parse_policy(data: Any, file: str) -> Policy:
 def load_policy(path: str | Path) -> Policy:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PolicyError([PackProblem(str(path), f"cannot read the policy: {exc}")]) from None
     return parse_policy(data, str(path))
 
 
 def seed_policies(folder: str | Path = DEFAULT_POLICY_DIR) -> list[Policy]:
-    """The seed policies shipped in `folder` (every *.yaml)."""
-    return [load_policy(p) for p in sorted(Path(folder).glob("*.y*ml"))]
+    """The seed policies shipped in `folder` (every *.yaml), parsed once per version of the files
+    (every stored-policy read seeds first, so a credit book or a replay would otherwise re-parse them)."""
+    files = tuple((str(p), *_stamp(p)) for p in sorted(Path(folder).glob("*.y*ml")))
+    return list(_parsed_seeds(files))
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_seeds(files: tuple[tuple[str, int, int], ...]) -> tuple[Policy, ...]:
+    return tuple(load_policy(path) for path, _, _ in files)
 
 
 def in_force(versions: list[Policy], on: dt.date) -> Policy | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from riskgraph.errors import InvalidDataset
 from riskgraph.settings import Settings
 from tests.factories import SAMPLE
+from tests.processes import child_pids
 
 # Documented floor (docs/benchmarks.md): person ROC-AUC of risk_score against the sample's
 # whole truth (labelled and unlabelled persons alike).
@@ -156,25 +156,12 @@ def test_default_order_puts_every_serious_d_cap_first(run) -> None:
     assert len(known) and (known > 0).all()
 
 
-def _children() -> set[int]:
-    me = str(os.getpid())
-    kids = set()
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-        except OSError:  # the process ended while we looked
-            continue
-        if fields.get("PPid", "").strip() == me:
-            kids.add(int(status.parent.name))
-    return kids
-
-
 def test_a_run_failing_while_its_figures_are_drawn_leaves_no_worker(tmp_path: Path) -> None:
     """A run that fails after scoring (here: the disk full) stops the worker drawing its figures."""
     settings = Settings(
         home=tmp_path / "home", store_url=f"memory://{tmp_path / 'store'}", progress=False, fault="after_scoring:enospc"
     )
-    before = _children()
+    before = child_pids()
     with pytest.raises(OSError, match="fault point after_scoring"):
         run_pipeline(data=SAMPLE, out=tmp_path / "out", settings=settings)
-    assert _children() <= before
+    assert child_pids() <= before

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 
@@ -11,6 +13,7 @@ from graph.dataset import Dataset, load_dataset
 from riskgraph.server_keys import Tokens
 from riskgraph.settings import Settings
 from tests.factories import SAMPLE
+from tests.processes import child_pids
 
 
 def _cases(rows: list[tuple[str, str, int, str]]) -> pd.DataFrame:
@@ -116,3 +119,40 @@ def test_a_run_trains_labels_dated_before_the_data_ends_on_their_cut(tmp_path) -
     run = run_pipeline(data=data, out=None, settings=settings)
     assert run.manifest["labels"]["point_in_time_rows"] == {"person": 10}
     assert run.models["person"].kind == "supervised"
+
+
+def test_cut_days_shared_between_lanes_give_the_same_rows(sample: Dataset) -> None:
+    """Five cut days built on one lane, and on two and three (forked workers): the same rows, in
+    the same day order, with the same dtypes."""
+    settings = Settings(progress=False)
+    labels = sample.table("labels").copy()
+    days = ["2025-02-28", "2025-04-30", "2025-06-30", "2025-08-31", "2025-10-31"]
+    labels["as_of"] = pd.to_datetime([days[k % len(days)] for k in range(len(labels))])
+    dated = with_labels(sample, labels)
+
+    def matrices(d: Dataset) -> dict[str, pd.DataFrame]:
+        return model_matrices(d, settings, set(), Tokens(b"k" * 32))
+
+    one = training_rows(dated, labels, matrices, 12)
+    assert sum(len(rows) for rows in one.values()) == len(labels)
+    for lanes in (2, 3):
+        shared = training_rows(dated, labels, matrices, 12, lanes)
+        assert list(shared) == list(one)
+        for t in one:
+            pd.testing.assert_frame_equal(shared[t], one[t])
+
+
+def test_a_failing_cut_lane_fails_the_rows_and_leaves_no_worker(sample: Dataset) -> None:
+    labels = sample.table("labels").copy()
+    labels["as_of"] = pd.to_datetime(["2025-03-31" if k % 2 else "2025-07-31" for k in range(len(labels))])
+    parent = os.getpid()
+
+    def matrices(d: Dataset) -> dict[str, pd.DataFrame]:
+        if os.getpid() == parent:  # this lane fails while the worker still builds its cut
+            raise OSError(28, "No space left on device")
+        return model_matrices(d, Settings(progress=False), set(), Tokens(b"k" * 32))
+
+    before = child_pids()
+    with pytest.raises(OSError, match="No space left"):
+        training_rows(with_labels(sample, labels), labels, matrices, 12, 2)
+    assert child_pids() <= before
