@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -21,6 +23,8 @@ import pandas as pd
 from features.attributes import reference_date
 from graph.dataset import Dataset
 from riskgraph.forked import Forked
+
+log = logging.getLogger("composer.labels")
 
 LABEL_COLUMNS = ["entity_type", "entity_id", "label", "as_of"]
 PROVENANCE_COLUMNS = LABEL_COLUMNS + ["source", "case_id", "decided_by"]
@@ -174,9 +178,10 @@ def training_rows(
         Forked(_rows_on_days, dataset, labels, days, share, matrices_at, name="training cuts") for share in shares[1:]
     ]
     try:
-        by_day = _rows_on_days(dataset, labels, days, shares[0] if shares else [], matrices_at)
+        by_day = _rows_on_days(dataset, labels, days, shares[0] if shares else [], matrices_at, len(ordered))
         for worker in workers:
             by_day |= worker.result()
+            log.info("training rows: %d cut days built beside by a worker", len(by_day) - len(shares[0]))
     finally:
         for worker in workers:
             worker.cancel()
@@ -193,10 +198,14 @@ def _rows_on_days(
     days: pd.Series,
     share: list[pd.Timestamp],
     matrices_at: Callable[[Dataset], dict[str, pd.DataFrame]],
+    of: int | None = None,
 ) -> dict[pd.Timestamp, dict[str, pd.DataFrame]]:
-    """Per cut day of `share`: per type, the matrix rows of the labels cut at that day."""
+    """Per cut day of `share`: per type, the matrix rows of the labels cut at that day. With `of`
+    (all the run's cut days), each day is logged as it is built (workers log nothing: a forked
+    child must not wait on a logging lock another thread of its parent held)."""
     out: dict[pd.Timestamp, dict[str, pd.DataFrame]] = {}
-    for day in share:
+    for n, day in enumerate(share, 1):
+        t0 = time.perf_counter()
         mine = labels[(days == day).to_numpy()]
         matrices = matrices_at(cut_at(dataset, day))
         out[day] = {}
@@ -205,4 +214,14 @@ def _rows_on_days(
             if X is None:
                 continue
             out[day][str(t)] = X.loc[X.index[X.index.isin(ids.astype(str))]]
+        if of is not None:
+            log.info(
+                "training rows: %d labels cut at %s in %.1fs (%d of this lane's %d days; %d in all)",
+                len(mine),
+                f"{day:%Y-%m-%d}",
+                time.perf_counter() - t0,
+                n,
+                len(share),
+                of,
+            )
     return out
