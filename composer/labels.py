@@ -22,7 +22,7 @@ import pandas as pd
 
 from features.attributes import reference_date
 from graph.dataset import Dataset
-from riskgraph.forked import Forked
+from riskgraph.forked import Forked, timed
 
 log = logging.getLogger("composer.labels")
 
@@ -164,24 +164,30 @@ def training_rows(
     matrices_at: Callable[[Dataset], dict[str, pd.DataFrame]],
     max_cuts: int,
     lanes: int = 1,
+    worker_seconds: dict[str, float] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Per entity type: the model-matrix rows of the labelled entities whose as_of comes before
     the data's last day, each built by `matrices_at` from the dataset cut at its day.
 
     With `lanes` > 1 the cut days are shared out (every lanes-th day) between this process and
-    forked workers, each returning only its labelled rows; the result is the same, in day order."""
+    forked workers, each returning only its labelled rows; the result is the same, in day order.
+    The workers' wall seconds go to `worker_seconds["cuts"]` (what ran beside the stages)."""
     end = reference_date(Dataset({k: v for k, v in dataset.tables.items() if k != "labels"}))
     days = cut_days(labels, end, max_cuts)
     ordered = [pd.Timestamp(d) for d in sorted(days.dropna().unique())]
     shares = [ordered[k::lanes] for k in range(min(max(lanes, 1), len(ordered)))]
     workers = [
-        Forked(_rows_on_days, dataset, labels, days, share, matrices_at, name="training cuts") for share in shares[1:]
+        Forked(timed(_rows_on_days), dataset, labels, days, share, matrices_at, name="training cuts")
+        for share in shares[1:]
     ]
     try:
         by_day = _rows_on_days(dataset, labels, days, shares[0] if shares else [], matrices_at, len(ordered))
         for worker in workers:
-            by_day |= worker.result()
-            log.info("training rows: %d cut days built beside by a worker", len(by_day) - len(shares[0]))
+            rows, seconds = worker.result()
+            by_day |= rows
+            log.info("training rows: %d cut days built by a worker in %.1fs", len(rows), seconds)
+            if worker_seconds is not None:
+                worker_seconds["cuts"] = worker_seconds.get("cuts", 0.0) + seconds
     finally:
         for worker in workers:
             worker.cancel()

@@ -234,6 +234,7 @@ def run_pipeline(
                     lambda cut: model_matrices(cut, settings, excluded, tokens),
                     settings.model.label_max_cuts,
                     settings.model.label_cut_lanes,
+                    timer.worker,
                 )
                 scored = score_types(
                     dataset,
