@@ -23,6 +23,7 @@ from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from graph.dataset import Dataset
 from graph.factory import field_cipher
 from riskgraph.results import ResultsDB
+from riskgraph.row_groups import rows_of
 from riskgraph.settings import Settings
 
 log = logging.getLogger("riskgraph.api.book")
@@ -123,8 +124,10 @@ def run_credit_book(
     bands: dict[str, float],
     as_of: str,
     policy: str | None = None,
+    rows_only: bool = False,
 ) -> CreditBook:
-    """The credit answers of a run's `scores` rows (all of them when serving; one when replaying).
+    """The credit answers of a run's `scores` rows (all of them when serving; one when replaying,
+    `rows_only`: then only those rows are read from the run's files).
     Treatments come from the policy version in force, or, for a replay, from `policy` (the
     `id version` the decision record names; "" or None: the answer carried no policy)."""
     folder = run_dir(settings, run_id) / "features"
@@ -136,6 +139,12 @@ def run_credit_book(
     else:
         versions_served = versions
     saved_schemes = folder / SCHEMES_PARQUET
+    outcomes = None
+    if saved_schemes.exists():
+        outcomes = pd.read_parquet(
+            saved_schemes,
+            filters=rows_of("entity_id", scores["entity_id"].astype(str).unique().tolist()) if rows_only else None,
+        )
     return CreditBook.build(
         scores,
         folder,
@@ -143,9 +152,10 @@ def run_credit_book(
         bands=bands,
         as_of=as_of,
         run_id=run_id,
-        outcomes=pd.read_parquet(saved_schemes) if saved_schemes.exists() else None,
+        outcomes=outcomes,
         policies=PolicyBook(versions_served),
         run_policy=next((p for p in versions if key(p) == manifest.get("policy")), None),
+        rows_only=rows_only,
     )
 
 

@@ -85,10 +85,12 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
         outcomes: pd.DataFrame | None = None,
         policies: PolicyBook | None = None,
         run_policy: Policy | None = None,
+        rows_only: bool = False,
     ) -> CreditBook:
         """From the served run's scores table and the reason columns saved beside its features;
         `outcomes` are the run's scheme outcomes (capped under `run_policy`), `policies` the
-        stored versions of the credit policy (treatments)."""
+        stored versions of the credit policy (treatments). With `rows_only` (a replay's few
+        rows) only the saved rows of `scores`' entities are read."""
         if "score_grade" not in scores:
             scores = scores.assign(score_grade=scores["grade"])
         types = {}
@@ -98,16 +100,18 @@ class CreditBook(Mapping[tuple[str, str], CreditEntry]):
             worded = {
                 i: orjson.loads(text) for i, text in enumerate(part["reasons"].to_numpy(dtype=object)) if text != "[]"
             }
-            saved = load_reason_columns(features_dir, str(t))
+            # a person record's reason columns and input row are its golden person's, whose row it was scored on
+            keys = matrix_ids(part, ids)
+            wanted = list(dict.fromkeys(keys)) if rows_only else None
+            saved = load_reason_columns(features_dir, str(t), wanted)
             reasons = rows = None
             if saved is not None:
                 saved_ids, reasons = saved
-                # a person record's reason columns are its golden person's, whose row it was scored on
-                rows = saved_ids.get_indexer(matrix_ids(part, ids)).astype(np.int64)
-            hashes = load_row_hashes(features_dir, str(t))
+                rows = saved_ids.get_indexer(keys).astype(np.int64)
+            hashes = load_row_hashes(features_dir, str(t), wanted)
             input_hash = has_hash = None
             if hashes is not None and len(hashes):
-                at = hashes.index.get_indexer(matrix_ids(part, ids))
+                at = hashes.index.get_indexer(keys)
                 input_hash, has_hash = hashes.to_numpy()[np.maximum(at, 0)], at >= 0
             types[str(t)] = TypeColumns(
                 ids,

@@ -28,6 +28,7 @@ from composer.runs import SCORES_PARQUET, run_dir
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
 from riskgraph.results_schema import audit_table
+from riskgraph.row_groups import rows_of
 from riskgraph.settings import Settings
 from scoring.inputs import stored_row_hash
 
@@ -150,7 +151,7 @@ class Replayer:
         policy = decision.detail.get("policy")  # the policy version whose treatments were served
         scores = pd.read_parquet(
             folder / SCORES_PARQUET,
-            filters=[("entity_type", "==", decision.entity_type), ("entity_id", "==", decision.entity_id)],
+            filters=rows_of("entity_id", [decision.entity_id], ("entity_type", "==", decision.entity_type)),
         ).fillna(SCORE_FILLS)
         book = run_credit_book(
             self.settings,
@@ -162,5 +163,6 @@ class Replayer:
             bands=manifest.get("bands") or self.settings.bands.model_dump(),
             as_of=run_as_of(run),
             policy=policy or "",
+            rows_only=True,
         )
         return book, str(matrix_ids(scores, pd.Index([decision.entity_id], dtype=object))[0])

@@ -67,6 +67,7 @@ from graph.projection import Projection
 from riskgraph.errors import NoSnapshot
 from riskgraph.forked import Forked
 from riskgraph.results import ResultsDB
+from riskgraph.row_groups import ROW_GROUP_ROWS
 from riskgraph.server_keys import Tokens
 from riskgraph.settings import Settings
 from rules.engine import RuleResult, evaluate
@@ -363,7 +364,9 @@ def run_pipeline(
                     written: Forked[None] | None = None
                     try:
                         save_feature_matrices(private_dir(run.folder / "features"), scored)
-                        scores.to_parquet(run.folder / "features" / SCORES_PARQUET, index=False)
+                        scores.to_parquet(
+                            run.folder / "features" / SCORES_PARQUET, index=False, row_group_size=ROW_GROUP_ROWS
+                        )
                         outcomes.to_parquet(run.folder / "features" / SCHEMES_PARQUET, index=False)
                         (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
                         run.fault("stage_outputs")

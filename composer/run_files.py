@@ -18,6 +18,7 @@ from composer.runs import Run, private_dir
 from explain.report import write_report
 from features.rings import RingResult
 from riskgraph.results import RESULT_TABLES, ResultsDB
+from riskgraph.row_groups import WIDE_ROW_GROUP_ROWS
 from riskgraph.settings import Settings
 from scoring.attributions import save_reason_columns
 from scoring.inputs import save_row_hashes
@@ -78,7 +79,7 @@ def save_feature_matrices(folder: Path, models: dict[str, EntityScores]) -> None
     (every entity's strongest reasons, which the API words when asked)."""
     for t, m in models.items():
         if m.matrix is not None:
-            m.matrix.to_parquet(folder / f"{t}.parquet")
+            m.matrix.to_parquet(folder / f"{t}.parquet", row_group_size=WIDE_ROW_GROUP_ROWS)
             save_row_hashes(folder, t, m.matrix)  # what each decision record references (replay)
         if m.reasons is not None:
             save_reason_columns(folder, t, m.table["entity_id"], m.reasons)

@@ -15,6 +15,7 @@ tests/scoring/test_attributions.py bounds how far the two disagree).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
+
+from riskgraph.row_groups import ROW_GROUP_ROWS, rows_of
 
 CANDIDATES = 6  # reasons kept per row: 4 are shown, the spare ones stand in for unusable ones
 
@@ -170,16 +173,19 @@ def save_reason_columns(folder: Path, entity_type: str, ids: Any, reasons: Reaso
     columns |= {f"f{s}": reasons.idx[:, s] for s in range(k)}
     columns |= {f"c{s}": reasons.contribution[:, s] for s in range(k)}
     columns |= {f"v{s}": reasons.value[:, s] for s in range(k)}
-    pq.write_table(pa.table(columns), data)
+    pq.write_table(pa.table(columns), data, row_group_size=ROW_GROUP_ROWS)
     meta.write_text(json.dumps({"features": reasons.features, "categories": reasons.categories}), encoding="utf-8")
 
 
-def load_reason_columns(folder: Path, entity_type: str) -> tuple[pd.Index, ReasonColumns] | None:
-    """The ids and reason columns saved by save_reason_columns (None if the run has none)."""
+def load_reason_columns(
+    folder: Path, entity_type: str, ids: Sequence[str] | None = None
+) -> tuple[pd.Index, ReasonColumns] | None:
+    """The ids and reason columns saved by save_reason_columns (None if the run has none); only
+    the rows of `ids` when given (a replay)."""
     data, meta = reason_files(folder, entity_type)
     if not data.exists() or not meta.exists():
         return None
-    table = pq.read_table(data)
+    table = pq.read_table(data, filters=None if ids is None else rows_of("entity_id", ids))
     info = json.loads(meta.read_text(encoding="utf-8"))
     k = sum(1 for name in table.column_names if name.startswith("f"))
 
