@@ -4,9 +4,11 @@ files (HOME/runs/<run>/out) and the store's snapshot; the router is api/routers/
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
@@ -90,10 +92,36 @@ def decide(*, state: AppState, actor: str, left: str, right: str, decision: str)
 
 
 def _resolved(state: AppState) -> pd.DataFrame:
-    path = _served_file(state, RESOLVED_FILE)
-    if not path.exists():
-        raise ResultsNotLoaded("the served run has no person resolution (resolved_persons.csv)")
-    return pd.read_csv(path, dtype={"person_id": str, "golden_id": str, "matched_on": str}).set_index("person_id")
+    """The served run's resolution by person record, read at its first use and kept with the book."""
+    book = state.book
+    if "resolved" not in book.lookups:
+        path = _served_file(state, RESOLVED_FILE)
+        if not path.exists():
+            raise ResultsNotLoaded("the served run has no person resolution (resolved_persons.csv)")
+        book.lookups["resolved"] = pd.read_csv(
+            path, dtype={"person_id": str, "golden_id": str, "matched_on": str}
+        ).set_index("person_id")
+    resolved: pd.DataFrame = book.lookups["resolved"]
+    return resolved
+
+
+@dataclass(frozen=True)
+class IdNumbers:
+    """Every person record's ID number in its 18-digit form, sorted, beside the record's id.
+    Checking 1M numbers takes seconds: done at the served run's first lookup, then kept."""
+
+    id18: np.ndarray  # object, sorted ('' for a missing or malformed number)
+    person_ids: np.ndarray  # object, in the same order
+
+    @staticmethod
+    def of(persons: pd.DataFrame) -> IdNumbers:
+        forms = check(persons["id_number"]).id18
+        order = np.argsort(forms, kind="stable")
+        return IdNumbers(forms[order], persons["person_id"].astype(str).to_numpy(dtype=object)[order])
+
+    def holders(self, id18: str) -> list[str]:
+        lo, hi = np.searchsorted(self.id18, id18, "left"), np.searchsorted(self.id18, id18, "right")
+        return list(self.person_ids[lo:hi])
 
 
 def by_id_number(*, state: AppState, id_number: str) -> dict[str, Any]:
@@ -101,12 +129,13 @@ def by_id_number(*, state: AppState, id_number: str) -> dict[str, Any]:
     wanted = check(pd.Series([id_number]))
     if wanted.id18[0] == "":
         raise InvalidParameter("an ID number has 15 digits, or 17 digits and a digit or X")
-    dataset = state._dataset_or_none(state.book.snapshot_id)
-    if dataset is None or "id_number" not in dataset.table("persons").columns:
-        raise EntityNotFound("no person records with ID numbers are served")
-    persons = dataset.table("persons")
-    forms = check(persons["id_number"]).id18
-    holders = persons.loc[forms == wanted.id18[0], "person_id"].astype(str)
+    book = state.book
+    if "id_numbers" not in book.lookups:
+        dataset = state._dataset_or_none(book.snapshot_id)
+        if dataset is None or "id_number" not in dataset.table("persons").columns:
+            raise EntityNotFound("no person records with ID numbers are served")
+        book.lookups["id_numbers"] = IdNumbers.of(dataset.table("persons"))
+    holders = book.lookups["id_numbers"].holders(wanted.id18[0])
     resolved = _resolved(state)
     goldens = resolved["golden_id"].reindex(holders).dropna().unique()
     if len(goldens) == 0:

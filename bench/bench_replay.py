@@ -41,7 +41,9 @@ def main() -> None:
         ap.error("give exactly one of --data and --home")
     home = args.home or Path(tempfile.mkdtemp(prefix="rg-bench-replay-")) / "home"
     store = args.store_url or f"memory://{home / 'store'}"
-    settings = Settings(home=home, store_url=store, progress=False, api_scheduler=False, api_keys={KEY: "approval_system"})
+    settings = Settings(
+        home=home, store_url=store, progress=False, api_scheduler=False, api_keys={KEY: "approval_system"}
+    )
     if args.data is not None:
         t0 = time.perf_counter()
         run_pipeline(data=args.data, out=None, settings=settings)

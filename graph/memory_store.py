@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import uuid
+import weakref
 from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy.sparse import csgraph
 
 from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES, column_level
 from graph.dataset import Dataset, _dtype
@@ -63,6 +63,8 @@ class MemoryGraphStore(GraphStore):
         self._projection_id: str | None = None  # the snapshot the projection was built from
         self._links: pd.DataFrame | None = None  # its SAME_PERSON links
         self._link_props: dict[tuple[str, str], dict[str, Any]] | None = None
+        self._rows_of: weakref.ref[Dataset] | None = None  # the dataset whose id indexes `_row_index` holds
+        self._row_index: dict[str, pd.Index] = {}
 
     def describe(self) -> str:
         return f"memory://{self.path}"
@@ -274,7 +276,11 @@ class MemoryGraphStore(GraphStore):
         if ref.type not in ENTITY_TYPES:
             return {"id": ref.id} if self.projection.node_index(ref.type, ref.id) >= 0 else None
         df = dataset.table(ENTITY_TABLE[ref.type])
-        pos = pd.Index(df[ID_COLUMN[ref.type]]).get_indexer([ref.id])[0]
+        if self._rows_of is None or self._rows_of() is not dataset:  # each table's id index, once per dataset
+            self._rows_of, self._row_index = weakref.ref(dataset), {}
+        if ref.type not in self._row_index:
+            self._row_index[ref.type] = pd.Index(df[ID_COLUMN[ref.type]])
+        pos = self._row_index[ref.type].get_indexer([ref.id])[0]
         if pos < 0:
             return None
         return _clean(df.iloc[pos].to_dict())
@@ -317,15 +323,10 @@ class MemoryGraphStore(GraphStore):
             return None
         if a == b:
             return self._subgraph_of(np.array([a]), None, False)
-        _, pred = csgraph.breadth_first_order(self._adj(None), a, directed=False, return_predecessors=True)
-        if pred[b] < 0:
+        found = breadth_first_path(self._adj(None), a, b, max_hops)
+        if found is None:
             return None
-        path = [b]
-        while path[-1] != a:
-            path.append(int(pred[path[-1]]))
-        if len(path) - 1 > max_hops:
-            return None
-        path_nodes = np.array(path[::-1], dtype=np.int64)
+        path_nodes = np.array(found, dtype=np.int64)
         sub = self._subgraph_of(path_nodes, None, False)
         refs = [EntityRef(*proj.node_of(int(n))) for n in path_nodes]
         hops = [frozenset((refs[i], refs[i + 1])) for i in range(len(refs) - 1)]
@@ -360,6 +361,36 @@ class MemoryGraphStore(GraphStore):
             props = self._same_person_properties(a.id, b.id) if kind == SAME_PERSON else {}
             sub.edges.append(Edge(a, b, kind, int(cnt[i]), props))
         return sub
+
+
+def breadth_first_path(adj: Any, a: int, b: int, max_hops: int) -> list[int] | None:
+    """The path from node `a` to node `b` that a breadth-first search of the symmetric CSR matrix
+    `adj` finds (scipy's `breadth_first_order` predecessors: each level in discovery order, each
+    node's neighbours in index order), searching at most `max_hops` levels instead of the whole
+    graph; None when `b` is farther."""
+    pred = np.full(adj.shape[0], -1, dtype=np.int64)
+    pred[a] = a
+    frontier = np.array([a], dtype=np.int64)
+    for _ in range(max_hops):
+        starts, sizes = adj.indptr[frontier], np.diff(adj.indptr)[frontier]
+        total = int(sizes.sum())
+        if total == 0:
+            return None
+        # every frontier node's neighbours, in frontier order, without a Python loop
+        within = np.arange(total) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        reached, via = adj.indices[np.repeat(starts, sizes) + within], np.repeat(frontier, sizes)
+        new = pred[reached] < 0
+        reached, via = reached[new], via[new]
+        _, first = np.unique(reached, return_index=True)
+        first.sort()  # the order of discovery: the first edge that reached each node names its predecessor
+        frontier = reached[first]
+        pred[frontier] = via[first]
+        if pred[b] >= 0:
+            path = [b]
+            while path[-1] != a:
+                path.append(int(pred[path[-1]]))
+            return path[::-1]
+    return None
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
