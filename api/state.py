@@ -104,6 +104,7 @@ class AppState:
             gc.unfreeze()  # the previous book's objects become collectable again once replaced
             book = load_book(db=self.db, settings=self.settings, dataset_of=self._dataset_or_none)
             self.book = book
+            self._warm_graph()
             self.metrics.scores_loaded.set(len(book.credit))
             self.metrics.set_drift(saved_monitoring(self.settings, book.run_id))
             # The book's objects live until the next reload: keep them out of the cyclic garbage
@@ -137,6 +138,25 @@ class AppState:
             log.warning("store has no readable snapshot (%s); regions unavailable", exc.code)
             return None
 
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._graph_pool is None:
+            self._graph_pool = ThreadPoolExecutor(max(1, self.settings.api_graph_threads), thread_name_prefix="graph")
+        return self._graph_pool
+
+    def _warm_graph(self) -> None:
+        """Have the store build what graph reads need (the memory store's projection: about 10 s
+        at 1M persons) in the graph pool now, rather than in the first investigator's query,
+        which would wait for it past the graph timeout."""
+
+        def warm() -> None:
+            try:
+                with self.store_lock.read():
+                    self.store.warm()
+            except Exception:  # the queries themselves will report what is wrong with the store
+                log.warning("the graph store could not be prepared for queries", exc_info=True)
+
+        self._pool().submit(warm)
+
     def close_graph_pool(self) -> None:
         if self._graph_pool is not None:
             self._graph_pool.shutdown(wait=False, cancel_futures=True)
@@ -164,8 +184,7 @@ class AppState:
         heavy queries hold up another key's. A call that times out is abandoned; its thread keeps its
         key's slot until it ends, so a key cannot pile up abandoned work."""
         settings = self.settings
-        if self._graph_pool is None:
-            self._graph_pool = ThreadPoolExecutor(max(1, settings.api_graph_threads), thread_name_prefix="graph")
+        pool = self._pool()
         principal = current_principal.get()
         slot_key = principal.key_id if principal is not None else ""
         slot = self._graph_slots.get(slot_key)
@@ -187,7 +206,7 @@ class AppState:
             with self.store_lock.read():
                 return fn(*args, **kwargs)
 
-        future = loop.run_in_executor(self._graph_pool, call)
+        future = loop.run_in_executor(pool, call)
 
         def done(f: asyncio.Future[Any]) -> None:  # when the work ends, answered or abandoned
             slot.release()

@@ -155,6 +155,10 @@ class GraphStore(ABC):
         """True when the store is reachable."""
         return True
 
+    def warm(self) -> None:
+        """Build now what the first graph read would otherwise build while a caller waits (the
+        memory store's projection of the current snapshot); nothing by default."""
+
     def close(self) -> None:
         """Release connections."""
 

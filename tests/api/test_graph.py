@@ -210,3 +210,21 @@ def test_docs_pages_load_vendored_assets_only(client: TestClient) -> None:
     assert "/openapi.json" in client.get("/docs").text
     assert client.get("/docs/oauth2-redirect").status_code == 200
     assert "/docs" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_memory_store_builds_its_graph_before_the_first_query(served_home: Path) -> None:
+    """The projection (about 10 s at 1M persons) is built in the graph pool as the results load,
+    not in the first investigator's query, which would wait for it past the graph timeout."""
+    import time
+
+    with TestClient(create_app(make_settings(served_home))) as c:
+        store = c.app.state.riskgraph.store
+        deadline = time.monotonic() + 60
+        while store._projection is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        built = store._projection
+        assert built is not None and store._projection_id == store._current_id()
+        person = str(store.dataset().table("persons")["person_id"].iloc[0])
+        r = c.get(f"/v1/entities/person/{person}/neighbours", headers=H)
+        assert r.status_code == 200, r.text
+        assert store._projection is built  # the query used it, nothing was rebuilt
