@@ -45,7 +45,7 @@ class ResultsBook:
     snapshot_id: str | None = None
     catalogue: Catalogue = field(default_factory=built_in)
     bands: dict[str, float] = field(default_factory=dict)
-    # indexes a request builds at its first use on this run (api/persons.py), dropped with the book
+    # what a request builds at its first use on this run (api/persons.py, api/cases.py), dropped with the book
     lookups: dict[str, Any] = field(default_factory=dict)
 
     @property

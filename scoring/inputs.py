@@ -62,8 +62,8 @@ def load_row_hashes(folder: Path, entity_type: str, ids: Sequence[str] | None = 
     if not path.exists():
         return None
     table = pq.read_table(path, filters=None if ids is None else rows_of("entity_id", ids))
-    ids = pd.Index(table.column("entity_id").to_numpy(zero_copy_only=False).astype(object), dtype=object)
-    return pd.Series(table.column("input_hash").to_numpy(), index=ids, dtype=np.uint64)
+    index = pd.Index(table.column("entity_id").to_numpy(zero_copy_only=False).astype(object), dtype=object)
+    return pd.Series(table.column("input_hash").to_numpy(), index=index, dtype=np.uint64)
 
 
 def stored_row_hash(folder: Path, entity_type: str, entity_id: str) -> str | None:
