@@ -145,11 +145,11 @@ def _frame(book: ResultsBook, entity_type: str) -> pd.DataFrame:
 def _mask(frame: pd.DataFrame, q: RiskQuery) -> np.ndarray:
     mask = np.ones(len(frame), dtype=bool)
     if q.scope is not None:  # a region-scoped key: no entity of another region, nor one without a region
-        mask &= (frame["region"] == q.scope).to_numpy(dtype=bool, na_value=False)
+        mask &= _one_of(frame, "region", (q.scope,))
     if q.region is not None:
-        mask &= (frame["region"] == q.region).to_numpy(dtype=bool, na_value=False)
+        mask &= _one_of(frame, "region", (q.region,))
     if q.grades:
-        mask &= frame["grade"].isin(q.grades).to_numpy()
+        mask &= _one_of(frame, "grade", q.grades)
     if q.rule is not None:
         mask &= np.fromiter((q.rule in hits for hits in frame["rule_list"]), dtype=bool, count=len(frame))
     if q.ring is not None:
@@ -159,6 +159,22 @@ def _mask(frame: pd.DataFrame, q: RiskQuery) -> np.ndarray:
     if q.max_score is not None:
         mask &= (frame["risk_score"] <= q.max_score).to_numpy()
     return mask
+
+
+def _coded(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, dict[Any, int]]:
+    """`column` factorised, once per frame: each row's code (-1: missing) and each value's code."""
+    index = _index(frame)
+    if column not in index.codes:
+        codes, uniques = pd.factorize(frame[column].to_numpy(dtype=object))
+        index.codes[column] = (codes, {u: i for i, u in enumerate(uniques)})
+    return index.codes[column]
+
+
+def _one_of(frame: pd.DataFrame, column: str, values: tuple[str, ...]) -> np.ndarray:
+    """Rows whose `column` equals one of `values`: small integer codes compared, not 1M strings."""
+    codes, code_of = _coded(frame, column)
+    wanted = [code_of[v] for v in values if v in code_of]
+    return np.isin(codes, wanted) if wanted else np.zeros(len(codes), dtype=bool)
 
 
 @dataclass
@@ -180,6 +196,7 @@ class FrameIndex:
     ids: np.ndarray
     id_codes: np.ndarray  # rank of each id in ascending order
     keys: dict[str, SortKey] = field(default_factory=dict)
+    codes: dict[str, tuple[np.ndarray, dict[Any, int]]] = field(default_factory=dict)  # _one_of's columns
 
 
 _indexes: dict[int, FrameIndex] = {}
@@ -504,7 +521,7 @@ def regions(*, state: AppState, entity_type: str, principal: Principal | None = 
     frame = _book(state).risk.get(entity_type)
     if frame is None or frame.empty or "region" not in frame:
         return []
-    found = {r for r in frame["region"].tolist() if isinstance(r, str) and r}
+    found = {r for r in _coded(frame, "region")[1] if isinstance(r, str) and r}
     if principal is not None and principal.region is not None:
         found &= {principal.region}
     return sorted(found)

@@ -316,3 +316,25 @@ def test_no_list_or_export_leaves_without_its_audit_row(private_client: TestClie
     finally:
         audit.fault = ""
     assert private_client.get("/v1/risk/person", params={"limit": 5}, headers=H).status_code == 200
+
+
+def test_region_and_grade_filters_match_comparing_the_values() -> None:
+    """The filters compare codes factorised once per frame: the same rows as comparing the text,
+    with missing and empty regions never matching, and a value absent from the frame matching none."""
+    import numpy as np
+    import pandas as pd
+
+    from api.risk_lists import _one_of
+
+    frame = pd.DataFrame(
+        {
+            "entity_id": [f"P{i}" for i in range(8)],
+            "region": ["R1", None, "R2", "", "R1", np.nan, "R3", "R2"],
+            "grade": ["A", "D", "D", "C", "B", "D", "A", "E"],
+        }
+    )
+    for region in ("R1", "R2", "R9", ""):
+        expected = (frame["region"] == region).to_numpy(dtype=bool, na_value=False)
+        assert (_one_of(frame, "region", (region,)) == expected).all(), region
+    for grades in (("D",), ("A", "E"), ("Z",), ("D", "Z")):
+        assert (_one_of(frame, "grade", grades) == frame["grade"].isin(grades).to_numpy()).all(), grades
