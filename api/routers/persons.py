@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
 
@@ -53,7 +54,7 @@ async def review_persons(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ReviewPage:
     """Undecided pairs of person records between resolve_review_low and resolve_review_high."""
-    out = persons.review_page(state=state, limit=limit, offset=offset)
+    out = await anyio.to_thread.run_sync(lambda: persons.review_page(state=state, limit=limit, offset=offset))
     await _audit(state, caller, "review_persons", {"pairs": [[i["left"], i["right"]] for i in out["items"]]})
     return ReviewPage.model_validate(out)
 
@@ -61,7 +62,11 @@ async def review_persons(
 @router.post("/review/persons/decisions", response_model=DecisionOut, summary="Accept or reject a person pair")
 async def decide_pair(body: DecisionIn, caller: ReviewCaller, state: StateDep) -> DecisionOut:
     """Accept (one person) or reject (two people; splits a wrong merge) a pair; the next run honours it."""
-    out = persons.decide(state=state, actor=caller.actor, left=body.left, right=body.right, decision=body.decision)
+    out = await anyio.to_thread.run_sync(
+        lambda: persons.decide(
+            state=state, actor=caller.actor, left=body.left, right=body.right, decision=body.decision
+        )
+    )
     await _audit(state, caller, "review_decision", out)
     return DecisionOut.model_validate(out)
 
@@ -73,6 +78,7 @@ async def person_by_id_number(
     state: StateDep,
 ) -> GoldenPerson:
     """The golden person holding an ID number; its 15- and 18-digit forms are the same person."""
-    out = persons.by_id_number(state=state, id_number=id_number)
+    # off the event loop: the run's first lookup checks every ID number (seconds at 1M persons)
+    out = await anyio.to_thread.run_sync(lambda: persons.by_id_number(state=state, id_number=id_number))
     await _audit(state, caller, "person_by_id_number", {"golden_id": out["golden_id"], "records": len(out["records"])})
     return GoldenPerson.model_validate(out)
