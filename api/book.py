@@ -181,13 +181,15 @@ def _risk_frames(scores: pd.DataFrame, members: pd.DataFrame, dataset: Dataset |
         s = scores[scores["entity_type"] == t].copy()
         s["entity_id"] = s["entity_id"].astype(str)
         s["region"] = _regions(dataset, t, s["entity_id"])
-        s["rule_list"] = [[] if v == "[]" else json.loads(v) for v in s["rule_hits"]]  # most have none
-        if len(ring_lists):
-            keys = pd.MultiIndex.from_arrays([np.full(len(s), t), s["entity_id"].to_numpy()])
-            rl = ring_lists.reindex(keys).to_numpy()
-            s["ring_list"] = [v if isinstance(v, list) else [] for v in rl]
-        else:
-            s["ring_list"] = [[] for _ in range(len(s))]
+        s["rule_list"] = _json_lists(s["rule_hits"])
+        ring_list: list[list[str]] = [[] for _ in range(len(s))]  # most entities are in no ring
+        if len(ring_lists) and t in ring_lists.index.get_level_values(0):
+            mine = ring_lists.xs(t, level=0)
+            at = pd.Index(s["entity_id"].to_numpy(dtype=object)).get_indexer(mine.index.astype(str))
+            for i, rings in zip(at, mine.tolist()):
+                if i >= 0:
+                    ring_list[i] = rings
+        s["ring_list"] = ring_list
         if "priority" not in s:  # a run from before triage priorities: riskiest first
             s = s.sort_values(["risk_score", "entity_id"], ascending=[False, True], kind="mergesort")
             s["priority"] = np.arange(1, len(s) + 1)
@@ -196,6 +198,15 @@ def _risk_frames(scores: pd.DataFrame, members: pd.DataFrame, dataset: Dataset |
         s["rank"] = s["priority"].to_numpy()
         frames[t] = s.reset_index(drop=True)
     return frames
+
+
+def _json_lists(values: pd.Series) -> list[list[Any]]:
+    """Each row's JSON list; the many "[]" (no rule hit) are not parsed one by one."""
+    out: list[list[Any]] = [[] for _ in range(len(values))]
+    some = np.flatnonzero((values != "[]").to_numpy(dtype=bool, na_value=False))
+    for i, text in zip(some, values.iloc[some].tolist()):
+        out[i] = json.loads(text)
+    return out
 
 
 def _regions(dataset: Dataset | None, entity_type: str, ids: pd.Series) -> pd.Series:

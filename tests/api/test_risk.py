@@ -338,3 +338,38 @@ def test_region_and_grade_filters_match_comparing_the_values() -> None:
         assert (_one_of(frame, "region", (region,)) == expected).all(), region
     for grades in (("D",), ("A", "E"), ("Z",), ("D", "Z")):
         assert (_one_of(frame, "grade", grades) == frame["grade"].isin(grades).to_numpy()).all(), grades
+
+
+def test_each_row_lists_its_rule_hits_and_rings() -> None:
+    """The served frames' rule and ring lists, built without parsing the many empty ones."""
+    import pandas as pd
+
+    from api.book import _risk_frames
+
+    scores = pd.DataFrame(
+        {
+            "entity_type": ["person", "person", "employer", "person", "employer"],
+            "entity_id": ["P1", "P2", "E1", "P3", "E2"],
+            "risk_score": [0.9, 0.1, 0.5, 0.4, 0.2],
+            "priority": [1, 3, 1, 2, 2],
+            "rule_hits": ['["r1", "r2"]', "[]", '["r3"]', "[]", "[]"],
+        }
+    )
+    members = pd.DataFrame(
+        {
+            "entity_type": ["person", "person", "employer", "person", "clinic"],
+            "entity_id": ["P3", "P3", "E2", "P1", "C1"],
+            "ring_id": ["ring-b", "ring-a", "ring-a", "ring-b", "ring-c"],
+        }
+    )
+    frames = _risk_frames(scores, members, None)
+    person = frames["person"].set_index("entity_id")
+    assert person.loc["P1", "rule_list"] == ["r1", "r2"] and person.loc["P2", "rule_list"] == []
+    assert person.loc["P3", "ring_list"] == ["ring-a", "ring-b"] and person.loc["P2", "ring_list"] == []
+    assert list(frames["person"]["entity_id"]) == ["P1", "P3", "P2"]  # in priority order
+    employer = frames["employer"].set_index("entity_id")
+    assert employer.loc["E2", "ring_list"] == ["ring-a"] and employer.loc["E1", "ring_list"] == []
+    assert employer.loc["E1", "rule_list"] == ["r3"]
+    assert frames["clinic"].empty
+    lists = list(frames["person"]["ring_list"])
+    assert len({id(x) for x in lists}) == len(lists)  # no list shared between rows
