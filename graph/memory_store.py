@@ -284,11 +284,15 @@ class MemoryGraphStore(GraphStore):
         if ref.type not in ENTITY_TYPES:
             return {"id": ref.id} if self.projection.node_index(ref.type, ref.id) >= 0 else None
         df = dataset.table(ENTITY_TABLE[ref.type])
-        if self._rows_of is None or self._rows_of() is not dataset:  # each table's id index, once per dataset
-            self._rows_of, self._row_index = weakref.ref(dataset), {}
-        if ref.type not in self._row_index:
-            self._row_index[ref.type] = pd.Index(df[ID_COLUMN[ref.type]])
-        pos = self._row_index[ref.type].get_indexer([ref.id])[0]
+        # each table's id index, built once per dataset held (reads run on several threads)
+        held = self._row_index if self._rows_of is not None and self._rows_of() is dataset else {}
+        index = held.get(ref.type)
+        if index is None:
+            index = pd.Index(df[ID_COLUMN[ref.type]])
+            if held is not self._row_index:
+                self._rows_of, self._row_index = weakref.ref(dataset), held
+            held[ref.type] = index
+        pos = index.get_indexer([ref.id])[0]
         if pos < 0:
             return None
         return _clean(df.iloc[pos].to_dict())
@@ -380,7 +384,8 @@ def breadth_first_path(adj: Any, a: int, b: int, max_hops: int) -> list[int] | N
     pred[a] = a
     frontier = np.array([a], dtype=np.int64)
     for _ in range(max_hops):
-        starts, sizes = adj.indptr[frontier], np.diff(adj.indptr)[frontier]
+        starts = adj.indptr[frontier]
+        sizes = adj.indptr[frontier + 1] - starts
         total = int(sizes.sum())
         if total == 0:
             return None
