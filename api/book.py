@@ -23,7 +23,7 @@ from graph.contract import ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN
 from graph.dataset import Dataset
 from graph.factory import field_cipher
 from riskgraph.results import ResultsDB
-from riskgraph.row_groups import rows_of
+from riskgraph.row_groups import read_rows
 from riskgraph.settings import Settings
 
 log = logging.getLogger("riskgraph.api.book")
@@ -143,10 +143,8 @@ def run_credit_book(
     saved_schemes = folder / SCHEMES_PARQUET
     outcomes = None
     if saved_schemes.exists():
-        outcomes = pd.read_parquet(
-            saved_schemes,
-            filters=rows_of("entity_id", scores["entity_id"].astype(str).unique().tolist()) if rows_only else None,
-        )
+        wanted = scores["entity_id"].astype(str).unique().tolist() if rows_only else None
+        outcomes = read_rows(saved_schemes, "entity_id", wanted).to_pandas()
     return CreditBook.build(
         scores,
         folder,

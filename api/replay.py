@@ -28,7 +28,7 @@ from composer.runs import SCORES_PARQUET, run_dir
 from riskgraph.errors import RiskGraphError
 from riskgraph.results import ResultsDB
 from riskgraph.results_schema import audit_table
-from riskgraph.row_groups import rows_of
+from riskgraph.row_groups import read_rows
 from riskgraph.settings import Settings
 from scoring.inputs import stored_row_hash
 
@@ -149,10 +149,11 @@ class Replayer:
             )
         manifest = json.loads(run.get("manifest") or "{}")
         policy = decision.detail.get("policy")  # the policy version whose treatments were served
-        scores = pd.read_parquet(
-            folder / SCORES_PARQUET,
-            filters=rows_of("entity_id", [decision.entity_id], ("entity_type", "==", decision.entity_type)),
-        ).fillna(SCORE_FILLS)
+        scores = (
+            read_rows(folder / SCORES_PARQUET, "entity_id", [decision.entity_id], {"entity_type": decision.entity_type})
+            .to_pandas()
+            .fillna(SCORE_FILLS)
+        )
         book = run_credit_book(
             self.settings,
             self.db,

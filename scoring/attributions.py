@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from riskgraph.row_groups import ROW_GROUP_ROWS, rows_of
+from riskgraph.row_groups import ROW_GROUP_ROWS, read_rows
 
 CANDIDATES = 6  # reasons kept per row: 4 are shown, the spare ones stand in for unusable ones
 
@@ -185,7 +185,7 @@ def load_reason_columns(
     data, meta = reason_files(folder, entity_type)
     if not data.exists() or not meta.exists():
         return None
-    table = pq.read_table(data, filters=None if ids is None else rows_of("entity_id", ids))
+    table = read_rows(data, "entity_id", ids)
     info = json.loads(meta.read_text(encoding="utf-8"))
     k = sum(1 for name in table.column_names if name.startswith("f"))
 

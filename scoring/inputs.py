@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from riskgraph.row_groups import ROW_GROUP_ROWS, rows_of
+from riskgraph.row_groups import ROW_GROUP_ROWS, footer, read_rows
 
 ROW_HASH_SUFFIX = ".rowhash.parquet"
 
@@ -61,7 +61,7 @@ def load_row_hashes(folder: Path, entity_type: str, ids: Sequence[str] | None = 
     path = folder / f"{entity_type}{ROW_HASH_SUFFIX}"
     if not path.exists():
         return None
-    table = pq.read_table(path, filters=None if ids is None else rows_of("entity_id", ids))
+    table = read_rows(path, "entity_id", ids)
     index = pd.Index(table.column("entity_id").to_numpy(zero_copy_only=False).astype(object), dtype=object)
     return pd.Series(table.column("input_hash").to_numpy(), index=index, dtype=np.uint64)
 
@@ -71,7 +71,7 @@ def stored_row_hash(folder: Path, entity_type: str, entity_id: str) -> str | Non
     path = matrix_file(folder, entity_type)
     if not path.exists():
         return None
-    matrix = pd.read_parquet(path, filters=rows_of(matrix_id_column(path), [entity_id]))
+    matrix = read_rows(path, matrix_id_column(path), [entity_id]).to_pandas()
     if len(matrix) == 0:
         return None
     return hash_text(one_row_hash(matrix.iloc[:1]))
@@ -113,6 +113,6 @@ def _column_names_hash(columns: pd.Index) -> int:
 
 def matrix_id_column(path: Path) -> str:
     """The column the matrix file stores its entity ids in (the frame's index)."""
-    names = pq.read_schema(path).pandas_metadata or {}
+    names = footer(path).schema.to_arrow_schema().pandas_metadata or {}
     index = [c for c in names.get("index_columns", []) if isinstance(c, str)]
     return index[0] if index else "entity_id"

@@ -204,6 +204,9 @@ def test_end_to_end_each_engine_training_its_own_model(both_runs: dict[str, Pipe
         .reset_index(drop=True)
         .equals(s.rule_hits[hit_key].sort_values(hit_key).reset_index(drop=True))
     )
+    # evidence included (as computed, before encryption at rest)
+    want, got = (r.rule_hits.sort_values(hit_key).reset_index(drop=True) for r in (p, s))
+    pd.testing.assert_frame_equal(got, want)
     ring_key = ["ring_id", "ring_type", "entity_type", "entity_id"]
     assert (
         p.rings[ring_key]
@@ -262,6 +265,14 @@ def test_the_output_files_match(both_runs: dict[str, PipelineResult]) -> None:
     np.testing.assert_allclose(s["risk_score"], p["risk_score"], rtol=0, atol=SCORE_TOLERANCE)
     same = [c for c in p.columns if c not in ("risk_score", "model_version")]
     assert p[same].reset_index(drop=True).equals(s[same].reset_index(drop=True))
+
+
+def test_the_spark_run_also_writes_parquet(both_runs: dict[str, PipelineResult]) -> None:
+    out = both_runs["spark"].manifest["out"]
+    for name in ("scores", "rule_hits", "rings"):
+        csv = pd.read_csv(out / f"{name}.csv", dtype=str, keep_default_na=False)
+        parquet = pd.read_parquet(out / f"{name}.parquet")
+        assert list(parquet.columns) == list(csv.columns) and len(parquet) == len(csv), name
 
 
 def test_an_unknown_engine_stops_the_run_before_any_stage(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from riskgraph.row_groups import ROW_GROUP_ROWS, WIDE_ROW_GROUP_ROWS, rows_of
+from riskgraph.row_groups import ROW_GROUP_ROWS, WIDE_ROW_GROUP_ROWS, footer, groups_admitting, read_rows
 from scoring.inputs import hash_text, load_row_hashes, one_row_hash, row_hashes, save_row_hashes, stored_row_hash
 
 
@@ -60,16 +60,37 @@ def test_a_stored_row_is_read_alone_and_hashes_as_saved(tmp_path: Path) -> None:
     assert (some == saved[some.index]).all()
 
 
-def test_a_filtered_read_touches_only_the_row_groups_holding_the_ids(tmp_path: Path) -> None:
+def test_a_read_of_some_ids_decodes_only_the_row_groups_holding_them(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
     ids = [f"P{i:07d}" for i in range(4 * ROW_GROUP_ROWS)]
-    pd.DataFrame({"entity_id": ids, "x": np.arange(len(ids))}).to_parquet(
-        tmp_path / "t.parquet", index=False, row_group_size=ROW_GROUP_ROWS
+    frame = pd.DataFrame(
+        {"entity_id": ids, "kind": np.where(np.arange(len(ids)) % 2, "a", "b"), "x": np.arange(len(ids))}
     )
-    meta = pq.ParquetFile(tmp_path / "t.parquet").metadata
-    groups = [meta.row_group(g).column(0).statistics for g in range(meta.num_row_groups)]
-    holding = [g for g, st in enumerate(groups) if st.min <= ids[ROW_GROUP_ROWS + 3] <= st.max]
-    assert meta.num_row_groups == 4 and holding == [1]
-    rows = pd.read_parquet(
-        tmp_path / "t.parquet", filters=rows_of("entity_id", [ids[ROW_GROUP_ROWS + 3]], ("x", ">=", 0))
-    )
-    assert rows["x"].tolist() == [ROW_GROUP_ROWS + 3]
+    frame.to_parquet(path, index=False, row_group_size=ROW_GROUP_ROWS)
+    meta = footer(path)
+    assert meta.num_row_groups == 4
+    assert groups_admitting(meta, "entity_id", [ids[ROW_GROUP_ROWS + 3]], {}) == [1]
+    assert groups_admitting(meta, "entity_id", [ids[5], ids[-1], "P9999999"], {}) == [0, 3]
+    assert groups_admitting(meta, "entity_id", [ids[5]], {"kind": "c"}) == []
+    for wanted, where in [
+        ([ids[ROW_GROUP_ROWS + 3]], {}),
+        ([ids[-1], ids[0], ids[0], "P9999999"], {}),
+        ([ids[7], ids[8], ids[2 * ROW_GROUP_ROWS]], {"kind": "a"}),
+        (["nobody"], {}),
+        ([], {}),
+    ]:
+        want = frame[frame["entity_id"].isin(wanted)]
+        for column, value in where.items():
+            want = want[want[column] == value]
+        got = read_rows(path, "entity_id", wanted, where).to_pandas()
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True))
+    pd.testing.assert_frame_equal(read_rows(path, "entity_id", None).to_pandas(), frame)
+
+
+def test_a_rewritten_file_is_read_with_its_new_footer(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"entity_id": ["a", "b"], "x": [1, 2]}).to_parquet(path, index=False)
+    assert read_rows(path, "entity_id", ["b"]).column("x").to_pylist() == [2]
+    pd.DataFrame({"entity_id": ["b", "c", "d"], "x": [5, 6, 7]}).to_parquet(path, index=False)
+    assert read_rows(path, "entity_id", ["b", "d"]).column("x").to_pylist() == [5, 7]
+    assert footer(path).num_rows == 3
