@@ -64,6 +64,7 @@ from graph.dataset import Dataset
 from graph.dictionary import ColumnLabel, load_dictionary
 from graph.factory import field_cipher, masking_tokens, open_store
 from graph.projection import Projection
+from graph.resolve.model import load_libraries
 from riskgraph.errors import NoSnapshot
 from riskgraph.forked import Forked
 from riskgraph.results import ResultsDB
@@ -193,6 +194,7 @@ def run_pipeline(
                     decided = apply_decided(db, store.dataset(snapshot.id))
                 records, labels, label_conflicts = decided.records, decided.labels, decided.label_conflicts
             with timer.stage("resolve", bar):  # one node per human from here on (docs/resolution.md)
+                load_libraries()  # while the worker runs: the next run's worker is forked with them
                 resolved, timer.worker["resolve"] = resolving.result()
                 golden = with_golden(records, resolved).golden
                 assert golden is not None

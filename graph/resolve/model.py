@@ -72,6 +72,15 @@ BLOCKING_RULES: tuple[tuple[str, ...], ...] = (
 )
 
 
+def load_libraries() -> None:
+    """Import what a fit or a match loads on first use: pypinyin (its phrase dictionary), Splink
+    and DuckDB, about a second. The composer calls this while its forked resolution worker runs,
+    so that the workers of its later runs (a server's scheduled jobs) are forked with them loaded."""
+    import duckdb  # noqa: F401
+    import pypinyin  # noqa: F401
+    import splink.internals.exceptions  # noqa: F401
+
+
 def blocking_rules() -> list[Any]:
     """Splink's blocking rules for `BLOCKING_RULES`: each as equality on its columns."""
     from splink import block_on
