@@ -24,7 +24,8 @@ ROW_GROUP_ROWS = 16_384  # scores, reason columns, row hashes: a few narrow colu
 # A model matrix has a hundred columns: smaller groups would grow its footer and slow whole reads.
 WIDE_ROW_GROUP_ROWS = 65_536
 
-FOOTERS_KEPT = 256  # file versions whose footer is kept (a run has about 25 files)
+# footers kept: a replay reads 4-6 files of its run (at 1M persons a footer is up to 0.3 MB)
+FOOTERS_KEPT = 64
 
 
 class _Footers:
