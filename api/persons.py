@@ -110,12 +110,13 @@ class IdNumbers:
     """Every person record's ID number in its 18-digit form, sorted, beside the record's id.
     Checking 1M numbers takes seconds: done at the served run's first lookup, then kept."""
 
-    id18: np.ndarray  # object, sorted ('' for a missing or malformed number)
+    id18: np.ndarray  # fixed-width text, sorted ('' for a missing or malformed number)
     person_ids: np.ndarray  # object, in the same order
 
     @staticmethod
     def of(persons: pd.DataFrame) -> IdNumbers:
-        forms = check(persons["id_number"]).id18
+        # fixed-width: sorting 1M numbers takes 0.8 s instead of 2.5 s as Python strings
+        forms = check(persons["id_number"]).id18.astype("U18")
         order = np.argsort(forms, kind="stable")
         return IdNumbers(forms[order], persons["person_id"].astype(str).to_numpy(dtype=object)[order])
 
