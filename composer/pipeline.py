@@ -204,12 +204,13 @@ def run_pipeline(
                     )
                 run.fault("after_resolve")
                 dataset = golden
-            with timer.stage("projection", bar):
-                proj = Projection(dataset)
-            # rules, then the rings read from their hits, on the second core while the features and the
-            # other rings are built here (with the Spark engine: here, first; composer/engine_stages.py)
+            # rules, then the rings read from their hits, on the second core while the projection, the
+            # features and the other rings are built here (with the Spark engine: here, first;
+            # composer/engine_stages.py)
             signals = rules_worker(stages, _rules_and_their_rings, dataset, settings, tokens)
             try:
+                with timer.stage("projection", bar):
+                    proj = Projection(dataset)
                 with timer.stage("features", bar):
                     excluded = model_excluded_columns(dataset, columns, settings.model.use_protected_attributes)
                     features = stages.features(dataset, proj, exclude=excluded)
