@@ -5,6 +5,7 @@ training rows, and with the entity's own part removed from ring label shares."""
 from __future__ import annotations
 
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -22,12 +23,13 @@ def labelled_neighbour_features(
 ) -> pd.DataFrame:
     """Share of an entity's labelled neighbours (1 hop, and 2 hops through shared counterparts
     weighted 1/degree) that are confirmed bad. Callers mask out labels that must not be seen."""
-    views = _LabelPropagation(proj, entity_type).views(label_vec[:, None], known_vec[:, None])
+    views = _LabelPropagation(proj, entity_type).views(_sparse_columns([label_vec]), _sparse_columns([known_vec]))
     return pd.DataFrame({name: v[:, 0] for name, v in views.items()}, index=proj.ids[entity_type])
 
 
 # The adjacency as floats and its inverse degrees, per projection (the same for every entity type).
 _WALKS: weakref.WeakKeyDictionary[Projection, tuple[sp.csr_matrix, np.ndarray]] = weakref.WeakKeyDictionary()
+LANES = 2  # the two-hop product's label views are split over this many threads (SciPy frees the GIL)
 
 
 def _walk_matrices(proj: Projection) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -60,13 +62,22 @@ class _LabelPropagation:
                 ]
                 self.identifiers.append((ident, own, np.asarray(own.sum(axis=1)).ravel(), holders))
 
-    def views(self, lab: np.ndarray, kno: np.ndarray) -> dict[str, np.ndarray]:
-        """Feature name -> (entities, k) values, for k label views (columns of `lab` / `kno`,
-        node-indexed) at the cost of one pass over the graph."""
+    def _two_hops(self, columns: sp.csr_matrix) -> np.ndarray:
+        return (self.rows @ (sp.diags(self.inv) @ (self.adj @ columns))).toarray()
+
+    def views(self, lab: sp.csr_matrix, kno: sp.csr_matrix) -> dict[str, np.ndarray]:
+        """Feature name -> (entities, k) values, for k label views (the columns of the node-indexed
+        sparse `lab` / `kno`, `_sparse_columns`) at the cost of one pass over the graph. Labels
+        are few: the products touch only labelled nodes' neighbourhoods, and add the same terms
+        in the same order as dense products would (the zeros skipped add nothing), so the
+        values are the same to the bit."""
         k = lab.shape[1]
-        both = _sparse_columns([lab[:, j] for j in range(k)] + [kno[:, j] for j in range(k)])
-        hop1 = (self.rows @ both).toarray()
-        hop2 = (self.rows @ (sp.diags(self.inv) @ (self.adj @ both))).toarray()
+        both = sp.hstack([lab, kno], format="csc")
+        hop1 = (self.rows @ both.tocsr()).toarray()
+        # each column's two hops are its own: the columns go to the lanes, and come back in order
+        parts = [both[:, cols].tocsr() for cols in np.array_split(np.arange(2 * k), min(LANES, 2 * k))]
+        with ThreadPoolExecutor(len(parts), thread_name_prefix="label-hops") as lanes:
+            hop2 = np.hstack(list(lanes.map(self._two_hops, parts)))
         # 2-hop sums include the walk back to the entity itself: remove it so no label leaks.
         hop2 -= self.back[:, None] * both[self.lo : self.hi].toarray()
         bad1, known1, bad2, known2 = hop1[:, :k], hop1[:, k:], hop2[:, :k], hop2[:, k:]
@@ -75,22 +86,29 @@ class _LabelPropagation:
             "labelled_neighbour_share": np.divide(bad1, known1, out=np.zeros_like(bad1), where=known1 > 0),
             "labelled_2hop_share": np.divide(bad2, known2, out=np.zeros_like(bad2), where=known2 > 1e-9),
         }
-        self_bad = lab[self.lo : self.hi]
+        lab = lab.tocsr()
+        self_bad = lab[self.lo : self.hi].toarray()
         for ident, own, own_count, holders in self.identifiers:
             bad_per_value = sum(m @ lab[a:b] for m, a, b in holders)
-            out[f"confirmed_fraud_sharing_{ident}"] = np.maximum(own @ bad_per_value - self_bad * own_count[:, None], 0)
+            shared = (own @ bad_per_value).toarray()
+            out[f"confirmed_fraud_sharing_{ident}"] = np.maximum(shared - self_bad * own_count[:, None], 0)
         return out
 
 
 def _sparse_columns(columns: list[np.ndarray]) -> sp.csr_matrix:
-    """The columns side by side as a sparse matrix. Labels are few: the graph products then
-    touch only labelled nodes' neighbourhoods, and add the same terms in the same order as the
-    dense products (the zeros they skip add nothing), so the values are the same to the bit."""
+    """Node-indexed vectors side by side as a sparse matrix."""
     nz = [np.flatnonzero(c) for c in columns]
-    values = np.concatenate([c[i] for c, i in zip(columns, nz)]) if columns else np.zeros(0)
-    rows = np.concatenate(nz) if columns else np.zeros(0, dtype=np.int64)
-    cols = np.repeat(np.arange(len(columns)), [len(i) for i in nz])
-    return sp.csr_matrix((values, (rows, cols)), shape=(len(columns[0]) if columns else 0, len(columns)))
+    return _label_columns(
+        np.concatenate(nz),
+        np.concatenate([c[i] for c, i in zip(columns, nz)]),
+        np.repeat(np.arange(len(columns)), [len(i) for i in nz]),
+        len(columns[0]),
+        len(columns),
+    )
+
+
+def _label_columns(rows: np.ndarray, values: np.ndarray, cols: np.ndarray, n: int, k: int) -> sp.csr_matrix:
+    return sp.csr_matrix((values.astype(np.float64), (rows, cols)), shape=(n, k))
 
 
 def label_vectors(proj: Projection, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,7 +134,6 @@ def out_of_fold_label_features(
 ) -> pd.DataFrame:
     """Label features where an entity in fold k only sees labels from the other folds."""
     node, y, rows = label_vectors(proj, labels)
-    n = proj.n_nodes
     label_fold = np.full(len(node), -1)
     own = labels["entity_type"].to_numpy()[rows] == entity_type
     ids = labels["entity_id"].to_numpy(dtype=object)[rows]
@@ -125,12 +142,16 @@ def out_of_fold_label_features(
     # One label view per fold (its own fold's labels hidden) plus one with every label, for the
     # entities outside training; all views go through the graph in one sparse pass.
     folds = sorted(set(fold_of.to_numpy()))
-    lab = np.zeros((n, len(folds) + 1))
-    known = np.zeros((n, len(folds) + 1))
-    for j, hidden in enumerate([None, *folds]):
-        visible = np.ones(len(node), dtype=bool) if hidden is None else label_fold != hidden
-        lab[node[visible], j] = y[visible]
-        known[node[visible], j] = 1.0
+    shown = [np.ones(len(node), dtype=bool) if hidden is None else label_fold != hidden for hidden in [None, *folds]]
+    at = np.concatenate([node[v] for v in shown])
+    view = np.repeat(np.arange(len(shown)), [int(v.sum()) for v in shown])
+    bad = np.concatenate([y[v] for v in shown])
+    # a node labelled twice (two label rows) keeps its last label, as assigning into a dense vector would
+    last = pd.DataFrame({"at": at, "view": view}).duplicated(keep="last").to_numpy()
+    at, view, bad = at[~last], view[~last], bad[~last]
+    nonzero = bad != 0
+    lab = _label_columns(at[nonzero], bad[nonzero], view[nonzero], proj.n_nodes, len(shown))
+    known = _label_columns(at, np.ones(len(at)), view, proj.n_nodes, len(shown))
     views = _LabelPropagation(proj, entity_type).views(lab, known)
     # each entity takes view 0 (every label) unless it is in a fold: then its fold's view
     view_of = np.zeros(len(proj.ids[entity_type]), dtype=np.int64)

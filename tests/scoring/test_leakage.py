@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.labels import (
     label_vectors,
@@ -44,8 +45,14 @@ def test_flipping_an_entitys_own_label_leaves_its_label_features_unchanged(sampl
     assert changed_elsewhere
 
 
-def test_all_folds_in_one_pass_equal_each_fold_computed_alone(sample) -> None:
+@pytest.mark.parametrize("twice", [False, True])
+def test_all_folds_in_one_pass_equal_each_fold_computed_alone(sample, twice: bool) -> None:
+    """`twice`: one labelled person has a second label row, the other way (two records merged
+    into one golden person can bring two): the last row counts, in one pass as alone."""
     labels = sample.dataset.table("labels")
+    if twice:
+        first = labels[labels["entity_type"] == "person"].iloc[[0]]
+        labels = pd.concat([labels, first.assign(label=1 - first["label"])], ignore_index=True)
     ids = sample.proj.ids["person"]
     fold_of = assign_folds(labels_of(sample.dataset, "person", ids), ModelSettings())
     together = out_of_fold_label_features(sample.proj, "person", labels, fold_of)
