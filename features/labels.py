@@ -5,7 +5,6 @@ training rows, and with the entity's own part removed from ring label shares."""
 from __future__ import annotations
 
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,6 @@ def labelled_neighbour_features(
 
 # The adjacency as floats and its inverse degrees, per projection (the same for every entity type).
 _WALKS: weakref.WeakKeyDictionary[Projection, tuple[sp.csr_matrix, np.ndarray]] = weakref.WeakKeyDictionary()
-LANES = 2  # the two-hop product's label views are split over this many threads (SciPy frees the GIL)
 
 
 def _walk_matrices(proj: Projection) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -62,9 +60,6 @@ class _LabelPropagation:
                 ]
                 self.identifiers.append((ident, own, np.asarray(own.sum(axis=1)).ravel(), holders))
 
-    def _two_hops(self, columns: sp.csr_matrix) -> np.ndarray:
-        return (self.rows @ (sp.diags(self.inv) @ (self.adj @ columns))).toarray()
-
     def views(self, lab: sp.csr_matrix, kno: sp.csr_matrix) -> dict[str, np.ndarray]:
         """Feature name -> (entities, k) values, for k label views (the columns of the node-indexed
         sparse `lab` / `kno`, `_sparse_columns`) at the cost of one pass over the graph. Labels
@@ -72,12 +67,9 @@ class _LabelPropagation:
         in the same order as dense products would (the zeros skipped add nothing), so the
         values are the same to the bit."""
         k = lab.shape[1]
-        both = sp.hstack([lab, kno], format="csc")
-        hop1 = (self.rows @ both.tocsr()).toarray()
-        # each column's two hops are its own: the columns go to the lanes, and come back in order
-        parts = [both[:, cols].tocsr() for cols in np.array_split(np.arange(2 * k), min(LANES, 2 * k))]
-        with ThreadPoolExecutor(len(parts), thread_name_prefix="label-hops") as lanes:
-            hop2 = np.hstack(list(lanes.map(self._two_hops, parts)))
+        both = sp.hstack([lab, kno], format="csr")
+        hop1 = (self.rows @ both).toarray()
+        hop2 = (self.rows @ (sp.diags(self.inv) @ (self.adj @ both))).toarray()
         # 2-hop sums include the walk back to the entity itself: remove it so no label leaks.
         hop2 -= self.back[:, None] * both[self.lo : self.hi].toarray()
         bad1, known1, bad2, known2 = hop1[:, :k], hop1[:, k:], hop2[:, :k], hop2[:, k:]
