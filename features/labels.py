@@ -22,7 +22,7 @@ def labelled_neighbour_features(
 ) -> pd.DataFrame:
     """Share of an entity's labelled neighbours (1 hop, and 2 hops through shared counterparts
     weighted 1/degree) that are confirmed bad. Callers mask out labels that must not be seen."""
-    views = _LabelPropagation(proj, entity_type).views(_sparse_columns([label_vec]), _sparse_columns([known_vec]))
+    views = _LabelPropagation(proj, entity_type).views(_column(label_vec), _column(known_vec))
     return pd.DataFrame({name: v[:, 0] for name, v in views.items()}, index=proj.ids[entity_type])
 
 
@@ -62,7 +62,7 @@ class _LabelPropagation:
 
     def views(self, lab: sp.csr_matrix, kno: sp.csr_matrix) -> dict[str, np.ndarray]:
         """Feature name -> (entities, k) values, for k label views (the columns of the node-indexed
-        sparse `lab` / `kno`, `_sparse_columns`) at the cost of one pass over the graph. Labels
+        sparse `lab` / `kno`, `_label_columns`) at the cost of one pass over the graph. Labels
         are few: the products touch only labelled nodes' neighbourhoods, and add the same terms
         in the same order as dense products would (the zeros skipped add nothing), so the
         values are the same to the bit."""
@@ -78,7 +78,6 @@ class _LabelPropagation:
             "labelled_neighbour_share": np.divide(bad1, known1, out=np.zeros_like(bad1), where=known1 > 0),
             "labelled_2hop_share": np.divide(bad2, known2, out=np.zeros_like(bad2), where=known2 > 1e-9),
         }
-        lab = lab.tocsr()
         self_bad = lab[self.lo : self.hi].toarray()
         for ident, own, own_count, holders in self.identifiers:
             bad_per_value = sum(m @ lab[a:b] for m, a, b in holders)
@@ -87,16 +86,10 @@ class _LabelPropagation:
         return out
 
 
-def _sparse_columns(columns: list[np.ndarray]) -> sp.csr_matrix:
-    """Node-indexed vectors side by side as a sparse matrix."""
-    nz = [np.flatnonzero(c) for c in columns]
-    return _label_columns(
-        np.concatenate(nz),
-        np.concatenate([c[i] for c, i in zip(columns, nz)]),
-        np.repeat(np.arange(len(columns)), [len(i) for i in nz]),
-        len(columns[0]),
-        len(columns),
-    )
+def _column(vector: np.ndarray) -> sp.csr_matrix:
+    """A node-indexed vector as a one-column sparse matrix."""
+    at = np.flatnonzero(vector)
+    return _label_columns(at, vector[at], np.zeros(len(at), dtype=np.int64), len(vector), 1)
 
 
 def _label_columns(rows: np.ndarray, values: np.ndarray, cols: np.ndarray, n: int, k: int) -> sp.csr_matrix:
