@@ -39,7 +39,7 @@ test: $(STAMP)
 	set -a; . ./$(TEST_PORTS); set +a; \
 	$(BIN)/riskgraph neo4j start --port $$RISKGRAPH_TEST_NEO4J_PORT || exit $$?; \
 	$(BIN)/riskgraph postgres start --port $$RISKGRAPH_TEST_POSTGRES_PORT || { $(BIN)/riskgraph neo4j stop; exit 1; }; \
-	$(BIN)/python -m pytest -q --durations=25; status=$$?; \
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=25; status=$$?; \
 	$(BIN)/riskgraph postgres stop; $(BIN)/riskgraph neo4j stop; exit $$status
 
 clean:

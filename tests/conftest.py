@@ -18,6 +18,26 @@ if TYPE_CHECKING:
     from graph.store import GraphStore
 
 
+NEO4J_FIXTURES = {"neo4j_url", "neo4j_store", "keyed_neo4j_store", "no_lease"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Work units for `pytest -n 2 --dist loadgroup` (`make test`): a module runs whole on one
+    worker (its module fixtures are built once); every module touching the shared Neo4j database
+    runs on one worker, one after another (each test empties that database); so does every Spark
+    module (one local[2] session, ~20 s to start)."""
+    shared: dict[str, str] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if item.get_closest_marker("spark"):
+            shared[module] = "spark"
+        elif item.get_closest_marker("neo4j") or NEO4J_FIXTURES & set(getattr(item, "fixturenames", ())):
+            shared.setdefault(module, "neo4j")
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(shared.get(module, module)))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings isolated in a temporary home, no progress bars."""
