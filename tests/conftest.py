@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from riskgraph.ports import free_port
 from riskgraph.settings import Settings
+from tests import work_units
 
 if TYPE_CHECKING:
     from graph.memory_store import MemoryGraphStore
@@ -18,24 +21,38 @@ if TYPE_CHECKING:
     from graph.store import GraphStore
 
 
-NEO4J_FIXTURES = {"neo4j_url", "neo4j_store", "keyed_neo4j_store", "no_lease"}
+# -- two workers (make test: pytest -n 2 --dist loadgroup; tests/work_units.py) -------------------
+UNITS_FILE = pytest.StashKey[Path]()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Work units for `pytest -n 2 --dist loadgroup` (`make test`): a module runs whole on one
-    worker (its module fixtures are built once); every module touching the shared Neo4j database
-    runs on one worker, one after another (each test empties that database); so does every Spark
-    module (one local[2] session, ~20 s to start)."""
-    shared: dict[str, str] = {}
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        if item.get_closest_marker("spark"):
-            shared[module] = "spark"
-        elif item.get_closest_marker("neo4j") or NEO4J_FIXTURES & set(getattr(item, "fixturenames", ())):
-            shared.setdefault(module, "neo4j")
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(shared.get(module, module)))
+def _units_file(config: pytest.Config) -> Path:
+    """The file the workers write their work units to (the controller's, made on first use)."""
+    if UNITS_FILE not in config.stash:
+        config.stash[UNITS_FILE] = Path(tempfile.mkdtemp(prefix="riskgraph-units-")) / "units.json"
+    return config.stash[UNITS_FILE]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if UNITS_FILE in config.stash:
+        shutil.rmtree(config.stash[UNITS_FILE].parent, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    node.workerinput[work_units.KEY] = str(_units_file(node.config))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return work_units.scheduler(config, log, _units_file(config))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    path = getattr(config, "workerinput", {}).get(work_units.KEY)
+    if path:
+        work_units.write(Path(path), work_units.units(items))
 
 
 @pytest.fixture
