@@ -22,7 +22,7 @@ from api.app import create_app
 from riskgraph.api_keys import KeyStore, Pepper
 from riskgraph.ports import free_port
 from riskgraph.results import ResultsDB
-from tests.api.support import KEYS, headers, make_settings
+from tests.api.support import KEYS, headers, make_settings, run_async
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,6 +179,6 @@ def test_heavy_queries_of_one_key_do_not_block_another_key(home_copy: Path) -> N
         async with app.router.lifespan_context(app):
             return await main()
 
-    codes = anyio.run(lifespan_main)
+    codes = run_async(lifespan_main)
     assert codes == [200] * 6  # the heavy key's calls wait their turn (2 at once), within the timeout
     assert took["light"] < 1.0, took

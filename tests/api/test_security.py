@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.security import ROLES
-from tests.api.support import headers, make_settings
+from tests.api.support import headers, make_settings, run_async
 
 # (method, path, body, roles allowed)
 CREDIT = {"approval_system", "inspector", "investigator", "admin"}
@@ -90,10 +90,8 @@ def test_dev_keys_generated_once_and_loopback_only(home_copy: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             return await c.get("/v1/credit/person/P0000001", headers={"X-API-Key": key})
 
-    import anyio
-
-    assert anyio.run(call, "127.0.0.1").status_code == 200
-    assert anyio.run(call, "10.1.2.3").status_code == 403
+    assert run_async(call, "127.0.0.1").status_code == 200
+    assert run_async(call, "10.1.2.3").status_code == 403
 
 
 def test_no_keys_and_public_host_refuses_to_start(home_copy: Path) -> None:
