@@ -27,10 +27,11 @@ def grades(points: np.ndarray, bands: GradeBands) -> np.ndarray:
 
 def apply_caps(grade: pd.Series, cap: pd.Series) -> pd.Series:
     """The worse of the score's grade and a rule's cap (e.g. serious discredit caps at D)."""
-    rank = {g: i for i, g in enumerate(GRADE_ORDER)}
-    g = grade.map(rank)
-    c = cap.map(rank).fillna(-1)
-    return pd.Series(np.asarray(GRADE_ORDER)[np.maximum(g.to_numpy(), c.to_numpy()).astype(int)], index=grade.index)
+    g = pd.Categorical(grade.to_numpy(), categories=GRADE_ORDER).codes
+    c = pd.Categorical(cap.to_numpy(), categories=GRADE_ORDER).codes  # -1: no cap
+    if (g < 0).any():
+        raise ValueError(f"not a grade: {grade[g < 0].iloc[0]!r} (grades are {', '.join(GRADE_ORDER)})")
+    return pd.Series(np.asarray(GRADE_ORDER)[np.maximum(g, c)], index=grade.index)
 
 
 def bands_text(bands: GradeBands) -> str:

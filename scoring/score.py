@@ -223,7 +223,6 @@ def score_entity_type(
         reason_features = list(deviation.columns)
         contributions = deviation.loc[top]
     reasons = ReasonColumns.gather(X, reason_features, r_idx, r_val)
-    hit_lists = _rule_lists(hits, entity_type)
     table = pd.DataFrame(
         {
             "entity_type": entity_type,
@@ -233,7 +232,7 @@ def score_entity_type(
             "grade": final.to_numpy(),
             "model_version": version,
             "reasons": "[]",
-            "rule_hits": hit_lists.reindex(ids).fillna("[]").to_numpy(),
+            "rule_hits": _rule_lists(hits, entity_type, ids),
             "grade_cap": cap.fillna("").to_numpy(),
             "score_grade": score_grade.to_numpy(),
         }
@@ -260,28 +259,48 @@ def score_entity_type(
     )
 
 
-def _rule_lists(hits: pd.DataFrame, entity_type: str) -> pd.Series:
-    """Per entity with hits: JSON list of its distinct rule ids, sorted."""
+def _rule_lists(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> np.ndarray:
+    """Per entity of `ids`: the JSON list of its distinct rule ids, sorted ("[]" without hits).
+    Each distinct set of rules is worded once: entities share a few hundred sets at most."""
+    out = np.full(len(ids), "[]", dtype=object)
     if len(hits) == 0:
-        return pd.Series(dtype=str)
-    h = hits.loc[hits["entity_type"] == entity_type, ["entity_id", "rule_id"]].drop_duplicates()
-    h = h.sort_values(["entity_id", "rule_id"], kind="mergesort")
+        return out
+    h = hits[hits["entity_type"] == entity_type]
+    pos = ids.get_indexer(h["entity_id"])
+    codes, rules = pd.factorize(h["rule_id"], sort=True)
+    keep = (pos >= 0) & (codes >= 0)
+    k = len(rules)
+    pairs = np.unique(pos[keep].astype(np.int64) * k + codes[keep])  # by entity, then rule id
+    if len(pairs) == 0:
+        return out
+    entity, rule = np.divmod(pairs, k)
+    starts = np.flatnonzero(np.r_[True, entity[1:] != entity[:-1]])
     # json.dumps of each id (rule ids are validated names, but quoting stays exact for any text)
-    quoted = pd.Series([json.dumps(r) for r in h["rule_id"].unique()], index=h["rule_id"].unique())
-    h = h.assign(q=h["rule_id"].map(quoted))
-    return "[" + h.groupby("entity_id", sort=False)["q"].agg(", ".join) + "]"
+    quoted = [json.dumps(r) for r in rules]
+    if k <= 62:  # each entity's set of rules as one bit mask
+        sets, which = np.unique(np.add.reduceat(np.left_shift(1, rule), starts), return_inverse=True)
+        text = np.array(
+            ["[" + ", ".join(quoted[b] for b in range(k) if m >> b & 1) + "]" for m in sets.tolist()], dtype=object
+        )
+        out[entity[starts]] = text[which]
+    else:
+        for lo, hi in zip(starts.tolist(), [*starts[1:].tolist(), len(rule)]):
+            out[entity[lo]] = "[" + ", ".join(quoted[b] for b in rule[lo:hi].tolist()) + "]"
+    return out
 
 
 def _caps(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> tuple[pd.Series, pd.Series]:
     """The strictest grade cap any rule imposes on each entity, and the rule that set it."""
-    none = pd.Series(np.nan, index=ids, dtype=object)
-    if len(hits) == 0 or "grade_cap" not in hits:
-        return none, none
-    h = hits[(hits["entity_type"] == entity_type) & hits["grade_cap"].fillna("").ne("")]
-    if len(h) == 0:
-        return none, none
-    h = h.sort_values(
-        ["entity_id", "grade_cap", "severity", "rule_id"], ascending=[True, False, False, True], kind="mergesort"
-    )
-    first = h.drop_duplicates("entity_id").set_index("entity_id")
-    return first["grade_cap"].reindex(ids), first["rule_id"].reindex(ids)
+    cap = np.full(len(ids), np.nan, dtype=object)
+    rule = cap.copy()
+    if len(hits) and "grade_cap" in hits:
+        h = hits[hits["entity_type"] == entity_type]
+        h = h[h["grade_cap"].notna() & h["grade_cap"].ne("")]
+        h = h.sort_values(
+            ["entity_id", "grade_cap", "severity", "rule_id"], ascending=[True, False, False, True], kind="mergesort"
+        ).drop_duplicates("entity_id")
+        pos = ids.get_indexer(h["entity_id"])
+        keep = pos >= 0
+        cap[pos[keep]] = h["grade_cap"].to_numpy()[keep]
+        rule[pos[keep]] = h["rule_id"].to_numpy()[keep]
+    return pd.Series(cap, index=ids), pd.Series(rule, index=ids)

@@ -43,10 +43,8 @@ def priority(
     """1-based triage rank of each row of one type's score table (see module doc)."""
     ids = table["entity_id"].astype(str).to_numpy()
     h = hits[hits["rule_id"].isin(serious)] if len(hits) and serious else hits.iloc[0:0]
-    serious_ids = (
-        set(h.loc[h["entity_type"] == table["entity_type"].iloc[0], "entity_id"].astype(str)) if len(h) else set()
-    )
-    is_serious = np.fromiter((i in serious_ids for i in ids), dtype=bool, count=len(ids))
+    serious_ids = h.loc[h["entity_type"] == table["entity_type"].iloc[0], "entity_id"].astype(str) if len(h) else []
+    is_serious = pd.Index(ids).isin(serious_ids)
     capped = (table["grade"].to_numpy() != table["score_grade"].to_numpy()) | (
         table["grade_cap"].fillna("").to_numpy() != ""
     )
