@@ -261,7 +261,7 @@ def score_entity_type(
 
 def _rule_lists(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> np.ndarray:
     """Per entity of `ids`: the JSON list of its distinct rule ids, sorted ("[]" without hits).
-    Each distinct set of rules is worded once: entities share a few hundred sets at most."""
+    Each distinct set of rules is worded once: far fewer sets than entities (84 among 1M persons)."""
     out = np.full(len(ids), "[]", dtype=object)
     if len(hits) == 0:
         return out
