@@ -52,9 +52,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     path = getattr(config, "workerinput", {}).get(work_units.KEY)
     if path:
-        mapping = work_units.units(items)
-        items[:] = work_units.long_first(items, mapping)
-        work_units.write(Path(path), mapping)
+        work_units.write(Path(path), work_units.units(items))
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """`make test`'s two workers (tests/work_units.py): a small suite run with `-n 2 --dist loadgroup`
 and this project's hooks keeps every Neo4j module on one worker, every Spark module on one worker,
-and each other module whole, and starts the long units first."""
+and each other module whole."""
 
 from __future__ import annotations
 
@@ -62,5 +62,3 @@ def test_shared_servers_and_modules_stay_on_one_worker(
     assert workers["test_n1.py"] == workers["test_n2.py"]
     assert workers["test_s1.py"] == workers["test_s2.py"]
     assert {w for ws in workers.values() for w in ws} == {"gw0", "gw1"}
-    first = {worker: nodeid.split("::")[0] for nodeid, worker in reversed(ran)}  # each worker's first module
-    assert set(first.values()) <= {"test_n1.py", "test_n2.py", "test_s1.py", "test_s2.py"}, first

@@ -9,9 +9,7 @@ so the groups travel another way: each worker writes the module -> unit map of w
 into a file the controller named (tests/conftest.py), and the controller's scheduler reads it when
 it cuts the collection into units, which happens once every worker has collected.
 
-The units are handed out in collection order, and the workers put the long ones first (the Neo4j
-and Spark units, then the modules with slow end-to-end tests): a long unit started last would leave
-one worker running it alone at the end.
+The units are handed out largest first (by number of tests), as xdist's loadscope does.
 """
 
 from __future__ import annotations
@@ -47,17 +45,6 @@ def units(items: Iterable[pytest.Item]) -> dict[str, str]:
     return out
 
 
-def long_first(items: list[pytest.Item], mapping: dict[str, str]) -> list[pytest.Item]:
-    """The items with the long units first (a stable sort: the order within each is kept)."""
-    slow = {mapping[module_of(i.nodeid)] for i in items if i.get_closest_marker("slow")}
-
-    def rank(item: pytest.Item) -> int:
-        unit = mapping[module_of(item.nodeid)]
-        return 0 if unit in ("neo4j", "spark") else 1 if unit in slow else 2
-
-    return sorted(items, key=rank)
-
-
 def write(path: Path, mapping: dict[str, str]) -> None:
     """Atomically (both workers write the same map)."""
     part = path.with_name(f"{path.name}.{os.getpid()}")
@@ -66,11 +53,8 @@ def write(path: Path, mapping: dict[str, str]) -> None:
 
 
 def scheduler(config: pytest.Config, log: Any, path: Path) -> Any:
-    """A LoadScopeScheduling whose scope of a test is its module's work unit, handed out in the
-    workers' collection order (not by the number of tests in each)."""
+    """A LoadScopeScheduling whose scope of a test is its module's work unit."""
     from xdist.scheduler import LoadScopeScheduling
-
-    config.option.loadscopereorder = False
 
     class ModuleUnits(LoadScopeScheduling):  # type: ignore[misc]
         mapping: dict[str, str] | None = None
