@@ -5,11 +5,18 @@ the way in) and sends back the pickled result, or the error, through a pipe. It 
 parent (PR_SET_PDEATHSIG), so a killed run leaves no worker writing behind it. Fork only before
 the parent uses OpenMP (LightGBM) or after it no longer needs the child to: the children here run
 numpy/pandas/scipy and matplotlib only.
+
+The child never finalizes the parent's objects: its first step freezes every object it inherited
+(`gc.freeze`), so a cycle the parent left uncollected is not collected, and its finalizers not run,
+in the child. A finalizer of a client held by the parent (py4j's, which releases the JVM's object
+over the parent's own gateway socket, when a Spark session is open) would otherwise talk over a
+connection the parent is using at the same time.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import pickle
 import signal
@@ -51,6 +58,7 @@ class Forked(Generic[T]):
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the child: never returns
+            gc.freeze()
             os.close(read)
             code = 0
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 
@@ -43,3 +44,28 @@ def test_cancel_reaps_the_worker() -> None:
     worker.cancel()
     with pytest.raises(ChildProcessError):
         os.waitpid(worker.pid, os.WNOHANG)
+
+
+class _Cycle:
+    """Garbage in a reference cycle whose finalizer reports where it ran (as py4j's proxies do)."""
+
+    def __init__(self, log: int) -> None:
+        self.me, self.log = self, log
+
+    def __del__(self) -> None:
+        os.write(self.log, f"{os.getpid()}\n".encode())
+
+
+def test_the_child_never_finalizes_what_it_inherited() -> None:
+    read, write = os.pipe()
+    gc.disable()  # the cycle stays uncollected in the parent until the fork
+    try:
+        _Cycle(write)
+        child = Forked(gc.collect, name="collector")
+        child.result()
+    finally:
+        gc.enable()
+    gc.collect()  # the parent collects its own garbage as before
+    os.close(write)
+    with os.fdopen(read) as ran:
+        assert ran.read().split() == [str(os.getpid())]
