@@ -20,7 +20,7 @@ from tests.conftest import (
 )
 
 def pytest_configure(config):
-    for m in ("neo4j", "spark", "slow"):
+    for m in ("neo4j", "spark"):
         config.addinivalue_line("markers", m)
 
 @pytest.fixture
@@ -50,10 +50,9 @@ def test_shared_servers_and_modules_stay_on_one_worker(
         test_p1=many,
         test_p2=many,
         test_p3=many,
-        test_z_slow="import pytest\n@pytest.mark.slow\ndef test_long():\n    pass\n",
     )
     result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "-p", "xdist", "-q")
-    result.assert_outcomes(passed=2 + 12 * 7 + 1)
+    result.assert_outcomes(passed=2 + 12 * 7)
     ran = [json.loads(line) for line in where.read_text().splitlines()]
     workers: dict[str, set[str]] = defaultdict(set)
     for nodeid, worker in ran:
