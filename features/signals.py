@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 
-def _rows_of(ids: pd.Index, entity_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def rows_of(ids: pd.Index, entity_ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(each row's position in `ids`, which rows have one): rows of entities outside `ids` drop out."""
     pos = ids.get_indexer(entity_ids)
     keep = pos >= 0
@@ -47,7 +47,7 @@ def rule_features(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> pd.Dat
         out["rule_severity_sum"] = 0.0
         return out
     n = len(ids)
-    pos, keep = _rows_of(ids, h["entity_id"])
+    pos, keep = rows_of(ids, h["entity_id"])
     severity = h["severity"].to_numpy(dtype=float)[keep]
     out["rule_hits"] = np.bincount(pos, minlength=n).astype(float)
     out["rule_severity_max"] = _max_at(pos, severity, n)
@@ -63,7 +63,7 @@ def ring_features(members: pd.DataFrame, entity_type: str, ids: pd.Index) -> pd.
     if len(m) == 0:
         return out
     n = len(ids)
-    pos, keep = _rows_of(ids, m["entity_id"])
+    pos, keep = rows_of(ids, m["entity_id"])
     size = m["ring_id"].map(members.groupby("ring_id").size()).to_numpy(dtype=float)[keep]
     out["rings"] = np.bincount(pos, minlength=n).astype(float)
     out["ring_size_max"] = _max_at(pos, size, n)

@@ -19,6 +19,7 @@ from features.labels import (
     out_of_fold_label_features,
     ring_scores_without_own_label,
 )
+from features.signals import rows_of
 from graph.dataset import Dataset
 from graph.projection import Projection
 from riskgraph.settings import ModelSettings, Settings
@@ -299,8 +300,7 @@ def _caps(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> tuple[pd.Serie
         h = h.sort_values(
             ["entity_id", "grade_cap", "severity", "rule_id"], ascending=[True, False, False, True], kind="mergesort"
         ).drop_duplicates("entity_id")
-        pos = ids.get_indexer(h["entity_id"])
-        keep = pos >= 0
-        cap[pos[keep]] = h["grade_cap"].to_numpy()[keep]
-        rule[pos[keep]] = h["rule_id"].to_numpy()[keep]
+        at, keep = rows_of(ids, h["entity_id"])
+        cap[at] = h["grade_cap"].to_numpy()[keep]
+        rule[at] = h["rule_id"].to_numpy()[keep]
     return pd.Series(cap, index=ids), pd.Series(rule, index=ids)
