@@ -346,22 +346,37 @@ def _risk_of(registry: ModelRegistry, rec: ModelRecord, matrix: pd.DataFrame) ->
     return pd.Series(model.calibrated(model.margin(matrix.reindex(columns=rec.features))), index=matrix.index)
 
 
-def pipeline_gate(registry: ModelRegistry, fitted: dict[str, tuple[str, pd.DataFrame]]) -> dict[str, dict[str, Any]]:
-    """The gate on each version a `fit` run trained (type -> (version, its model matrix)): the
-    challenger and the current champion shadow-score the run's matrix. Returns per type the
-    champion it would replace, the verdict and whether it is promoted (for a `candidate` run:
-    whether the gate would let it be)."""
+@dataclass(frozen=True)
+class Challenger:
+    """A version a `fit` run trained: its model matrix, and its calibrated in-fold risk of every
+    row of it when the run's scoring already has it (None: the gate scores the matrix)."""
+
+    version: str
+    matrix: pd.DataFrame
+    risk: np.ndarray | None = None
+
+
+def pipeline_gate(registry: ModelRegistry, fitted: dict[str, Challenger]) -> dict[str, dict[str, Any]]:
+    """The gate on each version a `fit` run trained: the challenger and the current champion
+    shadow-score the run's matrix. Returns per type the champion it would replace, the verdict
+    and whether it is promoted (for a `candidate` run: whether the gate would let it be)."""
     out = {}
-    for t, (version, matrix) in fitted.items():
+    for t, challenger in fitted.items():
         champion = registry.champion(t)
         if champion is None:
             continue
-        rec = registry.get(version)
+        rec = registry.get(challenger.version)
+        matrix = challenger.matrix
         psi_value = None
         if champion.kind == rec.kind == "supervised":
-            psi_value = score_psi(_risk_of(registry, champion, matrix), _risk_of(registry, rec, matrix))
+            theirs = (
+                _risk_of(registry, rec, matrix)
+                if challenger.risk is None
+                else pd.Series(challenger.risk, index=matrix.index)
+            )
+            psi_value = score_psi(_risk_of(registry, champion, matrix), theirs)
         verdict = gate(champion, rec, psi_value)
-        out[t] = {"challenger": version, "champion": champion.version, "promoted": verdict.allowed} | {
+        out[t] = {"challenger": challenger.version, "champion": champion.version, "promoted": verdict.allowed} | {
             "gate": verdict.as_dict()
         }
     return out

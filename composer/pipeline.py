@@ -32,7 +32,7 @@ from composer.alerts import build_alerts, carry_ring_ids, current_subjects
 from composer.decided import apply_decided, start_resolving
 from composer.engine_stages import monitoring_file, output_files, rings_grouped_by, rules_worker
 from composer.engines import Engine, open_engine
-from composer.governance import audit_pipeline_promotions, pipeline_gate
+from composer.governance import Challenger, audit_pipeline_promotions, pipeline_gate
 from composer.labels import training_rows
 from composer.monitoring import (
     keep_references,
@@ -582,10 +582,10 @@ def _through_the_gate(
     return pipeline_gate(registry, _fitted(scored))
 
 
-def _fitted(scored: dict[str, EntityScores]) -> dict[str, tuple[str, pd.DataFrame]]:
-    """The versions this run trained, with the model matrix they score."""
+def _fitted(scored: dict[str, EntityScores]) -> dict[str, Challenger]:
+    """The versions this run trained, with the model matrix they scored and their risk of it."""
     return {
-        t: (m.model_version, m.matrix)
+        t: Challenger(m.model_version, m.matrix, m.model_risk)
         for t, m in scored.items()
         if m.fitted and m.model_version and m.matrix is not None
     }

@@ -85,6 +85,7 @@ class EntityScores:
     fitted: bool = True  # False: scored by the existing champion
     cap_rule: pd.Series | None = None  # per entity: the rule that capped its grade, if any
     reasons: ReasonColumns | None = None  # every entity's strongest reasons, rows as `table`
+    model_risk: np.ndarray | None = None  # a fitted model's calibrated risk of every row, in-fold (for the gate)
 
     def public_metrics(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.items() if k != "calibration"}
@@ -148,7 +149,7 @@ def score_entity_type(
     own = labels[labels["entity_type"] == entity_type].set_index("entity_id")["label"]
     own = own[ids.get_indexer(own.index) >= 0]  # Index.isin on Arrow strings is ~30x slower
     supervised = min(int(own.sum()), int((own == 0).sum())) >= ms.min_positives
-    importance = model = oof_frame = None
+    importance = model = oof_frame = model_risk = None
     metrics: dict[str, Any] = {}
     champion = registry.champion(entity_type) if use_champion else None
     if champion is not None:
@@ -177,7 +178,8 @@ def score_entity_type(
         model = CrossFittedRiskModel(ms)
         model.fit(X_fit, y.to_numpy(), folds=fold_of.to_numpy())
         margin, r_idx, r_val = scorer.margin_and_reasons(model, X)
-        risk = pd.Series(model.calibrated(margin), index=ids)
+        model_risk = model.calibrated(margin)
+        risk = pd.Series(model_risk.copy(), index=ids)  # the copy keeps model_risk in-fold
         risk.loc[y.index] = model.oof_  # labelled entities keep their honest out-of-fold score
         metrics = model.metrics_ | {"oot": later}
         importance = model.importance()
@@ -257,6 +259,7 @@ def score_entity_type(
         fitted=champion is None,
         cap_rule=cap_rule,
         reasons=reasons,
+        model_risk=model_risk,
     )
 
 

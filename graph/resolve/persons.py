@@ -285,33 +285,63 @@ def _split_rejected(ids: np.ndarray, labels: np.ndarray, links: pd.DataFrame, re
     return out
 
 
+def _members(values: pa.Array, of: np.ndarray) -> np.ndarray:
+    """Whether each of `values` is one of `of`, by Arrow's hash set: Series.isin on Arrow strings
+    boxes every one of `of` in Python (about 17 s for a million previous ids)."""
+    return pc.is_in(values, value_set=pa.array(of, type=values.type)).to_numpy(zero_copy_only=False)
+
+
 def _golden(ids: np.ndarray, labels: np.ndarray, links: pd.DataFrame, previous: pd.Series | None) -> pd.DataFrame:
-    """Golden id per record (the cluster's oldest member), its best link and the link's kind."""
-    df = pd.DataFrame({"person_id": ids, "cluster": labels})
+    """Golden id per record (the cluster's oldest member), its best link and the link's kind.
+
+    Worked on integer positions: `rank` orders the record ids as text (Arrow's stable sort), so
+    every sort below is an integer lexsort; ties keep the input order, as stable sorts would."""
+    names = np.asarray(ids, dtype=object)
+    text = pa.array(names, type=pa.large_string())
+    by_id = pc.sort_indices(text).to_numpy()
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[by_id] = np.arange(len(names))
     if previous is not None and len(previous):
-        was_golden = df["person_id"].isin(set(previous.to_numpy()))
-        seen = df["person_id"].isin(previous.index)
-        df["age"] = np.where(was_golden, 0, np.where(seen, 1, 2))
+        was_golden = _members(text, previous.to_numpy(dtype=object))
+        seen = _members(text, previous.index.to_numpy(dtype=object))
+        age = np.where(was_golden, 0, np.where(seen, 1, 2))
     else:
-        df["age"] = 2
-    oldest = df.sort_values(["cluster", "age", "person_id"], kind="mergesort").drop_duplicates("cluster")
-    df["golden_id"] = df["cluster"].map(oldest.set_index("cluster")["person_id"])
-    # each record's strongest incident link that stayed inside its cluster
-    ends = pd.concat(
-        [
-            links[["left", "match_probability", "matched_on"]].rename(columns={"left": "person_id"}),
-            links[["right", "match_probability", "matched_on"]].rename(columns={"right": "person_id"}),
-        ],
-        ignore_index=True,
-    )
-    other = pd.concat([links["right"], links["left"]], ignore_index=True)
-    cluster = df.set_index("person_id")["cluster"]
-    inside = cluster.reindex(ends["person_id"]).to_numpy() == cluster.reindex(other).to_numpy()
-    ends = ends[inside].assign(rank=lambda e: e["matched_on"].map(_KIND_RANK))
-    best = ends.sort_values(["person_id", "rank", "match_probability"], ascending=[True, True, False]).drop_duplicates(
-        "person_id"
-    )
-    best = best.set_index("person_id")
-    df["match_probability"] = best["match_probability"].reindex(df["person_id"]).to_numpy()
-    df["matched_on"] = best["matched_on"].reindex(df["person_id"]).fillna("").to_numpy()
-    return df.sort_values("person_id", kind="mergesort")[RESOLVED_COLUMNS].reset_index(drop=True)
+        age = np.full(len(names), 2)
+    # the oldest member of each cluster: the first by (cluster, age, id)
+    by_cluster = np.lexsort((rank, age, labels))
+    first = np.ones(len(by_cluster), dtype=bool)
+    first[1:] = labels[by_cluster[1:]] != labels[by_cluster[:-1]]
+    cluster_codes, cluster_of = np.unique(labels, return_inverse=True)
+    oldest = np.empty(len(cluster_codes), dtype=np.int64)
+    oldest[cluster_of[by_cluster[first]]] = by_cluster[first]
+    # each record's strongest incident link that stayed inside its cluster: the first by kind,
+    # then by probability (highest first; an unknown kind or a missing probability last)
+    at = pd.Index(names)
+    left, right = at.get_indexer(links["left"]), at.get_indexer(links["right"])
+    end, other = np.concatenate([left, right]), np.concatenate([right, left])
+    prob = np.tile(links["match_probability"].to_numpy(dtype=np.float64), 2)
+    kind = np.tile(links["matched_on"].to_numpy(dtype=object), 2)
+    kind_rank = pd.Series(kind, dtype=object).map(_KIND_RANK).to_numpy(dtype=np.float64)
+    inside = np.flatnonzero((end >= 0) & (other >= 0) & (labels[end] == labels[np.maximum(other, 0)]))
+    order = inside[
+        np.lexsort(
+            (
+                np.where(np.isnan(prob[inside]), np.inf, -prob[inside]),
+                np.where(np.isnan(kind_rank[inside]), np.inf, kind_rank[inside]),
+                end[inside],
+            )
+        )
+    ]
+    best = order[np.r_[True, end[order[1:]] != end[order[:-1]]]] if len(order) else order
+    match_probability = np.full(len(names), np.nan)
+    matched_on = np.full(len(names), "", dtype=object)
+    match_probability[end[best]] = prob[best]
+    matched_on[end[best]] = kind[best]
+    return pd.DataFrame(
+        {
+            "person_id": pd.array(text.take(by_id), dtype="str"),
+            "golden_id": pd.array(text.take(oldest[cluster_of][by_id]), dtype="str"),
+            "match_probability": match_probability[by_id],
+            "matched_on": matched_on[by_id],
+        }
+    )[RESOLVED_COLUMNS]
