@@ -175,5 +175,8 @@ _GENDER = {"M": 1, "MALE": 1, "男": 1, "1": 1, "F": 0, "FEMALE": 0, "女": 0, "
 
 def gender_code(values: pd.Series | np.ndarray) -> np.ndarray:
     """1 male, 0 female, -1 unknown (M/F, male/female, 男/女, GB/T 2261 1/2)."""
-    s = pd.Series(values, dtype="object").astype("str").str.strip().str.upper()
-    return s.map(_GENDER).fillna(-1).astype(np.int8).to_numpy()
+    codes, uniques = pd.factorize(pd.Series(values, dtype="object"), use_na_sentinel=True)
+    # each distinct spelling read once (a million rows hold a handful of them)
+    words = pd.Series(uniques, dtype="object").astype("str").str.strip().str.upper()
+    read = np.append(words.map(_GENDER).fillna(-1).to_numpy(dtype=np.int8), np.int8(-1))
+    return read[codes]  # a missing value (code -1) takes the appended -1
