@@ -60,13 +60,6 @@ class _LabelPropagation:
                 ]
                 self.identifiers.append((ident, own, np.asarray(own.sum(axis=1)).ravel(), holders))
 
-    def _from_rows(self, m: sp.spmatrix) -> np.ndarray:
-        """`self.rows @ m` as a dense array, computed as `(m.T @ adj)[:, lo:hi].T`: the adjacency
-        is symmetric, so this is the same product, but it walks only the neighbourhoods of the
-        few rows `m` holds instead of every edge of the type's rows. Each value adds the same
-        terms in the same (ascending node) order, so it is the same to the bit."""
-        return (sp.csr_matrix(m.T) @ self.adj)[:, self.lo : self.hi].T.toarray()
-
     def views(self, lab: sp.csr_matrix, kno: sp.csr_matrix) -> dict[str, np.ndarray]:
         """Feature name -> (entities, k) values, for k label views (the columns of the node-indexed
         sparse `lab` / `kno`, `_label_columns`) at the cost of one pass over the graph. Labels
@@ -75,8 +68,8 @@ class _LabelPropagation:
         values are the same to the bit."""
         k = lab.shape[1]
         both = sp.hstack([lab, kno], format="csr")
-        hop1 = self._from_rows(both)
-        hop2 = self._from_rows(sp.diags(self.inv) @ (self.adj @ both))
+        hop1 = (self.rows @ both).toarray()
+        hop2 = (self.rows @ (sp.diags(self.inv) @ (self.adj @ both))).toarray()
         # 2-hop sums include the walk back to the entity itself: remove it so no label leaks.
         hop2 -= self.back[:, None] * both[self.lo : self.hi].toarray()
         bad1, known1, bad2, known2 = hop1[:, :k], hop1[:, k:], hop2[:, :k], hop2[:, k:]

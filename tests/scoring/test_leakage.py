@@ -7,7 +7,6 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from features.labels import (
     label_vectors,
@@ -92,27 +91,3 @@ def test_unsupervised_ring_score_ignores_the_entitys_own_label(sample) -> None:
             ids = pd.Index([eid])
             scores.append(ring_scores_without_own_label(rings, lab, entity_type, ids)[0])
         np.testing.assert_allclose(scores[0], scores[1], atol=2e-6)
-
-
-@pytest.mark.parametrize("entity_type", ["person", "employer", "clinic"])
-def test_label_features_equal_the_products_over_every_row_to_the_bit(sample, entity_type: str) -> None:
-    """The propagation multiplies from the labelled side (features/labels.py `_from_rows`); the
-    values equal those of the plain products over the type's rows of the adjacency, exactly."""
-    proj = sample.proj
-    node, y, _ = label_vectors(proj, sample.dataset.table("labels"))
-    lab, known = np.zeros(proj.n_nodes), np.zeros(proj.n_nodes)
-    lab[node], known[node] = y, 1.0
-    got = labelled_neighbour_features(proj, entity_type, lab, known)
-    adj = proj.adjacency().astype(np.float64)
-    deg = np.asarray(adj.sum(axis=1)).ravel()
-    inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
-    rows = adj[proj.offsets[entity_type] : proj.offsets[entity_type] + len(proj.ids[entity_type])]
-    both = sp.csr_matrix(np.column_stack([lab, known]))
-    hop1 = (rows @ both).toarray()
-    hop2 = (rows @ (sp.diags(inv) @ (adj @ both))).toarray() - (rows @ inv)[:, None] * both[
-        proj.offsets[entity_type] : proj.offsets[entity_type] + len(proj.ids[entity_type])
-    ].toarray()
-    assert got["labelled_neighbours"].to_numpy().tolist() == hop1[:, 1].tolist()
-    share = np.divide(hop2[:, 0], hop2[:, 1], out=np.zeros(len(hop2)), where=hop2[:, 1] > 1e-9)
-    assert got["labelled_2hop_share"].to_numpy().tolist() == share.tolist()
-    assert (got["labelled_neighbours"] > 0).any()
