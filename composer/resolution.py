@@ -217,8 +217,7 @@ def expand_scores(scores: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
         order = np.lexsort((_text_rank(pd.Series(entity_id[:n_persons])), priority[:n_persons]))
         priority[order] = np.arange(1, n_persons + 1)
         replaced["priority"] = priority
-    type_order = {t: i for i, t in enumerate(pd.unique(scores["entity_type"]))}
-    types = scores["entity_type"].map(type_order).to_numpy()[source]
+    types = pd.factorize(scores["entity_type"])[0][source]  # numbered in order of appearance
     # by type (in the scores' order), then id; ids are distinct within a type, so no ties
     order = np.lexsort((_text_rank(pd.Series(entity_id)), types))
     out = scores.take(source[order]).reset_index(drop=True)

@@ -121,6 +121,12 @@ class Catalogue:
     # (feature, value) -> words, for calls without context: the API words the same counts and
     # categories over and over
     _words: dict[tuple[str, Any], tuple[str, str, str] | None] = field(default_factory=dict, repr=False, compare=False)
+    # (feature, value, the context fields its templates can name) -> words, for the pipeline's
+    # explained rows: thousands of rows share a count and a ring
+    _in_context: dict[tuple[Any, ...], tuple[str, str, str] | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _fields_of: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     # -- building -----------------------------------------------------------------------------
 
@@ -196,7 +202,35 @@ class Catalogue:
                 self._words.clear()
             words = self._words[key] = self._describe(feature, value, {})
             return words
-        return self._describe(feature, value, context)
+        fields = self._context_fields(feature)
+        wide = (feature, value, *(context.get(f) for f in fields))
+        try:
+            return self._in_context[wide]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable value: word it each time
+            return self._describe(feature, value, context)
+        if len(self._in_context) > WORDS_CACHE:
+            self._in_context.clear()
+        words = self._in_context[wide] = self._describe(feature, value, context)
+        return words
+
+    def _context_fields(self, feature: str) -> tuple[str, ...]:
+        """Every context field a feature's wording can read (more than it needs is harmless):
+        the fields its catalogue entry's templates name, and for a ring feature the ring's own."""
+        fields = self._fields_of.get(feature)
+        if fields is None:
+            names: set[str] = set()
+            entries = [self.features.get(feature)]
+            if feature.startswith("ring_"):
+                names |= {"ring_type", "ring"}
+                entries.append(self.features.get("rings"))
+            for e in entries:
+                if e is not None:
+                    for text in (e.en, e.zh, e.zero_en, e.zero_zh, e.context_en, e.context_zh):
+                        names.update(_FIELD.findall(text))
+            fields = self._fields_of[feature] = tuple(sorted(names - {"v"}))
+        return fields
 
     def _describe(self, feature: str, value: Any, context: Mapping[str, Any]) -> tuple[str, str, str] | None:
         if not _present(value) or self.is_protected(feature):

@@ -77,6 +77,28 @@ def test_units_plurals_and_context() -> None:
     assert c.describe("nb_visited_clinic_top_pharmacy_share", 0.4)[0] == "RG-NV-M027"
 
 
+def test_words_kept_for_a_context_are_the_words_of_that_context() -> None:
+    """The catalogue keeps words per (feature, value, the context fields its templates name):
+    every built-in feature, worded in turn under contexts that differ in one field, reads as
+    it does when worded afresh."""
+    c = built_in()
+    contexts = [
+        {},
+        {"top_pharmacy": ("pharmacy H9", "药店 H9"), "ring": ("ring 7", "团伙 7"), "ring_type": "collusion"},
+        {"top_pharmacy": ("pharmacy K2", "药店 K2"), "ring": ("ring 7", "团伙 7"), "ring_type": "collusion"},
+        {"ring": ("ring 8", "团伙 8"), "ring_type": "identity", "pair_clinic": "clinic C1"},
+        {"pair_clinic": "clinic C1", "pair_pharmacy": "pharmacy P1", "pair_days": 3, "other": "x"},
+        {"pair_clinic": "clinic C2", "pair_pharmacy": "pharmacy P1", "pair_days": 3, "other": "y"},
+    ]
+    features = [*c.features, *(f"ring_{t}" for t in c.ring_types)]
+    for _ in range(2):  # the second pass reads the kept words
+        for f in features:
+            for ctx in contexts:
+                for v in (0.0, 1.0, 3.0):
+                    assert c.describe(f, v, ctx) == c._describe(f, v, ctx), (f, v, ctx)
+    assert c.describe("ring_collusion", 1.0, contexts[1]) != c.describe("ring_collusion", 1.0, contexts[3])
+
+
 def test_user_columns_take_labels_from_the_data_dictionary(tmp_path: Path) -> None:
     c = built_in().for_run(rules={}, columns={"arrears_fines": ColumnLabel("arrears_fines", "Fines", "罚款", "yuan")})
     assert c.describe("arrears_fines", 2500.0)[1:] == ("Fines: 2,500 yuan", "罚款：2,500 元")
