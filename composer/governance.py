@@ -348,8 +348,9 @@ def _risk_of(registry: ModelRegistry, rec: ModelRecord, matrix: pd.DataFrame) ->
 
 @dataclass(frozen=True)
 class Challenger:
-    """A version a `fit` run trained: its model matrix, and its calibrated in-fold risk of every
-    row of it when the run's scoring already has it (None: the gate scores the matrix)."""
+    """A version a `fit` run trained: its model matrix, and its calibrated risk of every row of it
+    (labelled rows in-sample, as the gate compares) when the run's scoring already has it (None:
+    the gate scores the matrix)."""
 
     version: str
     matrix: pd.DataFrame

@@ -85,7 +85,7 @@ class EntityScores:
     fitted: bool = True  # False: scored by the existing champion
     cap_rule: pd.Series | None = None  # per entity: the rule that capped its grade, if any
     reasons: ReasonColumns | None = None  # every entity's strongest reasons, rows as `table`
-    model_risk: np.ndarray | None = None  # a fitted model's calibrated risk of every row, in-fold (for the gate)
+    model_risk: np.ndarray | None = None  # a fitted model's calibrated risk of every row, labelled ones in-sample (the gate's)
 
     def public_metrics(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.items() if k != "calibration"}
@@ -179,7 +179,7 @@ def score_entity_type(
         model.fit(X_fit, y.to_numpy(), folds=fold_of.to_numpy())
         margin, r_idx, r_val = scorer.margin_and_reasons(model, X)
         model_risk = model.calibrated(margin)
-        risk = pd.Series(model_risk.copy(), index=ids)  # the copy keeps model_risk in-fold
+        risk = pd.Series(model_risk.copy(), index=ids)  # a copy: model_risk keeps the in-sample values
         risk.loc[y.index] = model.oof_  # labelled entities keep their honest out-of-fold score
         metrics = model.metrics_ | {"oot": later}
         importance = model.importance()
