@@ -85,7 +85,7 @@ class EntityScores:
     fitted: bool = True  # False: scored by the existing champion
     cap_rule: pd.Series | None = None  # per entity: the rule that capped its grade, if any
     reasons: ReasonColumns | None = None  # every entity's strongest reasons, rows as `table`
-    model_risk: np.ndarray | None = None  # a fitted model's calibrated risk of every row, labelled ones in-sample (the gate's)
+    model_risk: np.ndarray | None = None  # a fitted model's calibrated risk of all rows (the gate's)
 
     def public_metrics(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.items() if k != "calibration"}
