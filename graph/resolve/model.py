@@ -167,7 +167,8 @@ COMPARISONS: tuple[dict[str, Any], ...] = (
 def _text(s: pd.Series) -> pd.Series:
     """Stripped text, None for missing or empty."""
     missing = s.isna().to_numpy()
-    t = s.astype("object").astype("str").str.strip().astype("object")
+    text = s if isinstance(s.dtype, pd.StringDtype) else s.astype("object").astype("str")  # text as read: no round trip
+    t = text.str.strip().astype("object")
     return t.where(~missing & (t != "").to_numpy(), None)
 
 
