@@ -191,28 +191,23 @@ class Catalogue:
         """(code, English, Chinese) for one feature value; None when it must not or cannot be
         put in words (protected attributes, missing values)."""
         if not context:
-            key = (feature, value)
-            try:
-                return self._words[key]
-            except KeyError:
-                pass
-            except TypeError:  # an unhashable value: word it each time
-                return self._describe(feature, value, {})
-            if len(self._words) > WORDS_CACHE:
-                self._words.clear()
-            words = self._words[key] = self._describe(feature, value, {})
-            return words
-        fields = self._context_fields(feature)
-        wide = (feature, value, *(context.get(f) for f in fields))
+            return self._kept(self._words, (feature, value), feature, value, {})
+        key = (feature, value, *(context.get(f) for f in self._context_fields(feature)))
+        return self._kept(self._in_context, key, feature, value, context)
+
+    def _kept(
+        self, cache: dict[Any, Any], key: tuple[Any, ...], feature: str, value: Any, context: Mapping[str, Any]
+    ) -> tuple[str, str, str] | None:
+        """The words kept in `cache` under `key`, worded and kept on first use."""
         try:
-            return self._in_context[wide]
+            return cache[key]
         except KeyError:
             pass
         except TypeError:  # an unhashable value: word it each time
             return self._describe(feature, value, context)
-        if len(self._in_context) > WORDS_CACHE:
-            self._in_context.clear()
-        words = self._in_context[wide] = self._describe(feature, value, context)
+        if len(cache) > WORDS_CACHE:
+            cache.clear()
+        words = cache[key] = self._describe(feature, value, context)
         return words
 
     def _context_fields(self, feature: str) -> tuple[str, ...]:
