@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from graph.codes import positions
 from graph.resolve.idnumber import Checked
 from graph.resolve.model import PersonModel, prepare
 
@@ -317,7 +318,7 @@ def _golden(ids: np.ndarray, labels: np.ndarray, links: pd.DataFrame, previous: 
     # each record's strongest incident link that stayed inside its cluster: the first by kind,
     # then by probability (highest first; an unknown kind or a missing probability last)
     at = pd.Index(names)
-    left, right = at.get_indexer(links["left"]), at.get_indexer(links["right"])
+    left, right = positions(at, links["left"]), positions(at, links["right"])
     end, other = np.concatenate([left, right]), np.concatenate([right, left])
     prob = np.tile(links["match_probability"].to_numpy(dtype=np.float64), 2)
     kind = np.tile(links["matched_on"].to_numpy(dtype=object), 2)
