@@ -349,12 +349,13 @@ def _risk_of(registry: ModelRegistry, rec: ModelRecord, matrix: pd.DataFrame) ->
 @dataclass(frozen=True)
 class Challenger:
     """A version a `fit` run trained: its model matrix, and its calibrated risk of every row of it
-    (labelled rows in-sample, as the gate compares) when the run's scoring already has it (None:
-    the gate scores the matrix)."""
+    (labelled rows in-sample, as the gate compares) and the champion's when the run's scoring
+    already has them (None: the gate scores the matrix)."""
 
     version: str
     matrix: pd.DataFrame
     risk: np.ndarray | None = None
+    champion_risk: np.ndarray | None = None  # the champion's of the same matrix, when the run has it
 
 
 def pipeline_gate(registry: ModelRegistry, fitted: dict[str, Challenger]) -> dict[str, dict[str, Any]]:
@@ -375,7 +376,12 @@ def pipeline_gate(registry: ModelRegistry, fitted: dict[str, Challenger]) -> dic
                 if challenger.risk is None
                 else pd.Series(challenger.risk, index=matrix.index)
             )
-            psi_value = score_psi(_risk_of(registry, champion, matrix), theirs)
+            ours = (
+                _risk_of(registry, champion, matrix)
+                if challenger.champion_risk is None
+                else pd.Series(challenger.champion_risk, index=matrix.index)
+            )
+            psi_value = score_psi(ours, theirs)
         verdict = gate(champion, rec, psi_value)
         out[t] = {"challenger": challenger.version, "champion": champion.version, "promoted": verdict.allowed} | {
             "gate": verdict.as_dict()

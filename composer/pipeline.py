@@ -15,7 +15,7 @@ import logging
 import platform
 import resource
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,7 +75,14 @@ from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
 from scoring.baseline import baseline_metrics
 from scoring.registry import ModelRegistry
-from scoring.score import EntityScores, RowScorer, score_entity_type
+from scoring.score import (
+    EntityScores,
+    Modelled,
+    RowScorer,
+    champion_risk_of_challenger_matrix,
+    finish_entity_type,
+    model_entity_type,
+)
 
 log = logging.getLogger("composer.pipeline")
 CATALOGUE_JSON = "catalogue.json"  # the run's reason catalogue, beside its feature matrices
@@ -240,6 +247,10 @@ def run_pipeline(
                     settings.model.label_cut_lanes,
                     timer.worker,
                 )
+                # a `fit` run's new versions meet their champions' gate before they are finished
+                through_the_gate = (
+                    (lambda fitted: pipeline_gate(registry, fitted)) if models is ModelSource.FIT else None
+                )
                 scored = score_types(
                     dataset,
                     proj,
@@ -252,24 +263,11 @@ def run_pipeline(
                     use_champion=models is ModelSource.CHAMPION,
                     training=then,
                     scorer=stages,
+                    gate=through_the_gate,
                 )
-                gated = _through_the_gate(scored, registry, models) if serves else {}
+                gated = {t: m.promotion for t, m in scored.items() if m.promotion is not None}
                 # a retraining run's candidates, shadow-scored against the champions on this run
                 shadow = pipeline_gate(registry, _fitted(scored)) if models is ModelSource.CANDIDATE else {}
-                for t in (t for t, d in gated.items() if not d["promoted"]):  # the champion keeps serving
-                    scored[t] = score_types(
-                        dataset,
-                        proj,
-                        features,
-                        rule_result,
-                        ring_result,
-                        settings,
-                        registry,
-                        run_id=run.run_id,
-                        use_champion=True,
-                        types=(t,),
-                        scorer=stages,
-                    )[t]
                 # report.html's figures (its slowest part) on the second core during the explanations;
                 # forked before the baselines' thread starts
                 plots = Forked(model_plots, scored, name="plots") if serves else None
@@ -446,29 +444,68 @@ def score_types(
     types: Sequence[str] = ENTITY_TYPES,
     training: dict[str, pd.DataFrame] | None = None,
     scorer: RowScorer | None = None,
+    gate: Callable[[dict[str, Challenger]], dict[str, dict[str, Any]]] | None = None,
 ) -> dict[str, EntityScores]:
     """Each entity type scored from its model matrix (features, then rule and ring signals);
-    `scorer` (a stage engine) scores the rows."""
+    `scorer` (a stage engine) scores the rows.
+
+    With `gate` (composer/governance.py `pipeline_gate`), each version this run trained for a
+    type that has a champion goes through the gate between scoring's two phases: a refused
+    version is never finished (no reasons, grades or triage), its champion's scoring of the run
+    is. Where both are trained models the champion scores the run before the gate, whose score
+    PSI compares the two on the same rows. Each type's decision is its `promotion`."""
     hits, members = rule_result.hits, ring_result.members
-    return {
-        t: score_entity_type(
+
+    def modelled(t: str, X: pd.DataFrame, champion: bool, every_label: pd.DataFrame | None = None) -> Modelled:
+        return model_entity_type(
             t,
-            X=with_signals(features[t], hits, members, t),
+            X=X,
             dataset=dataset,
             proj=proj,
-            hits=hits,
             rings=members,
             settings=settings,
             registry=registry,
             run_id=run_id,
-            use_champion=use_champion,
-            serious=rule_result.serious,
-            money=rule_result.money,
+            use_champion=champion,
             training_rows=(training or {}).get(t),
             scorer=scorer,
+            every_label=every_label,
         )
-        for t in types
+
+    matrices = {t: with_signals(features[t], hits, members, t) for t in types}
+    phase = {t: modelled(t, matrices[t], use_champion) for t in types}
+    decisions: dict[str, dict[str, Any]] = {}
+    if gate is not None:
+        challengers, champions = {}, {}
+        for t, m in phase.items():
+            record = registry.champion(t) if m.fitted and m.version else None
+            if record is None:
+                continue
+            risk_of_champion = None
+            if record.kind == m.kind == "supervised":
+                champions[t] = modelled(t, matrices[t], True, m.every_label)
+                risk_of_champion = champion_risk_of_challenger_matrix(champions[t], m)
+            challengers[t] = Challenger(m.version, m.X, m.model_risk, risk_of_champion)
+        decisions = gate(challengers)
+        for t, decision in decisions.items():
+            if not decision["promoted"]:  # the champion keeps serving
+                phase[t] = champions.get(t) or modelled(t, matrices[t], True, phase[t].every_label)
+    scored = {
+        t: finish_entity_type(
+            m,
+            dataset=dataset,
+            proj=proj,
+            hits=hits,
+            settings=settings,
+            serious=rule_result.serious,
+            money=rule_result.money,
+            scorer=scorer,
+        )
+        for t, m in phase.items()
     }
+    for t, decision in decisions.items():
+        scored[t].promotion = decision
+    return scored
 
 
 def model_matrices(dataset: Dataset, settings: Settings, excluded: set[str], tokens: Tokens) -> dict[str, pd.DataFrame]:
@@ -571,15 +608,6 @@ def _served_alert_tables(db: ResultsDB) -> dict[str, pd.DataFrame]:
 def run_started_at(run_id: str) -> str:
     """A run's start time (ISO, UTC, to the second), read from its time-ordered id."""
     return datetime.strptime(run_id[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC).isoformat(timespec="seconds")
-
-
-def _through_the_gate(
-    scored: dict[str, EntityScores], registry: ModelRegistry, models: ModelSource
-) -> dict[str, dict[str, Any]]:
-    """The promotion gate on the versions a `fit` run trained for types that have a champion."""
-    if models is not ModelSource.FIT:
-        return {}
-    return pipeline_gate(registry, _fitted(scored))
 
 
 def _fitted(scored: dict[str, EntityScores]) -> dict[str, Challenger]:

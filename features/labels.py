@@ -118,6 +118,14 @@ def out_of_fold_label_features(
     proj: Projection, entity_type: str, labels: pd.DataFrame, fold_of: pd.Series
 ) -> pd.DataFrame:
     """Label features where an entity in fold k only sees labels from the other folds."""
+    return out_of_fold_and_every_label(proj, entity_type, labels, fold_of)[0]
+
+
+def out_of_fold_and_every_label(
+    proj: Projection, entity_type: str, labels: pd.DataFrame, fold_of: pd.Series
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`out_of_fold_label_features`, and every entity's features with every label shown (as
+    `labelled_neighbour_features` of `all_label_vectors`, to the bit): both from one pass."""
     node, y, rows = label_vectors(proj, labels)
     label_fold = np.full(len(node), -1)
     own = labels["entity_type"].to_numpy()[rows] == entity_type
@@ -142,7 +150,11 @@ def out_of_fold_label_features(
     view_of = np.zeros(len(proj.ids[entity_type]), dtype=np.int64)
     view_of[proj.ids[entity_type].get_indexer(fold_of.index)] = 1 + np.searchsorted(folds, fold_of.to_numpy())
     rows = np.arange(len(view_of))
-    return pd.DataFrame({name: v[rows, view_of] for name, v in views.items()}, index=proj.ids[entity_type])
+    entities = proj.ids[entity_type]
+    return (
+        pd.DataFrame({name: v[rows, view_of] for name, v in views.items()}, index=entities),
+        pd.DataFrame({name: v[:, 0] for name, v in views.items()}, index=entities),
+    )
 
 
 def ring_scores_without_own_label(

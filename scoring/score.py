@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedKFold
 from features.labels import (
     all_label_vectors,
     labelled_neighbour_features,
-    out_of_fold_label_features,
+    out_of_fold_and_every_label,
     ring_scores_without_own_label,
 )
 from features.signals import rows_of
@@ -86,6 +86,7 @@ class EntityScores:
     cap_rule: pd.Series | None = None  # per entity: the rule that capped its grade, if any
     reasons: ReasonColumns | None = None  # every entity's strongest reasons, rows as `table`
     model_risk: np.ndarray | None = None  # a fitted model's calibrated risk of all rows (the gate's)
+    promotion: dict[str, Any] | None = None  # the promotion gate's decision on this run's model (pipeline)
 
     def public_metrics(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.items() if k != "calibration"}
@@ -106,6 +107,30 @@ def assign_folds(y: pd.Series, ms: ModelSettings) -> pd.Series:
     for k, (_, test) in enumerate(folds.split(np.zeros(len(y)), y.to_numpy())):
         fold_of.iloc[test] = k
     return fold_of
+
+
+@dataclass
+class Modelled:
+    """Scoring's first phase for one type: the model that scores it (trained by this run, or the
+    type's champion) and every row's risk and strongest reasons. The promotion gate reads this
+    before the second phase (points, grades, caps, triage, the explained rows) is spent on it."""
+
+    entity_type: str
+    kind: str  # supervised | unsupervised | empty
+    version: str
+    fitted: bool  # False: the existing champion
+    X: pd.DataFrame  # the model matrix of every entity
+    risk: pd.Series  # served risk (a trained model's labelled rows: out of fold)
+    reason_index: np.ndarray
+    reason_value: np.ndarray
+    reason_features: list[str]
+    model: CrossFittedRiskModel | None = None
+    deviation: pd.DataFrame | None = None  # unsupervised: each feature's part (the reasons' source)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    importance: pd.Series | None = None
+    oof: pd.DataFrame | None = None  # labelled rows: label, oof probability
+    model_risk: np.ndarray | None = None  # a fitted model's calibrated risk of all rows (the gate's)
+    every_label: pd.DataFrame | None = None  # label features with every label shown (a champion's)
 
 
 def score_entity_type(
@@ -136,26 +161,66 @@ def score_entity_type(
     `training_rows` (composer/labels.py `training_rows`): model-matrix rows of labelled
     entities built from the data as it stood at their label's as_of; the model learns from
     those rows instead of today's (a signal column missing from them was 0 then). `scorer`
-    scores every row with the fitted model (default: in this process)."""
+    scores every row with the fitted model (default: in this process).
+
+    The two phases, `model_entity_type` then `finish_entity_type`, can be called apart: the
+    pipeline's promotion gate stands between them (composer/pipeline.py `score_types`)."""
+    modelled = model_entity_type(
+        entity_type,
+        X=X,
+        dataset=dataset,
+        proj=proj,
+        rings=rings,
+        settings=settings,
+        registry=registry,
+        run_id=run_id,
+        use_champion=use_champion,
+        training_rows=training_rows,
+        scorer=scorer,
+    )
+    return finish_entity_type(
+        modelled, dataset=dataset, proj=proj, hits=hits, settings=settings, serious=serious, money=money, scorer=scorer
+    )
+
+
+def model_entity_type(
+    entity_type: str,
+    *,
+    X: pd.DataFrame,
+    dataset: Dataset,
+    proj: Projection,
+    rings: pd.DataFrame,
+    settings: Settings,
+    registry: ModelRegistry,
+    run_id: str | None = None,
+    use_champion: bool = False,
+    training_rows: pd.DataFrame | None = None,
+    scorer: RowScorer | None = None,
+    every_label: pd.DataFrame | None = None,
+) -> Modelled:
+    """`score_entity_type`'s first phase: train (and register) or load the type's model, and
+    score every row with its strongest reasons. `every_label`: the label features with every
+    label shown, when another phase of this run already has them (a champion scoring after
+    the run's own model)."""
     ids = proj.ids[entity_type]
-    money = money if money is not None else pd.DataFrame(columns=["entity_type", "entity_id", "record", "amount"])
     if len(ids) == 0:
-        return EntityScores(
-            entity_type, "empty", "", pd.DataFrame(columns=SCORE_COLUMNS + ["grade_cap", "score_grade"])
-        )
+        empty = np.zeros((0, 0))
+        return Modelled(entity_type, "empty", "", False, X, pd.Series(dtype=float), empty, empty, [])
     ms = settings.model
     scorer = scorer or InProcess()
     labels = dataset.table("labels")
     own = labels[labels["entity_type"] == entity_type].set_index("entity_id")["label"]
     own = own[ids.get_indexer(own.index) >= 0]  # Index.isin on Arrow strings is ~30x slower
     supervised = min(int(own.sum()), int((own == 0).sum())) >= ms.min_positives
-    importance = model = oof_frame = model_risk = None
+    importance = model = oof_frame = model_risk = deviation = None
     metrics: dict[str, Any] = {}
     champion = registry.champion(entity_type) if use_champion else None
     if champion is not None:
         supervised = champion.kind == "supervised"
     if champion is not None and supervised:
-        X = X.join(labelled_neighbour_features(proj, entity_type, *all_label_vectors(proj, labels)))
+        if every_label is None:
+            every_label = labelled_neighbour_features(proj, entity_type, *all_label_vectors(proj, labels))
+        X = X.join(every_label)
         X = X.reindex(columns=champion.features)
         model = registry.load(champion.version)
         margin, r_idx, r_val = scorer.margin_and_reasons(model, X)
@@ -166,7 +231,8 @@ def score_entity_type(
         later = out_of_time(X, proj=proj, entity_type=entity_type, labels=labels, ms=ms)
         fold_of = assign_folds(y, ms)
         signal_columns = list(X.columns)
-        X = X.join(out_of_fold_label_features(proj, entity_type, labels, fold_of))
+        out_of_fold, every_label = out_of_fold_and_every_label(proj, entity_type, labels, fold_of)
+        X = X.join(out_of_fold)
         X_fit = X.loc[y.index]
         if training_rows is not None and len(training_rows):
             then = training_rows[training_rows.index.isin(y.index)]
@@ -192,10 +258,13 @@ def score_entity_type(
         risk = parts["risk"]
         deviation = unsupervised_contributions(X, parts)
         r_idx, r_val = top_reasons(deviation.to_numpy())
+        reason_features = list(deviation.columns)
         if len(own) and 0 < own.sum() < len(own):
             metrics = classification_metrics(own.to_numpy(), risk.reindex(own.index).to_numpy())
             metrics["note"] = "unsupervised score checked against the few labels available"
         kind = "unsupervised"
+    if model is not None:
+        reason_features = list(model.features_)
     if champion is not None:
         version = champion.version
     else:
@@ -210,7 +279,59 @@ def score_entity_type(
             promote=run_id is None,
             run_id=run_id,
         ).version
+    return Modelled(
+        entity_type,
+        kind,
+        version,
+        champion is None,
+        X,
+        risk,
+        r_idx,
+        r_val,
+        reason_features,
+        model,
+        deviation,
+        metrics,
+        importance,
+        oof_frame,
+        model_risk,
+        every_label,
+    )
 
+
+def champion_risk_of_challenger_matrix(champion: Modelled, challenger: Modelled) -> np.ndarray:
+    """The champion's calibrated risk of every row of the challenger's model matrix, from the
+    champion's own scoring of this run: the two matrices differ only in the label features of
+    the challenger's training rows (out of fold there, every label shown for the champion), so
+    only those rows are scored again."""
+    assert champion.model is not None and challenger.oof is not None
+    risk: np.ndarray = champion.risk.to_numpy(dtype=np.float64, copy=True)
+    at = champion.risk.index.get_indexer(challenger.oof.index)
+    rows = challenger.X.iloc[at].reindex(columns=champion.X.columns)
+    risk[at] = champion.model.calibrated(champion.model.margin(rows))
+    return risk
+
+
+def finish_entity_type(
+    m: Modelled,
+    *,
+    dataset: Dataset,
+    proj: Projection,
+    hits: pd.DataFrame,
+    settings: Settings,
+    serious: frozenset[str] | set[str] = frozenset(),
+    money: pd.DataFrame | None = None,
+    scorer: RowScorer | None = None,
+) -> EntityScores:
+    """`score_entity_type`'s second phase: points, grades after rule caps, triage, every
+    entity's reason columns and the exact contributions of the riskiest `explain_top` rows."""
+    if m.kind == "empty":
+        return EntityScores(
+            m.entity_type, "empty", "", pd.DataFrame(columns=SCORE_COLUMNS + ["grade_cap", "score_grade"])
+        )
+    entity_type, X, risk, ids = m.entity_type, m.X, m.risk, proj.ids[m.entity_type]
+    scorer = scorer or InProcess()
+    money = money if money is not None else pd.DataFrame(columns=["entity_type", "entity_id", "record", "amount"])
     points = credit_points(risk.to_numpy(), settings.scorecard)
     score_grade = pd.Series(grades(points, settings.bands), index=ids)
     cap, cap_rule = _caps(hits, entity_type, ids)
@@ -218,14 +339,13 @@ def score_entity_type(
 
     # Every entity's reasons as columns (path attributions, scoring/attributions.py); exact
     # TreeSHAP, worded with context by explain/, for the riskiest `explain_top`.
-    top = risk.sort_values(ascending=False, kind="mergesort").index[: ms.explain_top]
-    if model is not None:
-        reason_features = list(model.features_)
-        contributions = scorer.contributions(model, X.loc[top])
+    top = risk.sort_values(ascending=False, kind="mergesort").index[: settings.model.explain_top]
+    if m.model is not None:
+        contributions = scorer.contributions(m.model, X.loc[top])
     else:
-        reason_features = list(deviation.columns)
-        contributions = deviation.loc[top]
-    reasons = ReasonColumns.gather(X, reason_features, r_idx, r_val)
+        assert m.deviation is not None
+        contributions = m.deviation.loc[top]
+    reasons = ReasonColumns.gather(X, m.reason_features, m.reason_index, m.reason_value)
     table = pd.DataFrame(
         {
             "entity_type": entity_type,
@@ -233,7 +353,7 @@ def score_entity_type(
             "risk_score": risk.to_numpy().round(6),
             "credit_points": points.round(1),
             "grade": final.to_numpy(),
-            "model_version": version,
+            "model_version": m.version,
             "reasons": "[]",
             "rule_hits": _rule_lists(hits, entity_type, ids),
             "grade_cap": cap.fillna("").to_numpy(),
@@ -246,20 +366,20 @@ def score_entity_type(
     )
     return EntityScores(
         entity_type,
-        kind,
-        version,
+        m.kind,
+        m.version,
         table,
-        metrics,
-        importance,
+        m.metrics,
+        m.importance,
         contributions,
         X.loc[top],
-        model,
-        oof_frame,
+        m.model,
+        m.oof,
         X,
-        fitted=champion is None,
+        fitted=m.fitted,
         cap_rule=cap_rule,
         reasons=reasons,
-        model_risk=model_risk,
+        model_risk=m.model_risk,
     )
 
 
