@@ -389,7 +389,7 @@ def _rule_lists(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> np.ndarr
     out = np.full(len(ids), "[]", dtype=object)
     if len(hits) == 0:
         return out
-    h = hits[hits["entity_type"] == entity_type]
+    h = hits.loc[hits["entity_type"] == entity_type, ["entity_id", "rule_id"]]  # not the evidence text
     pos = ids.get_indexer(h["entity_id"])
     codes, rules = pd.factorize(h["rule_id"], sort=True)
     keep = (pos >= 0) & (codes >= 0)
@@ -418,7 +418,7 @@ def _caps(hits: pd.DataFrame, entity_type: str, ids: pd.Index) -> tuple[pd.Serie
     cap = np.full(len(ids), np.nan, dtype=object)
     rule = cap.copy()
     if len(hits) and "grade_cap" in hits:
-        h = hits[hits["entity_type"] == entity_type]
+        h = hits.loc[hits["entity_type"] == entity_type, ["entity_id", "grade_cap", "severity", "rule_id"]]
         h = h[h["grade_cap"].notna() & h["grade_cap"].ne("")]
         h = h.sort_values(
             ["entity_id", "grade_cap", "severity", "rule_id"], ascending=[True, False, False, True], kind="mergesort"
