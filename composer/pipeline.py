@@ -472,8 +472,13 @@ def score_types(
             every_label=every_label,
         )
 
-    matrices = {t: with_signals(features[t], hits, members, t) for t in types}
-    phase = {t: modelled(t, matrices[t], use_champion) for t in types}
+    # each type's matrix, kept for its champion only where a gate may need one
+    matrices, phase = {}, {}
+    for t in types:
+        X = with_signals(features[t], hits, members, t)
+        phase[t] = modelled(t, X, use_champion)
+        if gate is not None:
+            matrices[t] = X
     decisions: dict[str, dict[str, Any]] = {}
     if gate is not None:
         challengers, champions = {}, {}
@@ -490,6 +495,7 @@ def score_types(
         for t, decision in decisions.items():
             if not decision["promoted"]:  # the champion keeps serving
                 phase[t] = champions.get(t) or modelled(t, matrices[t], True, phase[t].every_label)
+        del matrices, champions
     scored = {
         t: finish_entity_type(
             m,
