@@ -1,6 +1,7 @@
-"""Scoring one entity type: from its model matrix, train where labels allow (else the
-unsupervised score), turn probabilities into points and grades, apply rule caps, and compute
-the contributions that explain the riskiest rows."""
+"""Scoring one entity type in two phases: `model_entity_type` trains where labels allow (else
+the unsupervised score) and scores every row; `finish_entity_type` turns probabilities into
+points and grades, applies rule caps, and computes the contributions that explain the riskiest
+rows. The pipeline's promotion gate stands between them (composer/pipeline.py `score_types`)."""
 
 from __future__ import annotations
 
@@ -133,56 +134,6 @@ class Modelled:
     every_label: pd.DataFrame | None = None  # label features with every label shown (a champion's)
 
 
-def score_entity_type(
-    entity_type: str,
-    *,
-    X: pd.DataFrame,
-    dataset: Dataset,
-    proj: Projection,
-    hits: pd.DataFrame,
-    rings: pd.DataFrame,
-    settings: Settings,
-    registry: ModelRegistry,
-    run_id: str | None = None,
-    use_champion: bool = False,
-    serious: frozenset[str] | set[str] = frozenset(),
-    money: pd.DataFrame | None = None,
-    training_rows: pd.DataFrame | None = None,
-    scorer: RowScorer | None = None,
-) -> EntityScores:
-    """Score every entity of one type from its model matrix `X` (features/signals.py): risk,
-    points, grade after rule caps, triage priority (scoring/triage.py: `serious` rule ids, the
-    rules' `money` records) and the contributions of the riskiest `explain_top` rows.
-
-    A newly fitted model is registered (staged under `run_id` when given); with `use_champion`
-    the type's champion scores instead, and a type without one is fitted. Reason text is not
-    made here: explain/reasons.py turns the contributions into words.
-
-    `training_rows` (composer/labels.py `training_rows`): model-matrix rows of labelled
-    entities built from the data as it stood at their label's as_of; the model learns from
-    those rows instead of today's (a signal column missing from them was 0 then). `scorer`
-    scores every row with the fitted model (default: in this process).
-
-    The two phases, `model_entity_type` then `finish_entity_type`, can be called apart: the
-    pipeline's promotion gate stands between them (composer/pipeline.py `score_types`)."""
-    modelled = model_entity_type(
-        entity_type,
-        X=X,
-        dataset=dataset,
-        proj=proj,
-        rings=rings,
-        settings=settings,
-        registry=registry,
-        run_id=run_id,
-        use_champion=use_champion,
-        training_rows=training_rows,
-        scorer=scorer,
-    )
-    return finish_entity_type(
-        modelled, dataset=dataset, proj=proj, hits=hits, settings=settings, serious=serious, money=money, scorer=scorer
-    )
-
-
 def model_entity_type(
     entity_type: str,
     *,
@@ -198,10 +149,20 @@ def model_entity_type(
     scorer: RowScorer | None = None,
     every_label: pd.DataFrame | None = None,
 ) -> Modelled:
-    """`score_entity_type`'s first phase: train (and register) or load the type's model, and
-    score every row with its strongest reasons. `every_label`: the label features with every
-    label shown, when another phase of this run already has them (a champion scoring after
-    the run's own model)."""
+    """Scoring's first phase for one type, from its model matrix `X` (features/signals.py):
+    train where labels allow (else the unsupervised score) and score every row with its
+    strongest reasons. A newly fitted model is registered (staged under `run_id` when given);
+    with `use_champion` the type's champion scores instead, and a type without one is fitted.
+
+    `training_rows` (composer/labels.py `training_rows`): model-matrix rows of labelled
+    entities built from the data as it stood at their label's as_of; the model learns from
+    those rows instead of today's (a signal column missing from them was 0 then). `scorer`
+    scores every row with the fitted model (default: in this process). `every_label`: the label
+    features with every label shown, when this run already has them (a champion scoring after
+    the run's own model).
+
+    `finish_entity_type` is the second phase; the pipeline's promotion gate stands between the
+    two (composer/pipeline.py `score_types`)."""
     ids = proj.ids[entity_type]
     if len(ids) == 0:
         empty = np.zeros((0, 0))
@@ -323,8 +284,10 @@ def finish_entity_type(
     money: pd.DataFrame | None = None,
     scorer: RowScorer | None = None,
 ) -> EntityScores:
-    """`score_entity_type`'s second phase: points, grades after rule caps, triage, every
-    entity's reason columns and the exact contributions of the riskiest `explain_top` rows."""
+    """Scoring's second phase for one type: points, grade after rule caps, triage priority
+    (scoring/triage.py: `serious` rule ids, the rules' `money` records), every entity's reason
+    columns and the exact contributions of the riskiest `explain_top` rows. Reason text is not
+    made here: explain/reasons.py turns the contributions into words."""
     if m.kind == "empty":
         return EntityScores(
             m.entity_type, "empty", "", pd.DataFrame(columns=SCORE_COLUMNS + ["grade_cap", "score_grade"])
