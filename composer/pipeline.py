@@ -16,7 +16,8 @@ import platform
 import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -164,7 +165,7 @@ def run_pipeline(
     timer = StageTimer()
     bar = tqdm(total=len(STAGES), disable=not settings.progress, unit="stage", leave=False)
     stages: Engine | None = None
-    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="baselines")
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-background")
     workers: list[Forked[Any]] = []  # stopped if the run fails before their results are taken
     serves = models is not ModelSource.CANDIDATE
     try:
@@ -363,18 +364,20 @@ def run_pipeline(
                         name="report",
                     )
                     written: Forked[None] | None = None
+                    matrices: Future[None] | None = None
                     try:
-                        save_feature_matrices(private_dir(run.folder / "features"), scored)
-                        scores.to_parquet(
-                            run.folder / "features" / SCORES_PARQUET, index=False, row_group_size=ROW_GROUP_ROWS
-                        )
-                        outcomes.to_parquet(run.folder / "features" / SCHEMES_PARQUET, index=False)
-                        (run.folder / "features" / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
+                        kept = private_dir(run.folder / "features")
+                        scores.to_parquet(kept / SCORES_PARQUET, index=False, row_group_size=ROW_GROUP_ROWS)
+                        outcomes.to_parquet(kept / SCHEMES_PARQUET, index=False)
+                        (kept / CATALOGUE_JSON).write_text(catalogue.to_json(), encoding="utf-8")
                         run.fault("stage_outputs")
                         # personal values in rule evidence (a diagnosis, ...) encrypted before any write
                         hits = protect_hits(rule_result.hits, field_cipher(settings))
                         files = output_files(scores, hits, ring_result, resolved, stages)
                         written = Forked(stage_outputs, staging, files, name="output files")  # beside the database
+                        # the model matrices (Parquet, mostly outside the GIL) in a thread beside the database
+                        # writes: started after the last fork, as a thread must be
+                        matrices = background.submit(save_feature_matrices, kept, scored)
                         outcomes.drop(columns=["evidence"]).to_csv(staging / "schemes.csv", index=False)
                         write_results(db, run, scores, hits, ring_result, tables)
                         for name, frame in (
@@ -386,15 +389,18 @@ def run_pipeline(
                         ):
                             tables.append(db.write_run_table(run.run_id, name, frame))
                         written.result()
+                        matrices.result()
                         profile, monitoring, timings = report.result()
                         timer.worker |= timings
                         keep_references(registry, scored, profile)
-                        save_profile(run.folder / "features", profile, monitoring)
+                        save_profile(kept, profile, monitoring)
                         stage_outputs(staging, monitoring_file(monitoring))
                     except BaseException:
                         report.cancel()
                         if written is not None:
                             written.cancel()
+                        if matrices is not None:
+                            wait_for([matrices])  # no thread writes into the run's folder once it fails
                         raise
             manifest["timings_s"] = timer.timings
             manifest["worker_timings_s"] = timer.worker

@@ -28,6 +28,7 @@ PSI_BINS = 10  # decile bins of the reference population
 PSI_WATCH = 0.1  # the usual bands: < 0.1 stable, 0.1 .. 0.25 watch, >= 0.25 alert
 PSI_ALERT = 0.25
 PSI_FLOOR = 1e-4  # share given to an empty bin
+FEW_EDGES = 16  # up to this many bin edges, a column is counted edge by edge (one pass each)
 GRADES = ("A", "B", "C", "D")
 
 ColumnProfile = dict[str, Any]  # {"kind": "numeric", "edges": [...], "counts": [...]} or categorical
@@ -91,7 +92,11 @@ def column_counts(profile: ColumnProfile, values: pd.Series) -> np.ndarray:
         return np.bincount(codes, minlength=len(categories) + 2)
     edges = np.asarray(profile["edges"], dtype=np.float64)
     x = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    bins = np.searchsorted(edges, x, side="left")  # right-closed: (e_{i-1}, e_i]
+    missing = int(np.count_nonzero(np.isnan(x)))
+    if len(edges) <= FEW_EDGES:  # a profile's deciles: a count per edge beats placing every row
+        at_most = [np.count_nonzero(x <= e) for e in edges]  # right-closed: (e_{i-1}, e_i]
+        return np.diff(np.array([0, *at_most, len(x) - missing, len(x)], dtype=np.int64))
+    bins = np.searchsorted(edges, x, side="left")
     bins = np.where(np.isnan(x), len(edges) + 1, bins)
     return np.bincount(bins, minlength=len(edges) + 2)
 
@@ -113,13 +118,20 @@ def frame_psi(reference: Profile, frame: pd.DataFrame) -> dict[str, float]:
 def grade_migration(previous: pd.DataFrame, current: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Entities by grade before (rows) and now (columns), joined on (entity_type, entity_id);
     `new` / `gone` for entities in only one of the two."""
-    keys = ["entity_type", "entity_id"]
-    before = previous[keys + ["grade"]].astype({"entity_id": str})
-    after = current[keys + ["grade"]].astype({"entity_id": str})
-    both = before.merge(after, on=keys, how="outer", suffixes=("_before", "_after"))
+    # each (type, id) as one integer over both runs: the join and the counts on integers
+    keys = pd.concat([previous[["entity_type", "entity_id"]], current[["entity_type", "entity_id"]]])
+    types = pd.factorize(keys["entity_type"].astype(str), use_na_sentinel=False)[0].astype(np.int64)
+    ids = pd.factorize(keys["entity_id"].astype(str), use_na_sentinel=False)[0].astype(np.int64)
+    key = types * (int(ids.max(initial=0)) + 1) + ids
+    before = pd.DataFrame({"key": key[: len(previous)], "grade_before": previous["grade"].to_numpy()})
+    after = pd.DataFrame({"key": key[len(previous) :], "grade_after": current["grade"].to_numpy()})
+    both = before.merge(after, on="key", how="outer")
     rows = both["grade_before"].astype(object).where(both["grade_before"].notna(), "new")
     cols = both["grade_after"].astype(object).where(both["grade_after"].notna(), "gone")
-    table = pd.crosstab(rows, cols)
+    row_codes, row_names = pd.factorize(rows)
+    col_codes, col_names = pd.factorize(cols)
+    counts = np.bincount(row_codes * len(col_names) + col_codes, minlength=len(row_names) * len(col_names))
+    table = pd.DataFrame(counts.reshape(len(row_names), len(col_names)), index=row_names, columns=col_names)
     order_rows = [g for g in (*GRADES, "new") if g in table.index]
     order_cols = [g for g in (*GRADES, "gone") if g in table.columns]
     table = table.reindex(index=order_rows, columns=order_cols, fill_value=0)
