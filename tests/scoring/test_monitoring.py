@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from optbinning.binning.metrics import jeffrey
 
+from scoring import monitoring
 from scoring.monitoring import (
     band,
     column_counts,
@@ -72,3 +73,31 @@ def test_grade_migration_and_rule_rates() -> None:
     assert rates["r1"] == {"entity_type": "person", "entities": 1, "rate": 0.25}
     changes = rule_changes({"r1": {"entity_type": "person", "rate": 0.5}}, rates)
     assert changes[0]["rule_id"] == "r1" and changes[0]["change"] == -0.25
+
+
+def test_counting_edge_by_edge_places_every_value_as_the_binary_search_does(monkeypatch) -> None:
+    rng = np.random.default_rng(5)
+    values = pd.Series(rng.choice([0.0, 1.0, 2.5, np.inf, -np.inf, np.nan, 7.0], 3000))
+    values[:500] = rng.normal(size=500)
+    for edges in ([], [1.0], [0.0, 1.0, 2.5], sorted(rng.normal(size=9).tolist()), [-1.0, 0.0, 2.5, 7.0]):
+        profile = {"kind": "numeric", "edges": edges}
+        each_edge = column_counts(profile, values)
+        monkeypatch.setattr(monitoring, "FEW_EDGES", -1)  # every row placed by np.searchsorted
+        searched = column_counts(profile, values)
+        monkeypatch.undo()
+        assert each_edge.tolist() == searched.tolist() and each_edge.sum() == len(values), edges
+        # right-closed bins: a value equal to an edge falls in the bin that edge closes
+        assert column_counts(profile, pd.Series(edges)).tolist() == [1] * len(edges) + [0, 0]
+
+
+def test_grade_migration_keys_on_type_and_id_together() -> None:
+    before = pd.DataFrame(
+        {"entity_type": ["person", "employer", "person"], "entity_id": ["1", "1", None], "grade": ["A", "B", "C"]}
+    )
+    after = pd.DataFrame(
+        {"entity_type": ["employer", "person", "person"], "entity_id": ["1", "1", None], "grade": ["D", None, "C"]}
+    )
+    m = grade_migration(before, after)
+    # person 1 lost its grade (a row without a grade now reads "gone"); employer 1 went B -> D;
+    # the id-less rows meet each other, as the join's missing keys do
+    assert m == {"A": {"C": 0, "D": 0, "gone": 1}, "B": {"C": 0, "D": 1, "gone": 0}, "C": {"C": 1, "D": 0, "gone": 0}}
