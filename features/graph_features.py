@@ -61,6 +61,12 @@ def pagerank(
     return r * n  # 1.0 = average node
 
 
+def graph_pagerank(proj: Projection) -> np.ndarray:
+    """PageRank of every node of the projection's whole graph (by global node index). Its sparse
+    products run outside the GIL, so a thread can compute it beside other work."""
+    return pagerank(proj.adjacency().astype(np.float64), symmetric=True)
+
+
 def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
     num = frame.select_dtypes(include=[np.number]).astype(np.float64)
     num = num.loc[:, [c for c in num.columns if not c.startswith("nb_")]]
@@ -74,12 +80,13 @@ def add_graph_features(
     features: dict[str, pd.DataFrame], proj: Projection, counts: Mapping[str, np.ndarray] | None = None
 ) -> dict[str, pd.DataFrame]:
     """Add PageRank, 2-hop reach and neighbour means to each entity type's features. `counts`:
-    `degree` and `two_hop_paths` per global node index computed elsewhere (the Spark engine's),
-    taken as they are."""
+    `degree`, `two_hop_paths` and `pagerank` per global node index computed elsewhere (the
+    Spark engine's counts; `graph_pagerank` in a thread beside the other features), taken as
+    they are."""
     counts = counts or {}
     out = {t: f.copy(deep=False) for t, f in features.items()}  # new columns only: the input frames stay as given
     adj = proj.adjacency()
-    pr = pagerank(adj.astype(np.float64), symmetric=True)
+    pr = counts["pagerank"] if "pagerank" in counts else graph_pagerank(proj)
     degree = counts["degree"] if "degree" in counts else np.diff(adj.indptr).astype(np.float64)
     two_hop = (  # paths of length 2 (cheap; distinct reach is not)
         counts["two_hop_paths"] if "two_hop_paths" in counts else adj @ (degree - 1).clip(min=0)
