@@ -212,14 +212,15 @@ def expand_scores(scores: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
     golden_id = np.full(len(source), None, dtype=object)
     golden_id[:n_persons] = records["golden_id"].to_numpy(dtype=object)[have]
     replaced: dict[str, np.ndarray] = {"entity_id": entity_id}
+    rank = _text_rank(pd.Series(entity_id))  # ranks among all ids order the persons' ids alike
     if "priority" in scores.columns and n_persons:  # triage ranks 1..n again, a golden person's records together
         priority = scores["priority"].to_numpy()[source]
-        order = np.lexsort((_text_rank(pd.Series(entity_id[:n_persons])), priority[:n_persons]))
+        order = np.lexsort((rank[:n_persons], priority[:n_persons]))
         priority[order] = np.arange(1, n_persons + 1)
         replaced["priority"] = priority
     types = pd.factorize(scores["entity_type"])[0][source]  # numbered in order of appearance
     # by type (in the scores' order), then id; ids are distinct within a type, so no ties
-    order = np.lexsort((_text_rank(pd.Series(entity_id)), types))
+    order = np.lexsort((rank, types))
     out = scores.take(source[order]).reset_index(drop=True)
     for name, values in replaced.items():
         out[name] = pd.Series(values[order]).astype(scores[name].dtype)
