@@ -12,8 +12,8 @@ missing. PSI compares another population's counts in the same bins:
 with e, a the bins' shares (each at least `PSI_FLOOR`, so an empty bin counts, not divides by
 zero). It equals Jeffreys' divergence, which optbinning's scorecard monitoring uses
 (tests/scoring/test_monitoring.py checks the two agree to 1e-6). Bands: below 0.1 stable, up
-to 0.25 watch, above 0.25 alert. Everything is vectorised per column: one `searchsorted` and
-one `bincount` over the rows.
+to 0.25 watch, above 0.25 alert. Everything is vectorised per column: one count of the rows at or
+below each edge (a `searchsorted` and a `bincount` when a profile has many edges).
 """
 
 from __future__ import annotations
