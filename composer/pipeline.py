@@ -376,7 +376,7 @@ def run_pipeline(
                         files = output_files(scores, hits, ring_result, resolved, stages)
                         written = Forked(stage_outputs, staging, files, name="output files")  # beside the database
                         # the model matrices (Parquet, mostly outside the GIL) in a thread beside the database
-                        # writes: started after the last fork, as a thread must be
+                        # writes, started after the stage's last fork (a fork must not copy a running thread)
                         matrices = background.submit(save_feature_matrices, kept, scored)
                         outcomes.drop(columns=["evidence"]).to_csv(staging / "schemes.csv", index=False)
                         write_results(db, run, scores, hits, ring_result, tables)
