@@ -341,7 +341,13 @@ def audit(
 # -- the pipeline's own promotion --------------------------------------------------------------------
 
 
-def _risk_of(registry: ModelRegistry, rec: ModelRecord, matrix: pd.DataFrame) -> pd.Series:
+def _risk_of(
+    registry: ModelRegistry, rec: ModelRecord, matrix: pd.DataFrame, known: np.ndarray | None = None
+) -> pd.Series:
+    """A version's calibrated risk of every row of `matrix`: `known` when the run already has
+    it, else the registry's model predicts it."""
+    if known is not None:
+        return pd.Series(known, index=matrix.index)
     model = registry.load(rec.version)
     return pd.Series(model.calibrated(model.margin(matrix.reindex(columns=rec.features))), index=matrix.index)
 
@@ -371,17 +377,8 @@ def pipeline_gate(registry: ModelRegistry, fitted: dict[str, Challenger]) -> dic
         matrix = challenger.matrix
         psi_value = None
         if champion.kind == rec.kind == "supervised":
-            theirs = (
-                _risk_of(registry, rec, matrix)
-                if challenger.risk is None
-                else pd.Series(challenger.risk, index=matrix.index)
-            )
-            ours = (
-                _risk_of(registry, champion, matrix)
-                if challenger.champion_risk is None
-                else pd.Series(challenger.champion_risk, index=matrix.index)
-            )
-            psi_value = score_psi(ours, theirs)
+            ours = _risk_of(registry, champion, matrix, challenger.champion_risk)
+            psi_value = score_psi(ours, _risk_of(registry, rec, matrix, challenger.risk))
         verdict = gate(champion, rec, psi_value)
         out[t] = {"challenger": challenger.version, "champion": champion.version, "promoted": verdict.allowed} | {
             "gate": verdict.as_dict()

@@ -92,8 +92,8 @@ def column_counts(profile: ColumnProfile, values: pd.Series) -> np.ndarray:
         return np.bincount(codes, minlength=len(categories) + 2)
     edges = np.asarray(profile["edges"], dtype=np.float64)
     x = values.to_numpy(dtype=np.float64, na_value=np.nan)
-    missing = int(np.count_nonzero(np.isnan(x)))
     if len(edges) <= FEW_EDGES:  # a profile's deciles: a count per edge beats placing every row
+        missing = int(np.count_nonzero(np.isnan(x)))
         at_most = [np.count_nonzero(x <= e) for e in edges]  # right-closed: (e_{i-1}, e_i]
         return np.diff(np.array([0, *at_most, len(x) - missing, len(x)], dtype=np.int64))
     bins = np.searchsorted(edges, x, side="left")
