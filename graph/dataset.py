@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from graph.contract import (
 from riskgraph.errors import InvalidDataset, Problem
 
 MAX_REPORTED_PROBLEMS = 50
+PARSE_LANES = min(4, os.cpu_count() or 1)  # a table's columns parsed side by side
 _MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 
@@ -249,24 +252,35 @@ def _parse_table(table: Table, raw: pd.DataFrame, file: str, out: Collector) -> 
     raw.columns = [str(c).strip() for c in raw.columns]
     if not check_header(table, list(raw.columns), len(raw), file, out):
         return None
-    df = pd.DataFrame(index=pd.RangeIndex(len(raw)))
-    for name in raw.columns:
+
+    def parse(name: str) -> tuple[pd.Series | None, Collector]:
+        found = Collector()
         s = raw[name].astype("str").str.strip()
         s = s.mask(s.isna() | (s == ""))
         col = table.column(name)
         if col is None:
             if not table.extras_allowed:
-                out.add(Problem(file, "unexpected column (this table takes no extra columns)", None, name))
-                continue
-            df[name] = _parse_extra(s)
-            continue
+                found.add(Problem(file, "unexpected column (this table takes no extra columns)", None, name))
+                return None, found
+            return _parse_extra(s), found
         if col.required:
             bad = np.flatnonzero(s.isna().to_numpy())
             if len(bad):
-                out.add_rows(file, name, bad, "required value is empty")
-        df[name] = _parse_column(col.kind, s, file, name, out)
+                found.add_rows(file, name, bad, "required value is empty")
+        parsed = _parse_column(col.kind, s, file, name, found)
         if col.choices:
-            _check_choices(col.choices, s, df[name], file, name, out)
+            _check_choices(col.choices, s, parsed, file, name, found)
+        return parsed, found
+
+    # the columns side by side: Arrow's string kernels and casts release the GIL; each column's
+    # problems are added in column order, as if parsed one after the other
+    with ThreadPoolExecutor(max_workers=PARSE_LANES) as pool:
+        parsed = list(pool.map(parse, raw.columns))
+    df = pd.DataFrame(index=pd.RangeIndex(len(raw)))
+    for name, (series, found) in zip(raw.columns, parsed):
+        out.extend(found)
+        if series is not None:
+            df[name] = series
     for column in table.columns:  # absent optional columns exist, empty, with the right dtype
         if column.name not in df.columns:
             fill = 0 if column.kind == Kind.LABEL else np.nan  # an absent 0/1 flag is 0, as an empty cell
@@ -358,12 +372,13 @@ def _check_order(table: Table, df: pd.DataFrame, file: str, out: Collector) -> N
             out.add_rows(file, later, rows, f"{later} before {earlier}", df[later].iloc[rows].dt.strftime("%Y-%m-%d"))
 
 
-def _check_keys(table: Table, df: pd.DataFrame, file: str, out: Collector) -> None:
+def _check_keys(table: Table, df: pd.DataFrame, file: str, out: Collector, order: np.ndarray) -> None:
+    """Dates in order, then duplicate keys: every row whose key an earlier row of the file has.
+    `order` is `_key_order(table, df)`, so a repeated key sits right after its first row."""
     _check_order(table, df, file, out)
     if not table.key:
         return
-    dup = df.duplicated(list(table.key), keep="first").to_numpy()
-    rows = np.flatnonzero(dup)
+    rows = _repeated_keys(df, list(table.key), order)
     if len(rows):
         label = table.key[0] if len(table.key) == 1 else "+".join(table.key)
         out.add_rows(
@@ -373,6 +388,36 @@ def _check_keys(table: Table, df: pd.DataFrame, file: str, out: Collector) -> No
             "duplicate id" if len(table.key) == 1 else "duplicate key",
             df.loc[rows, list(table.key)].astype(str).agg("/".join, axis=1),
         )
+
+
+def _arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
+    return pa.array(s, from_pandas=True)
+
+
+def _key_order(table: Table, df: pd.DataFrame) -> np.ndarray:
+    """Row positions in the table's key order (the key, else its required columns), missing values
+    last. Arrow's sort is stable, so rows with equal keys keep their file order."""
+    keys = list(table.key) or list(table.required)
+    if not keys or len(df) < 2:
+        return np.arange(len(df))
+    columns = pa.table([_arrow(df[k]) for k in keys], names=keys)
+    return pc.sort_indices(columns, sort_keys=[(k, "ascending", "at_end") for k in keys]).to_numpy()
+
+
+def _repeated_keys(df: pd.DataFrame, keys: list[str], order: np.ndarray) -> np.ndarray:
+    """File positions (ascending) of the rows whose key an earlier row has; two missing values are
+    the same key. In key order each repeat directly follows a row with the same key."""
+    if len(order) < 2:
+        return np.zeros(0, dtype=np.int64)
+    same = np.ones(len(order) - 1, dtype=bool)
+    at = pa.array(order)
+    for key in keys:
+        values = _arrow(df[key]).take(at)
+        before, after = values[:-1], values[1:]
+        equal = pc.fill_null(pc.equal(before, after), False)
+        both_missing = pc.and_(pc.is_null(before), pc.is_null(after))
+        same &= pc.or_(equal, both_missing).to_numpy(zero_copy_only=False)
+    return np.sort(order[1:][same])
 
 
 def _known_ids(tables: dict[str, pd.DataFrame]) -> dict[str, pa.Array]:
@@ -394,12 +439,15 @@ def _check_table_references(name: str, df: pd.DataFrame, known: dict[str, pa.Arr
         return values.notna().to_numpy() & ~found.to_numpy(zero_copy_only=False)
 
     table = TABLES[name]
-    for ref in table.references:
-        s = df[ref.column]
-        bad = np.flatnonzero(unknown(s, ref.entity_type))
+    with ThreadPoolExecutor(max_workers=PARSE_LANES) as pool:  # Arrow's set lookups release the GIL
+        unknowns = list(pool.map(lambda ref: unknown(df[ref.column], ref.entity_type), table.references))
+    for ref, bad_rows in zip(table.references, unknowns):
+        bad = np.flatnonzero(bad_rows)
         if len(bad):
             where = ENTITY_TABLE[ref.entity_type]
-            out.add_rows(file, ref.column, bad, f"unknown {ref.entity_type} id (not in {where})", s.iloc[bad])
+            out.add_rows(
+                file, ref.column, bad, f"unknown {ref.entity_type} id (not in {where})", df[ref.column].iloc[bad]
+            )
     if table.polymorphic_ref:
         tcol, icol = table.polymorphic_ref
         if name == "agency_links":
@@ -424,9 +472,8 @@ def _check_references(tables: dict[str, pd.DataFrame], files: dict[str, str], ou
             _check_table_references(name, df, known, files[name], out)
 
 
-def _sort(table: Table, df: pd.DataFrame) -> pd.DataFrame:
-    keys = list(table.key) or list(table.required)
-    return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
+def _in_order(df: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
+    return df.take(order).reset_index(drop=True)
 
 
 def file_hash(files: dict[str, Path]) -> str:
@@ -470,42 +517,50 @@ def load_dataset(folder: str | Path, on_resolvable: Callable[[Dataset], None] | 
     references: dict[str, Collector] = {}  # unknown ids, reported only when nothing else is wrong
     known: dict[str, pa.Array] | None = None
     entity_tables = set(ENTITY_TABLE.values())
-    # the resolution's tables first, so that it starts before the large event tables are read;
-    # then the other entity tables, so that every table's ids are checked (on its file's row
-    # order) before it is sorted
-    for name, path in sorted(
-        paths.items(), key=lambda item: (item[0] not in waiting, item[0] not in entity_tables, item[0])
-    ):
-        mine = found[name] = Collector()
-        try:
-            raw = _read_raw(path)
-        except EmptyFile:
-            mine.add(Problem(path.name, "file is empty; remove it if the table does not apply"))
-            continue
-        except Unreadable as exc:
-            mine.add(Problem(path.name, str(exc)))
-            continue
-        df = _parse_table(TABLES[name], raw, path.name, mine)
-        del raw
-        if df is not None:
-            _check_keys(TABLES[name], df, path.name, mine)
-            if _refers(name):
-                known = _known_ids(tables) if known is None else known
-                _check_table_references(name, df, known, path.name, references.setdefault(name, Collector()))
-            tables[name] = _sort(TABLES[name], df)
-            del df
-        clean = out.total == 0 and all(c.total == 0 for c in found.values())
-        if waiting and waiting <= set(tables) and clean and on_resolvable is not None:
-            on_resolvable(Dataset({n: tables[n] for n in sorted(waiting)}))
-            waiting = set()
-    for name in sorted(found):
-        out.extend(found[name])
-    if out.total == 0:
-        for name in sorted(references):
-            out.extend(references[name])
-    if out.total:
-        raise InvalidDataset(out.problems, out.total)
-    return Dataset(tables, content_hash=file_hash(paths))
+    # the files' hash in a thread (hashlib releases the GIL), started once the resolution's worker
+    # is forked (no fork while it runs) and waited for before returning or raising
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="file-hash") as hasher:
+        hashed = None if waiting else hasher.submit(file_hash, paths)
+        # the resolution's tables first, so that it starts before the large event tables are read;
+        # then the other entity tables, so that every table's ids are checked (on its file's row
+        # order) before it is sorted
+        for name, path in sorted(
+            paths.items(), key=lambda item: (item[0] not in waiting, item[0] not in entity_tables, item[0])
+        ):
+            mine = found[name] = Collector()
+            try:
+                raw = _read_raw(path)
+            except EmptyFile:
+                mine.add(Problem(path.name, "file is empty; remove it if the table does not apply"))
+                continue
+            except Unreadable as exc:
+                mine.add(Problem(path.name, str(exc)))
+                continue
+            df = _parse_table(TABLES[name], raw, path.name, mine)
+            del raw
+            if df is not None:
+                order = _key_order(TABLES[name], df)
+                _check_keys(TABLES[name], df, path.name, mine, order)
+                if _refers(name):
+                    known = _known_ids(tables) if known is None else known
+                    _check_table_references(name, df, known, path.name, references.setdefault(name, Collector()))
+                tables[name] = _in_order(df, order)
+                del df
+            clean = out.total == 0 and all(c.total == 0 for c in found.values())
+            if waiting and waiting <= set(tables) and clean and on_resolvable is not None:
+                on_resolvable(Dataset({n: tables[n] for n in sorted(waiting)}))
+                waiting = set()
+            if hashed is None and not waiting:
+                hashed = hasher.submit(file_hash, paths)
+        for name in sorted(found):
+            out.extend(found[name])
+        if out.total == 0:
+            for name in sorted(references):
+                out.extend(references[name])
+        if out.total:
+            raise InvalidDataset(out.problems, out.total)
+        content_hash = hashed.result() if hashed is not None else file_hash(paths)
+    return Dataset(tables, content_hash=content_hash)
 
 
 def dataset_from_text(raws: dict[str, pd.DataFrame], files: dict[str, str], content_hash: str) -> Dataset:
@@ -517,8 +572,9 @@ def dataset_from_text(raws: dict[str, pd.DataFrame], files: dict[str, str], cont
     for name, raw in sorted(raws.items()):
         df = _parse_table(TABLES[name], raw, files[name], out)
         if df is not None:
-            _check_keys(TABLES[name], df, files[name], out)
-            tables[name] = _sort(TABLES[name], df)
+            order = _key_order(TABLES[name], df)
+            _check_keys(TABLES[name], df, files[name], out, order)
+            tables[name] = _in_order(df, order)
     if out.total:
         raise InvalidDataset(out.problems, out.total)
     return Dataset(tables, content_hash=content_hash)
@@ -528,6 +584,7 @@ def dataset_from_frames(frames: dict[str, pd.DataFrame]) -> Dataset:
     """Validate in-memory tables (as text or typed) through the same checks as files."""
     out = Collector()
     tables: dict[str, pd.DataFrame] = {}
+    orders: dict[str, np.ndarray] = {}
     for name, frame in sorted(frames.items()):
         if name not in TABLES:
             out.add(Problem(name, "not a table of the input contract"))
@@ -535,7 +592,8 @@ def dataset_from_frames(frames: dict[str, pd.DataFrame]) -> Dataset:
         raw = _as_text(frame)
         df = _parse_table(TABLES[name], raw, name, out)
         if df is not None:
-            _check_keys(TABLES[name], df, name, out)
+            orders[name] = _key_order(TABLES[name], df)
+            _check_keys(TABLES[name], df, name, out, orders[name])
             tables[name] = df
     if "persons" not in tables and out.total == 0:
         out.add(Problem("persons", "the persons table is required"))
@@ -543,7 +601,7 @@ def dataset_from_frames(frames: dict[str, pd.DataFrame]) -> Dataset:
         _check_references(tables, {n: n for n in tables}, out)
     if out.total:
         raise InvalidDataset(out.problems, out.total)
-    typed = {name: _sort(TABLES[name], df) for name, df in tables.items()}
+    typed = {name: _in_order(df, orders[name]) for name, df in tables.items()}
     h = hashlib.sha256()
     for name in sorted(typed):
         h.update(name.encode())

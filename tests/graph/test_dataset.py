@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -218,3 +219,28 @@ def test_resolution_tables_are_read_first_and_problems_still_listed_in_table_ord
     assert files == sorted(files) and {"benefits.csv", "persons.csv", "visits.csv"} <= set(files)
     assert handed == []
     assert [str(p) for p in exc.value.problems] == _problems(folder)  # the same without early hand-over
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_key_order_and_repeated_keys_match_pandas(seed: int) -> None:
+    """The tables' order and their duplicate keys come from one Arrow sort: the same rows as a
+    stable pandas sort (missing values last) and `duplicated(keep="first")` (two missing values
+    are one key), on keys with repeats, missing values and non-ASCII text."""
+    from graph.contract import TABLES
+    from graph.dataset import _key_order, _repeated_keys
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 60))
+    words = np.array(["a", "b", "ab", "B", "é", "z ", "10", "9"], dtype=object)
+
+    def column() -> pd.Series:
+        values = pd.Series(words[rng.integers(0, len(words), n)], dtype="str")
+        return values.mask(rng.random(n) < 0.2)
+
+    table = TABLES["contributions"]  # a three-column key
+    df = pd.DataFrame({k: column() for k in table.key} | {"paid": rng.random(n)})
+    order = _key_order(table, df)
+    expected = df.sort_values(list(table.key), kind="mergesort")
+    assert order.tolist() == expected.index.tolist()
+    repeated = _repeated_keys(df, list(table.key), order)
+    assert repeated.tolist() == np.flatnonzero(df.duplicated(list(table.key), keep="first")).tolist()
