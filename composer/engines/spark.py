@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from composer.engines import Engine
 from composer.engines.spark_features import DRIVER_GROUPS, SPARK_GROUPS, spark_aggregates
-from composer.engines.spark_rules import PYTHON_ONLY
+from composer.engines.spark_rules import PYTHON_ONLY, SPARK_DETECTORS
 from composer.engines.spark_session import NO_LOCAL_RELATIONS, Jars, graphframes_jars, spark_session
 from features.build import build_features
 from features.graph_features import add_graph_features
@@ -58,7 +58,7 @@ SPARK_STAGES = (
     "features: degree, two_hop_paths, shares_*_with",
     "features: entity aggregates over visits, purchases, contributions, employment, benefits, agency_links"
     " and the visit-day counts (spark_features.py SPARK_GROUPS)",
-    "rules: the detectors multi_clinic_visits, over_prescribing, benefit_after_death (spark_rules.py)",
+    "rules: the detectors " + ", ".join(SPARK_DETECTORS) + " (spark_rules.py)",
     "rings: grouping of every ring kind (components, Leiden per component with applyInPandas)",
     "scoring: every row's margin and reasons, the riskiest rows' contributions (mapInPandas)",
 )

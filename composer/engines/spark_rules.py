@@ -10,7 +10,10 @@ and evidence are the same.
 
 On Spark: multi_clinic_visits (distinct clinics per person and day or month), over_prescribing
 (supplies over the limit, per-person counts), benefit_after_death (benefits joined to deaths by
-person, months after the death month). Every other detector of rules/detectors/ still runs in
+person, months after the death month), activity_after_death (visits and purchases joined to deaths
+by person, days after the death day and its grace; benefits, months after the death month),
+split_admission (each person's (and diagnosis's) inpatient stays in date order, the one before
+each by a window's lag, the days between). Every other detector of rules/detectors/ still runs in
 pandas on the driver (`PYTHON_ONLY` lists them for the manifest and docs/scale.md).
 """
 
@@ -26,14 +29,20 @@ import pyarrow as pa
 from graph.dataset import Dataset
 from rules.cache import NAT, Cache
 from rules.detectors import DETECTORS
-from rules.detectors.base import DetectorFn, _death_ns, _empty, _ns_months, _ns_to_date, _records
+from rules.detectors.base import DetectorFn, _codes, _death_ns, _empty, _ns_days, _ns_months, _ns_to_date, _records
 from rules.detectors.benefits import BenefitAfterDeathParams, after_death_records
 from rules.detectors.medical import (
+    AFTER_DEATH_SOURCES,
     MULTI_CLINIC_EVIDENCE,
     OVER_SUPPLY_EVIDENCE,
+    SPLIT_EVIDENCE,
+    AfterDeathParams,
     MultiClinicParams,
     OverSupplyParams,
+    SplitAdmissionParams,
+    after_death_activity_records,
     multi_clinic_records,
+    split_admission_records,
 )
 
 
@@ -125,10 +134,89 @@ def benefit_after_death(session: Any, ds: Dataset, p: BenefitAfterDeathParams, c
     return after_death_records(b.iloc[rows], _ns_to_date(d), got["after"].to_numpy(np.int64))
 
 
+def activity_after_death(session: Any, ds: Dataset, p: AfterDeathParams, cx: Cache) -> pd.DataFrame:
+    from pyspark.sql import functions as F
+
+    death = _death_ns(cx)[:-1]  # per person code (the last slot is code -1's)
+    dead = np.flatnonzero(death != NAT)
+    deaths = _frame(
+        session,
+        {"person": dead.astype(np.int64), "death_day": _ns_days(death[dead]), "death_month": _ns_months(death[dead])},
+    )
+    fired: dict[str, np.ndarray] = {}
+    for table, _, _ in AFTER_DEATH_SOURCES:
+        if table not in p.sources or not ds.has(table):
+            continue
+        rows = np.flatnonzero(cx.notna(table, "date"))
+        sent = _frame(
+            session,
+            {
+                "row": rows.astype(np.int64),
+                "person": cx.codes(table, "person_id", "person")[rows].astype(np.int64),
+                "day": np.asarray(cx.days(table, "date")[rows], np.int64),
+            },
+        )
+        after = sent.join(deaths, "person").filter(F.col("day") > F.col("death_day") + p.grace_days)
+        fired[table] = _collect(after.select("row"), ["row"])["row"].to_numpy(np.int64)
+    if "benefits" in p.sources and ds.has("benefits"):
+        sent = _frame(
+            session,
+            {
+                "row": np.arange(len(ds.tables["benefits"]), dtype=np.int64),
+                "person": cx.codes("benefits", "person_id", "person").astype(np.int64),
+                "month": np.asarray(cx.months("benefits", "month"), np.int64),
+            },
+        )
+        after = sent.join(deaths, "person").filter(F.col("month") > F.col("death_month"))
+        fired["benefits"] = _collect(after.select("row"), ["row"])["row"].to_numpy(np.int64)
+    return after_death_activity_records(ds, cx, fired)
+
+
+def split_admission(session: Any, ds: Dataset, p: SplitAdmissionParams, cx: Cache) -> pd.DataFrame:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    v = ds.table("visits")
+    ok = cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date")
+    if p.same_diagnosis:
+        ok = ok & cx.notna("visits", "diagnosis")
+    rows = np.flatnonzero(ok)
+    if not len(rows):
+        return _empty(SPLIT_EVIDENCE)
+    start = np.asarray(cx.days("visits", "date")[rows], np.int64)
+    has_end = cx.notna("visits", "discharge_date")[rows]
+    end = np.where(has_end, np.asarray(cx.days("visits", "discharge_date")[rows], np.int64), start)
+    sent = _frame(
+        session,
+        {
+            "row": rows.astype(np.int64),  # the table is sorted by visit_id: row order is its order
+            "person": cx.codes("visits", "person_id", "person")[rows].astype(np.int64),
+            "diagnosis": _codes(v["diagnosis"].iloc[rows])[0].astype(np.int64)
+            if p.same_diagnosis
+            else np.zeros(len(rows), np.int64),
+            "start": start,
+            "end": end,
+        },
+    )
+    stays = Window.partitionBy("person", "diagnosis").orderBy("start", "row")
+    readmitted = (
+        sent.select("row", "start", F.lag("row").over(stays).alias("prev"), F.lag("end").over(stays).alias("prev_end"))
+        .filter(F.col("prev").isNotNull())
+        .select("row", "prev", (F.col("start") - F.col("prev_end")).alias("gap"))
+        .filter(F.col("gap") <= p.max_gap_days)
+    )
+    got = _collect(readmitted, ["row", "prev", "gap"])
+    return split_admission_records(
+        v.iloc[got["row"].to_numpy(np.int64)], v.iloc[got["prev"].to_numpy(np.int64)], got["gap"].to_numpy(np.int64)
+    )
+
+
 SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "multi_clinic_visits": multi_clinic_visits,
     "over_prescribing": over_prescribing,
     "benefit_after_death": benefit_after_death,
+    "activity_after_death": activity_after_death,
+    "split_admission": split_admission,
 }
 PYTHON_ONLY = tuple(sorted(name for name in DETECTORS if name not in SPARK_DETECTORS))
 

@@ -118,7 +118,12 @@ def split_admission(ds: Dataset, p: SplitAdmissionParams, cx: Cache) -> pd.DataF
     gap = start - prev_end
     fire = same & (gap <= p.max_gap_days)
     prev = np.flatnonzero(fire) - 1
-    cur, before = v.iloc[np.flatnonzero(fire)], v.iloc[prev]
+    return split_admission_records(v.iloc[np.flatnonzero(fire)], v.iloc[prev], gap[fire])
+
+
+def split_admission_records(cur: pd.DataFrame, before: pd.DataFrame, gap: np.ndarray) -> pd.DataFrame:
+    """`split_admission`'s evidence: each readmission's visit (`cur`), the stay before it
+    (`before`, row for row) and the days between, whoever found them (pandas or Spark)."""
     return _records(
         cur["person_id"],
         {
@@ -132,7 +137,7 @@ def split_admission(ds: Dataset, p: SplitAdmissionParams, cx: Cache) -> pd.DataF
             "prev_clinic_id": before["clinic_id"],
             "prev_date": before["date"],
             "prev_discharge_date": before["discharge_date"],
-            "gap_days": gap[fire],
+            "gap_days": gap,
         },
         ["date", "visit_id"],
     )
@@ -222,18 +227,36 @@ class AfterDeathParams(Params):
 DEATH_EVIDENCE = ("source", "record_id", "place_id", "date", "month", "amount", "death_date")
 
 
+AFTER_DEATH_SOURCES = (("visits", "visit_id", "clinic_id"), ("purchases", "purchase_id", "pharmacy_id"))
+
+
 def activity_after_death(ds: Dataset, p: AfterDeathParams, cx: Cache) -> pd.DataFrame:
     """Visits or purchases dated after the death date; benefits for a month after the death month."""
     death = _death_ns(cx)
-    parts = []
-    for table, rid, place in (("visits", "visit_id", "clinic_id"), ("purchases", "purchase_id", "pharmacy_id")):
+    fired: dict[str, np.ndarray] = {}
+    for table, _, _ in AFTER_DEATH_SOURCES:
         if table not in p.sources or not ds.has(table):
             continue
         d = death[cx.codes(table, "person_id", "person")]
         rows = np.flatnonzero(cx.notna(table, "date") & (d != NAT))
-        after = cx.days(table, "date")[rows] > _ns_days(d[rows]) + p.grace_days
-        rows = rows[after]
-        d = d[rows]
+        fired[table] = rows[cx.days(table, "date")[rows] > _ns_days(d[rows]) + p.grace_days]
+    if "benefits" in p.sources and ds.has("benefits"):
+        d = death[cx.codes("benefits", "person_id", "person")]
+        rows = np.flatnonzero(d != NAT)
+        fired["benefits"] = rows[cx.months("benefits", "month")[rows] > _ns_months(d[rows])]
+    return after_death_activity_records(ds, cx, fired)
+
+
+def after_death_activity_records(ds: Dataset, cx: Cache, fired: dict[str, np.ndarray]) -> pd.DataFrame:
+    """`activity_after_death`'s evidence for the rows (ascending positions) of each source table
+    that fire, whoever decided which (the pandas detector, or the Spark engine's)."""
+    death = _death_ns(cx)
+    parts = []
+    for table, rid, place in AFTER_DEATH_SOURCES:
+        if table not in fired:
+            continue
+        rows = fired[table]
+        d = death[cx.codes(table, "person_id", "person")[rows]]
         e = ds.tables[table].iloc[rows]
         parts.append(
             pd.DataFrame(
@@ -249,12 +272,10 @@ def activity_after_death(ds: Dataset, p: AfterDeathParams, cx: Cache) -> pd.Data
                 }
             )
         )
-    if "benefits" in p.sources and ds.has("benefits"):
-        d = death[cx.codes("benefits", "person_id", "person")]
-        rows = np.flatnonzero(d != NAT)
-        after = cx.months("benefits", "month")[rows] > _ns_months(d[rows])
-        rows = rows[after]
-        b = ds.tables["benefits"].iloc[rows].assign(death_date=_ns_to_date(d[rows]))
+    if "benefits" in fired:
+        rows = fired["benefits"]
+        d = death[cx.codes("benefits", "person_id", "person")[rows]]
+        b = ds.tables["benefits"].iloc[rows].assign(death_date=_ns_to_date(d))
         parts.append(
             pd.DataFrame(
                 {

@@ -25,6 +25,14 @@ PARAMS = {  # the packs' parameters and a few others (overrides take the same pa
         {"benefit_types": ["pension"], "min_months_after": 1},
         {"benefit_types": ["pension", "unemployment"], "min_months_after": 2},
     ],
+    "activity_after_death": [
+        {"sources": ["visits", "purchases", "benefits"], "grace_days": 0},
+        {"sources": ["purchases", "benefits"], "grace_days": 30},
+    ],
+    "split_admission": [
+        {"max_gap_days": 15, "same_diagnosis": True, "inpatient_kind": "inpatient"},
+        {"max_gap_days": 60, "same_diagnosis": False},
+    ],
 }
 
 
@@ -53,7 +61,7 @@ def test_the_packs_hits_are_identical(spark_engine: SparkEngine, sample: Dataset
     pd.testing.assert_frame_equal(got.hits, want.hits)
     assert got.skipped == want.skipped
     on_spark = {r.id for p in packs for r in p.rules if r.detector in SPARK_DETECTORS}
-    assert len(on_spark) == 4 and all(got.counts[r] > 0 for r in on_spark)
+    assert len(on_spark) == 6 and all(got.counts[r] > 0 for r in on_spark)
 
 
 def test_every_detector_is_on_spark_or_named_python_only() -> None:
