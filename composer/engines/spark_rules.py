@@ -13,7 +13,10 @@ On Spark: multi_clinic_visits (distinct clinics per person and day or month), ov
 person, months after the death month), activity_after_death (visits and purchases joined to deaths
 by person, days after the death day and its grace; benefits, months after the death month),
 split_admission (each person's (and diagnosis's) inpatient stays in date order, the one before
-each by a window's lag, the days between). Every other detector of rules/detectors/ still runs in
+each by a window's lag, the days between), overlapping_supply (each person's purchases of a drug in
+date order, the supply of the one before by a window's lag), activity_during_stay (visits and
+purchases joined to the same person's inpatient stays, kept when strictly inside one),
+benefit_while_contributing (benefits joined to paid contributions by person and month). Every other detector of rules/detectors/ still runs in
 pandas on the driver (`PYTHON_ONLY` lists them for the manifest and docs/scale.md).
 """
 
@@ -30,18 +33,29 @@ from graph.dataset import Dataset
 from rules.cache import NAT, Cache
 from rules.detectors import DETECTORS
 from rules.detectors.base import DetectorFn, _codes, _death_ns, _empty, _ns_days, _ns_months, _ns_to_date, _records
-from rules.detectors.benefits import BenefitAfterDeathParams, after_death_records
+from rules.detectors.benefits import (
+    BenefitAfterDeathParams,
+    BenefitWhileContributingParams,
+    after_death_records,
+    while_contributing_records,
+)
 from rules.detectors.medical import (
     AFTER_DEATH_SOURCES,
     MULTI_CLINIC_EVIDENCE,
     OVER_SUPPLY_EVIDENCE,
+    OVERLAP_EVIDENCE,
     SPLIT_EVIDENCE,
+    STAY_EVIDENCE,
     AfterDeathParams,
+    DuringStayParams,
     MultiClinicParams,
+    OverlapSupplyParams,
     OverSupplyParams,
     SplitAdmissionParams,
     after_death_activity_records,
+    during_stay_records,
     multi_clinic_records,
+    overlapping_supply_records,
     split_admission_records,
 )
 
@@ -211,12 +225,119 @@ def split_admission(session: Any, ds: Dataset, p: SplitAdmissionParams, cx: Cach
     )
 
 
+def overlapping_supply(session: Any, ds: Dataset, p: OverlapSupplyParams, cx: Cache) -> pd.DataFrame:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    e = ds.table("purchases")
+    supply = e["days_supply"].to_numpy(dtype=np.float64)
+    rows = np.flatnonzero(cx.notna("purchases", "date") & cx.notna("purchases", "drug_code") & ~np.isnan(supply))
+    if not len(rows):
+        return _empty(OVERLAP_EVIDENCE)
+    sent = _frame(
+        session,
+        {
+            "row": rows.astype(np.int64),  # the table is sorted by purchase_id: row order is its order
+            "person": cx.codes("purchases", "person_id", "person")[rows].astype(np.int64),
+            "drug": cx.factor("purchases", "drug_code")[rows].astype(np.int64),
+            "day": np.asarray(cx.days("purchases", "date")[rows], np.int64),
+            "supply": supply[rows],
+        },
+    )
+    purchases = Window.partitionBy("person", "drug").orderBy("day", "row")
+    before = sent.select(
+        "row",
+        "person",
+        F.lag("row").over(purchases).alias("prev"),
+        (F.lag(F.col("day") + F.floor("supply")).over(purchases) - F.col("day")).alias("overlap"),
+        F.lag("supply").over(purchases).alias("prev_supply"),
+    )
+    fired = before.filter(F.col("prev").isNotNull() & (F.col("overlap") >= p.min_overlap_days))
+    if p.prev_supply_over is not None:
+        fired = fired.filter(F.col("prev_supply") > p.prev_supply_over)
+    if p.min_overlaps > 1:
+        fired = fired.withColumn("n", F.count(F.lit(1)).over(Window.partitionBy("person")))
+        fired = fired.filter(F.col("n") >= p.min_overlaps)
+    got = _collect(fired.select("row", "prev", "overlap"), ["row", "prev", "overlap"])
+    return overlapping_supply_records(
+        e.iloc[got["row"].to_numpy(np.int64)], e.iloc[got["prev"].to_numpy(np.int64)], got["overlap"].to_numpy(np.int64)
+    )
+
+
+def activity_during_stay(session: Any, ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.DataFrame:
+    from pyspark.sql import functions as F
+
+    ok = cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date") & cx.notna("visits", "discharge_date")
+    srows = np.flatnonzero(ok)
+    srows = srows[cx.days("visits", "discharge_date")[srows] - cx.days("visits", "date")[srows] >= 2]  # inner day
+    sources = [t for t in ("visits", "purchases") if t in p.sources and (t == "visits" or ds.has(t))]
+    if not len(srows) or not sources:
+        return _empty(STAY_EVIDENCE)
+    s_person = cx.codes("visits", "person_id", "person")[srows]
+    stays = _frame(
+        session,
+        {
+            "stay": srows.astype(np.int64),
+            "person": s_person.astype(np.int64),
+            "admitted": cx.ns("visits", "date")[srows],
+            "discharged": cx.ns("visits", "discharge_date")[srows],
+        },
+    )
+    has_stay = cx.flags("person", s_person)
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for table in sources:
+        person = cx.codes(table, "person_id", "person")
+        erows = np.flatnonzero(cx.notna(table, "date") & has_stay[person])
+        events = _frame(
+            session,
+            {
+                "row": erows.astype(np.int64),
+                "person": person[erows].astype(np.int64),
+                "at": cx.ns(table, "date")[erows],
+            },
+        )
+        inside = events.join(stays, "person").filter(
+            (F.col("at") > F.col("admitted")) & (F.col("at") < F.col("discharged"))
+        )
+        got = inside.select("row", "stay").toPandas().sort_values(["row", "stay"], kind="mergesort")
+        pairs[table] = (got["row"].to_numpy(np.int64), got["stay"].to_numpy(np.int64))
+    return during_stay_records(ds, pairs)
+
+
+def benefit_while_contributing(session: Any, ds: Dataset, p: BenefitWhileContributingParams, cx: Cache) -> pd.DataFrame:
+    b, c = ds.table("benefits"), ds.table("contributions")
+    brows = np.flatnonzero(b["benefit_type"].isin(p.benefit_types).to_numpy())
+    crows = np.flatnonzero((c["paid"] > p.min_paid).to_numpy())
+    benefits = _frame(
+        session,
+        {
+            "b": brows.astype(np.int64),
+            "person": cx.codes("benefits", "person_id", "person")[brows].astype(np.int64),
+            "month": np.asarray(cx.months("benefits", "month"), np.int64)[brows],
+        },
+    )
+    contributions = _frame(
+        session,
+        {
+            "c": crows.astype(np.int64),
+            "person": cx.codes("contributions", "person_id", "person")[crows].astype(np.int64),
+            "month": np.asarray(cx.months("contributions", "month"), np.int64)[crows],
+        },
+    )
+    got = benefits.join(contributions, ["person", "month"]).select("b", "c").toPandas()
+    got = got.sort_values(["b", "c"], kind="mergesort")
+    return while_contributing_records(b.iloc[got["b"].to_numpy(np.int64)], c.iloc[got["c"].to_numpy(np.int64)])
+
+
 SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "multi_clinic_visits": multi_clinic_visits,
     "over_prescribing": over_prescribing,
     "benefit_after_death": benefit_after_death,
     "activity_after_death": activity_after_death,
     "split_admission": split_admission,
+    "overlapping_supply": overlapping_supply,
+    "activity_during_stay": activity_during_stay,
+    "benefit_while_contributing": benefit_while_contributing,
 }
 PYTHON_ONLY = tuple(sorted(name for name in DETECTORS if name not in SPARK_DETECTORS))
 

@@ -45,7 +45,13 @@ def benefit_while_contributing(ds: Dataset, p: BenefitWhileContributingParams, c
         bp, cx.months("benefits", "month")[brows], cp[crows], cx.months("contributions", "month")[crows]
     )
     j = pd.DataFrame({"k": bkey, "b": brows}).merge(pd.DataFrame({"k": ckey, "c": crows}), on="k", how="inner")
-    bj, cj = b.iloc[j["b"].to_numpy()], c.iloc[j["c"].to_numpy()]
+    return while_contributing_records(b.iloc[j["b"].to_numpy()], c.iloc[j["c"].to_numpy()])
+
+
+def while_contributing_records(bj: pd.DataFrame, cj: pd.DataFrame) -> pd.DataFrame:
+    """`benefit_while_contributing`'s evidence: each benefit row with a contribution row of the
+    same person and month (row for row, in benefit row order, then contribution row order),
+    whoever joined them (pandas or Spark)."""
     m = pd.DataFrame(
         {
             "person_id": bj["person_id"].to_numpy(),

@@ -170,7 +170,6 @@ STAY_EVIDENCE = (
 
 def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.DataFrame:
     """Visits or purchases strictly between an inpatient stay's admission and discharge dates."""
-    v = ds.table("visits")
     ok = cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date") & cx.notna("visits", "discharge_date")
     srows = np.flatnonzero(ok)
     srows = srows[cx.days("visits", "discharge_date")[srows] - cx.days("visits", "date")[srows] >= 2]  # inner day
@@ -184,9 +183,8 @@ def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.Data
     srows, s_person = srows[order], s_person[order]
     has_stay = cx.flags("person", s_person)
     s_start, s_end = cx.ns("visits", "date")[srows], cx.ns("visits", "discharge_date")[srows]
-    parts = []
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for table in sources:
-        rid, place = ("visit_id", "clinic_id") if table == "visits" else ("purchase_id", "pharmacy_id")
         person = cx.codes(table, "person_id", "person")
         erows = np.flatnonzero(cx.notna(table, "date") & has_stay[person])
         ep = person[erows]
@@ -196,8 +194,19 @@ def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.Data
         st_i = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
         day = cx.ns(table, "date")[erows][ev_i]
         inside = (day > s_start[st_i]) & (day < s_end[st_i])
-        ev_i, st_i = ev_i[inside], st_i[inside]
-        e, st = ds.tables[table].iloc[erows[ev_i]], v.iloc[srows[st_i]]
+        pairs[table] = (erows[ev_i[inside]], srows[st_i[inside]])
+    return during_stay_records(ds, pairs)
+
+
+def during_stay_records(ds: Dataset, pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """`activity_during_stay`'s evidence: per source table, its rows and the rows of the stays
+    (visits) they fall inside, pair for pair, ordered by event row, then stay row within one
+    person's stays in table order; whoever paired them (pandas or Spark)."""
+    v = ds.table("visits")
+    parts = []
+    for table, (erows, srows) in pairs.items():
+        rid, place = ("visit_id", "clinic_id") if table == "visits" else ("purchase_id", "pharmacy_id")
+        e, st = ds.tables[table].iloc[erows], v.iloc[srows]
         m = pd.DataFrame(
             {
                 "person_id": e["person_id"].to_numpy(),
@@ -373,7 +382,12 @@ def overlapping_supply(ds: Dataset, p: OverlapSupplyParams, cx: Cache) -> pd.Dat
     if p.min_overlaps > 1:
         counts = np.bincount(person[at] + 1, minlength=cx.n("person") + 1)
         at = at[counts[person[at] + 1] >= p.min_overlaps]
-    cur, prev = e.iloc[rows[at]], e.iloc[rows[at - 1]]
+    return overlapping_supply_records(e.iloc[rows[at]], e.iloc[rows[at - 1]], overlap[at])
+
+
+def overlapping_supply_records(cur: pd.DataFrame, prev: pd.DataFrame, overlap: np.ndarray) -> pd.DataFrame:
+    """`overlapping_supply`'s evidence: each purchase (`cur`), the one of the same drug before it
+    (`prev`, row for row) and the days their supplies overlap, whoever found them (pandas or Spark)."""
     return _records(
         cur["person_id"],
         {
@@ -386,7 +400,7 @@ def overlapping_supply(ds: Dataset, p: OverlapSupplyParams, cx: Cache) -> pd.Dat
             "prev_pharmacy_id": prev["pharmacy_id"],
             "prev_date": prev["date"],
             "prev_days_supply": prev["days_supply"],
-            "overlap_days": overlap[at],
+            "overlap_days": overlap,
         },
         ["drug_code", "date", "purchase_id"],
     )

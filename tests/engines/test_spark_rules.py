@@ -33,6 +33,18 @@ PARAMS = {  # the packs' parameters and a few others (overrides take the same pa
         {"max_gap_days": 15, "same_diagnosis": True, "inpatient_kind": "inpatient"},
         {"max_gap_days": 60, "same_diagnosis": False},
     ],
+    "overlapping_supply": [
+        {"min_overlap_days": 1, "min_overlaps": 1, "prev_supply_over": 7},
+        {"min_overlap_days": 2, "min_overlaps": 2},
+    ],
+    "activity_during_stay": [
+        {"inpatient_kind": "inpatient", "sources": ["visits", "purchases"]},
+        {"sources": ["purchases"]},
+    ],
+    "benefit_while_contributing": [
+        {"benefit_types": ["unemployment"], "min_paid": 0},
+        {"benefit_types": ["unemployment", "pension"], "min_paid": 500},
+    ],
 }
 
 
@@ -61,7 +73,7 @@ def test_the_packs_hits_are_identical(spark_engine: SparkEngine, sample: Dataset
     pd.testing.assert_frame_equal(got.hits, want.hits)
     assert got.skipped == want.skipped
     on_spark = {r.id for p in packs for r in p.rules if r.detector in SPARK_DETECTORS}
-    assert len(on_spark) == 6 and all(got.counts[r] > 0 for r in on_spark)
+    assert len(on_spark) == 10 and all(got.counts[r] > 0 for r in on_spark)
 
 
 def test_every_detector_is_on_spark_or_named_python_only() -> None:
