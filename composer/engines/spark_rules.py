@@ -16,7 +16,10 @@ split_admission (each person's (and diagnosis's) inpatient stays in date order, 
 each by a window's lag, the days between), overlapping_supply (each person's purchases of a drug in
 date order, the supply of the one before by a window's lag), activity_during_stay (visits and
 purchases joined to the same person's inpatient stays, kept when strictly inside one),
-benefit_while_contributing (benefits joined to paid contributions by person and month). Every other detector of rules/detectors/ still runs in
+benefit_while_contributing (benefits joined to paid contributions by person and month),
+ineligible_benefits (which benefit rows were paid after the death month or while employed: joins
+to the deaths, the paid contributions and the employment spells; the per-person totals on the
+driver, as the pandas detector adds them). Every other detector of rules/detectors/ still runs in
 pandas on the driver (`PYTHON_ONLY` lists them for the manifest and docs/scale.md).
 """
 
@@ -34,9 +37,13 @@ from rules.cache import NAT, Cache
 from rules.detectors import DETECTORS
 from rules.detectors.base import DetectorFn, _codes, _death_ns, _empty, _ns_days, _ns_months, _ns_to_date, _records
 from rules.detectors.benefits import (
+    INELIGIBLE_EVIDENCE,
     BenefitAfterDeathParams,
     BenefitWhileContributingParams,
+    IneligibleBenefitParams,
     after_death_records,
+    ineligible_key,
+    ineligible_records,
     while_contributing_records,
 )
 from rules.detectors.medical import (
@@ -329,6 +336,73 @@ def benefit_while_contributing(session: Any, ds: Dataset, p: BenefitWhileContrib
     return while_contributing_records(b.iloc[got["b"].to_numpy(np.int64)], c.iloc[got["c"].to_numpy(np.int64)])
 
 
+def ineligible_benefits(session: Any, ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> pd.DataFrame:
+    if ds.table("benefits").empty:
+        return _empty(INELIGIBLE_EVIDENCE)
+    return ineligible_records(ds, p, cx, cx.memo(ineligible_key(p), lambda: _ineligible_reason(session, ds, p, cx)))
+
+
+def _ineligible_reason(session: Any, ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> np.ndarray:
+    """rules/detectors/benefits.py `_ineligible_reason` with its joins on Spark: per benefit row,
+    0 eligible, 1 after the death month, 2 (otherwise) while employed."""
+    from pyspark.sql import functions as F
+
+    b = ds.table("benefits")
+    person = cx.codes("benefits", "person_id", "person").astype(np.int64)
+    month = np.asarray(cx.months("benefits", "month"), np.int64)
+    dead = np.zeros(len(b), dtype=bool)
+    if p.after_death:
+        death = _death_ns(cx)[:-1]
+        gone = np.flatnonzero(death != NAT)
+        if len(gone):
+            deaths = _frame(session, {"person": gone.astype(np.int64), "death_month": _ns_months(death[gone])})
+            sent = _frame(session, {"row": np.arange(len(b), dtype=np.int64), "person": person, "month": month})
+            after = sent.join(deaths, "person").filter(F.col("month") > F.col("death_month")).select("row")
+            dead[_collect(after, ["row"])["row"].to_numpy(np.int64)] = True
+    candidates = np.flatnonzero(b["benefit_type"].isin(p.while_employed_types).to_numpy() & ~dead)
+    employed = np.zeros(len(b), dtype=bool)
+    if len(candidates):
+        cand_m = month[candidates]
+        first = cand_m.astype("datetime64[M]").astype("datetime64[ns]").view(np.int64)
+        last = ((cand_m + 1).astype("datetime64[M]").astype("datetime64[ns]") - np.timedelta64(1, "D")).view(np.int64)
+        sent = _frame(
+            session,
+            {
+                "row": candidates.astype(np.int64),
+                "person": person[candidates],
+                "month": cand_m,
+                "first": first,
+                "last": last,
+            },
+        )
+        c = ds.table("contributions")
+        crows = np.flatnonzero((c["paid"] > 0).to_numpy())
+        paid = _frame(
+            session,
+            {
+                "person": cx.codes("contributions", "person_id", "person")[crows].astype(np.int64),
+                "month": np.asarray(cx.months("contributions", "month"), np.int64)[crows],
+            },
+        )
+        contributing = sent.join(paid, ["person", "month"], "left_semi").select("row")
+        erows = np.flatnonzero(cx.notna("employment", "start_date"))
+        spells = _frame(
+            session,
+            {
+                "person": cx.codes("employment", "person_id", "person")[erows].astype(np.int64),
+                "start": cx.ns("employment", "start_date")[erows],
+                "stop": cx.ns("employment", "end_date")[erows],  # NAT: no end
+            },
+        )
+        covered = (
+            sent.join(spells, "person")
+            .filter((F.col("start") <= F.col("first")) & ((F.col("stop") == NAT) | (F.col("stop") >= F.col("last"))))
+            .select("row")
+        )
+        employed[_collect(contributing.union(covered), ["row"])["row"].to_numpy(np.int64)] = True
+    return np.where(dead, 1, np.where(employed, 2, 0)).astype(np.int8)
+
+
 SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "multi_clinic_visits": multi_clinic_visits,
     "over_prescribing": over_prescribing,
@@ -338,6 +412,7 @@ SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "overlapping_supply": overlapping_supply,
     "activity_during_stay": activity_during_stay,
     "benefit_while_contributing": benefit_while_contributing,
+    "ineligible_benefits": ineligible_benefits,
 }
 PYTHON_ONLY = tuple(sorted(name for name in DETECTORS if name not in SPARK_DETECTORS))
 

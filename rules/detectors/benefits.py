@@ -119,12 +119,22 @@ def ineligible_benefits(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> p
     spell that covers the whole month (start on or before its first day, no end or an end on or
     after its last day).
     """
-    b = ds.table("benefits").reset_index(drop=True)
-    if b.empty:
+    if ds.table("benefits").empty:
         return _empty(INELIGIBLE_EVIDENCE)
-    reason = cx.memo(
-        ("ineligible", p.after_death, tuple(p.while_employed_types)), lambda: _ineligible_reason(ds, p, cx)
-    )
+    reason = cx.memo(ineligible_key(p), lambda: _ineligible_reason(ds, p, cx))
+    return ineligible_records(ds, p, cx, reason)
+
+
+def ineligible_key(p: IneligibleBenefitParams) -> tuple[Any, ...]:
+    """The cache key of a benefit reason array: the pack's two rules share one."""
+    return ("ineligible", p.after_death, tuple(p.while_employed_types))
+
+
+def ineligible_records(ds: Dataset, p: IneligibleBenefitParams, cx: Cache, reason: np.ndarray) -> pd.DataFrame:
+    """`ineligible_benefits`' evidence from each benefit row's reason (0 eligible, 1 after the
+    death month, 2 while employed), whoever found the reasons (pandas or Spark): the persons whose
+    ineligible rows add up to more than the amount and month thresholds."""
+    b = ds.table("benefits").reset_index(drop=True)
     bad = np.flatnonzero(reason > 0)
     person, month = cx.codes("benefits", "person_id", "person")[bad], cx.months("benefits", "month")[bad]
     g = pd.DataFrame({"p": person, "amount": b["amount"].to_numpy()[bad], "m": month}).groupby("p")
