@@ -19,7 +19,8 @@ purchases joined to the same person's inpatient stays, kept when strictly inside
 benefit_while_contributing (benefits joined to paid contributions by person and month),
 ineligible_benefits (which benefit rows were paid after the death month or while employed: joins
 to the deaths, the paid contributions and the employment spells; the per-person totals on the
-driver, as the pandas detector adds them). Every other detector of rules/detectors/ still runs in
+driver, as the pandas detector adds them), base_below_wage (each contribution's base against the
+wage of the latest employment spell of its employer and person, by a window's first row). Every other detector of rules/detectors/ still runs in
 pandas on the driver (`PYTHON_ONLY` lists them for the manifest and docs/scale.md).
 """
 
@@ -46,6 +47,7 @@ from rules.detectors.benefits import (
     ineligible_records,
     while_contributing_records,
 )
+from rules.detectors.employers import BASE_EVIDENCE, BaseBelowWageParams, base_below_wage_records
 from rules.detectors.medical import (
     AFTER_DEATH_SOURCES,
     MULTI_CLINIC_EVIDENCE,
@@ -403,6 +405,44 @@ def _ineligible_reason(session: Any, ds: Dataset, p: IneligibleBenefitParams, cx
     return np.where(dead, 1, np.where(employed, 2, 0)).astype(np.int8)
 
 
+def base_below_wage(session: Any, ds: Dataset, p: BaseBelowWageParams, cx: Cache) -> pd.DataFrame:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    wage = ds.table("employment")["monthly_wage"].to_numpy(dtype=np.float64)
+    erows = np.flatnonzero(~np.isnan(wage))
+    base = ds.table("contributions")["base"].to_numpy(dtype=np.float64)
+    crows = np.flatnonzero(~np.isnan(base))
+    if not len(crows) or not len(erows):
+        return _empty(BASE_EVIDENCE)
+    start = cx.ns("employment", "start_date")[erows]
+    spells = _frame(
+        session,
+        {
+            "w": erows.astype(np.int64),
+            "employer": cx.codes("employment", "employer_id", "employer")[erows].astype(np.int64),
+            "person": cx.codes("employment", "person_id", "person")[erows].astype(np.int64),
+            "start": np.where(start == NAT, np.iinfo(np.int64).max, start),  # a missing start is the latest
+            "wage": wage[erows],
+        },
+    )
+    # the latest spell per (employer, person); of equal starts, the later row (as the pandas sort keeps)
+    latest = Window.partitionBy("employer", "person").orderBy(F.col("start").desc(), F.col("w").desc())
+    wages = spells.withColumn("n", F.row_number().over(latest)).filter(F.col("n") == 1).drop("n", "start")
+    declared = _frame(
+        session,
+        {
+            "c": crows.astype(np.int64),
+            "employer": cx.codes("contributions", "employer_id", "employer")[crows].astype(np.int64),
+            "person": cx.codes("contributions", "person_id", "person")[crows].astype(np.int64),
+            "base": base[crows],
+        },
+    )
+    low = declared.join(wages, ["employer", "person"]).filter(F.col("base") < F.lit(p.ratio) * F.col("wage"))
+    got = low.select("c", "w").toPandas().sort_values("c", kind="mergesort")
+    return base_below_wage_records(ds, p, got["c"].to_numpy(np.int64), got["w"].to_numpy(np.int64))
+
+
 SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "multi_clinic_visits": multi_clinic_visits,
     "over_prescribing": over_prescribing,
@@ -413,6 +453,7 @@ SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "activity_during_stay": activity_during_stay,
     "benefit_while_contributing": benefit_while_contributing,
     "ineligible_benefits": ineligible_benefits,
+    "base_below_wage": base_below_wage,
 }
 PYTHON_ONLY = tuple(sorted(name for name in DETECTORS if name not in SPARK_DETECTORS))
 

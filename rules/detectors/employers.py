@@ -95,7 +95,14 @@ def base_below_wage(ds: Dataset, p: BaseBelowWageParams, cx: Cache) -> pd.DataFr
     wkey, wrow = wkey[last], wrow[last]
     found, pos = _in_sorted(ckey, wkey)
     low = found & (base[crows] < p.ratio * wage[wrow[pos]])
-    f, fw = c.iloc[crows[low]], wage[wrow[pos[low]]]
+    return base_below_wage_records(ds, p, crows[low], wrow[pos[low]])
+
+
+def base_below_wage_records(ds: Dataset, p: BaseBelowWageParams, crows: np.ndarray, wrows: np.ndarray) -> pd.DataFrame:
+    """`base_below_wage`'s evidence: the contribution rows (ascending) whose base is below the
+    ratio of the wage on their employment row (`wrows`, row for row), whoever matched them (pandas
+    or Spark), kept for employers with at least `min_persons` such persons."""
+    f, fw = ds.table("contributions").iloc[crows], ds.table("employment")["monthly_wage"].to_numpy(np.float64)[wrows]
     persons = f.groupby("employer_id")["person_id"].transform("nunique")
     keep = (persons >= p.min_persons).to_numpy()
     f, fw = f[keep], fw[keep]

@@ -49,6 +49,7 @@ PARAMS = {  # the packs' parameters and a few others (overrides take the same pa
         {"after_death": True, "while_employed_types": ["unemployment"], "amount_over": 10000, "months_over": 0},
         {"after_death": False, "while_employed_types": ["unemployment", "pension"], "amount_over": 0, "months_over": 2},
     ],
+    "base_below_wage": [{"ratio": 0.8, "min_persons": 1}, {"ratio": 0.95, "min_persons": 3}],
 }
 
 
@@ -77,7 +78,7 @@ def test_the_packs_hits_are_identical(spark_engine: SparkEngine, sample: Dataset
     pd.testing.assert_frame_equal(got.hits, want.hits)
     assert got.skipped == want.skipped
     on_spark = {r.id: r.detector for p in packs for r in p.rules if r.detector in SPARK_DETECTORS}
-    assert len(on_spark) == 12
+    assert len(on_spark) == 13
     # every detector on Spark fires some rule of the pack on the sample (not every rule does)
     assert {d for r, d in on_spark.items() if got.counts[r] > 0} == set(SPARK_DETECTORS)
 
