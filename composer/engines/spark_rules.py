@@ -66,6 +66,7 @@ from rules.detectors.medical import (
     multi_clinic_records,
     overlapping_supply_records,
     split_admission_records,
+    stays_and_sources,
 )
 
 
@@ -276,10 +277,7 @@ def overlapping_supply(session: Any, ds: Dataset, p: OverlapSupplyParams, cx: Ca
 def activity_during_stay(session: Any, ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.DataFrame:
     from pyspark.sql import functions as F
 
-    ok = cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date") & cx.notna("visits", "discharge_date")
-    srows = np.flatnonzero(ok)
-    srows = srows[cx.days("visits", "discharge_date")[srows] - cx.days("visits", "date")[srows] >= 2]  # inner day
-    sources = [t for t in ("visits", "purchases") if t in p.sources and (t == "visits" or ds.has(t))]
+    srows, sources = stays_and_sources(ds, p, cx)
     if not len(srows) or not sources:
         return _empty(STAY_EVIDENCE)
     s_person = cx.codes("visits", "person_id", "person")[srows]

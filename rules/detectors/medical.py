@@ -168,12 +168,18 @@ STAY_EVIDENCE = (
 )
 
 
-def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.DataFrame:
-    """Visits or purchases strictly between an inpatient stay's admission and discharge dates."""
+def stays_and_sources(ds: Dataset, p: DuringStayParams, cx: Cache) -> tuple[np.ndarray, list[str]]:
+    """`activity_during_stay`'s inpatient stays (visit rows with a day strictly inside: discharged
+    two days or more after admission) and the source tables whose events it checks."""
     ok = cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date") & cx.notna("visits", "discharge_date")
     srows = np.flatnonzero(ok)
-    srows = srows[cx.days("visits", "discharge_date")[srows] - cx.days("visits", "date")[srows] >= 2]  # inner day
-    sources = [t for t in ("visits", "purchases") if t in p.sources and (t == "visits" or ds.has(t))]
+    srows = srows[cx.days("visits", "discharge_date")[srows] - cx.days("visits", "date")[srows] >= 2]
+    return srows, [t for t in ("visits", "purchases") if t in p.sources and (t == "visits" or ds.has(t))]
+
+
+def activity_during_stay(ds: Dataset, p: DuringStayParams, cx: Cache) -> pd.DataFrame:
+    """Visits or purchases strictly between an inpatient stay's admission and discharge dates."""
+    srows, sources = stays_and_sources(ds, p, cx)
     if not len(srows) or not sources:
         return _empty(STAY_EVIDENCE)
     # Stays grouped by person (table order within a person), then each event of a person with a
