@@ -20,7 +20,8 @@ benefit_while_contributing (benefits joined to paid contributions by person and 
 ineligible_benefits (which benefit rows were paid after the death month or while employed: joins
 to the deaths, the paid contributions and the employment spells; the per-person totals on the
 driver, as the pandas detector adds them), base_below_wage (each contribution's base against the
-wage of the latest employment spell of its employer and person, by a window's first row). Every other detector of rules/detectors/ still runs in
+wage of the latest employment spell of its employer and person, by a window's first row),
+headcount_inflation (each employer's busiest contribution month, counted and ranked on Spark). Every other detector of rules/detectors/ still runs in
 pandas on the driver (`PYTHON_ONLY` lists them for the manifest and docs/scale.md).
 """
 
@@ -47,7 +48,14 @@ from rules.detectors.benefits import (
     ineligible_records,
     while_contributing_records,
 )
-from rules.detectors.employers import BASE_EVIDENCE, BaseBelowWageParams, base_below_wage_records
+from rules.detectors.employers import (
+    BASE_EVIDENCE,
+    HEADCOUNT_EVIDENCE,
+    BaseBelowWageParams,
+    HeadcountParams,
+    base_below_wage_records,
+    headcount_records,
+)
 from rules.detectors.medical import (
     AFTER_DEATH_SOURCES,
     MULTI_CLINIC_EVIDENCE,
@@ -441,6 +449,36 @@ def base_below_wage(session: Any, ds: Dataset, p: BaseBelowWageParams, cx: Cache
     return base_below_wage_records(ds, p, got["c"].to_numpy(np.int64), got["w"].to_numpy(np.int64))
 
 
+def headcount_inflation(session: Any, ds: Dataset, p: HeadcountParams, cx: Cache) -> pd.DataFrame:
+    if ds.table("contributions").empty:
+        return _empty(HEADCOUNT_EVIDENCE)
+    return headcount_records(ds, p, cx, cx.memo("peak_insured", lambda: _peak_insured(session, ds, cx)))
+
+
+def _peak_insured(session: Any, ds: Dataset, cx: Cache) -> pd.DataFrame:
+    """rules/detectors/employers.py `_peak_insured` counted on Spark: per employer id (sorted), the
+    most contribution rows in one month ("insured") and the first such month."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    employer = cx.codes("contributions", "employer_id", "employer")
+    ok = employer >= 0
+    rows = _frame(
+        session,
+        {"e": employer[ok].astype(np.int64), "m": np.asarray(cx.months("contributions", "month"), np.int64)[ok]},
+    )
+    months = rows.groupBy("e", "m").agg(F.count(F.lit(1)).alias("insured"))
+    busiest = Window.partitionBy("e").orderBy(F.col("insured").desc(), F.col("m").asc())
+    top = months.withColumn("n", F.row_number().over(busiest)).filter(F.col("n") == 1)
+    got = top.select("e", "m", "insured").toPandas().sort_values("e", kind="mergesort")
+    index = pd.Index(
+        cx.ids("employer", got["e"].to_numpy(np.int64)),
+        name="employer_id",
+        dtype=ds.table("contributions")["employer_id"].dtype,
+    )
+    return pd.DataFrame({"m": got["m"].to_numpy(np.int64), "insured": got["insured"].to_numpy(np.int64)}, index=index)
+
+
 SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "multi_clinic_visits": multi_clinic_visits,
     "over_prescribing": over_prescribing,
@@ -452,6 +490,7 @@ SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "benefit_while_contributing": benefit_while_contributing,
     "ineligible_benefits": ineligible_benefits,
     "base_below_wage": base_below_wage,
+    "headcount_inflation": headcount_inflation,
 }
 PYTHON_ONLY = tuple(sorted(name for name in DETECTORS if name not in SPARK_DETECTORS))
 

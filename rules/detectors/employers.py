@@ -157,10 +157,14 @@ def headcount_inflation(ds: Dataset, p: HeadcountParams, cx: Cache) -> pd.DataFr
     employers' `headcount_column` when given and filled in, else distinct persons on employment
     records at that employer.
     """
-    c = ds.table("contributions")
-    if c.empty:
+    if ds.table("contributions").empty:
         return _empty(HEADCOUNT_EVIDENCE)
-    peak = cx.memo("peak_insured", lambda: _peak_insured(ds, cx))
+    return headcount_records(ds, p, cx, cx.memo("peak_insured", lambda: _peak_insured(ds, cx)))
+
+
+def headcount_records(ds: Dataset, p: HeadcountParams, cx: Cache, peak: pd.DataFrame) -> pd.DataFrame:
+    """`headcount_inflation`'s evidence from each employer's peak insured month (`peak`, as
+    `_peak_insured` gives it), whoever counted it (pandas or Spark)."""
     employed = _employer_persons(ds, cx)
     head = employed.reindex(peak.index).fillna(0)
     source = pd.Series("employment", index=peak.index, dtype="str")
