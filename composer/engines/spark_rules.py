@@ -46,6 +46,7 @@ from rules.detectors.benefits import (
     after_death_records,
     ineligible_key,
     ineligible_records,
+    month_bounds_ns,
     while_contributing_records,
 )
 from rules.detectors.employers import (
@@ -82,11 +83,36 @@ def _frame(session: Any, columns: dict[str, np.ndarray]) -> Any:
     return session.createDataFrame(pa.table({k: pa.array(v) for k, v in columns.items()}))
 
 
-def _collect(frame: Any, columns: list[str]) -> pd.DataFrame:
+def _collect(frame: Any, order: tuple[str, ...] = ("row",)) -> pd.DataFrame:
+    """A frame of integer columns on the driver, sorted by `order` (Spark's order is arbitrary)."""
     got = frame.toPandas()
     if got.empty:
-        return pd.DataFrame({c: np.zeros(0, np.int64) for c in columns})
-    return got.sort_values("row", kind="mergesort").reset_index(drop=True)
+        return pd.DataFrame({c: np.zeros(0, np.int64) for c in frame.columns})
+    return got.sort_values(list(order), kind="mergesort").reset_index(drop=True)
+
+
+def _rows(frame: Any) -> np.ndarray:
+    """The `row` column of a frame, ascending."""
+    return _collect(frame.select("row"))["row"].to_numpy(np.int64)
+
+
+def _deaths(session: Any, cx: Cache) -> Any:
+    """Each dead person's code with the death's day and month numbers: one frame per evaluation,
+    shared by the detectors that join to the deaths."""
+
+    def build() -> Any:
+        death = _death_ns(cx)[:-1]  # per person code (the last slot is code -1's)
+        dead = np.flatnonzero(death != NAT)
+        return _frame(
+            session,
+            {
+                "person": dead.astype(np.int64),
+                "death_day": _ns_days(death[dead]),
+                "death_month": _ns_months(death[dead]),
+            },
+        )
+
+    return cx.memo("spark_deaths", build)
 
 
 def multi_clinic_visits(session: Any, ds: Dataset, p: MultiClinicParams, cx: Cache) -> pd.DataFrame:
@@ -111,7 +137,7 @@ def multi_clinic_visits(session: Any, ds: Dataset, p: MultiClinicParams, cx: Cac
     )
     clinics = sent.groupBy("person", "period").agg(F.countDistinct("clinic").alias("n_clinics"))
     fired = clinics.filter(F.col("n_clinics") >= p.min_clinics).join(sent, ["person", "period"])
-    got = _collect(fired.select("row", "n_clinics"), ["row", "n_clinics"])
+    got = _collect(fired.select("row", "n_clinics"))
     return multi_clinic_records(v.iloc[got["row"].to_numpy(np.int64)], got["n_clinics"].to_numpy(np.int64))
 
 
@@ -133,8 +159,7 @@ def over_prescribing(session: Any, ds: Dataset, p: OverSupplyParams, cx: Cache) 
     if p.min_purchases > 1:
         over = over.withColumn("n", F.count(F.lit(1)).over(Window.partitionBy("person")))
         over = over.filter(F.col("n") >= p.min_purchases)
-    got = _collect(over.select("row"), ["row"])
-    e = e.iloc[got["row"].to_numpy(np.int64)]
+    e = e.iloc[_rows(over)]
     return _records(e["person_id"], {c: e[c] for c in OVER_SUPPLY_EVIDENCE}, ["date", "purchase_id"])
 
 
@@ -142,9 +167,6 @@ def benefit_after_death(session: Any, ds: Dataset, p: BenefitAfterDeathParams, c
     from pyspark.sql import functions as F
 
     b = ds.table("benefits")
-    death = _death_ns(cx)[:-1]  # per person code (the last slot is code -1's)
-    dead = np.flatnonzero(death != NAT)
-    deaths = _frame(session, {"person": dead.astype(np.int64), "death_month": _ns_months(death[dead])})
     sent = _frame(
         session,
         {
@@ -156,11 +178,11 @@ def benefit_after_death(session: Any, ds: Dataset, p: BenefitAfterDeathParams, c
     )
     after = (
         sent.filter("of_type")
-        .join(deaths, "person")
+        .join(_deaths(session, cx), "person")
         .select("row", (F.col("month") - F.col("death_month")).alias("after"))
         .filter(F.col("after") >= p.min_months_after)
     )
-    got = _collect(after, ["row", "after"])
+    got = _collect(after)
     rows = got["row"].to_numpy(np.int64)
     d = _death_ns(cx)[cx.codes("benefits", "person_id", "person")[rows]]
     return after_death_records(b.iloc[rows], _ns_to_date(d), got["after"].to_numpy(np.int64))
@@ -169,12 +191,7 @@ def benefit_after_death(session: Any, ds: Dataset, p: BenefitAfterDeathParams, c
 def activity_after_death(session: Any, ds: Dataset, p: AfterDeathParams, cx: Cache) -> pd.DataFrame:
     from pyspark.sql import functions as F
 
-    death = _death_ns(cx)[:-1]  # per person code (the last slot is code -1's)
-    dead = np.flatnonzero(death != NAT)
-    deaths = _frame(
-        session,
-        {"person": dead.astype(np.int64), "death_day": _ns_days(death[dead]), "death_month": _ns_months(death[dead])},
-    )
+    deaths = _deaths(session, cx)
     fired: dict[str, np.ndarray] = {}
     for table, _, _ in AFTER_DEATH_SOURCES:
         if table not in p.sources or not ds.has(table):
@@ -189,7 +206,7 @@ def activity_after_death(session: Any, ds: Dataset, p: AfterDeathParams, cx: Cac
             },
         )
         after = sent.join(deaths, "person").filter(F.col("day") > F.col("death_day") + p.grace_days)
-        fired[table] = _collect(after.select("row"), ["row"])["row"].to_numpy(np.int64)
+        fired[table] = _rows(after)
     if "benefits" in p.sources and ds.has("benefits"):
         sent = _frame(
             session,
@@ -200,7 +217,7 @@ def activity_after_death(session: Any, ds: Dataset, p: AfterDeathParams, cx: Cac
             },
         )
         after = sent.join(deaths, "person").filter(F.col("month") > F.col("death_month"))
-        fired["benefits"] = _collect(after.select("row"), ["row"])["row"].to_numpy(np.int64)
+        fired["benefits"] = _rows(after)
     return after_death_activity_records(ds, cx, fired)
 
 
@@ -237,7 +254,7 @@ def split_admission(session: Any, ds: Dataset, p: SplitAdmissionParams, cx: Cach
         .select("row", "prev", (F.col("start") - F.col("prev_end")).alias("gap"))
         .filter(F.col("gap") <= p.max_gap_days)
     )
-    got = _collect(readmitted, ["row", "prev", "gap"])
+    got = _collect(readmitted)
     return split_admission_records(
         v.iloc[got["row"].to_numpy(np.int64)], v.iloc[got["prev"].to_numpy(np.int64)], got["gap"].to_numpy(np.int64)
     )
@@ -276,7 +293,7 @@ def overlapping_supply(session: Any, ds: Dataset, p: OverlapSupplyParams, cx: Ca
     if p.min_overlaps > 1:
         fired = fired.withColumn("n", F.count(F.lit(1)).over(Window.partitionBy("person")))
         fired = fired.filter(F.col("n") >= p.min_overlaps)
-    got = _collect(fired.select("row", "prev", "overlap"), ["row", "prev", "overlap"])
+    got = _collect(fired.select("row", "prev", "overlap"))
     return overlapping_supply_records(
         e.iloc[got["row"].to_numpy(np.int64)], e.iloc[got["prev"].to_numpy(np.int64)], got["overlap"].to_numpy(np.int64)
     )
@@ -314,7 +331,7 @@ def activity_during_stay(session: Any, ds: Dataset, p: DuringStayParams, cx: Cac
         inside = events.join(stays, "person").filter(
             (F.col("at") > F.col("admitted")) & (F.col("at") < F.col("discharged"))
         )
-        got = inside.select("row", "stay").toPandas().sort_values(["row", "stay"], kind="mergesort")
+        got = _collect(inside.select("row", "stay"), ("row", "stay"))
         pairs[table] = (got["row"].to_numpy(np.int64), got["stay"].to_numpy(np.int64))
     return during_stay_records(ds, pairs)
 
@@ -339,8 +356,7 @@ def benefit_while_contributing(session: Any, ds: Dataset, p: BenefitWhileContrib
             "month": np.asarray(cx.months("contributions", "month"), np.int64)[crows],
         },
     )
-    got = benefits.join(contributions, ["person", "month"]).select("b", "c").toPandas()
-    got = got.sort_values(["b", "c"], kind="mergesort")
+    got = _collect(benefits.join(contributions, ["person", "month"]).select("b", "c"), ("b", "c"))
     return while_contributing_records(b.iloc[got["b"].to_numpy(np.int64)], c.iloc[got["c"].to_numpy(np.int64)])
 
 
@@ -360,19 +376,13 @@ def _ineligible_reason(session: Any, ds: Dataset, p: IneligibleBenefitParams, cx
     month = np.asarray(cx.months("benefits", "month"), np.int64)
     dead = np.zeros(len(b), dtype=bool)
     if p.after_death:
-        death = _death_ns(cx)[:-1]
-        gone = np.flatnonzero(death != NAT)
-        if len(gone):
-            deaths = _frame(session, {"person": gone.astype(np.int64), "death_month": _ns_months(death[gone])})
-            sent = _frame(session, {"row": np.arange(len(b), dtype=np.int64), "person": person, "month": month})
-            after = sent.join(deaths, "person").filter(F.col("month") > F.col("death_month")).select("row")
-            dead[_collect(after, ["row"])["row"].to_numpy(np.int64)] = True
+        sent = _frame(session, {"row": np.arange(len(b), dtype=np.int64), "person": person, "month": month})
+        dead[_rows(sent.join(_deaths(session, cx), "person").filter(F.col("month") > F.col("death_month")))] = True
     candidates = np.flatnonzero(b["benefit_type"].isin(p.while_employed_types).to_numpy() & ~dead)
     employed = np.zeros(len(b), dtype=bool)
     if len(candidates):
         cand_m = month[candidates]
-        first = cand_m.astype("datetime64[M]").astype("datetime64[ns]").view(np.int64)
-        last = ((cand_m + 1).astype("datetime64[M]").astype("datetime64[ns]") - np.timedelta64(1, "D")).view(np.int64)
+        first, last = month_bounds_ns(cand_m)
         sent = _frame(
             session,
             {
@@ -407,7 +417,7 @@ def _ineligible_reason(session: Any, ds: Dataset, p: IneligibleBenefitParams, cx
             .filter((F.col("start") <= F.col("first")) & ((F.col("stop") == NAT) | (F.col("stop") >= F.col("last"))))
             .select("row")
         )
-        employed[_collect(contributing.union(covered), ["row"])["row"].to_numpy(np.int64)] = True
+        employed[_rows(contributing.union(covered))] = True
     return np.where(dead, 1, np.where(employed, 2, 0)).astype(np.int8)
 
 
@@ -445,7 +455,7 @@ def base_below_wage(session: Any, ds: Dataset, p: BaseBelowWageParams, cx: Cache
         },
     )
     low = declared.join(wages, ["employer", "person"]).filter(F.col("base") < F.lit(p.ratio) * F.col("wage"))
-    got = low.select("c", "w").toPandas().sort_values("c", kind="mergesort")
+    got = _collect(low.select("c", "w"), ("c",))
     return base_below_wage_records(ds, p, got["c"].to_numpy(np.int64), got["w"].to_numpy(np.int64))
 
 
@@ -470,7 +480,7 @@ def _peak_insured(session: Any, ds: Dataset, cx: Cache) -> pd.DataFrame:
     months = rows.groupBy("e", "m").agg(F.count(F.lit(1)).alias("insured"))
     busiest = Window.partitionBy("e").orderBy(F.col("insured").desc(), F.col("m").asc())
     top = months.withColumn("n", F.row_number().over(busiest)).filter(F.col("n") == 1)
-    got = top.select("e", "m", "insured").toPandas().sort_values("e", kind="mergesort")
+    got = _collect(top.select("e", "m", "insured"), ("e",))
     index = pd.Index(
         cx.ids("employer", got["e"].to_numpy(np.int64)),
         name="employer_id",

@@ -156,6 +156,13 @@ def ineligible_records(ds: Dataset, p: IneligibleBenefitParams, cx: Cache, reaso
     )
 
 
+def month_bounds_ns(months: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and the last day (int64 ns) of each month (months since 1970-01)."""
+    first = months.astype("datetime64[M]").astype("datetime64[ns]")
+    last = (months + 1).astype("datetime64[M]").astype("datetime64[ns]") - np.timedelta64(1, "D")
+    return first.view(np.int64), last.view(np.int64)
+
+
 def _ineligible_reason(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> np.ndarray:
     """Per benefit row: 0 eligible, 1 after the death month, 2 (otherwise) while employed."""
     b = ds.table("benefits")
@@ -191,10 +198,7 @@ def _ineligible_reason(ds: Dataset, p: IneligibleBenefitParams, cx: Cache) -> np
             n = hi - lo
             ci = np.repeat(np.arange(len(emp_rows)), n)
             si = erows[np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))]
-            first = cand_m[ci].astype("datetime64[M]").astype("datetime64[ns]").view(np.int64)
-            last = ((cand_m[ci] + 1).astype("datetime64[M]").astype("datetime64[ns]") - np.timedelta64(1, "D")).view(
-                np.int64
-            )
+            first, last = month_bounds_ns(cand_m[ci])
             start, stop = cx.ns("employment", "start_date")[si], cx.ns("employment", "end_date")[si]
             covers = (start <= first) & ((stop == NAT) | (stop >= last))
             employed[emp_rows[ci[covers]]] = True
