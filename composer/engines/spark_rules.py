@@ -21,8 +21,17 @@ ineligible_benefits (which benefit rows were paid after the death month or while
 to the deaths, the paid contributions and the employment spells; the per-person totals on the
 driver, as the pandas detector adds them), base_below_wage (each contribution's base against the
 wage of the latest employment spell of its employer and person, by a window's first row),
-headcount_inflation (each employer's busiest contribution month, counted and ranked on Spark). Every other detector of rules/detectors/ still runs in
-pandas on the driver (`PYTHON_ONLY` lists them for the manifest and docs/scale.md).
+headcount_inflation (each employer's busiest contribution month, counted and ranked on Spark),
+employer_arrears (each employer's months whose shortfall could pass the threshold; the driver
+decides on those months' rows with the pandas detector's sums), duplicate_benefit and
+duplicate_enrolment (distinct records per person and month counted on Spark; the amounts added on
+the driver for the groups that fire), benefit_during_custody (benefits joined to the custody terms
+of their person), agency_shell_routing (each agency's distinct persons and employers among its
+placements into small employers). Every other detector of rules/detectors/ still runs in pandas on the driver
+(`PYTHON_ONLY` lists them for the manifest and docs/scale.md).
+
+Where Spark narrows rows rather than deciding them (arrears), the driver's pandas function gets
+every row of each group that could fire and decides exactly as on the whole table.
 """
 
 from __future__ import annotations
@@ -50,12 +59,29 @@ from rules.detectors.benefits import (
     while_contributing_records,
 )
 from rules.detectors.employers import (
+    ARREARS_EVIDENCE,
     BASE_EVIDENCE,
     HEADCOUNT_EVIDENCE,
+    AgencyRoutingParams,
+    ArrearsParams,
     BaseBelowWageParams,
     HeadcountParams,
+    agency_routing_records,
+    arrears_records,
     base_below_wage_records,
     headcount_records,
+)
+from rules.detectors.identity import (
+    CUSTODY_EVIDENCE,
+    DUPLICATE_BENEFIT_EVIDENCE,
+    DUPLICATE_ENROLMENT_EVIDENCE,
+    SOURCE,
+    DuplicateBenefitParams,
+    DuplicateEnrolmentParams,
+    DuringCustodyParams,
+    custody_records,
+    duplicate_benefit_records,
+    duplicate_enrolment_records,
 )
 from rules.detectors.medical import (
     AFTER_DEATH_SOURCES,
@@ -489,6 +515,172 @@ def _peak_insured(session: Any, ds: Dataset, cx: Cache) -> pd.DataFrame:
     return pd.DataFrame({"m": got["m"].to_numpy(np.int64), "insured": got["insured"].to_numpy(np.int64)}, index=index)
 
 
+def employer_arrears(session: Any, ds: Dataset, p: ArrearsParams, cx: Cache) -> pd.DataFrame:
+    """Spark adds each (employer, month)'s due and paid in doubles, in its own order, and keeps
+    every month whose shortfall could pass the threshold with room for the rounding of any order;
+    the driver decides on those months' rows alone, with the pandas detector's sums."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    c = ds.table("contributions")
+    rows = np.flatnonzero(cx.notna("contributions", "due"))
+    if not len(rows):
+        return _empty(ARREARS_EVIDENCE)
+    sent = _frame(
+        session,
+        {
+            "row": rows.astype(np.int64),
+            "e": cx.codes("contributions", "employer_id", "employer")[rows].astype(np.int64),
+            "m": np.asarray(cx.months("contributions", "month"), np.int64)[rows],
+            "due": c["due"].to_numpy(np.float64, na_value=np.nan)[rows],
+            "paid": np.nan_to_num(c["paid"].to_numpy(np.float64, na_value=np.nan)[rows], nan=0.0),
+        },
+    )
+    months = sent.groupBy("e", "m").agg(
+        (F.sum("due") - F.sum("paid")).alias("shortfall"),
+        (F.sum(F.abs("due")) + F.sum(F.abs("paid"))).alias("size"),
+    )
+    # a sum of n doubles in any order is within n·2⁻⁵³ of the exact sum times the sum of magnitudes
+    could = months.filter(F.col("shortfall") > p.min_shortfall + 1e-9 - (F.col("size") * ARREARS_ROOM + ARREARS_ROOM))
+    could = could.withColumn("n", F.count(F.lit(1)).over(Window.partitionBy("e"))).filter(F.col("n") >= p.min_months)
+    return arrears_records(ds, p, cx, _rows(sent.join(could.select("e", "m"), ["e", "m"])))
+
+
+ARREARS_ROOM = 1e-6  # relative and absolute: Kahan's pandas sums and Spark's differ by far less
+
+
+def duplicate_benefit(session: Any, ds: Dataset, p: DuplicateBenefitParams, cx: Cache) -> pd.DataFrame:
+    """Spark counts each (person, month, type)'s distinct records and each person's months with
+    two or more; the driver words those groups' rows as the pandas detector does."""
+    b = ds.table("benefits")
+    if SOURCE not in b.columns:
+        return _empty(DUPLICATE_BENEFIT_EVIDENCE)
+    ok = b["benefit_type"].isin(p.benefit_types).to_numpy() & cx.notna("benefits", "person_id")
+    rows = np.flatnonzero(ok & cx.notna("benefits", "month"))
+    sent = _frame(
+        session,
+        {
+            "row": rows.astype(np.int64),
+            "person": cx.codes("benefits", "person_id", "person")[rows].astype(np.int64),
+            "month": np.asarray(cx.months("benefits", "month"), np.int64)[rows],
+            "kind": cx.factor("benefits", "benefit_type")[rows],
+            "source": _nullable(cx.factor("benefits", SOURCE)[rows]),
+        },
+    )
+    return duplicate_benefit_records(b.iloc[_twice(sent, ["person", "month", "kind"], p.min_months)], p)
+
+
+def duplicate_enrolment(session: Any, ds: Dataset, p: DuplicateEnrolmentParams, cx: Cache) -> pd.DataFrame:
+    """Spark counts each (person, month)'s distinct records and each person's months with two or
+    more; the driver words those months' rows as the pandas detector does."""
+    c = ds.table("contributions")
+    if SOURCE not in c.columns or c.empty:
+        return _empty(DUPLICATE_ENROLMENT_EVIDENCE)
+    rows = np.flatnonzero(cx.notna("contributions", "person_id") & cx.notna("contributions", "month"))
+    sent = _frame(
+        session,
+        {
+            "row": rows.astype(np.int64),
+            "person": cx.codes("contributions", "person_id", "person")[rows].astype(np.int64),
+            "month": np.asarray(cx.months("contributions", "month"), np.int64)[rows],
+            "source": _nullable(cx.factor("contributions", SOURCE)[rows]),
+        },
+    )
+    return duplicate_enrolment_records(c.iloc[_twice(sent, ["person", "month"], p.min_months)], p)
+
+
+def _nullable(codes: np.ndarray) -> pa.Array:
+    """Factor codes with -1 (missing) as null, which distinct counts skip as pandas' nunique does."""
+    return pa.array(codes, mask=codes < 0)
+
+
+def _twice(sent: Any, group: list[str], min_months: int) -> np.ndarray:
+    """The rows of every group with two or more distinct sources, of persons with at least
+    `min_months` such months."""
+    from pyspark.sql import functions as F
+
+    twice = sent.groupBy(*group).agg(F.countDistinct("source").alias("n")).filter(F.col("n") >= 2)
+    months = twice.groupBy("person").agg(F.countDistinct("month").alias("months"))
+    kept = twice.join(months.filter(F.col("months") >= min_months), "person").select(*group)
+    return _rows(sent.join(kept, group))
+
+
+def benefit_during_custody(session: Any, ds: Dataset, p: DuringCustodyParams, cx: Cache) -> pd.DataFrame:
+    """Spark joins the benefits of the chosen types to the custody terms of their person and keeps
+    those whose month lies inside one; the driver words them as the pandas detector does."""
+    from pyspark.sql import functions as F
+
+    c = ds.table("custody")
+    has_person = cx.notna("custody", "person_id") if "person_id" in c.columns else np.zeros(len(c), dtype=bool)
+    b = ds.table("benefits")
+    typed = b["benefit_type"].isin(p.benefit_types).to_numpy()
+    if not has_person.any() or not typed.any():
+        return _empty(CUSTODY_EVIDENCE)
+    terms = np.flatnonzero(has_person & cx.notna("custody", "start_date"))
+    rows = np.flatnonzero(typed & cx.notna("benefits", "person_id") & cx.notna("benefits", "month"))
+    first, last = month_bounds_ns(np.asarray(cx.months("benefits", "month"), np.int64)[rows])
+    benefits = _frame(
+        session,
+        {
+            "row": rows.astype(np.int64),
+            "person": cx.codes("benefits", "person_id", "person")[rows].astype(np.int64),
+            "first": first,
+            "last": last,
+        },
+    )
+    custody = _frame(
+        session,
+        {
+            "person": cx.codes("custody", "person_id", "person")[terms].astype(np.int64),
+            "start": cx.ns("custody", "start_date")[terms],
+            "stop": cx.ns("custody", "end_date")[terms],  # NAT: ongoing
+        },
+    )
+    inside = benefits.join(custody, "person").filter(
+        (F.col("start") <= F.col("first")) & ((F.col("stop") == NAT) | (F.col("stop") >= F.col("last")))
+    )
+    return custody_records(b.iloc[np.unique(_rows(inside))], c[has_person])
+
+
+def agency_shell_routing(session: Any, ds: Dataset, p: AgencyRoutingParams, cx: Cache) -> pd.DataFrame:
+    """Spark builds every placement (employment's agency, and the placing links joined to the
+    person's employers), keeps those into small employers and counts each agency's distinct persons
+    and employers; the driver words the agencies that pass as the pandas detector does."""
+    from pyspark.sql import functions as F
+
+    employer = cx.codes("employment", "employer_id", "employer").astype(np.int64)
+    person = cx.codes("employment", "person_id", "person").astype(np.int64)
+    agency = cx.codes("employment", "agency_id", "agency").astype(np.int64)
+    jobs = _frame(session, {"e": employer, "person": _nullable(person), "agency": _nullable(agency)})
+    sizes = jobs.filter(F.col("e") >= 0).groupBy("e").agg(F.countDistinct("person").alias("size"))
+    small = sizes.filter(F.col("size") <= p.max_employer_size).select("e")
+    placed = jobs.filter(F.col("agency").isNotNull()).select("agency", "person", "e")
+    links = ds.table("agency_links")
+    placing = ((links["entity_type"] == "person") & (links["relation"].fillna("placed") == "placed")).to_numpy()
+    lrows = np.flatnonzero(placing & cx.notna("agency_links", "agency_id") & links["entity_id"].notna().to_numpy())
+    if len(lrows):
+        # link ids as person codes where employment has them (no other link can join an employer)
+        linked = pd.Index(cx.vocab("person").to_numpy(zero_copy_only=False)).get_indexer(
+            links["entity_id"].iloc[lrows].to_numpy(dtype=object)
+        )
+        via_links = _frame(
+            session,
+            {
+                "agency": cx.codes("agency_links", "agency_id", "agency")[lrows].astype(np.int64),
+                "person": linked.astype(np.int64),
+            },
+        ).filter(F.col("person") >= 0)
+        placed = placed.union(via_links.join(jobs.select("person", "e"), "person").select("agency", "person", "e"))
+    counts = (
+        placed.join(small, "e")
+        .groupBy("agency")
+        .agg(F.countDistinct("person").alias("persons"), F.countDistinct("e").alias("employers"))
+    )
+    passing = counts.filter((F.col("persons") >= p.min_persons) & (F.col("employers") >= p.min_employers))
+    codes = _collect(passing.select("agency"), ("agency",))["agency"].to_numpy(np.int64)
+    return agency_routing_records(ds, p, cx, cx.ids("agency", codes))
+
+
 SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "multi_clinic_visits": multi_clinic_visits,
     "over_prescribing": over_prescribing,
@@ -501,6 +693,11 @@ SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "ineligible_benefits": ineligible_benefits,
     "base_below_wage": base_below_wage,
     "headcount_inflation": headcount_inflation,
+    "employer_arrears": employer_arrears,
+    "duplicate_benefit": duplicate_benefit,
+    "duplicate_enrolment": duplicate_enrolment,
+    "benefit_during_custody": benefit_during_custody,
+    "agency_shell_routing": agency_shell_routing,
 }
 PYTHON_ONLY = tuple(sorted(name for name in DETECTORS if name not in SPARK_DETECTORS))
 

@@ -31,10 +31,16 @@ ARREARS_EVIDENCE = ("month", "due", "paid", "shortfall", "persons")
 
 def employer_arrears(ds: Dataset, p: ArrearsParams, cx: Cache) -> pd.DataFrame:
     """Employers with >= min_months months whose paid contributions fall short of what was due."""
-    c = ds.table("contributions")
     rows = np.flatnonzero(cx.notna("contributions", "due"))
     if not len(rows):
         return _empty(ARREARS_EVIDENCE)
+    return arrears_records(ds, p, cx, rows)
+
+
+def arrears_records(ds: Dataset, p: ArrearsParams, cx: Cache, rows: np.ndarray) -> pd.DataFrame:
+    """The months in arrears among contribution `rows` (ascending, `due` present), with every row
+    of each (employer, month) they hold: the whole decision, on however few rows."""
+    c = ds.table("contributions")
     emp = cx.codes("contributions", "employer_id", "employer")[rows]
     month = cx.months("contributions", "month")[rows]
     key = _pair_key(emp, month)
@@ -222,10 +228,21 @@ def agency_shell_routing(ds: Dataset, p: AgencyRoutingParams, cx: Cache) -> pd.D
     Placements come from employment.agency_id, and from agency_links (relation 'placed', entity
     type person) joined to the person's employers.
     """
+    return agency_routing_records(ds, p, cx)
+
+
+def agency_routing_records(
+    ds: Dataset, p: AgencyRoutingParams, cx: Cache, agencies: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The decision and its evidence for every agency, or for `agencies` (ids) only: each agency's
+    placements decide alone, so the others' may be left out."""
     e = ds.table("employment")
-    parts = [e.loc[e["agency_id"].notna(), ["agency_id", "person_id", "employer_id"]]]
+    own = e["agency_id"].notna() if agencies is None else e["agency_id"].isin(agencies)
+    parts = [e.loc[own, ["agency_id", "person_id", "employer_id"]]]
     links = ds.table("agency_links")
     links = links[(links["entity_type"] == "person") & (links["relation"].fillna("placed") == "placed")]
+    if agencies is not None:
+        links = links[links["agency_id"].isin(agencies)]
     if len(links):
         parts.append(
             links[["agency_id", "entity_id"]]

@@ -75,6 +75,13 @@ def benefit_during_custody(ds: Dataset, p: DuringCustodyParams, cx: Cache) -> pd
     b = b[b["benefit_type"].isin(p.benefit_types)]
     if c.empty or b.empty:
         return _empty(CUSTODY_EVIDENCE)
+    return custody_records(b, c)
+
+
+def custody_records(b: pd.DataFrame, c: pd.DataFrame) -> pd.DataFrame:
+    """The decision and its evidence on benefit rows of the chosen types against the matched
+    custody rows: every benefit row of a person and month decides alike, so any of them may be left
+    out."""
     j = b[["person_id", "month", "benefit_type", "amount"]].merge(
         c[["person_id", "registry_id", "start_date", "end_date", "match_probability"]], on="person_id"
     )
@@ -111,7 +118,12 @@ def duplicate_benefit(ds: Dataset, p: DuplicateBenefitParams, cx: Cache) -> pd.D
     b = ds.table("benefits")
     if SOURCE not in b.columns:
         return _empty(DUPLICATE_BENEFIT_EVIDENCE)
-    b = b[b["benefit_type"].isin(p.benefit_types)]
+    return duplicate_benefit_records(b[b["benefit_type"].isin(p.benefit_types)], p)
+
+
+def duplicate_benefit_records(b: pd.DataFrame, p: DuplicateBenefitParams) -> pd.DataFrame:
+    """The decision and its evidence on benefit rows of the chosen types: every row of each
+    (person, month, type) they hold must be there."""
     g = b.groupby(["person_id", "month", "benefit_type"], sort=True).agg(
         n_records=(SOURCE, "nunique"), total_paid=("amount", "sum"), largest=("amount", "max")
     )
@@ -144,6 +156,12 @@ def duplicate_enrolment(ds: Dataset, p: DuplicateEnrolmentParams, cx: Cache) -> 
     c = ds.table("contributions")
     if SOURCE not in c.columns or c.empty:
         return _empty(DUPLICATE_ENROLMENT_EVIDENCE)
+    return duplicate_enrolment_records(c, p)
+
+
+def duplicate_enrolment_records(c: pd.DataFrame, p: DuplicateEnrolmentParams) -> pd.DataFrame:
+    """The decision and its evidence on contribution rows: every row of each (person, month) they
+    hold must be there."""
     pairs = c[["person_id", SOURCE]].drop_duplicates()
     c = c[c["person_id"].isin(pairs.loc[pairs["person_id"].duplicated(), "person_id"])]  # persons with 2+ records
     due = c["due"].fillna(c["paid"]).fillna(0.0) if "due" in c.columns else pd.Series(0.0, index=c.index)

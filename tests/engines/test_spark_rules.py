@@ -3,18 +3,20 @@ records, and the rule packs' hits are identical."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from composer.engines.spark import SparkEngine
 from composer.engines.spark_rules import PYTHON_ONLY, SPARK_DETECTORS
 from graph.dataset import Dataset, load_dataset
+from graph.resolve.golden import golden_dataset
 from rules.cache import Cache
 from rules.detectors import DETECTORS
 from rules.detectors.base import detected_by
 from rules.engine import RuleResult, evaluate
 from rules.pack import DEFAULT_PACK_DIR, load_packs
-from tests.factories import SAMPLE
+from tests.factories import SAMPLE, make_dataset
 
 pytestmark = pytest.mark.spark
 
@@ -54,7 +56,19 @@ PARAMS = {  # the packs' parameters and a few others (overrides take the same pa
         {"ratio": 1.5, "min_insured": 3, "min_excess": 2, "headcount_column": "staff_headcount"},
         {"ratio": 3.0, "min_insured": 10, "min_excess": 0},
     ],
+    "employer_arrears": [{"min_months": 3, "min_shortfall": 0}, {"min_months": 1, "min_shortfall": 2000}],
+    "duplicate_benefit": [
+        {"benefit_types": ["pension"], "min_months": 1},
+        {"benefit_types": ["pension"], "min_months": 6},
+    ],
+    "duplicate_enrolment": [{"min_months": 1}, {"min_months": 4}],
+    "agency_shell_routing": [  # the pack's thresholds fire on no agency of the sample: lower ones first
+        {"min_persons": 3, "min_employers": 2, "max_employer_size": 50},
+        {"min_persons": 20, "min_employers": 5, "max_employer_size": 10},
+    ],
+    "benefit_during_custody": [{"benefit_types": ["pension"]}, {"benefit_types": ["unemployment", "pension"]}],
 }
+RESOLVED = {"duplicate_benefit", "duplicate_enrolment", "benefit_during_custody"}  # fire on resolved persons only
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +76,40 @@ def sample() -> Dataset:
     return load_dataset(SAMPLE)
 
 
+@pytest.fixture(scope="module")
+def resolved_sample(sample: Dataset) -> Dataset:
+    """The sample as resolution would leave it if every third pensioner and every third contributor
+    were the record before them of one human, and the custody registry matched pensioners."""
+    ids = sample.table("persons")["person_id"].astype(object)
+    golden = pd.Series(ids.to_numpy(), index=ids.to_numpy())
+    b, c = sample.table("benefits"), sample.table("contributions")
+    pensioners = sorted(set(b.loc[b["benefit_type"] == "pension", "person_id"]))
+    for group in (pensioners, sorted(set(c["person_id"]) - set(pensioners))):
+        for i in range(2, len(group), 3):
+            golden[group[i]] = golden[group[i - 1]]
+    custody = sample.table("custody")
+    matches = pd.DataFrame(
+        {
+            "table": "custody",
+            "registry_id": custody["registry_id"].astype(object),
+            "person_id": pensioners[: len(custody)],
+            "match_probability": 0.97,
+            "low_confidence": False,
+        }
+    )
+    return golden_dataset(sample, golden, matches)
+
+
 @pytest.mark.parametrize(("name", "k"), [(n, k) for n in SPARK_DETECTORS for k in range(2)])
-def test_the_same_evidence_records(spark_engine: SparkEngine, sample: Dataset, name: str, k: int) -> None:
+def test_the_same_evidence_records(
+    spark_engine: SparkEngine, sample: Dataset, resolved_sample: Dataset, name: str, k: int
+) -> None:
     det = DETECTORS[name]
     params = det.params(**PARAMS[name][k])
-    want = det.run(sample, params, Cache(sample))
+    ds = resolved_sample if name in RESOLVED else sample
+    want = det.run(ds, params, Cache(ds))
     with detected_by(spark_engine.detectors()):
-        got = det.run(sample, params, Cache(sample))
+        got = det.run(ds, params, Cache(ds))
     pd.testing.assert_frame_equal(got, want)
     if k == 0:
         assert len(want) > 0, name  # the sample fires every pack rule these detectors serve
@@ -85,14 +126,16 @@ def _same_hits(engine: SparkEngine, ds: Dataset) -> RuleResult:
     return got
 
 
-def test_the_packs_hits_are_identical(spark_engine: SparkEngine, sample: Dataset) -> None:
-    got = _same_hits(spark_engine, sample)
+def test_the_packs_hits_are_identical(spark_engine: SparkEngine, resolved_sample: Dataset) -> None:
+    got = _same_hits(spark_engine, resolved_sample)
     packs = load_packs(DEFAULT_PACK_DIR)
     on_spark = {r.id: r.detector for p in packs for r in p.rules if r.detector in SPARK_DETECTORS}
-    assert len(on_spark) == 15
+    assert len(on_spark) == 20
     # every detector on Spark fires some rule of the pack on the sample (not every rule does), but
-    # headcount_inflation, whose evidence test above fires it with lower thresholds
-    assert {d for r, d in on_spark.items() if got.counts[r] > 0} == set(SPARK_DETECTORS) - {"headcount_inflation"}
+    # headcount_inflation and agency_shell_routing, whose evidence tests above fire them with lower
+    # thresholds
+    fired = {d for r, d in on_spark.items() if got.counts[r] > 0}
+    assert fired == set(SPARK_DETECTORS) - {"headcount_inflation", "agency_shell_routing"}
 
 
 def test_every_detector_is_on_spark_or_named_python_only() -> None:
@@ -100,8 +143,41 @@ def test_every_detector_is_on_spark_or_named_python_only() -> None:
     assert not set(SPARK_DETECTORS) & set(PYTHON_ONLY)
 
 
-@pytest.mark.parametrize("without", [("contributions", "employment"), ("visits", "deaths"), ("purchases", "clinics")])
+@pytest.mark.parametrize(
+    "without",
+    [("contributions", "employment"), ("visits", "deaths"), ("purchases", "clinics"), ("benefits", "custody")],
+)
 def test_the_same_hits_when_tables_are_missing(
-    spark_engine: SparkEngine, sample: Dataset, without: tuple[str, ...]
+    spark_engine: SparkEngine, resolved_sample: Dataset, without: tuple[str, ...]
 ) -> None:
-    _same_hits(spark_engine, Dataset({n: t for n, t in sample.tables.items() if n not in without}))
+    tables = resolved_sample.tables
+    _same_hits(spark_engine, Dataset({n: t for n, t in tables.items() if n not in without}))
+
+
+def _just_below(target: float) -> float:
+    """A min_shortfall whose threshold (min_shortfall + 1e-9, as the detector adds it) is `target`."""
+    m = target - 1e-9
+    while m + 1e-9 != target:
+        m = float(np.nextafter(m, target if m + 1e-9 < target else -np.inf))
+    return m
+
+
+def test_arrears_at_the_threshold_decide_as_pandas_adds(spark_engine: SparkEngine) -> None:
+    """Ten dues of 0.1 add to 1.0 in pandas' compensated sum and to the double below it in order:
+    a threshold at that lower double fires in pandas, and so it must with Spark's sums."""
+    naive = 0.0
+    for _ in range(10):
+        naive += 0.1
+    assert naive < 1.0
+    rows = [
+        dict(contribution_id=f"C{i}", person_id=f"P{i}", employer_id="E1", month="2025-03", due=0.1, paid=0.0)
+        for i in range(10)
+    ]
+    ds = make_dataset(contributions=rows)
+    det = DETECTORS["employer_arrears"]
+    params = det.params(min_months=1, min_shortfall=_just_below(naive))
+    want = det.run(ds, params, Cache(ds))
+    assert len(want) == 1
+    with detected_by(spark_engine.detectors()):
+        got = det.run(ds, params, Cache(ds))
+    pd.testing.assert_frame_equal(got, want)
