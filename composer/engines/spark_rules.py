@@ -27,7 +27,8 @@ decides on those months' rows with the pandas detector's sums), duplicate_benefi
 duplicate_enrolment (distinct records per person and month counted on Spark; the amounts added on
 the driver for the groups that fire), benefit_during_custody (benefits joined to the custody terms
 of their person), agency_shell_routing (each agency's distinct persons and employers among its
-placements into small employers). Every other detector of rules/detectors/ still runs in pandas on the driver
+placements into small employers), clinic_over_capacity (each clinic's daily census as a running
+sum over its days). Every other detector of rules/detectors/ still runs in pandas on the driver
 (`PYTHON_ONLY` lists them for the manifest and docs/scale.md).
 
 Where Spark narrows rows rather than deciding them (arrears), the driver's pandas function gets
@@ -85,6 +86,7 @@ from rules.detectors.identity import (
 )
 from rules.detectors.medical import (
     AFTER_DEATH_SOURCES,
+    CAPACITY_EVIDENCE,
     MULTI_CLINIC_EVIDENCE,
     OVER_SUPPLY_EVIDENCE,
     OVERLAP_EVIDENCE,
@@ -93,10 +95,13 @@ from rules.detectors.medical import (
     AfterDeathParams,
     DuringStayParams,
     MultiClinicParams,
+    OverCapacityParams,
     OverlapSupplyParams,
     OverSupplyParams,
     SplitAdmissionParams,
     after_death_activity_records,
+    capacity_records,
+    capacity_stays,
     during_stay_records,
     multi_clinic_records,
     overlapping_supply_records,
@@ -681,6 +686,46 @@ def agency_shell_routing(session: Any, ds: Dataset, p: AgencyRoutingParams, cx: 
     return agency_routing_records(ds, p, cx, cx.ids("agency", codes))
 
 
+def clinic_over_capacity(session: Any, ds: Dataset, p: OverCapacityParams, cx: Cache) -> pd.DataFrame:
+    """Each clinic's daily census as a running sum of admissions and discharges over its days, on
+    Spark. The pandas detector runs one sum over every clinic in turn and takes the next row's day
+    as a day's end, which after a clinic's last day is the next clinic's first (census 0 there, so
+    it matters only with negative beds); the same day is taken here."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    stays = capacity_stays(ds, p, cx)
+    if stays is None:
+        return _empty(CAPACITY_EVIDENCE)
+    clinic, names, start, end, beds = stays
+    sent = _frame(session, {"c": clinic, "start": start.astype(np.int64), "end": end.astype(np.int64)})
+    changes = (
+        sent.select("c", F.col("start").alias("d"), F.lit(1).alias("x"))
+        .union(sent.select("c", F.col("end").alias("d"), F.lit(-1).alias("x")))
+        .groupBy("c", "d")
+        .agg(F.sum("x").alias("x"))
+    )
+    # the day after each clinic's last change: the first day of the next clinic (of the first, after the last)
+    firsts = changes.groupBy("c").agg(F.min("d").alias("next_first"))
+    firsts = firsts.select(((F.col("c") - 1 + len(names)) % len(names)).alias("c"), "next_first")
+    capacity = _frame(session, {"c": np.arange(len(names), dtype=np.int64), "cap": beds.reindex(names).to_numpy()})
+    days_of = Window.partitionBy("c").orderBy("d")
+    census = (
+        changes.withColumn("census", F.sum("x").over(days_of.rowsBetween(Window.unboundedPreceding, 0)))
+        .withColumn("nxt", F.lead("d").over(days_of))
+        .join(firsts, "c")
+        .join(capacity, "c")
+        .withColumn("nxt", F.coalesce("nxt", "next_first"))
+        .withColumn("over", F.col("census").cast("double") > F.col("cap") * F.lit(p.occupancy_ratio) + F.lit(1e-9))
+        .withColumn("days", F.when(F.col("over"), F.col("nxt") - F.col("d")).otherwise(0))
+        .withColumn("total", F.sum("days").over(Window.partitionBy("c")))
+    )
+    fired = census.filter(F.col("over") & (F.col("total") >= p.min_days))
+    got = _collect(fired.select("c", "d", "nxt", "days", "census"), ("c", "d"))
+    clinic, day, nxt, days = (got[k].to_numpy(np.int64) for k in ("c", "d", "nxt", "days"))
+    return capacity_records(names, beds, clinic, day, nxt, days, got["census"].to_numpy(np.float64))
+
+
 SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "multi_clinic_visits": multi_clinic_visits,
     "over_prescribing": over_prescribing,
@@ -698,6 +743,7 @@ SPARK_DETECTORS: dict[str, Callable[..., pd.DataFrame]] = {
     "duplicate_enrolment": duplicate_enrolment,
     "benefit_during_custody": benefit_during_custody,
     "agency_shell_routing": agency_shell_routing,
+    "clinic_over_capacity": clinic_over_capacity,
 }
 PYTHON_ONLY = tuple(sorted(name for name in DETECTORS if name not in SPARK_DETECTORS))
 

@@ -423,21 +423,15 @@ CAPACITY_EVIDENCE = ("date_from", "date_to", "days", "inpatients", "beds")
 
 def clinic_over_capacity(ds: Dataset, p: OverCapacityParams, cx: Cache) -> pd.DataFrame:
     """Clinics with more inpatients on a day (admitted on or before it, discharged after it) than beds."""
-    beds = ds.table("clinics").set_index("clinic_id")["beds"].dropna()
-    v = ds.table("visits")
-    v = v.iloc[np.flatnonzero(cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date"))]
-    v = v[v["clinic_id"].isin(beds.index)]
-    if v.empty:
+    stays = capacity_stays(ds, p, cx)
+    if stays is None:
         return _empty(CAPACITY_EVIDENCE)
-    start = _days(v["date"])
-    end = np.where(v["discharge_date"].notna().to_numpy(), _days(v["discharge_date"].fillna(v["date"])), start)
-    end = np.maximum(end, start + 1)  # a stay occupies a bed at least on its admission day
-    clinic_codes, clinic_names = pd.factorize(v["clinic_id"])
+    clinic, names, start, end, beds = stays
     # +1 on admission, -1 on discharge; each clinic's changes sum to 0, so one running sum over
     # rows sorted by (clinic, day) gives every clinic's daily census.
     ch = pd.DataFrame(
         {
-            "c": np.concatenate([clinic_codes, clinic_codes]),
+            "c": np.concatenate([clinic, clinic]),
             "d": np.concatenate([start, end]),
             "x": np.concatenate([np.ones(len(start)), -np.ones(len(end))]),
         }
@@ -445,20 +439,53 @@ def clinic_over_capacity(ds: Dataset, p: OverCapacityParams, cx: Cache) -> pd.Da
     ch = ch.groupby(["c", "d"], sort=True)["x"].sum().reset_index()
     census = ch["x"].cumsum().to_numpy()
     nxt = np.roll(ch["d"].to_numpy(), -1)
-    cap = beds.reindex(clinic_names[ch["c"].to_numpy()]).to_numpy()
+    cap = beds.reindex(names[ch["c"].to_numpy()]).to_numpy()
     over = census > cap * p.occupancy_ratio + 1e-9
     days = np.where(over, nxt - ch["d"].to_numpy(), 0)
     total = pd.Series(days).groupby(ch["c"].to_numpy()).transform("sum").to_numpy()
     fire = over & (total >= p.min_days)
     f = ch[fire]
+    return capacity_records(names, beds, f["c"].to_numpy(), f["d"].to_numpy(), nxt[fire], days[fire], census[fire])
+
+
+def capacity_stays(
+    ds: Dataset, p: OverCapacityParams, cx: Cache
+) -> tuple[np.ndarray, pd.Index, np.ndarray, np.ndarray, pd.Series] | None:
+    """The inpatient stays at clinics with a bed count: clinic codes (in order of appearance),
+    the clinics' ids, first and past-the-last day numbers, and the beds by clinic id; None when
+    there are none."""
+    beds = ds.table("clinics").set_index("clinic_id")["beds"].dropna()
+    v = ds.table("visits")
+    v = v.iloc[np.flatnonzero(cx.eq("visits", "kind", p.inpatient_kind) & cx.notna("visits", "date"))]
+    v = v[v["clinic_id"].isin(beds.index)]
+    if v.empty:
+        return None
+    start = _days(v["date"])
+    end = np.where(v["discharge_date"].notna().to_numpy(), _days(v["discharge_date"].fillna(v["date"])), start)
+    end = np.maximum(end, start + 1)  # a stay occupies a bed at least on its admission day
+    clinic, names = pd.factorize(v["clinic_id"])
+    return clinic.astype(np.int64), pd.Index(names), start, end, beds
+
+
+def capacity_records(
+    names: pd.Index,
+    beds: pd.Series,
+    clinic: np.ndarray,
+    day: np.ndarray,
+    nxt: np.ndarray,
+    days: np.ndarray,
+    census: np.ndarray,
+) -> pd.DataFrame:
+    """Evidence of the over-capacity days: per clinic code and first day, the next change's day,
+    the days over and the census."""
     return _records(
-        clinic_names[f["c"].to_numpy()],
+        names[clinic],
         {
-            "date_from": _date_from_days(f["d"].to_numpy()),
-            "date_to": _date_from_days(nxt[fire] - 1),
-            "days": days[fire],
-            "inpatients": census[fire].astype(np.int64),
-            "beds": cap[fire],
+            "date_from": _date_from_days(day),
+            "date_to": _date_from_days(nxt - 1),
+            "days": days,
+            "inpatients": census.astype(np.int64),
+            "beds": beds.reindex(names[clinic]).to_numpy(),
         },
         ["date_from"],
     )

@@ -66,6 +66,10 @@ PARAMS = {  # the packs' parameters and a few others (overrides take the same pa
         {"min_persons": 3, "min_employers": 2, "max_employer_size": 50},
         {"min_persons": 20, "min_employers": 5, "max_employer_size": 10},
     ],
+    "clinic_over_capacity": [
+        {"inpatient_kind": "inpatient", "occupancy_ratio": 1.0, "min_days": 1},
+        {"occupancy_ratio": 0.05, "min_days": 20},
+    ],
     "benefit_during_custody": [{"benefit_types": ["pension"]}, {"benefit_types": ["unemployment", "pension"]}],
 }
 RESOLVED = {"duplicate_benefit", "duplicate_enrolment", "benefit_during_custody"}  # fire on resolved persons only
@@ -130,7 +134,7 @@ def test_the_packs_hits_are_identical(spark_engine: SparkEngine, resolved_sample
     got = _same_hits(spark_engine, resolved_sample)
     packs = load_packs(DEFAULT_PACK_DIR)
     on_spark = {r.id: r.detector for p in packs for r in p.rules if r.detector in SPARK_DETECTORS}
-    assert len(on_spark) == 20
+    assert len(on_spark) == 21
     # every detector on Spark fires some rule of the pack on the sample (not every rule does), but
     # headcount_inflation and agency_shell_routing, whose evidence tests above fire them with lower
     # thresholds
@@ -178,6 +182,24 @@ def test_arrears_at_the_threshold_decide_as_pandas_adds(spark_engine: SparkEngin
     params = det.params(min_months=1, min_shortfall=_just_below(naive))
     want = det.run(ds, params, Cache(ds))
     assert len(want) == 1
+    with detected_by(spark_engine.detectors()):
+        got = det.run(ds, params, Cache(ds))
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_over_capacity_takes_the_next_clinics_day_after_a_clinics_last(
+    spark_engine: SparkEngine, sample: Dataset
+) -> None:
+    """With a negative bed count (which validation refuses, but rules may run on other datasets) a
+    clinic is over capacity after its last stay, until the pandas detector's next row: the next
+    clinic's first day, or the first clinic's after the last."""
+    clinics = sample.table("clinics").copy()
+    clinics.loc[clinics.index[::3], "beds"] = -1.0
+    ds = Dataset({**sample.tables, "clinics": clinics})
+    det = DETECTORS["clinic_over_capacity"]
+    params = det.params()
+    want = det.run(ds, params, Cache(ds))
+    assert (want["days"] < 0).any() or (want["date_to"] < want["date_from"]).any()
     with detected_by(spark_engine.detectors()):
         got = det.run(ds, params, Cache(ds))
     pd.testing.assert_frame_equal(got, want)
