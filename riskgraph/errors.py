@@ -150,3 +150,11 @@ class RunNotFound(RiskGraphError):
 
     status_code = 404
     code = "run_not_found"
+
+
+class EngineRefused(RiskGraphError):
+    """The configured stage engine cannot be used safely as it is (e.g. a Spark Connect server
+    that does not encrypt its spill files)."""
+
+    status_code = 503
+    code = "engine_refused"

@@ -40,7 +40,7 @@ import pyarrow as pa
 from composer.engines import Engine
 from composer.engines.spark_features import DRIVER_GROUPS, SPARK_GROUPS, spark_aggregates
 from composer.engines.spark_rules import PYTHON_ONLY, SPARK_DETECTORS
-from composer.engines.spark_session import NO_LOCAL_RELATIONS, Jars, graphframes_jars, spark_session
+from composer.engines.spark_session import NO_LOCAL_RELATIONS, Jars, graphframes_jars, spark_context, spark_session
 from features.build import build_features
 from features.graph_features import add_graph_features
 from features.rings.grouping import _leiden
@@ -245,10 +245,13 @@ class SparkEngine(Engine):
         sent.insert(0, "_row", np.arange(len(sent), dtype=np.int64))
         frame = self.session.createDataFrame(pa.Table.from_pandas(sent, preserve_index=False))
         # pickled here: Spark's broadcast stream cannot take protocol 5's out-of-band numpy buffers
-        shared = self.session.sparkContext.broadcast(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+        blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        context = spark_context(self.session)
+        # Spark Connect has no broadcast: the model then travels inside the function, once per task
+        shared = context.broadcast(blob) if context is not None else None
 
         def batches(parts: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            m = pickle.loads(shared.value)
+            m = pickle.loads(shared.value if shared is not None else blob)
             m.settings = m.settings.model_copy(update={"threads": 1})
             for part in parts:
                 out = each(m, part.drop(columns=["_row"]).set_axis(features, axis=1))
@@ -256,7 +259,8 @@ class SparkEngine(Engine):
                 yield out
 
         got = frame.mapInPandas(batches, "_row long, " + schema).toPandas().sort_values("_row", kind="mergesort")
-        shared.unpersist()
+        if shared is not None:
+            shared.unpersist()
         return got.reset_index(drop=True)
 
     def score(self, model: CrossFittedRiskModel, X: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:

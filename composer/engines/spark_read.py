@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from composer.engines.spark_session import spark_context
 from graph.contract import AGENCY_LINK_TYPES, ENTITY_TABLE, ENTITY_TYPES, ID_COLUMN, TABLES, Kind, Table
 from graph.dataset import (
     _MONTH_PATTERN,
@@ -177,9 +178,8 @@ def _lanes(session: Any) -> int:
 
 def _cores(session: Any) -> int:
     """The session's cores: N of local[N] (the machine's for local[*]), else the cluster's."""
-    try:
-        context = session.sparkContext
-    except Exception:  # Spark Connect: no SparkContext here; its shuffle partitions instead
+    context = spark_context(session)
+    if context is None:  # Spark Connect: no SparkContext here; its shuffle partitions instead
         return max(1, int(session.conf.get("spark.sql.shuffle.partitions", "2")))
     local = re.fullmatch(r"local(?:\[(\d+|\*)(?:,\d+)?\])?", context.master)
     if local is None:
@@ -219,7 +219,7 @@ def _read(session: Any, path: Path, out: Collector) -> _Read | None:
         return _read_csv(session, path, names, out)
     try:
         parts = parquet_parts(path) if path.is_dir() else [path]
-        raw = session.read.parquet(*[str(p) for p in parts])
+        raw = session.read.parquet(*[str(p.resolve()) for p in parts])  # a server (sc://) has its own working folder
     except Exception as exc:  # a corrupt file: Spark raises on reading its footer
         out.add(Problem(path.name, f"unreadable Parquet file: {exc}"))
         return None
@@ -249,7 +249,7 @@ def _read_csv(session: Any, path: Path, names: list[str], out: Collector) -> _Re
         .option("escape", '"')  # RFC 4180 quotes, as the pandas reader
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", "_corrupt")
-        .csv(str(path))
+        .csv(str(path.resolve()))
     )
     numbered = raw.withColumn("_row", F.monotonically_increasing_id()).filter("_row > 0")
     if path.stat().st_size >= PRECHECK_BYTES:  # numbered as one partition; checked on every core

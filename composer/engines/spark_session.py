@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from riskgraph.errors import EngineRefused
 from riskgraph.settings import SparkSettings
 
 log = logging.getLogger("composer.engines.spark")
@@ -75,6 +76,14 @@ def graphframes_jars() -> Jars:
     return graphframes_jars()
 
 
+def spark_context(session: Any) -> Any | None:
+    """The session's SparkContext, or None under Spark Connect (sc://), which has none."""
+    try:
+        return session.sparkContext
+    except Exception:  # PySparkAttributeError JVM_ATTRIBUTE_NOT_SUPPORTED
+        return None
+
+
 def spark_session(conf: SparkSettings, jars: Jars, app: str = "riskgraph") -> Any:
     """A session on the configured master: local[N], spark://host:port, or Spark Connect sc://."""
     from pyspark.sql import SparkSession
@@ -90,20 +99,42 @@ def spark_session(conf: SparkSettings, jars: Jars, app: str = "riskgraph") -> An
         builder = builder.config("spark.pyspark.python", sys.executable)
         if jars.paths:
             builder = builder.config("spark.jars", ",".join(jars.paths))
-    options = {
+    remote = conf.master.startswith("sc://")
+    options = {  # a session's own settings: a Spark Connect client may set these
         "spark.sql.shuffle.partitions": str(conf.shuffle_partitions),
-        "spark.default.parallelism": str(conf.shuffle_partitions),
-        "spark.io.encryption.enabled": str(conf.io_encryption).lower(),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(conf.batch_rows),
         "spark.sql.session.timeZone": "UTC",
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
         **NO_LOCAL_RELATIONS,
     }
+    if not remote:  # the application's: set by whoever starts it (a Connect server's owner for sc://)
+        options |= {
+            "spark.default.parallelism": str(conf.shuffle_partitions),
+            "spark.io.encryption.enabled": str(conf.io_encryption).lower(),
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+        }
     for key, value in options.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR") if not conf.master.startswith("sc://") else None
+    if remote:
+        _require_encryption(session, conf)
+    else:
+        session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def _require_encryption(session: Any, conf: SparkSettings) -> None:
+    """A Spark Connect server encrypts its shuffle and spill files only if it was started so; with
+    `spark.io_encryption` on (the default) a server that does not is refused before any data is sent."""
+    if not conf.io_encryption:
+        return
+    server = str(session.conf.get("spark.io.encryption.enabled", "false")).lower()
+    if server != "true":
+        session.stop()
+        raise EngineRefused(
+            f"the Spark Connect server at {conf.master} does not encrypt its shuffle and spill files "
+            f"(spark.io.encryption.enabled is {server}): start it with --conf spark.io.encryption.enabled=true, "
+            "or set RISKGRAPH_SPARK__IO_ENCRYPTION=false to send it the data anyway"
+        )

@@ -130,14 +130,90 @@ def test_the_run_executed_on_the_clusters_worker(cluster: dict, runs: dict[str, 
 
 
 def test_the_clusters_results_equal_the_pandas_engines(runs: dict[str, Path]) -> None:
+    _same_results(runs["pandas"], runs["spark"])
+
+
+def _same_results(pandas_out: Path, spark_out: Path) -> None:
+    """Scores to 1e-6, the same grades, rule hits and rings, as the parity suite asks."""
     key = ["entity_type", "entity_id"]
-    p, s = (pd.read_csv(runs[e] / "scores.csv").sort_values(key).reset_index(drop=True) for e in ("pandas", "spark"))
+    p, s = (pd.read_csv(d / "scores.csv").sort_values(key).reset_index(drop=True) for d in (pandas_out, spark_out))
     assert p[key].equals(s[key])
     np.testing.assert_allclose(s["risk_score"], p["risk_score"], rtol=0, atol=SCORE_TOLERANCE)
     assert (p["grade"] == s["grade"]).all()
     hit_key = ["rule_id", "entity_type", "entity_id"]
-    ph, sh = (pd.read_csv(runs[e] / "rule_hits.csv")[hit_key].sort_values(hit_key) for e in ("pandas", "spark"))
+    ph, sh = (pd.read_csv(d / "rule_hits.csv")[hit_key].sort_values(hit_key) for d in (pandas_out, spark_out))
     assert len(ph) > 0 and ph.reset_index(drop=True).equals(sh.reset_index(drop=True))
     ring_key = ["ring_type", "entity_type", "entity_id"]
-    pr, sr = (pd.read_csv(runs[e] / "rings.csv")[ring_key].sort_values(ring_key) for e in ("pandas", "spark"))
+    pr, sr = (pd.read_csv(d / "rings.csv")[ring_key].sort_values(ring_key) for d in (pandas_out, spark_out))
     assert pr.reset_index(drop=True).equals(sr.reset_index(drop=True))
+
+
+# --- Spark Connect (sc://) ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Spark Connect server (local[2] inside it), started as its owners would, without I/O
+    encryption: the engine must refuse it unless told otherwise."""
+    tmp = tmp_path_factory.mktemp("connect")
+    port = free_port()
+    log = tmp / "server.log"
+    env = {**os.environ, "SPARK_HOME": str(_spark_home()), "PYSPARK_PYTHON": sys.executable}
+    args = [
+        str(_spark_home() / "bin" / "spark-submit"),
+        "--class",
+        "org.apache.spark.sql.connect.service.SparkConnectServer",
+        "--master",
+        "local[2]",
+        "--conf",
+        f"spark.connect.grpc.binding.port={port}",
+        "--conf",
+        "spark.ui.enabled=false",
+        "--conf",
+        "spark.driver.memory=1g",
+        "spark-internal",
+    ]
+    server = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        _wait(
+            "the Spark Connect server", lambda: "Spark Connect server started" in log.read_text(errors="replace"), log
+        )
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def _pipeline(home: Path, out: Path, master: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "RISKGRAPH_HOME": str(home), "RISKGRAPH_PROGRESS": "false"}
+    environ |= {"RISKGRAPH_SPARK__MASTER": master, "RISKGRAPH_SPARK__SHUFFLE_PARTITIONS": "4", **env}
+    for name in ("RISKGRAPH_STORE_URL", "RISKGRAPH_RESULTS_URL", "RISKGRAPH_ENGINE"):
+        environ.pop(name, None)
+    command = ["pipeline", "--data", str(SAMPLE), "--out", str(out), "--engine", "spark"]
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *command], env=environ, capture_output=True, text=True, timeout=1200
+    )
+
+
+def test_a_connect_server_without_io_encryption_is_refused(connect_server: str, tmp_path: Path) -> None:
+    done = _pipeline(tmp_path / "home", tmp_path / "out", connect_server)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "does not encrypt its shuffle and spill files" in done.stderr
+    assert "RISKGRAPH_SPARK__IO_ENCRYPTION=false" in done.stderr
+    assert not (tmp_path / "out" / "scores.csv").exists()
+
+
+def test_the_pipeline_on_spark_connect_equals_the_pandas_engines(
+    connect_server: str, runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Features, rules, rings and scoring through the Connect client alone (no SparkContext here:
+    the model travels inside the scoring function instead of a broadcast)."""
+    done = _pipeline(tmp_path / "home", tmp_path / "out", connect_server, RISKGRAPH_SPARK__IO_ENCRYPTION="false")
+    assert done.returncode == 0, done.stderr[-4000:]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["engine"]["master"] == connect_server
+    _same_results(runs["pandas"], tmp_path / "out")
