@@ -84,35 +84,24 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         yield {"url": url, "ui": ui, "work": work}
     finally:
         for proc in reversed(started):
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """The process and its children (a worker's executors), politely first."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.fixture(scope="module")
 def runs(cluster: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("cluster-runs")
-    env = {
-        **os.environ,
-        "RISKGRAPH_HOME": str(tmp / "spark-home"),
-        "RISKGRAPH_PROGRESS": "false",
-        "RISKGRAPH_SPARK__MASTER": cluster["url"],
-        "RISKGRAPH_SPARK__DRIVER_MEMORY": "1g",
-        "RISKGRAPH_SPARK__SHUFFLE_PARTITIONS": "4",
-    }
-    for name in ("RISKGRAPH_STORE_URL", "RISKGRAPH_RESULTS_URL", "RISKGRAPH_ENGINE"):
-        env.pop(name, None)
     out = tmp / "spark-out"
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "pipeline", "--data", str(SAMPLE), "--out", str(out), "--engine", "spark"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    done = _pipeline(tmp / "spark-home", out, cluster["url"], RISKGRAPH_SPARK__DRIVER_MEMORY="1g")
     assert done.returncode == 0, done.stderr[-4000:]
     settings = Settings(home=tmp / "pandas-home", progress=False)
     run_pipeline(data=SAMPLE, out=tmp / "pandas-out", settings=settings, engine="pandas")
@@ -180,12 +169,7 @@ def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         yield f"sc://127.0.0.1:{port}"
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        _stop(server)
 
 
 def _pipeline(home: Path, out: Path, master: str, **env: str) -> subprocess.CompletedProcess[str]:
