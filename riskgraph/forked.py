@@ -10,7 +10,9 @@ The child never finalizes the parent's objects: its first step freezes every obj
 (`gc.freeze`), so a cycle the parent left uncollected is not collected, and its finalizers not run,
 in the child. A finalizer of a client held by the parent (py4j's, which releases the JVM's object
 over the parent's own gateway socket, when a Spark session is open) would otherwise talk over a
-connection the parent is using at the same time.
+connection the parent is using at the same time. CPython itself clears the other threads' state in
+the child at the fork, which runs py4j's per-thread finalizers there; the Spark session makes those
+leave the parent's sockets alone (composer/engines/spark_session.py).
 """
 
 from __future__ import annotations

@@ -122,7 +122,34 @@ def spark_session(conf: SparkSettings, jars: Jars, app: str = "riskgraph") -> An
         _require_encryption(session, conf)
     else:
         session.sparkContext.setLogLevel("ERROR")
+        _children_leave_the_gateway_alone()
     return session
+
+
+def _children_leave_the_gateway_alone() -> None:
+    """Make py4j's connections survive a fork of this process (riskgraph/forked.py).
+
+    In a forked child CPython clears the thread states of every other thread; py4j keeps each
+    thread's connection to the JVM in a thread local whose finalizer closes it, and closing shuts
+    the socket down, which the child shares with this process. So a fork made while the Spark
+    reader's threads held connections shut those down under this process, and its next call on one
+    failed with "Connection reset by peer" (Py4JError on `read`, now and then, in CI and at 1M).
+    A connection is now shut down only by the process that opened it; a child only forgets it."""
+    from py4j.clientserver import ClientServerConnection
+
+    if getattr(ClientServerConnection.close, "_owner_only", False):
+        return
+    owner = os.getpid()
+    close = ClientServerConnection.close
+
+    def owner_only_close(self: Any, reset: bool = False) -> None:
+        if os.getpid() != owner:  # a forked child: the socket is the parent's
+            self.socket = self.stream = None
+            return
+        close(self, reset)
+
+    owner_only_close._owner_only = True  # type: ignore[attr-defined]
+    ClientServerConnection.close = owner_only_close
 
 
 def _require_encryption(session: Any, conf: SparkSettings) -> None:
